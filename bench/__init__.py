@@ -1,0 +1,1 @@
+"""Benchmarks: ``python -m bench [NAME ...]`` runs bench/bench_NAME.py (all when none named)."""

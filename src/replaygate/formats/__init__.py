@@ -1,0 +1,110 @@
+"""File formats, chosen by file name.
+
+Every reader is a function ``read(path, options) -> Iterator[Exchange]`` and every writer a
+class ``Writer(path, options)`` that is a :class:`~replaygate.pipeline.Sink`. This registry maps
+extensions to them lazily, so importing replaygate does not import every format.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+from ..errors import UnknownFormatError
+from ..model import Exchange
+from ..pipeline import Counters, Sink
+
+__all__ = ["ReadOptions", "WriteOptions", "format_of", "open_reader", "open_writer"]
+
+
+@dataclass
+class ReadOptions:
+    """Options common to readers; format-specific ones go in ``extra``."""
+
+    log_format: str | None = None  # access logs: nginx | apache | alb | elb
+    counters: Counters = field(default_factory=Counters)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class WriteOptions:
+    append: bool = False
+    max_bytes: int | None = None
+    max_seconds: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+# extension -> format name; longest match wins
+_EXTENSIONS: dict[str, str] = {
+    ".gor": "gor",
+    ".gor.gz": "gor",
+    ".gor.zst": "gor",
+    ".pcap": "pcap",
+    ".pcap.gz": "pcap",
+    ".cap": "pcap",
+    ".pcapng": "pcap",
+    ".pcapng.gz": "pcap",
+    ".har": "har",
+    ".mitm": "mitm",
+    ".flows": "mitm",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".log": "accesslog",
+    ".log.gz": "accesslog",
+}
+
+# format name -> (reader "module:function", writer "module:Class")
+_FORMATS: dict[str, tuple[str | None, str | None]] = {
+    "gor": ("replaygate.formats._gor_io:read", "replaygate.formats._gor_io:Writer"),
+    "pcap": ("replaygate.formats.pcap:read", None),
+    "har": ("replaygate.formats.har:read", "replaygate.formats.har:Writer"),
+    "mitm": ("replaygate.formats.mitm:read", None),
+    "jsonl": ("replaygate.formats.jsonl:read", "replaygate.formats.jsonl:Writer"),
+    "accesslog": ("replaygate.formats.accesslog:read", None),
+}
+
+
+def format_of(path: str | os.PathLike[str]) -> str:
+    """The format name for a file name; raises UnknownFormatError naming the file."""
+    p = os.fspath(path).lower()
+    best = ""
+    for ext in _EXTENSIONS:
+        if p.endswith(ext) and len(ext) > len(best):
+            best = ext
+    if not best:
+        known = ", ".join(sorted(_EXTENSIONS))
+        raise UnknownFormatError(f"unknown file extension (known: {known})", path=os.fspath(path))
+    return _EXTENSIONS[best]
+
+
+def _load(ref: str) -> Any:
+    mod, _, name = ref.partition(":")
+    return getattr(importlib.import_module(mod), name)
+
+
+def open_reader(
+    path: str | os.PathLike[str], options: ReadOptions | None = None
+) -> Iterator[Exchange]:
+    """Iterate the exchanges of a file, whatever its (supported) format."""
+    fmt = format_of(path)
+    reader_ref, _ = _FORMATS[fmt]
+    if reader_ref is None:
+        raise UnknownFormatError(f"{fmt} files can be written but not read", path=os.fspath(path))
+    reader = cast(Callable[[str, ReadOptions], Iterator[Exchange]], _load(reader_ref))
+    return reader(os.fspath(path), options or ReadOptions())
+
+
+def open_writer(path: str | os.PathLike[str], options: WriteOptions | None = None) -> Sink:
+    """A sink that writes exchanges to ``path`` in the format its extension names."""
+    fmt = format_of(path)
+    _, writer_ref = _FORMATS[fmt]
+    if writer_ref is None:
+        raise UnknownFormatError(
+            f"{fmt} files can be read but not written (write .gor, .har or .jsonl)",
+            path=os.fspath(path),
+        )
+    cls = _load(writer_ref)
+    return cast(Sink, cls(os.fspath(path), options or WriteOptions()))

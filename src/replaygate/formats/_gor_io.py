@@ -1,0 +1,33 @@
+"""Registry adapters for the ``.gor`` format (see :mod:`replaygate.formats.gor`)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from ..model import Exchange
+from . import ReadOptions, WriteOptions
+from .gor import GorRecord, GorWriter, read_exchanges
+
+
+def read(path: str, options: ReadOptions) -> Iterator[Exchange]:
+    c = options.counters
+
+    def truncated(offset: int) -> None:
+        c.notes[f"truncated at offset {offset}"] += 1
+        c.dropped["truncated_record"] += 1
+
+    def orphan(rec: GorRecord) -> None:
+        c.dropped["response_without_request"] += 1
+
+    return read_exchanges(path, on_truncated=truncated, on_orphan=orphan)
+
+
+class Writer(GorWriter):
+    def __init__(self, path: str, options: WriteOptions) -> None:
+        super().__init__(
+            path,
+            append=options.append,
+            max_bytes=options.max_bytes,
+            max_seconds=options.max_seconds,
+            with_metadata=options.extra.get("with_metadata", True),
+        )

@@ -1,0 +1,466 @@
+"""GoReplay's ``.gor`` file format: replaygate's own recording format.
+
+A file is a sequence of records::
+
+    <type> <id> <timestamp_ns> <latency_ns>[ <extra>...]\\n
+    <raw HTTP bytes>
+    \\n🐵🙈🙉\\n
+
+``type`` is 1 (request), 2 (original response) or 3 (replayed response). Old GoReplay files
+have only three header fields (no latency). GoReplay splits the header line on spaces and
+reads the first fields only, so replaygate carries its own metadata as extra ``rg.<key>=<value>``
+fields (values percent-encoded, never containing a space); GoReplay ignores them and
+replaygate reads them back. Version of this metadata: ``rg.v=1``.
+
+Reading is sans-I/O (:class:`GorRecordParser`: bytes in, records out) with thin file
+wrappers around it. A file cut short reads back every complete record; the cut is reported
+with its offset through ``on_truncated`` (or raised as :class:`TruncatedError` in strict mode).
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import os
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import BinaryIO
+from urllib.parse import quote, unquote
+
+from ..errors import FormatError, InputError, TruncatedError
+from ..model import ConnectionId, Exchange, Flag, HTTPMessage, Request, Response
+
+__all__ = [
+    "SEPARATOR",
+    "GorRecord",
+    "GorRecordParser",
+    "GorWriter",
+    "encode_record",
+    "exchange_records",
+    "open_binary",
+    "read_exchanges",
+    "read_records",
+]
+
+SEPARATOR = "\n🐵🙈🙉\n".encode()
+META_VERSION = "1"
+_CHUNK = 1 << 20
+
+
+@dataclass(slots=True)
+class GorRecord:
+    """One record: a message with GoReplay's header fields and our extra metadata."""
+
+    type: int
+    id: str
+    ts_ns: int
+    latency_ns: int | None
+    payload: bytes
+    extra: dict[str, str] = field(default_factory=dict)
+    offset: int = 0
+
+
+def encode_record(rec: GorRecord) -> bytes:
+    """Serialize one record exactly as GoReplay writes it (plus our extras, if any)."""
+    lat = -1 if rec.latency_ns is None else rec.latency_ns
+    head = f"{rec.type} {rec.id} {rec.ts_ns} {lat}"
+    if rec.extra:
+        head += "".join(f" rg.{k}={quote(v, safe='')}" for k, v in rec.extra.items())
+    return head.encode() + b"\n" + rec.payload + SEPARATOR
+
+
+def _parse_header(line: bytes, offset: int, path: str | None) -> GorRecord:
+    parts = line.decode("utf-8", "replace").strip("\r").split(" ")
+    if len(parts) < 3:
+        raise FormatError(f"bad .gor record header {line[:60]!r}", path=path, offset=offset)
+    try:
+        typ = int(parts[0])
+        ts = int(parts[2])
+        lat = int(parts[3]) if len(parts) > 3 and not parts[3].startswith("rg.") else None
+    except ValueError:
+        raise FormatError(
+            f"bad .gor record header {line[:60]!r}", path=path, offset=offset
+        ) from None
+    if lat is not None and lat < 0:
+        lat = None
+    extra: dict[str, str] = {}
+    for p in parts[3:]:
+        if p.startswith("rg.") and "=" in p:
+            k, v = p[3:].split("=", 1)
+            extra[k] = unquote(v)
+    return GorRecord(typ, parts[1], ts, lat, b"", extra, offset)
+
+
+class GorRecordParser:
+    """Sans-I/O reader: ``feed(bytes)`` returns the records completed so far.
+
+    After the last ``feed``, ``close()`` returns the offset of trailing bytes that do not form
+    a complete record (``None`` when the input ended cleanly).
+    """
+
+    def __init__(self, path: str | None = None) -> None:
+        self._buf = bytearray()
+        self._base = 0  # file offset of _buf[0]
+        self._path = path
+
+    def feed(self, data: bytes) -> list[GorRecord]:
+        buf = self._buf
+        buf += data
+        out: list[GorRecord] = []
+        start = 0
+        while True:
+            sep = buf.find(SEPARATOR, start)
+            if sep < 0:
+                break
+            rec_bytes = bytes(buf[start:sep])
+            nl = rec_bytes.find(b"\n")
+            if nl < 0:
+                # A lone header with no payload is still a record (empty payload).
+                header, payload = rec_bytes, b""
+            else:
+                header, payload = rec_bytes[:nl], rec_bytes[nl + 1 :]
+            if header.strip():
+                rec = _parse_header(header, self._base + start, self._path)
+                rec.payload = payload
+                out.append(rec)
+            start = sep + len(SEPARATOR)
+        if start:
+            del buf[:start]
+            self._base += start
+        return out
+
+    def close(self) -> int | None:
+        rest = bytes(self._buf)
+        if rest.strip(b"\r\n") == b"":
+            return None
+        return self._base
+
+
+def open_binary(path: str | os.PathLike[str], mode: str = "rb") -> BinaryIO:
+    """Open a file, transparently (de)compressing by extension: ``.gz`` gzip, ``.zst`` zstd."""
+    p = os.fspath(path)
+    try:
+        if p.endswith(".gz"):
+            return gzip.open(p, mode)  # type: ignore[return-value]
+        if p.endswith(".zst"):
+            import zstandard
+
+            raw = open(p, mode)  # noqa: SIM115 - closed by the zstd stream
+            if "r" in mode:
+                return zstandard.ZstdDecompressor().stream_reader(raw, closefd=True)
+            return zstandard.ZstdCompressor(level=3).stream_writer(raw, closefd=True)
+        return open(p, mode)  # type: ignore[return-value]
+    except FileNotFoundError:
+        raise InputError("no such file", path=p) from None
+    except IsADirectoryError:
+        raise InputError("is a directory, not a file", path=p) from None
+    except PermissionError:
+        raise InputError("permission denied", path=p) from None
+
+
+def read_records(
+    path: str | os.PathLike[str],
+    *,
+    on_truncated: Callable[[int], None] | None = None,
+    strict: bool = False,
+) -> Iterator[GorRecord]:
+    """Yield every complete record of a ``.gor`` file (optionally compressed)."""
+    p = os.fspath(path)
+    parser = GorRecordParser(p)
+    with open_binary(p) as f:
+        try:
+            while True:
+                chunk = f.read(_CHUNK)
+                if not chunk:
+                    break
+                yield from parser.feed(chunk)
+        except (EOFError, OSError) as e:  # gzip/zstd stream cut short
+            if isinstance(e, FileNotFoundError):
+                raise
+            if strict:
+                raise TruncatedError(f"compressed stream is damaged: {e}", path=p) from None
+            if on_truncated is not None:
+                on_truncated(parser._base)
+            return
+        except Exception as e:
+            if type(e).__name__ == "ZstdError":
+                if strict:
+                    raise TruncatedError(f"zstd stream is damaged: {e}", path=p) from None
+                if on_truncated is not None:
+                    on_truncated(parser._base)
+                return
+            raise
+    cut = parser.close()
+    if cut is not None:
+        if strict:
+            raise TruncatedError(
+                "file ends inside a record (no separator); earlier records were read",
+                path=p,
+                offset=cut,
+            )
+        if on_truncated is not None:
+            on_truncated(cut)
+
+
+def _exchange_from_records(req: GorRecord, others: list[GorRecord]) -> Exchange:
+    e = req.extra
+    request = Request(
+        req.payload, ts_first_ns=req.ts_ns, ts_last_ns=int(e.get("tl", 0)) or req.ts_ns
+    )
+    ex = Exchange(id=req.id, request=request)
+    if "conn" in e:
+        try:
+            ex.conn = ConnectionId.parse(e["conn"])
+        except ValueError:
+            pass
+    if "sess" in e:
+        ex.session = e["sess"]
+    if "seq" in e and e["seq"].isdigit():
+        ex.seq = int(e["seq"])
+    if e.get("flags"):
+        for f in e["flags"].split(","):
+            try:
+                ex.flags.add(Flag(f))
+            except ValueError:
+                ex.meta.setdefault("unknown_flags", "")
+                ex.meta["unknown_flags"] += f + ","
+    for k, v in e.items():
+        if k.startswith("m."):
+            ex.meta[k[2:]] = v
+    for r in others:
+        if r.type == 2:
+            # GoReplay stores response start time and latency; last byte = start + latency
+            # when we wrote it, GoReplay's own files have latency = request->response time.
+            first = int(r.extra.get("tf", 0)) or r.ts_ns
+            last = req.ts_ns + r.latency_ns if r.latency_ns is not None else r.ts_ns
+            resp = Response(r.payload, ts_first_ns=first, ts_last_ns=last)
+            if r.extra.get("interim") == "1":
+                ex.interim.append(resp)
+            else:
+                ex.response = resp
+        elif r.type == 3:
+            ex.replayed = Response(r.payload, ts_first_ns=r.ts_ns, ts_last_ns=r.ts_ns)
+            ex.replay_ts_ns = r.ts_ns
+            ex.replay_latency_ns = r.latency_ns
+            if r.extra.get("err"):
+                ex.replay_error = r.extra["err"]
+                if not r.payload:
+                    ex.replayed = None
+    return ex
+
+
+def exchange_records(ex: Exchange) -> list[GorRecord]:
+    """The records that represent ``ex`` in a ``.gor`` file."""
+    extra: dict[str, str] = {"v": META_VERSION}
+    if ex.conn is not None:
+        extra["conn"] = str(ex.conn)
+    if ex.session is not None:
+        extra["sess"] = ex.session
+    if ex.seq:
+        extra["seq"] = str(ex.seq)
+    if ex.flags:
+        extra["flags"] = ",".join(sorted(str(f) for f in ex.flags))
+    if ex.request.ts_last_ns and ex.request.ts_last_ns != ex.request.ts_first_ns:
+        extra["tl"] = str(ex.request.ts_last_ns)
+    for k, v in ex.meta.items():
+        extra["m." + k] = v
+    recs = [GorRecord(1, ex.id, ex.request.ts_first_ns, None, ex.request.raw, extra)]
+    for im in ex.interim:
+        recs.append(
+            GorRecord(2, ex.id, im.ts_first_ns, _lat(ex.request, im), im.raw, {"interim": "1"})
+        )
+    if ex.response is not None:
+        r = ex.response
+        rx = {"tf": str(r.ts_first_ns)} if r.ts_first_ns else {}
+        recs.append(
+            GorRecord(2, ex.id, r.ts_first_ns or r.ts_last_ns, _lat(ex.request, r), r.raw, rx)
+        )
+    if ex.replayed is not None or ex.replay_error is not None:
+        payload = ex.replayed.raw if ex.replayed is not None else b""
+        ts = ex.replay_ts_ns or (ex.replayed.ts_first_ns if ex.replayed is not None else 0)
+        rx3 = {"err": ex.replay_error} if ex.replay_error else {}
+        recs.append(GorRecord(3, ex.id, ts, ex.replay_latency_ns, payload, rx3))
+    return recs
+
+
+def _lat(req: HTTPMessage, resp: HTTPMessage) -> int | None:
+    if not req.ts_first_ns or not resp.ts_last_ns:
+        return None
+    lat = resp.ts_last_ns - req.ts_first_ns
+    return lat if lat >= 0 else None
+
+
+def read_exchanges(
+    path: str | os.PathLike[str],
+    *,
+    window: int = 2_000,
+    on_truncated: Callable[[int], None] | None = None,
+    on_orphan: Callable[[GorRecord], None] | None = None,
+) -> Iterator[Exchange]:
+    """Group records by id into exchanges, in the order their requests appear.
+
+    Responses may follow their request at any distance; an exchange is released once it holds
+    its original response (and its replayed one, if the file has shown any), or when more than
+    ``window`` newer exchanges are pending (bounded memory), or at the end of the file. Responses whose request never
+    appears are passed to ``on_orphan``.
+    """
+    pending: OrderedDict[str, tuple[GorRecord | None, list[GorRecord]]] = OrderedDict()
+    seen_types: set[int] = set()
+
+    def ready(item: tuple[GorRecord | None, list[GorRecord]]) -> bool:
+        req, others = item
+        if req is None:
+            return False
+        have = {r.type for r in others if r.extra.get("interim") != "1"}
+        # A response may arrive at any distance, so a request alone is never "ready"; it is
+        # released by the window (request-only files) or at the end of the file.
+        return 2 in have and (3 in have or 3 not in seen_types)
+
+    def release_front(force: bool) -> Iterator[Exchange]:
+        while pending:
+            key = next(iter(pending))
+            item = pending[key]
+            if not force and not ready(item) and len(pending) <= window:
+                return
+            del pending[key]
+            req, others = item
+            if req is None:
+                for o in others:
+                    if on_orphan is not None:
+                        on_orphan(o)
+                continue
+            yield _exchange_from_records(req, others)
+
+    for rec in read_records(path, on_truncated=on_truncated):
+        seen_types.add(rec.type)
+        item = pending.get(rec.id)
+        if rec.type == 1:
+            if item is not None and item[0] is not None:
+                # same id reused for a new request: release the old one first
+                old = pending.pop(rec.id)
+                yield _exchange_from_records(old[0], old[1])  # type: ignore[arg-type]
+                item = None
+            pending[rec.id] = (rec, item[1] if item else [])
+        else:
+            if item is None:
+                pending[rec.id] = (None, [rec])
+            else:
+                item[1].append(rec)
+        yield from release_front(False)
+    yield from release_front(True)
+
+
+class GorWriter:
+    """A sink writing exchanges to a ``.gor`` file (compressed by extension).
+
+    With ``max_bytes`` or ``max_seconds`` the file rotates: ``name.gor`` becomes
+    ``name_0.gor``, ``name_1.gor``, ... (GoReplay's naming), each a complete, readable file.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        append: bool = False,
+        max_bytes: int | None = None,
+        max_seconds: float | None = None,
+        with_metadata: bool = True,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        import time
+
+        self.path = os.fspath(path)
+        self._append = append
+        self._max_bytes = max_bytes
+        self._max_seconds = max_seconds
+        self._meta = with_metadata
+        self._clock = clock or time.monotonic
+        self._index = 0
+        self._f: BinaryIO | None = None
+        self._written = 0
+        self._opened_at = 0.0
+        self.files: list[str] = []
+        self.records = 0
+
+    def _name(self) -> str:
+        if self._max_bytes is None and self._max_seconds is None:
+            return self.path
+        base, ext = _split_ext(self.path)
+        return f"{base}_{self._index}{ext}"
+
+    def _open(self) -> BinaryIO:
+        name = self._name()
+        d = os.path.dirname(name)
+        if d and not os.path.isdir(d):
+            raise InputError("directory does not exist", path=d)
+        try:
+            f = open_binary(name, "ab" if self._append else "wb")
+        except InputError:
+            raise
+        except OSError as e:
+            raise InputError(f"cannot write: {e.strerror}", path=name) from None
+        self.files.append(name)
+        self._written = 0
+        self._opened_at = self._clock()
+        return f
+
+    def _rotate_if_needed(self) -> None:
+        if self._f is None:
+            self._f = self._open()
+            return
+        if (self._max_bytes is not None and self._written >= self._max_bytes) or (
+            self._max_seconds is not None and self._clock() - self._opened_at >= self._max_seconds
+        ):
+            self._f.close()
+            self._index += 1
+            self._f = self._open()
+
+    def write_record(self, rec: GorRecord) -> None:
+        self._rotate_if_needed()
+        assert self._f is not None
+        if not self._meta:
+            rec = GorRecord(rec.type, rec.id, rec.ts_ns, rec.latency_ns, rec.payload)
+        data = encode_record(rec)
+        self._f.write(data)
+        self._written += len(data)
+        self.records += 1
+
+    def write(self, ex: Exchange) -> None:
+        for rec in exchange_records(ex):
+            self.write_record(rec)
+
+    def flush(self) -> None:
+        if self._f is not None:
+            self._f.flush()
+
+    def close(self) -> None:
+        if self._f is None:
+            self._f = self._open()  # an empty run still leaves an (empty) file
+        self._f.close()
+
+
+def _split_ext(path: str) -> tuple[str, str]:
+    for ext in (".gor.gz", ".gor.zst", ".gz", ".zst"):
+        if path.endswith(ext):
+            return path[: -len(ext)], ext
+    base, ext = os.path.splitext(path)
+    return base, ext
+
+
+def parse_bytes(data: bytes) -> list[GorRecord]:
+    """Parse a whole in-memory ``.gor`` byte string (tests, middleware)."""
+    p = GorRecordParser()
+    recs = p.feed(data)
+    if p.close() is not None:
+        raise TruncatedError("data ends inside a record", offset=p._base)
+    return recs
+
+
+def write_bytes(exchanges: list[Exchange]) -> bytes:
+    """Serialize exchanges to ``.gor`` bytes in memory."""
+    buf = io.BytesIO()
+    for ex in exchanges:
+        for rec in exchange_records(ex):
+            buf.write(encode_record(rec))
+    return buf.getvalue()
