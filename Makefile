@@ -18,9 +18,11 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/replaygate demo $(DEMO_ARGS)
 
+LINT_DIRS := $(wildcard src tests bench examples)
+
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench examples
-	$(BIN)/ruff format --check src tests bench examples
+	$(BIN)/ruff check $(LINT_DIRS)
+	$(BIN)/ruff format --check $(LINT_DIRS)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
