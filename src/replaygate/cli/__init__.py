@@ -13,6 +13,7 @@ from typing import Any
 
 import click
 
+from .. import __version__
 from ..errors import ReplaygateError
 
 __all__ = ["cli", "main"]
@@ -79,7 +80,7 @@ def _available(mod: str) -> bool:
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="replaygate")
+@click.version_option(version=__version__, prog_name="replaygate")
 def cli() -> None:
     """replaygate: turn real production HTTP traffic into a release gate.
 
