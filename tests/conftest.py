@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from replaygate.testing.servers import NginxServer, is_root, nginx_binary
 
 CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
 
@@ -18,3 +21,19 @@ def corpus() -> Path:
     if not path.is_dir():
         pytest.skip(f"corpus not found at {path} (set REPLAYGATE_CORPUS)")
     return path
+
+
+@pytest.fixture(scope="session")
+def nginx() -> Iterator[NginxServer]:
+    """A real nginx on 127.0.0.1 (default locations of replaygate.testing.servers)."""
+    if nginx_binary() is None:
+        pytest.skip("nginx is not installed (apt-get install nginx-light)")
+    with NginxServer() as ng:
+        yield ng
+
+
+@pytest.fixture
+def needs_root() -> None:
+    """Skip (saying why) unless running as root, for raw-socket capture tests."""
+    if not is_root():
+        pytest.skip("needs root for raw sockets (CI runs as root)")
