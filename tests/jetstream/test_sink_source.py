@@ -1,0 +1,85 @@
+"""NatsSink and read_stream against a real nats-server -js on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from replaygate.errors import StreamError
+from replaygate.jetstream import NatsSink, admin, read_stream
+from replaygate.jetstream.url import parse_stream_url
+from replaygate.pipeline import Counters
+from replaygate.testing import make_exchange
+from replaygate.testing.nats import NatsServer
+
+
+def test_publish_then_read_in_order(nats_server: NatsServer) -> None:
+    url = nats_server.url + "/T1?partitions=4"
+    sink = NatsSink(url)
+    sent = [make_exchange("GET", f"/item/{i}", session=f"s{i % 5}") for i in range(500)]
+    for ex in sent:
+        sink.write(ex)
+    sink.close()
+    assert sink.published == 500
+    got = list(read_stream(url))
+    assert sorted(e.id for e in got) == sorted(e.id for e in sent)
+    # within one session the order of publication is kept
+    for s in range(5):
+        want = [e.request.target for e in sent if e.session == f"s{s}"]
+        have = [e.request.target for e in got if e.session == f"s{s}"]
+        assert have == want
+
+
+def test_duplicates_dropped_by_msg_id(nats_server: NatsServer) -> None:
+    url = nats_server.url + "/T2"
+    ex = make_exchange()
+    sink = NatsSink(url)
+    sink.write(ex)
+    sink.write(ex)  # same Nats-Msg-Id: JetStream keeps one
+    sink.close()
+    assert len(list(read_stream(url))) == 1
+
+
+def test_status_and_purge(nats_server: NatsServer) -> None:
+    u = parse_stream_url(nats_server.url + "/T3")
+    asyncio.run(admin.init(u, admin.StreamSettings(max_bytes=1 << 30)))
+    sink = NatsSink(u)
+    for i in range(10):
+        sink.write(make_exchange(target=f"/{i}"))
+    sink.close()
+    st = asyncio.run(admin.status(u))
+    assert st["streams"]["T3"]["messages"] == 10
+    assert st["streams"]["T3-RESULTS"]["messages"] == 0
+    out = asyncio.run(admin.purge(u))
+    assert out["T3"] == 10
+    assert list(read_stream(u)) == []
+
+
+def test_missing_stream_is_one_line_error(nats_server: NatsServer) -> None:
+    with pytest.raises(StreamError, match="does not exist"):
+        list(read_stream(nats_server.url + "/NOPE"))
+
+
+def test_unreachable_server_is_one_line_error() -> None:
+    from replaygate.testing.servers import free_port
+
+    with pytest.raises(StreamError, match="cannot connect"):
+        NatsSink(f"nats://127.0.0.1:{free_port()}/T")
+
+
+def test_buffering_across_a_server_restart(nats_server: NatsServer) -> None:
+    """The sink keeps what it could not publish while NATS was away and sends it later."""
+    url = nats_server.url + "/T4"
+    c = Counters()
+    sink = NatsSink(url, counters=c, close_timeout=30)
+    for i in range(100):
+        sink.write(make_exchange(target=f"/a/{i}"))
+    nats_server.stop()
+    for i in range(100):
+        sink.write(make_exchange(target=f"/b/{i}"))
+    nats_server.start()  # same port and store dir: the stream is still there
+    sink.close()
+    got = list(read_stream(url))
+    assert len(got) + c.dropped["stream_unacked"] == 200
+    assert len(got) == 200
