@@ -23,16 +23,15 @@ compressed) file through the parser, :class:`PcapWriter` writes classic nanoseco
 from __future__ import annotations
 
 import gzip
-import io
 import os
 import socket
 import struct
 import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
-from ..errors import FormatError, InputError
+from ..errors import FormatError, InputError, TruncatedError
 from ..pipeline import Counters
 from .segment import ACK, FIN, PSH, SYN
 
@@ -165,7 +164,7 @@ class PcapParser:
                 _vmaj, _vmin, _zone, _sig, snaplen, network = struct.unpack_from(
                     e + "HHiIII", buf, 4
                 )
-                self._linktype = network & 0x0FFFFFFF  # upper bits: FCS length info
+                self._linktype = network & 0x03FFFFFF  # upper bits: FCS info (libpcap LT_LINKTYPE)
                 self._ts_mul = 1 if magic == _MAGIC_NSEC else 1000
                 self._rec = struct.Struct(e + "IIII")
                 self._rec_len = 24 if magic == _MAGIC_MODIFIED else 16
@@ -330,10 +329,9 @@ class PcapParser:
 # ----------------------------------------------------------------------------------------------
 
 
-def _open_capture(path: str) -> tuple[BinaryIO | _Both, str]:
-    """Open ``path`` for reading, decompressing gzip or zstd (by magic or by extension)."""
+def _open(path: str) -> BinaryIO:
     try:
-        raw = open(path, "rb")  # noqa: SIM115 - returned to the caller, who closes it
+        return open(path, "rb")  # closed by the caller
     except FileNotFoundError:
         raise InputError("no such file", path=path) from None
     except IsADirectoryError:
@@ -342,38 +340,84 @@ def _open_capture(path: str) -> tuple[BinaryIO | _Both, str]:
         raise InputError("permission denied", path=path) from None
     except OSError as e:
         raise InputError(f"cannot open: {e.strerror or e}", path=path) from None
-    try:
-        head = raw.read(4)
-    except OSError as e:
-        raw.close()
-        raise InputError(f"cannot read: {e.strerror or e}", path=path) from None
-    raw.seek(0)
-    if head[:2] == b"\x1f\x8b":
-        return _Both(gzip.GzipFile(fileobj=raw, mode="rb"), raw), "gzip"
-    if head == b"\x28\xb5\x2f\xfd":
+
+
+class _Chunks:
+    """The decompressed bytes of a file, chunk by chunk; gzip (several members too) or zstd
+    by magic, whatever the extension says. ``cut`` is set when a compressed stream ends
+    before its end marker; what decompressed up to there is still handed out."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.cut = False
+        self.kind = ""
+
+    def __iter__(self) -> Iterator[bytes]:
+        path = self.path
+        with _open(path) as f:
+            try:
+                first = f.read(_CHUNK)
+            except OSError as e:
+                raise InputError(f"cannot read: {e.strerror or e}", path=path) from None
+            if first[:2] == b"\x1f\x8b":
+                self.kind = "gzip"
+                yield from self._gzip(f, first)
+            elif first[:4] == b"\x28\xb5\x2f\xfd":
+                self.kind = "zstd"
+                yield from self._zstd(f, first)
+            else:
+                # (a file named .gz that is not compressed is read as it is: the magic counts)
+                chunk = first
+                while chunk:
+                    yield chunk
+                    chunk = f.read(_CHUNK)
+
+    def _gzip(self, f: BinaryIO, first: bytes) -> Iterator[bytes]:
+        d = zlib.decompressobj(31)
+        raw = first
+        consumed = 0
+        while raw:
+            try:
+                out = d.decompress(raw)
+                while d.eof and d.unused_data:  # concatenated gzip members
+                    rest = d.unused_data
+                    d = zlib.decompressobj(31)
+                    out += d.decompress(rest)
+            except zlib.error as e:
+                raise FormatError(f"corrupt gzip data ({e})", path=self.path,
+                                  offset=consumed) from None  # fmt: skip
+            consumed += len(raw)
+            if out:
+                yield out
+            raw = f.read(_CHUNK)
+        tail = d.flush()
+        if tail:
+            yield tail
+        if not d.eof:
+            self.cut = True
+
+    def _zstd(self, f: BinaryIO, first: bytes) -> Iterator[bytes]:
         import zstandard
 
-        return _Both(zstandard.ZstdDecompressor().stream_reader(raw), raw), "zstd"
-    # A file named .gz that is not compressed is read as it is: the magic is what counts.
-    return raw, ""
-
-
-class _Both(io.RawIOBase):
-    """A decompressing reader that also closes the file under it."""
-
-    def __init__(self, inner: Any, raw: BinaryIO) -> None:
-        self._inner = inner
-        self._raw = raw
-
-    def read(self, n: int = -1) -> bytes:
-        return bytes(self._inner.read(n))
-
-    def close(self) -> None:
-        try:
-            self._inner.close()
-        finally:
-            self._raw.close()
-            super().close()
+        d = zstandard.ZstdDecompressor().decompressobj()
+        raw = first
+        consumed = 0
+        while raw:
+            try:
+                out = d.decompress(raw)
+                while d.eof and d.unused_data:
+                    rest = d.unused_data
+                    d = zstandard.ZstdDecompressor().decompressobj()
+                    out += d.decompress(rest)
+            except zstandard.ZstdError as e:
+                raise FormatError(f"corrupt zstd data ({e})", path=self.path,
+                                  offset=consumed) from None  # fmt: skip
+            consumed += len(raw)
+            if out:
+                yield out
+            raw = f.read(_CHUNK)
+        if not d.eof:
+            self.cut = True
 
 
 def iter_frames(path: str, counters: Counters | None = None) -> Iterator[Frame]:
@@ -384,43 +428,25 @@ def iter_frames(path: str, counters: Counters | None = None) -> Iterator[Frame]:
     ``counters.notes['pcap.truncated_at_offset']``). Without ``counters`` the cut is raised as
     a :class:`~replaygate.errors.TruncatedError` after the last frame, so it is never silent.
     """
-    from ..errors import TruncatedError
-
     path = os.fspath(path)
-    f, compression = _open_capture(path)
+    source = _Chunks(path)
     parser = PcapParser()
     total = 0
-    try:
-        with f:
-            while True:
-                try:
-                    chunk = f.read(_CHUNK)
-                except EOFError:  # compressed stream cut short
-                    chunk = b""
-                    compression = compression + "-cut"
-                except (OSError, zlib.error) as e:
-                    raise FormatError(
-                        f"corrupt {compression or 'compressed'} data: {e}",
-                        path=path, offset=total,
-                    ) from None  # fmt: skip
-                if not chunk:
-                    break
-                total += len(chunk)
-                try:
-                    frames = parser.feed(chunk)
-                except FormatError as e:
-                    raise FormatError(e.message, path=path, offset=e.offset) from None
-                yield from frames
-    except InputError:
-        raise
+    for chunk in source:
+        total += len(chunk)
+        try:
+            frames = parser.feed(chunk)
+        except FormatError as e:
+            raise FormatError(e.message, path=path, offset=e.offset) from None
+        yield from frames
     if total == 0:
         raise FormatError("empty file, not a pcap or pcapng file", path=path, offset=0)
     cut = parser.close()
-    if cut is None and not compression.endswith("-cut"):
+    if cut is None and not source.cut:
         return
-    where = cut if cut is not None else total
     if not parser.kind:
         raise FormatError("file too short for a pcap or pcapng header", path=path, offset=0)
+    where = cut if cut is not None else total
     if counters is None:
         raise TruncatedError(
             f"capture file ends inside a record after {parser.frames} frames", path=path,
