@@ -1,0 +1,489 @@
+"""Incremental HTTP/1.x message framing for the recording proxy (sans-I/O).
+
+The proxy forwards bytes untouched; this module only watches a *copy* of each direction and
+cuts it into messages with their exact raw bytes, so that recordings are byte-exact. It does
+not validate more than framing needs: the start line, ``Content-Length``,
+``Transfer-Encoding: chunked``, the request method (HEAD, CONNECT) and the status (1xx, 101,
+204, 304). Body bytes are sliced in bulk (no per-byte Python work); only header blocks and
+chunk-size lines are searched.
+
+A request and a response framer are paired by :class:`ConnectionRecorder`, which builds
+:class:`~replaygate.model.Exchange` objects with interim (1xx) responses, upgrade/CONNECT
+tunnels and honest flags for whatever ended early.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from ..model import ConnectionId, Exchange, Flag, Request, Response, new_exchange_id
+
+__all__ = ["ConnectionRecorder", "Framer", "Message"]
+
+MAX_HEAD = 256 << 10  # a head larger than this is not HTTP we can frame
+
+# framer states
+_HEAD = 0
+_BODY = 1  # counted body (Content-Length)
+_CHUNK_SIZE = 2
+_CHUNK_DATA = 3  # chunk data plus its trailing CRLF, counted
+_TRAILER = 4
+_CLOSE = 5  # body delimited by connection close
+_WAIT = 6  # after CONNECT/Upgrade request: hold bytes until the response decides
+_TUNNEL = 7  # not HTTP any more: bytes are passed, not parsed
+
+
+@dataclass(slots=True)
+class Message:
+    """One framed message: exact bytes plus what the pairing needs."""
+
+    raw: bytes
+    head_len: int
+    ts_first_ns: int
+    ts_last_ns: int
+    method: str = ""  # requests
+    status: int = 0  # responses
+    flags: set[Flag] = field(default_factory=set)
+    upgrade: bool = False  # request asked for Upgrade / CONNECT
+
+
+def _parse_head(head: bytes) -> tuple[list[bytes], dict[bytes, list[bytes]]]:
+    lines = head.split(b"\n")
+    start = lines[0].rstrip(b"\r").split(b" ", 2)
+    hdrs: dict[bytes, list[bytes]] = {}
+    for line in lines[1:]:
+        name, sep, value = line.partition(b":")
+        if sep:
+            hdrs.setdefault(name.strip().lower(), []).append(value.strip())
+    return start, hdrs
+
+
+class Framer:
+    """Cut one direction of a connection into messages.
+
+    ``is_response`` selects response rules; ``request_method`` is asked, when a response head
+    arrives, for the method of the request it answers (HEAD and CONNECT change framing).
+    ``max_record`` caps how many bytes of one message are kept: beyond it the message is
+    still framed but recorded cut, flagged truncated. ``on_message``, when given, receives
+    each message the moment it completes (before later bytes of the same chunk are framed,
+    which matters when the answer to a pipelined HEAD follows in the same chunk); otherwise
+    ``feed`` returns them.
+    """
+
+    def __init__(
+        self,
+        *,
+        is_response: bool,
+        request_method: Callable[[], str] | None = None,
+        max_record: int = 256 << 20,
+        on_message: Callable[[Message], None] | None = None,
+    ) -> None:
+        self.is_response = is_response
+        self._on_message = on_message
+        self._method = request_method or (lambda: "")
+        self._max_record = max_record
+        self._state = _HEAD
+        self._buf = b""  # unconsumed bytes of a head / size line / held data
+        self._parts: list[bytes] = []
+        self._kept = 0
+        self._cut = False
+        self._remaining = 0
+        self._head_len = 0
+        self._ts_first = 0
+        self._ts_last = 0
+        self._cur: Message | None = None
+        self.tunnel_bytes = 0
+
+    @property
+    def in_message(self) -> bool:
+        return self._cur is not None or (self._state == _HEAD and bool(self._buf.strip()))
+
+    @property
+    def tunnelled(self) -> bool:
+        return self._state == _TUNNEL
+
+    # -- control by the pairing ------------------------------------------------------------
+    def to_tunnel(self) -> None:
+        """The peer switched protocols: stop parsing, count bytes only."""
+        self.tunnel_bytes += len(self._buf)
+        self._buf = b""
+        self._state = _TUNNEL
+
+    def resume(self, ts_ns: int) -> list[Message]:
+        """The upgrade was refused: parse held bytes as HTTP again."""
+        if self._state != _WAIT:
+            return []
+        self._state = _HEAD
+        held, self._buf = self._buf, b""
+        return self.feed(held, ts_ns) if held else []
+
+    # -- feeding ---------------------------------------------------------------------------
+    def _keep(self, piece: bytes) -> None:
+        if self._cut:
+            return
+        room = self._max_record - self._kept
+        if len(piece) > room:
+            piece = piece[:room]
+            self._cut = True
+        self._parts.append(piece)
+        self._kept += len(piece)
+
+    def _finish(self, out: list[Message], extra_flag: Flag | None = None) -> None:
+        cur = self._cur
+        assert cur is not None
+        cur.raw = b"".join(self._parts)
+        cur.head_len = min(self._head_len, len(cur.raw))
+        cur.ts_first_ns = self._ts_first
+        cur.ts_last_ns = self._ts_last
+        if self._cut:
+            cur.flags.add(Flag.RESPONSE_TRUNCATED if self.is_response else Flag.REQUEST_TRUNCATED)
+        if extra_flag is not None:
+            cur.flags.add(extra_flag)
+        self._cur = None
+        self._parts = []
+        self._kept = 0
+        self._cut = False
+        if self._on_message is not None:
+            self._on_message(cur)
+        else:
+            out.append(cur)
+
+    def feed(self, data: bytes, ts_ns: int) -> list[Message]:
+        """Consume ``data`` (seen at ``ts_ns``); return the messages it completed."""
+        out: list[Message] = []
+        pos = 0
+        if self._buf and self._state in (_HEAD, _CHUNK_SIZE, _TRAILER, _WAIT):
+            data = self._buf + data
+            self._buf = b""
+        n = len(data)
+        if n and self._cur is not None:
+            self._ts_last = ts_ns
+        while pos < n:
+            st = self._state
+            if st == _TUNNEL:
+                self.tunnel_bytes += n - pos
+                return out
+            if st == _WAIT:
+                self._buf = data[pos:]
+                return out
+            if st in (_BODY, _CHUNK_DATA):
+                take = min(self._remaining, n - pos)
+                self._keep(data[pos : pos + take])
+                pos += take
+                self._remaining -= take
+                if self._remaining == 0:
+                    if st == _BODY:
+                        self._end_message(out)
+                    else:
+                        self._state = _CHUNK_SIZE
+                continue
+            if st == _CLOSE:
+                self._keep(data[pos:])
+                return out
+            if st == _HEAD:
+                if self._cur is None:
+                    # tolerate stray CRLFs between messages (RFC 9112 2.2)
+                    while pos < n and data[pos] in (13, 10) and not self._buf:
+                        pos += 1
+                    if pos >= n:
+                        return out
+                    self._ts_first = ts_ns
+                    self._ts_last = ts_ns
+                    self._cur = Message(b"", 0, ts_ns, ts_ns)
+                end = data.find(b"\r\n\r\n", pos)
+                if end >= 0:
+                    end += 4
+                else:
+                    end = data.find(b"\n\n", pos)
+                    if end >= 0:
+                        end += 2
+                if end < 0:
+                    if n - pos > MAX_HEAD:
+                        self._give_up(data[pos:], out)
+                        return out
+                    self._buf = data[pos:]
+                    return out
+                head = data[pos:end]
+                pos = end
+                self._keep(head)
+                self._head_len = len(head)
+                self._on_head(head, out)
+                continue
+            if st == _CHUNK_SIZE:
+                eol = data.find(b"\n", pos)
+                if eol < 0:
+                    if n - pos > 4096:
+                        self._give_up(data[pos:], out)
+                        return out
+                    self._buf = data[pos:]
+                    return out
+                line = data[pos : eol + 1]
+                pos = eol + 1
+                self._keep(line)
+                size_txt = line.split(b";", 1)[0].strip()
+                try:
+                    size = int(size_txt, 16)
+                except ValueError:
+                    self._give_up(b"", out)
+                    self._state = _TUNNEL
+                    self.tunnel_bytes += n - pos
+                    return out
+                if size == 0:
+                    self._state = _TRAILER
+                else:
+                    self._remaining = size + 2
+                    self._state = _CHUNK_DATA
+                continue
+            if st == _TRAILER:
+                if data.startswith(b"\r\n", pos) or data.startswith(b"\n", pos):
+                    k = 2 if data[pos] == 13 else 1
+                    self._keep(data[pos : pos + k])
+                    pos += k
+                    self._end_message(out)
+                    continue
+                end = data.find(b"\r\n\r\n", pos)
+                if end < 0:
+                    self._buf = data[pos:]
+                    return out
+                self._keep(data[pos : end + 4])
+                pos = end + 4
+                self._end_message(out)
+                continue
+        return out
+
+    def _give_up(self, rest: bytes, out: list[Message]) -> None:
+        """Not framable HTTP: record what we have as a parse error, then pass bytes on."""
+        if self._cur is None:
+            self._cur = Message(b"", 0, self._ts_first, self._ts_last)
+        self._keep(rest)
+        self._head_len = self._head_len or len(rest)
+        self._finish(out, Flag.PARSE_ERROR)
+        self._state = _TUNNEL
+
+    def _on_head(self, head: bytes, out: list[Message]) -> None:
+        cur = self._cur
+        assert cur is not None
+        start, hdrs = _parse_head(head)
+        te = b",".join(hdrs.get(b"transfer-encoding", [])).lower()
+        chunked = te.rstrip().endswith(b"chunked")
+        cl_vals = hdrs.get(b"content-length")
+        length: int | None = None
+        if cl_vals and not te:
+            try:
+                length = int(cl_vals[0].split(b",")[0])
+            except ValueError:
+                length = None
+                cur.flags.add(Flag.PARSE_ERROR)
+        if self.is_response:
+            try:
+                status = int(start[1]) if len(start) > 1 else 0
+            except ValueError:
+                status = 0
+                cur.flags.add(Flag.PARSE_ERROR)
+            cur.status = status
+            method = self._method().upper()
+            if 100 <= status < 200 or status in (204, 304) or method == "HEAD":
+                self._end_message(out)
+                return
+            if method == "CONNECT" and 200 <= status < 300:
+                self._end_message(out)
+                return
+        else:
+            cur.method = start[0].decode("latin-1") if start else ""
+            upgrade = cur.method.upper() == "CONNECT" or b"upgrade" in hdrs
+            cur.upgrade = upgrade
+            if not chunked and length is None:
+                self._end_message(out)
+                return
+        if chunked:
+            self._state = _CHUNK_SIZE
+        elif length is not None:
+            if length == 0:
+                self._end_message(out)
+                return
+            self._remaining = length
+            self._state = _BODY
+        else:
+            self._state = _CLOSE
+
+    def _end_message(self, out: list[Message]) -> None:
+        cur = self._cur
+        assert cur is not None
+        self._finish(out)
+        if not self.is_response and cur.upgrade:
+            self._state = _WAIT
+        elif self._state != _TUNNEL:
+            self._state = _HEAD
+
+    def eof(self, ts_ns: int) -> list[Message]:
+        """The direction ended: close-delimited bodies complete, anything else is cut."""
+        out: list[Message] = []
+        if self._state == _CLOSE and self._cur is not None:
+            self._ts_last = ts_ns if not self._parts else self._ts_last
+            self._finish(out, Flag.CLOSE_DELIMITED)
+        elif self._cur is not None:
+            if self._state == _HEAD and self._buf:
+                self._keep(self._buf)
+                self._head_len = len(self._buf)
+            self._finish(
+                out, Flag.RESPONSE_TRUNCATED if self.is_response else Flag.REQUEST_TRUNCATED
+            )
+        self._buf = b""
+        self._state = _TUNNEL
+        return out
+
+
+@dataclass(slots=True)
+class _Pending:
+    head_method: str
+    request: Message | None = None
+    interim: list[Message] = field(default_factory=list)
+    response: Message | None = None
+
+
+class ConnectionRecorder:
+    """Pairs the two framers of one proxied connection into exchanges.
+
+    ``emit`` receives each exchange as soon as it is complete (request and final response
+    both seen), in request order. ``on_tunnel`` is called when the connection switches to a
+    tunnel (101 Switching Protocols, or 2xx to CONNECT).
+    """
+
+    def __init__(
+        self,
+        conn: ConnectionId | None,
+        emit: Callable[[Exchange], None],
+        *,
+        max_record: int = 256 << 20,
+        on_tunnel: Callable[[], None] | None = None,
+    ) -> None:
+        self.conn = conn
+        self._emit = emit
+        self._on_tunnel = on_tunnel
+        self._pending: deque[_Pending] = deque()
+        self._answered = 0  # how many entries of _pending have a final response
+        self.req = Framer(is_response=False, max_record=max_record, on_message=self._on_request)
+        self.resp = Framer(
+            is_response=True,
+            request_method=self._method,
+            max_record=max_record,
+            on_message=self._on_response,
+        )
+        self._seq = 0
+        self.requests = 0
+        self.without_response = 0
+
+    @property
+    def idle(self) -> bool:
+        """No request is waiting for its answer and no message is half-framed."""
+        return not self._pending and self.req._cur is None and self.resp._cur is None
+
+    def _method(self) -> str:
+        if self._answered < len(self._pending):
+            return self._pending[self._answered].head_method
+        return ""
+
+    def feed_request(self, data: bytes, ts_ns: int) -> None:
+        self.req.feed(data, ts_ns)
+        # a head whose body is still coming must be known before its response can arrive
+        self._note_head()
+
+    def _note_head(self) -> None:
+        cur = self.req._cur
+        if (
+            cur is not None
+            and cur.method
+            and not any(p.request is None and p.head_method for p in self._pending)
+        ):
+            self._pending.append(_Pending(cur.method))
+
+    def _on_request(self, m: Message) -> None:
+        self.requests += 1
+        for p in self._pending:
+            if p.request is None:
+                p.request = m
+                break
+        else:
+            self._pending.append(_Pending(m.method, m))
+        self._release()
+
+    def feed_response(self, data: bytes, ts_ns: int) -> None:
+        self.resp.feed(data, ts_ns)
+
+    def _on_response(self, m: Message) -> None:
+        if self._answered >= len(self._pending):
+            # a response nobody asked for (or whose request we could not frame)
+            ex = Exchange(id=new_exchange_id(), request=Request(b"", head_len=0), conn=self.conn)
+            ex.response = _response(m)
+            ex.flags |= {Flag.ORPHAN_RESPONSE, *m.flags}
+            self._emit(ex)
+            return
+        p = self._pending[self._answered]
+        if 100 <= m.status < 200 and m.status != 101:
+            p.interim.append(m)
+            return
+        p.response = m
+        self._answered += 1
+        switching = m.status == 101 or (
+            p.head_method.upper() == "CONNECT" and 200 <= m.status < 300
+        )
+        if switching:
+            self.req.to_tunnel()
+            self.resp.to_tunnel()
+            m.flags.add(Flag.CONNECT if p.head_method.upper() == "CONNECT" else Flag.UPGRADE)
+            if self._on_tunnel is not None:
+                self._on_tunnel()
+        self._release()
+        if not switching:
+            self.req.resume(m.ts_last_ns)
+
+    def _release(self) -> None:
+        while self._pending and self._answered > 0:
+            p = self._pending[0]
+            if p.request is None or p.response is None:
+                return
+            self._pending.popleft()
+            self._answered -= 1
+            self._emit(self._exchange(p))
+
+    def _exchange(self, p: _Pending) -> Exchange:
+        assert p.request is not None
+        r = p.request
+        ex = Exchange(
+            id=new_exchange_id(),
+            request=Request(
+                r.raw, ts_first_ns=r.ts_first_ns, ts_last_ns=r.ts_last_ns, head_len=r.head_len
+            ),
+            conn=self.conn,
+            seq=self._seq,
+        )
+        self._seq += 1
+        ex.flags |= r.flags
+        if p.response is not None:
+            ex.response = _response(p.response)
+            ex.flags |= p.response.flags
+        else:
+            ex.flags.add(Flag.NO_RESPONSE)
+            self.without_response += 1
+        ex.interim = [_response(i) for i in p.interim]
+        return ex
+
+    def close(self, ts_ns: int) -> None:
+        """The connection ended: emit what is left, flagged for what is missing."""
+        self.req.eof(ts_ns)
+        self.resp.eof(ts_ns)
+        while self._pending:
+            p = self._pending.popleft()
+            if self._answered:
+                self._answered -= 1
+            if p.request is None:
+                if p.response is None:
+                    continue  # head seen then connection lost: eof() emitted it truncated
+                p.request = Message(b"", 0, 0, 0, flags={Flag.REQUEST_TRUNCATED})
+            self._emit(self._exchange(p))
+
+
+def _response(m: Message) -> Response:
+    return Response(m.raw, ts_first_ns=m.ts_first_ns, ts_last_ns=m.ts_last_ns, head_len=m.head_len)

@@ -1,0 +1,366 @@
+"""The recording reverse proxy: forward every byte unchanged, record a copy.
+
+Each client connection gets its own upstream connection (so keep-alive, pipelining and
+``Expect: 100-continue`` behave exactly as without the proxy) and two pumps that forward
+chunks as they arrive: bodies stream both ways, nothing waits for a whole message. A copy of
+each chunk goes to a :class:`~replaygate.sources._framing.ConnectionRecorder` that cuts it
+into exchanges with exact raw bytes. Upgrades (WebSocket) and CONNECT become blind tunnels
+once the upstream agrees; their handshake is recorded.
+
+Recording never slows traffic: exchanges go through a :class:`~replaygate.pipeline.BoundedSink`
+(stages run in its writer thread); when the recorder falls behind, recordings are dropped
+whole and counted as ``dropped_recordings``, while traffic keeps flowing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from ..errors import CaptureError, ConfigError
+from ..model import ConnectionId, Exchange
+from ..pipeline import Sink, Stage
+from ._framing import ConnectionRecorder
+from ._recording import RecordingSink
+
+__all__ = ["ProxyConfig", "ProxyServer", "parse_hostport"]
+
+_READ = 256 << 10
+
+
+@dataclass
+class ProxyConfig:
+    """Settings of :class:`ProxyServer` (``replaygate proxy`` flags map one to one)."""
+
+    upstream: str = ""
+    listen: str = "127.0.0.1:8080"
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    max_queue: int = 10_000
+    upstream_insecure: bool = False  # https upstream: skip certificate verification
+    upstream_ca: str | None = None  # https upstream: CA bundle to trust
+    connect_timeout_s: float = 10.0
+    max_record_bytes: int = 256 << 20  # per message; longer ones are recorded cut, flagged
+    drain_timeout_s: float = 5.0  # on stop, how long open connections may finish
+
+
+def parse_hostport(text: str, *, name: str = "--listen") -> tuple[str, int]:
+    """``HOST:PORT``, ``[::1]:PORT`` or ``:PORT`` -> (host, port)."""
+    host, sep, port = text.rpartition(":")
+    if not sep:
+        raise ConfigError(f"{name}: expected HOST:PORT, got {text!r}")
+    host = host.strip("[]") or "0.0.0.0"
+    try:
+        p = int(port)
+    except ValueError:
+        raise ConfigError(f"{name}: bad port in {text!r}") from None
+    if not 0 <= p <= 65535:
+        raise ConfigError(f"{name}: port {p} out of range")
+    return host, p
+
+
+def _parse_upstream(url: str) -> tuple[str, int, bool]:
+    u = urlsplit(url if "://" in url else "http://" + url)
+    if u.scheme not in ("http", "https") or not u.hostname:
+        raise ConfigError(f"--upstream: expected http(s)://HOST[:PORT], got {url!r}")
+    tls = u.scheme == "https"
+    try:
+        port = u.port or (443 if tls else 80)
+    except ValueError:
+        raise ConfigError(f"--upstream: bad port in {url!r}") from None
+    return u.hostname, port, tls
+
+
+class ProxyServer:
+    """A recording reverse proxy running its own event loop in a background thread.
+
+    ``start()`` returns once the socket is bound (``port`` is then the real port);
+    ``stop()`` stops accepting, lets open connections finish for ``drain_timeout_s``,
+    records what completed, and closes the sink.
+    """
+
+    def __init__(self, config: ProxyConfig, sink: Sink, *, stages: Sequence[Stage] = ()) -> None:
+        self.config = config
+        self._host, self._port = parse_hostport(config.listen)
+        self._up_host, self._up_port, up_tls = _parse_upstream(config.upstream)
+        self._server_ssl = self._make_server_ssl()
+        self._up_ssl: ssl.SSLContext | None = self._make_client_ssl() if up_tls else None
+        self._recording = RecordingSink(sink, stages, max_queue=config.max_queue)
+        self.port = self._port
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._server: asyncio.base_events.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._recorders: set[ConnectionRecorder] = set()
+        self._stopped = False
+        self._counts: dict[str, int] = {
+            "connections": 0,
+            "active_connections": 0,
+            "forwarded": 0,
+            "requests_without_response": 0,
+            "tunnels": 0,
+            "bytes_from_clients": 0,
+            "bytes_from_upstream": 0,
+            "errors": 0,
+            "upstream_connect_errors": 0,
+            "tls_handshake_errors": 0,
+        }
+
+    # -- TLS -------------------------------------------------------------------------------
+    def _make_server_ssl(self) -> ssl.SSLContext | None:
+        c = self.config
+        if not c.tls_cert and not c.tls_key:
+            return None
+        if not c.tls_cert:
+            raise ConfigError("--tls-key given without --tls-cert")
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.set_alpn_protocols(["http/1.1"])
+        try:
+            ctx.load_cert_chain(c.tls_cert, c.tls_key)
+        except FileNotFoundError as e:
+            raise ConfigError(f"--tls-cert/--tls-key: {e.filename}: file not found") from None
+        except (ssl.SSLError, OSError) as e:
+            raise ConfigError(f"--tls-cert/--tls-key: cannot load certificate/key: {e}") from None
+        return ctx
+
+    def _make_client_ssl(self) -> ssl.SSLContext:
+        c = self.config
+        try:
+            ctx = ssl.create_default_context(cafile=c.upstream_ca)
+        except (OSError, ssl.SSLError) as e:
+            raise ConfigError(f"--upstream-ca: cannot load {c.upstream_ca}: {e}") from None
+        ctx.set_alpn_protocols(["http/1.1"])
+        if c.upstream_insecure:
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+        return ctx
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def start(self) -> None:
+        ready = threading.Event()
+        failure: list[BaseException] = []
+
+        def run() -> None:
+            loop = _new_loop()
+            self._loop = loop
+            asyncio.set_event_loop(loop)
+            try:
+                try:
+                    self._server = loop.run_until_complete(self._listen())
+                except BaseException as e:
+                    failure.append(e)
+                    return
+                finally:
+                    ready.set()
+                loop.run_forever()
+            finally:
+                with contextlib.suppress(Exception):
+                    loop.run_until_complete(loop.shutdown_asyncgens())
+                loop.close()
+
+        self._thread = threading.Thread(target=run, name="replaygate-proxy", daemon=True)
+        self._thread.start()
+        ready.wait()
+        if failure:
+            self._thread.join()
+            self._recording.close()
+            e = failure[0]
+            if isinstance(e, OSError):
+                raise CaptureError(
+                    f"--listen {self.config.listen}: cannot listen: {e.strerror or e}"
+                ) from None
+            raise e
+
+    async def _listen(self) -> asyncio.base_events.Server:
+        server = await asyncio.start_server(
+            self._handle,
+            self._host,
+            self._port,
+            ssl=self._server_ssl,
+            reuse_address=True,
+            backlog=1024,
+            limit=_READ,
+        )
+        sock = server.sockets[0]
+        self.port = int(sock.getsockname()[1])
+        return server
+
+    def stop(self) -> None:
+        """Graceful: stop accepting, let connections finish, flush recordings, close sink."""
+        if self._stopped:
+            return
+        self._stopped = True
+        loop = self._loop
+        if loop is not None and self._thread is not None and self._thread.is_alive():
+            fut = asyncio.run_coroutine_threadsafe(self._shutdown(), loop)
+            with contextlib.suppress(Exception):
+                fut.result(self.config.drain_timeout_s + 10)
+            loop.call_soon_threadsafe(loop.stop)
+            self._thread.join()
+        self._recording.close()
+
+    async def _shutdown(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        if self._tasks:
+            _, pending = await asyncio.wait(set(self._tasks), timeout=self.config.drain_timeout_s)
+            for t in pending:
+                t.cancel()
+            if pending:
+                await asyncio.wait(pending, timeout=2)
+        if self._server is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._server.wait_closed(), 2)
+
+    def __enter__(self) -> ProxyServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def stats(self) -> dict[str, int]:
+        """Counters: forwarded, recorded, dropped_recordings, errors, connections, ..."""
+        out = dict(self._counts)
+        out.update(self._recording.stats())
+        return out
+
+    # -- one connection ----------------------------------------------------------------------
+    async def _handle(self, creader: asyncio.StreamReader, cwriter: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        c = self._counts
+        c["connections"] += 1
+        c["active_connections"] += 1
+        peer = cwriter.get_extra_info("peername") or ("?", 0)
+        local = cwriter.get_extra_info("sockname") or ("?", 0)
+        conn = ConnectionId(str(peer[0]), int(peer[1]), str(local[0]), int(local[1]))
+        rec = ConnectionRecorder(
+            conn, self._record, max_record=self.config.max_record_bytes, on_tunnel=self._tunnel
+        )
+        self._recorders.add(rec)
+        uwriter: asyncio.StreamWriter | None = None
+        try:
+            try:
+                ureader, uw = await asyncio.wait_for(
+                    asyncio.open_connection(
+                        self._up_host,
+                        self._up_port,
+                        ssl=self._up_ssl,
+                        server_hostname=self._up_host if self._up_ssl else None,
+                        limit=_READ,
+                    ),
+                    self.config.connect_timeout_s,
+                )
+            except (OSError, TimeoutError, ssl.SSLError) as e:
+                c["upstream_connect_errors"] += 1
+                c["errors"] += 1
+                await self._bad_gateway(cwriter, e)
+                return
+            uwriter = uw
+            up = asyncio.ensure_future(self._pump_up(ureader, cwriter, rec))
+            down = asyncio.ensure_future(self._pump_down(creader, uw, rec))
+            try:
+                await asyncio.wait({up, down}, return_when=asyncio.FIRST_COMPLETED)
+                if up.done():
+                    down.cancel()  # upstream closed: nothing more can be answered
+                else:
+                    # the client stopped sending: wait for the answers it is owed, then go
+                    while not up.done():
+                        await asyncio.wait({up}, timeout=0.05)
+                        if rec.idle and not rec.req.tunnelled:
+                            up.cancel()
+                await asyncio.wait({up, down})
+            finally:
+                for t in (up, down):
+                    t.cancel()
+        except asyncio.CancelledError:
+            pass
+        finally:
+            ts = time.time_ns()
+            rec.close(ts)
+            c["requests_without_response"] += rec.without_response
+            self._recorders.discard(rec)
+            for w in (uwriter, cwriter):
+                if w is not None:
+                    w.close()
+            for w in (uwriter, cwriter):
+                if w is not None:
+                    with contextlib.suppress(Exception):
+                        await asyncio.wait_for(w.wait_closed(), 1)
+            c["active_connections"] -= 1
+            self._tasks.discard(task)
+
+    async def _pump_down(
+        self, creader: asyncio.StreamReader, uwriter: asyncio.StreamWriter, rec: ConnectionRecorder
+    ) -> None:
+        """Client -> upstream. The copy is framed *before* forwarding so that the response
+        framer knows the request method when the answer arrives."""
+        c = self._counts
+        try:
+            while True:
+                data = await creader.read(_READ)
+                if not data:
+                    break
+                c["bytes_from_clients"] += len(data)
+                rec.feed_request(data, time.time_ns())
+                uwriter.write(data)
+                await uwriter.drain()
+        except (ConnectionError, ssl.SSLError, OSError):
+            pass
+        with contextlib.suppress(OSError, RuntimeError, AttributeError, NotImplementedError):
+            if uwriter.can_write_eof():
+                uwriter.write_eof()
+
+    async def _pump_up(
+        self, ureader: asyncio.StreamReader, cwriter: asyncio.StreamWriter, rec: ConnectionRecorder
+    ) -> None:
+        """Upstream -> client."""
+        c = self._counts
+        try:
+            while True:
+                data = await ureader.read(_READ)
+                if not data:
+                    break
+                c["bytes_from_upstream"] += len(data)
+                rec.feed_response(data, time.time_ns())
+                cwriter.write(data)
+                await cwriter.drain()
+        except (ConnectionError, ssl.SSLError, OSError):
+            c["errors"] += 1
+
+    async def _bad_gateway(self, w: asyncio.StreamWriter, e: BaseException) -> None:
+        body = f"replaygate proxy: upstream {self.config.upstream} unreachable: {e}\n".encode()
+        w.write(
+            b"HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/plain\r\nConnection: close\r\n"
+            + f"Content-Length: {len(body)}\r\n\r\n".encode()
+            + body
+        )
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(w.drain(), 2)
+
+    def _tunnel(self) -> None:
+        self._counts["tunnels"] += 1
+
+    def _record(self, ex: Exchange) -> None:
+        self._counts["forwarded"] += 1
+        self._recording.write(ex)
+
+
+def _new_loop() -> asyncio.AbstractEventLoop:
+    try:
+        import uvloop
+
+        loop: Any = uvloop.new_event_loop()
+        return loop  # type: ignore[no-any-return]
+    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
+        return asyncio.new_event_loop()

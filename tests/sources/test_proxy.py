@@ -1,0 +1,350 @@
+"""The recording proxy against real servers on loopback, with real clients."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import ssl
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from replaygate.errors import CaptureError, ConfigError
+from replaygate.formats import open_reader
+from replaygate.formats.gor import GorWriter
+from replaygate.model import Exchange, Flag
+from replaygate.sources.proxy import ProxyConfig, ProxyServer, parse_hostport
+from replaygate.testing import MemorySink
+from replaygate.testing.servers import free_port
+
+from .httpserver import SCENARIO_REQUESTS, ClientConn, RawHTTPServer, run_scenario
+
+
+@pytest.fixture(scope="module")
+def upstream() -> Iterator[RawHTTPServer]:
+    with RawHTTPServer() as s:
+        yield s
+
+
+@pytest.fixture(scope="module")
+def cert(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl CLI not installed")
+    d = tmp_path_factory.mktemp("tls")
+    key, crt = d / "key.pem", d / "cert.pem"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-keyout",
+            str(key),
+            "-out",
+            str(crt),
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost,IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return str(crt), str(key)
+
+
+def _by_conn(recorded: list[Exchange]) -> dict[int, list[Exchange]]:
+    out: dict[int, list[Exchange]] = {}
+    for ex in recorded:
+        assert ex.conn is not None
+        out.setdefault(ex.conn.sport, []).append(ex)
+    return out
+
+
+def assert_same(conns: list[ClientConn], recorded: list[Exchange]) -> None:
+    """Every exchange the client saw is recorded byte-exact, in order, with latency."""
+    got = _by_conn(recorded)
+    for cc in conns:
+        rec = sorted(got.get(cc.local_port, []), key=lambda e: e.seq)
+        assert len(rec) == len(cc.exchanges), cc.exchanges[0].request
+        for want, have in zip(cc.exchanges, rec, strict=True):
+            assert have.request.raw == want.request.raw
+            assert have.response is not None and want.response is not None
+            assert have.response.raw == want.response.raw
+            assert [i.raw for i in have.interim] == [i.raw for i in want.interim]
+            assert have.latency_ns is not None and have.latency_ns >= 0
+            assert have.complete, have.flags
+    assert sum(len(c.exchanges) for c in conns) == len(recorded)
+
+
+def test_scenario_recorded_byte_exact(upstream: RawHTTPServer) -> None:
+    sink = MemorySink()
+    px = ProxyServer(ProxyConfig(upstream=upstream.url, listen="127.0.0.1:0"), sink)
+    with px:
+        conns = run_scenario("127.0.0.1", px.port)
+    assert sink.closed
+    assert len(sink.exchanges) == SCENARIO_REQUESTS
+    assert_same(conns, sink.exchanges)
+    st = px.stats
+    assert st["recorded"] == st["forwarded"] == SCENARIO_REQUESTS
+    assert st["dropped_recordings"] == 0 and st["errors"] == 0
+    assert st["active_connections"] == 0
+    big = [e for e in sink.exchanges if e.request.method == "POST" and len(e.request.raw) > 1e6]
+    assert len(big) == 1 and b"20971520" in big[0].response.raw  # type: ignore[union-attr]
+
+
+def test_records_to_gor_file(upstream: RawHTTPServer, tmp_path: Path) -> None:
+    out = tmp_path / "rec.gor"
+    with (
+        ProxyServer(ProxyConfig(upstream=upstream.url, listen="127.0.0.1:0"), GorWriter(out)) as px,
+        socket.create_connection(("127.0.0.1", px.port)) as s,
+    ):
+        s.sendall(b"GET /a HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        while s.recv(65536):
+            pass
+    back = list(open_reader(out))
+    assert len(back) == 1 and back[0].request.target == "/a"
+    assert back[0].response is not None and back[0].response.status == 200
+
+
+def test_body_streams_before_it_is_complete() -> None:
+    """The upstream sees the first body bytes while the client is still sending."""
+    lsock = socket.create_server(("127.0.0.1", 0))
+    port = lsock.getsockname()[1]
+    seen = threading.Event()
+
+    def serve() -> None:
+        conn, _ = lsock.accept()
+        with conn:
+            buf = b""
+            while b"\r\n\r\n" not in buf or len(buf.split(b"\r\n\r\n", 1)[1]) < 1000:
+                data = conn.recv(65536)
+                if not data:
+                    return
+                buf += data
+            seen.set()
+            conn.sendall(
+                b"HTTP/1.1 413 Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            )
+
+    t = threading.Thread(target=serve)
+    t.start()
+    sink = MemorySink()
+    with (
+        lsock,
+        ProxyServer(
+            ProxyConfig(upstream=f"http://127.0.0.1:{port}", listen="127.0.0.1:0"), sink
+        ) as px,
+        socket.create_connection(("127.0.0.1", px.port)) as c,
+    ):
+        c.sendall(b"POST /u HTTP/1.1\r\nHost: x\r\nContent-Length: 10000000\r\n\r\n" + b"a" * 1000)
+        assert seen.wait(10), "upstream never saw the partial body"
+        c.settimeout(10)
+        assert c.recv(1000).startswith(b"HTTP/1.1 413")
+        t.join()
+    # the early answer is recorded; the request is flagged as cut, not passed off as whole
+    assert len(sink.exchanges) == 1
+    ex = sink.exchanges[0]
+    assert ex.response is not None and ex.response.status == 413
+    assert Flag.REQUEST_TRUNCATED in ex.flags and not ex.complete
+
+
+def test_websocket_upgrade_is_tunnelled(upstream: RawHTTPServer) -> None:
+    sink = MemorySink()
+    with (
+        ProxyServer(ProxyConfig(upstream=upstream.url, listen="127.0.0.1:0"), sink) as px,
+        socket.create_connection(("127.0.0.1", px.port)) as s,
+    ):
+        s.settimeout(10)
+        s.sendall(
+            b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        )
+        got = b""
+        while b"\r\n\r\n" not in got:
+            got += s.recv(4096)
+        assert got.startswith(b"HTTP/1.1 101")
+        frame = b"\x81\x05hello GET / HTTP/1.1\r\n\r\n"  # looks like HTTP, must not be parsed
+        s.sendall(frame)
+        echoed = b""
+        while len(echoed) < len(frame):
+            echoed += s.recv(4096)
+        assert echoed == frame
+    assert len(sink.exchanges) == 1
+    ex = sink.exchanges[0]
+    assert Flag.UPGRADE in ex.flags and ex.response is not None and ex.response.status == 101
+    assert px.stats["tunnels"] == 1
+
+
+def test_connect_is_tunnelled(upstream: RawHTTPServer) -> None:
+    sink = MemorySink()
+    with (
+        ProxyServer(ProxyConfig(upstream=upstream.url, listen="127.0.0.1:0"), sink) as px,
+        socket.create_connection(("127.0.0.1", px.port)) as s,
+    ):
+        s.settimeout(10)
+        s.sendall(b"CONNECT example.test:443 HTTP/1.1\r\nHost: example.test:443\r\n\r\n")
+        got = b""
+        while b"\r\n\r\n" not in got:
+            got += s.recv(4096)
+        assert got.startswith(b"HTTP/1.1 200")
+        s.sendall(b"\x16\x03\x01 binary tls-ish bytes")
+        echoed = b""
+        while len(echoed) < 24:
+            echoed += s.recv(4096)
+    assert [Flag.CONNECT in e.flags for e in sink.exchanges] == [True]
+
+
+def test_tls_listener_with_real_clients(upstream: RawHTTPServer, cert: tuple[str, str]) -> None:
+    crt, key = cert
+    sink = MemorySink()
+    cfg = ProxyConfig(upstream=upstream.url, listen="127.0.0.1:0", tls_cert=crt, tls_key=key)
+    with ProxyServer(cfg, sink) as px:
+        ctx = ssl.create_default_context(cafile=crt)
+        with (
+            socket.create_connection(("127.0.0.1", px.port)) as raw,
+            ctx.wrap_socket(raw, server_hostname="localhost") as s,
+        ):
+            s.sendall(b"GET /secure HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            data = b""
+            while chunk := s.recv(65536):
+                data += chunk
+        assert data.startswith(b"HTTP/1.1 200")
+        if shutil.which("curl"):
+            r = subprocess.run(
+                ["curl", "-sS", "--cacert", crt, f"https://localhost:{px.port}/curl?x=1"],
+                capture_output=True,
+                timeout=30,
+            )
+            assert r.returncode == 0, r.stderr
+            assert b"hello GET /curl?x=1" in r.stdout
+    targets = sorted(e.request.target for e in sink.exchanges)
+    assert "/secure" in targets
+    assert all(e.complete for e in sink.exchanges)
+
+
+def test_https_upstream(upstream: RawHTTPServer, cert: tuple[str, str]) -> None:
+    """Proxy B -> (https) proxy A -> plain server: upstream TLS verified against our CA."""
+    crt, key = cert
+    sink_a, sink_b = MemorySink(), MemorySink()
+    cfg_a = ProxyConfig(upstream=upstream.url, listen="127.0.0.1:0", tls_cert=crt, tls_key=key)
+    with ProxyServer(cfg_a, sink_a) as a:
+        cfg_b = ProxyConfig(
+            upstream=f"https://localhost:{a.port}", listen="127.0.0.1:0", upstream_ca=crt
+        )
+        with ProxyServer(cfg_b, sink_b) as b:
+            conns = run_scenario("127.0.0.1", b.port, big=1 << 20)
+    assert_same(conns, sink_b.exchanges)
+    assert len(sink_a.exchanges) == SCENARIO_REQUESTS
+
+
+def test_untrusted_https_upstream_is_an_error_not_a_hang(
+    upstream: RawHTTPServer, cert: tuple[str, str]
+) -> None:
+    crt, key = cert
+    cfg_a = ProxyConfig(upstream=upstream.url, listen="127.0.0.1:0", tls_cert=crt, tls_key=key)
+    with ProxyServer(cfg_a, MemorySink()) as a:
+        cfg_b = ProxyConfig(upstream=f"https://localhost:{a.port}", listen="127.0.0.1:0")
+        with (
+            ProxyServer(cfg_b, MemorySink()) as b,
+            socket.create_connection(("127.0.0.1", b.port)) as s,
+        ):
+            s.settimeout(10)
+            s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert s.recv(100).startswith(b"HTTP/1.1 502")
+        assert b.stats["upstream_connect_errors"] == 1
+
+
+class SlowSink(MemorySink):
+    def write(self, ex: Exchange) -> None:
+        time.sleep(0.05)
+        super().write(ex)
+
+
+def test_slow_recorder_drops_recordings_not_traffic(upstream: RawHTTPServer) -> None:
+    sink = SlowSink()
+    cfg = ProxyConfig(upstream=upstream.url, listen="127.0.0.1:0", max_queue=2)
+    n = 60
+    with (
+        ProxyServer(cfg, sink) as px,
+        socket.create_connection(("127.0.0.1", px.port)) as s,
+    ):
+        s.settimeout(10)
+        s.sendall(b"".join(b"GET /%d HTTP/1.1\r\nHost: x\r\n\r\n" % i for i in range(n)))
+        got = b""
+        while got.count(b"HTTP/1.1 200") < n:
+            got += s.recv(1 << 16)
+    st = px.stats
+    assert st["forwarded"] == n
+    assert st["dropped_recordings"] > 0
+    assert (
+        st["recorded"] + st["dropped_recordings"]
+        == n
+        == len(sink.exchanges) + st["dropped_recordings"]
+    )
+
+
+def test_upstream_down_gives_502_and_counts() -> None:
+    port = free_port()
+    sink = MemorySink()
+    with (
+        ProxyServer(
+            ProxyConfig(upstream=f"http://127.0.0.1:{port}", listen="127.0.0.1:0"), sink
+        ) as px,
+        socket.create_connection(("127.0.0.1", px.port)) as s,
+    ):
+        s.settimeout(10)
+        s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert s.recv(100).startswith(b"HTTP/1.1 502")
+    assert px.stats["upstream_connect_errors"] == 1 and sink.exchanges == []
+
+
+def test_ipv6_listen_and_upstream() -> None:
+    try:
+        srv = RawHTTPServer("::1")
+    except OSError:
+        pytest.skip("no IPv6 loopback")
+    sink = MemorySink()
+    with srv, ProxyServer(ProxyConfig(upstream=srv.url, listen="[::1]:0"), sink) as px:
+        conns = run_scenario("::1", px.port, big=1 << 16)
+    assert_same(conns, sink.exchanges)
+
+
+def test_port_in_use_is_one_line_error(upstream: RawHTTPServer) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as busy:
+        port = busy.getsockname()[1]
+        px = ProxyServer(
+            ProxyConfig(upstream=upstream.url, listen=f"127.0.0.1:{port}"), MemorySink()
+        )
+        with pytest.raises(CaptureError, match="cannot listen"):
+            px.start()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"upstream": "ftp://x"}, "--upstream"),
+        ({"upstream": ""}, "--upstream"),
+        ({"upstream": "http://x", "listen": "nope"}, "--listen"),
+        ({"upstream": "http://x", "listen": "1.2.3.4:99999"}, "out of range"),
+        ({"upstream": "http://x", "tls_key": "k.pem"}, "--tls-key"),
+        ({"upstream": "http://x", "tls_cert": "/nonexistent.pem"}, "not found"),
+    ],
+)
+def test_bad_config(kwargs: dict[str, str], match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        ProxyServer(ProxyConfig(**kwargs), MemorySink())  # type: ignore[arg-type]
+
+
+def test_parse_hostport() -> None:
+    assert parse_hostport("[::1]:80") == ("::1", 80)
+    assert parse_hostport(":8080") == ("0.0.0.0", 8080)
+    assert parse_hostport("localhost:0") == ("localhost", 0)
