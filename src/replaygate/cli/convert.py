@@ -1,0 +1,222 @@
+"""``replaygate convert IN... OUT``: move traffic between formats, chosen by extension.
+
+Readers: .pcap .pcapng .pcap.gz .gor .gor.gz .gor.zst .har .mitm .jsonl .log (access logs).
+Writers: .gor .gor.gz .gor.zst (with --max-bytes / --max-seconds rotation), .har, .jsonl.
+The traffic flags (filters, sampling, masking, rewrites, middleware, plugins) apply on the
+way through. One summary line goes to stderr at the end: what was read, written, dropped by
+reason and how many exchanges were incomplete, so nothing is lost without a word.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import click
+
+from ..config import load_config, parse_duration, parse_size
+from ..errors import ConfigError, InputError, ReplaygateError
+from ..formats import ReadOptions, WriteOptions, format_of, open_reader, open_writer
+from ..model import Exchange
+from ..pipeline import Counters, Stage, run_pipeline
+
+__all__ = ["command", "format_summary", "reader_options"]
+
+LOG_FORMATS = ("nginx", "apache", "alb", "elb")
+
+
+def reader_options(
+    counters: Counters, log_format: str | None = None, host: str | None = None
+) -> ReadOptions:
+    """ReadOptions shared by convert and inspect."""
+    extra: dict[str, Any] = {}
+    if host:
+        extra["host"] = host
+    return ReadOptions(log_format=log_format, counters=counters, extra=extra)
+
+
+def iter_inputs(paths: Iterable[str], opts: ReadOptions) -> Iterator[Exchange]:
+    """Chain the inputs, opening each only when the previous one is done."""
+    for p in paths:
+        yield from open_reader(p, opts)
+
+
+class _Tally:
+    """Counts incomplete exchanges by flag on their way into the sink."""
+
+    name = "tally"
+
+    def __init__(self) -> None:
+        self.incomplete = 0
+        self.why: Counter[str] = Counter()
+
+    def process(self, ex: Exchange) -> tuple[Exchange]:
+        if not ex.complete:
+            self.incomplete += 1
+            if ex.response is None and not ex.flags:
+                self.why["no_response"] += 1
+            for f in ex.flags:
+                self.why[str(f)] += 1
+        return (ex,)
+
+    def close(self) -> tuple[()]:
+        return ()
+
+
+def format_summary(c: Counters, incomplete: int, why: Counter[str]) -> str:
+    """``read N, written M, dropped K (reason=n, ...), incomplete I (flag=n, ...)``."""
+    dropped = sum(c.dropped.values())
+    parts = [f"read {c.read}", f"written {c.written}"]
+    d = f"dropped {dropped}"
+    if dropped:
+        d += " (" + ", ".join(f"{k}={v}" for k, v in sorted(c.dropped.items())) + ")"
+    parts.append(d)
+    inc = f"incomplete {incomplete}"
+    if why:
+        inc += " (" + ", ".join(f"{k}={v}" for k, v in sorted(why.items())) + ")"
+    parts.append(inc)
+    return ", ".join(parts)
+
+
+def _traffic_stages(kwargs: dict[str, Any], config: dict[str, Any], c: Counters) -> list[Stage]:
+    try:
+        from ._options import stages_from_options
+    except ImportError:  # pragma: no cover - the options module ships with the package
+        return []
+    return stages_from_options(kwargs, config, counters=c)
+
+
+def _with_traffic_options(f: Any) -> Any:
+    try:
+        from ._options import traffic_options
+    except ImportError:  # pragma: no cover
+        return f
+    return traffic_options(f)
+
+
+def _remove_outputs(sink: object, output: str) -> None:
+    """Do not leave an empty output behind when the input turned out to be bad."""
+    files = getattr(sink, "files", None)
+    for f in files if isinstance(files, list) else [output]:
+        try:
+            os.remove(f)
+        except OSError:
+            pass
+
+
+@click.command("convert", context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("paths", nargs=-1, required=True, metavar="IN... OUT")
+@click.option(
+    "--log-format",
+    type=click.Choice(LOG_FORMATS, case_sensitive=False),
+    default=None,
+    help="Access-log format of .log inputs (default: detected per line).",
+)
+@click.option(
+    "--host",
+    default=None,
+    metavar="HOST",
+    help="Host header for access-log lines that do not name one.",
+)
+@click.option(
+    "--max-bytes",
+    default=None,
+    metavar="SIZE",
+    help="Rotate .gor output after SIZE (e.g. 64mb): name_0.gor, name_1.gor, ...",
+)
+@click.option(
+    "--max-seconds",
+    default=None,
+    metavar="DURATION",
+    help="Rotate .gor output every DURATION (e.g. 10m).",
+)
+@click.option(
+    "--append", is_flag=True, default=False, help="Append to an existing .gor/.jsonl output."
+)
+@click.option(
+    "--config",
+    "config_path",
+    default=None,
+    metavar="FILE",
+    help="replaygate.toml to read (default: ./replaygate.toml if present).",
+)
+@click.option("--quiet", "-q", is_flag=True, default=False, help="Do not print the summary line.")
+@click.option(
+    "--verbose",
+    "-v",
+    is_flag=True,
+    default=False,
+    help="Also print the readers' notes (line numbers of dropped lines, cut offsets, ...).",
+)
+@_with_traffic_options
+def command(
+    paths: tuple[str, ...],
+    log_format: str | None,
+    host: str | None,
+    max_bytes: str | None,
+    max_seconds: str | None,
+    append: bool,
+    config_path: str | None,
+    quiet: bool,
+    verbose: bool,
+    **traffic: Any,
+) -> None:
+    """Convert traffic files: IN... (any readable format) into OUT (.gor, .har, .jsonl).
+
+    \b
+    Examples:
+      replaygate convert capture.pcap traffic.gor
+      replaygate convert a.har b.har --deny-url '\\.png$' out.gor.zst
+      replaygate convert access.log --log-format nginx --host shop.test out.gor
+    """
+    if len(paths) < 2:
+        raise click.UsageError("need at least one input and one output: convert IN... OUT")
+    *inputs, output = paths
+    for p in inputs:
+        format_of(p)  # unknown extension: fail before writing anything
+        if not os.path.exists(p):
+            raise InputError("no such file", path=p)
+    if format_of(output) not in ("gor", "har", "jsonl"):
+        raise InputError(
+            "cannot write this format (write .gor, .gor.gz, .gor.zst, .har or .jsonl)",
+            path=output,
+        )
+    if os.path.abspath(output) in {os.path.abspath(p) for p in inputs}:
+        raise InputError("output is also an input", path=output)
+    wopts = WriteOptions(append=append)
+    if max_bytes is not None:
+        wopts.max_bytes = parse_size(max_bytes, name="--max-bytes")
+        if wopts.max_bytes <= 0:
+            raise ConfigError("--max-bytes: must be positive")
+    if max_seconds is not None:
+        wopts.max_seconds = parse_duration(max_seconds, name="--max-seconds")
+        if wopts.max_seconds <= 0:
+            raise ConfigError("--max-seconds: must be positive")
+    if (wopts.max_bytes or wopts.max_seconds) and format_of(output) != "gor":
+        raise ConfigError("--max-bytes/--max-seconds: rotation is for .gor outputs only")
+    counters = Counters()
+    config = load_config(config_path)
+    stages = _traffic_stages(traffic, config, counters)
+    tally = _Tally()
+    ropts = reader_options(counters, log_format.lower() if log_format else None, host)
+    sink = open_writer(output, wopts)
+    try:
+        run_pipeline(iter_inputs(inputs, ropts), [*stages, tally], sink, counters)
+    except ReplaygateError:
+        if counters.written == 0 and not append:
+            _remove_outputs(sink, output)
+        raise
+    if verbose:
+        for note, n in sorted(counters.notes.items()):
+            click.echo(f"replaygate: note: {note}" + (f" (x{n})" if n > 1 else ""), err=True)
+    if not quiet:
+        click.echo(f"replaygate: {format_summary(counters, tally.incomplete, tally.why)}", err=True)
+        files = getattr(sink, "files", None)
+        if isinstance(files, list) and len(files) > 1:
+            click.echo(
+                f"replaygate: wrote {len(files)} files: {files[0]} ... {files[-1]}", err=True
+            )
+    sys.stderr.flush()

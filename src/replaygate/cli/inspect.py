@@ -1,0 +1,194 @@
+"""``replaygate inspect FILE...``: what a traffic file holds, honestly.
+
+The summary says how many exchanges, connections, methods, status codes and top endpoints a
+file has, its time span, how many exchanges are complete and, for the others, *why* (their
+flags), and what the reader could not turn into exchanges (dropped by reason, notes). With
+``--json`` it prints one JSON object per exchange instead: exactly the keys of
+:meth:`~replaygate.model.Exchange.summary` (a contract for scripts).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import click
+import orjson
+
+from ..formats import format_of, open_reader
+from ..model import ConnectionId, Exchange
+from ..pipeline import Counters
+from .convert import LOG_FORMATS, reader_options
+
+__all__ = ["FileSummary", "command", "summarize"]
+
+
+@dataclass
+class FileSummary:
+    """Aggregates of one file, built in one pass with O(distinct values) memory."""
+
+    path: str
+    format: str
+    exchanges: int = 0
+    complete: int = 0
+    incomplete: int = 0
+    why: Counter[str] = field(default_factory=Counter)
+    methods: Counter[str] = field(default_factory=Counter)
+    statuses: Counter[str] = field(default_factory=Counter)
+    endpoints: Counter[str] = field(default_factory=Counter)
+    versions: Counter[str] = field(default_factory=Counter)
+    connections: set[ConnectionId] = field(default_factory=set)
+    without_conn: int = 0
+    first_ns: int | None = None
+    last_ns: int | None = None
+    counters: Counters = field(default_factory=Counters)
+
+    def add(self, ex: Exchange) -> None:
+        self.exchanges += 1
+        req = ex.request
+        self.methods[req.method or "(none)"] += 1
+        self.versions[req.version] += 1
+        self.endpoints[f"{req.method} {req.path}"] += 1
+        if ex.response is not None:
+            self.statuses[str(ex.response.status)] += 1
+        elif "status" in ex.meta:
+            self.statuses[f"{ex.meta['status']} (logged, no response recorded)"] += 1
+        else:
+            self.statuses["none"] += 1
+        if ex.complete:
+            self.complete += 1
+        else:
+            self.incomplete += 1
+            if ex.response is None and not ex.flags:
+                self.why["no_response"] += 1
+            for f in ex.flags:
+                self.why[str(f)] += 1
+        if ex.conn is not None:
+            self.connections.add(ex.conn)
+        else:
+            self.without_conn += 1
+        ts = ex.ts_ns
+        if ts:
+            self.first_ns = ts if self.first_ns is None else min(self.first_ns, ts)
+            end = max(ts, ex.response.ts_last_ns if ex.response is not None else 0)
+            self.last_ns = end if self.last_ns is None else max(self.last_ns, end)
+
+
+def summarize(path: str, exchanges: Iterable[Exchange], counters: Counters) -> FileSummary:
+    s = FileSummary(path, format_of(path), counters=counters)
+    for ex in exchanges:
+        s.add(ex)
+    return s
+
+
+def _iso(ns: int) -> str:
+    return datetime.fromtimestamp(ns / 1e9, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def _counts(c: Counter[str], limit: int | None = None) -> str:
+    items = c.most_common(limit)
+    return ", ".join(f"{k} {v}" for k, v in items) if items else "-"
+
+
+def render(s: FileSummary, top: int) -> str:
+    lines = [f"{s.path} ({s.format})"]
+    lines.append(
+        f"  exchanges:    {s.exchanges} (complete {s.complete}, incomplete {s.incomplete})"
+    )
+    if s.why:
+        lines.append(f"  incomplete:   {_counts(s.why)}")
+    conns = f"{len(s.connections)}"
+    if s.without_conn:
+        conns += f" (+{s.without_conn} exchanges without connection info)"
+    lines.append(f"  connections:  {conns}")
+    if s.first_ns is not None and s.last_ns is not None:
+        span = (s.last_ns - s.first_ns) / 1e9
+        lines.append(f"  time span:    {_iso(s.first_ns)} .. {_iso(s.last_ns)} ({span:.1f} s)")
+    else:
+        lines.append("  time span:    -")
+    lines.append(f"  methods:      {_counts(s.methods)}")
+    lines.append(f"  versions:     {_counts(s.versions)}")
+    lines.append(f"  status codes: {_counts(s.statuses)}")
+    if s.endpoints:
+        lines.append(
+            f"  top endpoints (method + path, {min(top, len(s.endpoints))} of {len(s.endpoints)}):"
+        )
+        for ep, n in s.endpoints.most_common(top):
+            lines.append(f"    {n:>8}  {ep}")
+    c = s.counters
+    dropped = sum(c.dropped.values())
+    lines.append(
+        f"  unparsed/dropped: {dropped}"
+        + (
+            " (" + ", ".join(f"{k}={v}" for k, v in sorted(c.dropped.items())) + ")"
+            if dropped
+            else ""
+        )
+    )
+    if c.notes:
+        lines.append("  notes:")
+        for note, n in sorted(c.notes.items()):
+            lines.append(f"    {note}" + (f" (x{n})" if n > 1 else ""))
+    return "\n".join(lines)
+
+
+@click.command("inspect", context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("files", nargs=-1, required=True, metavar="FILE...")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    default=False,
+    help="Print one JSON object per exchange (keys of Exchange.summary()).",
+)
+@click.option(
+    "--top",
+    default=10,
+    show_default=True,
+    metavar="N",
+    type=click.IntRange(min=1),
+    help="How many endpoints to list.",
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(LOG_FORMATS, case_sensitive=False),
+    default=None,
+    help="Access-log format of .log files (default: detected per line).",
+)
+@click.option(
+    "--host", default=None, metavar="HOST", help="Host for access-log lines that do not name one."
+)
+def command(
+    files: tuple[str, ...], as_json: bool, top: int, log_format: str | None, host: str | None
+) -> None:
+    """Summarise traffic files: exchanges, connections, methods, status codes, top endpoints,
+    time span, incomplete exchanges and why, and what could not be parsed.
+
+    With --json, print one object per exchange instead: {"id","ts_ns","method","target",
+    "host","version","status","request_body_len","response_body_len","latency_ns",
+    "complete","flags"}; body lengths are of the decoded body, null when absent.
+    """
+    for p in files:
+        format_of(p)
+    out = sys.stdout.buffer
+    first = True
+    for p in files:
+        counters = Counters()
+        opts = reader_options(counters, log_format.lower() if log_format else None, host)
+        if as_json:
+            for ex in open_reader(p, opts):
+                out.write(orjson.dumps(ex.summary()) + b"\n")
+            dropped = sum(counters.dropped.values())
+            if dropped:
+                detail = ", ".join(f"{k}={v}" for k, v in sorted(counters.dropped.items()))
+                click.echo(f"replaygate: {p}: dropped {dropped} ({detail})", err=True)
+            continue
+        s = summarize(p, open_reader(p, opts), counters)
+        if not first:
+            click.echo("")
+        first = False
+        click.echo(render(s, top))
+    out.flush()

@@ -1,0 +1,579 @@
+"""HAR 1.2 (HTTP Archive) import and export.
+
+HAR is a *lossy* source: browsers and proxies keep header lists and decoded bodies, not wire
+bytes. On import replaygate rebuilds HTTP/1.1 raw bytes from them (see
+:mod:`replaygate.formats._http1`): HTTP/2 and HTTP/3 entries become HTTP/1.1 requests (the
+original version is kept in ``meta["source_version"]``), pseudo-headers are dropped, ``Host``
+comes from ``:authority`` or the URL, bodies are re-encoded with their recorded
+``Content-Encoding`` and ``Content-Length`` is fixed. Status 0 (no response: blocked, failed,
+aborted) becomes :data:`Flag.NO_RESPONSE`. A body the HAR left out (Firefox does this for
+images) marks the exchange :data:`Flag.RESPONSE_TRUNCATED` with ``meta["har.body"] =
+"omitted"``, so comparison never mistakes "not recorded" for "empty".
+
+Export writes HAR 1.2 as the exchanges come (one entry per line) and closes the JSON in
+``close()``; our own metadata rides in an ``_replaygate`` object per entry (custom fields start
+with ``_`` in HAR) and is read back on import.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import os
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import IO, Any
+from urllib.parse import parse_qsl, urlencode
+
+import orjson
+
+from .. import __version__
+from ..errors import FormatError, InputError
+from ..model import ConnectionId, Exchange, Flag, Response, decode_content
+from ..model import stable_exchange_id as _stable_id
+from . import ReadOptions, WriteOptions
+from ._http1 import build_request, build_response, encode_body, is_bodiless
+
+__all__ = ["Writer", "exchange_to_entry", "parse_har", "read"]
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_BOMS = (b"\xef\xbb\xbf",)
+
+
+# --------------------------------------------------------------------------------------------
+# Import
+# --------------------------------------------------------------------------------------------
+
+
+def read(path: str, options: ReadOptions) -> Iterator[Exchange]:
+    """Exchanges of a HAR file, in file order. Bad entries are skipped and counted."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        raise InputError("no such file", path=path) from None
+    except IsADirectoryError:
+        raise InputError("is a directory, not a file", path=path) from None
+    except PermissionError:
+        raise InputError("permission denied", path=path) from None
+    return parse_har(data, options, path=path)
+
+
+def _load_json(data: bytes, path: str | None) -> Any:
+    for bom in _BOMS:
+        if data.startswith(bom):
+            data = data[len(bom) :]
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        try:
+            data = data.decode("utf-16").encode("utf-8", "surrogatepass")
+        except UnicodeError:
+            raise FormatError("not a HAR file: undecodable UTF-16", path=path) from None
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError as e:
+        err: json.JSONDecodeError = e
+    try:  # invalid UTF-8 inside strings: be lenient, like browsers are
+        return json.loads(data.decode("utf-8", "replace"))
+    except json.JSONDecodeError as e2:
+        err = e2
+    raise FormatError(
+        f"not a HAR file: invalid JSON at line {err.lineno}, column {err.colno}: {err.msg}",
+        path=path,
+        offset=err.pos,
+    ) from None
+
+
+def parse_har(
+    data: bytes, options: ReadOptions | None = None, *, path: str | None = None
+) -> Iterator[Exchange]:
+    """Parse HAR bytes (the in-memory entry point; fuzzed). Raises FormatError eagerly when
+    the bytes are not a HAR document; entries are converted lazily."""
+    doc = _load_json(data, path)
+    if not isinstance(doc, dict) or not isinstance(doc.get("log"), dict):
+        raise FormatError('not a HAR file: no top-level "log" object', path=path)
+    entries = doc["log"].get("entries")
+    if not isinstance(entries, list):
+        raise FormatError('not a HAR file: "log.entries" is not a list', path=path)
+    opts = options or ReadOptions()
+    return _entries(entries, opts, path or "<har>")
+
+
+def _entries(entries: list[Any], opts: ReadOptions, path: str) -> Iterator[Exchange]:
+    c = opts.counters
+    bad = 0
+    for i, entry in enumerate(entries):
+        try:
+            ex = _entry_to_exchange(entry, i, path)
+        except _BadEntry as e:
+            c.dropped["har_bad_entry"] += 1
+            bad += 1
+            if bad <= 5:
+                c.notes[f"{path}: entry {i}: {e}"] += 1
+            continue
+        if Flag.NO_RESPONSE in ex.flags:
+            c.notes["har: entries without response (status 0)"] += 1
+        if ex.meta.get("har.body") == "omitted":
+            c.notes["har: response bodies not recorded in the HAR"] += 1
+        if "source_version" in ex.meta:
+            c.notes[f"har: {ex.meta['source_version']} entries replayed as HTTP/1.1"] += 1
+        yield ex
+
+
+class _BadEntry(Exception):
+    pass
+
+
+def _obj(parent: Any, key: str) -> dict[str, Any]:
+    v = parent.get(key) if isinstance(parent, dict) else None
+    if not isinstance(v, dict):
+        raise _BadEntry(f'"{key}" is missing or not an object')
+    return v
+
+
+def _str(d: dict[str, Any], key: str, default: str = "") -> str:
+    v = d.get(key, default)
+    return v if isinstance(v, str) else default
+
+
+def _num(d: dict[str, Any], key: str) -> float | None:
+    v = d.get(key)
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        return None
+    return float(v) if v == v and abs(v) < 1e15 else None  # reject NaN and absurd values
+
+
+def _headers(msg: dict[str, Any]) -> list[tuple[str, str]]:
+    out: list[tuple[str, str]] = []
+    raw = msg.get("headers")
+    if not isinstance(raw, list):
+        return out
+    for h in raw:
+        if isinstance(h, dict):
+            k, v = h.get("name"), h.get("value")
+        elif isinstance(h, list | tuple) and len(h) >= 2:
+            k, v = h[0], h[1]
+        else:
+            continue
+        if isinstance(k, str) and isinstance(v, str | int | float) and k.strip():
+            out.append((k.strip(), str(v)))
+    return out
+
+
+def _version(v: str, meta: dict[str, str]) -> str:
+    u = v.strip().upper()
+    if u == "HTTP/1.0":
+        return "HTTP/1.0"
+    if u and u not in ("HTTP/1.1", "HTTP/1"):
+        meta.setdefault("source_version", _canon_version(u))
+    return "HTTP/1.1"
+
+
+def _canon_version(u: str) -> str:
+    if u in ("H2", "HTTP/2", "HTTP/2.0", "H2C"):
+        return "HTTP/2"
+    if u in ("H3", "HTTP/3", "HTTP/3.0") or u.startswith("H3-"):
+        return "HTTP/3"
+    return u
+
+
+def _split_url(url: str) -> tuple[str, str, str]:
+    """(scheme, authority, target) without a fragment, keeping the target as written."""
+    url = url.split("#", 1)[0]
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return "", "", url or "/"
+    slash = len(rest)
+    for ch in "/?":
+        j = rest.find(ch)
+        if 0 <= j < slash:
+            slash = j
+    authority = rest[:slash].rpartition("@")[2]
+    target = rest[slash:]
+    if not target.startswith("/"):
+        target = "/" + target
+    return scheme.lower(), authority, target
+
+
+def _parse_time(text: str) -> int:
+    try:
+        dt = datetime.fromisoformat(text.strip().replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise _BadEntry(f"bad startedDateTime {text[:40]!r}") from None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return ((dt - _EPOCH) // timedelta(microseconds=1)) * 1000
+
+
+def _ms(v: float | None) -> int:
+    return round(v * 1_000_000) if v is not None and v > 0 else 0
+
+
+def _b64(text: str) -> bytes:
+    try:
+        return base64.b64decode(text, validate=False)
+    except (binascii.Error, ValueError):
+        raise _BadEntry("content is not valid base64") from None
+
+
+def _content_body(text: str, encoding: str | None) -> bytes:
+    if encoding == "base64":
+        return _b64(text)
+    return text.encode("utf-8", "surrogatepass")
+
+
+def _encoded(body: bytes, headers: list[tuple[str, str]], meta: dict[str, str], who: str) -> bytes:
+    """Re-apply Content-Encoding to a decoded HAR body (unless it is already encoded)."""
+    encs = [
+        p.strip()
+        for k, v in headers
+        if k.lower() == "content-encoding"
+        for p in v.split(",")
+        if p.strip()
+    ]
+    if not encs or not body or all(e.lower() == "identity" for e in encs):
+        return body
+    try:
+        decode_content(body, encs)
+        return body  # the tool stored the encoded bytes already
+    except Exception:
+        pass
+    out = encode_body(body, encs)
+    if out is None:
+        headers[:] = [(k, v) for k, v in headers if k.lower() != "content-encoding"]
+        meta[f"har.{who}_encoding_dropped"] = ",".join(encs)
+        return body
+    return out
+
+
+def _entry_to_exchange(entry: Any, index: int, path: str) -> Exchange:
+    if not isinstance(entry, dict):
+        raise _BadEntry("not an object")
+    req = _obj(entry, "request")
+    resp = entry.get("response") if isinstance(entry.get("response"), dict) else {}
+    assert isinstance(resp, dict)
+    ours = entry.get("_replaygate") if isinstance(entry.get("_replaygate"), dict) else {}
+    assert isinstance(ours, dict)
+    method = _str(req, "method").strip()
+    url = _str(req, "url").strip()
+    if not method or not url or any(ch.isspace() for ch in method + url):
+        raise _BadEntry("request has no usable method/url")
+    meta: dict[str, str] = {}
+    m = ours.get("meta")
+    if isinstance(m, dict):
+        meta.update({str(k): str(v) for k, v in m.items()})
+    scheme, authority, target = _split_url(url)
+    if ours.get("synthetic_url") is True:  # we invented scheme/host on export: not real
+        scheme, authority = "", ""
+    if scheme and "scheme" not in meta:
+        meta["scheme"] = scheme
+    started = _str(entry, "startedDateTime")
+    ts = ours.get("ts_ns") if isinstance(ours.get("ts_ns"), int) else None
+    if ts is None:
+        ts = _parse_time(started) if started else 0
+    total = _ms(_num(entry, "time"))
+    tm = entry.get("timings") if isinstance(entry.get("timings"), dict) else {}
+    assert isinstance(tm, dict)
+    before_send = sum(_ms(_num(tm, k)) for k in ("blocked", "dns", "connect"))
+    send, wait = _ms(_num(tm, "send")), _ms(_num(tm, "wait"))
+    req_last = ts + before_send + send if tm else ts
+    version = _version(_str(req, "httpVersion"), meta)
+    headers = _headers(req)
+    names = {k.lower() for k, _ in headers}
+    cookies = req.get("cookies")
+    if "cookie" not in names and isinstance(cookies, list):
+        pairs = [
+            f"{ck['name']}={ck.get('value', '')}"
+            for ck in cookies
+            if isinstance(ck, dict) and isinstance(ck.get("name"), str)
+        ]
+        if pairs:
+            headers.append(("Cookie", "; ".join(pairs)))
+    body = b""
+    post = req.get("postData")
+    if isinstance(post, dict):
+        if isinstance(post.get("text"), str):
+            body = _content_body(post["text"], _str(post, "encoding") or None)
+        elif isinstance(post.get("params"), list):
+            params = [
+                (str(p.get("name", "")), str(p.get("value", "")))
+                for p in post["params"]
+                if isinstance(p, dict)
+            ]
+            body = urlencode(params).encode()
+            if params:
+                meta["har.request_body"] = "rebuilt_from_params"
+        body = _encoded(body, headers, meta, "request")
+    request = build_request(
+        method,
+        target,
+        headers,
+        body,
+        host=authority or None,
+        version=version,
+        ts_first_ns=ts,
+        ts_last_ns=req_last,
+    )
+    ex = Exchange(id=_exchange_id(ours, path, index, started, url), request=request, meta=meta)
+    _restore_ours(ex, ours)
+    status = resp.get("status")
+    if isinstance(status, bool) or not isinstance(status, int) or not 0 <= status <= 999:
+        status = 0
+    if status == 0:
+        if not ours:  # our own HAR restores the exact flags instead
+            ex.flags.add(Flag.NO_RESPONSE)
+        err = entry.get("_error") or resp.get("_error") or resp.get("statusText")
+        if isinstance(err, str) and err:
+            meta.setdefault("error", err)
+        return ex
+    ex.response = _response(resp, status, method, meta, ts, req_last, wait, total)
+    if meta.get("har.body") == "omitted" and not ours:
+        ex.flags.add(Flag.RESPONSE_TRUNCATED)
+    return ex
+
+
+def _response(
+    resp: dict[str, Any],
+    status: int,
+    method: str,
+    meta: dict[str, str],
+    ts: int,
+    req_last: int,
+    wait: int,
+    total: int,
+) -> Response:
+    rversion = _version(_str(resp, "httpVersion"), {})
+    headers = _headers(resp)
+    content = resp.get("content") if isinstance(resp.get("content"), dict) else {}
+    assert isinstance(content, dict)
+    known = True
+    body = b""
+    if isinstance(content.get("text"), str) and meta.get("har.body") != "omitted":
+        body = _content_body(content["text"], _str(content, "encoding") or None)
+        body = _encoded(body, headers, meta, "response")
+    elif not is_bodiless(status, method):
+        size = _num(content, "size")
+        if size is None or size > 0 or meta.get("har.body") == "omitted":
+            known = False
+            meta["har.body"] = "omitted"
+    last = ts + total if total else req_last + wait
+    first = min(req_last + wait, last) if wait else last
+    return build_response(
+        status,
+        _str(resp, "statusText") or None,
+        headers,
+        body,
+        request_method=method,
+        version=rversion,
+        body_known=known,
+        ts_first_ns=first,
+        ts_last_ns=max(last, first),
+    )
+
+
+def _exchange_id(ours: dict[str, Any], path: str, index: int, started: str, url: str) -> str:
+    v = ours.get("id")
+    if isinstance(v, str) and v and " " not in v:
+        return v
+    return _stable_id("har", os.path.basename(path), index, started, url)
+
+
+def _restore_ours(ex: Exchange, ours: dict[str, Any]) -> None:
+    conn = ours.get("conn")
+    if isinstance(conn, str):
+        try:
+            ex.conn = ConnectionId.parse(conn)
+        except ValueError:
+            pass
+    if isinstance(ours.get("session"), str):
+        ex.session = ours["session"]
+    if isinstance(ours.get("seq"), int):
+        ex.seq = ours["seq"]
+    flags = ours.get("flags")
+    if isinstance(flags, list):
+        for f in flags:
+            try:
+                ex.flags.add(Flag(f))
+            except ValueError:
+                pass
+
+
+# --------------------------------------------------------------------------------------------
+# Export
+# --------------------------------------------------------------------------------------------
+
+
+def _iso(ts_ns: int) -> str:
+    dt = _EPOCH + timedelta(microseconds=ts_ns // 1000)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond:06d}Z"
+
+
+def _hlist(headers: list[tuple[str, str]]) -> list[dict[str, str]]:
+    return [{"name": k, "value": v} for k, v in headers]
+
+
+def _content(body: bytes, mime: str) -> dict[str, Any]:
+    c: dict[str, Any] = {"size": len(body), "mimeType": mime}
+    if not body:
+        c["text"] = ""
+        return c
+    try:
+        c["text"] = body.decode("utf-8")
+    except UnicodeDecodeError:
+        c["text"] = base64.b64encode(body).decode("ascii")
+        c["encoding"] = "base64"
+    return c
+
+
+def _url(ex: Exchange) -> str:
+    req = ex.request
+    t = req.target
+    if "://" in t[:10]:
+        return t
+    scheme = ex.meta.get("scheme")
+    if scheme is None:
+        scheme = "https" if ex.conn is not None and ex.conn.dport == 443 else "http"
+    host = req.host
+    if not host:
+        host = f"{ex.conn.dst}:{ex.conn.dport}" if ex.conn is not None else "localhost"
+    if not t.startswith("/"):
+        t = "/" + t if t != "*" else "/*"
+    return f"{scheme}://{host}{t}"
+
+
+def _ms_between(a: int, b: int) -> float:
+    return round(max(0, b - a) / 1e6, 6) if a and b else 0.0
+
+
+def exchange_to_entry(ex: Exchange) -> dict[str, Any]:
+    """One HAR 1.2 entry for ``ex`` (text bodies as text, binary as base64)."""
+    req = ex.request
+    rbody = req.decoded_body()
+    request: dict[str, Any] = {
+        "method": req.method,
+        "url": _url(ex),
+        "httpVersion": req.version,
+        "cookies": _cookies(req.header("cookie")),
+        "headers": _hlist(req.headers),
+        "queryString": [
+            {"name": k, "value": v} for k, v in parse_qsl(req.query, keep_blank_values=True)
+        ],
+        "headersSize": req.head_len,
+        "bodySize": len(req.body_raw),
+    }
+    if rbody or req.method.upper() in ("POST", "PUT", "PATCH"):
+        pc = _content(rbody, req.header("content-type") or "")
+        post: dict[str, Any] = {"mimeType": pc["mimeType"], "text": pc["text"]}
+        if "encoding" in pc:
+            post["encoding"] = "base64"
+        request["postData"] = post
+    resp = ex.response
+    send = _ms_between(req.ts_first_ns, req.ts_last_ns)
+    wait = receive = 0.0
+    if resp is None:
+        response: dict[str, Any] = {
+            "status": 0,
+            "statusText": "",
+            "httpVersion": "",
+            "cookies": [],
+            "headers": [],
+            "content": {"size": 0, "mimeType": "x-unknown"},
+            "redirectURL": "",
+            "headersSize": -1,
+            "bodySize": -1,
+        }
+    else:
+        body = resp.decoded_body()
+        response = {
+            "status": resp.status,
+            "statusText": resp.reason,
+            "httpVersion": resp.version,
+            "cookies": [],
+            "headers": _hlist(resp.headers),
+            "content": _content(body, resp.header("content-type") or ""),
+        }
+        if ex.meta.get("har.body") == "omitted":  # not recorded: say so again, not ""
+            del response["content"]["text"]
+        response |= {
+            "redirectURL": resp.header("location") or "",
+            "headersSize": resp.head_len,
+            "bodySize": len(resp.body_raw),
+        }
+        wait = _ms_between(req.ts_last_ns or req.ts_first_ns, resp.ts_first_ns)
+        receive = _ms_between(resp.ts_first_ns, resp.ts_last_ns)
+    ours: dict[str, Any] = {"id": ex.id, "ts_ns": ex.ts_ns}
+    if "://" not in req.target[:10] and (not req.host or "scheme" not in ex.meta):
+        ours["synthetic_url"] = True
+    if ex.flags:
+        ours["flags"] = sorted(str(f) for f in ex.flags)
+    if ex.conn is not None:
+        ours["conn"] = str(ex.conn)
+    if ex.session is not None:
+        ours["session"] = ex.session
+    if ex.seq:
+        ours["seq"] = ex.seq
+    if ex.meta:
+        ours["meta"] = dict(ex.meta)
+    entry: dict[str, Any] = {
+        "startedDateTime": _iso(ex.ts_ns),
+        "time": round(send + wait + receive, 6),
+        "request": request,
+        "response": response,
+        "cache": {},
+        "timings": {"send": send, "wait": wait, "receive": receive},
+        "_replaygate": ours,
+    }
+    if ex.conn is not None:
+        entry["serverIPAddress"] = ex.conn.dst
+    if ex.replay_error:
+        entry["_error"] = ex.replay_error
+    return entry
+
+
+def _cookies(header: str | None) -> list[dict[str, str]]:
+    if not header:
+        return []
+    out = []
+    for part in header.split(";"):
+        name, sep, value = part.strip().partition("=")
+        if sep and name:
+            out.append({"name": name, "value": value})
+    return out
+
+
+_HEAD = (
+    '{"log":{"version":"1.2","creator":{"name":"replaygate","version":"'
+    + __version__
+    + '"},"pages":[],"entries":[\n'
+)
+
+
+class Writer:
+    """Streaming HAR writer: the document head is written at open, each entry as it comes
+    (one per line), and the JSON is closed by :meth:`close`."""
+
+    def __init__(self, path: str, options: WriteOptions | None = None) -> None:
+        self.path = path
+        try:
+            self._f: IO[bytes] = open(path, "wb")  # noqa: SIM115 - closed in close()
+        except OSError as e:
+            raise InputError(f"cannot write: {e.strerror}", path=path) from None
+        self._f.write(_HEAD.encode())
+        self._n = 0
+        self._closed = False
+
+    def write(self, ex: Exchange) -> None:
+        data = orjson.dumps(exchange_to_entry(ex))
+        self._f.write(b",\n" + data if self._n else data)
+        self._n += 1
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._f.write(b"\n]}}\n")
+        self._f.close()
+
+    @property
+    def entries(self) -> int:
+        return self._n
