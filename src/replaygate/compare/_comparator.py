@@ -1,0 +1,459 @@
+"""The streaming, mergeable comparator: exchanges in, per-endpoint statistics out.
+
+Memory is bounded by the number of endpoints and distinct difference *signatures* (the set of
+difference keys of one exchange), never by the number of exchanges: signatures let the gate
+recompute a diff rate after noise and accepted differences are known, without keeping
+exchanges. Workers each run a comparator and ship :meth:`Comparator.to_state`; merging is
+exact (HDR histograms, counters).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import orjson
+
+from ..model import Exchange, Flag, Response
+from ._config import CompareConfig
+from ._result import CompareResult, EndpointResult, FieldResult
+from .diff import Difference, ResponseDiffer, body_kind
+from .endpoints import EndpointTemplater
+from .latency import LatencyHistogram, TimeSeries
+from .noise import NoiseModel, VolatilityLearner
+
+__all__ = ["Comparator", "CompareSink"]
+
+DiffKey = tuple[str, str]
+_INCOMPLETE = frozenset(
+    (
+        Flag.REQUEST_GAP,
+        Flag.RESPONSE_GAP,
+        Flag.REQUEST_TRUNCATED,
+        Flag.RESPONSE_TRUNCATED,
+        Flag.PARSE_ERROR,
+        Flag.ORPHAN_RESPONSE,
+    )
+)
+
+
+def status_class(code: int | None) -> str:
+    if code is None:
+        return "none"
+    if 100 <= code < 600:
+        return f"{code // 100}xx"
+    return "other"
+
+
+def error_type(err: str) -> str:
+    """``"timeout after 10s"`` -> ``"timeout"``; ``"ConnectionResetError: [Errno 104]..."`` ->
+    ``"connectionreseterror"``: a stable, short category per error."""
+    head = err.split(":", 1)[0].strip().lower()
+    for word in ("timeout", "timed out", "reset", "refused", "closed", "eof", "ssl", "dns"):
+        if word in head:
+            return {"timed out": "timeout", "eof": "closed"}.get(word, word)
+    return head[:60] or "error"
+
+
+class _Endpoint:
+    __slots__ = (
+        "base_compared",
+        "base_diffs",
+        "base_errors",
+        "base_new_5xx",
+        "base_requests",
+        "base_status",
+        "compared",
+        "diffs",
+        "errors",
+        "lat_base",
+        "lat_orig",
+        "lat_rep",
+        "new_5xx",
+        "requests",
+        "samples",
+        "signatures",
+        "skipped",
+        "status",
+    )
+
+    def __init__(self) -> None:
+        self.requests = 0
+        self.compared = 0
+        self.diffs: Counter[DiffKey] = Counter()
+        self.signatures: Counter[tuple[DiffKey, ...]] = Counter()
+        self.base_requests = 0
+        self.base_compared = 0
+        self.base_diffs: Counter[DiffKey] = Counter()
+        self.status: Counter[str] = Counter()
+        self.base_status: Counter[str] = Counter()
+        self.errors: Counter[str] = Counter()
+        self.base_errors: Counter[str] = Counter()
+        self.new_5xx = 0
+        self.base_new_5xx = 0
+        self.lat_orig = LatencyHistogram()
+        self.lat_rep = LatencyHistogram()
+        self.lat_base = LatencyHistogram()
+        self.samples: dict[str, list[dict[str, Any]]] = {}
+        self.skipped: Counter[str] = Counter()
+
+    def merge(self, o: _Endpoint, max_samples: int) -> None:
+        self.requests += o.requests
+        self.compared += o.compared
+        self.diffs.update(o.diffs)
+        self.signatures.update(o.signatures)
+        self.base_requests += o.base_requests
+        self.base_compared += o.base_compared
+        self.base_diffs.update(o.base_diffs)
+        self.status.update(o.status)
+        self.base_status.update(o.base_status)
+        self.errors.update(o.errors)
+        self.base_errors.update(o.base_errors)
+        self.new_5xx += o.new_5xx
+        self.base_new_5xx += o.base_new_5xx
+        self.lat_orig.merge(o.lat_orig)
+        self.lat_rep.merge(o.lat_rep)
+        self.lat_base.merge(o.lat_base)
+        self.skipped.update(o.skipped)
+        for f, ss in o.samples.items():
+            mine = self.samples.setdefault(f, [])
+            mine.extend(ss[: max(0, max_samples - len(mine))])
+
+    def to_state(self) -> dict[str, Any]:
+        return {
+            "requests": self.requests,
+            "compared": self.compared,
+            "diffs": [[f, k, n] for (f, k), n in self.diffs.items()],
+            "signatures": [[[list(k) for k in sig], n] for sig, n in self.signatures.items()],
+            "base_requests": self.base_requests,
+            "base_compared": self.base_compared,
+            "base_diffs": [[f, k, n] for (f, k), n in self.base_diffs.items()],
+            "status": dict(self.status),
+            "base_status": dict(self.base_status),
+            "errors": dict(self.errors),
+            "base_errors": dict(self.base_errors),
+            "new_5xx": self.new_5xx,
+            "base_new_5xx": self.base_new_5xx,
+            "lat_orig": self.lat_orig.to_state(),
+            "lat_rep": self.lat_rep.to_state(),
+            "lat_base": self.lat_base.to_state(),
+            "samples": self.samples,
+            "skipped": dict(self.skipped),
+        }
+
+    @classmethod
+    def from_state(cls, d: dict[str, Any]) -> _Endpoint:
+        e = cls()
+        e.requests = int(d["requests"])
+        e.compared = int(d["compared"])
+        e.diffs = Counter({(f, k): int(n) for f, k, n in d["diffs"]})
+        e.signatures = Counter(
+            {tuple((f, k) for f, k in sig): int(n) for sig, n in d["signatures"]}
+        )
+        e.base_requests = int(d["base_requests"])
+        e.base_compared = int(d["base_compared"])
+        e.base_diffs = Counter({(f, k): int(n) for f, k, n in d["base_diffs"]})
+        e.status = Counter(d["status"])
+        e.base_status = Counter(d["base_status"])
+        e.errors = Counter(d["errors"])
+        e.base_errors = Counter(d["base_errors"])
+        e.new_5xx = int(d["new_5xx"])
+        e.base_new_5xx = int(d["base_new_5xx"])
+        e.lat_orig = LatencyHistogram.from_state(d["lat_orig"])
+        e.lat_rep = LatencyHistogram.from_state(d["lat_rep"])
+        e.lat_base = LatencyHistogram.from_state(d["lat_base"])
+        e.samples = d["samples"]
+        e.skipped = Counter(d["skipped"])
+        return e
+
+
+class Comparator:
+    """Feed exchanges with :meth:`add`; read :meth:`result`. Mergeable across workers.
+
+    ``ex.response`` is the original, ``ex.replayed``/``ex.replay_error`` the replay;
+    ``ex.meta["role"] == "baseline"`` marks a replay to the baseline copy (noise reference).
+    """
+
+    STATE_VERSION = 1
+
+    def __init__(self, config: CompareConfig | None = None) -> None:
+        self.config = config or CompareConfig()
+        self._differ = ResponseDiffer(self.config)
+        self._templater = EndpointTemplater(self.config.endpoints, self.config.endpoint_header)
+        self._learner = VolatilityLearner(self._differ, self.config.learn_window)
+        self._eps: dict[str, _Endpoint] = {}
+        self.timeline: dict[str, TimeSeries] = {
+            "original": TimeSeries.new(),
+            "replayed": TimeSeries.new(),
+            "baseline": TimeSeries.new(),
+        }
+        self.skipped: Counter[str] = Counter()
+        self.target: dict[str, Any] = {}
+        self.sources: list[str] = []
+
+    # -- feeding ------------------------------------------------------------------------
+    def add(self, ex: Exchange) -> None:
+        is_base = ex.meta.get("role") == "baseline"
+        ep_name = self._templater.endpoint(ex.request)
+        st = self._eps.get(ep_name)
+        if st is None:
+            st = self._eps[ep_name] = _Endpoint()
+        orig = ex.response
+        rep = ex.replayed
+        err = ex.replay_error
+        if is_base:
+            st.base_requests += 1
+        else:
+            st.requests += 1
+            if orig is not None and ex.latency_ns is not None:
+                st.lat_orig.record_ns(ex.latency_ns)
+                self.timeline["original"].record(ex.request.ts_first_ns, ex.latency_ns)
+        if ex.replay_latency_ns is not None and (rep is not None or err is None):
+            (st.lat_base if is_base else st.lat_rep).record_ns(ex.replay_latency_ns)
+            ts = ex.replay_ts_ns or ex.request.ts_first_ns
+            self.timeline["baseline" if is_base else "replayed"].record(ts, ex.replay_latency_ns)
+        if orig is None:
+            if not is_base:
+                st.skipped["no original response"] += 1
+            return
+        if ex.flags & _INCOMPLETE:
+            if not is_base:
+                st.skipped[
+                    "original incomplete ("
+                    + ",".join(sorted(str(f) for f in ex.flags & _INCOMPLETE))
+                    + ")"
+                ] += 1
+            return
+        if not is_base:
+            self._learner.observe(ep_name, ex.request, orig)
+        oc = status_class(orig.status)
+        if err is not None or rep is None:
+            cls_ = "error" if err is not None else "none"
+            (st.base_status if is_base else st.status)[f"{oc}>{cls_}"] += 1
+            if err is not None:
+                (st.base_errors if is_base else st.errors)[error_type(err)] += 1
+            elif not is_base:
+                st.skipped["not replayed"] += 1
+            return
+        rc = status_class(rep.status)
+        (st.base_status if is_base else st.status)[f"{oc}>{rc}"] += 1
+        new5 = rep.status >= 500 and not orig.status >= 500
+        diffs = self._differ.diff(orig, rep)
+        if is_base:
+            st.base_compared += 1
+            st.base_new_5xx += new5
+            if diffs:
+                st.base_diffs.update({d.key for d in diffs})
+            return
+        st.compared += 1
+        st.new_5xx += new5
+        if diffs:
+            keys = tuple(sorted({d.key for d in diffs}))
+            st.diffs.update(keys)
+            st.signatures[keys] += 1
+            self._sample(st, ex, diffs)
+
+    def _sample(self, st: _Endpoint, ex: Exchange, diffs: list[Difference]) -> None:
+        n = self.config.samples
+        if n <= 0:
+            return
+        done: set[str] = set()
+        full: dict[str, Any] | None = None
+        for d in diffs:
+            if d.field in done:
+                continue
+            lst = st.samples.setdefault(d.field, [])
+            if len(lst) >= n:
+                continue
+            done.add(d.field)
+            if full is None:
+                full = self._exchange_texts(ex)
+            lst.append(
+                {
+                    "kind": d.kind,
+                    "path": d.path,
+                    "original": d.original,
+                    "replayed": d.replayed,
+                    **full,
+                }
+            )
+
+    def _exchange_texts(self, ex: Exchange) -> dict[str, Any]:
+        lim = self.config.sample_bytes
+        req = ex.request
+        head = req.raw[: req.head_len].decode("latin-1")
+        body = req.body()
+        rtext = head + (body[:lim].decode("utf-8", "replace") if body else "")
+        return {
+            "id": ex.id,
+            "request": rtext[:lim],
+            "original_response": _response_text(ex.response, lim),
+            "replayed_response": _response_text(ex.replayed, lim),
+        }
+
+    def merge(self, other: Comparator) -> None:
+        """Add another comparator's counts (exact for everything but learned volatility,
+        whose pairs are only found within one comparator)."""
+        for name, o in other._eps.items():
+            st = self._eps.get(name)
+            if st is None:
+                st = self._eps[name] = _Endpoint()
+            st.merge(o, self.config.samples)
+        self._learner.merge(other._learner)
+        for k, ts in other.timeline.items():
+            self.timeline[k].merge(ts)
+        self.skipped.update(other.skipped)
+        if other.target and not self.target:
+            self.target = other.target
+        self.sources.extend(s for s in other.sources if s not in self.sources)
+
+    def set_target_metrics(self, data: dict[str, Any]) -> None:
+        """Attach what a :class:`~replaygate.compare.watch.TargetWatcher` saw."""
+        self.target = data
+
+    # -- state --------------------------------------------------------------------------
+    def to_state(self) -> bytes:
+        return orjson.dumps(
+            {
+                "v": self.STATE_VERSION,
+                "endpoints": {k: v.to_state() for k, v in self._eps.items()},
+                "learn_pairs": dict(self._learner.pairs),
+                "learn_fields": {
+                    ep: [[f, k, n] for (f, k), n in c.items()]
+                    for ep, c in self._learner.fields.items()
+                },
+                "timeline": {k: v.to_state() for k, v in self.timeline.items()},
+                "skipped": dict(self.skipped),
+                "target": self.target,
+                "sources": self.sources,
+            }
+        )
+
+    @classmethod
+    def from_state(cls, data: bytes, config: CompareConfig | None = None) -> Comparator:
+        from ..errors import FormatError
+
+        try:
+            d = orjson.loads(data)
+            if d.get("v") != cls.STATE_VERSION:
+                raise FormatError(f"comparator state version {d.get('v')!r} is not supported")
+            c = cls(config)
+            c._eps = {k: _Endpoint.from_state(v) for k, v in d["endpoints"].items()}
+            c._learner.pairs = Counter(d["learn_pairs"])
+            c._learner.fields = {
+                ep: Counter({(f, k): int(n) for f, k, n in rows})
+                for ep, rows in d["learn_fields"].items()
+            }
+            c.timeline = {k: TimeSeries.from_state(v) for k, v in d["timeline"].items()}
+            c.skipped = Counter(d["skipped"])
+            c.target = d.get("target") or {}
+            c.sources = list(d.get("sources") or [])
+        except FormatError:
+            raise
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as e:
+            raise FormatError(f"comparator state is damaged: {e}") from None
+        return c
+
+    # -- results ------------------------------------------------------------------------
+    def result(self) -> CompareResult:
+        noise = NoiseModel(self.config)
+        eps: list[EndpointResult] = []
+        for name in sorted(self._eps):
+            st = self._eps[name]
+            learned = self._learner.fields.get(name)
+            pairs = self._learner.pairs.get(name, 0)
+            fields: list[FieldResult] = []
+            for key in sorted(st.diffs.keys() | st.base_diffs.keys()):
+                cand = st.diffs.get(key, 0)
+                base = st.base_diffs.get(key, 0)
+                why = noise.explain(
+                    name,
+                    key,
+                    cand=cand,
+                    n=st.compared,
+                    base=base,
+                    base_n=st.base_compared,
+                    learned=learned,
+                    pairs=pairs,
+                )
+                explicit = noise.explicit(name, key[0]) is not None
+                fields.append(
+                    FieldResult(
+                        field=key[0],
+                        kind=key[1],
+                        count=cand,
+                        rate=cand / st.compared if st.compared else 0.0,
+                        baseline_count=base,
+                        baseline_rate=base / st.base_compared if st.base_compared else None,
+                        learned_count=learned.get(key, 0) if learned else 0,
+                        learned_pairs=pairs,
+                        noise_reason=why,
+                        explicit=explicit,
+                        samples=st.samples.get(key[0], []) if cand else [],
+                    )
+                )
+            eps.append(
+                EndpointResult(
+                    endpoint=name,
+                    requests=st.requests,
+                    compared=st.compared,
+                    baseline_requests=st.base_requests,
+                    baseline_compared=st.base_compared,
+                    fields=fields,
+                    signatures=dict(st.signatures),
+                    status_matrix=dict(st.status),
+                    baseline_status_matrix=dict(st.base_status),
+                    errors=dict(st.errors),
+                    baseline_errors=dict(st.base_errors),
+                    new_5xx=st.new_5xx,
+                    baseline_new_5xx=st.base_new_5xx,
+                    latency_original=st.lat_orig,
+                    latency_replayed=st.lat_rep,
+                    latency_baseline=st.lat_base,
+                    skipped=dict(st.skipped),
+                )
+            )
+        return CompareResult(
+            endpoints=eps,
+            timeline=self.timeline,
+            skipped=dict(self.skipped),
+            target=self.target,
+            config=self.config,
+            sources=list(self.sources),
+        )
+
+
+def _response_text(resp: Response | None, lim: int) -> str:
+    if resp is None:
+        return ""
+    head = resp.raw[: resp.head_len].decode("latin-1")
+    kind, val = body_kind(resp)
+    if kind == "json":
+        body = orjson.dumps(val, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode()
+    elif kind == "text":
+        body = str(val)
+    elif kind == "binary":
+        import hashlib
+
+        b = bytes(val)
+        body = f"<binary body: {len(b)} bytes, sha256 {hashlib.sha256(b).hexdigest()}>"
+    else:
+        body = ""
+    text = head + body
+    return text if len(text) <= lim else text[:lim] + "\n…(truncated)"
+
+
+class CompareSink:
+    """A :class:`~replaygate.pipeline.Sink` feeding a comparator (``replay --report``)."""
+
+    def __init__(
+        self, comparator: Comparator | None = None, config: CompareConfig | None = None
+    ) -> None:
+        self.comparator = comparator or Comparator(config)
+        self.closed = False
+
+    def write(self, ex: Exchange) -> None:
+        self.comparator.add(ex)
+
+    def close(self) -> None:
+        self.closed = True

@@ -1,0 +1,177 @@
+"""The ``[compare]`` and ``[gate]`` sections of ``replaygate.toml``, with documented defaults.
+
+Defaults are chosen so that a run with no configuration at all still gives a verdict an SRE
+can act on: any real difference on more than 1% of requests (5% on one endpoint), any new 5xx,
+more than 1% transport errors, or a p99 at least 1.5x and 20 ms slower fails the gate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..config import parse_percent
+from ..errors import ConfigError
+
+__all__ = ["DEFAULT_VOLATILE_HEADERS", "FRAMING_HEADERS", "CompareConfig", "GateConfig"]
+
+# Headers whose values change on every response by design; compared, but counted as noise.
+DEFAULT_VOLATILE_HEADERS: tuple[str, ...] = (
+    "date",
+    "age",
+    "expires",
+    "last-modified",
+    "etag",
+    "set-cookie",  # values only: cookie *names* are still compared
+    "x-request-id",
+    "x-correlation-id",
+    "request-id",
+    "x-amzn-requestid",
+    "x-amzn-trace-id",
+    "x-amz-request-id",
+    "x-amz-id-2",
+    "x-b3-traceid",
+    "x-b3-spanid",
+    "x-b3-parentspanid",
+    "x-b3-sampled",
+    "traceparent",
+    "tracestate",
+    "x-cloud-trace-context",
+    "x-trace-id",
+    "x-span-id",
+    "uber-trace-id",
+    "server-timing",
+    "x-runtime",
+    "x-response-time",
+    "x-served-by",
+    "x-cache",
+    "x-cache-hits",
+    "x-timer",
+    "cf-ray",
+    "via",
+    "report-to",
+    "nel",
+    "strict-transport-security",
+    "alt-svc",
+    "x-envoy-upstream-service-time",
+)
+
+# Transport framing: never compared (bodies are compared after de-framing and decoding).
+FRAMING_HEADERS: frozenset[str] = frozenset(
+    ("content-length", "transfer-encoding", "connection", "keep-alive", "proxy-connection")
+)
+
+
+def _frac(v: Any, name: str) -> float:
+    if isinstance(v, bool) or not isinstance(v, int | float | str):
+        raise ConfigError(f"{name}: expected a percentage such as '1%' or 0.01, got {v!r}")
+    return parse_percent(v, name=name)
+
+
+def _nonneg(v: Any, name: str, kind: type = float) -> Any:
+    if isinstance(v, bool) or not isinstance(v, int | float) or v < 0:
+        raise ConfigError(f"{name}: expected a non-negative number, got {v!r}")
+    if kind is int and int(v) != v:
+        raise ConfigError(f"{name}: expected a whole number, got {v!r}")
+    return kind(v)
+
+
+def _strs(v: Any, name: str) -> list[str]:
+    if isinstance(v, str):
+        return [v]
+    if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+        raise ConfigError(f"{name}: expected a list of strings, got {v!r}")
+    return list(v)
+
+
+@dataclass
+class CompareConfig:
+    """How responses are compared and how noise is recognised (``[compare]``).
+
+    ``ignore`` entries are field patterns (``"body:$.meta.*"``, ``"header:x-build"``,
+    ``"$.items[*].price"`` means a body path) optionally scoped to endpoints with a table
+    ``{endpoint = "GET /users/*", field = "..."}``; ``fnmatch`` wildcards work in both.
+    """
+
+    ignore: list[Any] = field(default_factory=list)
+    volatile_headers: list[str] = field(default_factory=lambda: list(DEFAULT_VOLATILE_HEADERS))
+    extra_volatile_headers: list[str] = field(default_factory=list)
+    compare_headers: bool = True
+    endpoints: list[Any] = field(default_factory=list)
+    endpoint_header: str | None = None
+    order_insensitive: list[str] = field(default_factory=list)
+    samples: int = 3
+    sample_bytes: int = 4096
+    max_diffs_per_exchange: int = 100
+    # Diffy-style noise: a field is a real difference only when the candidate differs from the
+    # original clearly more often than the baseline copy does.
+    noise_relative: float = 0.2
+    noise_absolute: float = 0.01
+    # Learned volatility (no second copy needed): identical original requests whose responses
+    # differ in a field in at least learn_min_rate of at least learn_min_pairs pairs.
+    learn_min_pairs: int = 2
+    learn_min_rate: float = 0.5
+    learn_window: int = 20_000
+
+    def __post_init__(self) -> None:
+        n = "[compare]"
+        if not isinstance(self.ignore, list):
+            raise ConfigError(f"{n} ignore: expected a list, got {self.ignore!r}")
+        self.volatile_headers = [
+            h.lower() for h in _strs(self.volatile_headers, f"{n} volatile_headers")
+        ]
+        self.extra_volatile_headers = [
+            h.lower() for h in _strs(self.extra_volatile_headers, f"{n} extra_volatile_headers")
+        ]
+        self.order_insensitive = _strs(self.order_insensitive, f"{n} order_insensitive")
+        if not isinstance(self.endpoints, list):
+            raise ConfigError(f"{n} endpoints: expected a list of rules, got {self.endpoints!r}")
+        if self.endpoint_header is not None and not isinstance(self.endpoint_header, str):
+            raise ConfigError(f"{n} endpoint_header: expected a header name")
+        self.samples = _nonneg(self.samples, f"{n} samples", int)
+        self.sample_bytes = _nonneg(self.sample_bytes, f"{n} sample_bytes", int)
+        self.max_diffs_per_exchange = max(
+            1, _nonneg(self.max_diffs_per_exchange, f"{n} max_diffs_per_exchange", int)
+        )
+        self.noise_relative = _nonneg(self.noise_relative, f"{n} noise_relative")
+        self.noise_absolute = _frac(self.noise_absolute, f"{n} noise_absolute")
+        self.learn_min_pairs = max(1, _nonneg(self.learn_min_pairs, f"{n} learn_min_pairs", int))
+        self.learn_min_rate = _frac(self.learn_min_rate, f"{n} learn_min_rate")
+        self.learn_window = _nonneg(self.learn_window, f"{n} learn_window", int)
+
+    @property
+    def all_volatile_headers(self) -> frozenset[str]:
+        return frozenset(self.volatile_headers) | frozenset(self.extra_volatile_headers)
+
+
+@dataclass
+class GateConfig:
+    """Release-gate thresholds (``[gate]``). Rates accept ``"1%"`` or ``0.01``."""
+
+    max_diff_rate: float = 0.01
+    max_endpoint_diff_rate: float = 0.05
+    max_new_5xx_rate: float = 0.0
+    max_error_rate: float = 0.01
+    max_p99_ratio: float = 1.5
+    min_p99_delta_ms: float = 20.0
+    latency_min_samples: int = 20
+    min_replayed: int = 1
+    exact_endpoints: list[str] = field(default_factory=list)
+    ignore_endpoints: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        n = "[gate]"
+        self.max_diff_rate = _frac(self.max_diff_rate, f"{n} max_diff_rate")
+        self.max_endpoint_diff_rate = _frac(
+            self.max_endpoint_diff_rate, f"{n} max_endpoint_diff_rate"
+        )
+        self.max_new_5xx_rate = _frac(self.max_new_5xx_rate, f"{n} max_new_5xx_rate")
+        self.max_error_rate = _frac(self.max_error_rate, f"{n} max_error_rate")
+        self.max_p99_ratio = _nonneg(self.max_p99_ratio, f"{n} max_p99_ratio")
+        self.min_p99_delta_ms = _nonneg(self.min_p99_delta_ms, f"{n} min_p99_delta_ms")
+        self.latency_min_samples = _nonneg(
+            self.latency_min_samples, f"{n} latency_min_samples", int
+        )
+        self.min_replayed = _nonneg(self.min_replayed, f"{n} min_replayed", int)
+        self.exact_endpoints = _strs(self.exact_endpoints, f"{n} exact_endpoints")
+        self.ignore_endpoints = _strs(self.ignore_endpoints, f"{n} ignore_endpoints")

@@ -1,0 +1,348 @@
+"""Response differences: status, headers, and bodies after content decoding.
+
+Every difference has a *field* (what is counted: ``status``, ``header:content-type``,
+``body:$.items[*].price``, ``body:text``, ``body:binary``, ``body:kind``), a *kind* (``changed``,
+``type``, ``missing``, ``extra``, ``length``, ``order``, ``lines``, ``size``) and a concrete
+*path* (``$.items[3].price``) for samples. Array indices are folded to ``[*]`` in the field so
+that one changed price in a list of 50 is one field, not 50.
+
+JSON is compared structurally (``==`` on whole subtrees first, so identical parts cost one C
+comparison); arrays named in ``order_insensitive`` compare as multisets. HTML/XML/text bodies
+are compared as line diffs, anything else by size and SHA-256. Framing headers
+(Content-Length, Transfer-Encoding, Connection) are never compared: bodies are compared after
+de-framing and decoding.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from ..model import Response
+from ._config import FRAMING_HEADERS, CompareConfig
+from ._glob import glob_match
+
+__all__ = ["Difference", "ResponseDiffer", "body_kind"]
+
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
+_SHORT = 200
+_MISSING = object()
+
+
+@dataclass(slots=True)
+class Difference:
+    """One difference between an original and a replayed response."""
+
+    field: str
+    kind: str
+    path: str
+    original: Any = None
+    replayed: Any = None
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.field, self.kind)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "field": self.field,
+            "kind": self.kind,
+            "path": self.path,
+            "original": self.original,
+            "replayed": self.replayed,
+        }
+
+
+def short(v: Any, limit: int = _SHORT) -> Any:
+    """A JSON-able, bounded rendering of a value for samples."""
+    if v is _MISSING:
+        return None
+    if isinstance(v, str):
+        return v if len(v) <= limit else v[:limit] + "…"
+    if v is None or isinstance(v, bool | int | float):
+        return v
+    try:
+        s = orjson.dumps(v, option=orjson.OPT_SORT_KEYS).decode()
+    except TypeError:
+        s = repr(v)
+    return s if len(s) <= limit else s[:limit] + "…"
+
+
+def _canon(v: Any) -> bytes:
+    return orjson.dumps(v, option=orjson.OPT_SORT_KEYS)
+
+
+def _key_path(k: str) -> str:
+    return "." + k if _IDENT.match(k) else "[" + orjson.dumps(k).decode() + "]"
+
+
+_TEXT_TYPES = ("text/", "xml", "html", "javascript", "x-www-form-urlencoded", "csv", "yaml")
+
+
+def body_kind(resp: Response) -> tuple[str, Any]:
+    """(kind, value) of a response body: ``json`` (parsed), ``text`` (str), ``binary`` (bytes)
+    or ``empty``."""
+    body = resp.decoded_body()
+    if not body:
+        return "empty", b""
+    ctype = (resp.header("content-type") or "").lower()
+    if "json" in ctype or (not ctype and body[:1] in (b"{", b"[")):
+        try:
+            return "json", orjson.loads(body)
+        except orjson.JSONDecodeError:
+            pass
+    if any(t in ctype for t in _TEXT_TYPES) or not ctype or "charset" in ctype:
+        try:
+            return "text", body.decode("utf-8")
+        except UnicodeDecodeError:
+            if ctype.startswith("text/"):
+                return "text", body.decode("latin-1")
+    return "binary", body
+
+
+class ResponseDiffer:
+    """Computes :class:`Difference` lists for pairs of responses under one config."""
+
+    def __init__(self, config: CompareConfig | None = None) -> None:
+        self.config = config or CompareConfig()
+        pats = [_body_pattern(p) for p in self.config.order_insensitive]
+        self._unordered_exact = {p for p in pats if not _has_glob(p)}
+        self._unordered_glob = [p for p in pats if _has_glob(p)]
+        self._unordered_cache: dict[str, bool] = {}
+        self._limit = self.config.max_diffs_per_exchange
+
+    # -- public -------------------------------------------------------------------------
+    def diff(self, a: Response | None, b: Response | None) -> list[Difference]:
+        """Differences from original ``a`` to replayed ``b`` (missing responses are one
+        ``status`` difference)."""
+        if a is None or b is None:
+            if a is None and b is None:
+                return []
+            return [
+                Difference(
+                    "status",
+                    "changed",
+                    "status",
+                    a.status if a is not None else None,
+                    b.status if b is not None else None,
+                )
+            ]
+        if a.raw == b.raw:
+            return []
+        out: list[Difference] = []
+        if a.status != b.status:
+            out.append(Difference("status", "changed", "status", a.status, b.status))
+        if self.config.compare_headers and a.raw[: a.head_len] != b.raw[: b.head_len]:
+            self._diff_headers(a, b, out)
+        self._diff_bodies(a, b, out)
+        return out
+
+    # -- headers ------------------------------------------------------------------------
+    def _diff_headers(self, a: Response, b: Response, out: list[Difference]) -> None:
+        ha = _header_map(a.headers)
+        hb = _header_map(b.headers)
+        if ha == hb:
+            return
+        for name in sorted(ha.keys() | hb.keys()):
+            va = ha.get(name)
+            vb = hb.get(name)
+            if va == vb:
+                continue
+            f = "header:" + name
+            if va is None:
+                out.append(Difference(f, "extra", f, None, short(", ".join(vb or ()))))
+            elif vb is None:
+                out.append(Difference(f, "missing", f, short(", ".join(va)), None))
+            else:
+                out.append(Difference(f, "changed", f, short(", ".join(va)), short(", ".join(vb))))
+
+    # -- bodies -------------------------------------------------------------------------
+    def _diff_bodies(self, a: Response, b: Response, out: list[Difference]) -> None:
+        ba = a.decoded_body()
+        bb = b.decoded_body()
+        if ba == bb:
+            return
+        ka, va = body_kind(a)
+        kb, vb = body_kind(b)
+        if ka != kb:
+            out.append(Difference("body:kind", "type", "body", ka, kb))
+            if {ka, kb} <= {"text", "json"}:
+                self._diff_text(ba.decode("utf-8", "replace"), bb.decode("utf-8", "replace"), out)
+            return
+        if ka == "json":
+            self._diff_json(va, vb, "$", "$", out)
+        elif ka == "text":
+            self._diff_text(va, vb, out)
+        else:
+            out.append(
+                Difference(
+                    "body:binary",
+                    "size" if len(ba) != len(bb) else "changed",
+                    "body",
+                    {"size": len(ba), "sha256": hashlib.sha256(ba).hexdigest()},
+                    {"size": len(bb), "sha256": hashlib.sha256(bb).hexdigest()},
+                )
+            )
+
+    def _diff_text(self, ta: str, tb: str, out: list[Difference]) -> None:
+        la = ta.splitlines()[:5000]
+        lb = tb.splitlines()[:5000]
+        minus: list[str] = []
+        plus: list[str] = []
+        changed = 0
+        for line in difflib.unified_diff(la, lb, n=0, lineterm=""):
+            if line.startswith(("---", "+++", "@@")):
+                continue
+            changed += 1
+            if line.startswith("-") and len(minus) < 20:
+                minus.append(line[1:])
+            elif line.startswith("+") and len(plus) < 20:
+                plus.append(line[1:])
+        if changed == 0 and ta != tb:  # whitespace at line ends or final newline only
+            changed = 1
+        out.append(
+            Difference(
+                "body:text",
+                "lines",
+                f"body ({changed} lines)",
+                short("\n".join(minus), 2000),
+                short("\n".join(plus), 2000),
+            )
+        )
+
+    def _unordered(self, norm: str) -> bool:
+        if not self._unordered_exact and not self._unordered_glob:
+            return False
+        hit = self._unordered_cache.get(norm)
+        if hit is None:
+            hit = norm in self._unordered_exact or any(
+                glob_match(norm, p) for p in self._unordered_glob
+            )
+            self._unordered_cache[norm] = hit
+        return hit
+
+    def _diff_json(self, a: Any, b: Any, path: str, norm: str, out: list[Difference]) -> None:
+        if len(out) >= self._limit:
+            return
+        ta = type(a)
+        tb = type(b)
+        if ta is not tb:
+            if ta in _NUM and tb in _NUM:  # 1 vs 1.0: the same JSON number
+                if a != b:
+                    out.append(Difference("body:" + norm, "changed", path, a, b))
+                return
+            out.append(Difference("body:" + norm, "type", path, _jtype(a), _jtype(b)))
+            return
+        if a == b:
+            return
+        if ta is dict:
+            for k in a:
+                kp = _key_path(k)
+                if k not in b:
+                    out.append(
+                        Difference("body:" + norm + kp, "missing", path + kp, short(a[k]), None)
+                    )
+                elif a[k] != b[k] or type(a[k]) is not type(b[k]):
+                    self._diff_json(a[k], b[k], path + kp, norm + kp, out)
+                if len(out) >= self._limit:
+                    return
+            for k in b:
+                if k not in a:
+                    kp = _key_path(k)
+                    out.append(
+                        Difference("body:" + norm + kp, "extra", path + kp, None, short(b[k]))
+                    )
+            return
+        if ta is list:
+            self._diff_list(a, b, path, norm, out)
+            return
+        out.append(Difference("body:" + norm, "changed", path, short(a), short(b)))
+
+    def _diff_list(
+        self, a: list[Any], b: list[Any], path: str, norm: str, out: list[Difference]
+    ) -> None:
+        if self._unordered(norm):
+            ca = sorted(_canon(x) for x in a)
+            cb = sorted(_canon(x) for x in b)
+            if ca == cb:
+                return
+            missing, extra = _multiset_diff(ca, cb)
+            inorm = norm + "[*]"
+            for m in missing[:10]:
+                out.append(
+                    Difference("body:" + inorm, "missing", path + "[?]", short(m.decode()), None)
+                )
+            for e in extra[:10]:
+                out.append(
+                    Difference("body:" + inorm, "extra", path + "[?]", None, short(e.decode()))
+                )
+            return
+        if len(a) != len(b):
+            out.append(Difference("body:" + norm, "length", path, len(a), len(b)))
+        elif len(a) > 1 and sorted(map(_canon, a)) == sorted(map(_canon, b)):
+            out.append(Difference("body:" + norm, "order", path, short(a), short(b)))
+            return
+        inorm = norm + "[*]"
+        for i, (x, y) in enumerate(zip(a, b, strict=False)):
+            if x != y or type(x) is not type(y):
+                self._diff_json(x, y, f"{path}[{i}]", inorm, out)
+                if len(out) >= self._limit:
+                    return
+
+
+_NUM = (int, float)
+
+
+def _jtype(v: Any) -> str:
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "boolean"
+    if isinstance(v, int | float):
+        return "number"
+    if isinstance(v, str):
+        return "string"
+    if isinstance(v, list):
+        return "array"
+    return "object"
+
+
+def _has_glob(p: str) -> bool:
+    rest = p.replace("[*]", "")
+    return "*" in rest or "?" in rest
+
+
+def _body_pattern(p: str) -> str:
+    """Order-insensitive paths are body paths; ``body:`` prefix and ``[3]`` indices optional."""
+    p = p.strip()
+    if p.startswith("body:"):
+        p = p[5:]
+    if not p.startswith("$"):
+        p = "$." + p.lstrip(".")
+    return re.sub(r"\[\d+\]", "[*]", p)
+
+
+def _multiset_diff(a: list[bytes], b: list[bytes]) -> tuple[list[bytes], list[bytes]]:
+    from collections import Counter
+
+    ca, cb = Counter(a), Counter(b)
+    return list((ca - cb).elements()), list((cb - ca).elements())
+
+
+def _header_map(headers: Iterable[tuple[str, str]]) -> dict[str, tuple[str, ...]]:
+    m: dict[str, list[str]] = {}
+    for k, v in headers:
+        lk = k.lower()
+        if lk in FRAMING_HEADERS:
+            continue
+        if lk == "set-cookie":
+            m.setdefault(lk, []).append(v.split("=", 1)[0].strip())
+        else:
+            m.setdefault(lk, []).extend(p.strip() for p in v.split(","))
+    return {k: tuple(sorted(v)) for k, v in m.items()}

@@ -1,0 +1,353 @@
+"""The release gate: a :class:`CompareResult` + ``[gate]`` thresholds -> pass/fail and why.
+
+Every failure reason is one line naming the endpoint, the measured value and the threshold,
+so a verdict can be trusted and argued with. Fields are classified as ``regression``,
+``noise`` (with the reason) or ``accepted`` (with the entry); an exchange counts as differing
+when it has at least one ``regression`` field.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from .. import __version__
+from ._config import GateConfig
+from ._glob import glob_match
+from ._result import CompareResult, EndpointResult, FieldResult
+from .accepted import AcceptedDiff, AcceptedDiffs
+from .latency import LatencyHistogram, latency_regression
+
+__all__ = ["EndpointVerdict", "Verdict", "judge"]
+
+
+@dataclass
+class EndpointVerdict:
+    endpoint: EndpointResult
+    verdict: str
+    reasons: list[str]
+    differing: int
+    diff_rate: float
+    field_status: dict[tuple[str, str], tuple[str, str | None]]  # key -> (status, why)
+    latency: dict[str, Any]
+    new_5xx_rate: float
+    error_rate: float
+    judged: bool = True
+
+
+@dataclass
+class Verdict:
+    passed: bool
+    reasons: list[str]
+    endpoints: list[EndpointVerdict]
+    result: CompareResult
+    gate: GateConfig
+    accepted: AcceptedDiffs | None
+    totals: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def verdict(self) -> str:
+        return "pass" if self.passed else "fail"
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.passed else 1
+
+    def summary(self) -> dict[str, Any]:
+        """The JSON summary (contract: verdict, reasons, endpoints[...])."""
+        return _summary(self)
+
+
+def _pct(x: float) -> str:
+    if x == 0:
+        return "0%"
+    if x < 0.001:
+        return f"{x * 100:.3f}%"
+    return f"{x * 100:.1f}%".replace(".0%", "%")
+
+
+def judge(
+    result: CompareResult, gate: GateConfig, accepted: AcceptedDiffs | None = None
+) -> Verdict:
+    reasons: list[str] = []
+    eps: list[EndpointVerdict] = []
+    tot_compared = tot_diff = tot_replayed = tot_requests = 0
+    tot_new5 = tot_err = 0
+    for ep in result.endpoints:
+        ev = _judge_endpoint(ep, gate, accepted)
+        eps.append(ev)
+        if not ev.judged:
+            continue
+        tot_requests += ep.requests
+        tot_compared += ep.compared
+        tot_diff += ev.differing
+        tot_replayed += ep.replayed
+        tot_new5 += ep.new_5xx
+        tot_err += sum(ep.errors.values())
+        reasons.extend(f"{ep.endpoint}: {r}" for r in ev.reasons)
+    overall_rate = tot_diff / tot_compared if tot_compared else 0.0
+    if tot_replayed < gate.min_replayed:
+        reasons.insert(
+            0, f"only {tot_replayed} exchanges were replayed (min_replayed {gate.min_replayed})"
+        )
+    if tot_compared and overall_rate > gate.max_diff_rate:
+        reasons.insert(
+            0,
+            f"overall: {_pct(overall_rate)} of {tot_compared} compared requests differ "
+            f"(max_diff_rate {_pct(gate.max_diff_rate)})",
+        )
+    if accepted is not None:
+        for e in accepted.entries:
+            if e.expired(accepted.today) and e.used:
+                reasons.append(
+                    f"accepted difference expired on {e.expires.isoformat()}: {e.endpoint} "
+                    f"{e.what()} ({e.reason}; {e.who})"
+                )
+    overall_lat = _merge([e.endpoint.latency_original for e in eps if e.judged])
+    overall_rep = _merge([e.endpoint.latency_replayed for e in eps if e.judged])
+    overall_base = _merge([e.endpoint.latency_baseline for e in eps if e.judged])
+    totals = {
+        "requests": tot_requests,
+        "replayed": tot_replayed,
+        "compared": tot_compared,
+        "differing": tot_diff,
+        "diff_rate": round(overall_rate, 6),
+        "new_5xx": tot_new5,
+        "errors": tot_err,
+        "latency_ms": {
+            "original": overall_lat.summary(),
+            "replayed": overall_rep.summary(),
+            "baseline": overall_base.summary(),
+        },
+    }
+    return Verdict(not reasons, reasons, eps, result, gate, accepted, totals)
+
+
+def _merge(hs: list[LatencyHistogram]) -> LatencyHistogram:
+    out = LatencyHistogram()
+    for h in hs:
+        out.merge(h)
+    return out
+
+
+def _classify(
+    ep: EndpointResult, f: FieldResult, exact: bool, accepted: AcceptedDiffs | None
+) -> tuple[str, str | None, AcceptedDiff | None]:
+    if f.noise_reason and (f.explicit or not exact):
+        return "noise", f.noise_reason, None
+    if accepted is not None:
+        act, exp = accepted.find_field(ep.endpoint, f.field, f.kind)
+        if act is not None:
+            return "accepted", f"{act.reason} ({act.who}, until {act.expires.isoformat()})", act
+        if exp is not None:
+            return "regression", f"accepted difference expired on {exp.expires.isoformat()}", exp
+    return "regression", ("must match exactly" if exact and f.noise_reason else None), None
+
+
+def _judge_endpoint(
+    ep: EndpointResult, gate: GateConfig, accepted: AcceptedDiffs | None
+) -> EndpointVerdict:
+    name = ep.endpoint
+    judged = not any(glob_match(name, p) for p in gate.ignore_endpoints)
+    exact = any(glob_match(name, p) for p in gate.exact_endpoints)
+    status: dict[tuple[str, str], tuple[str, str | None]] = {}
+    for f in ep.fields:
+        if f.count == 0:
+            status[f.key] = ("noise", f.noise_reason or "differs only in baseline replays")
+            continue
+        st, why, entry = _classify(ep, f, exact, accepted)
+        if entry is not None:
+            entry.used += f.count
+        status[f.key] = (st, why)
+    real = {k for k, (s, _) in status.items() if s == "regression"}
+    differing = sum(n for sig, n in ep.signatures.items() if any(k in real for k in sig))
+    rate = differing / ep.compared if ep.compared else 0.0
+    reasons: list[str] = []
+    if differing and (exact or rate > gate.max_endpoint_diff_rate):
+        top = sorted((f for f in ep.fields if f.key in real), key=lambda f: (-f.count, f.field))[:3]
+        what = ", ".join(f"{f.field} {f.kind} ({f.count})" for f in top)
+        limit = (
+            "must match exactly"
+            if exact
+            else f"max_endpoint_diff_rate {_pct(gate.max_endpoint_diff_rate)}"
+        )
+        reasons.append(f"{_pct(rate)} of {ep.compared} requests differ ({limit}): {what}")
+    # new 5xx (net of what the baseline copy also produced)
+    new5_rate = ep.new_5xx / ep.compared if ep.compared else 0.0
+    base5_rate = ep.baseline_new_5xx / ep.baseline_compared if ep.baseline_compared else 0.0
+    if ep.new_5xx and new5_rate - base5_rate > gate.max_new_5xx_rate:
+        changes = sorted(
+            k for k, n in ep.status_matrix.items() if k.endswith(">5xx") and not k.startswith("5xx")
+        )
+        act = None
+        if accepted is not None:
+            for ch in changes:
+                a, exp = accepted.find_status(name, ch)
+                if a is not None:
+                    act = a
+                    a.used += ep.new_5xx
+                elif exp is not None:
+                    exp.used += ep.new_5xx
+        if act is None:
+            base = f", baseline {_pct(base5_rate)}" if ep.baseline_compared else ""
+            reasons.append(
+                f"{ep.new_5xx} new 5xx of {ep.compared} requests ({_pct(new5_rate)}{base}; "
+                f"max_new_5xx_rate {_pct(gate.max_new_5xx_rate)})"
+            )
+    n_err = sum(ep.errors.values())
+    attempts = ep.compared + n_err
+    err_rate = n_err / attempts if attempts else 0.0
+    base_err = sum(ep.baseline_errors.values())
+    base_attempts = ep.baseline_compared + base_err
+    base_err_rate = base_err / base_attempts if base_attempts else 0.0
+    if n_err and err_rate - base_err_rate > gate.max_error_rate:
+        kinds = ", ".join(f"{k} ({n})" for k, n in sorted(ep.errors.items(), key=lambda x: -x[1]))
+        reasons.append(
+            f"{n_err} replay errors of {attempts} ({_pct(err_rate)}; max_error_rate {_pct(gate.max_error_rate)}): {kinds}"
+        )
+    # latency: against the baseline copy when it has enough samples (same place, same time)
+    ref_name = (
+        "baseline" if ep.latency_baseline.count >= max(1, gate.latency_min_samples) else "original"
+    )
+    ref = ep.latency_baseline if ref_name == "baseline" else ep.latency_original
+    lat = latency_regression(
+        ref,
+        ep.latency_replayed,
+        max_ratio=gate.max_p99_ratio,
+        min_delta_ms=gate.min_p99_delta_ms,
+        min_samples=gate.latency_min_samples,
+    )
+    lat["reference"] = ref_name
+    if lat["regressed"]:
+        act = None
+        if accepted is not None:
+            act, exp = accepted.find_latency(name)
+            if act is not None:
+                act.used += 1
+                lat["accepted"] = act.reason
+            elif exp is not None:
+                exp.used += 1
+        if act is None:
+            ratio = f"x{lat['ratio']:.2f}, " if lat["ratio"] is not None else ""
+            reasons.append(
+                f"p99 {ep.latency_replayed.percentile_ms(99):.1f} ms vs {ref.percentile_ms(99):.1f} ms "
+                f"{ref_name} ({ratio}+{lat['delta_ms']:.1f} ms; max_p99_ratio x{gate.max_p99_ratio:g} "
+                f"and min_p99_delta_ms {gate.min_p99_delta_ms:g})"
+            )
+    verdict = "fail" if reasons and judged else "pass"
+    return EndpointVerdict(
+        ep, verdict, reasons, differing, rate, status, lat, new5_rate, err_rate, judged
+    )
+
+
+def _summary(v: Verdict) -> dict[str, Any]:
+    res = v.result
+    total_requests = sum(e.endpoint.requests for e in v.endpoints) or 1
+    endpoints = []
+    for ev in sorted(
+        v.endpoints, key=lambda e: (e.verdict != "fail", -e.endpoint.requests, e.endpoint.endpoint)
+    ):
+        ep = ev.endpoint
+        fields = []
+        noise_fields = []
+        for f in sorted(ep.fields, key=lambda f: (-f.count, f.field, f.kind)):
+            st, why = ev.field_status.get(f.key, ("regression", None))
+            row = {
+                "field": f.field,
+                "kind": f.kind,
+                "status": st,
+                "reason": why,
+                "count": f.count,
+                "rate": round(f.rate, 6),
+                "baseline_count": f.baseline_count,
+                "baseline_rate": round(f.baseline_rate, 6) if f.baseline_rate is not None else None,
+                "learned_count": f.learned_count,
+                "learned_pairs": f.learned_pairs,
+                "samples": f.samples,
+            }
+            fields.append(row)
+            if st == "noise":
+                noise_fields.append(
+                    {
+                        "field": f.field,
+                        "kind": f.kind,
+                        "reason": why,
+                        "rate": row["rate"],
+                        "baseline_rate": row["baseline_rate"],
+                    }
+                )
+        endpoints.append(
+            {
+                "endpoint": ep.endpoint,
+                "verdict": ev.verdict,
+                "judged": ev.judged,
+                "requests": ep.requests,
+                "traffic_share": round(ep.requests / total_requests, 6),
+                "replayed": ep.replayed,
+                "compared": ep.compared,
+                "differing": ev.differing,
+                "diff_rate": round(ev.diff_rate, 6),
+                "baseline_requests": ep.baseline_requests,
+                "noise_fields": noise_fields,
+                "fields": fields,
+                "latency_ms": {
+                    "original": ep.latency_original.summary(),
+                    "replayed": ep.latency_replayed.summary(),
+                    "baseline": ep.latency_baseline.summary(),
+                    **{
+                        k: ev.latency[k]
+                        for k in ("reference", "ratio", "delta_ms", "regressed", "enough_samples")
+                    },
+                },
+                "latency_distribution": {
+                    "original": ep.latency_original.distribution(),
+                    "replayed": ep.latency_replayed.distribution(),
+                    "baseline": ep.latency_baseline.distribution(),
+                },
+                "status_matrix": ep.status_matrix,
+                "baseline_status_matrix": ep.baseline_status_matrix,
+                "new_5xx": ep.new_5xx,
+                "new_5xx_rate": round(ev.new_5xx_rate, 6),
+                "errors": ep.errors,
+                "error_rate": round(ev.error_rate, 6),
+                "skipped": ep.skipped,
+                "reasons": ev.reasons,
+            }
+        )
+    matrix: dict[str, int] = {}
+    for ev in v.endpoints:
+        for k, n in ev.endpoint.status_matrix.items():
+            matrix[k] = matrix.get(k, 0) + n
+    starts = [min(ts.buckets) for ts in res.timeline.values() if ts.buckets]
+    t0 = min(starts) if starts else None
+    # replay timestamps differ from capture timestamps: each series starts at its own 0
+    timeline = {k: ts.points() for k, ts in res.timeline.items()}
+    cfg = res.config
+    today = v.accepted.today if v.accepted else dt.date.today()
+    return {
+        "verdict": v.verdict,
+        "reasons": v.reasons,
+        "replaygate_version": __version__,
+        "generated_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "sources": res.sources,
+        "totals": v.totals,
+        "endpoints": endpoints,
+        "status_matrix": matrix,
+        "timeline": timeline,
+        "timeline_start": t0,
+        "accepted": [e.as_dict(today) for e in (v.accepted.entries if v.accepted else [])],
+        "accepted_file": v.accepted.path if v.accepted else None,
+        "skipped": res.skipped,
+        "target": res.target,
+        "gate": asdict(v.gate),
+        "compare": {
+            "noise_relative": cfg.noise_relative,
+            "noise_absolute": cfg.noise_absolute,
+            "learn_min_pairs": cfg.learn_min_pairs,
+            "learn_min_rate": cfg.learn_min_rate,
+            "ignore": [str(x) for x in cfg.ignore],
+            "order_insensitive": cfg.order_insensitive,
+            "volatile_headers": sorted(cfg.all_volatile_headers),
+        },
+    }

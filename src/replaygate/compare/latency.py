@@ -1,0 +1,180 @@
+"""Latency per endpoint: HDR histograms that merge exactly across workers.
+
+Values are recorded in microseconds (1 µs .. 1 h, 2 significant digits: 1% resolution), so the
+p50/p90/p99/max of a merged run are the same as if one process had seen every exchange.
+A regression needs both a ratio *and* an absolute delta, and a minimum number of samples on
+both sides, so that a 2 ms -> 4 ms p99 on 5 requests does not fail a release.
+
+:class:`TimeSeries` keeps per-second count/sum/max buckets for the "over time" charts.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from typing import Any
+
+from hdrh.histogram import HdrHistogram
+
+__all__ = ["LatencyHistogram", "TimeSeries", "latency_regression"]
+
+_LOW_US = 1
+_HIGH_US = 3_600_000_000
+_DIGITS = 2
+
+
+class LatencyHistogram:
+    """A mergeable latency histogram (HDR) recording nanoseconds, reporting milliseconds."""
+
+    __slots__ = ("_h",)
+
+    def __init__(self) -> None:
+        self._h = HdrHistogram(_LOW_US, _HIGH_US, _DIGITS)
+
+    def record_ns(self, ns: int) -> None:
+        us = ns // 1000
+        self._h.record_value(min(max(us, _LOW_US), _HIGH_US))
+
+    @property
+    def count(self) -> int:
+        return int(self._h.get_total_count())
+
+    def merge(self, other: LatencyHistogram) -> None:
+        if other.count:
+            self._h.add(other._h)
+
+    def percentile_ms(self, p: float) -> float:
+        return round(self._h.get_value_at_percentile(p) / 1000.0, 3) if self.count else 0.0
+
+    def summary(self) -> dict[str, Any]:
+        """``{"count", "p50", "p90", "p99", "max", "mean"}`` in milliseconds."""
+        if not self.count:
+            return {"count": 0}
+        h = self._h
+        return {
+            "count": self.count,
+            "p50": self.percentile_ms(50),
+            "p90": self.percentile_ms(90),
+            "p99": self.percentile_ms(99),
+            "max": round(h.get_max_value() / 1000.0, 3),
+            "mean": round(h.get_mean_value() / 1000.0, 3),
+        }
+
+    def distribution(self, buckets: int = 24) -> list[list[float]]:
+        """``[[upper_ms, count], ...]`` on a log scale, for the distribution charts."""
+        if not self.count:
+            return []
+        h = self._h
+        lo = max(int(h.get_min_value()), 1)
+        hi = max(int(h.get_max_value()), lo + 1)
+        ratio = (hi / lo) ** (1.0 / buckets)
+        edges = [lo * ratio ** (i + 1) for i in range(buckets)]
+        edges[-1] = float(hi)
+        counts = [0] * buckets
+        i = 0
+        for item in h.get_recorded_iterator():
+            v = item.value_iterated_to
+            while i < buckets - 1 and v > edges[i]:
+                i += 1
+            counts[i] += item.count_at_value_iterated_to
+        return [[round(e / 1000.0, 3), float(c)] for e, c in zip(edges, counts, strict=True)]
+
+    def to_state(self) -> str:
+        return base64.b64encode(self._h.encode()).decode() if self.count else ""
+
+    @classmethod
+    def from_state(cls, s: str) -> LatencyHistogram:
+        h = cls()
+        if s:
+            h._h.add(HdrHistogram.decode(base64.b64decode(s)))
+        return h
+
+
+@dataclass
+class TimeSeries:
+    """Per-second ``[count, sum_ms, max_ms]`` buckets keyed by epoch second."""
+
+    buckets: dict[int, list[float]]
+
+    @classmethod
+    def new(cls) -> TimeSeries:
+        return cls({})
+
+    def record(self, ts_ns: int, latency_ns: int) -> None:
+        sec = ts_ns // 1_000_000_000
+        ms = latency_ns / 1e6
+        b = self.buckets.get(sec)
+        if b is None:
+            if len(self.buckets) >= 86_400:
+                return
+            self.buckets[sec] = [1, ms, ms]
+        else:
+            b[0] += 1
+            b[1] += ms
+            if ms > b[2]:
+                b[2] = ms
+
+    def merge(self, other: TimeSeries) -> None:
+        for sec, (n, s, m) in other.buckets.items():
+            b = self.buckets.get(sec)
+            if b is None:
+                self.buckets[sec] = [n, s, m]
+            else:
+                b[0] += n
+                b[1] += s
+                b[2] = max(b[2], m)
+
+    def points(self, start: int | None = None, max_points: int = 300) -> list[list[float]]:
+        """``[[t_seconds_from_start, count, mean_ms, max_ms], ...]``, coarsened to
+        ``max_points``."""
+        if not self.buckets:
+            return []
+        secs = sorted(self.buckets)
+        t0 = start if start is not None else secs[0]
+        width = max(1, (secs[-1] - t0 + 1 + max_points - 1) // max_points)
+        agg: dict[int, list[float]] = {}
+        for s in secs:
+            k = (s - t0) // width
+            n, tot, mx = self.buckets[s]
+            a = agg.setdefault(k, [0, 0.0, 0.0])
+            a[0] += n
+            a[1] += tot
+            a[2] = max(a[2], mx)
+        return [
+            [k * width, a[0], round(a[1] / a[0], 3) if a[0] else 0.0, round(a[2], 3)]
+            for k, a in sorted(agg.items())
+        ]
+
+    def to_state(self) -> dict[str, list[float]]:
+        return {str(k): v for k, v in self.buckets.items()}
+
+    @classmethod
+    def from_state(cls, d: dict[str, list[float]]) -> TimeSeries:
+        return cls({int(k): list(v) for k, v in d.items()})
+
+
+def latency_regression(
+    reference: LatencyHistogram,
+    replayed: LatencyHistogram,
+    *,
+    max_ratio: float,
+    min_delta_ms: float,
+    min_samples: int,
+) -> dict[str, Any]:
+    """p99 comparison: ``{"ratio", "delta_ms", "regressed", "enough_samples"}``."""
+    enough = (
+        reference.count >= min_samples and replayed.count >= min_samples and reference.count > 0
+    )
+    if not reference.count or not replayed.count:
+        return {"ratio": None, "delta_ms": None, "regressed": False, "enough_samples": False}
+    r99 = reference.percentile_ms(99)
+    c99 = replayed.percentile_ms(99)
+    ratio = c99 / r99 if r99 > 0 else None
+    delta = round(c99 - r99, 3)
+    regressed = bool(enough and delta >= min_delta_ms and (ratio is None or ratio >= max_ratio))
+    return {
+        "ratio": round(ratio, 3) if ratio is not None else None,
+        "delta_ms": delta,
+        "regressed": regressed,
+        "enough_samples": enough,
+    }
