@@ -82,6 +82,11 @@ class Pipeline:
         self.stages = list(stages)
         self.sink = sink
         self.counters = counters or Counters()
+        for st in self.stages:
+            # Stages that count notes (or their own drops) report into the run's counters.
+            bind = getattr(st, "bind_counters", None)
+            if callable(bind):
+                bind(self.counters)
 
     def _run_from(self, start: int, items: Iterable[Exchange]) -> None:
         for ex in items:
@@ -97,7 +102,10 @@ class Pipeline:
                 continue
             outs = list(out)
             if not outs:
-                self.counters.dropped[stages[i].name] += 1
+                # A stage that holds exchanges back (middleware) returns () without dropping
+                # and counts its real drops itself (``counts_own_drops = True``).
+                if not getattr(stages[i], "counts_own_drops", False):
+                    self.counters.dropped[stages[i].name] += 1
                 return
             for o in outs:
                 self._push(i + 1, o)

@@ -1,0 +1,366 @@
+"""The traffic flags shared by capture, proxy, convert, replay, shadow and worker.
+
+``@traffic_options`` adds the filter / sampling / masking / rewrite / middleware / plugin
+flags to a click command; :func:`stages_from_options` turns the command's keyword arguments
+(plus the ``[filters]``, ``[rewrite]`` and ``[middleware]`` sections of replaygate.toml; flags
+win) into the list of stages, in this order::
+
+    filters -> sampling -> mask -> rewrites -> middleware -> plugins
+
+Why that order: filtering and sampling first, so nothing that is thrown away costs work;
+masking before rewrites, so the headers users *set for staging* (a staging token) are not
+masked away; masking before middleware and plugins, so external processes and user code never
+see raw secrets. GoReplay's flag names are accepted as aliases (``--http-allow-url`` ...).
+
+Bad values raise :class:`~replaygate.errors.ConfigError` naming the flag, e.g.
+``--allow-url: bad regex '(': missing ), unterminated subpattern at position 0``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+import click
+
+from ..config import section
+from ..errors import ConfigError
+from ..pipeline import Counters, Stage
+
+__all__ = ["stages_from_options", "traffic_options"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_URL_HELP = (
+    "matched (regex search, not anchored) against the request target path?query, or against "
+    "the full URL scheme://host/path?query with --url-match full"
+)
+
+# (names..., keyword, kwargs) in the order they appear in --help
+_OPTIONS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
+    (
+        ("--allow-url", "--http-allow-url", "allow_url"),
+        dict(
+            multiple=True,
+            metavar="RE",
+            help=f"Keep only requests whose URL matches; {_URL_HELP}. Repeatable: any may match.",
+        ),
+    ),
+    (
+        ("--deny-url", "--http-disallow-url", "deny_url"),
+        dict(
+            multiple=True,
+            metavar="RE",
+            help=f"Drop requests whose URL matches; {_URL_HELP}. Repeatable; deny wins over allow.",
+        ),
+    ),
+    (
+        ("--url-match", "url_match"),
+        dict(
+            type=click.Choice(["path", "full"]),
+            default=None,
+            help="What URL regexes see: 'path' = path?query as sent (default), "
+            "'full' = scheme://host/path?query.",
+        ),
+    ),
+    (
+        ("--allow-method", "--http-allow-method", "allow_method"),
+        dict(multiple=True, metavar="M", help="Keep only these methods (repeatable)."),
+    ),
+    (
+        ("--deny-method", "deny_method"),
+        dict(multiple=True, metavar="M", help="Drop these methods (repeatable)."),
+    ),
+    (
+        ("--allow-header", "--http-allow-header", "allow_header"),
+        dict(
+            multiple=True,
+            metavar="'NAME: RE'",
+            help="Keep only requests that have header NAME with a value matching RE. "
+            "Every name given must match.",
+        ),
+    ),
+    (
+        ("--deny-header", "--http-disallow-header", "deny_header"),
+        dict(
+            multiple=True, metavar="'NAME: RE'", help="Drop requests whose header NAME matches RE."
+        ),
+    ),
+    (
+        ("--allow-basic-auth", "--http-basic-auth-filter", "allow_basic_auth"),
+        dict(
+            multiple=True,
+            metavar="RE",
+            help="Keep only requests with Authorization: Basic whose user name matches RE.",
+        ),
+    ),
+    (
+        ("--sample", "sample"),
+        dict(
+            metavar="PCT",
+            default=None,
+            help="Consistent sampling: keep PCT (e.g. 25%) of keys (see --sample-by); the same "
+            "keys are kept on every run.",
+        ),
+    ),
+    (
+        ("--sample-by", "sample_by"),
+        dict(
+            metavar="KEY",
+            default=None,
+            help="Key for --sample: header:NAME, query:NAME, cookie:NAME or session (default). "
+            "Requests without the key are kept (as GoReplay does) and counted.",
+        ),
+    ),
+    (
+        ("--sample-random", "sample_random"),
+        dict(
+            metavar="PCT",
+            default=None,
+            help="Random sampling: keep each exchange with probability PCT.",
+        ),
+    ),
+    (
+        ("--http-header-limiter", "http_header_limiter"),
+        dict(
+            metavar="'NAME: PCT'",
+            default=None,
+            hidden=True,
+            help="GoReplay alias: --sample PCT --sample-by header:NAME.",
+        ),
+    ),
+    (
+        ("--http-param-limiter", "http_param_limiter"),
+        dict(
+            metavar="'NAME: PCT'",
+            default=None,
+            hidden=True,
+            help="GoReplay alias: --sample PCT --sample-by query:NAME.",
+        ),
+    ),
+    (
+        ("--mask", "mask"),
+        dict(
+            is_flag=True,
+            default=False,
+            help="Mask secrets and personal data with the default profile.",
+        ),
+    ),
+    (
+        ("--mask-config", "mask_config"),
+        dict(metavar="FILE", default=None, help="Masking rules (TOML); implies --mask."),
+    ),
+    (
+        ("--mask-key-file", "mask_key_file"),
+        dict(
+            metavar="FILE",
+            default=None,
+            help="Pseudonymisation key file (else $REPLAYGATE_MASK_KEY).",
+        ),
+    ),
+    (
+        ("--rewrite-url", "--http-rewrite-url", "rewrite_url"),
+        dict(
+            multiple=True,
+            metavar="'RE:REPLACEMENT'",
+            help="Rewrite the target path?query; the first matching rule applies. $1 / \\1 "
+            "refer to groups; write \\: for a colon inside RE.",
+        ),
+    ),
+    (
+        ("--rewrite-header", "--http-rewrite-header", "rewrite_header"),
+        dict(
+            multiple=True,
+            metavar="'NAME: RE,REPLACEMENT'",
+            help="Rewrite header NAME's value (write \\, for a comma inside RE).",
+        ),
+    ),
+    (
+        ("--set-header", "--http-set-header", "set_header"),
+        dict(multiple=True, metavar="'NAME: VALUE'", help="Set (replace or add) a request header."),
+    ),
+    (
+        ("--remove-header", "remove_header"),
+        dict(multiple=True, metavar="NAME", help="Remove a request header (every occurrence)."),
+    ),
+    (
+        ("--set-param", "--http-set-param", "set_param"),
+        dict(multiple=True, metavar="NAME=VALUE", help="Set (replace or add) a query parameter."),
+    ),
+    (
+        ("--middleware", "middleware"),
+        dict(
+            metavar="'CMD ARGS'",
+            default=None,
+            help="Run an external middleware speaking GoReplay's protocol (hex lines on "
+            "stdin/stdout; echo to keep, modify, omit to drop, write new lines to inject).",
+        ),
+    ),
+    (
+        ("--middleware-on-error", "middleware_on_error"),
+        dict(
+            type=click.Choice(["stop", "skip"]),
+            default=None,
+            help="If the middleware crashes: stop with an error (default) or pass exchanges "
+            "through unchanged (counted).",
+        ),
+    ),
+    (
+        ("--plugin", "plugin"),
+        dict(
+            multiple=True,
+            metavar="MODULE:ATTR",
+            help="Load a Python plugin by module:attr path or 'replaygate.plugins' entry point "
+            "name (repeatable).",
+        ),
+    ),
+]
+
+
+def traffic_options(f: F) -> F:
+    """Decorator: add the filter / sample / mask / rewrite / middleware / plugin flags."""
+    for names, kwargs in reversed(_OPTIONS):
+        f = click.option(*names, **kwargs)(f)
+    return f
+
+
+def _list(options: Mapping[str, Any], key: str) -> list[str] | None:
+    v = options.get(key)
+    if v is None or v == () or v == []:
+        return None
+    if isinstance(v, str):
+        return [v]
+    return [str(x) for x in v]
+
+
+def _section(config: Mapping[str, Any] | None, name: str) -> dict[str, Any] | None:
+    if not config:
+        return None
+    data = config.get(name)
+    if data is None:
+        return None
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"[{name}] must be a table")
+    return dict(data)
+
+
+def _limiter(text: str, *, flag: str) -> tuple[str, str]:
+    name, sep, pct = text.rpartition(":")
+    if not sep or not name.strip() or not pct.strip():
+        raise ConfigError(f"{flag}: expected 'NAME: PERCENT' (e.g. 'X-User: 25%'), got {text!r}")
+    return name.strip(), pct.strip()
+
+
+def stages_from_options(
+    options: Mapping[str, Any],
+    config: Mapping[str, Any] | None = None,
+    *,
+    counters: Counters | None = None,
+) -> list[Stage]:
+    """Build the stages for a command from its kwargs and the loaded TOML (flags win).
+
+    ``counters`` receives the stages' notes (why things were dropped or changed); a
+    :class:`~replaygate.pipeline.Pipeline` binds its own counters to them anyway.
+    """
+    from ..stages.filter import FilterConfig, FilterStage
+    from ..stages.rewrite import RewriteConfig, RewriteStage
+    from ..stages.sample import RandomSampleStage, SampleStage
+
+    counters = counters or Counters()
+    stages: list[Stage] = []
+
+    sample = options.get("sample")
+    sample_by = options.get("sample_by")
+    for flag, key, kind in (
+        ("--http-header-limiter", "http_header_limiter", "header"),
+        ("--http-param-limiter", "http_param_limiter", "query"),
+    ):
+        text = options.get(key)
+        if text:
+            name, pct = _limiter(str(text), flag=flag)
+            sample, sample_by = pct, f"{kind}:{name}"
+
+    fc = section(
+        FilterConfig,
+        _section(config, "filters"),
+        name="filters",
+        allow_url=_list(options, "allow_url"),
+        deny_url=_list(options, "deny_url"),
+        allow_method=_list(options, "allow_method"),
+        deny_method=_list(options, "deny_method"),
+        allow_header=_list(options, "allow_header"),
+        deny_header=_list(options, "deny_header"),
+        allow_basic_auth=_list(options, "allow_basic_auth"),
+        url_match=options.get("url_match"),
+        sample=sample,
+        sample_by=sample_by,
+        sample_random=options.get("sample_random"),
+    )
+    if fc.active or fc.url_match != "path":
+        stages.append(FilterStage(fc, counters))
+    if fc.sample is not None:
+        stages.append(SampleStage(fc.sample, fc.sample_by, counters))
+    elif fc.sample_by is not None:
+        raise ConfigError("--sample-by: needs --sample PERCENT")
+    if fc.sample_random is not None:
+        stages.append(RandomSampleStage(fc.sample_random))
+
+    mask_on = bool(options.get("mask"))
+    mask_config = options.get("mask_config")
+    mask_key = options.get("mask_key_file")
+    if mask_on or mask_config or mask_key or (config and "mask" in config):
+        try:
+            # engineer M's module; imported by name so a missing module is a clear error
+            mask_mod = importlib.import_module("replaygate.stages.mask")
+        except ImportError:
+            raise ConfigError("--mask: masking is not available in this installation") from None
+        mask_stage_from_options = mask_mod.mask_stage_from_options
+        ms = mask_stage_from_options(
+            enabled=mask_on or bool(mask_config),
+            config_path=mask_config,
+            key_file=mask_key,
+            config=config,
+        )
+        if ms is not None:
+            stages.append(ms)
+
+    rc = section(
+        RewriteConfig,
+        _section(config, "rewrite"),
+        name="rewrite",
+        rewrite_url=_list(options, "rewrite_url"),
+        rewrite_header=_list(options, "rewrite_header"),
+        set_header=_list(options, "set_header"),
+        remove_header=_list(options, "remove_header"),
+        set_param=_list(options, "set_param"),
+    )
+    if rc.active:
+        stages.append(RewriteStage(rc, counters))
+
+    mw_section = _section(config, "middleware") or {}
+    plugin_names = _list(options, "plugin")
+    if plugin_names is None:
+        plugin_names = [str(p) for p in mw_section.pop("plugins", None) or []]
+    else:
+        mw_section.pop("plugins", None)
+    if options.get("middleware") or mw_section.get("command"):
+        from ..stages.middleware import MiddlewareConfig, MiddlewareStage
+
+        mc = section(
+            MiddlewareConfig,
+            mw_section,
+            name="middleware",
+            command=options.get("middleware"),
+            on_error=options.get("middleware_on_error"),
+        )
+        stages.append(MiddlewareStage(mc, counters))
+    elif options.get("middleware_on_error"):
+        raise ConfigError("--middleware-on-error: needs --middleware")
+
+    if plugin_names:
+        from ..stages.plugins import load_plugin_stage
+
+        for spec in plugin_names:
+            stages.append(load_plugin_stage(spec, counters=counters))
+    return stages

@@ -1,0 +1,561 @@
+"""External middleware speaking GoReplay's protocol, so existing GoReplay middleware runs as is.
+
+Protocol (GoReplay's ``--middleware``): every message is written to the child's stdin as ONE
+line: the hex encoding of ``"<type> <id> <timestamp_ns> <latency_ns>\\n" + <raw HTTP bytes>``
+followed by ``\\n``. Types: 1 request, 2 original response, 3 replayed response. The child
+writes lines in the same encoding on stdout: echo a line to keep the message, change it to
+modify it, omit it to drop it, write new lines to inject messages. Lines that are not hex are
+reported and skipped (as GoReplay does); the child's stderr is passed through to ours, each
+line prefixed with ``[middleware]``.
+
+How exchanges come back together. Messages are matched to exchanges by id. An exchange is
+*settled* when every message sent for it has come back, or when the child has answered a
+message sent *after* it (middleware processes its input in order, so anything it skipped it
+dropped), or when the child has been silent for ``settle_timeout`` (it holds or dropped the
+rest), or when its output ends. Settled exchanges are released in the order they were sent:
+
+* request not echoed -> the exchange is dropped, counted under ``dropped["middleware"]``;
+* original response not echoed -> the response is kept unchanged (GoReplay middleware often
+  only echoes requests) and counted under ``notes["middleware.response_not_echoed"]``;
+* a new id with type 1 -> an injected exchange (:attr:`~replaygate.model.Flag.INJECTED`).
+
+Backpressure: at most ``max_inflight`` exchanges (and ``max_inflight_bytes``) are in flight;
+``process`` blocks until the child catches up, so memory stays bounded. There is no line-length
+limit: a 50 MB body passes (written and read in 1 MiB hex chunks through 1 MiB pipes).
+
+Failure: a child that exits before its input ended raises :class:`~replaygate.errors.
+MiddlewareError` with its exit status and last stderr line (``on_error="stop"``), or, with
+``on_error="skip"``, the stage passes every exchange through unchanged from then on and counts
+them under ``notes["middleware.bypassed"]``.
+"""
+
+from __future__ import annotations
+
+import binascii
+import collections
+import os
+import re
+import shlex
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..config import parse_duration, parse_size
+from ..errors import ConfigError, MiddlewareError
+from ..model import Exchange, Flag, HTTPMessage, Request, Response, new_exchange_id
+from ..pipeline import Counters
+
+__all__ = [
+    "MiddlewareConfig",
+    "MiddlewareStage",
+    "decode_message",
+    "encode_message",
+]
+
+_CHUNK = 1 << 20
+_F_SETPIPE_SZ = 1031
+_SAFE_ID = re.compile(r"[!-~]{1,200}")  # printable, no spaces
+_MAX_BAD_LINE_REPORTS = 5
+
+
+@dataclass
+class MiddlewareConfig:
+    """The ``[middleware]`` section of replaygate.toml."""
+
+    command: str | None = None
+    on_error: str = "stop"
+    max_inflight: int = 1024
+    max_inflight_bytes: str | int = "256mb"
+    settle_timeout: str | float = "5s"
+    close_timeout: str | float = "30s"
+    send_responses: bool = True
+    stderr_prefix: str = "[middleware] "
+    env: dict[str, str] = field(default_factory=dict)
+
+
+def encode_message(typ: int, msg_id: str, ts_ns: int, latency_ns: int, raw: bytes) -> bytes:
+    """One protocol line (hex + newline) for a message; used by tests and the benchmark."""
+    head = f"{typ} {msg_id} {ts_ns} {latency_ns}\n".encode()
+    return binascii.hexlify(head + raw) + b"\n"
+
+
+def decode_message(line: bytes) -> tuple[int, str, int, int | None, bytes]:
+    """Parse one protocol line -> (type, id, ts_ns, latency_ns, raw); ValueError if invalid."""
+    data = bytes.fromhex(line.strip().decode("ascii"))
+    nl = data.find(b"\n")
+    if nl < 0:
+        raise ValueError("no header line")
+    parts = data[:nl].decode("latin-1").strip("\r").split(" ")
+    if len(parts) < 3 or parts[0] not in ("1", "2", "3") or not parts[1]:
+        raise ValueError(f"bad header {data[:nl][:60]!r}")
+    ts = int(parts[2])
+    lat = int(parts[3]) if len(parts) > 3 and parts[3].lstrip("-").isdigit() else None
+    return int(parts[0]), parts[1], ts, lat, data[nl + 1 :]
+
+
+@dataclass(slots=True, eq=False)
+class _Entry:
+    ex: Exchange
+    wire_id: str
+    last_seq: int
+    sent_at: float
+    size: int
+    want_resp: bool
+    injected: bool = False
+    req_reply: tuple[int, bytes] | None = None
+    resp_reply: tuple[int, bytes] | None = None
+
+
+class MiddlewareStage:
+    """Run ``config.command`` and pass every exchange through it (see module doc).
+
+    Also a replay hook: :meth:`after_response` (or :meth:`send_replayed`) sends the replayed
+    response as a type-3 message, for middleware that learns from staging's answers.
+    """
+
+    name = "middleware"
+    counts_own_drops = True
+
+    def __init__(self, config: MiddlewareConfig, counters: Counters | None = None) -> None:
+        if not config.command or not config.command.strip():
+            raise ConfigError("--middleware: empty command")
+        if config.on_error not in ("stop", "skip"):
+            raise ConfigError(
+                f"--middleware-on-error: expected 'stop' or 'skip', got {config.on_error!r}"
+            )
+        try:
+            self.argv = shlex.split(config.command)
+        except ValueError as e:
+            raise ConfigError(f"--middleware: cannot parse {config.command!r}: {e}") from None
+        self.config = config
+        self.counters = counters or Counters()
+        self._settle = parse_duration(config.settle_timeout, name="[middleware] settle_timeout")
+        self._close_wait = parse_duration(config.close_timeout, name="[middleware] close_timeout")
+        self._max_bytes = parse_size(
+            config.max_inflight_bytes, name="[middleware] max_inflight_bytes"
+        )
+        self._max_n = max(1, int(config.max_inflight))
+        self._cond = threading.Condition()
+        self._pending: dict[str, _Entry] = {}
+        self._order: collections.deque[_Entry] = collections.deque()
+        self._inflight_bytes = 0
+        self._seq = 0
+        self._max_replied = -1
+        self._last_output = time.monotonic()
+        self._eof = False
+        self._closing = False
+        self._failed: str | None = None
+        self._raised = False
+        self._bypass = False
+        self._closed = False
+        self._last_stderr = ""
+        self._bad_lines = 0
+        self._wq: collections.deque[bytes | tuple[bytes, memoryview] | None] = collections.deque()
+        self._wq_bytes = 0
+        self._wcond = threading.Condition()
+        env = dict(os.environ)
+        env.update(config.env)
+        try:
+            self.proc = subprocess.Popen(
+                self.argv,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=env,
+            )
+        except OSError as e:
+            raise MiddlewareError(
+                f"middleware {config.command!r} could not start: {e.strerror or e}"
+            ) from None
+        assert self.proc.stdin and self.proc.stdout and self.proc.stderr
+        for f in (self.proc.stdin, self.proc.stdout):
+            try:
+                import fcntl
+
+                fcntl.fcntl(f.fileno(), _F_SETPIPE_SZ, _CHUNK)
+            except (OSError, ImportError):
+                pass
+        self._threads = [
+            threading.Thread(target=self._read_stdout, name="mw-stdout", daemon=True),
+            threading.Thread(target=self._read_stderr, name="mw-stderr", daemon=True),
+            threading.Thread(target=self._write_stdin, name="mw-stdin", daemon=True),
+        ]
+        for t in self._threads:
+            t.start()
+
+    def bind_counters(self, counters: Counters) -> None:
+        self.counters = counters
+
+    # -- writing -------------------------------------------------------------------------
+    def _enqueue(
+        self, items: list[bytes | tuple[bytes, memoryview]], size: int, block: bool
+    ) -> bool:
+        with self._wcond:
+            while self._wq and self._wq_bytes + size > self._max_bytes:
+                if not block or self._failed is not None:
+                    return False
+                self._wcond.wait(0.5)
+            self._wq.extend(items)
+            self._wq_bytes += size
+            self._wcond.notify_all()
+        return True
+
+    def _write_stdin(self) -> None:
+        stdin = self.proc.stdin
+        assert stdin is not None
+        try:
+            while True:
+                with self._wcond:
+                    while not self._wq:
+                        self._wcond.wait()
+                    item = self._wq.popleft()
+                if item is None:
+                    break
+                if isinstance(item, bytes):
+                    stdin.write(item)
+                    n = len(item) // 2
+                else:
+                    head, body = item
+                    stdin.write(binascii.hexlify(head))
+                    for i in range(0, len(body), _CHUNK):
+                        stdin.write(binascii.hexlify(body[i : i + _CHUNK]))
+                    stdin.write(b"\n")
+                    n = len(head) + len(body)
+                with self._wcond:
+                    self._wq_bytes -= n
+                    idle = not self._wq
+                    self._wcond.notify_all()
+                if idle:
+                    stdin.flush()
+        except (OSError, ValueError):
+            pass  # broken pipe: the stdout reader sees EOF and reports the exit status
+        finally:
+            try:
+                stdin.close()
+            except OSError:
+                pass
+
+    def _send(self, typ: int, wire_id: str, ts: int, lat: int, raw: bytes, block: bool) -> bool:
+        head = f"{typ} {wire_id} {ts} {lat}\n".encode()
+        if len(raw) <= _CHUNK:
+            line = binascii.hexlify(head + raw) + b"\n"
+            return self._enqueue([line], len(line) // 2, block)
+        return self._enqueue([(head, memoryview(raw))], len(head) + len(raw), block)
+
+    # -- reading -------------------------------------------------------------------------
+    def _read_stdout(self) -> None:
+        out = self.proc.stdout
+        assert out is not None
+        while True:
+            try:
+                line = out.readline()
+            except (OSError, ValueError):
+                line = b""
+            if not line:
+                break
+            if not line.strip():
+                continue
+            try:
+                msg = decode_message(line)
+            except (ValueError, UnicodeDecodeError) as e:
+                self._report_bad_line(line, e)
+                continue
+            with self._cond:
+                self._apply(*msg)
+                self._last_output = time.monotonic()
+                self._cond.notify_all()
+        rc = self.proc.wait()
+        with self._cond:
+            self._eof = True
+            if self._failed is None and (not self._closing or rc != 0):
+                how = f"exited with status {rc}" if rc >= 0 else f"was killed by signal {-rc}"
+                if not self._closing:
+                    how += " before its input ended"
+                self._failed = how
+            self._cond.notify_all()
+        with self._wcond:
+            self._wcond.notify_all()
+
+    def _report_bad_line(self, line: bytes, e: Exception) -> None:
+        with self._cond:
+            self._bad_lines += 1
+            self.counters.notes["middleware.bad_line"] += 1
+        if self._bad_lines <= _MAX_BAD_LINE_REPORTS:
+            preview = line[:60].decode("latin-1", "replace").rstrip()
+            sys.stderr.write(
+                f"{self.config.stderr_prefix}replaygate: skipped a stdout line that is not a "
+                f"hex message ({len(line)} bytes: {preview!r}): {e}\n"
+            )
+
+    def _read_stderr(self) -> None:
+        err = self.proc.stderr
+        assert err is not None
+        prefix = self.config.stderr_prefix
+        for raw in iter(err.readline, b""):
+            text = raw.decode("utf-8", "replace").rstrip("\r\n")
+            if text.strip():
+                self._last_stderr = text.strip()
+            try:
+                sys.stderr.write(f"{prefix}{text}\n")
+                sys.stderr.flush()
+            except (OSError, ValueError):
+                pass
+
+    def _apply(self, typ: int, wire_id: str, ts: int, lat: int | None, raw: bytes) -> None:
+        """Record one message that came back (called with the lock held)."""
+        e = self._pending.get(wire_id)
+        if typ == 3:
+            self.counters.notes["middleware.replayed_echo"] += 1
+            return
+        if e is not None and typ == 1 and e.req_reply is None:
+            e.req_reply = (ts, raw)
+            self._max_replied = max(self._max_replied, e.last_seq - (1 if e.want_resp else 0))
+            return
+        if e is not None and typ == 2 and e.want_resp and e.resp_reply is None:
+            e.resp_reply = (ts, raw)
+            self._max_replied = max(self._max_replied, e.last_seq)
+            return
+        if typ == 2:
+            if e is not None and e.injected and e.resp_reply is None:
+                e.resp_reply = (ts, raw)
+            else:
+                self.counters.notes["middleware.orphan_response"] += 1
+            return
+        # a new request: injected (new id or an id echoed twice)
+        new_id = wire_id if wire_id not in self._pending else new_exchange_id()
+        req = Request(raw, ts_first_ns=ts, ts_last_ns=ts)
+        ex = Exchange(id=new_id, request=req, flags={Flag.INJECTED})
+        ent = _Entry(ex, new_id, self._seq, time.monotonic(), len(raw), False, True, (ts, raw))
+        self._pending[new_id] = ent
+        self._order.append(ent)
+        self._inflight_bytes += ent.size
+        self.counters.notes["middleware.injected"] += 1
+
+    # -- settling ------------------------------------------------------------------------
+    def _settled(self, e: _Entry, now: float) -> bool:
+        if e.injected or self._eof or self._bypass:
+            return True
+        if e.req_reply is not None and (not e.want_resp or e.resp_reply is not None):
+            return True
+        if self._max_replied > e.last_seq:
+            return True
+        return now - self._last_output >= self._settle and now - e.sent_at >= self._settle
+
+    def _release(self) -> list[Exchange]:
+        """Pop settled exchanges from the front (lock held) and build what goes on."""
+        out: list[Exchange] = []
+        now = time.monotonic()
+        while self._order and self._settled(self._order[0], now):
+            e = self._order.popleft()
+            if self._pending.get(e.wire_id) is e:
+                del self._pending[e.wire_id]
+            self._inflight_bytes -= e.size
+            ex = self._finish(e)
+            if ex is not None:
+                out.append(ex)
+        if out:
+            self._cond.notify_all()
+        return out
+
+    def _finish(self, e: _Entry) -> Exchange | None:
+        ex = e.ex
+        if e.injected:
+            if e.resp_reply is not None:
+                ex.response = Response(e.resp_reply[1], ts_first_ns=e.resp_reply[0])
+            return ex
+        if e.req_reply is None:
+            if self._bypass and self._failed is not None:
+                self.counters.notes["middleware.bypassed"] += 1
+                return ex
+            self.counters.dropped["middleware"] += 1
+            return None
+        ts, raw = e.req_reply
+        if raw != ex.request.raw:
+            d = ts - ex.request.ts_first_ns
+            ex.request = _honest(Request(raw, ts_first_ns=ts, ts_last_ns=ex.request.ts_last_ns + d))  # type: ignore[assignment]
+            ex.flags.add(Flag.MODIFIED)
+            ex.meta["middleware"] = "modified"
+            self.counters.notes["middleware.modified"] += 1
+        if e.want_resp and ex.response is not None:
+            if e.resp_reply is None:
+                self.counters.notes["middleware.response_not_echoed"] += 1
+            elif e.resp_reply[1] != ex.response.raw:
+                old = ex.response
+                ex.response = _honest(  # type: ignore[assignment]
+                    Response(
+                        e.resp_reply[1], ts_first_ns=old.ts_first_ns, ts_last_ns=old.ts_last_ns
+                    )
+                )
+                self.counters.notes["middleware.response_modified"] += 1
+        return ex
+
+    # -- the Stage interface --------------------------------------------------------------
+    def _check_failed(self) -> None:
+        if self._failed is None or self._bypass:
+            return
+        if self.config.on_error == "skip":
+            self._bypass = True
+            sys.stderr.write(
+                f"replaygate: warning: middleware {self.config.command!r} {self._failed}"
+                f"{self._stderr_hint()}; passing exchanges through unchanged\n"
+            )
+            return
+        self._raised = True
+        raise MiddlewareError(
+            f"middleware {self.config.command!r} {self._failed}{self._stderr_hint()}"
+        )
+
+    def _stderr_hint(self) -> str:
+        return f" (last stderr line: {self._last_stderr!r})" if self._last_stderr else ""
+
+    def process(self, ex: Exchange) -> Iterable[Exchange]:
+        with self._cond:
+            self._check_failed()
+            if self._bypass:
+                out = self._release()
+                self.counters.notes["middleware.bypassed"] += 1
+                out.append(ex)
+                return out
+            out = self._release()
+            while (
+                len(self._order) >= self._max_n or self._inflight_bytes >= self._max_bytes
+            ) and self._order:
+                self._cond.wait(min(0.25, self._settle))
+                self._check_failed()
+                out.extend(self._release())
+                if self._bypass:
+                    break
+            if self._bypass:
+                self.counters.notes["middleware.bypassed"] += 1
+                out.append(ex)
+                return out
+            wire_id = ex.id if _SAFE_ID.fullmatch(ex.id) and ex.id not in self._pending else None
+            wire_id = wire_id or new_exchange_id()
+            req = ex.request
+            resp = ex.response if self.config.send_responses else None
+            size = len(req.raw) + (len(resp.raw) if resp is not None else 0)
+            self._seq += 2 if resp is not None else 1
+            e = _Entry(ex, wire_id, self._seq - 1, time.monotonic(), size, resp is not None)
+            self._pending[wire_id] = e
+            self._order.append(e)
+            self._inflight_bytes += size
+        self._send(1, wire_id, req.ts_first_ns, -1, req.raw, True)
+        if resp is not None:
+            self._send(
+                2, wire_id, resp.ts_first_ns or resp.ts_last_ns, _latency(req, resp), resp.raw, True
+            )
+        return out
+
+    def close(self) -> Iterable[Exchange]:
+        if self._closed:
+            return ()
+        self._closed = True
+        with self._cond:
+            self._closing = True
+        with self._wcond:
+            self._wq.append(None)
+            self._wcond.notify_all()
+        deadline = time.monotonic() + self._close_wait
+        with self._cond:
+            while not self._eof and time.monotonic() < deadline:
+                self._cond.wait(0.25)
+        if not self._eof:
+            self._terminate()
+            with self._cond:
+                self._failed = f"did not exit within {self._close_wait:g}s after its input ended"
+        for t in self._threads:
+            t.join(timeout=5)
+        self._close_pipes()
+        with self._cond:
+            self._eof = True
+            if self._failed is not None and not self._raised:
+                self._check_failed()
+            return self._release()
+
+    def _terminate(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=3)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def _close_pipes(self) -> None:
+        for f in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
+            if f is not None:
+                try:
+                    f.close()
+                except OSError:
+                    pass
+
+    def abort(self) -> None:
+        """Stop the child now (error paths); pending exchanges are discarded."""
+        self._closed = True
+        self._closing = True
+        self._terminate()
+        with self._wcond:
+            self._wq.append(None)
+            self._wcond.notify_all()
+        for t in self._threads:
+            t.join(timeout=5)
+        self._close_pipes()
+
+    # -- replay side ---------------------------------------------------------------------
+    def send_replayed(self, ex: Exchange) -> bool:
+        """Send ``ex.replayed`` as a type-3 message; never blocks (False when the queue is
+        full, counted under ``notes["middleware.replayed_skipped"]``)."""
+        if ex.replayed is None or self._failed is not None or self._closed:
+            return False
+        wire_id = ex.id if _SAFE_ID.fullmatch(ex.id) else new_exchange_id()
+        lat = ex.replay_latency_ns if ex.replay_latency_ns is not None else -1
+        ts = ex.replay_ts_ns or ex.replayed.ts_first_ns
+        with self._cond:
+            self._seq += 1
+        ok = self._send(3, wire_id, ts, lat, ex.replayed.raw, False)
+        if not ok:
+            self.counters.notes["middleware.replayed_skipped"] += 1
+        return ok
+
+    def before_send(self, ex: Exchange, request: Request) -> Request:
+        return request
+
+    def after_response(self, ex: Exchange) -> None:
+        self.send_replayed(ex)
+
+    def __enter__(self) -> MiddlewareStage:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if exc[0] is None:
+            list(self.close())
+        else:
+            self.abort()
+
+
+def _latency(req: HTTPMessage, resp: HTTPMessage) -> int:
+    if not req.ts_first_ns or not resp.ts_last_ns:
+        return -1
+    lat = resp.ts_last_ns - req.ts_first_ns
+    return lat if lat >= 0 else -1
+
+
+def _honest(msg: HTTPMessage) -> HTTPMessage:
+    """Fix Content-Length when a middleware changed a body without updating it."""
+    if msg.is_chunked:
+        return msg
+    cl = msg.header("content-length")
+    if cl is None:
+        return msg
+    body = msg.body_raw
+    try:
+        declared = int(cl.strip())
+    except ValueError:
+        return msg
+    if declared == len(body):
+        return msg
+    return msg.with_body(bytes(body))

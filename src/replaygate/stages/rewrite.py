@@ -1,0 +1,246 @@
+"""Request rewrites: URL regex, header regex, set/remove header, set query parameter.
+
+Applied in this order (GoReplay's order where it has the option): set-param, rewrite-url,
+rewrite-header, set-header, remove-header. URL rules are tried in order and the *first* rule
+whose regex matches the target (``path?query``) rewrites it (GoReplay stops there too);
+every header rule applies. Replacements accept Go's syntax (``$1``, ``${1}``, ``${name}``,
+``$$``) so GoReplay command lines work unchanged, and Python's (``\\1``, ``\\g<name>``).
+
+Every change rebuilds the request from new bytes with :meth:`~replaygate.model.HTTPMessage.
+with_head`, sets :attr:`~replaygate.model.Flag.MODIFIED` and leaves the body and its framing
+untouched; the rules that fired are listed in ``meta["rewrite"]``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from urllib.parse import quote
+
+from ..errors import ConfigError
+from ..model import Exchange, Flag, Request
+from ..pipeline import Counters
+from .filter import compile_regex
+
+__all__ = [
+    "RewriteConfig",
+    "RewriteStage",
+    "expand_template",
+    "parse_replacement",
+    "split_unescaped",
+]
+
+
+@dataclass
+class RewriteConfig:
+    """The ``[rewrite]`` section of replaygate.toml."""
+
+    rewrite_url: list[str] = field(default_factory=list)
+    rewrite_header: list[str] = field(default_factory=list)
+    set_header: list[str] | dict[str, str] = field(default_factory=list)
+    remove_header: list[str] = field(default_factory=list)
+    set_param: list[str] | dict[str, str] = field(default_factory=list)
+
+    @property
+    def active(self) -> bool:
+        return bool(
+            self.rewrite_url
+            or self.rewrite_header
+            or self.set_header
+            or self.remove_header
+            or self.set_param
+        )
+
+
+def split_unescaped(text: str, sep: str) -> tuple[str, str] | None:
+    """Split at the first ``sep`` not escaped by a backslash (``\\:`` stays in the regex)."""
+    m = re.search(r"(?<!\\)" + re.escape(sep), text)
+    if m is None:
+        return None
+    return text[: m.start()], text[m.end() :]
+
+
+_TOKEN = re.compile(r"\$\$|\$\{(\w+)\}|\$(\w+)|\\g<(\w+)>|\\(\d+)|\\\\")
+
+
+def parse_replacement(text: str) -> list[str | tuple[str | int]]:
+    """Parse a replacement into literal strings and ``(group,)`` references."""
+    out: list[str | tuple[str | int]] = []
+    pos = 0
+    for m in _TOKEN.finditer(text):
+        if m.start() > pos:
+            out.append(text[pos : m.start()])
+        tok = m.group(0)
+        if tok == "$$":
+            out.append("$")
+        elif tok == "\\\\":
+            out.append("\\")
+        else:
+            ref = m.group(1) or m.group(2) or m.group(3) or m.group(4)
+            out.append((int(ref),) if ref.isdigit() else (ref,))
+        pos = m.end()
+    if pos < len(text):
+        out.append(text[pos:])
+    return out
+
+
+def expand_template(parts: list[str | tuple[str | int]]) -> Callable[[re.Match[str]], str]:
+    """A ``re.sub`` callback; unknown groups expand to "" (Go's rule)."""
+
+    def repl(m: re.Match[str]) -> str:
+        chunks: list[str] = []
+        for p in parts:
+            if isinstance(p, str):
+                chunks.append(p)
+                continue
+            try:
+                chunks.append(m.group(p[0]) or "")
+            except IndexError:  # unknown group name or number
+                chunks.append("")
+        return "".join(chunks)
+
+    return repl
+
+
+def _as_pairs(value: list[str] | dict[str, str], *, flag: str, sep: str) -> list[tuple[str, str]]:
+    if isinstance(value, Mapping):
+        return [(str(k), str(v)) for k, v in value.items()]
+    pairs: list[tuple[str, str]] = []
+    for text in value:
+        name, s, v = str(text).partition(sep)
+        name = name.strip()
+        if not s or not name:
+            want = "'Name: value'" if sep == ":" else "'name=value'"
+            raise ConfigError(f"{flag}: expected {want}, got {text!r}")
+        pairs.append((name, v.strip() if sep == ":" else v))
+    return pairs
+
+
+class RewriteStage:
+    """Apply the configured rewrites to every request (see module doc)."""
+
+    name = "rewrite"
+
+    def __init__(self, config: RewriteConfig, counters: Counters | None = None) -> None:
+        self.counters = counters or Counters()
+        self._url: list[tuple[re.Pattern[str], Callable[[re.Match[str]], str]]] = []
+        for text in config.rewrite_url:
+            parts = split_unescaped(text, ":")
+            if parts is None:
+                raise ConfigError(f"--rewrite-url: expected 'REGEX:REPLACEMENT', got {text!r}")
+            rx = compile_regex(parts[0], flag="--rewrite-url")
+            self._url.append((rx, expand_template(parse_replacement(parts[1]))))
+        self._hdr: list[tuple[str, re.Pattern[str], Callable[[re.Match[str]], str]]] = []
+        for text in config.rewrite_header:
+            name, sep, rest = text.partition(":")
+            halves = split_unescaped(rest.strip(), ",")
+            if not sep or not name.strip() or halves is None:
+                raise ConfigError(
+                    f"--rewrite-header: expected 'Name: REGEX,REPLACEMENT', got {text!r}"
+                )
+            rx = compile_regex(halves[0], flag="--rewrite-header")
+            repl = expand_template(parse_replacement(halves[1]))
+            self._hdr.append((name.strip().lower(), rx, repl))
+        self._set = _as_pairs(config.set_header, flag="--set-header", sep=":")
+        for n, _ in self._set:
+            if any(c in n for c in " \t\r\n") or any(c in v for _, v in self._set for c in "\r\n"):
+                raise ConfigError(f"--set-header: bad header name or value for {n!r}")
+        self._remove = {n.strip().lower() for n in config.remove_header if n.strip()}
+        self._params = _as_pairs(config.set_param, flag="--set-param", sep="=")
+
+    def bind_counters(self, counters: Counters) -> None:
+        self.counters = counters
+
+    def rewrite(self, req: Request) -> tuple[Request, list[str]]:
+        """The rewritten request and the names of the rules that changed it."""
+        target = req.target
+        fired: list[str] = []
+        for name, value in self._params:
+            new = set_query_param(target, name, value)
+            if new != target:
+                target = new
+                fired.append("set-param")
+        for rx, repl in self._url:
+            if rx.search(target):
+                new = rx.sub(repl, target)
+                if new != target:
+                    target = new
+                    fired.append("rewrite-url")
+                break
+        headers = list(req.headers)
+        for lname, rx, repl in self._hdr:
+            for i, (k, v) in enumerate(headers):
+                if k.lower() == lname and rx.search(v):
+                    nv = rx.sub(repl, v)
+                    if nv != v:
+                        headers[i] = (k, nv)
+                        fired.append("rewrite-header")
+        for sname, value in self._set:
+            lname = sname.lower()
+            idx = [i for i, (k, _) in enumerate(headers) if k.lower() == lname]
+            if idx:
+                if len(idx) == 1 and headers[idx[0]][1] == value:
+                    continue
+                headers[idx[0]] = (headers[idx[0]][0], value)
+                for i in reversed(idx[1:]):
+                    del headers[i]
+            else:
+                headers.append((sname, value))
+            fired.append("set-header")
+        if self._remove:
+            kept = [(k, v) for k, v in headers if k.lower() not in self._remove]
+            if len(kept) != len(headers):
+                headers = kept
+                fired.append("remove-header")
+        if not fired:
+            return req, fired
+        start = req.start_line
+        line = " ".join([start[0] if start else "GET", target, *start[2:3]])
+        new_req = req.with_head(line, headers)
+        assert isinstance(new_req, Request)
+        return new_req, fired
+
+    def process(self, ex: Exchange) -> Iterable[Exchange]:
+        new, fired = self.rewrite(ex.request)
+        if fired:
+            ex.request = new
+            ex.flags.add(Flag.MODIFIED)
+            rules = sorted(set(fired))
+            prev = ex.meta.get("rewrite")
+            ex.meta["rewrite"] = ",".join(sorted(set(rules) | set(prev.split(",") if prev else ())))
+            for r in rules:
+                self.counters.notes["rewrite." + r] += 1
+        return (ex,)
+
+    def close(self) -> Iterable[Exchange]:
+        return ()
+
+
+def set_query_param(target: str, name: str, value: str) -> str:
+    """Set ``name=value`` in the target's query: replace the first occurrence (dropping
+    repeats) or append it. Other parameters keep their exact bytes and order."""
+    path, sep, query = target.partition("?")
+    enc = quote(name, safe="") + "=" + quote(value, safe="/:@,;*")
+    if not sep:
+        return f"{path}?{enc}"
+    parts = query.split("&") if query else []
+    out: list[str] = []
+    done = False
+    for p in parts:
+        k = p.split("=", 1)[0]
+        if k == name or _unquote(k) == name:
+            if not done:
+                out.append(enc)
+                done = True
+            continue
+        out.append(p)
+    if not done:
+        out.append(enc)
+    return f"{path}?{'&'.join(out)}"
+
+
+def _unquote(s: str) -> str:
+    from urllib.parse import unquote_plus
+
+    return unquote_plus(s)
