@@ -1,0 +1,181 @@
+"""``replaygate proxy``: a recording reverse proxy in front of an upstream.
+
+For when raw capture is not possible (no root, TLS terminated in the app): clients talk to
+the proxy, every byte is forwarded unchanged and streamed both ways, and a copy is recorded.
+SIGINT/SIGTERM: stop accepting, let open connections finish, flush, print counters, exit 0.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import click
+
+from ..config import parse_duration
+from ..errors import ConfigError
+from .capture import (
+    StatsLine,
+    format_stats,
+    metrics_server,
+    open_output,
+    output_options,
+    parse_stats_interval,
+    remove_if_empty,
+    stop_on_signals,
+    traffic_stages,
+    with_traffic_options,
+)
+
+__all__ = ["command"]
+
+
+@click.command("proxy", context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--listen",
+    default="127.0.0.1:8080",
+    show_default=True,
+    metavar="HOST:PORT",
+    help="Where clients connect ([::]:8080 or 0.0.0.0:8080 for all).",
+)
+@click.option(
+    "--upstream",
+    required=True,
+    metavar="URL",
+    help="The real server: http://HOST:PORT or https://HOST:PORT.",
+)
+@click.option(
+    "--output",
+    "-o",
+    required=True,
+    metavar="FILE",
+    help="Where to record (.gor[.gz|.zst], .har, .jsonl).",
+)
+@output_options
+@click.option(
+    "--tls-cert",
+    default=None,
+    metavar="PEM",
+    help="Terminate TLS on the listening side with this certificate (chain).",
+)
+@click.option(
+    "--tls-key", default=None, metavar="PEM", help="Private key for --tls-cert (if not inside it)."
+)
+@click.option(
+    "--upstream-insecure",
+    is_flag=True,
+    default=False,
+    help="Do not verify the https upstream's certificate.",
+)
+@click.option(
+    "--upstream-ca",
+    default=None,
+    metavar="PEM",
+    help="CA bundle to verify the https upstream with.",
+)
+@click.option(
+    "--max-queue",
+    default=10_000,
+    show_default=True,
+    type=int,
+    metavar="N",
+    help="Recordings waiting for the writer before new ones are dropped (counted; traffic is never held).",
+)
+@click.option("--duration", default=None, metavar="DURATION", help="Stop after DURATION.")
+@click.option(
+    "--stats",
+    "stats",
+    is_flag=False,
+    flag_value="10s",
+    default=None,
+    metavar="[INTERVAL]",
+    help="Print a counters line every INTERVAL (default 10s when given alone).",
+)
+@click.option(
+    "--metrics-port",
+    default=None,
+    metavar="[HOST:]PORT",
+    help="Export counters for Prometheus at /metrics.",
+)
+@click.option(
+    "--config",
+    "config_path",
+    default=None,
+    metavar="FILE",
+    help="replaygate.toml to read (default: ./replaygate.toml if present).",
+)
+@with_traffic_options
+def command(
+    listen: str,
+    upstream: str,
+    output: str,
+    max_bytes: str | None,
+    max_seconds: str | None,
+    tls_cert: str | None,
+    tls_key: str | None,
+    upstream_insecure: bool,
+    upstream_ca: str | None,
+    max_queue: int,
+    duration: str | None,
+    stats: str | None,
+    metrics_port: str | None,
+    config_path: str | None,
+    **traffic: Any,
+) -> None:
+    """Forward clients to --upstream unchanged and record every exchange into FILE.
+
+    Bodies stream both ways, keep-alive and pipelining are kept, WebSockets and CONNECT
+    pass through as tunnels (their handshake is recorded). If the recorder falls behind,
+    traffic still flows and dropped recordings are counted.
+
+    \b
+    Examples:
+      replaygate proxy --listen :8080 --upstream http://127.0.0.1:9000 -o traffic.gor
+      replaygate proxy --listen 0.0.0.0:443 --tls-cert site.pem --tls-key site.key \\
+          --upstream http://127.0.0.1:8080 -o prod.gor.zst --stats 30s
+    """
+    from ..sources.proxy import ProxyConfig, ProxyServer
+
+    if max_queue <= 0:
+        raise ConfigError("--max-queue: must be positive")
+    until = parse_duration(duration, name="--duration") if duration else None
+    interval = parse_stats_interval(stats)
+    cfg = ProxyConfig(
+        upstream=upstream,
+        listen=listen,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
+        max_queue=max_queue,
+        upstream_insecure=upstream_insecure,
+        upstream_ca=upstream_ca,
+    )
+    stages = traffic_stages(traffic, config_path)
+    sink = open_output(output, max_bytes, max_seconds)
+    try:
+        server = ProxyServer(cfg, sink, stages=stages)
+        server.start()
+    except Exception:
+        remove_if_empty(output)
+        raise
+    line = StatsLine(interval, "proxy")
+    metrics = None
+    try:
+        metrics = metrics_server(metrics_port, lambda: server.stats)
+        scheme = "https" if tls_cert else "http"
+        host = cfg.listen.rpartition(":")[0] or "0.0.0.0"
+        click.echo(
+            f"replaygate: proxy on {scheme}://{host}:{server.port} -> {upstream}, "
+            f"recording to {output}",
+            err=True,
+        )
+        deadline = time.monotonic() + until if until else None
+        with stop_on_signals() as stop:
+            while not stop.wait(0.2):
+                line(server.stats)
+                if deadline is not None and time.monotonic() >= deadline:
+                    break
+    finally:
+        if metrics is not None:
+            metrics.close()
+        server.stop()
+    click.echo(f"replaygate: proxy: {format_stats(server.stats)}", err=True)

@@ -1,0 +1,144 @@
+"""``replaygate proxy`` as users run it: a real process, real clients, SIGTERM to stop."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from replaygate.cli import cli
+from replaygate.formats import open_reader
+from replaygate.testing.servers import free_port, wait_for_port
+
+from ..sources.httpserver import RawHTTPServer
+
+BIN = str(Path(sys.executable).parent / "replaygate")
+
+
+@pytest.fixture(scope="module")
+def upstream() -> Iterator[RawHTTPServer]:
+    with RawHTTPServer() as s:
+        yield s
+
+
+def test_help() -> None:
+    r = CliRunner().invoke(cli, ["proxy", "--help"])
+    assert r.exit_code == 0
+    for flag in ("--listen", "--upstream", "--output", "--tls-cert", "--tls-key", "--metrics-port"):
+        assert flag in r.output
+
+
+def _get(port: int, path: str) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    return data
+
+
+def test_records_until_sigterm_then_exits_0(upstream: RawHTTPServer, tmp_path: Path) -> None:
+    out = tmp_path / "rec.gor"
+    port, mport = free_port(), free_port()
+    p = subprocess.Popen(
+        [
+            BIN,
+            "proxy",
+            "--listen",
+            f"127.0.0.1:{port}",
+            "--upstream",
+            upstream.url,
+            "-o",
+            str(out),
+            "--stats",
+            "0.2s",
+            "--metrics-port",
+            f"127.0.0.1:{mport}",
+            "--deny-url",
+            "^/skip",
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for_port("127.0.0.1", port)
+        assert _get(port, "/one").startswith(b"HTTP/1.1 200")
+        assert _get(port, "/two?x=1").startswith(b"HTTP/1.1 200")
+        assert _get(port, "/skip/me").startswith(b"HTTP/1.1 200")  # forwarded, not recorded
+        with urllib.request.urlopen(f"http://127.0.0.1:{mport}/metrics", timeout=5) as r:
+            text = r.read().decode()
+        assert "replaygate_forwarded_total 3" in text
+        p.send_signal(signal.SIGTERM)
+        _, err = p.communicate(timeout=30)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.communicate()
+    assert p.returncode == 0, err
+    assert "recorded=2" in err and "forwarded=3" in err
+    assert "dropped_by_filter=1" in err or "dropped_by_" in err
+    got = [e.request.target for e in open_reader(out)]
+    assert got == ["/one", "/two?x=1"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--upstream", "ftp://nope"], "--upstream"),
+        (["--upstream", "http://127.0.0.1:1", "--listen", "bad"], "--listen"),
+        (["--upstream", "http://127.0.0.1:1", "--tls-cert", "/no/such.pem"], "not found"),
+        (["--upstream", "http://127.0.0.1:1", "--max-queue", "0"], "--max-queue"),
+    ],
+)
+def test_bad_flags_one_line_exit_2(tmp_path: Path, args: list[str], message: str) -> None:
+    out = tmp_path / "o.gor"
+    r = subprocess.run(
+        [BIN, "proxy", "-o", str(out), "--listen", f"127.0.0.1:{free_port()}", *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert r.returncode == 2, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("replaygate: error:") and message in lines[0]
+    assert not out.exists()
+
+
+def test_port_in_use(tmp_path: Path) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as busy:
+        port = busy.getsockname()[1]
+        r = subprocess.run(
+            [
+                BIN,
+                "proxy",
+                "--listen",
+                f"127.0.0.1:{port}",
+                "--upstream",
+                "http://127.0.0.1:1",
+                "-o",
+                str(tmp_path / "o.gor"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    assert r.returncode == 2
+    assert "cannot listen" in r.stderr and "Traceback" not in r.stderr
+    assert not os.path.exists(tmp_path / "o.gor")
+
+
+def test_missing_output_dir(tmp_path: Path) -> None:
+    r = CliRunner().invoke(
+        cli,
+        ["proxy", "--upstream", "http://127.0.0.1:1", "-o", str(tmp_path / "no" / "o.gor")],
+    )
+    assert r.exit_code != 0
+    assert "directory does not exist" in str(r.exception) + r.output
