@@ -1,0 +1,250 @@
+"""Body plumbing for masking: JSON paths, content types, compression, forms and multipart.
+
+Nothing here knows about rules or pseudonyms; :mod:`._mask_engine` drives it.
+"""
+
+from __future__ import annotations
+
+import gzip
+import re
+import zlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from ..errors import ConfigError
+
+__all__ = [
+    "JsonPath",
+    "body_kind",
+    "encode_content",
+    "map_multipart",
+    "map_urlencoded",
+]
+
+PathPart = str | int
+
+_DEEP = ("deep",)
+_ANY = ("any",)
+_TOKEN = re.compile(
+    r"\.\.|\*\*|\.|\[\s*(?:\*|-?\d+|'[^']*'|\"[^\"]*\")\s*\]|[^.\[\]]+",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class JsonPath:
+    """A JSON path pattern: ``$.users[*].email``, ``$..password``, ``**.token``, ``a.b[0]``.
+
+    ``*`` / ``[*]`` match one key or index, ``**`` / ``..`` any number of levels (also none).
+    """
+
+    text: str
+    tokens: tuple[tuple[str, ...], ...]
+
+    @classmethod
+    def parse(cls, text: str) -> JsonPath:
+        s = text.strip()
+        if s.startswith("$"):
+            s = s[1:]
+        pos = 0
+        toks: list[tuple[str, ...]] = []
+        while pos < len(s):
+            m = _TOKEN.match(s, pos)
+            if m is None or m.end() == pos:
+                raise ConfigError(f"[mask] json_paths: cannot read {text!r} at character {pos}")
+            t = m.group()
+            pos = m.end()
+            if t in ("..", "**"):
+                if not toks or toks[-1] != _DEEP:
+                    toks.append(_DEEP)
+            elif t == ".":
+                continue
+            elif t.startswith("["):
+                inner = t[1:-1].strip()
+                if inner == "*":
+                    toks.append(_ANY)
+                elif inner[:1] in "'\"":
+                    toks.append(("key", inner[1:-1]))
+                else:
+                    toks.append(("idx", inner))
+            elif t == "*":
+                toks.append(_ANY)
+            else:
+                toks.append(("key", t))
+        if not toks:
+            raise ConfigError(f"[mask] json_paths: {text!r} names no field")
+        return cls(text, tuple(toks))
+
+    def matches(self, path: Sequence[PathPart]) -> bool:
+        return _match(self.tokens, path, 0, 0)
+
+
+def _match(toks: tuple[tuple[str, ...], ...], path: Sequence[PathPart], i: int, j: int) -> bool:
+    while i < len(toks):
+        t = toks[i]
+        if t == _DEEP:
+            return any(_match(toks, path, i + 1, k) for k in range(j, len(path) + 1))
+        if j >= len(path):
+            return False
+        p = path[j]
+        if t == _ANY:
+            pass
+        elif t[0] == "key":
+            if not isinstance(p, str) or p != t[1]:
+                return False
+        elif t[0] == "idx" and (not isinstance(p, int) or str(p) != t[1]):
+            return False
+        i += 1
+        j += 1
+    return j == len(path)
+
+
+def path_text(path: Sequence[PathPart]) -> str:
+    """``["users", 3, "email"]`` -> ``$.users[*].email`` (indexes collapsed for counting)."""
+    out = "$"
+    for p in path:
+        out += "[*]" if isinstance(p, int) else f".{p}"
+    return out
+
+
+# -- content types ------------------------------------------------------------------------
+
+_BINARY_PREFIXES = (
+    "image/",
+    "audio/",
+    "video/",
+    "font/",
+    "application/octet-stream",
+    "application/pdf",
+    "application/zip",
+    "application/gzip",
+    "application/x-gzip",
+    "application/x-protobuf",
+    "application/protobuf",
+    "application/grpc",
+    "application/wasm",
+    "application/vnd.ms-",
+    "application/x-tar",
+)
+
+
+def body_kind(content_type: str, body: bytes, skip: Sequence[str]) -> str:
+    """``json`` | ``form`` | ``multipart`` | ``text`` | ``binary``, by type then by sniffing."""
+    ct = content_type.split(";", 1)[0].strip().lower()
+    if ct and any(ct.startswith(p) for p in skip):
+        return "binary"
+    if ct == "application/x-www-form-urlencoded":
+        return "form"
+    if ct.startswith("multipart/"):
+        return "multipart"
+    if "json" in ct:
+        return "json"
+    head = body[:1024]
+    if b"\x00" in head:
+        return "binary"
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as e:
+        if e.start < len(head) - 4:  # not just a character cut at the 1 KiB boundary
+            return "binary"
+    first = body.lstrip()[:1]
+    if first in (b"{", b"[") and (not ct or ct.startswith("text/plain")):
+        return "json"
+    return "text"
+
+
+def encode_content(body: bytes, encodings: Sequence[str]) -> bytes:
+    """Re-apply Content-Encoding (inverse of :func:`replaygate.model.decode_content`)."""
+    for enc in [e.strip().lower() for e in encodings if e.strip()]:
+        if enc in ("gzip", "x-gzip"):
+            body = gzip.compress(body, mtime=0)
+        elif enc == "deflate":
+            body = zlib.compress(body)
+        elif enc == "br":
+            import brotli
+
+            body = brotli.compress(body)
+        elif enc == "zstd":
+            import zstandard
+
+            body = zstandard.ZstdCompressor().compress(body)
+        elif enc in ("identity", ""):
+            continue
+        else:
+            raise ValueError(f"unknown content-encoding {enc!r}")
+    return body
+
+
+# -- urlencoded and multipart ---------------------------------------------------------------
+
+#: (name, value) -> new value, or None to drop the pair; returns the same object when unchanged
+PairFn = Callable[[str, str], str | None]
+
+
+def map_urlencoded(text: str, fn: PairFn, quote_fn: Callable[[str], str]) -> str | None:
+    """Apply ``fn`` to each decoded ``name=value`` of a query string or form body.
+
+    Unchanged pairs keep their exact bytes; returns None when nothing changed.
+    """
+    from urllib.parse import unquote_plus
+
+    changed = False
+    out: list[str] = []
+    for pair in text.split("&"):
+        if not pair:
+            out.append(pair)
+            continue
+        k, _sep, v = pair.partition("=")
+        name = unquote_plus(k)
+        value = unquote_plus(v)
+        new = fn(name, value)
+        if new is None:
+            changed = True
+            continue
+        if new is value or new == value:
+            out.append(pair)
+            continue
+        changed = True
+        out.append(k + "=" + quote_fn(new))
+    return "&".join(out) if changed else None
+
+
+_DISP_NAME = re.compile(rb'(?i)\bname\s*=\s*(?:"([^"]*)"|([^;\s]+))')
+_DISP_FILE = re.compile(rb"(?i)\bfilename\*?\s*=")
+_PART_CT = re.compile(rb"(?im)^content-type:\s*([^\r\n]+)")
+
+#: (field name, part content type, has filename, content) -> new content or None to drop
+PartFn = Callable[[str, str, bool, bytes], bytes | None]
+
+
+def map_multipart(body: bytes, boundary: str, fn: PartFn) -> bytes | None:
+    """Apply ``fn`` to the content of each part; delimiters and part headers kept exactly."""
+    delim = b"--" + boundary.encode("latin-1")
+    pieces = body.split(delim)
+    if len(pieces) < 3:
+        return None
+    changed = False
+    out = [pieces[0]]
+    for piece in pieces[1:]:
+        if piece.startswith(b"--") or (b"\n\n" not in piece and b"\r\n\r\n" not in piece):
+            out.append(piece)  # closing delimiter / epilogue / malformed part
+            continue
+        sep = b"\r\n\r\n" if b"\r\n\r\n" in piece else b"\n\n"
+        head, _, content = piece.partition(sep)
+        trail = b""
+        if content.endswith(b"\r\n"):
+            content, trail = content[:-2], b"\r\n"
+        elif content.endswith(b"\n"):
+            content, trail = content[:-1], b"\n"
+        m = _DISP_NAME.search(head)
+        name = (m.group(1) or m.group(2) or b"").decode("utf-8", "replace") if m else ""
+        ctm = _PART_CT.search(head)
+        ct = ctm.group(1).decode("latin-1").strip() if ctm else ""
+        new = fn(name, ct, bool(_DISP_FILE.search(head)), content)
+        if new is None:
+            changed = True
+            continue
+        if new is not content and new != content:
+            changed = True
+            piece = head + sep + new + trail
+        out.append(piece)
+    return delim.join(out) if changed else None

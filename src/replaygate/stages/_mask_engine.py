@@ -1,0 +1,607 @@
+"""The masking engine: walks one HTTP message (start line, headers, body) and masks it.
+
+:class:`Masker` is built once from a compiled rule set and a key and is then pure: the same
+message always masks to the same bytes. It reports every finding through ``record`` (rule,
+location, already-masked?) so the stage can count and ``scan`` can report, never with values.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar, cast
+from urllib.parse import quote, quote_plus
+
+import orjson
+
+from ..model import HTTPMessage, Request, decode_content
+from ._detectors import FieldMatcher, TextScanner
+from ._mask_body import (
+    JsonPath,
+    PathPart,
+    body_kind,
+    encode_content,
+    map_multipart,
+    map_urlencoded,
+    path_text,
+)
+from ._mask_fp import REDACT_RE, Keyed, fp_is_pseudonym
+
+__all__ = ["Masker", "Rules"]
+
+Recorder = Callable[[str, str, bool], None]
+M = TypeVar("M", bound=HTTPMessage)
+
+#: JWT claims that identify a person or a session, pseudonymized inside masked tokens
+JWT_CLAIMS = (
+    "sub",
+    "email",
+    "name",
+    "given_name",
+    "family_name",
+    "preferred_username",
+    "nickname",
+    "upn",
+    "unique_name",
+    "jti",
+    "sid",
+    "phone_number",
+    "oid",
+    "username",
+    "user_id",
+)
+_URL_HEADERS = frozenset({"location", "referer", "content-location", "origin"})
+_SKIP_HEADERS = frozenset(
+    {"host", "content-length", "transfer-encoding", "content-encoding", "connection", "date"}
+)
+_AUTH_HEADERS = frozenset({"authorization", "proxy-authorization"})
+_TOKEN_KEEP = {"aws_access_key": 4, "slack_token": 5}
+
+
+@dataclass
+class Rules:
+    """Compiled masking rules (built by :class:`replaygate.stages.mask.MaskConfig`)."""
+
+    default_action: str
+    headers: frozenset[str]
+    keep_headers: frozenset[str]
+    cookies: frozenset[str]
+    query: frozenset[str]
+    form: frozenset[str]
+    json_paths: list[JsonPath]
+    fields: FieldMatcher
+    scanner: TextScanner
+    actions: dict[str, str]
+    skip_types: tuple[str, ...]
+    responses: bool = True
+
+    def action(self, kind: str, name: str = "") -> str:
+        a = self.actions
+        key = f"{kind}:{name}".lower()
+        return a.get(key) or a.get(kind.lower()) or self.default_action
+
+
+class Masker:
+    """Masks messages according to :class:`Rules` with the pseudonyms of one key."""
+
+    def __init__(self, rules: Rules, key: bytes, record: Recorder | None = None) -> None:
+        self.rules = rules
+        self.k = Keyed(key)
+        self.record: Recorder = record or (lambda rule, loc, masked: None)
+        self._jwt_fields = rules.fields.extended(JWT_CLAIMS)
+
+    # == values ============================================================================
+    def is_masked(self, value: str) -> bool:
+        """True for anything this engine (with any key) could have produced."""
+        if REDACT_RE.fullmatch(value) or fp_is_pseudonym(value):
+            return True
+        scheme, _, cred = value.partition(" ")
+        if cred and scheme.lower() in ("bearer", "basic", "token") and self.is_masked(cred):
+            return True
+        rule = self.rules.scanner.whole(value)
+        return rule is not None and self._detector_masked(rule, value)
+
+    def _detector_masked(self, rule: str, v: str) -> bool:
+        k = self.k
+        if REDACT_RE.fullmatch(v):
+            return True
+        if rule == "email":
+            return k.email_is_pseudonym(v)
+        if rule == "card":
+            return k.card_is_pseudonym(v)
+        if rule == "jwt":
+            return k.jwt_is_pseudonym(v)
+        if rule == "iban":
+            return k.iban_is_pseudonym(v)
+        if rule == "phone":
+            return k.phone_is_pseudonym(v)
+        if rule == "basic":
+            return k.basic_is_pseudonym(v)
+        if rule == "private_key":
+            return k.pem_is_pseudonym(v)
+        if rule in ("ipv4", "ipv6"):
+            return k.ip_is_pseudonym(v)
+        if rule == "bearer" and v.startswith("eyJ") and v.count(".") == 2:
+            return k.jwt_is_pseudonym(v)
+        return fp_is_pseudonym(v, _token_keep(rule, v))
+
+    def _detector_pseudonym(self, rule: str, v: str) -> str:
+        k = self.k
+        if rule == "email":
+            return k.email(v)
+        if rule == "card":
+            return k.card(v)
+        if rule == "jwt" or (rule == "bearer" and v.startswith("eyJ") and v.count(".") == 2):
+            return self.jwt(v)
+        if rule == "iban":
+            return k.iban(v)
+        if rule == "phone":
+            return k.phone(v)
+        if rule == "basic":
+            return k.basic(v)
+        if rule == "private_key":
+            return k.pem(v)
+        if rule in ("ipv4", "ipv6"):
+            return k.ip(v)
+        return k.fp(v, _token_keep(rule, v))
+
+    def _apply(self, action: str, rule: str, value: str) -> str | None:
+        if action == "drop":
+            return None
+        if action == "redact":
+            return self.k.redact(value)
+        return self._detector_pseudonym(rule, value)
+
+    def named(self, value: str, kind: str, name: str, loc: str) -> str | None:
+        """Mask a value that is secret because of *where* it is (header, cookie, field...).
+
+        Keeps a known format when the whole value has one (an e-mail stays an e-mail, a JWT a
+        JWT, ``Bearer x`` keeps its scheme). Returns None to drop, ``value`` when unchanged.
+        """
+        if not value:
+            return value
+        rule = kind
+        if self.is_masked(value):
+            self.record(rule, loc, True)
+            return value
+        self.record(rule, loc, False)
+        action = self.rules.action(kind, name)
+        if action == "drop":
+            return None
+        if action == "redact":
+            return self.k.redact(value)
+        scheme, sp, cred = value.partition(" ")
+        if sp and cred and scheme.lower() in ("bearer", "basic", "token"):
+            if scheme.lower() == "basic":
+                return f"{scheme} {self.k.basic(cred.strip())}"
+            return f"{scheme} {self._opaque(cred.strip())}"
+        return self._opaque(value)
+
+    def _opaque(self, value: str) -> str:
+        det = self.rules.scanner.whole(value)
+        if det is not None and det not in ("bearer", "basic"):
+            return self._detector_pseudonym(det, value)
+        if value.startswith("eyJ") and value.count(".") == 2:
+            return self.jwt(value)
+        return self.k.fp(value)
+
+    # == text ===============================================================================
+    def text(self, text: str, loc: str) -> str | None:
+        """Mask detector findings (and ``field=value`` pairs) in free text; None if unchanged."""
+        out: list[str] = []
+        pos = 0
+        changed = False
+        for f in sorted(self.rules.scanner.findings(text), key=lambda f: (f.start, -f.end)):
+            if f.start < pos:
+                continue  # overlaps an earlier finding
+            v = text[f.start : f.end]
+            if f.rule == "field":
+                new = self.named(v, "field", "", loc)
+                new = "" if new is None else new
+            elif self._detector_masked(f.rule, v):
+                self.record(f.rule, loc, True)
+                continue
+            else:
+                self.record(f.rule, loc, False)
+                new = self._apply(self.rules.action(f.rule), f.rule, v) or ""
+            if new != v:
+                out.append(text[pos : f.start])
+                out.append(new)
+                pos = f.end
+                changed = True
+        if not changed:
+            return None
+        out.append(text[pos:])
+        return "".join(out)
+
+    # == JSON ===============================================================================
+    def json_text(self, text: str, loc: str) -> str | None:
+        """Mask a JSON document; None when it is not JSON or nothing changed."""
+        r = self.json_doc(text, loc)
+        return r if isinstance(r, str) else None
+
+    def json_doc(self, text: str, loc: str, fields: FieldMatcher | None = None) -> str | bool:
+        """The masked document, or False when ``text`` is not JSON, True when unchanged."""
+        try:
+            doc = orjson.loads(text.encode("utf-8", "surrogateescape"))
+        except orjson.JSONDecodeError:
+            try:
+                doc = json.loads(text)
+            except ValueError:
+                return False
+        new, changed = self._walk(doc, [], loc, fields or self.rules.fields, False)
+        return _dumps(new) if changed else True
+
+    def _walk(
+        self, node: Any, path: list[PathPart], loc: str, fields: FieldMatcher, secret: bool
+    ) -> tuple[Any, bool]:
+        if isinstance(node, dict):
+            changed = False
+            out: dict[str, Any] = {}
+            for key, val in node.items():
+                p = [*path, key]
+                sec = secret or self._secret_key(key, p, fields)
+                new, ch = self._walk(val, p, loc, fields, sec)
+                if new is _DROP:
+                    changed = True
+                    continue
+                out[key] = new
+                changed |= ch
+            return (out if changed else node), changed
+        if isinstance(node, list):
+            changed = False
+            lst: list[Any] = []
+            for i, val in enumerate(node):
+                p = [*path, i]
+                sec = secret or (bool(self.rules.json_paths) and self._path_rule(p))
+                new, ch = self._walk(val, p, loc, fields, sec)
+                if new is _DROP:
+                    changed = True
+                    continue
+                lst.append(new)
+                changed |= ch
+            return (lst if changed else node), changed
+        where = f"{loc}.json:{path_text(path)}"
+        if isinstance(node, bool) or node is None:
+            return node, False
+        if isinstance(node, str):
+            if secret:
+                name = next((p for p in reversed(path) if isinstance(p, str)), "")
+                new = self.named(node, "field", name, where)
+                return (_DROP if new is None else new), new != node
+            s = node.lstrip()[:1]
+            if s in ("{", "[") and len(node) > 1:
+                nested = self.json_doc(node, where, fields)
+                if isinstance(nested, str):
+                    return nested, True
+                if nested is True:
+                    return node, False
+            t = self.text(node, where)
+            return (node if t is None else t), t is not None
+        if isinstance(node, int):
+            if secret:
+                name = next((p for p in reversed(path) if isinstance(p, str)), "")
+                return self._named_number(node, name, where)
+            if 13 <= len(str(node)) <= 19 and "card" in self.rules.scanner.detectors:
+                t = self.text(str(node), where)
+                if t is not None and t.isdigit():
+                    return int(t), True
+            return node, False
+        if isinstance(node, float) and secret:
+            name = next((p for p in reversed(path) if isinstance(p, str)), "")
+            new = self.named(repr(node), "field", name, where)
+            return (_DROP if new is None else new), True
+        return node, False
+
+    def _named_number(self, node: int, name: str, where: str) -> tuple[Any, bool]:
+        text = str(node)
+        if fp_is_pseudonym(text):
+            self.record("field", where, True)
+            return node, False
+        self.record("field", where, False)
+        action = self.rules.action("field", name)
+        if action == "drop":
+            return _DROP, True
+        if action == "redact":
+            return self.k.redact(text), True
+        return int(self.k.fp(text, numeric=True)), True
+
+    def _secret_key(self, key: str, path: list[PathPart], fields: FieldMatcher) -> bool:
+        r = self.rules
+        if fields.matches(key):
+            return True
+        return bool(r.json_paths) and self._path_rule(path)
+
+    def _path_rule(self, path: Sequence[PathPart]) -> bool:
+        return any(jp.matches(path) for jp in self.rules.json_paths)
+
+    def jwt(self, token: str) -> str:
+        """A well-formed JWT: header kept, identifying claims masked, signature replaced."""
+        parts = token.split(".")
+        if self.k.jwt_is_pseudonym(token):
+            return token
+        try:
+            header = json.loads(_b64url_decode(parts[0]))
+            payload = json.loads(_b64url_decode(parts[1]))
+        except (ValueError, binascii.Error):
+            header = {"alg": "none", "typ": "JWT"}
+            payload = {"sub": self.k.fp(token)}
+        if isinstance(payload, dict | list):
+            payload = self._walk(payload, [], "jwt", self._jwt_fields, False)[0]
+        h = _b64url(_dumps(header).encode())
+        p = _b64url(_dumps(payload).encode())
+        return f"{h}.{p}.{self.k.jwt_signature(token, len(parts[2]) if len(parts) > 2 else 43)}"
+
+    # == messages ===========================================================================
+    def message(self, msg: M, side: str) -> M:
+        """Mask one request or response; the same object when nothing changed."""
+        headers = msg.headers
+        start = msg.start_line
+        new_start = start
+        if isinstance(msg, Request) and len(start) >= 2:
+            target = self.target(start[1], f"{side}")
+            if target is not None:
+                new_start = [start[0], target, *start[2:]]
+        new_headers = self.headers(headers, side)
+        out = msg
+        if new_start is not start or new_headers is not headers:
+            out = cast(M, msg.with_head(" ".join(new_start), new_headers))
+        body = self.body(out, side)
+        if body is not None:
+            out = cast(M, out.with_body(body))
+        return out
+
+    def target(self, target: str, side: str) -> str | None:
+        """Mask the path and query of a request target (or URL); None when unchanged."""
+        prefix = ""
+        t = target
+        if "://" in t[:10]:
+            scheme, _, rest = t.partition("://")
+            auth, slash, rest2 = rest.partition("/")
+            if "@" in auth:  # user:password@host
+                info, _, host = auth.rpartition("@")
+                new_info = self.named(info, "url_userinfo", "", f"{side}.userinfo") or ""
+                auth = f"{new_info}@{host}"
+            prefix = f"{scheme}://{auth}"
+            t = slash + rest2
+        path, q, query = t.partition("?")
+        query, h, frag = query.partition("#")
+        new_path = self.path(path, f"{side}.path")
+        new_query = None
+        if q:
+            new_query = map_urlencoded(
+                query,
+                lambda n, v: self.pair("query", n, v, f"{side}.query:{n}"),
+                _quote_value,
+            )
+        out = prefix + (path if new_path is None else new_path)
+        if q:
+            out += "?" + (query if new_query is None else new_query)
+        if h:
+            out += "#" + frag
+        return None if out == target else out
+
+    def path(self, path: str, loc: str) -> str | None:
+        from urllib.parse import unquote
+
+        segs = path.split("/")
+        changed = False
+        for i, seg in enumerate(segs):
+            if not seg:
+                continue
+            raw = unquote(seg)
+            new = self.text(raw, loc)
+            if new is not None:
+                segs[i] = quote(new, safe="@:+,;=!$&'()*~")
+                changed = True
+        return "/".join(segs) if changed else None
+
+    def pair(self, kind: str, name: str, value: str, loc: str) -> str | None:
+        """One query parameter or form field."""
+        r = self.rules
+        names = r.query if kind == "query" else r.form
+        if name.lower() in names or r.fields.matches(name):
+            return self.named(value, kind if name.lower() in names else "field", name, loc)
+        s = value.lstrip()[:1]
+        if s in ("{", "[") and len(value) > 1:
+            nested = self.json_text(value, loc)
+            if nested is not None:
+                return nested
+        new = self.text(value, loc)
+        return value if new is None else new
+
+    def headers(self, headers: list[tuple[str, str]], side: str) -> list[tuple[str, str]]:
+        r = self.rules
+        out: list[tuple[str, str]] = []
+        changed = False
+        for name, value in headers:
+            ln = name.lower()
+            loc = f"{side}.header:{name}"
+            new: str | None
+            if ln in r.keep_headers or ln in _SKIP_HEADERS:
+                new = value
+            elif ln in ("cookie", "set-cookie") and (ln in r.headers or r.cookies):
+                if ln in r.headers and r.action("header", ln) == "drop":
+                    self.record("header", loc, False)
+                    new = None
+                else:
+                    new = self.cookies(value, ln, side)
+            elif ln in r.headers or r.fields.matches(name):
+                if ln in _AUTH_HEADERS or ln in r.headers:
+                    new = self.named(value, "header", ln, loc)
+                else:
+                    new = self.named(value, "field", ln, loc)
+            elif ln in _URL_HEADERS:
+                new = self.target(value, f"{side}.header:{name}") or value
+            else:
+                new = self.text(value, loc) or value
+            if new is None:
+                changed = True
+                continue
+            if new != value:
+                changed = True
+            out.append((name, new))
+        return out if changed else headers
+
+    def cookies(self, value: str, header: str, side: str) -> str | None:
+        """Mask cookie values (names kept); ``Set-Cookie`` attributes kept."""
+        r = self.rules
+        every = header in r.headers
+        if header == "set-cookie":
+            first, semi, attrs = value.partition(";")
+            pairs = [first]
+        else:
+            pairs, semi, attrs = value.split(";"), "", ""
+        out: list[str] = []
+        for pair in pairs:
+            n, eq, v = pair.partition("=")
+            cname = n.strip()
+            if not eq or not (every or cname.lower() in r.cookies):
+                out.append(pair)
+                continue
+            lead = v[: len(v) - len(v.lstrip())]
+            val = v.strip()
+            quoted = len(val) >= 2 and val[0] == val[-1] == '"'
+            inner = val[1:-1] if quoted else val
+            new = self.named(inner, "cookie", cname, f"{side}.cookie:{cname}")
+            if new is None:
+                continue
+            out.append(f"{n}={lead}" + (f'"{new}"' if quoted else new))
+        if not out:
+            return None
+        return ";".join(out) + semi + attrs
+
+    # -- bodies ----------------------------------------------------------------------------
+    def body(self, msg: HTTPMessage, side: str) -> bytes | None:
+        """The masked (unframed, re-encoded) body, or None when nothing changed."""
+        if len(msg.body_raw) == 0:
+            return None
+        framed = msg.body()
+        encodings = msg.header_values("content-encoding")
+        data = framed
+        decoded_ok = True
+        if encodings:
+            try:
+                data = decode_content(framed, encodings)
+            except Exception:
+                decoded_ok = False
+        ctype = msg.header("content-type") or ""
+        kind = body_kind(ctype, data, self.rules.skip_types)
+        loc = f"{side}.body"
+        new: bytes | None
+        if kind == "binary":
+            self.record("skipped_binary", loc, True)
+            return None
+        if kind == "multipart":
+            boundary = _boundary(ctype)
+            new = map_multipart(data, boundary, lambda *a: self._part(*a, side=side))
+            if boundary and new is None:
+                return None
+            if not boundary:
+                new = self._text_bytes(data, loc)
+        elif kind == "form":
+            t = data.decode("utf-8", "surrogateescape")
+            m = map_urlencoded(
+                t,
+                lambda n, v: self.pair("form", n, v, f"{side}.form:{n}"),
+                _quote_value,
+            )
+            new = None if m is None else m.encode("utf-8", "surrogateescape")
+        elif kind == "json":
+            t = data.decode("utf-8", "surrogateescape")
+            if not (self.rules.json_paths or self._maybe_json_secret(t)):
+                return None
+            j = self.json_doc(t, side)
+            if j is True:
+                return None
+            if j is False:  # not JSON after all: scan it as text
+                new = self._text_bytes(data, loc)
+            else:
+                new = str(j).encode("utf-8", "surrogateescape")
+        else:
+            new = self._text_bytes(data, loc)
+        if new is None:
+            return None
+        if encodings and decoded_ok:
+            try:
+                return encode_content(new, encodings)
+            except ValueError:
+                return new
+        return new
+
+    def _maybe_json_secret(self, t: str) -> bool:
+        if "\\u" in t or self.rules.scanner.might_match(t):
+            return True
+        return self.rules.fields.mentioned(t)
+
+    def _text_bytes(self, data: bytes, loc: str) -> bytes | None:
+        t = self.text(data.decode("utf-8", "surrogateescape"), loc)
+        return None if t is None else t.encode("utf-8", "surrogateescape")
+
+    def _part(
+        self, name: str, ctype: str, is_file: bool, content: bytes, *, side: str
+    ) -> bytes | None:
+        r = self.rules
+        loc = f"{side}.multipart:{name}"
+        if name.lower() in r.form or r.fields.matches(name):
+            text = content.decode("utf-8", "surrogateescape")
+            kind = "form" if name.lower() in r.form else "field"
+            new = self.named(text, kind, name, loc)
+            return None if new is None else new.encode("utf-8", "surrogateescape")
+        kind = body_kind(ctype, content, r.skip_types)
+        if kind == "binary":
+            return content
+        t = content.decode("utf-8", "surrogateescape")
+        if kind == "json":
+            j = self.json_doc(t, loc)
+            if isinstance(j, str):
+                return j.encode("utf-8", "surrogateescape")
+            if j is True:
+                return content
+        new_t = self.text(t, loc)
+        return content if new_t is None else new_t.encode("utf-8", "surrogateescape")
+
+
+class _Drop:
+    pass
+
+
+_DROP: Any = _Drop()
+
+
+def _token_keep(rule: str, v: str) -> int:
+    if rule == "github_token":
+        return 11 if v.startswith("github_pat_") else 4
+    if rule == "stripe_key":
+        return v.find("_", 3) + 1
+    return _TOKEN_KEEP.get(rule, 0)
+
+
+def _quote_value(s: str) -> str:
+    return quote_plus(s, safe="@:,/*!$'()~")
+
+
+def _boundary(ctype: str) -> str:
+    for part in ctype.split(";")[1:]:
+        k, _, v = part.strip().partition("=")
+        if k.lower() == "boundary":
+            return v.strip().strip('"')
+    return ""
+
+
+def _b64url_decode(s: str) -> bytes:
+    return base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))
+
+
+def _b64url(b: bytes) -> str:
+    return base64.urlsafe_b64encode(b).decode().rstrip("=")
+
+
+def _dumps(doc: Any) -> str:
+    try:
+        return orjson.dumps(doc).decode()
+    except TypeError:  # integers beyond 64 bits
+        return json.dumps(doc, ensure_ascii=False, separators=(",", ":"))
