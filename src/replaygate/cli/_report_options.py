@@ -1,0 +1,178 @@
+"""The report and gate flags shared by ``compare``, ``replay``, ``shadow`` and ``aggregate``.
+
+``@report_options`` adds ``--json/--junit/--markdown/--html PATH``, ``--report DIR`` (all four
+as DIR/report.{json,xml,md,html}), ``--config FILE`` and ``--accepted FILE``;
+``@watch_options`` adds ``--watch-metrics URL`` and ``--watch-pid PID`` for commands that run
+a replay. :func:`finish_reports` judges a comparator, writes the reports, prints the verdict
+and returns the exit code (0 pass, 1 fail).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from ..compare import AcceptedDiffs, Comparator, CompareConfig, GateConfig, TargetWatcher, judge
+from ..config import load_config, section
+from ..errors import InputError
+from ..report import write_reports
+
+__all__ = [
+    "compare_config",
+    "finish_reports",
+    "gate_config",
+    "load_report_config",
+    "report_options",
+    "start_watcher",
+    "watch_options",
+]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+REPORT_NAMES = {
+    "json": "report.json",
+    "junit": "report.xml",
+    "markdown": "report.md",
+    "html": "report.html",
+}
+
+
+def report_options(f: F) -> F:
+    """Add the report/gate flags (keywords: json, junit, markdown, html, report, config,
+    accepted)."""
+    opts = [
+        click.option("--json", "json", metavar="PATH", help="Write the JSON summary here."),
+        click.option(
+            "--junit", metavar="PATH", help="Write JUnit XML (one test case per endpoint)."
+        ),
+        click.option(
+            "--markdown", metavar="PATH", help="Write a Markdown summary (pull-request comment)."
+        ),
+        click.option("--html", metavar="PATH", help="Write the self-contained HTML report."),
+        click.option(
+            "--report",
+            metavar="DIR",
+            help="Write all four reports into DIR (report.json, report.xml, report.md, report.html).",
+        ),
+        click.option(
+            "--config",
+            "config",
+            metavar="FILE",
+            help="replaygate.toml with [compare] and [gate] sections (default: ./replaygate.toml if present).",
+        ),
+        click.option(
+            "--accepted",
+            metavar="FILE",
+            help="Reviewed accepted differences (TOML or JSON); expired entries fail the gate again.",
+        ),
+    ]
+    for o in reversed(opts):
+        f = o(f)
+    return f
+
+
+def watch_options(f: F) -> F:
+    """Add ``--watch-metrics URL`` and ``--watch-pid PID`` (keywords watch_metrics, watch_pid)."""
+    f = click.option(
+        "--watch-pid",
+        type=int,
+        metavar="PID",
+        help="Sample CPU, RSS, open fds and threads of the target process during the replay.",
+    )(f)
+    f = click.option(
+        "--watch-metrics",
+        metavar="URL",
+        help="Scrape this Prometheus text endpoint (loopback only) every few seconds during the replay.",
+    )(f)
+    return f
+
+
+def start_watcher(options: Mapping[str, Any], interval: float = 2.0) -> TargetWatcher | None:
+    """A started watcher when ``--watch-metrics``/``--watch-pid`` were given, else None.
+    Call ``comparator.set_target_metrics(watcher.stop())`` when the replay ends."""
+    url = options.get("watch_metrics")
+    pid = options.get("watch_pid")
+    if not url and pid is None:
+        return None
+    w = TargetWatcher(metrics_url=url, pid=pid, interval=interval)
+    w.start()
+    return w
+
+
+def load_report_config(options: Mapping[str, Any]) -> dict[str, Any]:
+    return load_config(options.get("config"))
+
+
+def compare_config(config: Mapping[str, Any]) -> CompareConfig:
+    return section(CompareConfig, dict(config.get("compare") or {}), name="compare")
+
+
+def gate_config(config: Mapping[str, Any]) -> GateConfig:
+    return section(GateConfig, dict(config.get("gate") or {}), name="gate")
+
+
+def _paths(options: Mapping[str, Any]) -> dict[str, str | None]:
+    paths: dict[str, str | None] = {k: options.get(k) for k in REPORT_NAMES}
+    d = options.get("report")
+    if d:
+        try:
+            os.makedirs(d, exist_ok=True)
+        except OSError as e:
+            raise InputError(f"cannot create report directory: {e.strerror}", path=d) from None
+        for k, name in REPORT_NAMES.items():
+            paths[k] = paths[k] or str(Path(d) / name)
+    return paths
+
+
+def finish_reports(
+    comparator: Comparator,
+    options: Mapping[str, Any],
+    config: Mapping[str, Any],
+    *,
+    err: bool = False,
+    quiet: bool = False,
+) -> int:
+    """Judge, write the reports asked for, print the verdict; return the exit code."""
+    gate = gate_config(config)
+    accepted = AcceptedDiffs.load(options["accepted"]) if options.get("accepted") else None
+    verdict = judge(comparator.result(), gate, accepted)
+    summary = verdict.summary()
+    p = _paths(options)
+    written = write_reports(
+        summary,
+        json_path=p["json"],
+        junit_path=p["junit"],
+        markdown_path=p["markdown"],
+        html_path=p["html"],
+    )
+    if not quiet:
+        print_verdict(summary, written, err=err)
+    return verdict.exit_code
+
+
+def print_verdict(summary: Mapping[str, Any], written: list[str], *, err: bool = False) -> None:
+    t = summary.get("totals", {})
+    ok = summary.get("verdict") == "pass"
+    click.secho(
+        f"replaygate: {'PASS' if ok else 'FAIL'}", fg="green" if ok else "red", bold=True, err=err
+    )
+    click.echo(
+        f"  {t.get('requests', 0)} requests, {t.get('replayed', 0)} replayed, "
+        f"{t.get('compared', 0)} compared, {t.get('differing', 0)} with real differences "
+        f"({t.get('diff_rate', 0):.2%}), {t.get('new_5xx', 0)} new 5xx, {t.get('errors', 0)} replay errors",
+        err=err,
+    )
+    for r in summary.get("reasons", []):
+        click.echo(f"  - {r}", err=err)
+    noise = sorted(
+        {f"{f['field']}" for e in summary.get("endpoints", []) for f in e.get("noise_fields", [])}
+    )
+    if noise:
+        shown = ", ".join(noise[:8]) + (f" and {len(noise) - 8} more" if len(noise) > 8 else "")
+        click.echo(f"  noise excluded: {shown}", err=err)
+    for w in written:
+        click.echo(f"  report: {w}", err=err)

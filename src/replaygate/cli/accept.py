@@ -1,0 +1,152 @@
+"""``replaygate accept SUMMARY.json``: turn the differences of a judged run into reviewed,
+expiring entries of the accepted-differences file (appended; existing entries are kept)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ..compare import AcceptedDiff, AcceptedDiffs
+from ..compare._glob import glob_match
+from ..compare.accepted import format_entries
+from ..errors import ConfigError, InputError
+
+
+def _entries(
+    summary: dict[str, Any],
+    endpoints: tuple[str, ...],
+    fields: tuple[str, ...],
+    reason: str,
+    who: str,
+    expires: dt.date,
+) -> list[AcceptedDiff]:
+    out: list[AcceptedDiff] = []
+    for e in summary.get("endpoints", []):
+        name = e.get("endpoint", "")
+        if endpoints and not any(glob_match(name, p) for p in endpoints):
+            continue
+        if not endpoints and e.get("verdict") != "fail":
+            continue
+        for f in e.get("fields", []):
+            if f.get("status") != "regression" or not f.get("count"):
+                continue
+            if fields and not any(glob_match(f["field"], p) for p in fields):
+                continue
+            out.append(
+                AcceptedDiff(name, reason, who, expires, field=f["field"], kind=f.get("kind"))
+            )
+        if fields:
+            continue
+        for change, n in (e.get("status_matrix") or {}).items():
+            if n and change.endswith(">5xx") and not change.startswith("5xx") and e.get("new_5xx"):
+                out.append(AcceptedDiff(name, reason, who, expires, status=change))
+        if (e.get("latency_ms") or {}).get("regressed"):
+            out.append(AcceptedDiff(name, reason, who, expires, latency=True))
+    return out
+
+
+def _same(a: AcceptedDiff, b: AcceptedDiff) -> bool:
+    return (a.endpoint, a.field, a.kind, a.status, a.latency) == (
+        b.endpoint,
+        b.field,
+        b.kind,
+        b.status,
+        b.latency,
+    )
+
+
+@click.command("accept")
+@click.argument("summary_path", metavar="SUMMARY.json", type=click.Path(dir_okay=False))
+@click.option(
+    "--reason", required=True, help="Why this difference is acceptable (shown in every report)."
+)
+@click.option("--who", required=True, help="Who reviewed and accepted it.")
+@click.option(
+    "--expires",
+    required=True,
+    metavar="YYYY-MM-DD",
+    help="Date after which the entry stops excusing the difference.",
+)
+@click.option(
+    "--endpoint",
+    "endpoints",
+    multiple=True,
+    metavar="GLOB",
+    help="Only these endpoints (default: the failing ones). Repeatable.",
+)
+@click.option(
+    "--field",
+    "fields",
+    multiple=True,
+    metavar="GLOB",
+    help="Only these fields (e.g. 'body:$.user.*'). Repeatable.",
+)
+@click.option(
+    "-o",
+    "--output",
+    default="accepted.toml",
+    show_default=True,
+    metavar="FILE",
+    help="Accepted-differences file to append to (TOML).",
+)
+@click.option("--dry-run", is_flag=True, help="Print the entries instead of writing them.")
+def command(
+    summary_path: str,
+    reason: str,
+    who: str,
+    expires: str,
+    endpoints: tuple[str, ...],
+    fields: tuple[str, ...],
+    output: str,
+    dry_run: bool,
+) -> int:
+    """Accept the differences of SUMMARY.json (from --json or --report) until --expires."""
+    try:
+        exp = dt.date.fromisoformat(expires)
+    except ValueError:
+        raise ConfigError(f"--expires: {expires!r} is not a date like 2027-01-31") from None
+    if exp < dt.date.today():
+        raise ConfigError(f"--expires: {expires} is in the past")
+    if not reason.strip() or not who.strip():
+        raise ConfigError("--reason and --who must not be empty")
+    try:
+        summary = json.loads(Path(summary_path).read_text("utf-8"))
+    except FileNotFoundError:
+        raise InputError("no such file", path=summary_path) from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise InputError(f"not a replaygate JSON summary: {e}", path=summary_path) from None
+    if not isinstance(summary, dict) or "endpoints" not in summary:
+        raise InputError("not a replaygate JSON summary (no 'endpoints')", path=summary_path)
+    new = _entries(summary, endpoints, fields, reason.strip(), who.strip(), exp)
+    out = Path(output)
+    existing = AcceptedDiffs.load(out).entries if out.is_file() else []
+    new = [n for n in new if not any(_same(n, e) for e in existing)]
+    if not new:
+        click.echo(
+            "replaygate: nothing to accept (no matching differences that are not already accepted)"
+        )
+        return 0
+    text = format_entries(new)
+    if dry_run:
+        click.echo(text, nl=False)
+        return 0
+    try:
+        prefix = ""
+        if out.is_file():
+            old = out.read_text("utf-8")
+            prefix = (
+                "" if not old or old.endswith("\n\n") else ("\n" if old.endswith("\n") else "\n\n")
+            )
+        with out.open("a", encoding="utf-8") as f:
+            f.write(prefix + text)
+    except OSError as e:
+        raise InputError(f"cannot write: {e.strerror}", path=str(out)) from None
+    AcceptedDiffs.load(out)  # what we wrote must read back
+    click.echo(
+        f"replaygate: accepted {len(new)} difference(s) into {out} (expires {exp.isoformat()})"
+    )
+    return 0

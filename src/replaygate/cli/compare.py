@@ -1,0 +1,51 @@
+"""``replaygate compare FILE...``: judge a recording that holds original and replayed
+responses (``replay --output`` writes them as .gor type 2 and 3 records)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from ..compare import Comparator
+from ..formats import ReadOptions, open_reader
+from ..pipeline import Counters
+from ._report_options import compare_config, finish_reports, load_report_config, report_options
+
+
+@click.command("compare")
+@click.argument("files", nargs=-1, required=True, metavar="FILE...")
+@click.option(
+    "--baseline-file",
+    "baseline_files",
+    multiple=True,
+    metavar="FILE",
+    help="A recording whose replayed responses came from a second copy of the baseline "
+    "(Diffy-style noise reference). Repeatable.",
+)
+@report_options
+@click.option(
+    "-q", "--quiet", is_flag=True, help="Print nothing; only the exit code and report files."
+)
+def command(
+    files: tuple[str, ...], baseline_files: tuple[str, ...], quiet: bool, **options: Any
+) -> int:
+    """Compare original and replayed responses in FILE... and judge the release.
+
+    Differences are grouped by endpoint, noise is excluded (baseline replays, fields learned
+    to be volatile, ignore rules) and the [gate] thresholds decide. Exit code 0 pass, 1 fail,
+    2 usage or input error.
+    """
+    config = load_report_config(options)
+    comparator = Comparator(compare_config(config))
+    counters = Counters()
+    for path, baseline in [(f, False) for f in files] + [(f, True) for f in baseline_files]:
+        for ex in open_reader(path, ReadOptions(counters=counters)):
+            counters.read += 1
+            if baseline:
+                ex.meta["role"] = "baseline"
+            comparator.add(ex)
+        comparator.sources.append(path + (" (baseline)" if baseline else ""))
+    for reason, n in counters.dropped.items():
+        comparator.skipped[f"read: {reason}"] += n
+    return finish_reports(comparator, options, config, quiet=quiet)

@@ -1,0 +1,71 @@
+"""JUnit XML: one test case per endpoint, a failure per failing endpoint, so CI systems show
+which endpoints broke. Gate-wide reasons (overall diff rate, too few replays) are one more
+test case named ``replaygate gate``."""
+
+from __future__ import annotations
+
+from typing import Any
+from xml.etree import ElementTree as ET
+
+__all__ = ["render_junit"]
+
+
+def _clean(s: str) -> str:
+    # XML 1.0 cannot hold most control characters
+    return "".join(c if c in "\t\n\r" or ord(c) >= 0x20 else "\ufffd" for c in s)
+
+
+def render_junit(summary: dict[str, Any]) -> str:
+    eps = summary.get("endpoints", [])
+    judged = [e for e in eps if e.get("judged", True)]
+    failures = sum(1 for e in judged if e["verdict"] == "fail")
+    ep_reasons = {f"{e['endpoint']}: {r}" for e in eps for r in e.get("reasons", [])}
+    gate_reasons = [r for r in summary.get("reasons", []) if r not in ep_reasons]
+    suites = ET.Element("testsuites", name="replaygate")
+    suite = ET.SubElement(
+        suites,
+        "testsuite",
+        name="replaygate",
+        tests=str(len(eps) + 1),
+        failures=str(failures + (1 if gate_reasons else 0)),
+        errors="0",
+        skipped=str(len(eps) - len(judged)),
+    )
+    gate = ET.SubElement(suite, "testcase", classname="replaygate", name="replaygate gate")
+    totals = summary.get("totals", {})
+    if gate_reasons:
+        f = ET.SubElement(gate, "failure", message=_clean(gate_reasons[0]), type="gate")
+        f.text = _clean("\n".join(gate_reasons))
+    ET.SubElement(gate, "system-out").text = _clean(
+        f"verdict {summary.get('verdict')}: {totals.get('compared', 0)} compared, "
+        f"{totals.get('differing', 0)} differing"
+    )
+    for e in eps:
+        lat = e.get("latency_ms", {})
+        rep = lat.get("replayed", {})
+        tc = ET.SubElement(
+            suite,
+            "testcase",
+            classname="replaygate.endpoints",
+            name=_clean(e["endpoint"]),
+            time=f"{(rep.get('mean') or 0) / 1000 * max(rep.get('count') or 0, 0):.3f}",
+        )
+        if not e.get("judged", True):
+            ET.SubElement(tc, "skipped", message="ignored by [gate] ignore_endpoints")
+        elif e["verdict"] == "fail":
+            f = ET.SubElement(tc, "failure", message=_clean(e["reasons"][0]), type="regression")
+            f.text = _clean("\n".join(e["reasons"]))
+        out = [
+            f"requests {e['requests']}, compared {e['compared']}, differing {e['differing']} "
+            f"({e['diff_rate']:.2%})",
+        ]
+        for fld in e.get("fields", []):
+            if fld["status"] != "noise" and fld["count"]:
+                out.append(f"{fld['status']}: {fld['field']} {fld['kind']} ({fld['count']})")
+        for fld in e.get("noise_fields", []):
+            out.append(f"noise: {fld['field']} {fld['kind']}: {fld['reason']}")
+        ET.SubElement(tc, "system-out").text = _clean("\n".join(out))
+    ET.indent(suites)
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"
+    )
