@@ -120,3 +120,86 @@ def test_responses_far_from_request(tmp_path: Path) -> None:
     back = list(read_exchanges(p))
     assert [e.id for e in back] == [f"id{i}" for i in range(5)]
     assert all(e.response is not None for e in back)
+
+
+def test_cut_file_reads_complete_records_and_reports_offset(tmp_path: Path) -> None:
+    from replaygate.formats import ReadOptions
+
+    good = write_bytes([make_exchange("GET", f"/{i}") for i in range(3)])
+    p = tmp_path / "cut.gor"
+    p.write_bytes(good + b"1 abc 10 -1\nGET /half")
+    opts = ReadOptions()
+    assert [e.request.target for e in open_reader(p, opts)] == ["/0", "/1", "/2"]
+    assert opts.counters.dropped["truncated_record"] == 1
+    assert any(f"offset {len(good)}" in n for n in opts.counters.notes)
+
+
+def test_cut_gzip_file_reads_what_it_can(tmp_path: Path) -> None:
+    from replaygate.formats import ReadOptions
+
+    data = gzip.compress(write_bytes([make_exchange("GET", f"/{i}") for i in range(200)]))
+    p = tmp_path / "cut.gor.gz"
+    p.write_bytes(data[: len(data) // 2])
+    opts = ReadOptions()
+    got = list(open_reader(p, opts))
+    assert 0 < len(got) < 200
+    assert opts.counters.dropped["truncated_record"] == 1
+
+
+def test_text_file_named_gor_is_format_error(tmp_path: Path) -> None:
+    from replaygate.errors import FormatError
+
+    p = tmp_path / "t.gor"
+    p.write_text("hello, I am not a recording\n")
+    with pytest.raises(FormatError, match=r"not a \.gor file"):
+        list(open_reader(p))
+
+
+def test_bad_record_in_the_middle_is_skipped_and_counted(tmp_path: Path) -> None:
+    from replaygate.formats import ReadOptions
+
+    a = write_bytes([make_exchange("GET", "/a")])
+    b = write_bytes([make_exchange("GET", "/b")])
+    p = tmp_path / "m.gor"
+    p.write_bytes(a + b"x y\nGARBAGE" + SEPARATOR + b)
+    opts = ReadOptions()
+    assert [e.request.target for e in open_reader(p, opts)] == ["/a", "/b"]
+    assert opts.counters.dropped["bad_record"] == 1
+
+
+def test_header_line_stays_goreplay_readable() -> None:
+    # GoReplay splits the header on " ", needs >= 3 fields, reads meta[2] as the timestamp and
+    # writes -1 as the latency of requests; our rg.* fields must come after those.
+    ex = make_exchange("GET", "/", conn=ConnectionId("::1", 1, "::2", 80), session="a b")
+    ex.id = "weird id\twith space"
+    data = write_bytes([ex])
+    header = data.split(b"\n", 1)[0].decode()
+    parts = header.split(" ")
+    assert parts[0] == "1" and parts[1] == "weird_id_with_space"
+    assert int(parts[2]) == ex.ts_ns and parts[3] == "-1"
+    assert all(p.startswith("rg.") and " " not in p for p in parts[4:])
+    assert data.endswith("\n🐵🙈🙉\n".encode())
+
+
+def test_without_metadata_is_plain_goreplay(tmp_path: Path) -> None:
+    w = GorWriter(tmp_path / "plain.gor", with_metadata=False)
+    w.write(make_exchange("GET", "/x", response_body=b"ok"))
+    w.close()
+    lines = [
+        ln for ln in (tmp_path / "plain.gor").read_bytes().split(b"\n") if ln[:2] in (b"1 ", b"2 ")
+    ]
+    assert len(lines) == 2 and all(len(ln.split(b" ")) == 4 for ln in lines)
+
+
+def test_rotation_by_time(tmp_path: Path) -> None:
+    from replaygate.testing import FakeClock
+
+    clock = FakeClock()
+    w = GorWriter(tmp_path / "t.gor.zst", max_seconds=10, clock=clock)
+    for i in range(6):
+        w.write(make_exchange("GET", f"/{i}"))
+        clock.advance(4)
+    w.close()
+    assert [Path(f).name for f in w.files] == ["t_0.gor.zst", "t_1.gor.zst"]
+    got = [e.request.target for f in w.files for e in read_exchanges(f)]
+    assert got == [f"/{i}" for i in range(6)]

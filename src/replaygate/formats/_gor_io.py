@@ -13,13 +13,22 @@ def read(path: str, options: ReadOptions) -> Iterator[Exchange]:
     c = options.counters
 
     def truncated(offset: int) -> None:
-        c.notes[f"truncated at offset {offset}"] += 1
+        c.notes[f"{path}: file is cut at offset {offset}; every record before it was read"] += 1
         c.dropped["truncated_record"] += 1
 
     def orphan(rec: GorRecord) -> None:
         c.dropped["response_without_request"] += 1
 
-    return read_exchanges(path, on_truncated=truncated, on_orphan=orphan)
+    bad_seen = 0
+
+    def bad(offset: int, reason: str) -> None:
+        nonlocal bad_seen
+        c.dropped["bad_record"] += 1
+        bad_seen += 1
+        if bad_seen <= 5:
+            c.notes[f"{path} (offset {offset}): skipped: {reason}"] += 1
+
+    return read_exchanges(path, on_truncated=truncated, on_orphan=orphan, on_bad=bad)
 
 
 class Writer(GorWriter):

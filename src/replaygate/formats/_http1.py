@@ -15,10 +15,18 @@ import gzip
 import zlib
 from collections.abc import Iterable
 from http import HTTPStatus
+from urllib.parse import quote
 
 from ..model import Request, Response
 
-__all__ = ["build_request", "build_response", "encode_body", "is_bodiless", "reason_phrase"]
+__all__ = [
+    "build_request",
+    "build_response",
+    "encode_body",
+    "is_bodiless",
+    "reason_phrase",
+    "safe_target",
+]
 
 _NO_BODY_STATUS = frozenset({204, 304})
 
@@ -63,6 +71,21 @@ def _clean(value: str) -> str:
     return value.replace("\r", " ").replace("\n", " ")
 
 
+_TARGET_SAFE = "!#$%&'()*+,/:;=?@[]~-._"
+
+
+def safe_target(target: str) -> str:
+    """A request target fit for a request line: non-ASCII, spaces and controls
+    percent-encoded (what a browser sends for the URL it shows)."""
+    if target.isascii() and target.isprintable() and " " not in target:
+        return target
+    return quote(target, safe=_TARGET_SAFE)
+
+
+def _name_ok(name: str) -> bool:
+    return bool(name) and not any(ch in name for ch in ":\r\n\x00") and not name[0].isspace()
+
+
 def _head(start: str, headers: Iterable[tuple[str, str]]) -> bytes:
     text = start + "\r\n" + "".join(f"{k}: {_clean(v)}\r\n" for k, v in headers) + "\r\n"
     return text.encode("latin-1", "replace")
@@ -77,8 +100,8 @@ def _framed(
     have_length = False
     for k, v in headers:
         lk = k.lower()
-        if not k or k.startswith(":") or lk == "transfer-encoding":
-            continue
+        if not _name_ok(k) or lk == "transfer-encoding":
+            continue  # pseudo-headers (":authority") and names that cannot be on the wire
         if lk == "content-length":
             if keep_length:
                 out.append((k, v))
@@ -111,7 +134,7 @@ def build_request(
         hs.insert(0, ("Host", authority or host or ""))
     needs = method.upper() in ("POST", "PUT", "PATCH")
     hs = _framed(hs, body, keep_length=False, needs_length=needs)
-    hb = _head(f"{method} {target or '/'} {version}", hs)
+    hb = _head(f"{method} {safe_target(target) or '/'} {version}", hs)
     return Request(hb + body, ts_first_ns=ts_first_ns, ts_last_ns=ts_last_ns, head_len=len(hb))
 
 

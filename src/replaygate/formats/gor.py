@@ -22,6 +22,7 @@ from __future__ import annotations
 import gzip
 import io
 import os
+import re
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -44,6 +45,7 @@ __all__ = [
 ]
 
 SEPARATOR = "\n🐵🙈🙉\n".encode()
+_WS = re.compile(r"\s")
 META_VERSION = "1"
 _CHUNK = 1 << 20
 
@@ -62,9 +64,13 @@ class GorRecord:
 
 
 def encode_record(rec: GorRecord) -> bytes:
-    """Serialize one record exactly as GoReplay writes it (plus our extras, if any)."""
-    lat = -1 if rec.latency_ns is None else rec.latency_ns
-    head = f"{rec.type} {rec.id} {rec.ts_ns} {lat}"
+    """Serialize one record exactly as GoReplay writes it (plus our extras, if any).
+
+    GoReplay writes ``-1`` for "no latency" (requests); an id must not contain whitespace
+    (the header is split on spaces), so any is replaced by ``_``."""
+    lat = -1 if rec.latency_ns is None or rec.latency_ns < 0 else rec.latency_ns
+    rid = rec.id if rec.id and not _WS.search(rec.id) else _WS.sub("_", rec.id) or "-"
+    head = f"{rec.type} {rid} {rec.ts_ns} {lat}"
     if rec.extra:
         head += "".join(f" rg.{k}={quote(v, safe='')}" for k, v in rec.extra.items())
     return head.encode() + b"\n" + rec.payload + SEPARATOR
@@ -99,10 +105,14 @@ class GorRecordParser:
     a complete record (``None`` when the input ended cleanly).
     """
 
-    def __init__(self, path: str | None = None) -> None:
+    def __init__(
+        self, path: str | None = None, *, on_bad: Callable[[int, str], None] | None = None
+    ) -> None:
         self._buf = bytearray()
         self._base = 0  # file offset of _buf[0]
         self._path = path
+        self._on_bad = on_bad
+        self.records = 0
 
     def feed(self, data: bytes) -> list[GorRecord]:
         buf = self._buf
@@ -121,9 +131,18 @@ class GorRecordParser:
             else:
                 header, payload = rec_bytes[:nl], rec_bytes[nl + 1 :]
             if header.strip():
-                rec = _parse_header(header, self._base + start, self._path)
-                rec.payload = payload
-                out.append(rec)
+                try:
+                    rec = _parse_header(header, self._base + start, self._path)
+                except FormatError as e:
+                    # GoReplay skips malformed records too; a file that starts with one is
+                    # not a .gor file at all.
+                    if self._on_bad is None or not self.records:
+                        raise
+                    self._on_bad(self._base + start, e.message)
+                else:
+                    rec.payload = payload
+                    out.append(rec)
+                    self.records += 1
             start = sep + len(SEPARATOR)
         if start:
             del buf[:start]
@@ -134,7 +153,24 @@ class GorRecordParser:
         rest = bytes(self._buf)
         if rest.strip(b"\r\n") == b"":
             return None
+        if not self.records and not _looks_like_header(rest):
+            raise FormatError(
+                "not a .gor file: no record separator and no record header found",
+                path=self._path,
+                offset=self._base,
+            )
         return self._base
+
+
+def _looks_like_header(data: bytes) -> bool:
+    """Does ``data`` start like a GoReplay record header (``<1|2|3> <id> <digits>``)?"""
+    line = data.split(b"\n", 1)[0]
+    parts = line.split(b" ")
+    return (
+        len(parts) >= 2
+        and parts[0] in (b"1", b"2", b"3")
+        and (len(parts) == 2 or parts[2][:1].isdigit() or parts[2] == b"")
+    )
 
 
 def open_binary(path: str | os.PathLike[str], mode: str = "rb") -> BinaryIO:
@@ -164,14 +200,20 @@ def read_records(
     *,
     on_truncated: Callable[[int], None] | None = None,
     strict: bool = False,
+    on_bad: Callable[[int, str], None] | None = None,
 ) -> Iterator[GorRecord]:
-    """Yield every complete record of a ``.gor`` file (optionally compressed)."""
+    """Yield every complete record of a ``.gor`` file (optionally compressed).
+
+    A malformed record header after the first good record is passed to ``on_bad(offset,
+    reason)`` and skipped (raised as FormatError when ``on_bad`` is None)."""
     p = os.fspath(path)
-    parser = GorRecordParser(p)
+    parser = GorRecordParser(p, on_bad=on_bad)
     with open_binary(p) as f:
+        # read1: a damaged compressed stream still yields everything before the damage
+        read = getattr(f, "read1", f.read)
         try:
             while True:
-                chunk = f.read(_CHUNK)
+                chunk = read(_CHUNK)
                 if not chunk:
                     break
                 yield from parser.feed(chunk)
@@ -203,10 +245,16 @@ def read_records(
             on_truncated(cut)
 
 
+def _int_field(extra: dict[str, str], key: str) -> int:
+    """An integer metadata field; 0 when absent or not a plain decimal number."""
+    v = extra.get(key, "")
+    return int(v) if v.isascii() and v.isdigit() else 0
+
+
 def _exchange_from_records(req: GorRecord, others: list[GorRecord]) -> Exchange:
     e = req.extra
     request = Request(
-        req.payload, ts_first_ns=req.ts_ns, ts_last_ns=int(e.get("tl", 0)) or req.ts_ns
+        req.payload, ts_first_ns=req.ts_ns, ts_last_ns=_int_field(e, "tl") or req.ts_ns
     )
     ex = Exchange(id=req.id, request=request)
     if "conn" in e:
@@ -216,8 +264,7 @@ def _exchange_from_records(req: GorRecord, others: list[GorRecord]) -> Exchange:
             pass
     if "sess" in e:
         ex.session = e["sess"]
-    if "seq" in e and e["seq"].isdigit():
-        ex.seq = int(e["seq"])
+    ex.seq = _int_field(e, "seq")
     if e.get("flags"):
         for f in e["flags"].split(","):
             try:
@@ -232,7 +279,7 @@ def _exchange_from_records(req: GorRecord, others: list[GorRecord]) -> Exchange:
         if r.type == 2:
             # GoReplay stores response start time and latency; last byte = start + latency
             # when we wrote it, GoReplay's own files have latency = request->response time.
-            first = int(r.extra.get("tf", 0)) or r.ts_ns
+            first = _int_field(r.extra, "tf") or r.ts_ns
             last = req.ts_ns + r.latency_ns if r.latency_ns is not None else r.ts_ns
             resp = Response(r.payload, ts_first_ns=first, ts_last_ns=last)
             if r.extra.get("interim") == "1":
@@ -297,6 +344,7 @@ def read_exchanges(
     window: int = 2_000,
     on_truncated: Callable[[int], None] | None = None,
     on_orphan: Callable[[GorRecord], None] | None = None,
+    on_bad: Callable[[int, str], None] | None = None,
 ) -> Iterator[Exchange]:
     """Group records by id into exchanges, in the order their requests appear.
 
@@ -332,7 +380,7 @@ def read_exchanges(
                 continue
             yield _exchange_from_records(req, others)
 
-    for rec in read_records(path, on_truncated=on_truncated):
+    for rec in read_records(path, on_truncated=on_truncated, on_bad=on_bad):
         seen_types.add(rec.type)
         item = pending.get(rec.id)
         if rec.type == 1:

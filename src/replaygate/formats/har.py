@@ -73,10 +73,12 @@ def _load_json(data: bytes, path: str | None) -> Any:
         return orjson.loads(data)
     except orjson.JSONDecodeError as e:
         err: json.JSONDecodeError = e
-    try:  # invalid UTF-8 inside strings: be lenient, like browsers are
+    try:  # invalid UTF-8 inside strings or huge numbers: be lenient, like browsers are
         return json.loads(data.decode("utf-8", "replace"))
     except json.JSONDecodeError as e2:
         err = e2
+    except RecursionError:
+        raise FormatError("not a HAR file: JSON nested too deeply", path=path) from None
     raise FormatError(
         f"not a HAR file: invalid JSON at line {err.lineno}, column {err.colno}: {err.msg}",
         path=path,
@@ -256,7 +258,7 @@ def _entry_to_exchange(entry: Any, index: int, path: str) -> Exchange:
     assert isinstance(ours, dict)
     method = _str(req, "method").strip()
     url = _str(req, "url").strip()
-    if not method or not url or any(ch.isspace() for ch in method + url):
+    if not method or not url or any(ch.isspace() for ch in method):
         raise _BadEntry("request has no usable method/url")
     meta: dict[str, str] = {}
     m = ours.get("meta")
@@ -268,7 +270,9 @@ def _entry_to_exchange(entry: Any, index: int, path: str) -> Exchange:
     if scheme and "scheme" not in meta:
         meta["scheme"] = scheme
     started = _str(entry, "startedDateTime")
-    ts = ours.get("ts_ns") if isinstance(ours.get("ts_ns"), int) else None
+    ts = ours.get("ts_ns")
+    if isinstance(ts, bool) or not isinstance(ts, int) or not 0 <= ts < 1 << 62:
+        ts = None
     if ts is None:
         ts = _parse_time(started) if started else 0
     total = _ms(_num(entry, "time"))
@@ -387,7 +391,7 @@ def _restore_ours(ex: Exchange, ours: dict[str, Any]) -> None:
             pass
     if isinstance(ours.get("session"), str):
         ex.session = ours["session"]
-    if isinstance(ours.get("seq"), int):
+    if isinstance(ours.get("seq"), int) and not isinstance(ours["seq"], bool):
         ex.seq = ours["seq"]
     flags = ours.get("flags")
     if isinstance(flags, list):
@@ -404,7 +408,10 @@ def _restore_ours(ex: Exchange, ours: dict[str, Any]) -> None:
 
 
 def _iso(ts_ns: int) -> str:
-    dt = _EPOCH + timedelta(microseconds=ts_ns // 1000)
+    try:
+        dt = _EPOCH + timedelta(microseconds=ts_ns // 1000)
+    except OverflowError:
+        dt = _EPOCH
     return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond:06d}Z"
 
 
@@ -566,6 +573,9 @@ class Writer:
         data = orjson.dumps(exchange_to_entry(ex))
         self._f.write(b",\n" + data if self._n else data)
         self._n += 1
+
+    def flush(self) -> None:
+        self._f.flush()
 
     def close(self) -> None:
         if self._closed:

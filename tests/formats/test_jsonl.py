@@ -1,0 +1,99 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from replaygate.errors import FormatError, ReplaygateError
+from replaygate.formats import ReadOptions, open_reader, open_writer
+from replaygate.formats.jsonl import exchange_to_dict, parse_lines
+from replaygate.model import ConnectionId, Flag
+from replaygate.testing import make_exchange
+
+SUMMARY_KEYS = [
+    "id",
+    "ts_ns",
+    "method",
+    "target",
+    "host",
+    "version",
+    "status",
+    "request_body_len",
+    "response_body_len",
+    "latency_ns",
+    "complete",
+    "flags",
+]
+
+
+def _exchanges() -> list:
+    conn = ConnectionId("::1", 5555, "10.0.0.2", 80)
+    a = make_exchange("GET", "/a", response_body=b"hello", conn=conn, session="s")
+    a.flags.add(Flag.MIDSTREAM)
+    a.meta["rule"] = "x"
+    a.interim.append(a.response)  # type: ignore[arg-type]
+    b = make_exchange("POST", "/b", request_body=b"\x00\xff", status=None)
+    c = make_exchange("GET", "/c", replayed_status=500, replayed_body=b"boom")
+    c.replay_error = None
+    return [a, b, c]
+
+
+def test_round_trip_exact(tmp_path: Path) -> None:
+    exs = _exchanges()
+    p = tmp_path / "t.jsonl"
+    w = open_writer(p)
+    for e in exs:
+        w.write(e)
+    w.close()
+    lines = p.read_bytes().splitlines()
+    assert len(lines) == 3
+    obj = json.loads(lines[0])
+    assert list(obj)[: len(SUMMARY_KEYS)] == SUMMARY_KEYS
+    assert obj["request"]["headers"][0] == ["Host", "example.test"]
+    back = list(open_reader(p))
+    for a, b in zip(exs, back, strict=True):
+        assert exchange_to_dict(a) == exchange_to_dict(b)
+        assert a.request.raw == b.request.raw
+    assert back[0].conn == exs[0].conn and back[0].interim[0].raw == exs[0].interim[0].raw
+    assert back[2].replayed is not None and back[2].replayed.status == 500
+
+
+def test_bad_line_names_line_and_cut_last_line_is_counted(tmp_path: Path) -> None:
+    good = json.dumps(exchange_to_dict(_exchanges()[0])).encode()
+    p = tmp_path / "bad.jsonl"
+    p.write_bytes(good + b"\n{nope}\n" + good + b"\n")
+    with pytest.raises(FormatError, match="line 2: invalid JSON") as e:
+        list(open_reader(p))
+    assert e.value.offset == len(good) + 1
+    p.write_bytes(good + b"\n" + good[:50])
+    opts = ReadOptions()
+    assert len(list(open_reader(p, opts))) == 1
+    assert opts.counters.dropped["truncated_record"] == 1
+
+
+@pytest.mark.parametrize(
+    ("obj", "match"),
+    [
+        ({"id": "x"}, "request"),
+        ({"id": "x", "request": {"raw_b64": "!!"}}, "base64"),
+        ({"request": {"raw_b64": ""}}, "id"),
+        ({"id": "x", "request": {"raw_b64": ""}, "flags": ["bogus"]}, "unknown flag"),
+        ([1], "not a JSON object"),
+    ],
+)
+def test_foreign_objects_are_format_errors(obj: object, match: str) -> None:
+    with pytest.raises(FormatError, match=match):
+        list(parse_lines([json.dumps(obj).encode() + b"\n"]))
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.binary(max_size=300))
+def test_arbitrary_bytes_raise_only_package_errors(data: bytes) -> None:
+    try:
+        for ex in parse_lines(data.splitlines(keepends=True)):
+            ex.summary()
+    except ReplaygateError:
+        pass

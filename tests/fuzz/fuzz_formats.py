@@ -1,0 +1,147 @@
+"""Fuzz targets for the file readers: .gor records, HAR, access-log lines, JSON Lines.
+
+Each target parses arbitrary bytes and then uses what it got the way the CLI does (summary,
+re-encoding to the other formats), so a reader that builds a broken exchange is caught too.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable
+
+import orjson
+
+from replaygate.formats import ReadOptions
+from replaygate.formats.accesslog import LineError, parse_line
+from replaygate.formats.accesslog import _exchange as _log_exchange
+from replaygate.formats.gor import (
+    SEPARATOR,
+    GorRecord,
+    GorRecordParser,
+    _exchange_from_records,
+    encode_record,
+    exchange_records,
+)
+from replaygate.formats.har import exchange_to_entry, parse_har
+from replaygate.formats.jsonl import exchange_to_dict, parse_lines
+from replaygate.model import Exchange
+
+__all__ = ["SEEDS", "TARGETS"]
+
+
+def _use(ex: Exchange) -> None:
+    ex.summary()
+    for rec in exchange_records(ex):
+        encode_record(rec)
+    orjson.dumps(exchange_to_entry(ex))
+    orjson.dumps(exchange_to_dict(ex))
+
+
+def fuzz_gor(data: bytes) -> None:
+    p = GorRecordParser(on_bad=lambda off, why: None)
+    half = len(data) // 2
+    recs = p.feed(data[:half]) + p.feed(data[half:])
+    p.close()
+    groups: dict[str, tuple[GorRecord | None, list[GorRecord]]] = {}
+    for r in recs:
+        req, others = groups.get(r.id, (None, []))
+        if r.type == 1 and req is None:
+            groups[r.id] = (r, others)
+        else:
+            others.append(r)
+            groups[r.id] = (req, others)
+    for req, others in groups.values():
+        if req is not None:
+            _use(_exchange_from_records(req, others))
+
+
+def fuzz_har(data: bytes) -> None:
+    for ex in parse_har(data, ReadOptions(), path="fuzz.har"):
+        _use(ex)
+
+
+def fuzz_accesslog(data: bytes) -> None:
+    for i, line in enumerate(data.split(b"\n")):
+        for fmt in (None, "nginx", "alb"):
+            try:
+                ll = parse_line(line, fmt)
+            except LineError:
+                continue
+            _use(_log_exchange(ll, "fuzz.log", i, None))
+
+
+def fuzz_jsonl(data: bytes) -> None:
+    for ex in parse_lines(data.splitlines(keepends=True), ReadOptions(), path="fuzz.jsonl"):
+        _use(ex)
+
+
+TARGETS: dict[str, Callable[[bytes], None]] = {
+    "gor_records": fuzz_gor,
+    "har_reader": fuzz_har,
+    "accesslog_line": fuzz_accesslog,
+    "jsonl_reader": fuzz_jsonl,
+}
+
+_REQ = b"GET /a?b=1 HTTP/1.1\r\nHost: x\r\n\r\n"
+_RESP = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi"
+_HAR = orjson.dumps(
+    {
+        "log": {
+            "version": "1.2",
+            "entries": [
+                {
+                    "startedDateTime": "2023-03-30T00:00:54.250Z",
+                    "time": 14.6,
+                    "request": {
+                        "method": "POST",
+                        "url": "https://h.test/p?q=1",
+                        "httpVersion": "http/2.0",
+                        "headers": [{"name": ":authority", "value": "h.test"}],
+                        "postData": {"mimeType": "text/plain", "text": "abc"},
+                    },
+                    "response": {
+                        "status": 200,
+                        "httpVersion": "h3",
+                        "headers": [{"name": "content-encoding", "value": "gzip"}],
+                        "content": {
+                            "size": 2,
+                            "text": base64.b64encode(b"hi").decode(),
+                            "encoding": "base64",
+                        },
+                    },
+                    "timings": {"send": 1, "wait": 2, "receive": 3},
+                },
+                {"startedDateTime": "x", "request": {"method": "GET", "url": "/"}},
+            ],
+        }
+    }
+)
+_JSONL = orjson.dumps(
+    {
+        "id": "abc",
+        "request": {"raw_b64": base64.b64encode(_REQ).decode(), "ts_first_ns": 1},
+        "response": {"raw_b64": base64.b64encode(_RESP).decode()},
+        "flags": ["midstream"],
+        "conn": "10.0.0.1:1->10.0.0.2:80",
+        "meta": {"k": "v"},
+    }
+)
+
+SEEDS: dict[str, list[bytes]] = {
+    "gor_records": [
+        b"1 abc 10 -1 rg.v=1 rg.conn=1.2.3.4%3A5-%3E6.7.8.9%3A80\n" + _REQ + SEPARATOR,
+        b"1 abc 10\n" + _REQ + SEPARATOR + b"2 abc 12 3 rg.tf=11\n" + _RESP + SEPARATOR,
+        b"3 abc 10 5 rg.err=timeout\n" + SEPARATOR + b"1 abc 10 -1\nGET /cut",
+    ],
+    "har_reader": [_HAR, b"\xef\xbb\xbf" + _HAR, b'{"log": {"entries": []}}', b"[1, 2"],
+    "accesslog_line": [
+        b'1.2.3.4 - - [25/Oct/2016:14:49:33 +0200] "GET / HTTP/1.1" 200 612 "-" "UA"\n'
+        b'host.test 1.2.3.4 - - [09/Jun/2020:12:10:39 -0700] "HEAD /x HTTP/1.0" 206 7 "r" "u"\n'
+        b'127.0.0.1 - - [12/Apr/2018:09:48:40 +0200] "" 400 0 "-" "-"',
+        b"https 2018-07-02T22:23:00.186641Z app/lb/1 1.2.3.4:2817 10.0.0.1:80 0.1 0.1 0.1 200 "
+        b'200 0 57 "GET https://www.example.com:443/p?a=1 HTTP/1.1" "curl/7.46.0" - -\n'
+        b"2015-05-13T23:39:43.945958Z lb 1.2.3.4:2817 10.0.0.1:80 0.1 0.1 0.1 200 200 0 29 "
+        b'"GET http://www.example.com:80/ HTTP/1.1" "curl/7.38.0" - -',
+    ],
+    "jsonl_reader": [_JSONL + b"\n", _JSONL + b"\n" + _JSONL[:40]],
+}
