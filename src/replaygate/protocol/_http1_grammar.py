@@ -1,0 +1,126 @@
+"""Byte-level grammar of HTTP/1.x heads, as compiled regexes and small pure functions.
+
+Everything here runs in C (``re``, ``bytes.find``): the parser never loops over bytes in
+Python. The patterns are deliberately lenient where real traffic is (extra spaces, LF-only
+line ends, reason phrases missing) and strict where leniency would cause desync (a start
+line must be a whole, well-formed line before anything is framed by it).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+__all__ = [
+    "Framing",
+    "find_head_end",
+    "framing_headers",
+    "is_request_prefix",
+    "is_status_prefix",
+    "parse_chunk_size",
+]
+
+_TOKEN = rb"[!#$%&'*+.^_`|~0-9A-Za-z-]"
+
+# A complete request line: method SP target SP HTTP/x.y, CRLF or LF.
+REQUEST_LINE = re.compile(rb"(" + _TOKEN + rb"{1,32}) +([^ \r\n]+) +HTTP/(\d)\.(\d)[ \t]*\r?\n")
+# HTTP/0.9: "METHOD target" and nothing else on the line (0.9 knew only GET, but servers and
+# Zeek accept any method); the target must look like one, so that junk is not taken for it.
+REQUEST_LINE_09 = re.compile(rb"([A-Z]{3,16}) +(/[^ \r\n]*|https?://[^ \r\n]+)[ \t]*\r?\n")
+# Enough of a line to still be a request line once it is complete.
+_REQUEST_PREFIX = re.compile(_TOKEN + rb"{0,32}\Z|" + _TOKEN + rb"{1,32} ")
+STATUS_LINE = re.compile(rb"HTTP/(\d)\.(\d) +(\d{3})(?:[ \t][^\r\n]*)?\r?\n")
+# Resynchronisation: a plausible message start right after a newline (stricter than above,
+# so that body bytes are less likely to be taken for a message).
+RESYNC_REQUEST = re.compile(rb"[A-Z][A-Z_-]{2,19} [^ \r\n]+ HTTP/1\.[01]\r?\n")
+RESYNC_REQUEST_NL = re.compile(rb"\n([A-Z][A-Z_-]{2,19} [^ \r\n]+ HTTP/1\.[01]\r?\n)")
+RESYNC_STATUS = re.compile(rb"HTTP/1\.[01] [1-5][0-9][0-9](?:[ \t][^\r\n]*)?\r?\n")
+RESYNC_STATUS_NL = re.compile(rb"\n(HTTP/1\.[01] [1-5][0-9][0-9](?:[ \t][^\r\n]*)?\r?\n)")
+BLANK_LINES = re.compile(rb"[\r\n]+")
+_FRAMING = re.compile(
+    rb"(?im)^(content-length|transfer-encoding|connection|upgrade|expect)[ \t]*:[ \t]*([^\r\n]*)"
+)
+_HEX = re.compile(rb"[0-9A-Fa-f]{1,16}")
+
+
+def find_head_end(buf: bytes, start: int) -> int:
+    """Index just past the blank line ending a head that starts before ``start``; -1 if none.
+
+    ``start`` must point at (or before) the newline ending the start line. The CRLF form is
+    searched first and the LF-only form only up to it, so a big buffer of pipelined messages
+    is not rescanned for every message.
+    """
+    i = buf.find(b"\n\r\n", start)
+    if i >= 0:
+        j = buf.find(b"\n\n", start, i + 2)
+        return j + 2 if j >= 0 else i + 3
+    j = buf.find(b"\n\n", start)
+    return j + 2 if j >= 0 else -1
+
+
+def is_request_prefix(buf: bytes, pos: int) -> bool:
+    """Could the (incomplete) line at ``pos`` still become a request line?"""
+    return _REQUEST_PREFIX.match(buf, pos) is not None
+
+
+def is_status_prefix(buf: bytes, pos: int) -> bool:
+    """Could the (incomplete) line at ``pos`` still become a status line?"""
+    head = buf[pos : pos + 5]
+    return b"HTTP/"[: len(head)] == head
+
+
+@dataclass(slots=True)
+class Framing:
+    """What a head says about the body that follows it and the connection."""
+
+    content_length: int | None = None
+    length_invalid: bool = False
+    chunked: bool = False
+    transfer_encoding: bool = False
+    upgrade: bool = False
+    connection_upgrade: bool = False
+    expect_continue: bool = False
+
+
+def framing_headers(buf: bytes, start: int, end: int) -> Framing:
+    """Read the headers that decide framing from ``buf[start:end]`` (after the start line).
+
+    Several Content-Length values (repeated headers or a list) must agree, else the length is
+    invalid (RFC 9112 6.3); Transfer-Encoding wins over Content-Length.
+    """
+    f = Framing()
+    lengths: set[bytes] = set()
+    for m in _FRAMING.finditer(buf, start, end):
+        name = m.group(1).lower()
+        value = m.group(2).strip()
+        if name == b"content-length":
+            for part in value.split(b","):
+                lengths.add(part.strip())
+        elif name == b"transfer-encoding":
+            f.transfer_encoding = True
+            codings = [c.strip().lower() for c in value.split(b",") if c.strip()]
+            f.chunked = bool(codings) and codings[-1] == b"chunked"
+        elif name == b"connection":
+            f.connection_upgrade = f.connection_upgrade or b"upgrade" in value.lower()
+        elif name == b"upgrade":
+            f.upgrade = f.upgrade or bool(value)
+        elif b"100-continue" in value.lower():
+            f.expect_continue = True
+    if lengths:
+        if len(lengths) == 1:
+            (text,) = lengths
+            if text.isdigit() and len(text) <= 18:
+                f.content_length = int(text)
+            else:
+                f.length_invalid = True
+        else:
+            f.length_invalid = True
+    return f
+
+
+def parse_chunk_size(line: bytes) -> int | None:
+    """The size on a chunk-size line (extensions ignored); None when it is not one."""
+    size = line.split(b";", 1)[0].strip(b" \t\r\n")
+    if _HEX.fullmatch(size) is None:
+        return None
+    return int(size, 16)

@@ -1,0 +1,362 @@
+"""Sans-I/O traffic assembler: TCP segments of many connections in, HTTP exchanges out.
+
+One :class:`TrafficAssembler` serves pcap files and live capture alike. Per connection it keeps
+two :class:`~replaygate.protocol.tcp.StreamReassembler` and one
+:class:`~replaygate.protocol.http1.HTTP1StreamParser`, decides which side is the client, and
+closes the connection on FIN from both sides, on RST, on idle expiry or when ``max_flows`` is
+reached (oldest idle first). Everything that ends badly is counted in :class:`AssemblerStats`.
+
+Which side is the client, in order of trust: who sent the SYN (or the SYN-ACK); the configured
+``server_ports``; which side's first bytes are a request line or a status line; well-known
+HTTP ports; the lower port number.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+
+from ..model import ConnectionId, Exchange, Flag
+from . import _http1_grammar as g
+from .http1 import HTTP1StreamParser, ParserConfig
+from .segment import TcpSegment
+from .tcp import DATA, EOF, GAP, Event, StreamReassembler
+
+__all__ = ["AssemblerConfig", "AssemblerStats", "TrafficAssembler"]
+
+_WELL_KNOWN = frozenset(
+    {80, 81, 591, 3000, 3128, 5000, 8000, 8008, 8080, 8081, 8088, 8443, 8888, 9000, 9090}
+)
+# First bytes that are certainly not HTTP/1 from a client: TLS records, SSH, HTTP/2 preface.
+_NOT_HTTP = (b"\x16\x03", b"\x80", b"SSH-", b"PRI * HTTP/2")
+# A connection whose parser skipped this much without finding any message stops being parsed.
+_GIVE_UP_BYTES = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class AssemblerConfig:
+    """How connections are recognised and how much memory they may hold.
+
+    ``server_ports``: ports that are the server side (empty: decide by SYN, by content, by
+    port heuristics). ``idle_timeout_s``: a connection silent this long (capture time) is
+    flushed. ``max_flows``: live connections kept; beyond it the oldest idle one is flushed
+    and counted as evicted. ``max_buffered_bytes``: out-of-order bytes held per direction
+    before the hole is declared a gap.
+    """
+
+    server_ports: frozenset[int] = frozenset()
+    idle_timeout_s: float = 120.0
+    max_flows: int = 100_000
+    max_buffered_bytes: int = 64 << 20
+    parser: ParserConfig = field(default_factory=ParserConfig)
+
+
+@dataclass(slots=True)
+class AssemblerStats:
+    """What the assembler saw and everything it could not turn into complete exchanges."""
+
+    segments: int = 0
+    payload_bytes: int = 0
+    flows_total: int = 0
+    flows_active: int = 0
+    flows_closed: int = 0
+    flows_reset: int = 0
+    flows_midstream: int = 0
+    flows_expired: int = 0
+    flows_expired_incomplete: int = 0
+    flows_evicted: int = 0
+    gaps: int = 0
+    gap_bytes: int = 0
+    retransmitted_bytes: int = 0
+    out_of_order_segments: int = 0
+    late_segments: int = 0
+    exchanges_complete: int = 0
+    exchanges_incomplete: int = 0
+    requests_without_response: int = 0
+    orphan_responses: int = 0
+    non_http_flows: int = 0
+    non_http_bytes: int = 0
+    skipped_bytes: int = 0
+    tunnel_bytes: int = 0
+    resyncs: int = 0
+    parse_errors: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+_Endpoint = tuple[str, int]
+_Key = tuple[_Endpoint, _Endpoint, tuple[int, ...]]
+
+
+class _Flow:
+    __slots__ = (
+        "client",
+        "client_isn",
+        "conn",
+        "first_ts",
+        "key",
+        "last_ts",
+        "non_http",
+        "parser",
+        "rs_client",
+        "rs_server",
+        "syn_seen",
+    )
+
+    def __init__(self, key: _Key, client: _Endpoint, server: _Endpoint, ts: int) -> None:
+        self.key = key
+        self.client = client
+        self.conn = ConnectionId(client[0], client[1], server[0], server[1])
+        self.first_ts = ts
+        self.last_ts = ts
+        self.rs_client: StreamReassembler | None = None
+        self.rs_server: StreamReassembler | None = None
+        self.parser: HTTP1StreamParser | None = None
+        self.non_http = False
+        self.syn_seen = False
+        self.client_isn: int | None = None
+
+
+class TrafficAssembler:
+    """Feed TCP segments in capture order; get the exchanges that completed."""
+
+    def __init__(self, config: AssemblerConfig | None = None) -> None:
+        self.config = config or AssemblerConfig()
+        self.stats = AssemblerStats()
+        self._flows: OrderedDict[_Key, _Flow] = OrderedDict()
+        self._closed: OrderedDict[_Key, int] = OrderedDict()  # recently closed, for late segments
+        self._idle_ns = int(self.config.idle_timeout_s * 1e9)
+
+    # -- public API -------------------------------------------------------------------------
+    def feed(self, seg: TcpSegment) -> list[Exchange]:
+        """One captured segment; returns exchanges completed by it (or by idle expiry)."""
+        st = self.stats
+        st.segments += 1
+        st.payload_bytes += len(seg.payload)
+        a: _Endpoint = (seg.src, seg.sport)
+        b: _Endpoint = (seg.dst, seg.dport)
+        key: _Key = (a, b, seg.vlan) if a < b else (b, a, seg.vlan)
+        out: list[Exchange] = []
+        flows = self._flows
+        if flows:
+            oldest = next(iter(flows.values()))
+            if oldest.last_ts < seg.ts_ns - self._idle_ns:
+                out += self.expire(seg.ts_ns)
+        flow = flows.get(key)
+        flags = seg.flags
+        syn = bool(flags & 0x02)
+        if (
+            flow is not None
+            and syn
+            and not flags & 0x10
+            and flow.client == a
+            and flow.client_isn is not None
+            and flow.client_isn != seg.seq
+        ):
+            out += self._close(flow)  # port reuse: a new connection on the same 4-tuple
+            flow = None
+        if flow is None:
+            if not seg.payload and not syn:
+                return out  # a bare ACK/FIN/RST of a connection we do not track
+            if not syn and key in self._closed:
+                st.late_segments += 1
+                st.retransmitted_bytes += len(seg.payload)
+                return out
+            while len(flows) >= self.config.max_flows:
+                st.flows_evicted += 1
+                out += self._close(next(iter(flows.values())))
+            flow = self._new_flow(key, seg, a, b)
+        else:
+            flows.move_to_end(key)
+        flow.last_ts = seg.ts_ns
+        from_client = a == flow.client
+        out += self._segment(flow, seg, from_client, syn)
+        return out
+
+    def feed_batch(self, segs: Iterable[TcpSegment]) -> list[Exchange]:
+        out: list[Exchange] = []
+        for seg in segs:
+            out += self.feed(seg)
+        return out
+
+    def expire(self, now_ns: int) -> list[Exchange]:
+        """Flush connections idle for ``idle_timeout_s`` before ``now_ns`` (capture time)."""
+        out: list[Exchange] = []
+        limit = now_ns - self._idle_ns
+        flows = self._flows
+        while flows:
+            flow = next(iter(flows.values()))
+            if flow.last_ts >= limit:
+                break
+            self.stats.flows_expired += 1
+            if flow.parser is not None and flow.parser.has_partial:
+                self.stats.flows_expired_incomplete += 1
+            out += self._close(flow)
+        closed = self._closed
+        while closed:
+            k, ts = next(iter(closed.items()))
+            if ts >= limit:
+                break
+            del closed[k]
+        return out
+
+    def flush(self) -> list[Exchange]:
+        """End of input: close every connection, returning everything outstanding."""
+        out: list[Exchange] = []
+        while self._flows:
+            out += self._close(next(iter(self._flows.values())))
+        self._closed.clear()
+        return out
+
+    # -- flows ------------------------------------------------------------------------------
+    def _new_flow(self, key: _Key, seg: TcpSegment, a: _Endpoint, b: _Endpoint) -> _Flow:
+        st = self.stats
+        client_is_a = self._client_is_src(seg)
+        client, server = (a, b) if client_is_a else (b, a)
+        flow = _Flow(key, client, server, seg.ts_ns)
+        flow.rs_client = StreamReassembler(self.config.max_buffered_bytes)
+        flow.rs_server = StreamReassembler(self.config.max_buffered_bytes)
+        self._flows[key] = flow
+        st.flows_total += 1
+        st.flows_active = len(self._flows)
+        if not seg.flags & 0x02:
+            st.flows_midstream += 1
+        return flow
+
+    def _client_is_src(self, seg: TcpSegment) -> bool:
+        flags = seg.flags
+        if flags & 0x02:
+            return not flags & 0x10  # SYN: the client; SYN-ACK: the server
+        ports = self.config.server_ports
+        if ports:
+            if seg.dport in ports:
+                return True
+            if seg.sport in ports:
+                return False
+        p = seg.payload
+        if p.startswith(b"HTTP/"):
+            return False
+        if g.REQUEST_LINE.match(p) is not None:
+            return True
+        if (seg.dport in _WELL_KNOWN) != (seg.sport in _WELL_KNOWN):
+            return seg.dport in _WELL_KNOWN
+        return seg.dport <= seg.sport
+
+    def _segment(
+        self, flow: _Flow, seg: TcpSegment, from_client: bool, syn: bool
+    ) -> list[Exchange]:
+        rs = flow.rs_client if from_client else flow.rs_server
+        peer = flow.rs_server if from_client else flow.rs_client
+        assert rs is not None and peer is not None
+        out: list[Exchange] = []
+        flags = seg.flags
+        if syn:
+            flow.syn_seen = True
+            if from_client and not flags & 0x10:
+                flow.client_isn = seg.seq
+        if flags & 0x10 and peer.started:
+            ev = peer.ack(seg.ack)
+            if ev:
+                out += self._deliver(flow, not from_client, ev)
+        if flags & 0x04:  # RST: the connection is over in both directions
+            out += self._deliver(flow, from_client, rs.segment(seg.seq, seg.payload, syn=syn))
+            self.stats.flows_reset += 1
+            out += self._close(flow)
+            return out
+        ev = rs.segment(seg.seq, seg.payload, syn=syn, fin=bool(flags & 0x01))
+        if ev:
+            out += self._deliver(flow, from_client, ev)
+        if rs.finished and peer.finished and flow.key in self._flows:
+            self.stats.flows_closed += 1
+            out += self._close(flow)
+        return out
+
+    def _deliver(self, flow: _Flow, from_client: bool, events: list[Event]) -> list[Exchange]:
+        if flow.non_http:
+            for kind, value in events:
+                if kind == DATA:
+                    assert isinstance(value, bytes)
+                    self.stats.non_http_bytes += len(value)
+            return []
+        parser = flow.parser
+        if parser is None:
+            first = next((v for k, v in events if k == DATA), None)
+            if from_client and isinstance(first, bytes) and first.startswith(_NOT_HTTP):
+                flow.non_http = True
+                self.stats.non_http_flows += 1
+                return self._deliver(flow, from_client, events)
+            parser = flow.parser = HTTP1StreamParser(
+                flow.conn, config=self.config.parser, id_seed=str(flow.first_ts)
+            )
+        out: list[Exchange] = []
+        for kind, value in events:
+            if kind == DATA:
+                assert isinstance(value, bytes)
+                ts = flow.last_ts
+                out += (
+                    parser.client_data(value, ts) if from_client else parser.server_data(value, ts)
+                )
+            elif kind == GAP:
+                assert isinstance(value, int)
+                ts = flow.last_ts
+                out += parser.client_gap(value, ts) if from_client else parser.server_gap(value, ts)
+            elif kind == EOF:
+                ts = flow.last_ts
+                out += parser.client_eof(ts) if from_client else parser.server_eof(ts)
+        if (
+            parser.exchanges_emitted == 0
+            and not out
+            and parser.pending == 0
+            and parser.stats.skipped_bytes > _GIVE_UP_BYTES
+        ):
+            flow.non_http = True
+            self.stats.non_http_flows += 1
+        return self._count(out)
+
+    def _close(self, flow: _Flow) -> list[Exchange]:
+        """Flush one connection: remaining bytes, gaps, then the parser's outstanding work."""
+        out: list[Exchange] = []
+        if self._flows.pop(flow.key, None) is None:
+            return out
+        for from_client, rs in ((True, flow.rs_client), (False, flow.rs_server)):
+            if rs is not None:
+                ev = rs.flush()
+                if ev:
+                    out += self._deliver(flow, from_client, ev)
+                s = rs.stats
+                st = self.stats
+                st.gaps += s.gaps
+                st.gap_bytes += s.gap_bytes
+                st.retransmitted_bytes += s.retransmitted_bytes
+                st.out_of_order_segments += s.out_of_order_segments
+        parser = flow.parser
+        if parser is not None:
+            out += self._count(parser.close(flow.last_ts))
+            ps = parser.stats
+            st = self.stats
+            st.skipped_bytes += ps.skipped_bytes
+            st.tunnel_bytes += ps.tunnel_bytes
+            st.resyncs += ps.resyncs
+            st.parse_errors += ps.parse_errors
+            if parser.exchanges_emitted == 0 and not flow.non_http and ps.skipped_bytes:
+                self.stats.non_http_flows += 1
+        self._closed[flow.key] = flow.last_ts
+        if len(self._closed) > self.config.max_flows:
+            self._closed.popitem(last=False)
+        self.stats.flows_active = len(self._flows)
+        return out
+
+    def _count(self, exchanges: list[Exchange]) -> list[Exchange]:
+        st = self.stats
+        for ex in exchanges:
+            if ex.complete:
+                st.exchanges_complete += 1
+            else:
+                st.exchanges_incomplete += 1
+            if Flag.NO_RESPONSE in ex.flags:
+                st.requests_without_response += 1
+            if Flag.ORPHAN_RESPONSE in ex.flags:
+                st.orphan_responses += 1
+        return exchanges
