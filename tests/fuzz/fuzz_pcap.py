@@ -91,6 +91,7 @@ def pcap_read(data: bytes) -> None:
 TARGETS: dict[str, Callable[[bytes], None]] = {
     "pcap_parser": pcap_parser,
     "linklayer_decode": decode,
+    "pcap_read": pcap_read,
 }
 SEEDS: dict[str, list[bytes]] = {
     "pcap_parser": [_pcap_bytes(_FLOW[:6]), _pcapng_bytes(_FLOW[:6])],
@@ -99,12 +100,5 @@ SEEDS: dict[str, list[bytes]] = {
         for lt in (1, 0, 113, 276, 239)
         for _, f in _FLOW[3:5]
     ],
+    "pcap_read": [_pcap_bytes(_FLOW), _pcapng_bytes(_FLOW)],
 }
-
-try:  # the whole-reader target needs the assembler (engineer P's protocol.assembler)
-    import replaygate.protocol.assembler  # noqa: F401
-except ImportError:  # pragma: no cover - until it lands
-    pass
-else:
-    TARGETS["pcap_read"] = pcap_read
-    SEEDS["pcap_read"] = [_pcap_bytes(_FLOW), _pcapng_bytes(_FLOW)]

@@ -1,0 +1,80 @@
+"""Reading pcap / pcapng captures (plain, ``.gz`` or zstd) as exchanges.
+
+The chain is streaming end to end, so a capture of any size runs in bounded memory:
+:func:`~replaygate.protocol.pcapfile.iter_frames` (1 MiB chunks) ->
+:func:`~replaygate.protocol.linklayer.decode_frame` -> the
+:class:`~replaygate.protocol.assembler.TrafficAssembler` (fed in batches; idle flows expired
+by *packet* time, so an hour-long capture behaves like the hour it recorded) -> exchanges.
+
+Everything that did not become an exchange is accounted for in ``options.counters``: the
+link layer's reasons (``link.*``), a cut-short file (``pcap.truncated_record``) and the
+assembler's statistics copied as ``pcap.<stat>`` notes, so that ``inspect`` can say why.
+
+Options read from ``ReadOptions.extra``: ``assembler`` (an ``AssemblerConfig``) or
+``server_ports`` (ports that identify the server side when a handshake was not captured).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from ..errors import FormatError
+from ..model import Exchange
+from ..protocol.linklayer import Defragmenter, decode_frame
+from ..protocol.pcapfile import iter_frames
+from ..protocol.segment import TcpSegment
+from . import ReadOptions
+
+__all__ = ["read"]
+
+_BATCH = 256
+_EXPIRE_EVERY_NS = 1_000_000_000  # run idle-flow expiry at most once per second of packets
+
+
+def read(path: str, options: ReadOptions) -> Iterator[Exchange]:
+    """Every HTTP/1.x exchange in the capture, in the order the assembler completes them."""
+    from ..protocol.assembler import AssemblerConfig, TrafficAssembler
+
+    counters = options.counters
+    cfg = options.extra.get("assembler")
+    if not isinstance(cfg, AssemblerConfig):
+        ports = options.extra.get("server_ports") or ()
+        cfg = AssemblerConfig(server_ports=frozenset(int(p) for p in ports))
+    asm = TrafficAssembler(cfg)
+    defrag = Defragmenter()
+    batch: list[TcpSegment] = []
+    frames = 0
+    last_expire = 0
+    try:
+        try:
+            for frame in iter_frames(path, counters):
+                frames += 1
+                seg = decode_frame(frame.linktype, frame.data, frame.ts_ns, counters, defrag)
+                if seg is None:
+                    continue
+                batch.append(seg)
+                if len(batch) >= _BATCH:
+                    yield from asm.feed_batch(batch)
+                    batch = []
+                    ts = frame.ts_ns
+                    if ts - last_expire >= _EXPIRE_EVERY_NS:
+                        if last_expire:
+                            yield from asm.expire(ts)
+                        last_expire = ts
+        except FormatError:
+            # Corruption in the middle of a file: hand out what was complete before it,
+            # then report the error (with its offset) to the caller.
+            if batch:
+                yield from asm.feed_batch(batch)
+            yield from asm.flush()
+            counters.dropped["pcap.corrupt_file"] += 1
+            raise
+        if batch:
+            yield from asm.feed_batch(batch)
+        yield from asm.flush()
+    finally:
+        counters.notes["pcap.frames"] += frames
+        for key, value in asm.stats.as_dict().items():
+            counters.notes["pcap." + key] = value
+        if len(defrag):
+            counters.dropped["link.ip_fragment_incomplete"] += len(defrag)
