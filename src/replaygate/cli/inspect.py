@@ -89,7 +89,7 @@ def _iso(ns: int) -> str:
 
 
 def _counts(c: Counter[str], limit: int | None = None) -> str:
-    items = c.most_common(limit)
+    items = sorted(c.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]
     return ", ".join(f"{k} {v}" for k, v in items) if items else "-"
 
 
@@ -116,7 +116,7 @@ def render(s: FileSummary, top: int) -> str:
         lines.append(
             f"  top endpoints (method + path, {min(top, len(s.endpoints))} of {len(s.endpoints)}):"
         )
-        for ep, n in s.endpoints.most_common(top):
+        for ep, n in sorted(s.endpoints.items(), key=lambda kv: (-kv[1], kv[0]))[:top]:
             lines.append(f"    {n:>8}  {ep}")
     c = s.counters
     dropped = sum(c.dropped.values())

@@ -123,16 +123,18 @@ def build_request(
     *,
     host: str | None,
     version: str = "HTTP/1.1",
+    add_length: bool = True,
     ts_first_ns: int = 0,
     ts_last_ns: int = 0,
 ) -> Request:
-    """An HTTP/1.x request; ``Host`` first when it has to be added."""
+    """An HTTP/1.x request; ``Host`` first when it has to be added. ``add_length=False``
+    adds no ``Content-Length: 0`` to an empty POST/PUT/PATCH (headers known to be exact)."""
     hs = [(k, v) for k, v in headers]
     names = {k.lower() for k, _ in hs}
     authority = next((v for k, v in hs if k.lower() == ":authority"), None)
     if "host" not in names and (authority or host):
         hs.insert(0, ("Host", authority or host or ""))
-    needs = method.upper() in ("POST", "PUT", "PATCH")
+    needs = add_length and method.upper() in ("POST", "PUT", "PATCH")
     hs = _framed(hs, body, keep_length=False, needs_length=needs)
     hb = _head(f"{method} {safe_target(target) or '/'} {version}", hs)
     return Request(hb + body, ts_first_ns=ts_first_ns, ts_last_ns=ts_last_ns, head_len=len(hb))

@@ -315,6 +315,7 @@ def _entry_to_exchange(entry: Any, index: int, path: str) -> Exchange:
         body,
         host=authority or None,
         version=version,
+        add_length=not ours,
         ts_first_ns=ts,
         ts_last_ns=req_last,
     )
