@@ -34,6 +34,8 @@ _u16 = struct.Struct("!H").unpack_from
 _ip4 = struct.Struct("!HHHBB").unpack_from  # total length, id, frag, ttl, proto (at +2)
 _ip6 = struct.Struct("!HB").unpack_from  # payload length, next header (at +4)
 _tcp = struct.Struct("!HHIIBB").unpack_from
+# the common case in one call: IPv4 (no options) + TCP, from the IP total length field on
+_fast4 = struct.Struct("!HHHBBH4s4sHHIIBB").unpack_from
 _le32 = struct.Struct("<I").unpack_from
 _le16x2 = struct.Struct("<HH").unpack_from
 _be16x2 = struct.Struct(">HH").unpack_from
@@ -68,6 +70,18 @@ def decode_frame(
 ) -> TcpSegment | None:
     """The TCP segment inside one captured frame, or ``None`` (counted by reason)."""
     n = len(data)
+    # Fast path: Ethernet, IPv4 without options, unfragmented TCP, whole frame captured.
+    if linktype == 1 and n >= 54 and data[12] == 8 and data[13] == 0 and data[14] == 0x45:
+        total, _id, frag, _ttl, proto, _sum, s4, d4, sport, dport, seq, ack, doff, flags = _fast4(
+            data, 16
+        )
+        if proto == 6 and not frag & 0x3FFF and 40 <= total <= n - 14:
+            start = 34 + ((doff >> 4) << 2)
+            end = 14 + total
+            if 54 <= start <= end:
+                return TcpSegment(
+                    ts_ns, _ntoa(s4), sport, _ntoa(d4), dport, seq, ack, flags, data[start:end]
+                )
     vlan: tuple[int, ...] = ()
     if linktype == 1:
         if n < 14:
