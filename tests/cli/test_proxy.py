@@ -70,6 +70,7 @@ def test_records_until_sigterm_then_exits_0(upstream: RawHTTPServer, tmp_path: P
     )
     try:
         wait_for_port("127.0.0.1", port)
+        wait_for_port("127.0.0.1", mport)
         assert _get(port, "/one").startswith(b"HTTP/1.1 200")
         assert _get(port, "/two?x=1").startswith(b"HTTP/1.1 200")
         assert _get(port, "/skip/me").startswith(b"HTTP/1.1 200")  # forwarded, not recorded

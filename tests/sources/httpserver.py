@@ -251,3 +251,27 @@ def run_scenario(host: str, port: int, *, big: int = BIG) -> list[ClientConn]:
 
 
 SCENARIO_REQUESTS = 21
+
+
+def _by_conn(recorded: list[Exchange]) -> dict[int, list[Exchange]]:
+    out: dict[int, list[Exchange]] = {}
+    for ex in recorded:
+        assert ex.conn is not None
+        out.setdefault(ex.conn.sport, []).append(ex)
+    return out
+
+
+def assert_same(conns: list[ClientConn], recorded: list[Exchange]) -> None:
+    """Every exchange the client saw is recorded byte-exact, in order, with latency."""
+    got = _by_conn(recorded)
+    for cc in conns:
+        rec = sorted(got.get(cc.local_port, []), key=lambda e: e.seq)
+        assert len(rec) == len(cc.exchanges), cc.exchanges[0].request
+        for want, have in zip(cc.exchanges, rec, strict=True):
+            assert have.request.raw == want.request.raw
+            assert have.response is not None and want.response is not None
+            assert have.response.raw == want.response.raw
+            assert [i.raw for i in have.interim] == [i.raw for i in want.interim]
+            assert have.latency_ns is not None and have.latency_ns >= 0
+            assert have.complete, have.flags
+    assert sum(len(c.exchanges) for c in conns) == len(recorded)

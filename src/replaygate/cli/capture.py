@@ -1,0 +1,357 @@
+"""``replaygate capture``: record HTTP traffic passively from network interfaces.
+
+Like GoReplay's ``--input-raw``, with no silent loss: every counter (kernel drops, flows
+expired incomplete, requests without responses, recordings dropped by backpressure) is
+printed at exit and, with ``--metrics-port``, exported to Prometheus while running.
+SIGINT/SIGTERM stop gracefully: reading stops, complete exchanges are flushed, the counters
+are written, files closed, exit 0.
+
+The helpers here (signals, output, stats lines, metrics) are shared with ``proxy`` and
+``shadow``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from types import FrameType
+from typing import Any
+
+import click
+
+from ..config import load_config, parse_duration, parse_size
+from ..errors import ConfigError, InputError
+from ..formats import WriteOptions, format_of, open_writer
+from ..pipeline import Counters, Sink, Stage
+
+__all__ = [
+    "command",
+    "format_stats",
+    "metrics_server",
+    "open_output",
+    "output_options",
+    "remove_if_empty",
+    "stop_on_signals",
+    "traffic_stages",
+]
+
+F = Callable[..., Any]
+
+
+def output_options(f: F) -> F:
+    """``--output FILE --max-bytes SIZE --max-seconds DURATION``."""
+    f = click.option(
+        "--max-seconds",
+        default=None,
+        metavar="DURATION",
+        help="Rotate .gor output every DURATION (e.g. 10m): name_0.gor, name_1.gor, ...",
+    )(f)
+    f = click.option(
+        "--max-bytes",
+        default=None,
+        metavar="SIZE",
+        help="Rotate .gor output after SIZE (e.g. 64mb).",
+    )(f)
+    return f
+
+
+def open_output(output: str, max_bytes: str | None, max_seconds: str | None) -> Sink:
+    """The writer for ``output`` (format by extension), checked before capture starts."""
+    fmt = format_of(output)
+    if fmt not in ("gor", "har", "jsonl"):
+        raise InputError(
+            "cannot write this format (write .gor[.gz|.zst], .har or .jsonl)", path=output
+        )
+    d = os.path.dirname(os.path.abspath(output))
+    if not os.path.isdir(d):
+        raise InputError("directory does not exist", path=d)
+    if not os.access(d, os.W_OK):
+        raise InputError("directory is not writable", path=d)
+    w = WriteOptions()
+    if max_bytes is not None:
+        w.max_bytes = parse_size(max_bytes, name="--max-bytes")
+        if w.max_bytes <= 0:
+            raise ConfigError("--max-bytes: must be positive")
+    if max_seconds is not None:
+        w.max_seconds = parse_duration(max_seconds, name="--max-seconds")
+        if w.max_seconds <= 0:
+            raise ConfigError("--max-seconds: must be positive")
+    if (w.max_bytes or w.max_seconds) and fmt != "gor":
+        raise ConfigError("--max-bytes/--max-seconds: rotation is for .gor outputs only")
+    return open_writer(output, w)
+
+
+def remove_if_empty(path: str) -> None:
+    """Do not leave an empty output behind when the run could not start."""
+    with contextlib.suppress(OSError):
+        if os.path.getsize(path) == 0:
+            os.remove(path)
+
+
+def traffic_stages(traffic: Mapping[str, Any], config_path: str | None) -> list[Stage]:
+    """The filter/sample/mask/rewrite/middleware stages from the shared traffic flags."""
+    from ._options import stages_from_options
+
+    return stages_from_options(dict(traffic), load_config(config_path), counters=Counters())
+
+
+def with_traffic_options(f: F) -> F:
+    from ._options import traffic_options
+
+    return traffic_options(f)
+
+
+@contextlib.contextmanager
+def stop_on_signals() -> Iterator[threading.Event]:
+    """An event set by SIGINT/SIGTERM while inside the block (handlers restored after)."""
+    ev = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield ev
+        return
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        ev.set()
+
+    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield ev
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+_ORDER = (
+    "packets_seen",
+    "packets_dropped_kernel",
+    "packets_dropped_interface",
+    "packets_dropped_queue",
+    "exchanges",
+    "exchanges_complete",
+    "exchanges_incomplete",
+    "requests_without_response",
+    "flows_expired_incomplete",
+    "exchanges_written",
+    "forwarded",
+    "recorded",
+    "dropped_recordings",
+    "lost_on_sink_error",
+)
+
+
+def format_stats(stats: Mapping[str, Any], *, every: bool = False) -> str:
+    """``key=value`` pairs, most important first; zero-valued extras left out unless
+    ``every`` (the exit summary shows everything that is not zero, plus the key counts)."""
+    parts = [f"{k}={stats[k]}" for k in _ORDER if k in stats]
+    for k in sorted(stats):
+        if k in _ORDER:
+            continue
+        v = stats[k]
+        if isinstance(v, int | float) and (v or every):
+            parts.append(f"{k}={v}")
+    return " ".join(parts)
+
+
+def metrics_server(address: str | None, collect: Callable[[], Mapping[str, Any]]) -> Any:
+    """A started :class:`~replaygate.metrics.MetricsServer`, or None without the flag."""
+    if address is None:
+        return None
+    from ..metrics import MetricsServer, parse_metrics_address
+
+    host, port = parse_metrics_address(address)
+    m = MetricsServer(collect, host=host, port=port)
+    click.echo(f"replaygate: metrics on http://{host}:{m.port}/metrics", err=True)
+    return m
+
+
+class StatsLine:
+    """Periodic ``--stats`` line on stderr (and the latest counters for metrics)."""
+
+    def __init__(self, interval: float | None, label: str) -> None:
+        self.interval = interval
+        self.label = label
+        self.latest: dict[str, Any] = {}
+        self._next = time.monotonic() + (interval or 0)
+
+    def __call__(self, stats: Mapping[str, Any]) -> None:
+        self.latest = dict(stats)
+        if self.interval and time.monotonic() >= self._next:
+            self._next = time.monotonic() + self.interval
+            click.echo(f"replaygate: {self.label}: {format_stats(stats)}", err=True)
+
+
+def parse_stats_interval(text: str | None) -> float | None:
+    if text is None:
+        return None
+    v = parse_duration(text, name="--stats")
+    if v <= 0:
+        raise ConfigError("--stats: interval must be positive")
+    return v
+
+
+@click.command("capture", context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--interface",
+    "-i",
+    "interfaces",
+    multiple=True,
+    metavar="IF",
+    help="Interface to capture on (repeatable; default: all, including lo, via 'any').",
+)
+@click.option(
+    "--port", "-p", "ports", multiple=True, type=int, metavar="P", help="Server port (repeatable)."
+)
+@click.option(
+    "--bpf",
+    default=None,
+    metavar="EXPR",
+    help="A BPF filter instead of --port (e.g. 'tcp port 80 and host 10.0.0.5').",
+)
+@click.option(
+    "--output",
+    "-o",
+    required=True,
+    metavar="FILE",
+    help="Where to write (.gor[.gz|.zst], .har, .jsonl).",
+)
+@output_options
+@click.option(
+    "--duration", default=None, metavar="DURATION", help="Stop after DURATION (e.g. 30s, 10m)."
+)
+@click.option(
+    "--max-exchanges", default=None, type=int, metavar="N", help="Stop after N exchanges."
+)
+@click.option(
+    "--track-responses/--no-track-responses",
+    default=True,
+    help="Record original responses with latency (default), or requests only.",
+)
+@click.option(
+    "--stats",
+    "stats",
+    is_flag=False,
+    flag_value="10s",
+    default=None,
+    metavar="[INTERVAL]",
+    help="Print a counters line every INTERVAL (default 10s when given alone).",
+)
+@click.option(
+    "--metrics-port",
+    default=None,
+    metavar="[HOST:]PORT",
+    help="Export counters for Prometheus at /metrics.",
+)
+@click.option(
+    "--buffer-size",
+    default="64mb",
+    show_default=True,
+    metavar="SIZE",
+    help="Kernel capture buffer per interface.",
+)
+@click.option(
+    "--max-queue",
+    default=10_000,
+    show_default=True,
+    type=int,
+    metavar="N",
+    help="Exchanges waiting for the writer before new ones are dropped (counted).",
+)
+@click.option(
+    "--idle-timeout",
+    default="120s",
+    show_default=True,
+    metavar="DURATION",
+    help="Expire a connection silent this long (counted if incomplete).",
+)
+@click.option(
+    "--config",
+    "config_path",
+    default=None,
+    metavar="FILE",
+    help="replaygate.toml to read (default: ./replaygate.toml if present).",
+)
+@with_traffic_options
+def command(
+    interfaces: tuple[str, ...],
+    ports: tuple[int, ...],
+    bpf: str | None,
+    output: str,
+    max_bytes: str | None,
+    max_seconds: str | None,
+    duration: str | None,
+    max_exchanges: int | None,
+    track_responses: bool,
+    stats: str | None,
+    metrics_port: str | None,
+    buffer_size: str,
+    max_queue: int,
+    idle_timeout: str,
+    config_path: str | None,
+    **traffic: Any,
+) -> None:
+    """Capture HTTP/1.x exchanges from network interfaces into FILE.
+
+    Needs root or CAP_NET_RAW (otherwise use `replaygate proxy`). Counters go to stderr at
+    exit; nothing dropped goes uncounted.
+
+    \b
+    Examples:
+      replaygate capture --port 8080 --output traffic.gor
+      replaygate capture -i eth0 -p 80 -p 443 --duration 10m --stats -o prod.gor.zst
+      replaygate capture --bpf 'tcp port 80 and net 10.0.0.0/8' --max-seconds 1h -o p.gor
+    """
+    from ..sources.capture import CaptureConfig, run_capture
+
+    cfg = CaptureConfig(
+        interfaces=list(interfaces),
+        ports=list(ports),
+        bpf=bpf,
+        duration=parse_duration(duration, name="--duration") if duration else None,
+        max_exchanges=max_exchanges,
+        track_responses=track_responses,
+        buffer_bytes=parse_size(buffer_size, name="--buffer-size"),
+        max_queue=max_queue,
+        idle_timeout_s=parse_duration(idle_timeout, name="--idle-timeout"),
+    )
+    cfg.validate()
+    from ..sources._libpcap import list_interfaces
+
+    known = list_interfaces()
+    for name in cfg.interfaces:
+        if name not in known:
+            raise ConfigError(f"--interface {name}: no such interface (known: {', '.join(known)})")
+    if max_queue <= 0:
+        raise ConfigError("--max-queue: must be positive")
+    interval = parse_stats_interval(stats)
+    stages = traffic_stages(traffic, config_path)
+    sink = open_output(output, max_bytes, max_seconds)
+    line = StatsLine(interval, "capture")
+    metrics = metrics_server(metrics_port, lambda: line.latest)
+    what = cfg.bpf or "ports " + " ".join(map(str, cfg.ports))
+
+    def ready() -> None:
+        where = ", ".join(cfg.interfaces) or "all interfaces"
+        click.echo(f"replaygate: capturing on {where} ({what}) -> {output}", err=True)
+
+    try:
+        with stop_on_signals() as stop:
+            try:
+                result = run_capture(
+                    cfg, sink, stages=stages, stop=stop, on_stats=line, on_ready=ready
+                )
+            except Exception as e:
+                final = getattr(e, "stats", None)
+                if isinstance(final, dict):
+                    click.echo(f"replaygate: capture: {format_stats(final)}", err=True)
+                else:
+                    remove_if_empty(output)
+                raise
+    finally:
+        if metrics is not None:
+            metrics.close()
+    click.echo(f"replaygate: capture: {format_stats(result)}", err=True)
+    sys.stderr.flush()
