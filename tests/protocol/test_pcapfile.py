@@ -181,9 +181,17 @@ def test_absurd_record_length_is_corruption_with_offset() -> None:
     rec2 = 24 + 16 + len(FRAME_A)
     struct.pack_into("<I", data, rec2 + 8, 0xFFFFFF00)
     p = PcapParser()
+    # the good frame before the bad record comes out first; the error follows
+    assert [f.data for f in p.feed(bytes(data))] == [FRAME_A]
+    assert p.error is not None and p.error.offset == rec2
     with pytest.raises(FormatError) as ei:
-        p.feed(bytes(data))
+        p.close()
     assert ei.value.offset == rec2
+    with pytest.raises(FormatError):
+        p.feed(b"more")
+    with pytest.raises(FormatError) as ei:
+        PcapParser().feed(bytes(data[:24]) + bytes(data[rec2:]))  # nothing good: at once
+    assert ei.value.offset == 24
 
 
 # -- pcapng ------------------------------------------------------------------------------------

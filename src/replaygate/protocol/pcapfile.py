@@ -118,6 +118,7 @@ class PcapParser:
         # pcapng
         self._e = "<"
         self._ifaces: list[_Interface] = []
+        self._error: FormatError | None = None
         self.frames = 0
 
     @property
@@ -127,6 +128,11 @@ class PcapParser:
 
     # -- driving -------------------------------------------------------------------------
     def feed(self, data: bytes) -> list[Frame]:
+        """Frames completed by ``data``. Bad bytes raise FormatError (with the offset of the
+        bad record); when good frames came before them in the same call, those are returned
+        first and the error is raised by the next ``feed`` or ``close``."""
+        if self._error is not None:
+            raise self._error
         buf = self._buf + data if self._buf else bytes(data)
         if not self._kind:
             if len(buf) < 4:
@@ -141,13 +147,28 @@ class PcapParser:
                 self._base += 24
         out: list[Frame] = []
         feed = self._feed_pcap if self._kind == "pcap" else self._feed_pcapng
-        pos = feed(buf, out)
+        try:
+            pos = feed(buf, out)
+        except FormatError as e:
+            self.frames += len(out)
+            if not out:
+                raise
+            self._error = e  # hand out the good frames first
+            self._buf = b""
+            return out
         self._buf = buf[pos:]
         self._base += pos
         self.frames += len(out)
         return out
 
+    @property
+    def error(self) -> FormatError | None:
+        """The deferred error, once bad bytes were seen after good frames."""
+        return self._error
+
     def close(self) -> int | None:
+        if self._error is not None:
+            raise self._error
         return self._base if self._buf else None
 
     # -- file header -----------------------------------------------------------------------
@@ -439,6 +460,9 @@ def iter_frames(path: str, counters: Counters | None = None) -> Iterator[Frame]:
         except FormatError as e:
             raise FormatError(e.message, path=path, offset=e.offset) from None
         yield from frames
+        if parser.error is not None:
+            err = parser.error
+            raise FormatError(err.message, path=path, offset=err.offset) from None
     if total == 0:
         raise FormatError("empty file, not a pcap or pcapng file", path=path, offset=0)
     cut = parser.close()

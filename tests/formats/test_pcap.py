@@ -1,0 +1,192 @@
+"""formats.pcap: captures of every flavour read as exchanges through the format registry,
+with counters that say what was not turned into an exchange, and one-line errors."""
+
+from __future__ import annotations
+
+import gzip
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from replaygate.errors import FormatError, InputError
+from replaygate.formats import ReadOptions, open_reader
+from replaygate.model import Flag
+from replaygate.pipeline import Counters
+from replaygate.protocol.pcapfile import PcapWriter, build_tcp_frame, synth_flow
+from replaygate.protocol.segment import ACK, PSH
+
+REQ = b"GET /items/%d HTTP/1.1\r\nHost: shop.test\r\n\r\n"
+RESP = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"
+
+
+def pairs(n: int) -> list[tuple[bytes, bytes]]:
+    return [(REQ % i, RESP) for i in range(n)]
+
+
+def write_pcap(path: Path, frames: list[tuple[int, bytes]], linktype: int = 1) -> Path:
+    with PcapWriter(path, linktype=linktype) as w:
+        w.write_many(frames)
+    return path
+
+
+def read_all(path: Path, **extra: object) -> tuple[list, Counters]:  # type: ignore[type-arg]
+    c = Counters()
+    exs = list(open_reader(path, ReadOptions(counters=c, extra=dict(extra))))
+    return exs, c
+
+
+@pytest.mark.parametrize("name", ["a.pcap", "a.cap", "a.pcap.gz", "a.pcapng.gz"])
+def test_registered_extensions_read_exchanges(tmp_path: Path, name: str) -> None:
+    raw = write_pcap(tmp_path / "raw.pcap", synth_flow(pairs(3)))
+    target = tmp_path / name
+    data = raw.read_bytes()
+    target.write_bytes(gzip.compress(data) if name.endswith(".gz") else data)
+    exs, c = read_all(target)
+    assert [e.request.target for e in exs] == ["/items/0", "/items/1", "/items/2"]
+    assert all(e.complete and e.response is not None and e.response.status == 200 for e in exs)
+    assert c.notes["pcap.frames"] == len(synth_flow(pairs(3)))
+    assert c.notes["pcap.exchanges_complete"] == 3
+    assert not c.dropped
+
+
+def test_several_connections_link_types_and_vlans(tmp_path: Path) -> None:
+    frames: list[tuple[int, bytes]] = []
+    for k in range(4):
+        frames += synth_flow(pairs(2), client=(f"10.0.0.{10 + k}", 5000 + k),
+                             start_ns=1_700_000_000_000_000_000 + k * 1000, vlan=(k,))  # fmt: skip
+    frames.sort(key=lambda f: f[0])
+    exs, _ = read_all(write_pcap(tmp_path / "v.pcap", frames))
+    assert len(exs) == 8
+    assert {e.conn.sport for e in exs if e.conn} == {5000, 5001, 5002, 5003}
+    for lt, client, server in [
+        (113, "10.9.9.9", "10.9.9.1"),
+        (0, "::1", "::1"),
+        (276, "fd00::5", "fd00::6"),
+    ]:
+        flow = synth_flow(pairs(1), client=(client, 4444), server=(server, 8080), linktype=lt)
+        exs, _ = read_all(write_pcap(tmp_path / f"lt{lt}.pcap", flow, linktype=lt))
+        assert len(exs) == 1 and exs[0].conn is not None
+        assert (exs[0].conn.src, exs[0].conn.dport) == (client, 8080)
+
+
+def test_capture_without_handshake_needs_no_server_ports(tmp_path: Path) -> None:
+    flow = synth_flow(pairs(2), handshake=False, server=("10.0.0.2", 8123))
+    exs, _ = read_all(write_pcap(tmp_path / "mid.pcap", flow))
+    assert [e.request.target for e in exs] == ["/items/0", "/items/1"]
+    exs, _ = read_all(write_pcap(tmp_path / "mid2.pcap", flow), server_ports=[8123])
+    assert len(exs) == 2 and exs[0].conn is not None and exs[0].conn.dport == 8123
+
+
+def test_idle_flows_expire_by_packet_time(tmp_path: Path) -> None:
+    """An exchange on a connection that is never closed comes out once packet time moves on
+    past the idle timeout, not only at the end of the file."""
+    t0 = 1_700_000_000_000_000_000
+    open_conn = synth_flow(pairs(1), client=("10.0.0.7", 7000), start_ns=t0, close=False)
+    later = [
+        (t0 + 300_000_000_000 + i * 1_000_000, f)
+        for i, (_, f) in enumerate(synth_flow(pairs(300), client=("10.0.0.8", 7001)))
+    ]
+    path = write_pcap(tmp_path / "idle.pcap", open_conn + later)
+    c = Counters()
+    it = open_reader(path, ReadOptions(counters=c))
+    first = [next(it) for _ in range(5)]
+    rest = list(it)
+    assert "/items/0" in [e.request.target for e in first if e.conn and e.conn.sport == 7000]
+    assert len(first) + len(rest) == 301
+
+
+def test_undecodable_frames_are_counted(tmp_path: Path) -> None:
+    flow = synth_flow(pairs(1))
+    arp = (flow[0][0], b"\xff" * 6 + b"\x02" * 6 + b"\x08\x06" + b"\x00" * 28)
+    frag = build_tcp_frame(src="10.0.0.1", dst="10.0.0.2", sport=1, dport=80, seq=1,
+                           flags=ACK | PSH, payload=b"x" * 40)  # fmt: skip
+    frag = frag[:20] + b"\x20\x00" + frag[22:]  # IPv4 "more fragments", alone forever
+    exs, c = read_all(write_pcap(tmp_path / "m.pcap", [arp, *flow, (flow[-1][0], frag)]))
+    assert len(exs) == 1
+    assert c.notes["link.not_ip"] == 1
+    assert c.dropped["link.ip_fragment_incomplete"] == 1
+
+
+def test_cut_short_capture_keeps_complete_exchanges_and_reports(tmp_path: Path) -> None:
+    path = write_pcap(tmp_path / "cut.pcap", synth_flow(pairs(5)))
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) * 2 // 3])
+    exs, c = read_all(path)
+    assert c.dropped["pcap.truncated_record"] == 1
+    assert c.notes["pcap.truncated_at_offset"] > 0
+    complete = [e for e in exs if e.complete]
+    assert 1 <= len(complete) < 5
+    assert [e.request.target for e in complete] == [f"/items/{i}" for i in range(len(complete))]
+
+
+def test_corruption_mid_file_yields_what_came_before_then_raises(tmp_path: Path) -> None:
+    flow = synth_flow(pairs(4))
+    path = write_pcap(tmp_path / "bad.pcap", flow)
+    data = bytearray(path.read_bytes())
+    off = 24 + sum(16 + len(f) for _, f in flow[:-4])  # a record near the end
+    data[off + 8 : off + 12] = b"\xff\xff\xff\x7f"  # absurd captured length
+    path.write_bytes(bytes(data))
+    c = Counters()
+    got = []
+    with pytest.raises(FormatError) as ei:
+        got.extend(open_reader(path, ReadOptions(counters=c)))
+    assert f"(offset {off})" in str(ei.value) and "bad.pcap" in str(ei.value)
+    assert [e.request.target for e in got if e.complete] == [f"/items/{i}" for i in range(4)]
+    assert c.dropped["pcap.corrupt_file"] == 1
+
+
+def test_gap_in_a_response_is_flagged(tmp_path: Path) -> None:
+    big = b"HTTP/1.1 200 OK\r\nContent-Length: 5000\r\n\r\n" + b"z" * 5000
+    flow = synth_flow([(REQ % 1, big), (REQ % 2, RESP)], mss=1000)
+    lost = next(i for i, (_, f) in enumerate(flow) if f.endswith(b"z" * 1000))
+    exs, c = read_all(write_pcap(tmp_path / "gap.pcap", flow[:lost] + flow[lost + 1 :]))
+    assert Flag.RESPONSE_GAP in exs[0].flags
+    assert exs[1].complete
+    assert c.notes["pcap.gaps"] >= 1
+
+
+@pytest.mark.parametrize(
+    ("content", "name", "msg"),
+    [
+        (b"just some text\n", "notes.pcap", "not a pcap or pcapng file"),
+        (b"", "empty.pcapng", "empty file"),
+    ],
+)
+def test_bad_files_give_one_line_errors(
+    tmp_path: Path, content: bytes, name: str, msg: str
+) -> None:
+    p = tmp_path / name
+    p.write_bytes(content)
+    with pytest.raises(FormatError, match=msg) as ei:
+        read_all(p)
+    assert "\n" not in str(ei.value) and name in str(ei.value)
+    with pytest.raises(InputError, match="no such file"):
+        read_all(tmp_path / "missing.pcap")
+
+
+@pytest.mark.parametrize(
+    ("setup", "msg"),
+    [("text", "not a pcap or pcapng file"), ("cut", None), ("missing", "no such file")],
+)
+def test_cli_inspect_on_bad_captures(tmp_path: Path, setup: str, msg: str | None) -> None:
+    """What a user sees: one line, exit 2 (or, for a cut file, the report of the cut)."""
+    p = tmp_path / "x.pcap"
+    if setup == "text":
+        p.write_text("not a capture\n")
+    elif setup == "cut":
+        write_pcap(p, synth_flow(pairs(3)))
+        p.write_bytes(p.read_bytes()[:-7])
+    proc = subprocess.run(
+        [sys.executable, "-m", "replaygate", "inspect", str(p)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    if msg is None:
+        assert proc.returncode in (0, 1), proc.stderr
+        assert "Traceback" not in proc.stderr
+        assert "truncated" in (proc.stdout + proc.stderr)
+        return
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("replaygate: error:") and msg in lines[0]
