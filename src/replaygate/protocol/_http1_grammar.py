@@ -30,12 +30,17 @@ REQUEST_LINE_09 = re.compile(rb"([A-Z]{3,16}) +(/[^ \r\n]*|https?://[^ \r\n]+)[ 
 # Enough of a line to still be a request line once it is complete.
 _REQUEST_PREFIX = re.compile(_TOKEN + rb"{0,32}\Z|" + _TOKEN + rb"{1,32} ")
 STATUS_LINE = re.compile(rb"HTTP/(\d)\.(\d) +(\d{3})(?:[ \t][^\r\n]*)?\r?\n")
-# Resynchronisation: a plausible message start right after a newline (stricter than above,
-# so that body bytes are less likely to be taken for a message).
+# Resynchronisation: a plausible message start after a newline, or (bodies often end without
+# one) a well-known method / a status line anywhere. Stricter than the patterns above, so that
+# body bytes are less likely to be taken for a message.
 RESYNC_REQUEST = re.compile(rb"[A-Z][A-Z_-]{2,19} [^ \r\n]+ HTTP/1\.[01]\r?\n")
 RESYNC_REQUEST_NL = re.compile(rb"\n([A-Z][A-Z_-]{2,19} [^ \r\n]+ HTTP/1\.[01]\r?\n)")
+RESYNC_REQUEST_ANY = re.compile(
+    rb"((?:GET|POST|PUT|DELETE|HEAD|OPTIONS|PATCH|CONNECT|TRACE|PROPFIND|PROPPATCH|MKCOL|COPY"
+    rb"|MOVE|LOCK|UNLOCK|REPORT|SEARCH) [^ \r\n]+ HTTP/1\.[01]\r?\n)"
+)
 RESYNC_STATUS = re.compile(rb"HTTP/1\.[01] [1-5][0-9][0-9](?:[ \t][^\r\n]*)?\r?\n")
-RESYNC_STATUS_NL = re.compile(rb"\n(HTTP/1\.[01] [1-5][0-9][0-9](?:[ \t][^\r\n]*)?\r?\n)")
+RESYNC_STATUS_ANY = re.compile(rb"(HTTP/1\.[01] [1-5][0-9][0-9](?:[ \t][^\r\n]*)?\r?\n)")
 BLANK_LINES = re.compile(rb"[\r\n]+")
 _FRAMING = re.compile(
     rb"(?im)^(content-length|transfer-encoding|connection|upgrade|expect)[ \t]*:[ \t]*([^\r\n]*)"

@@ -127,6 +127,7 @@ class _Side:
         "pos",
         "remaining",
         "scan",
+        "scan_at",
         "skipped_run",
         "started",
         "state",
@@ -140,7 +141,8 @@ class _Side:
         self.marks: deque[tuple[int, int]] = deque()  # (stream offset, ts) of each feed
         self.state = _HEAD
         self.remaining = 0
-        self.scan = 0
+        self.scan = 0  # stream offset the head-end search may resume from ...
+        self.scan_at = -1  # ... for the message starting at this stream offset
         self.parts: list[bytes] = []
         self.head_len = 0
         self.ts_first = 0
@@ -430,16 +432,20 @@ class HTTP1StreamParser:
             self._tunnel()
             return True
         line_end = m.end()
-        end = g.find_head_end(buf, max(line_end - 1, c.scan))
-        if end < 0:
-            if c.avail > self.config.max_head_bytes:
+        here = c.base + pos
+        end = g.find_head_end(
+            buf, max(line_end - 1, c.scan - here + pos if c.scan_at == here else 0)
+        )
+        if end < 0 or end - pos > self.config.max_head_bytes:
+            if end >= 0 or c.avail > self.config.max_head_bytes:
                 self.stats.parse_errors += 1
                 c.pending = Flag.PARSE_ERROR
-                self._new_request(m.group(1), c.avail, g.Framing(), cut=True)
+                size = end - pos if end >= 0 else c.avail
+                self._new_request(m.group(1), size, g.Framing(), cut=True)
                 return True
-            c.scan = max(len(buf) - 2, line_end - 1)
+            c.scan_at = here
+            c.scan = c.base + max(len(buf) - 2, line_end - 1)
             return False
-        c.scan = 0
         framing = g.framing_headers(buf, line_end, end)
         self._new_request(m.group(1), end - pos, framing)
         return True
@@ -567,16 +573,20 @@ class HTTP1StreamParser:
                 return False
             return self._to_resync(s)
         line_end = m.end()
-        end = g.find_head_end(buf, max(line_end - 1, s.scan))
-        if end < 0:
-            if s.avail > self.config.max_head_bytes:
+        here = s.base + pos
+        end = g.find_head_end(
+            buf, max(line_end - 1, s.scan - here + pos if s.scan_at == here else 0)
+        )
+        if end < 0 or end - pos > self.config.max_head_bytes:
+            if end >= 0 or s.avail > self.config.max_head_bytes:
                 self.stats.parse_errors += 1
                 s.pending = Flag.PARSE_ERROR
-                self._new_response(e, s.avail, status=int(m.group(3)), cut=True)
+                size = end - pos if end >= 0 else s.avail
+                self._new_response(e, size, status=int(m.group(3)), cut=True)
                 return True
-            s.scan = max(len(buf) - 2, line_end - 1)
+            s.scan_at = here
+            s.scan = s.base + max(len(buf) - 2, line_end - 1)
             return False
-        s.scan = 0
         framing = g.framing_headers(buf, line_end, end)
         self._new_response(e, end - pos, status=int(m.group(3)), framing=framing)
         return True
@@ -784,7 +794,13 @@ class HTTP1StreamParser:
         buf, pos = side.buf, side.pos
         strict = g.RESYNC_REQUEST if client else g.RESYNC_STATUS
         if strict.match(buf, pos) is None:
-            m = (g.RESYNC_REQUEST_NL if client else g.RESYNC_STATUS_NL).search(buf, pos)
+            if client:
+                m = g.RESYNC_REQUEST_ANY.search(buf, pos)
+                m2 = g.RESYNC_REQUEST_NL.search(buf, pos, m.start() if m is not None else len(buf))
+                if m2 is not None:
+                    m = m2
+            else:
+                m = g.RESYNC_STATUS_ANY.search(buf, pos)
             if m is None:
                 nl = buf.rfind(b"\n", pos)
                 keep_from = nl + 1 if nl >= 0 else pos
