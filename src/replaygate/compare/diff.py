@@ -78,17 +78,26 @@ def _canon(v: Any) -> bytes:
     return orjson.dumps(v, option=orjson.OPT_SORT_KEYS)
 
 
+_KEY_PATHS: dict[str, str] = {}
+
+
 def _key_path(k: str) -> str:
-    return "." + k if _IDENT.match(k) else "[" + orjson.dumps(k).decode() + "]"
+    kp = _KEY_PATHS.get(k)
+    if kp is None:
+        kp = "." + k if _IDENT.match(k) else "[" + orjson.dumps(k).decode() + "]"
+        if len(_KEY_PATHS) < 100_000:
+            _KEY_PATHS[k] = kp
+    return kp
 
 
 _TEXT_TYPES = ("text/", "xml", "html", "javascript", "x-www-form-urlencoded", "csv", "yaml")
 
 
-def body_kind(resp: Response) -> tuple[str, Any]:
+def body_kind(resp: Response, body: bytes | None = None) -> tuple[str, Any]:
     """(kind, value) of a response body: ``json`` (parsed), ``text`` (str), ``binary`` (bytes)
-    or ``empty``."""
-    body = resp.decoded_body()
+    or ``empty``. ``body`` is the decoded body when the caller already has it."""
+    if body is None:
+        body = resp.decoded_body()
     if not body:
         return "empty", b""
     ctype = (resp.header("content-type") or "").lower()
@@ -168,8 +177,8 @@ class ResponseDiffer:
         bb = b.decoded_body()
         if ba == bb:
             return
-        ka, va = body_kind(a)
-        kb, vb = body_kind(b)
+        ka, va = body_kind(a, ba)
+        kb, vb = body_kind(b, bb)
         if ka != kb:
             out.append(Difference("body:kind", "type", "body", ka, kb))
             if {ka, kb} <= {"text", "json"}:

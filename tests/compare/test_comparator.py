@@ -1,0 +1,100 @@
+from __future__ import annotations
+
+import pytest
+
+from replaygate.compare import Comparator, CompareSink, GateConfig, judge
+from replaygate.errors import FormatError
+from replaygate.model import Flag
+from replaygate.pipeline import run_pipeline
+
+from ._helpers import jex
+
+
+def exchanges(n: int, offset: int = 0) -> list:
+    out = []
+    for i in range(offset, offset + n):
+        out.append(
+            jex(
+                f"/u/{i % 7}",
+                {"i": i, "t": 0},
+                {"i": i, "t": i % 3},
+                rlatency_ms=5 + i % 11,
+                ts_s=i / 10,
+            )
+        )
+        out.append(
+            jex(f"/u/{i % 7}", {"i": i, "t": 0}, {"i": i, "t": 0}, role="baseline", rlatency_ms=6)
+        )
+        if i % 13 == 0:
+            out.append(
+                jex(
+                    f"/p/{i}",
+                    {"x": 1},
+                    None,
+                    error="ConnectionResetError: [Errno 104] reset by peer",
+                )
+            )
+    return out
+
+
+def strip(s: dict) -> dict:
+    s = dict(s)
+    s.pop("generated_at")
+    return s
+
+
+def test_merge_and_state_are_exact() -> None:
+    whole = Comparator()
+    for e in exchanges(200):
+        whole.add(e)
+    a, b = Comparator(), Comparator()
+    for e in exchanges(100):
+        a.add(e)
+    for e in exchanges(100, 100):
+        b.add(e)
+    merged = Comparator.from_state(a.to_state())
+    merged.merge(Comparator.from_state(b.to_state()))
+    sw = strip(judge(whole.result(), GateConfig()).summary())
+    sm = strip(judge(merged.result(), GateConfig()).summary())
+    # learned pairs are found within one comparator only; everything else must agree exactly
+    for s in (sw, sm):
+        for e in s["endpoints"]:
+            for f in e["fields"]:
+                f.pop("learned_count"), f.pop("learned_pairs"), f.pop("samples")
+    assert sm["totals"] == sw["totals"]
+    assert sm["endpoints"] == sw["endpoints"]
+    assert sm["timeline"] == sw["timeline"]
+
+
+def test_damaged_state() -> None:
+    with pytest.raises(FormatError, match="damaged"):
+        Comparator.from_state(b"{not json")
+    with pytest.raises(FormatError, match="version"):
+        Comparator.from_state(b'{"v": 99}')
+
+
+def test_skips_are_counted_and_sink() -> None:
+    bad = jex("/t", {"a": 1}, {"a": 2})
+    bad.flags.add(Flag.RESPONSE_TRUNCATED)
+    nores = jex("/t", {"a": 1}, {"a": 1})
+    nores.response = None
+    sink = CompareSink()
+    run_pipeline([bad, nores, jex("/t", {"a": 1}, {"a": 1})], [], sink)
+    assert sink.closed
+    e = judge(sink.comparator.result(), GateConfig()).summary()["endpoints"][0]
+    assert e["skipped"] == {
+        "original incomplete (response_truncated)": 1,
+        "no original response": 1,
+    }
+    assert e["compared"] == 1 and e["requests"] == 3 and e["verdict"] == "pass"
+
+
+def test_samples_bounded_with_both_responses() -> None:
+    c = Comparator()
+    for i in range(20):
+        c.add(jex(f"/s/{i}", {"v": i}, {"v": -i - 1}))
+    f = judge(c.result(), GateConfig()).summary()["endpoints"][0]["fields"][0]
+    assert len(f["samples"]) == 3
+    s = f["samples"][0]
+    assert s["path"] == "$.v" and s["original"] == 0 and s["replayed"] == -1
+    assert s["request"].startswith("GET /s/0 HTTP/1.1") and '"v": 0' in s["original_response"]

@@ -1,0 +1,104 @@
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from replaygate.compare import Comparator, GateConfig, judge
+from replaygate.config import section
+from replaygate.errors import ConfigError
+
+from ._helpers import jex
+
+
+def run(exs: list, gate: GateConfig | None = None) -> dict:
+    c = Comparator()
+    for e in exs:
+        c.add(e)
+    return judge(c.result(), gate or GateConfig()).summary()
+
+
+def test_identical_passes_with_defaults() -> None:
+    s = run([jex(f"/u/{i}", {"i": i}, {"i": i}) for i in range(30)])
+    assert s["verdict"] == "pass" and s["reasons"] == []
+    e = s["endpoints"][0]
+    assert e["endpoint"] == "GET /u/{int}" and e["requests"] == 30 and e["diff_rate"] == 0
+    assert e["latency_ms"]["original"]["count"] == 30 and e["latency_ms"]["replayed"]["p99"] > 0
+    assert set(e) >= {
+        "endpoint",
+        "verdict",
+        "requests",
+        "diff_rate",
+        "noise_fields",
+        "latency_ms",
+        "reasons",
+    }
+
+
+def test_nothing_replayed_fails() -> None:
+    s = run([jex("/a", {"a": 1}, None)])
+    assert s["verdict"] == "fail" and "only 0 exchanges were replayed" in s["reasons"][0]
+
+
+def test_new_5xx_and_errors() -> None:
+    exs = [jex(f"/o/{i}", {"ok": 1}, {"ok": 1}) for i in range(50)]
+    exs.append(jex("/o/999", {"ok": 1}, {"err": "boom"}, rstatus=500))
+    s = run(exs)
+    assert s["verdict"] == "fail"
+    assert any("1 new 5xx of 51 requests" in r for r in s["reasons"])
+    assert s["status_matrix"] == {"2xx>2xx": 50, "2xx>5xx": 1}
+    exs = [jex(f"/o/{i}", {"ok": 1}, {"ok": 1}) for i in range(50)]
+    exs += [jex("/o/1", {"ok": 1}, None, error="timeout after 30s") for _ in range(2)]
+    s = run(exs)
+    assert any("2 replay errors of 52" in r and "timeout (2)" in r for r in s["reasons"])
+    assert s["endpoints"][0]["errors"] == {"timeout": 2}
+    assert run(exs, GateConfig(max_error_rate="5%"))["verdict"] == "pass"
+
+
+def test_new_5xx_net_of_baseline() -> None:
+    exs = []
+    for i in range(20):
+        bad = i % 10 == 0
+        exs.append(jex(f"/f/{i}", {"ok": 1}, {"ok": 1}, rstatus=503 if bad else 200))
+        exs.append(
+            jex(f"/f/{i}", {"ok": 1}, {"ok": 1}, rstatus=503 if bad else 200, role="baseline")
+        )
+    s = run(exs)
+    assert not any("new 5xx" in r for r in s["reasons"])
+
+
+def test_latency_regression_needs_ratio_delta_and_samples() -> None:
+    slow = [jex(f"/s/{i}", {"a": 1}, {"a": 1}, latency_ms=10, rlatency_ms=100) for i in range(30)]
+    s = run(slow)
+    assert any(re.search(r"p99 10\d\.\d ms vs 10\.0 ms original", r) for r in s["reasons"])
+    assert s["endpoints"][0]["latency_ms"]["regressed"] is True
+    assert run(slow[:5])["verdict"] == "pass"  # too few samples
+    assert run(slow, GateConfig(min_p99_delta_ms=500))["verdict"] == "pass"
+    # with a baseline copy, latency is judged against it (same place, same time)
+    exs = list(slow) + [
+        jex(f"/s/{i}", {"a": 1}, {"a": 1}, rlatency_ms=95, role="baseline") for i in range(30)
+    ]
+    s = run(exs)
+    assert s["verdict"] == "pass" and s["endpoints"][0]["latency_ms"]["reference"] == "baseline"
+
+
+def test_overall_and_per_endpoint_rates_and_ignore() -> None:
+    exs = [jex(f"/ok/{i}", {"a": 1}, {"a": 1}) for i in range(97)]
+    exs += [jex(f"/bad/{i}", {"a": 1}, {"a": 2}) for i in range(3)]
+    s = run(exs)
+    assert s["verdict"] == "fail"
+    assert s["reasons"][0].startswith("overall: 3% of 100 compared requests differ")
+    assert any(r.startswith("GET /bad/{int}: 100% of 3 requests differ") for r in s["reasons"])
+    s = run(exs, GateConfig(ignore_endpoints=["GET /bad/*"]))
+    assert s["verdict"] == "pass"
+
+
+def test_config_section_errors() -> None:
+    g = section(GateConfig, {"max_diff_rate": "2%", "max-p99-ratio": 2}, name="gate")
+    assert g.max_diff_rate == 0.02 and g.max_p99_ratio == 2
+    with pytest.raises(ConfigError, match=r"\[gate\] unknown field 'max_dif'"):
+        section(GateConfig, {"max_dif": 1}, name="gate")
+    with pytest.raises(ConfigError, match="max_diff_rate"):
+        GateConfig(max_diff_rate="lots")
+    with pytest.raises(ConfigError, match="latency_min_samples"):
+        GateConfig(latency_min_samples=-1)

@@ -1,0 +1,85 @@
+from __future__ import annotations
+
+from replaygate.compare import Comparator, CompareConfig, GateConfig, judge
+
+from ._helpers import jex
+
+
+def fields(summary: dict, ep: str) -> dict[str, tuple[str, str | None]]:
+    e = next(x for x in summary["endpoints"] if x["endpoint"] == ep)
+    return {f"{f['field']}|{f['kind']}": (f["status"], f["reason"]) for f in e["fields"]}
+
+
+def test_baseline_cancels_what_both_copies_show() -> None:
+    c = Comparator()
+    for i in range(40):
+        o = {"id": i, "rid": f"o{i}", "name": "a"}
+        c.add(jex(f"/u/{i}", o, {"id": i, "rid": f"c{i}", "name": "b" if i < 20 else "a"}))
+        c.add(jex(f"/u/{i}", o, {"id": i, "rid": f"b{i}", "name": "a"}, role="baseline"))
+    s = judge(c.result(), GateConfig()).summary()
+    f = fields(s, "GET /u/{int}")
+    assert f["body:$.rid|changed"][0] == "noise" and "baseline" in (
+        f["body:$.rid|changed"][1] or ""
+    )
+    assert f["body:$.name|changed"] == ("regression", None)
+    e = s["endpoints"][0]
+    assert e["diff_rate"] == 0.5 and e["verdict"] == "fail"
+    assert [n["field"] for n in e["noise_fields"]] == ["body:$.rid"]
+
+
+def test_baseline_thresholds_relative_and_absolute() -> None:
+    # candidate differs in 58% of requests, baseline copy in 50%: not clearly more (relative 20%)
+    c = Comparator()
+    for i in range(100):
+        o = {"v": 0}
+        c.add(jex(f"/x/{i}", o, {"v": 1 if i < 58 else 0}))
+        c.add(jex(f"/x/{i}", o, {"v": 1 if i < 50 else 0}, role="baseline"))
+    assert (
+        fields(judge(c.result(), GateConfig()).summary(), "GET /x/{int}")["body:$.v|changed"][0]
+        == "noise"
+    )
+    c2 = Comparator(CompareConfig(noise_relative=0.1))
+    c2.merge(c)
+    assert judge(c2.result(), GateConfig()).summary()["verdict"] == "fail"
+
+
+def test_learned_volatility_from_identical_requests() -> None:
+    c = Comparator()
+    for i in range(10):
+        o = {"now": i, "stable": 1}
+        c.add(jex("/time", o, {"now": 100 + i, "stable": 1}))
+    s = judge(c.result(), GateConfig()).summary()
+    f = fields(s, "GET /time")
+    assert f["body:$.now|changed"][0] == "noise"
+    assert "learned" in (f["body:$.now|changed"][1] or "")
+    assert s["verdict"] == "pass"
+
+
+def test_learned_volatility_excuses_only_learned_kinds() -> None:
+    c = Comparator()
+    for i in range(10):
+        c.add(jex("/time", {"now": i}, {"later": 1} if i == 9 else {"now": i + 1}))
+    f = fields(judge(c.result(), GateConfig()).summary(), "GET /time")
+    assert f["body:$.now|missing"] == ("regression", None)
+
+
+def test_ignore_rules_and_exact_endpoints() -> None:
+    cfg = CompareConfig(ignore=["$.meta", {"endpoint": "GET /a", "field": "body:$.x"}])
+    c = Comparator(cfg)
+    for i in range(5):
+        c.add(jex(f"/a?{i}", {"x": i, "meta": {"t": i}}, {"x": -i - 1, "meta": {"t": i + 1}}))
+        c.add(jex(f"/b?{i}", {"x": i}, {"x": -i - 1}))
+    s = judge(c.result(), GateConfig()).summary()
+    fa = fields(s, "GET /a")
+    assert fa["body:$.meta.t|changed"] == ("noise", "ignore rule '$.meta'")
+    assert fa["body:$.x|changed"][0] == "noise"
+    assert fields(s, "GET /b")["body:$.x|changed"][0] == "regression"
+    # exact endpoints: learned/baseline noise no longer excuses, ignore rules still do
+    c = Comparator()
+    for _ in range(5):
+        c.add(jex("/exact", {"t": 1}, {"t": 1}))
+    for i in range(5):
+        c.add(jex("/exact", {"t": i, "y": 0}, {"t": i + 9, "y": 0}))
+    assert judge(c.result(), GateConfig()).summary()["verdict"] == "pass"
+    s = judge(c.result(), GateConfig(exact_endpoints=["GET /exact"])).summary()
+    assert s["verdict"] == "fail" and "must match exactly" in s["reasons"][-1]
