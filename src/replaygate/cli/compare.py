@@ -29,7 +29,7 @@ from ._report_options import compare_config, finish_reports, load_report_config,
 )
 def command(
     files: tuple[str, ...], baseline_files: tuple[str, ...], quiet: bool, **options: Any
-) -> int:
+) -> None:
     """Compare original and replayed responses in FILE... and judge the release.
 
     Differences are grouped by endpoint, noise is excluded (baseline replays, fields learned
@@ -48,4 +48,5 @@ def command(
         comparator.sources.append(path + (" (baseline)" if baseline else ""))
     for reason, n in counters.dropped.items():
         comparator.skipped[f"read: {reason}"] += n
-    return finish_reports(comparator, options, config, quiet=quiet)
+    rc = finish_reports(comparator, options, config, quiet=quiet)
+    click.get_current_context().exit(rc)

@@ -1,0 +1,123 @@
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import orjson
+from click.testing import CliRunner
+
+from replaygate.cli import cli
+from replaygate.formats import open_writer
+from replaygate.testing import make_exchange
+
+J = [("Content-Type", "application/json")]
+
+
+def write_run(path: Path, *, bad: bool, baseline: bool = False, n: int = 30) -> None:
+    w = open_writer(path)
+    for i in range(n):
+        o = orjson.dumps({"id": i, "rid": f"o{i}", "name": "x"})
+        r = orjson.dumps(
+            {
+                "id": i,
+                "rid": f"{'b' if baseline else 'c'}{i}",
+                "name": "y" if bad and i % 2 else "x",
+            }
+        )
+        w.write(
+            make_exchange(
+                "GET",
+                f"/users/{i}",
+                response_body=o,
+                response_headers=J,
+                replayed_status=200,
+                replayed_body=r,
+                replayed_headers=J,
+                id=f"{i + 1:040x}",
+            )
+        )
+    w.close()
+
+
+def test_help() -> None:
+    r = CliRunner().invoke(cli, ["compare", "--help"])
+    assert r.exit_code == 0
+    for flag in (
+        "--baseline-file",
+        "--json",
+        "--junit",
+        "--markdown",
+        "--html",
+        "--report",
+        "--config",
+        "--accepted",
+    ):
+        assert flag in r.output
+
+
+def test_pass_with_baseline_and_reports(tmp_path: Path) -> None:
+    write_run(tmp_path / "cand.gor", bad=False)
+    write_run(tmp_path / "base.gor", bad=False, baseline=True)
+    r = CliRunner().invoke(
+        cli,
+        [
+            "compare",
+            str(tmp_path / "cand.gor"),
+            "--baseline-file",
+            str(tmp_path / "base.gor"),
+            "--report",
+            str(tmp_path / "rep"),
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    assert "replaygate: PASS" in r.output and "noise excluded: body:$.rid" in r.output
+    s = json.loads((tmp_path / "rep" / "report.json").read_text())
+    assert s["verdict"] == "pass" and s["endpoints"][0]["endpoint"] == "GET /users/{int}"
+    assert [f["field"] for f in s["endpoints"][0]["noise_fields"]] == ["body:$.rid"]
+    assert {p.name for p in (tmp_path / "rep").iterdir()} == {
+        "report.json",
+        "report.xml",
+        "report.md",
+        "report.html",
+    }
+
+
+def test_fail_exit_1_and_config(tmp_path: Path) -> None:
+    write_run(tmp_path / "cand.gor", bad=True)
+    write_run(tmp_path / "base.gor", bad=False, baseline=True)
+    args = [
+        "compare",
+        str(tmp_path / "cand.gor"),
+        "--baseline-file",
+        str(tmp_path / "base.gor"),
+        "--json",
+        str(tmp_path / "s.json"),
+    ]
+    r = CliRunner().invoke(cli, args)
+    assert r.exit_code == 1 and "replaygate: FAIL" in r.output
+    assert re.search(r"GET /users/\{int\}: 5\d(\.\d)?% of (29|30) requests differ", r.output)
+    cfg = tmp_path / "replaygate.toml"
+    cfg.write_text('[compare]\nignore = ["$.name"]\n')
+    r = CliRunner().invoke(cli, [*args, "--config", str(cfg), "-q"])
+    assert r.exit_code == 0 and r.output == ""
+
+
+def test_input_errors_exit_2(tmp_path: Path) -> None:
+    import pytest
+
+    from replaygate.cli import main
+
+    for argv in (
+        ["compare", str(tmp_path / "missing.gor")],
+        ["compare", str(tmp_path / "x.unknown")],
+    ):
+        with pytest.raises(SystemExit) as e:
+            main(argv)
+        assert e.value.code == 2
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[gate]\nmax_diff_rate = 'lots'\n")
+    write_run(tmp_path / "c.gor", bad=False)
+    with pytest.raises(SystemExit) as e:
+        main(["compare", str(tmp_path / "c.gor"), "--config", str(bad)])
+    assert e.value.code == 2

@@ -1,0 +1,47 @@
+"""A realistic judged summary for report tests: regressions, noise, errors, hostile bodies."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from replaygate.compare import Comparator, GateConfig, judge
+
+from ..compare._helpers import jex
+
+
+def make_summary(*, failing: bool = True) -> dict[str, Any]:
+    c = Comparator()
+    for i in range(40):
+        o = {"id": i, "rid": f"o{i}", "html": "</script><script>alert(1)</script><!--"}
+        r = {"id": i, "rid": f"c{i}", "html": o["html"]}
+        if failing and i % 4 == 0:
+            r["id"] = -1
+        c.add(jex(f"/items/{i}", o, r, rlatency_ms=12 + i % 5, ts_s=i * 0.5))
+        c.add(jex(f"/items/{i}", o, {**o, "rid": f"b{i}"}, role="baseline", rlatency_ms=11))
+        c.add(jex("/health", {"ok": True}, {"ok": True}, ts_s=i * 0.5))
+    if failing:
+        c.add(jex("/items/500", {"id": 1}, {"error": "x"}, rstatus=500))
+        c.add(jex("/items/501", {"id": 1}, None, error="timeout after 30s"))
+    c.set_target_metrics(
+        {
+            "errors": {},
+            "process": {
+                "pid": 1,
+                "samples": 2,
+                "rss_bytes": {
+                    "first": 1.0,
+                    "last": 3.0,
+                    "max": 3.0,
+                    "delta": 2.0,
+                    "series": [[0, 1.0], [1, 3.0]],
+                },
+            },
+            "metrics": {
+                "url": "http://127.0.0.1:1/metrics",
+                "samples": 2,
+                "deltas": {"reqs": 5.0},
+                "series": {"reqs": [[0, 1.0], [1, 6.0]]},
+            },
+        }
+    )
+    return judge(c.result(), GateConfig()).summary()
