@@ -11,8 +11,10 @@ line prefixed with ``[middleware]``.
 How exchanges come back together. Messages are matched to exchanges by id. An exchange is
 *settled* when every message sent for it has come back, or when the child has answered a
 message sent *after* it (middleware processes its input in order, so anything it skipped it
-dropped), or when the child has been silent for ``settle_timeout`` (it holds or dropped the
-rest), or when its output ends. Settled exchanges are released in the order they were sent:
+dropped), or when its output ends, or - only while the in-flight window is full, so that a
+middleware that drops everything cannot stall the run - when the child has been silent for
+``settle_timeout``. Silence alone is never taken as a drop: middleware such as GoReplay's
+``echo.py`` block-buffers its stdout. Settled exchanges are released in the order they were sent:
 
 * request not echoed -> the exchange is dropped, counted under ``dropped["middleware"]``;
 * original response not echoed -> the response is kept unchanged (GoReplay middleware often
@@ -145,12 +147,15 @@ class MiddlewareStage:
         self._inflight_bytes = 0
         self._seq = 0
         self._max_replied = -1
+        self._last_answered: _Entry | None = None
         self._last_output = time.monotonic()
         self._eof = False
         self._closing = False
         self._failed: str | None = None
         self._raised = False
         self._bypass = False
+        self._blocked = False
+        self._write_broken = False
         self._closed = False
         self._last_stderr = ""
         self._bad_lines = 0
@@ -232,7 +237,7 @@ class MiddlewareStage:
                 if idle:
                     stdin.flush()
         except (OSError, ValueError):
-            pass  # broken pipe: the stdout reader sees EOF and reports the exit status
+            self._write_broken = True  # the child stopped reading: reported by the reader
         finally:
             try:
                 stdin.close()
@@ -269,11 +274,14 @@ class MiddlewareStage:
                 self._last_output = time.monotonic()
                 self._cond.notify_all()
         rc = self.proc.wait()
+        if self._closing:
+            self._threads[2].join(timeout=1.0)  # let the writer finish or hit a broken pipe
         with self._cond:
             self._eof = True
-            if self._failed is None and (not self._closing or rc != 0):
+            early = not self._closing or self._write_broken
+            if self._failed is None and (early or rc != 0):
                 how = f"exited with status {rc}" if rc >= 0 else f"was killed by signal {-rc}"
-                if not self._closing:
+                if early:
                     how += " before its input ended"
                 self._failed = how
             self._cond.notify_all()
@@ -287,8 +295,8 @@ class MiddlewareStage:
         if self._bad_lines <= _MAX_BAD_LINE_REPORTS:
             preview = line[:60].decode("latin-1", "replace").rstrip()
             sys.stderr.write(
-                f"{self.config.stderr_prefix}replaygate: skipped a stdout line that is not a "
-                f"hex message ({len(line)} bytes: {preview!r}): {e}\n"
+                f"replaygate: middleware: skipped a stdout line that is not a hex message "
+                f"({len(line)} bytes: {preview!r}): {e}\n"
             )
 
     def _read_stderr(self) -> None:
@@ -311,13 +319,15 @@ class MiddlewareStage:
         if typ == 3:
             self.counters.notes["middleware.replayed_echo"] += 1
             return
-        if e is not None and typ == 1 and e.req_reply is None:
+        if e is not None and typ == 1 and e.req_reply is None and not e.injected:
             e.req_reply = (ts, raw)
             self._max_replied = max(self._max_replied, e.last_seq - (1 if e.want_resp else 0))
+            self._last_answered = e
             return
         if e is not None and typ == 2 and e.want_resp and e.resp_reply is None:
             e.resp_reply = (ts, raw)
             self._max_replied = max(self._max_replied, e.last_seq)
+            self._last_answered = e
             return
         if typ == 2:
             if e is not None and e.injected and e.resp_reply is None:
@@ -331,7 +341,15 @@ class MiddlewareStage:
         ex = Exchange(id=new_id, request=req, flags={Flag.INJECTED})
         ent = _Entry(ex, new_id, self._seq, time.monotonic(), len(raw), False, True, (ts, raw))
         self._pending[new_id] = ent
-        self._order.append(ent)
+        # released where the child wrote it: right after the last message it answered
+        pos = 0
+        if self._last_answered is not None:
+            try:
+                pos = self._order.index(self._last_answered) + 1
+            except ValueError:
+                pos = 0  # already released: everything before it is gone too
+        self._order.insert(pos, ent)
+        self._last_answered = ent
         self._inflight_bytes += ent.size
         self.counters.notes["middleware.injected"] += 1
 
@@ -343,7 +361,13 @@ class MiddlewareStage:
             return True
         if self._max_replied > e.last_seq:
             return True
-        return now - self._last_output >= self._settle and now - e.sent_at >= self._settle
+        # Silence alone proves nothing (middleware often buffers its stdout), so it settles
+        # exchanges only while the in-flight window is full and we would otherwise wait forever.
+        return (
+            self._blocked
+            and now - self._last_output >= self._settle
+            and now - e.sent_at >= self._settle
+        )
 
     def _release(self) -> list[Exchange]:
         """Pop settled exchanges from the front (lock held) and build what goes on."""
@@ -424,9 +448,13 @@ class MiddlewareStage:
             while (
                 len(self._order) >= self._max_n or self._inflight_bytes >= self._max_bytes
             ) and self._order:
-                self._cond.wait(min(0.25, self._settle))
-                self._check_failed()
-                out.extend(self._release())
+                self._blocked = True
+                try:
+                    self._cond.wait(min(0.25, self._settle))
+                    self._check_failed()
+                    out.extend(self._release())
+                finally:
+                    self._blocked = False
                 if self._bypass:
                     break
             if self._bypass:
@@ -545,13 +573,16 @@ def _latency(req: HTTPMessage, resp: HTTPMessage) -> int:
 
 
 def _honest(msg: HTTPMessage) -> HTTPMessage:
-    """Fix Content-Length when a middleware changed a body without updating it."""
+    """Fix Content-Length when a middleware changed a body without updating it (a request
+    body without any framing header gets one; a response may be close-delimited)."""
     if msg.is_chunked:
         return msg
     cl = msg.header("content-length")
-    if cl is None:
-        return msg
     body = msg.body_raw
+    if cl is None:
+        if isinstance(msg, Request) and len(body):
+            return msg.with_body(bytes(body))
+        return msg
     try:
         declared = int(cl.strip())
     except ValueError:

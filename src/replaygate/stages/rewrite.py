@@ -54,11 +54,12 @@ class RewriteConfig:
 
 
 def split_unescaped(text: str, sep: str) -> tuple[str, str] | None:
-    """Split at the first ``sep`` not escaped by a backslash (``\\:`` stays in the regex)."""
+    """Split at the first ``sep`` not escaped by a backslash; ``\\<sep>`` in the left part
+    becomes ``<sep>`` (so ``{1\\,3}`` is still a quantifier)."""
     m = re.search(r"(?<!\\)" + re.escape(sep), text)
     if m is None:
         return None
-    return text[: m.start()], text[m.end() :]
+    return text[: m.start()].replace("\\" + sep, sep), text[m.end() :]
 
 
 _TOKEN = re.compile(r"\$\$|\$\{(\w+)\}|\$(\w+)|\\g<(\w+)>|\\(\d+)|\\\\")

@@ -1,0 +1,353 @@
+"""GoReplay-protocol middleware with real child processes: keep, modify, drop, inject,
+crash (stop / skip), 50 MB bodies, stderr passthrough, non-hex lines, type-3 messages."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from replaygate.errors import ConfigError, MiddlewareError
+from replaygate.model import Exchange, Flag
+from replaygate.pipeline import Counters, run_pipeline
+from replaygate.stages.middleware import (
+    MiddlewareConfig,
+    MiddlewareStage,
+    decode_message,
+    encode_message,
+)
+from replaygate.testing import MemorySink, make_exchange
+
+ROOT = Path(__file__).resolve().parents[2]
+PY = shlex.quote(sys.executable)
+
+# A tiny protocol library the test middlewares share (what users write by hand).
+PRELUDE = """
+import sys, binascii
+def messages():
+    for line in sys.stdin.buffer:
+        line = line.strip()
+        if line:
+            data = binascii.unhexlify(line)
+            meta, _, payload = data.partition(b"\\n")
+            yield meta.split(b" "), meta, payload
+def emit(meta, payload):
+    sys.stdout.buffer.write(binascii.hexlify(meta + b"\\n" + payload) + b"\\n")
+    sys.stdout.buffer.flush()
+"""
+
+
+def script(tmp_path: Path, name: str, body: str) -> str:
+    p = tmp_path / name
+    p.write_text(PRELUDE + textwrap.dedent(body))
+    return f"{PY} {shlex.quote(str(p))}"
+
+
+def exchanges(n: int, **kw: object) -> list[Exchange]:
+    return [
+        make_exchange("GET", f"/item/{i}", response_body=b"body %d\n" % i, id=f"{i:024x}", **kw)  # type: ignore[arg-type]
+        for i in range(n)
+    ]
+
+
+def run(cmd: str, exs: list[Exchange], **cfg: object) -> tuple[list[Exchange], Counters]:
+    stage = MiddlewareStage(MiddlewareConfig(command=cmd, **cfg))  # type: ignore[arg-type]
+    sink = MemorySink()
+    counters = run_pipeline(exs, [stage], sink)
+    return sink.exchanges, counters
+
+
+def test_message_codec() -> None:
+    line = encode_message(1, "abc", 123, -1, b"GET / HTTP/1.1\r\n\r\n")
+    assert line.endswith(b"\n") and b"\n" not in line[:-1]
+    assert decode_message(line) == (1, "abc", 123, -1, b"GET / HTTP/1.1\r\n\r\n")
+    # GoReplay's documented request header has only three fields
+    three = (b"1 932079936fa4306fc308d67588178d17d823647c 1439818823587396305\n" + b"GET /a").hex()
+    assert decode_message(three.encode())[3] is None
+    for bad in (
+        b"zz",
+        b"31",
+        (b"9 id 1\nx").hex().encode(),
+        (b"1 id notanumber\nx").hex().encode(),
+    ):
+        with pytest.raises(ValueError):
+            decode_message(bad)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=200))
+def test_decode_arbitrary_bytes_raises_only_valueerror(data: bytes) -> None:
+    try:
+        decode_message(data)
+    except ValueError:
+        pass
+
+
+@pytest.mark.parametrize(
+    "cmd",
+    [
+        f"{PY} {ROOT / 'examples/middleware/echo.py'}",
+        f"bash {ROOT / 'examples/middleware/echo.sh'}",
+    ],
+    ids=["echo.py", "echo.sh"],
+)
+def test_goreplay_echo_examples_keep_everything(cmd: str) -> None:
+    exs = exchanges(300)
+    before = [(e.id, e.request.raw, e.response.raw if e.response else None) for e in exs]
+    out, c = run(cmd, exs)
+    assert [(e.id, e.request.raw, e.response.raw if e.response else None) for e in out] == before
+    assert c.written == 300 and not c.dropped
+    assert all(Flag.MODIFIED not in e.flags for e in out)
+
+
+def test_drop_modify_inject(tmp_path: Path) -> None:
+    cmd = script(
+        tmp_path,
+        "mw.py",
+        """
+        n = 0
+        for fields, meta, payload in messages():
+            if fields[0] == b"1":
+                n += 1
+                path = payload.split(b" ", 2)[1]
+                if path.endswith((b"/1", b"/3")):
+                    continue  # drop the request (its response is echoed: ignored)
+                if path.endswith(b"/2"):
+                    # change the body without fixing Content-Length: replaygate fixes framing
+                    payload = payload.replace(b"GET", b"PUT", 1) + b"new body"
+                if path.endswith(b"/4"):
+                    emit(meta, payload)
+                    emit(b"1 injected000000000000000 1 -1", b"GET /extra HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n")
+                    continue
+            emit(meta, payload)
+        """,
+    )
+    out, c = run(cmd, exchanges(6))
+    paths = [e.request.target for e in out]
+    assert paths == ["/item/0", "/item/2", "/item/4", "/extra", "/item/5"]
+    assert c.dropped["middleware"] == 2
+    assert c.notes["middleware.injected"] == 1
+    modified = out[1]
+    assert Flag.MODIFIED in modified.flags
+    assert modified.request.method == "PUT"
+    assert modified.request.body() == b"new body"
+    assert modified.request.header("content-length") == "8"
+    injected = out[3]
+    assert Flag.INJECTED in injected.flags and injected.id == "injected000000000000000"
+    assert all(e.response is not None for e in out if Flag.INJECTED not in e.flags)
+
+
+def test_responses_not_echoed_are_kept(tmp_path: Path) -> None:
+    cmd = script(
+        tmp_path,
+        "requests_only.py",
+        """
+        for fields, meta, payload in messages():
+            if fields[0] == b"1":
+                emit(meta, payload.replace(b"/item/", b"/v2/item/"))
+        """,
+    )
+    exs = exchanges(20)
+    responses = [e.response for e in exs]
+    out, c = run(cmd, exs)
+    assert [e.request.target for e in out] == [f"/v2/item/{i}" for i in range(20)]
+    assert [e.response for e in out] == responses
+    assert c.notes["middleware.response_not_echoed"] == 20
+
+
+def test_response_modified(tmp_path: Path) -> None:
+    cmd = script(
+        tmp_path,
+        "resp.py",
+        """
+        for fields, meta, payload in messages():
+            if fields[0] == b"2":
+                payload = payload.replace(b"body", b"BODY!")
+            emit(meta, payload)
+        """,
+    )
+    out, c = run(cmd, exchanges(3))
+    assert [e.response.body() for e in out if e.response] == [b"BODY! %d\n" % i for i in range(3)]
+    assert c.notes["middleware.response_modified"] == 3
+
+
+def test_buffered_middleware_and_drop_everything(tmp_path: Path) -> None:
+    # drops every message and never writes: the in-flight window fills, silence settles it
+    cmd = script(tmp_path, "drop_all.py", "for _ in messages():\n    pass\n")
+    out, c = run(cmd, exchanges(50), max_inflight=8, settle_timeout="0.2s")
+    assert out == [] and c.dropped["middleware"] == 50
+
+
+def test_window_bounds_inflight(tmp_path: Path) -> None:
+    stage = MiddlewareStage(
+        MiddlewareConfig(command=f"{PY} {ROOT / 'examples/middleware/echo.py'}", max_inflight=4)
+    )
+    released: list[Exchange] = []
+    for ex in exchanges(40):
+        released.extend(stage.process(ex))
+        assert len(stage._order) <= 5
+    released.extend(stage.close())
+    assert [e.id for e in released] == [f"{i:024x}" for i in range(40)]
+
+
+def test_50mb_body_passes() -> None:
+    body = bytes(range(256)) * (50 * 1024 * 1024 // 256)
+    ex = make_exchange("POST", "/upload", request_body=body, response_body=b"ok")
+    out, _c = run(f"{PY} {ROOT / 'examples/middleware/echo.py'}", [ex])
+    assert len(out) == 1
+    assert out[0].request.raw == ex.request.raw
+    assert len(out[0].request.body()) == 50 * 1024 * 1024
+
+
+def test_crash_stops_with_status_and_last_stderr_line(tmp_path: Path) -> None:
+    cmd = script(
+        tmp_path,
+        "crash.py",
+        """
+        for i, (fields, meta, payload) in enumerate(messages()):
+            emit(meta, payload)
+            if i == 4:
+                sys.stderr.write("something broke: KeyError 'x'\\n")
+                sys.stderr.flush()
+                sys.exit(3)
+        """,
+    )
+    with pytest.raises(MiddlewareError) as err:
+        run(cmd, exchanges(200))
+    text = str(err.value)
+    assert "exited with status 3" in text
+    assert "something broke: KeyError 'x'" in text
+    assert "\n" not in text
+
+
+def test_crash_skip_passes_exchanges_through(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    cmd = script(
+        tmp_path,
+        "crash.py",
+        """
+        for i, (fields, meta, payload) in enumerate(messages()):
+            emit(meta, payload)
+            if i == 3:
+                sys.exit(1)
+        """,
+    )
+    exs = exchanges(100)
+    out, c = run(cmd, exs, on_error="skip")
+    assert [e.id for e in out] == [e.id for e in exs]
+    assert c.notes["middleware.bypassed"] >= 95
+    assert "passing exchanges through unchanged" in capfd.readouterr().err
+
+
+def test_exit_zero_before_input_ended_is_an_error(tmp_path: Path) -> None:
+    cmd = script(tmp_path, "quit.py", "import sys\nsys.stdin.readline()\n")
+    big = [make_exchange("POST", "/", request_body=b"x" * 200_000) for _ in range(30)]
+    with pytest.raises(MiddlewareError, match="status 0 before its input ended"):
+        run(cmd, big)
+
+
+def test_stderr_is_passed_through_prefixed(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    cmd = script(
+        tmp_path,
+        "talk.py",
+        """
+        for fields, meta, payload in messages():
+            sys.stderr.write("saw %s\\n" % fields[1].decode())
+            sys.stderr.flush()
+            emit(meta, payload)
+        """,
+    )
+    run(cmd, exchanges(2))
+    err = capfd.readouterr().err
+    assert f"[middleware] saw {0:024x}" in err
+    assert f"[middleware] saw {1:024x}" in err
+
+
+def test_non_hex_lines_are_skipped_and_counted(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    cmd = script(
+        tmp_path,
+        "chatty.py",
+        """
+        for fields, meta, payload in messages():
+            print("debug: not a message", flush=True)
+            emit(meta, payload)
+        """,
+    )
+    out, c = run(cmd, exchanges(3))
+    assert len(out) == 3
+    assert c.notes["middleware.bad_line"] == 6  # request and response lines
+    assert "not a hex message" in capfd.readouterr().err
+
+
+def test_type3_messages_for_replayed_responses(tmp_path: Path) -> None:
+    log = tmp_path / "seen.txt"
+    cmd = script(
+        tmp_path,
+        "learn.py",
+        f"""
+        with open({str(log)!r}, "w") as f:
+            for fields, meta, payload in messages():
+                f.write(b" ".join(fields[:2]).decode() + " " + payload.split(b"\\r\\n")[0].decode() + "\\n")
+                f.flush()
+                if fields[0] != b"3":
+                    emit(meta, payload)
+        """,
+    )
+    stage = MiddlewareStage(MiddlewareConfig(command=cmd))
+    ex = make_exchange("GET", "/r", id="r1", replayed_status=503)
+    released = list(stage.process(ex)) + list(stage.process(make_exchange(id="r2")))
+    assert stage.send_replayed(ex)
+    stage.after_response(ex)  # the ReplayHook face does the same
+    assert stage.before_send(ex, ex.request) is ex.request
+    released += list(stage.close())
+    assert [e.id for e in released] == ["r1", "r2"]
+    lines = log.read_text().splitlines()
+    assert lines[:2] == ["1 r1 GET /r HTTP/1.1", "2 r1 HTTP/1.1 200 OK"]
+    assert lines.count("3 r1 HTTP/1.1 503 Service Unavailable") == 2
+
+
+def test_ids_that_cannot_travel_are_replaced(tmp_path: Path) -> None:
+    exs = [
+        make_exchange("GET", "/a", id="has space"),
+        make_exchange("GET", "/b", id="dup"),
+        make_exchange("GET", "/c", id="dup"),
+    ]
+    out, _c = run(f"{PY} {ROOT / 'examples/middleware/echo.py'}", exs)
+    assert [e.request.target for e in out] == ["/a", "/b", "/c"]
+    assert [e.id for e in out] == ["has space", "dup", "dup"]
+
+
+def test_bad_commands() -> None:
+    with pytest.raises(ConfigError, match="--middleware: empty command"):
+        MiddlewareStage(MiddlewareConfig(command="  "))
+    with pytest.raises(ConfigError, match="--middleware: cannot parse"):
+        MiddlewareStage(MiddlewareConfig(command="echo 'unterminated"))
+    with pytest.raises(ConfigError, match="--middleware-on-error"):
+        MiddlewareStage(MiddlewareConfig(command="cat", on_error="ignore"))
+    with pytest.raises(MiddlewareError, match="could not start"):
+        MiddlewareStage(MiddlewareConfig(command="/nonexistent/middleware --x"))
+
+
+def test_child_that_ignores_eof_is_terminated(tmp_path: Path) -> None:
+    cmd = script(
+        tmp_path,
+        "sleepy.py",
+        """
+        import time
+        for fields, meta, payload in messages():
+            emit(meta, payload)
+        time.sleep(60)
+        """,
+    )
+    with pytest.raises(MiddlewareError, match="did not exit within"):
+        run(cmd, exchanges(2), close_timeout="0.5s")

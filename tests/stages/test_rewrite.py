@@ -1,0 +1,172 @@
+"""Rewrites: URL regex (Go and Python replacement syntax), header regex, set/remove header,
+set query parameter; framing stays honest and every change is flagged."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from replaygate.errors import ConfigError
+from replaygate.model import Exchange, Flag, Request
+from replaygate.stages.rewrite import (
+    RewriteConfig,
+    RewriteStage,
+    parse_replacement,
+    set_query_param,
+    split_unescaped,
+)
+from replaygate.testing import make_exchange
+
+
+def _run(cfg: RewriteConfig, ex: Exchange) -> Exchange:
+    (out,) = list(RewriteStage(cfg).process(ex))
+    return out
+
+
+@pytest.mark.parametrize(
+    ("rules", "target", "expected"),
+    [
+        (["/v1/user/([^/]+)/ping:/v2/user/$1/ping"], "/v1/user/joe/ping", "/v2/user/joe/ping"),
+        (["/v1/user/([^/]+)/ping:/v2/user/${1}/ping"], "/v1/user/joe/ping", "/v2/user/joe/ping"),
+        ([r"/v1/user/([^/]+)/ping:/v2/user/\1/ping"], "/v1/user/joe/ping", "/v2/user/joe/ping"),
+        ([r"/v1/(?P<rest>.*):/v3/${rest}"], "/v1/a/b?c=1", "/v3/a/b?c=1"),
+        ([r"/v1/(?P<rest>.*):/v3/\g<rest>"], "/v1/a/b", "/v3/a/b"),
+        (["^/old:/new"], "/old/x", "/new/x"),
+        (["^/old:/new"], "/other", "/other"),
+        (["a:b"], "/aaa", "/bbb"),  # every match of the rule is replaced
+        (["^/x:/first", "^/x:/second"], "/x", "/first"),  # first matching rule wins
+        (["^/nomatch:/z", "^/x:/second"], "/x", "/second"),
+        ([r"^/p\:q:/pq"], "/p:q", "/pq"),  # escaped colon stays in the regex
+        (["^/price:/cost$$"], "/price", "/cost$"),  # $$ is a literal dollar
+        (["^/(a):/$9"], "/a", "/"),  # unknown group expands to "" (Go's rule)
+    ],
+)
+def test_rewrite_url(rules: list[str], target: str, expected: str) -> None:
+    ex = make_exchange("GET", target)
+    out = _run(RewriteConfig(rewrite_url=rules), ex)
+    assert out.request.target == expected
+    assert (Flag.MODIFIED in out.flags) is (expected != target)
+
+
+def test_rewrite_keeps_body_and_framing() -> None:
+    ex = make_exchange("POST", "/v1/items", request_body=b'{"a": 1}')
+    out = _run(RewriteConfig(rewrite_url=["^/v1/:/v2/"], set_header=["X-Env: staging"]), ex)
+    req = out.request
+    assert req.raw.startswith(b"POST /v2/items HTTP/1.1\r\n")
+    assert req.body() == b'{"a": 1}'
+    assert req.header("content-length") == "8"
+    assert req.header("x-env") == "staging"
+    assert out.meta["rewrite"] == "rewrite-url,set-header"
+    assert len(req.raw) == req.head_len + 8
+
+
+def test_chunked_body_untouched() -> None:
+    raw = (
+        b"POST /up HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
+    )
+    ex = Exchange(id="c", request=Request(raw))
+    out = _run(RewriteConfig(set_header=["X-A: 1"]), ex)
+    assert out.request.raw.endswith(b"\r\n\r\n5\r\nhello\r\n0\r\n\r\n")
+    assert out.request.body() == b"hello"
+
+
+def test_rewrite_header() -> None:
+    ex = make_exchange("GET", "/", request_headers=[("Host", "api.example.com")])
+    cfg = RewriteConfig(rewrite_header=["Host: (.*)\\.example\\.com,$1.beta.example.com"])
+    assert _run(cfg, ex).request.header("host") == "api.beta.example.com"
+    cfg = RewriteConfig(rewrite_header=["host: ^(\\w{1\\,3})\\.,X$1."])  # escaped comma
+    assert _run(cfg, make_exchange(request_headers=[("Host", "api.x")])).request.host == "Xapi.x"
+    unchanged = make_exchange("GET", "/")
+    out = _run(RewriteConfig(rewrite_header=["X-None: a,b"]), unchanged)
+    assert Flag.MODIFIED not in out.flags
+
+
+def test_set_and_remove_header_keep_order_and_case() -> None:
+    ex = make_exchange(
+        "GET",
+        "/",
+        request_headers=[("Cookie", "a=1"), ("X-Trace", "1"), ("cookie", "b=2"), ("Accept", "*/*")],
+    )
+    out = _run(RewriteConfig(set_header={"COOKIE": "staging=1"}, remove_header=["x-trace"]), ex)
+    assert out.request.headers == [
+        ("Host", "example.test"),
+        ("Cookie", "staging=1"),
+        ("Accept", "*/*"),
+    ]
+
+
+def test_set_header_that_is_already_set_is_not_a_change() -> None:
+    ex = make_exchange("GET", "/", request_headers=[("X-Env", "staging")])
+    out = _run(RewriteConfig(set_header=["X-Env: staging"]), ex)
+    assert Flag.MODIFIED not in out.flags
+
+
+@pytest.mark.parametrize(
+    ("target", "name", "value", "expected"),
+    [
+        ("/a", "k", "v", "/a?k=v"),
+        ("/a?", "k", "v", "/a?k=v"),
+        ("/a?x=1", "k", "v", "/a?x=1&k=v"),
+        ("/a?k=old&x=1&k=again", "k", "new", "/a?k=new&x=1"),
+        ("/a?x=%20y&k=1", "k", "a b&c", "/a?x=%20y&k=a%20b%26c"),
+        ("/a?api%5Fkey=1", "api_key", "2", "/a?api_key=2"),
+    ],
+)
+def test_set_query_param(target: str, name: str, value: str, expected: str) -> None:
+    assert set_query_param(target, name, value) == expected
+
+
+def test_set_param_stage() -> None:
+    out = _run(RewriteConfig(set_param=["api_key=staging"]), make_exchange("GET", "/p?a=1"))
+    assert out.request.target == "/p?a=1&api_key=staging"
+    assert out.request.query == "a=1&api_key=staging"
+
+
+@pytest.mark.parametrize(
+    ("cfg", "message"),
+    [
+        ({"rewrite_url": ["no-colon"]}, "--rewrite-url: expected 'REGEX:REPLACEMENT'"),
+        ({"rewrite_url": ["(:x"]}, "--rewrite-url: bad regex"),
+        ({"rewrite_header": ["Host: nocomma"]}, "--rewrite-header: expected"),
+        ({"rewrite_header": ["nocolon"]}, "--rewrite-header: expected"),
+        ({"set_header": ["novalue"]}, "--set-header: expected 'Name: value'"),
+        ({"set_header": ["Bad Name: v"]}, "--set-header: bad header name"),
+        ({"set_param": ["noequals"]}, "--set-param: expected 'name=value'"),
+    ],
+)
+def test_bad_values(cfg: dict[str, list[str]], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        RewriteStage(RewriteConfig(**cfg))  # type: ignore[arg-type]
+
+
+def test_helpers() -> None:
+    assert split_unescaped(r"a\:b:c", ":") == ("a:b", "c")
+    assert split_unescaped("abc", ":") is None
+    # Go's rule: $1y is the group named "1y"; ${1}y is group 1 then "y"
+    assert parse_replacement("x$1y") == ["x", ("1y",)]
+    assert parse_replacement("x${1}y${name}$$\\2\\g<3>") == [
+        "x",
+        (1,),
+        "y",
+        ("name",),
+        "$",
+        (2,),
+        (3,),
+    ]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.binary(max_size=300))
+def test_arbitrary_requests_never_raise(raw: bytes) -> None:
+    stage = RewriteStage(
+        RewriteConfig(
+            rewrite_url=["^/(.*):/x/$1"],
+            rewrite_header=["Host: (.*),$1"],
+            set_header=["X-A: 1"],
+            remove_header=["Cookie"],
+            set_param=["a=b"],
+        )
+    )
+    (out,) = list(stage.process(Exchange(id="x", request=Request(raw))))
+    assert isinstance(out.request, Request)
