@@ -35,7 +35,7 @@ from replaygate.protocol.pcapfile import PcapWriter, iter_frames, synth_flow
 
 __all__ = ["generate", "main"]
 
-_SIZES = [(0.55, 120, 600), (0.30, 1000, 3000), (0.12, 6000, 12000), (0.03, 20000, 32768)]
+_SIZES = [(0.60, 100, 600), (0.30, 800, 2500), (0.08, 4000, 10000), (0.02, 16000, 32768)]
 
 
 def _body_size(rng: random.Random) -> int:
