@@ -75,6 +75,7 @@ def read(path: str, options: ReadOptions) -> Iterator[Exchange]:
     finally:
         counters.notes["pcap.frames"] += frames
         for key, value in asm.stats.as_dict().items():
-            counters.notes["pcap." + key] = value
+            if value:  # zeros say nothing and crowd the report
+                counters.notes["pcap." + key] = value
         if len(defrag):
             counters.dropped["link.ip_fragment_incomplete"] += len(defrag)
