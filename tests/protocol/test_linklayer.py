@@ -328,3 +328,87 @@ def test_cut_or_damaged_real_frames_never_raise(case: int, cut: int, junk: bytes
     pos = min(cut, len(frame))
     for data in (frame[:pos], frame[:pos] + junk + frame[pos + len(junk) :]):
         decode_frame(linktype, data, TS, Counters(), Defragmenter())
+
+
+# -- tunnels (traffic mirroring, overlays) -----------------------------------------------------
+
+OUTER = ("203.0.113.1", "203.0.113.2")
+
+
+def inner_ip(addrs: tuple[str, str] = V4) -> bytes:
+    return build_ip_packet(src=addrs[0], dst=addrs[1], proto=6, payload=tcp())
+
+
+def inner_eth(addrs: tuple[str, str] = V4, vlan: tuple[int, ...] = ()) -> bytes:
+    return frame_ip_packet(inner_ip(addrs), vlan=vlan)
+
+
+def udp(dport: int, payload: bytes) -> bytes:
+    return struct.pack("!HHHH", 40000, dport, 8 + len(payload), 0) + payload
+
+
+GRE_CASES = {
+    "ipip": (4, inner_ip()),
+    "6in4": (41, inner_ip(V6)),
+    "gre-ip": (47, struct.pack("!HH", 0, 0x0800) + inner_ip()),
+    "gre-key-seq-csum": (47, struct.pack("!HH", 0xB000, 0x0800) + b"\0" * 12 + inner_ip()),
+    "gre-ethernet": (47, struct.pack("!HH", 0x2000, 0x6558) + b"\0\0\0\x07" + inner_eth()),
+    "erspan-ii": (
+        47,
+        struct.pack("!HH", 0x1000, 0x88BE) + b"\0" * 4 + b"\x10" + b"\0" * 7 + inner_eth(vlan=(3,)),
+    ),
+    "erspan-iii": (47, struct.pack("!HH", 0x1000, 0x22EB) + b"\0" * 4 + b"\0" * 12 + inner_eth()),
+    "vxlan": (17, udp(4789, b"\x08\0\0\0\0\x01\x02\0" + inner_eth())),
+    "vxlan-linux-port": (17, udp(8472, b"\x08\0\0\0\0\x01\x02\0" + inner_eth(V6))),
+    "geneve-ethernet": (17, udp(6081, b"\x01\x00\x65\x58\0\0\x01\0" + b"\0" * 4 + inner_eth())),
+    "geneve-ip": (17, udp(6081, b"\x00\x00\x08\x00\0\0\x01\0" + inner_ip())),
+}
+
+
+@pytest.mark.parametrize("name", sorted(GRE_CASES))
+@pytest.mark.parametrize("outer", [OUTER, ("2001:db8:ff::1", "2001:db8:ff::2")], ids=["v4", "v6"])
+def test_tunnels_are_opened(name: str, outer: tuple[str, str]) -> None:
+    proto, payload = GRE_CASES[name]
+    frame = frame_ip_packet(
+        build_ip_packet(src=outer[0], dst=outer[1], proto=proto, payload=payload)
+    )
+    inner = V6 if name in ("6in4", "vxlan-linux-port") else V4
+    seg = check(
+        decode_frame(1, frame, TS, Counters()), expected_addr(inner[0]), expected_addr(inner[1])
+    )
+    assert seg.vlan == ((3,) if name == "erspan-ii" else ())
+
+
+def test_plain_udp_and_nested_tunnels_beyond_the_limit_are_not_tcp() -> None:
+    c = Counters()
+    dns = build_ip_packet(src=OUTER[0], dst=OUTER[1], proto=17, payload=udp(53, b"\0" * 20))
+    assert decode_frame(101, dns, TS, c) is None
+    pkt = inner_ip()
+    for _ in range(5):  # IP-in-IP five deep: more than anyone mirrors
+        pkt = build_ip_packet(src=OUTER[0], dst=OUTER[1], proto=4, payload=pkt)
+    assert decode_frame(101, pkt, TS, c) is None
+    assert c.notes == {"link.not_tcp": 2} and not c.dropped
+    pkt = inner_ip()
+    for _ in range(3):
+        pkt = build_ip_packet(src=OUTER[0], dst=OUTER[1], proto=4, payload=pkt)
+    check(decode_frame(101, pkt, TS), *V4)
+
+
+def test_bad_gre_and_pptp_gre() -> None:
+    c = Counters()
+    short = build_ip_packet(src=OUTER[0], dst=OUTER[1], proto=47, payload=b"\0\0")
+    pptp = build_ip_packet(
+        src=OUTER[0], dst=OUTER[1], proto=47, payload=b"\x30\x81\x88\x0b" + b"\0" * 12
+    )
+    assert decode_frame(101, short, TS, c) is None
+    assert decode_frame(101, pptp, TS, c) is None
+    assert c.dropped == {"link.bad_gre_header": 1} and c.notes == {"link.not_ip": 1}
+
+
+def test_ipv6_udp_fragments_are_not_tcp_and_not_held() -> None:
+    ident = b"\x00\x00\x00\x09"
+    later = v6_packet([(44, b"\x00" + struct.pack("!H", 16) + ident)], 17, b"\0" * 16)
+    d = Defragmenter()
+    c = Counters()
+    assert decode_frame(101, later, TS, c, d) is None
+    assert len(d) == 0 and c.notes == {"link.not_tcp": 1}

@@ -5,7 +5,8 @@ Link types: 0 NULL and 108 LOOP (BSD loopback; the address family in either byte
 1 Ethernet (802.1Q/802.1ad/QinQ tags at any depth, PPPoE sessions, MPLS, 802.3 LLC/SNAP),
 101/12/14/228/229 raw IP, 113 LINUX_SLL, 276 LINUX_SLL2, 239 NFLOG (TLV walk to the payload).
 IPv4 with options; IPv6 with extension headers (hop-by-hop, routing, fragment, destination
-options, AH, mobility...). Fragmented datagrams are counted and, when a
+options, AH, mobility...). Tunnels that traffic mirroring and overlays put around packets
+are opened: IP-in-IP, GRE (also ERSPAN II/III), VXLAN (UDP 4789/8472) and GENEVE (6081). Fragmented datagrams are counted and, when a
 :class:`Defragmenter` is given, reassembled if the case is simple (no overlaps, all pieces).
 
 Checksums are never checked: checksum offload makes wrong checksums normal in captures taken
@@ -82,6 +83,15 @@ def decode_frame(
                 return TcpSegment(
                     ts_ns, _ntoa(s4), sport, _ntoa(d4), dport, seq, ack, flags, data[start:end]
                 )
+    return _decode(linktype, data, ts_ns, counters, defrag, 0)
+
+
+def _decode(
+    linktype: int, data: bytes, ts_ns: int, counters: Counters | None,
+    defrag: Defragmenter | None, depth: int,
+) -> TcpSegment | None:  # fmt: skip
+    """The general path of :func:`decode_frame`; ``depth`` counts tunnel levels."""
+    n = len(data)
     vlan: tuple[int, ...] = ()
     if linktype == 1:
         if n < 14:
@@ -175,9 +185,9 @@ def decode_frame(
         v = data[off] >> 4
         et = 0x0800 if v == 4 else 0x86DD if v == 6 else -1
     if et == 0x0800:
-        return _ipv4(data, off, n, ts_ns, vlan, counters, defrag)
+        return _ipv4(data, off, n, ts_ns, vlan, counters, defrag, depth)
     if et == 0x86DD:
-        return _ipv6(data, off, n, ts_ns, vlan, counters, defrag)
+        return _ipv6(data, off, n, ts_ns, vlan, counters, defrag, depth)
     return _note(counters, "not_ip")
 
 
@@ -208,7 +218,7 @@ def _nflog_payload(data: bytes) -> tuple[int, int]:
 
 def _ipv4(
     data: bytes, off: int, n: int, ts_ns: int, vlan: tuple[int, ...],
-    counters: Counters | None, defrag: Defragmenter | None,
+    counters: Counters | None, defrag: Defragmenter | None, depth: int = 0,
 ) -> TcpSegment | None:  # fmt: skip
     if n - off < 20:
         return _drop(counters, "short_ip_header")
@@ -218,6 +228,11 @@ def _ipv4(
         return _drop(counters, "bad_ipv4_header")
     total, ident, frag, _ttl, proto = _ip4(data, off + 2)
     if proto != 6:
+        if proto in _TUNNEL_PROTOS and depth < _MAX_TUNNEL_DEPTH:
+            end = n if total == 0 else min(off + total, n)
+            if frag & 0x3FFF:
+                return _drop(counters, "tunnel_fragment")
+            return _tunnel(proto, data, off + ihl, end, ts_ns, counters, defrag, depth)
         return _note(counters, "not_tcp")
     truncated = False
     if total == 0:  # TSO/GSO on the capturing host: the length is not filled in
@@ -248,7 +263,7 @@ def _ipv4(
 
 def _ipv6(
     data: bytes, off: int, n: int, ts_ns: int, vlan: tuple[int, ...],
-    counters: Counters | None, defrag: Defragmenter | None,
+    counters: Counters | None, defrag: Defragmenter | None, depth: int = 0,
 ) -> TcpSegment | None:  # fmt: skip
     if n - off < 40:
         return _drop(counters, "short_ip_header")
@@ -286,16 +301,16 @@ def _ipv6(
                 return _drop(counters, "bad_ipv6_header")
             nh, hl = data[p], (data[p + 1] + 2) << 2
             p += hl
-        elif nh == 59:
-            return _note(counters, "not_tcp")
-        else:
+        elif nh in _TUNNEL_PROTOS and depth < _MAX_TUNNEL_DEPTH:
+            return _tunnel(nh, data, p, end, ts_ns, counters, defrag, depth)
+        else:  # 59 (no next header), UDP, ICMPv6, ...
             return _note(counters, "not_tcp")
         if p > end:
             return _drop(counters, "bad_ipv6_header")
     src = _ntop(_AF6, data[off + 8 : off + 24])
     dst = _ntop(_AF6, data[off + 24 : off + 40])
     if frag_info is not None:
-        if nh != 6 and frag_info[0] == 0:
+        if nh != 6:  # the fragment header names the protocol of every piece
             return _note(counters, "not_tcp")
         if defrag is None:
             return _drop(counters, "ip_fragment")
@@ -307,6 +322,63 @@ def _ipv6(
             return None
         return _tcp_segment(whole, 0, len(whole), False, ts_ns, src, dst, vlan, counters)
     return _tcp_segment(data, p, end, truncated, ts_ns, src, dst, vlan, counters)
+
+
+_TUNNEL_PROTOS = frozenset({4, 17, 41, 47})  # IPIP, UDP (VXLAN, GENEVE), IPv6-in-IP, GRE
+_MAX_TUNNEL_DEPTH = 3
+_VXLAN_PORTS = frozenset({4789, 8472})  # IANA, and the Linux kernel's historical default
+_GENEVE_PORT = 6081
+
+
+def _tunnel(
+    proto: int, data: bytes, p: int, end: int, ts_ns: int, counters: Counters | None,
+    defrag: Defragmenter | None, depth: int,
+) -> TcpSegment | None:  # fmt: skip
+    """Decapsulate the tunnels traffic mirrors use (AWS/GCP mirroring: VXLAN; ERSPAN: GRE;
+    overlay networks: VXLAN/GENEVE; IP-in-IP), so their inner TCP is extracted too."""
+    depth += 1
+    if proto == 4:
+        return _ipv4(data, p, end, ts_ns, (), counters, defrag, depth)
+    if proto == 41:
+        return _ipv6(data, p, end, ts_ns, (), counters, defrag, depth)
+    if proto == 17:
+        if end - p < 16:
+            return _note(counters, "not_tcp")
+        dport = _u16(data, p + 2)[0]
+        if dport in _VXLAN_PORTS and data[p + 8] & 0x08:  # VXLAN: I flag, then Ethernet
+            return _decode(1, data[p + 16 : end], ts_ns, counters, defrag, depth)
+        if dport == _GENEVE_PORT and data[p + 8] >> 6 == 0:
+            opt = (data[p + 8] & 0x3F) << 2
+            ptype = _u16(data, p + 10)[0]
+            inner = p + 16 + opt
+            if ptype == 0x6558:
+                return _decode(1, data[inner:end], ts_ns, counters, defrag, depth)
+            if ptype in (0x0800, 0x86DD):
+                return _decode(101, data[inner:end], ts_ns, counters, defrag, depth)
+        return _note(counters, "not_tcp")
+    # GRE (RFC 2784/2890): flags, version 0, protocol type; optional checksum, key, sequence
+    if end - p < 4:
+        return _drop(counters, "bad_gre_header")
+    flags, ptype = _u16(data, p)[0], _u16(data, p + 2)[0]
+    if flags & 0x0007:  # version 1 is PPTP's enhanced GRE: PPP inside, not handled
+        return _note(counters, "not_ip")
+    hl = 4 + 4 * (bool(flags & 0x8000) + bool(flags & 0x2000) + bool(flags & 0x1000))
+    inner = p + hl
+    if ptype == 0x88BE:  # ERSPAN type II: 8-byte header, then Ethernet
+        inner += 8
+        ptype = 0x6558
+    elif ptype == 0x22EB:  # ERSPAN type III: 12 bytes (+8 with the O flag), then Ethernet
+        if inner + 12 > end:
+            return _drop(counters, "bad_gre_header")
+        inner += 12 + (8 if data[inner + 11] & 0x01 else 0)
+        ptype = 0x6558
+    if inner > end:
+        return _drop(counters, "bad_gre_header")
+    if ptype == 0x6558:
+        return _decode(1, data[inner:end], ts_ns, counters, defrag, depth)
+    if ptype in (0x0800, 0x86DD):
+        return _decode(101, data[inner:end], ts_ns, counters, defrag, depth)
+    return _note(counters, "not_ip")
 
 
 def _tcp_segment(
