@@ -13,7 +13,13 @@ from collections.abc import Callable
 from replaygate.formats import ReadOptions
 from replaygate.pipeline import Counters
 from replaygate.protocol.linklayer import Defragmenter, decode_frame
-from replaygate.protocol.pcapfile import PcapParser, PcapWriter, frame_ip_packet, synth_flow
+from replaygate.protocol.pcapfile import (
+    PcapParser,
+    PcapWriter,
+    build_ip_packet,
+    frame_ip_packet,
+    synth_flow,
+)
 
 __all__ = ["SEEDS", "TARGETS"]
 
@@ -99,6 +105,15 @@ SEEDS: dict[str, list[bytes]] = {
         bytes([_LINKTYPES.index(lt)]) + frame_ip_packet(f[14:], linktype=lt)
         for lt in (1, 0, 113, 276, 239)
         for _, f in _FLOW[3:5]
+    ]
+    + [  # tunnels: IP-in-IP, GRE, VXLAN around the same segment
+        bytes([_LINKTYPES.index(101)])
+        + build_ip_packet(src="192.0.2.1", dst="192.0.2.2", proto=proto, payload=inner)
+        for proto, inner in (
+            (4, _FLOW[3][1][14:]),
+            (47, b"\x00\x00\x65\x58" + _FLOW[3][1]),
+            (17, b"\x9c\x40\x12\xb5\x00\x00\x00\x00\x08\0\0\0\0\0\x01\0" + _FLOW[4][1]),
+        )
     ],
     "pcap_read": [_pcap_bytes(_FLOW), _pcapng_bytes(_FLOW)],
 }

@@ -325,6 +325,10 @@ def test_cut_or_damaged_real_frames_never_raise(case: int, cut: int, junk: bytes
     linktype, vlan, pppoe = LINK_CASES[case]
     ip = build_ip_packet(src=V6[0], dst=V6[1], proto=6, payload=tcp())
     frame = frame_ip_packet(ip, linktype=linktype, vlan=vlan, pppoe=pppoe)
+    _damage(linktype, frame, cut, junk)
+
+
+def _damage(linktype: int, frame: bytes, cut: int, junk: bytes) -> None:
     pos = min(cut, len(frame))
     for data in (frame[:pos], frame[:pos] + junk + frame[pos + len(junk) :]):
         decode_frame(linktype, data, TS, Counters(), Defragmenter())
@@ -412,3 +416,11 @@ def test_ipv6_udp_fragments_are_not_tcp_and_not_held() -> None:
     c = Counters()
     assert decode_frame(101, later, TS, c, d) is None
     assert len(d) == 0 and c.notes == {"link.not_tcp": 1}
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.sampled_from(sorted(GRE_CASES)), st.integers(0, 160), st.binary(max_size=8))
+def test_cut_or_damaged_tunnel_frames_never_raise(name: str, cut: int, junk: bytes) -> None:
+    proto, payload = GRE_CASES[name]
+    _damage(1, frame_ip_packet(build_ip_packet(src=OUTER[0], dst=OUTER[1], proto=proto,
+                                               payload=payload)), cut, junk)  # fmt: skip

@@ -434,3 +434,51 @@ def test_tshark_reads_what_we_write(tmp_path: Path) -> None:
     assert sum(int(r[2]) for r in rows) == len(req) + len(resp)
     assert rows[0][:2] == ["7", "8"]  # outer 802.1ad tag, inner 802.1Q tag
     assert any(r[3] == "/hello" for r in rows)
+
+
+@pytest.mark.skipif(
+    shutil.which("editcap") is None or shutil.which("mergecap") is None,
+    reason="wireshark's editcap/mergecap not installed",
+)
+def test_files_written_by_wireshark_tools(tmp_path: Path) -> None:
+    """Real writers: editcap's pcap (usec), nanosecond pcap, modified pcap and pcapng with
+    frame comments, a capture comment and a decryption-secrets block; mergecap's pcapng of
+    two interfaces with different link types. Same frames, same times, every time."""
+    flow = synth_flow(
+        [(b"GET / HTTP/1.1\r\n\r\n", b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")]
+    )
+    flow = [(ts + i * 1_234_567, f) for i, (ts, f) in enumerate(flow)]
+    src = tmp_path / "src.pcap"
+    with PcapWriter(src) as w:
+        w.write_many(flow)
+    keylog = tmp_path / "keys.txt"
+    keylog.write_text("CLIENT_RANDOM " + "00" * 32 + " " + "11" * 48 + "\n")
+
+    def run(*args: str) -> None:
+        subprocess.run(args, check=True, capture_output=True, timeout=60)
+
+    variants = {
+        "usec.pcap": ["-F", "pcap"],
+        "nsec.pcap": ["-F", "nsecpcap"],
+        "mod.pcap": ["-F", "modpcap"],
+        "plain.pcapng": ["-F", "pcapng"],
+        "rich.pcapng": ["-F", "pcapng", "-a", "2:a frame comment", "--capture-comment", "hello",
+                        "--inject-secrets", f"tls,{keylog}"],
+    }  # fmt: skip
+    for name, opts in variants.items():
+        out = tmp_path / name
+        run("editcap", *opts, str(src), str(out))
+        got = [(f.ts_ns, f.data, f.linktype) for f in iter_frames(str(out))]
+        usec = name != "nsec.pcap" and not name.endswith(".pcapng")
+        want = [((ts // 1000 * 1000) if usec else ts, f, 1) for ts, f in flow]
+        assert got == want, name
+
+    raw = tmp_path / "raw.pcap"  # the same flow as raw IP (link type 101)
+    with PcapWriter(raw, linktype=101) as w:
+        w.write_many([(ts + 500, f[14:]) for ts, f in flow])
+    merged = tmp_path / "merged.pcapng"
+    run("mergecap", "-F", "pcapng", "-w", str(merged), str(src), str(raw))
+    frames = list(iter_frames(str(merged)))
+    assert len(frames) == 2 * len(flow)
+    assert {f.linktype for f in frames} == {1, 101}
+    assert [f.ts_ns for f in frames] == sorted(f.ts_ns for f in frames)
