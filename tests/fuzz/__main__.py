@@ -25,10 +25,7 @@ from replaygate.errors import ReplaygateError
 from . import _Discovered, discover, fuzz_input
 
 CRASH_DIR = Path(".fuzz-crashes")
-
-
-class _TimeUp(Exception):
-    """Raised inside the hypothesis loop to end a run when the time budget is spent."""
+_ROUND = 2000  # examples per hypothesis run; runs repeat until the time is spent
 
 
 def _save_crash(name: str, data: bytes, tb: str) -> Path:
@@ -47,7 +44,7 @@ def run_hypothesis(target: _Discovered, seconds: float) -> tuple[int, Path | Non
     deadline = time.monotonic() + seconds
 
     @settings(
-        max_examples=10_000_000,
+        max_examples=_ROUND,
         deadline=None,
         derandomize=False,
         database=None,
@@ -59,7 +56,7 @@ def run_hypothesis(target: _Discovered, seconds: float) -> tuple[int, Path | Non
     def loop(data: bytes) -> None:
         nonlocal count
         if time.monotonic() > deadline:
-            raise _TimeUp
+            return  # the rest of this round is skipped cheaply
         count += 1
         try:
             target.func(data)
@@ -71,10 +68,10 @@ def run_hypothesis(target: _Discovered, seconds: float) -> tuple[int, Path | Non
 
     while time.monotonic() < deadline:
         try:
-            loop()
-        except _TimeUp:
-            break
+            loop()  # one round; each round draws fresh random inputs
         except Exception:
+            if not last_crash:
+                raise
             data, tb = last_crash[-1]  # the last failing call is hypothesis's shrunk example
             return count, _save_crash(target.name, data, tb)
     return count, None
