@@ -21,8 +21,7 @@ from collections.abc import Iterator
 from ..errors import FormatError
 from ..model import Exchange
 from ..protocol.linklayer import Defragmenter, decode_frame
-from ..protocol.pcapfile import iter_frames
-from ..protocol.segment import TcpSegment
+from ..protocol.pcapfile import iter_frame_batches
 from . import ReadOptions
 
 __all__ = ["read"]
@@ -42,35 +41,30 @@ def read(path: str, options: ReadOptions) -> Iterator[Exchange]:
         cfg = AssemblerConfig(server_ports=frozenset(int(p) for p in ports))
     asm = TrafficAssembler(cfg)
     defrag = Defragmenter()
-    batch: list[TcpSegment] = []
     frames = 0
     last_expire = 0
     try:
         try:
-            for frame in iter_frames(path, counters):
-                frames += 1
-                seg = decode_frame(frame.linktype, frame.data, frame.ts_ns, counters, defrag)
-                if seg is None:
-                    continue
-                batch.append(seg)
-                if len(batch) >= _BATCH:
-                    yield from asm.feed_batch(batch)
-                    batch = []
-                    ts = frame.ts_ns
-                    if ts - last_expire >= _EXPIRE_EVERY_NS:
-                        if last_expire:
-                            yield from asm.expire(ts)
-                        last_expire = ts
+            for batch in iter_frame_batches(path, counters):
+                frames += len(batch)
+                segs = [
+                    s
+                    for f in batch
+                    if (s := decode_frame(f.linktype, f.data, f.ts_ns, counters, defrag))
+                ]
+                for i in range(0, len(segs), _BATCH):
+                    yield from asm.feed_batch(segs[i : i + _BATCH])
+                ts = batch[-1].ts_ns
+                if ts - last_expire >= _EXPIRE_EVERY_NS:
+                    if last_expire:
+                        yield from asm.expire(ts)
+                    last_expire = ts
         except FormatError:
             # Corruption in the middle of a file: hand out what was complete before it,
             # then report the error (with its offset) to the caller.
-            if batch:
-                yield from asm.feed_batch(batch)
             yield from asm.flush()
             counters.dropped["pcap.corrupt_file"] += 1
             raise
-        if batch:
-            yield from asm.feed_batch(batch)
         yield from asm.flush()
     finally:
         counters.notes["pcap.frames"] += frames

@@ -49,6 +49,7 @@ __all__ = [
     "build_ip_packet",
     "build_tcp_frame",
     "frame_ip_packet",
+    "iter_frame_batches",
     "iter_frames",
     "synth_flow",
 ]
@@ -449,6 +450,12 @@ def iter_frames(path: str, counters: Counters | None = None) -> Iterator[Frame]:
     ``counters.notes['pcap.truncated_at_offset']``). Without ``counters`` the cut is raised as
     a :class:`~replaygate.errors.TruncatedError` after the last frame, so it is never silent.
     """
+    for batch in iter_frame_batches(path, counters):
+        yield from batch
+
+
+def iter_frame_batches(path: str, counters: Counters | None = None) -> Iterator[list[Frame]]:
+    """:func:`iter_frames` a chunk at a time (lists of frames), for loops that batch work."""
     path = os.fspath(path)
     source = _Chunks(path)
     parser = PcapParser()
@@ -459,7 +466,8 @@ def iter_frames(path: str, counters: Counters | None = None) -> Iterator[Frame]:
             frames = parser.feed(chunk)
         except FormatError as e:
             raise FormatError(e.message, path=path, offset=e.offset) from None
-        yield from frames
+        if frames:
+            yield frames
         if parser.error is not None:
             err = parser.error
             raise FormatError(err.message, path=path, offset=err.offset) from None
