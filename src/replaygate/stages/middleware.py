@@ -87,7 +87,7 @@ def encode_message(typ: int, msg_id: str, ts_ns: int, latency_ns: int, raw: byte
 
 def decode_message(line: bytes) -> tuple[int, str, int, int | None, bytes]:
     """Parse one protocol line -> (type, id, ts_ns, latency_ns, raw); ValueError if invalid."""
-    data = bytes.fromhex(line.strip().decode("ascii"))
+    data = binascii.unhexlify(line.strip())  # binascii.Error is a ValueError
     nl = data.find(b"\n")
     if nl < 0:
         raise ValueError("no header line")
@@ -171,6 +171,7 @@ class MiddlewareStage:
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 env=env,
+                bufsize=_CHUNK,
             )
         except OSError as e:
             raise MiddlewareError(
