@@ -1,0 +1,272 @@
+"""TrafficAssembler: segments of many connections in, exchanges out; roles, ends, expiry,
+bounded memory, loss, and arbitrary segment orders."""
+
+from __future__ import annotations
+
+import random
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from replaygate.model import ConnectionId, Exchange, Flag
+from replaygate.protocol.assembler import AssemblerConfig, AssemblerStats, TrafficAssembler
+from replaygate.protocol.segment import ACK, FIN, PSH, RST, SYN, TcpSegment
+
+GET = b"GET /a HTTP/1.1\r\nHost: h\r\n\r\n"
+OK = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"
+T0 = 1_700_000_000_000_000_000
+
+
+class Conv:
+    """Builds the segments of one TCP connection, tracking sequence numbers."""
+
+    def __init__(
+        self, cport: int = 40000, sport: int = 80, isn_c: int = 1000, isn_s: int = 5000
+    ) -> None:
+        self.c = ("10.0.0.1", cport)
+        self.s = ("10.0.0.2", sport)
+        self.seq = {True: isn_c, False: isn_s}
+        self.ts = T0
+
+    def _seg(self, from_client: bool, flags: int, payload: bytes = b"", adv: int = 0) -> TcpSegment:
+        self.ts += 1000
+        src, dst = (self.c, self.s) if from_client else (self.s, self.c)
+        seq = self.seq[from_client] % (1 << 32)
+        ack = self.seq[not from_client] % (1 << 32)
+        self.seq[from_client] += len(payload) + adv
+        return TcpSegment(self.ts, src[0], src[1], dst[0], dst[1], seq, ack, flags, payload)
+
+    def handshake(self) -> list[TcpSegment]:
+        return [self._seg(True, SYN, adv=1), self._seg(False, SYN | ACK, adv=1)]
+
+    def data(self, from_client: bool, payload: bytes, mss: int = 1460) -> list[TcpSegment]:
+        return [
+            self._seg(from_client, PSH | ACK, payload[i : i + mss])
+            for i in range(0, len(payload), mss)
+        ]
+
+    def fin(self, from_client: bool) -> TcpSegment:
+        return self._seg(from_client, FIN | ACK, adv=1)
+
+    def rst(self, from_client: bool) -> TcpSegment:
+        return self._seg(from_client, RST)
+
+    def full(self, req: bytes = GET, resp: bytes = OK) -> list[TcpSegment]:
+        return [
+            *self.handshake(),
+            *self.data(True, req),
+            *self.data(False, resp),
+            self.fin(True),
+            self.fin(False),
+        ]
+
+
+def feed(
+    segs: list[TcpSegment], config: AssemblerConfig | None = None
+) -> tuple[list[Exchange], AssemblerStats]:
+    asm = TrafficAssembler(config)
+    out = asm.feed_batch(segs)
+    out += asm.flush()
+    return out, asm.stats
+
+
+def test_one_connection() -> None:
+    segs = Conv().full()
+    asm = TrafficAssembler()
+    out = asm.feed_batch(segs)  # FIN from both sides: returned without a flush
+    assert len(out) == 1
+    ex = out[0]
+    assert ex.complete and ex.request.raw == GET and ex.response is not None
+    assert ex.response.raw == OK
+    assert ex.conn == ConnectionId("10.0.0.1", 40000, "10.0.0.2", 80)
+    assert ex.request.ts_first_ns == segs[2].ts_ns and ex.response.ts_last_ns == segs[3].ts_ns
+    st = asm.stats
+    assert (st.flows_total, st.flows_closed, st.flows_active, st.exchanges_complete) == (1, 1, 0, 1)
+    assert asm.flush() == []
+    assert set(st.as_dict()) >= {"segments", "gaps", "non_http_flows", "orphan_responses"}
+
+
+def test_ids_are_stable() -> None:
+    a, _ = feed(Conv().full())
+    b, _ = feed(Conv().full())
+    assert [e.id for e in a] == [e.id for e in b]
+
+
+def test_syn_ack_before_syn() -> None:
+    segs = Conv().full()
+    segs[0], segs[1] = segs[1], segs[0]
+    out, _ = feed(segs)
+    assert len(out) == 1 and out[0].complete and out[0].conn is not None
+    assert out[0].conn.dport == 80
+
+
+def test_midstream_without_syn_on_odd_ports() -> None:
+    conv = Conv(cport=9000, sport=20000)  # the client has the lower port
+    segs = [*conv.data(True, GET), *conv.data(False, OK)]
+    out, st = feed(segs)
+    assert len(out) == 1 and out[0].complete and st.flows_midstream == 1
+    assert out[0].conn == ConnectionId("10.0.0.1", 9000, "10.0.0.2", 20000)
+
+
+def test_midstream_response_first_uses_port_heuristics() -> None:
+    conv = Conv(cport=51000, sport=8080)
+    segs = [*conv.data(False, b"tail of body"), *conv.data(True, GET), *conv.data(False, OK)]
+    out, _ = feed(segs)
+    assert [e.request.target for e in out] == ["/a"] and out[0].response is not None
+
+
+def test_server_ports_config() -> None:
+    conv = Conv(cport=7000, sport=45000)
+    segs = [*conv.data(False, b"garbage"), *conv.data(True, GET), *conv.data(False, OK)]
+    out, _ = feed(segs, AssemblerConfig(server_ports=frozenset({45000})))
+    assert len(out) == 1 and out[0].conn is not None and out[0].conn.dport == 45000
+
+
+def test_data_in_syn() -> None:
+    conv = Conv()
+    syn = conv._seg(True, SYN, GET, adv=1)
+    segs = [syn, conv._seg(False, SYN | ACK, adv=1), *conv.data(False, OK)]
+    out, _ = feed(segs)
+    assert len(out) == 1 and out[0].request.raw == GET and out[0].complete
+
+
+def test_rst_closes_both_directions() -> None:
+    conv = Conv()
+    segs = [*conv.handshake(), *conv.data(True, GET + GET), *conv.data(False, OK), conv.rst(False)]
+    asm = TrafficAssembler()
+    out = asm.feed_batch(segs)
+    assert len(out) == 2 and Flag.NO_RESPONSE in out[1].flags
+    assert asm.stats.flows_reset == 1 and asm.stats.requests_without_response == 1
+
+
+def test_retransmissions_and_reordering() -> None:
+    conv = Conv()
+    body = b"x" * 5000
+    resp = b"HTTP/1.1 200 OK\r\nContent-Length: 5000\r\n\r\n" + body
+    segs = [*conv.handshake(), *conv.data(True, GET)]
+    rsegs = conv.data(False, resp)
+    segs += [rsegs[0], rsegs[2], rsegs[1], rsegs[1], rsegs[3], rsegs[0]]
+    out, st = feed(segs)
+    assert len(out) == 1 and out[0].complete and out[0].response is not None
+    assert out[0].response.raw == resp
+    assert st.retransmitted_bytes == len(rsegs[1].payload) + len(rsegs[0].payload)
+
+
+def test_lost_segment_marks_gap_and_keeps_going() -> None:
+    conv = Conv()
+    big = b"HTTP/1.1 200 OK\r\nContent-Length: 4000\r\n\r\n" + b"y" * 4000
+    segs = [*conv.handshake(), *conv.data(True, GET)]
+    rsegs = conv.data(False, big)
+    segs += [rsegs[0], rsegs[2]]  # rsegs[1] lost by the capture
+    segs += conv.data(True, GET)  # its ACK covers the whole response: the hole is a gap
+    segs += conv.data(False, OK)
+    out, st = feed(segs)
+    assert [Flag.RESPONSE_GAP in e.flags for e in out] == [True, False]
+    assert out[1].complete and st.gaps == 1 and st.gap_bytes == len(rsegs[1].payload)
+
+
+def test_seq_wraparound() -> None:
+    conv = Conv(isn_c=(1 << 32) - 10, isn_s=(1 << 32) - 3)
+    out, st = feed(conv.full(GET * 3, OK * 3))
+    assert len(out) == 3 and all(e.complete for e in out) and st.gaps == 0
+
+
+def test_idle_expiry() -> None:
+    conv = Conv()
+    asm = TrafficAssembler(AssemblerConfig(idle_timeout_s=10))
+    assert asm.feed_batch([*conv.handshake(), *conv.data(True, GET)]) == []
+    assert asm.expire(conv.ts + 5 * 10**9) == []
+    out = asm.expire(conv.ts + 11 * 10**9)
+    assert len(out) == 1 and Flag.NO_RESPONSE in out[0].flags
+    assert asm.stats.flows_expired == 1 and asm.stats.flows_expired_incomplete == 1
+
+
+def test_idle_flows_expire_during_feed() -> None:
+    asm = TrafficAssembler(AssemblerConfig(idle_timeout_s=1))
+    a, b = Conv(cport=1111), Conv(cport=2222)
+    asm.feed_batch([*a.handshake(), *a.data(True, GET)])
+    b.ts = a.ts + 5 * 10**9
+    out = asm.feed_batch(b.handshake())
+    assert len(out) == 1 and out[0].conn is not None and out[0].conn.sport == 1111
+
+
+def test_max_flows_evicts_oldest() -> None:
+    asm = TrafficAssembler(AssemblerConfig(max_flows=2))
+    out: list[Exchange] = []
+    convs = [Conv(cport=30000 + i) for i in range(3)]
+    for i, c in enumerate(convs):
+        c.ts += i * 10_000
+        out += asm.feed_batch([*c.handshake(), *c.data(True, GET)])
+    assert asm.stats.flows_evicted == 1 and asm.stats.flows_active == 2
+    assert [e.conn.sport for e in out if e.conn] == [30000]
+    out += asm.flush()
+    assert len(out) == 3
+
+
+def test_port_reuse_starts_a_new_connection() -> None:
+    first = Conv(isn_c=100).full()
+    second = Conv(isn_c=900_000).full()
+    for s in second:
+        s.ts_ns += 10**6
+    out, st = feed(first[:-1] + second)  # the first one never sees the server's FIN
+    assert len(out) == 2 and all(e.complete for e in out) and st.flows_total == 2
+
+
+def test_tls_flow_is_counted_not_parsed() -> None:
+    conv = Conv(sport=443)
+    segs = [*conv.handshake(), *conv.data(True, b"\x16\x03\x01\x02\x00" + b"\x01" * 500)]
+    segs += conv.data(False, b"\x16\x03\x03" + b"\x02" * 3000)
+    out, st = feed(segs)
+    assert out == [] and st.non_http_flows == 1 and st.non_http_bytes > 3000
+
+
+def test_late_segment_after_close_is_ignored() -> None:
+    conv = Conv()
+    segs = conv.full()
+    late = segs[2]
+    out, st = feed([*segs, late])
+    assert len(out) == 1 and st.late_segments == 1 and st.flows_total == 1
+
+
+def test_bare_acks_do_not_create_flows() -> None:
+    conv = Conv()
+    out, st = feed([conv._seg(True, ACK), conv._seg(False, FIN | ACK)])
+    assert out == [] and st.flows_total == 0
+
+
+def test_vlan_separates_flows() -> None:
+    a = Conv().full()
+    b = Conv().full()
+    for s in b:
+        s.vlan = (7,)
+    out, st = feed(a[:3] + b[:3] + a[3:] + b[3:])
+    assert len(out) == 2 and st.flows_total == 2 and all(e.complete for e in out)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(1, 4), st.integers(1, 600), st.randoms(use_true_random=False))
+def test_any_interleaving_of_connections(n: int, mss: int, rnd: random.Random) -> None:
+    """Several connections, segments cut at ``mss`` and interleaved arbitrarily across
+    connections (each connection's own segments in order) give the same exchanges."""
+    per_conn: list[list[TcpSegment]] = []
+    for i in range(n):
+        conv = Conv(cport=41000 + i, isn_c=rnd.randrange(1 << 32), isn_s=rnd.randrange(1 << 32))
+        segs = [*conv.handshake()]
+        for k in range(3):
+            segs += conv.data(True, GET.replace(b"/a", b"/%d" % k), mss)
+            segs += conv.data(False, OK, mss)
+        segs += [conv.fin(True), conv.fin(False)]
+        per_conn.append(segs)
+    merged: list[TcpSegment] = []
+    queues = [list(s) for s in per_conn]
+    while any(queues):
+        q = rnd.choice([q for q in queues if q])
+        merged.append(q.pop(0))
+    out, st = feed(merged)
+    assert len(out) == 3 * n and all(e.complete for e in out)
+    by_conn: dict[int, list[str]] = {}
+    for e in out:
+        assert e.conn is not None
+        by_conn.setdefault(e.conn.sport, []).append(e.request.target)
+    assert all(t == ["/0", "/1", "/2"] for t in by_conn.values())
+    assert st.flows_closed == n
