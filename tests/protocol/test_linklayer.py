@@ -61,6 +61,12 @@ LINK_CASES = [
     (113, (), False),
     (276, (), False),
     (239, (), False),
+    (9, (), False),
+    (50, (), False),
+    (104, (), False),
+    (117, (), False),
+    (228, (), False),
+    (229, (), False),
 ]
 
 
@@ -156,6 +162,15 @@ def test_unknown_link_type_is_dropped_with_its_number() -> None:
     assert decode_frame(147, b"\0" * 64, TS, c) is None
     assert c.dropped == {"link.unsupported_linktype_147": 1}
     assert decode_frame(147, b"", TS) is None  # no counters: still fine
+
+
+def test_ppp_without_address_and_control_and_compressed_protocol() -> None:
+    ip = inner_ip_v4 = build_ip_packet(src=V4[0], dst=V4[1], proto=6, payload=tcp())
+    check(decode_frame(9, b"\x00\x21" + ip, TS), *V4)
+    check(decode_frame(9, b"\x21" + inner_ip_v4, TS), *V4)
+    c = Counters()
+    assert decode_frame(9, b"\xff\x03\xc0\x21" + b"\0" * 20, TS, c) is None  # LCP
+    assert c.notes == {"link.not_ip": 1}
 
 
 def test_pppoe_compressed_protocol_field() -> None:

@@ -3,7 +3,8 @@ users' captures come in. Sans-I/O and stateless (except the optional :class:`Def
 
 Link types: 0 NULL and 108 LOOP (BSD loopback; the address family in either byte order),
 1 Ethernet (802.1Q/802.1ad/QinQ tags at any depth, PPPoE sessions, MPLS, 802.3 LLC/SNAP),
-101/12/14/228/229 raw IP, 113 LINUX_SLL, 276 LINUX_SLL2, 239 NFLOG (TLV walk to the payload).
+101/12/14/228/229 raw IP, 113 LINUX_SLL, 276 LINUX_SLL2, 239 NFLOG (TLV walk to the payload),
+9/50 PPP, 104 Cisco HDLC, 117 pflog.
 IPv4 with options; IPv6 with extension headers (hop-by-hop, routing, fragment, destination
 options, AH, mobility...). Tunnels that traffic mirroring and overlays put around packets
 are opened: IP-in-IP, GRE (also ERSPAN II/III), VXLAN (UDP 4789/8472) and GENEVE (6081). Fragmented datagrams are counted and, when a
@@ -29,7 +30,7 @@ from .segment import TcpSegment
 
 __all__ = ["SUPPORTED_LINKTYPES", "Defragmenter", "decode_frame"]
 
-SUPPORTED_LINKTYPES = frozenset({0, 1, 12, 14, 101, 108, 113, 228, 229, 239, 276})
+SUPPORTED_LINKTYPES = frozenset({0, 1, 9, 12, 14, 50, 101, 104, 108, 113, 117, 228, 229, 239, 276})
 
 _u16 = struct.Struct("!H").unpack_from
 _ip4 = struct.Struct("!HHHBB").unpack_from  # total length, id, frag, ttl, proto (at +2)
@@ -175,6 +176,24 @@ def _decode(
             if off == -1:
                 return _note(counters, "nflog_without_payload")
             return _drop(counters, "bad_nflog")
+        et = 0
+    elif linktype == 9 or linktype == 50 or linktype == 104:  # PPP, PPP in HDLC, Cisco HDLC
+        if n < 4:
+            return _drop(counters, "short_frame")
+        if data[0] == 0x0F or data[0] == 0x8F:  # Cisco HDLC: address, control, ethertype
+            et = (data[2] << 8) | data[3]
+            off = 4
+        else:
+            off = 2 if data[0] == 0xFF and data[1] == 0x03 else 0
+            if data[off] & 1:  # protocol field compressed to one byte
+                proto, off = data[off], off + 1
+            else:
+                proto, off = (data[off] << 8) | data[off + 1], off + 2
+            et = 0x0800 if proto == 0x21 else 0x86DD if proto == 0x57 else -1
+    elif linktype == 117:  # OpenBSD/FreeBSD pflog: a header of its own length, then IP
+        if n < 4:
+            return _drop(counters, "short_frame")
+        off = (data[0] + 3) & ~3
         et = 0
     else:
         return _drop(counters, f"unsupported_linktype_{linktype}")

@@ -594,8 +594,14 @@ def frame_ip_packet(
             body = struct.pack("!BBHHH", 0x11, 0, 0x1234, len(ip) + 2, 0x0057 if v6 else 0x0021)
             return _MAC_B + _MAC_A + tags + b"\x88\x64" + body + ip
         return _MAC_B + _MAC_A + tags + struct.pack("!H", ethertype) + ip
-    if linktype in (LINKTYPE_RAW, 12, 14):
+    if linktype in (LINKTYPE_RAW, 12, 14, 228, 229):
         return ip
+    if linktype in (9, 50):  # PPP in HDLC-like framing
+        return b"\xff\x03" + (b"\x00\x57" if v6 else b"\x00\x21") + ip
+    if linktype == 104:  # Cisco HDLC
+        return b"\x0f\x00" + struct.pack("!H", ethertype) + ip
+    if linktype == 117:  # pflog: 61-byte header (length byte first), padded to 64
+        return bytes([61, 24 if v6 else 2]) + b"\0" * 62 + ip  # (BSD's AF_INET6)
     if linktype in (LINKTYPE_NULL, LINKTYPE_LOOP):
         fam = 30 if v6 else 2
         # NULL is in the capturing host's byte order (little-endian here); LOOP is big-endian
