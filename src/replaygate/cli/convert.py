@@ -23,7 +23,7 @@ from ..formats import ReadOptions, WriteOptions, format_of, open_reader, open_wr
 from ..model import Exchange
 from ..pipeline import Counters, Stage, run_pipeline
 
-__all__ = ["command", "format_summary", "reader_options"]
+__all__ = ["command", "format_note", "format_summary", "reader_options"]
 
 LOG_FORMATS = ("nginx", "apache", "alb", "elb")
 
@@ -64,6 +64,14 @@ class _Tally:
 
     def close(self) -> tuple[()]:
         return ()
+
+
+def format_note(note: str, n: int) -> str:
+    """Notes are messages ("file.log:7: empty request line") or statistics ("pcap.frames")
+    whose count is the value."""
+    if not any(ch.isspace() for ch in note):
+        return f"{note}: {n}"
+    return note + (f" (x{n})" if n > 1 else "")
 
 
 def format_summary(c: Counters, incomplete: int, why: Counter[str]) -> str:
@@ -211,7 +219,7 @@ def command(
         raise
     if verbose:
         for note, n in sorted(counters.notes.items()):
-            click.echo(f"replaygate: note: {note}" + (f" (x{n})" if n > 1 else ""), err=True)
+            click.echo(f"replaygate: note: {format_note(note, n)}", err=True)
     if not quiet:
         click.echo(f"replaygate: {format_summary(counters, tally.incomplete, tally.why)}", err=True)
         files = getattr(sink, "files", None)

@@ -21,7 +21,7 @@ import orjson
 from ..formats import format_of, open_reader
 from ..model import ConnectionId, Exchange
 from ..pipeline import Counters
-from .convert import LOG_FORMATS, reader_options
+from .convert import LOG_FORMATS, format_note, reader_options
 
 __all__ = ["FileSummary", "command", "summarize"]
 
@@ -131,7 +131,7 @@ def render(s: FileSummary, top: int) -> str:
     if c.notes:
         lines.append("  notes:")
         for note, n in sorted(c.notes.items()):
-            lines.append(f"    {note}" + (f" (x{n})" if n > 1 else ""))
+            lines.append(f"    {format_note(note, n)}")
     return "\n".join(lines)
 
 
