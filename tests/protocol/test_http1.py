@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from replaygate.model import ConnectionId, Exchange, Flag
+from replaygate.model import ConnectionId, Exchange, Flag, stable_exchange_id
 from replaygate.protocol.http1 import HTTP1StreamParser, ParserConfig
 
 F = Flag
@@ -385,6 +385,7 @@ def test_timestamps_ids_and_seq() -> None:
     assert a[0].response is not None and a[1].response is not None
     assert (a[0].response.ts_first_ns, a[0].response.ts_last_ns) == (300, 400)
     assert a[0].latency_ns == 300 and a[0].conn == conn
+    assert a[1].id == stable_exchange_id("s", str(conn), 1, 200)
 
 
 def test_exchanges_returned_as_soon_as_complete() -> None:

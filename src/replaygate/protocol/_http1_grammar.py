@@ -94,10 +94,13 @@ def framing_headers(buf: bytes, start: int, end: int) -> Framing:
     invalid (RFC 9112 6.3); Transfer-Encoding wins over Content-Length.
     """
     f = Framing()
+    found = _FRAMING.findall(buf, start, end)
+    if not found:
+        return f
     lengths: set[bytes] = set()
-    for m in _FRAMING.finditer(buf, start, end):
-        name = m.group(1).lower()
-        value = m.group(2).strip()
+    for name, value in found:
+        name = name.lower()
+        value = value.strip()
         if name == b"content-length":
             for part in value.split(b","):
                 lengths.add(part.strip())

@@ -22,10 +22,11 @@ Design rules (each one is a lesson from real captures):
 
 from __future__ import annotations
 
+import hashlib
 from collections import deque
 from dataclasses import asdict, dataclass
 
-from ..model import ConnectionId, Exchange, Flag, Request, Response, stable_exchange_id
+from ..model import ConnectionId, Exchange, Flag, Request, Response
 from . import _http1_grammar as g
 
 __all__ = ["HTTP1StreamParser", "ParserConfig", "ParserStats"]
@@ -239,6 +240,9 @@ class HTTP1StreamParser:
         self.stats = ParserStats()
         self._seed = id_seed
         self._conn_text = str(conn) if conn is not None else ""
+        self._id_hash = hashlib.sha1(
+            f"{id_seed}\x00{self._conn_text}\x00".encode(), usedforsecurity=False
+        )
         self._c = _Side()
         self._s = _Side()
         self._order: deque[_Entry] = deque()  # entries not yet returned, in request order
@@ -330,8 +334,15 @@ class HTTP1StreamParser:
     # -- driving ----------------------------------------------------------------------------
     def _run(self) -> None:
         """Advance both sides until neither can make progress."""
-        while self._step_client() | self._step_server():
-            pass
+        step_c, step_s, c = self._step_client, self._step_server, self._c
+        while True:
+            while step_c():
+                pass
+            moved = False
+            while step_s():
+                moved = True
+            if not moved or c.pos >= len(c.buf):  # the server can only unblock buffered bytes
+                return
 
     def _emit(self) -> list[Exchange]:
         out = self._out
@@ -384,7 +395,7 @@ class HTTP1StreamParser:
         req = e.request
         self.exchanges_emitted += 1
         return Exchange(
-            id=stable_exchange_id(self._seed, self._conn_text, e.seq, req.ts_first_ns),
+            id=self._exchange_id(e.seq, req.ts_first_ns),
             request=req,
             response=e.response,
             conn=self.conn,
@@ -393,11 +404,18 @@ class HTTP1StreamParser:
             interim=e.interim,
         )
 
+    def _exchange_id(self, seq: int, ts_first_ns: int) -> str:
+        """``stable_exchange_id(id_seed, str(conn), seq, ts_first_ns)``, with the constant
+        prefix hashed once per connection."""
+        h = self._id_hash.copy()
+        h.update(f"{seq}\x00{ts_first_ns}\x00".encode())
+        return h.hexdigest()
+
     # -- client side ------------------------------------------------------------------------
     def _step_client(self) -> bool:
         c = self._c
         st = c.state
-        if c.avail == 0 or st >= _PAUSED:
+        if c.pos >= len(c.buf) or st >= _PAUSED:
             if st == _PAUSED and c.avail > self.config.max_paused_bytes and c.entry is None:
                 self._pause_overflow()
                 return True
@@ -534,7 +552,7 @@ class HTTP1StreamParser:
     def _step_server(self) -> bool:
         s = self._s
         st = s.state
-        if s.avail == 0 or st >= _PAUSED:
+        if s.pos >= len(s.buf) or st >= _PAUSED:
             if st == _RESYNC and s.avail:
                 return self._resync(s, client=False)
             return False
@@ -699,7 +717,8 @@ class HTTP1StreamParser:
             if client and side.body_seen == 0 and self._expect_refused(side):
                 self._end_request()
                 return True
-            n = side.remaining if side.remaining < side.avail else side.avail
+            avail = len(side.buf) - side.pos
+            n = side.remaining if side.remaining < avail else avail
             side.take(n)
             side.body_seen += n
             side.remaining -= n
