@@ -63,6 +63,8 @@ _FORMATS: dict[str, tuple[str | None, str | None]] = {
     "har": ("replaygate.formats.har:read", "replaygate.formats.har:Writer"),
     "mitm": ("replaygate.formats.mitm:read", None),
     "jsonl": ("replaygate.formats.jsonl:read", "replaygate.formats.jsonl:Writer"),
+    # nats://HOST:PORT/STREAM "paths": a JetStream stream instead of a file (scale-out)
+    "nats": ("replaygate.jetstream._io:read", "replaygate.jetstream._io:Writer"),
     "accesslog": ("replaygate.formats.accesslog:read", None),
 }
 
@@ -70,6 +72,8 @@ _FORMATS: dict[str, tuple[str | None, str | None]] = {
 def format_of(path: str | os.PathLike[str]) -> str:
     """The format name for a file name; raises UnknownFormatError naming the file."""
     p = os.fspath(path).lower()
+    if p.startswith(("nats://", "tls://")):
+        return "nats"
     best = ""
     for ext in _EXTENSIONS:
         if p.endswith(ext) and len(ext) > len(best):

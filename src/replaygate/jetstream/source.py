@@ -105,7 +105,6 @@ def read_stream(
             except FormatError:
                 c.dropped["undecodable_message"] += 1
                 continue
-            c.read += 1
             yield ex
         exc = fut.exception()
         if isinstance(exc, StreamError):

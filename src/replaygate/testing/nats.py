@@ -12,6 +12,8 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
+import urllib.request
 from pathlib import Path
 from types import TracebackType
 
@@ -49,6 +51,7 @@ class NatsServer:
         self.store_dir = store_dir or tempfile.mkdtemp(prefix="rg-nats-")
         self._proc: subprocess.Popen[bytes] | None = None
         self._log = Path(self.store_dir) / f"{name}.log"
+        self.monitor_port = free_port()
 
     @property
     def url(self) -> str:
@@ -61,6 +64,7 @@ class NatsServer:
         args = [
             binary, "-a", "127.0.0.1", "-p", str(self.port), "-js", "-sd",
             os.path.join(self.store_dir, self.name), "-n", self.name, "-l", str(self._log),
+            "-m", str(self.monitor_port),
         ]  # fmt: skip
         if self.cluster_port is not None:
             args += ["--cluster_name", self.cluster_name]
@@ -69,7 +73,24 @@ class NatsServer:
                 args += ["--routes", ",".join(f"nats://127.0.0.1:{p}" for p in self.routes)]
         self._proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for_port("127.0.0.1", self.port, timeout=15)
+        if self.cluster_port is None:
+            self.wait_ready()
         return self
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        """Poll the monitoring endpoint until JetStream is ready (in a cluster: has a leader)."""
+        deadline = time.monotonic() + timeout
+        url = f"http://127.0.0.1:{self.monitor_port}/healthz"
+        while True:
+            try:
+                with urllib.request.urlopen(url, timeout=2) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"nats-server {self.name} not ready: {url}")
+            time.sleep(0.1)
 
     def kill(self) -> None:
         """SIGKILL: a node dying mid-run."""
@@ -125,6 +146,8 @@ class NatsCluster:
     def start(self) -> NatsCluster:
         for node in self.nodes:
             node.start()
+        for node in self.nodes:
+            node.wait_ready()
         return self
 
     def stop(self) -> None:

