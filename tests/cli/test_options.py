@@ -200,3 +200,22 @@ def test_mask_sits_between_sampling_and_rewrites() -> None:
 def test_mask_without_module_is_a_clear_error() -> None:
     with pytest.raises(ConfigError, match="--mask"):
         stages_from_options(_parse(["--mask"]))
+
+
+def test_replay_hooks_selects_middleware_and_plugins(tmp_path: Any) -> None:
+    from replaygate.cli._options import replay_hooks
+    from replaygate.replay.hooks import ReplayHook
+
+    plugin = tmp_path / "p.py"
+    plugin.write_text("def replayed(ex):\n    pass\n")
+    stages = stages_from_options(
+        _parse(["--deny-method", "X", "--middleware", "cat", "--plugin", str(plugin)])
+    )
+    try:
+        hooks = replay_hooks(stages)
+        assert [type(h) for h in hooks] == [MiddlewareStage, PluginStage]
+        assert all(isinstance(h, ReplayHook) for h in hooks)
+        assert stages[-1].replay_mode  # type: ignore[attr-defined]
+    finally:
+        for s in stages:
+            list(s.close())

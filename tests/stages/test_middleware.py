@@ -351,3 +351,57 @@ def test_child_that_ignores_eof_is_terminated(tmp_path: Path) -> None:
     )
     with pytest.raises(MiddlewareError, match="did not exit within"):
         run(cmd, exchanges(2), close_timeout="0.5s")
+
+
+def test_reordering_middleware_loses_nothing(tmp_path: Path) -> None:
+    # answers each pair of exchanges in reverse order (an async middleware would)
+    cmd = script(
+        tmp_path,
+        "swap.py",
+        """
+        held = []
+        for fields, meta, payload in messages():
+            held.append((meta, payload))
+            if len(held) == 4:
+                for m, p in held[2:] + held[:2]:
+                    emit(m, p)
+                held = []
+        for m, p in held:
+            emit(m, p)
+        """,
+    )
+    exs = exchanges(40)
+    out, c = run(cmd, exs)
+    assert sorted(e.id for e in out) == sorted(e.id for e in exs)
+    assert not c.dropped
+    assert all(Flag.INJECTED not in e.flags for e in out)
+
+
+@pytest.mark.parametrize("on_error", ["stop", "skip"])
+def test_middleware_that_exits_at_once(on_error: str) -> None:
+    exs = exchanges(20)
+    if on_error == "stop":
+        with pytest.raises(MiddlewareError, match="exited with status 1"):
+            run("false", exs, on_error=on_error)
+    else:
+        out, c = run("false", exs, on_error=on_error)
+        assert [e.id for e in out] == [e.id for e in exs]
+        assert c.notes["middleware.bypassed"] == 20
+
+
+def test_late_reply_after_drop_is_released_not_lost(tmp_path: Path) -> None:
+    # deterministic: a silent child, and replies fed to the reassembly by hand
+    cmd = script(tmp_path, "silent.py", "for _ in messages():\n    pass\n")
+    stage = MiddlewareStage(MiddlewareConfig(command=cmd, send_responses=False))
+    a, b = make_exchange("GET", "/a", id="a" * 24), make_exchange("GET", "/b", id="b" * 24)
+    assert list(stage.process(a)) == [] and list(stage.process(b)) == []
+    with stage._cond:
+        stage._apply(1, "b" * 24, b.ts_ns, -1, b.request.raw)  # b answered first: a is dropped
+        first = stage._release()
+        assert [e.id for e in first] == ["b" * 24]
+        assert stage.counters.dropped["middleware"] == 1
+        stage._apply(1, "a" * 24, a.ts_ns, -1, a.request.raw)  # a arrives late
+        late = stage._release()
+    assert [e.id for e in late] == ["a" * 24]
+    assert not stage.counters.dropped and stage.counters.notes["middleware.late_reply"] == 1
+    assert list(stage.close()) == []

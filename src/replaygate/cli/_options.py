@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -28,7 +28,10 @@ from ..config import section
 from ..errors import ConfigError
 from ..pipeline import Counters, Stage
 
-__all__ = ["stages_from_options", "traffic_options"]
+if TYPE_CHECKING:  # the replay package is heavy (event loop, clients); only for typing
+    from ..replay.hooks import ReplayHook
+
+__all__ = ["replay_hooks", "stages_from_options", "traffic_options"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -364,3 +367,22 @@ def stages_from_options(
         for spec in plugin_names:
             stages.append(load_plugin_stage(spec, counters=counters))
     return stages
+
+
+def replay_hooks(stages: list[Stage]) -> list[ReplayHook]:
+    """The stages that want to see replayed responses, as replay-engine hooks.
+
+    Middleware stages send them to the child as type-3 messages; plugin stages run their
+    ``replayed`` (then ``exchange``) hook. Pass the result to the replay engine with its own
+    hooks (session correlation, progress).
+    """
+    from ..stages.middleware import MiddlewareStage
+    from ..stages.plugins import PluginStage
+
+    hooks: list[ReplayHook] = []
+    for st in stages:
+        if isinstance(st, PluginStage):
+            hooks.append(st.as_replay_hook())
+        elif isinstance(st, MiddlewareStage):
+            hooks.append(st)
+    return hooks

@@ -62,6 +62,7 @@ _CHUNK = 1 << 20
 _F_SETPIPE_SZ = 1031
 _SAFE_ID = re.compile(r"[!-~]{1,200}")  # printable, no spaces
 _MAX_BAD_LINE_REPORTS = 5
+_RECENT_DROPS = 4096  # dropped exchanges remembered, so a late (reordered) reply is not lost
 
 
 @dataclass
@@ -108,6 +109,7 @@ class _Entry:
     size: int
     want_resp: bool
     injected: bool = False
+    late: bool = False
     req_reply: tuple[int, bytes] | None = None
     resp_reply: tuple[int, bytes] | None = None
 
@@ -148,6 +150,7 @@ class MiddlewareStage:
         self._seq = 0
         self._max_replied = -1
         self._last_answered: _Entry | None = None
+        self._recent_drops: collections.OrderedDict[str, _Entry] = collections.OrderedDict()
         self._last_output = time.monotonic()
         self._eof = False
         self._closing = False
@@ -336,12 +339,26 @@ class MiddlewareStage:
             else:
                 self.counters.notes["middleware.orphan_response"] += 1
             return
-        # a new request: injected (new id or an id echoed twice)
-        new_id = wire_id if wire_id not in self._pending else new_exchange_id()
-        req = Request(raw, ts_first_ns=ts, ts_last_ns=ts)
-        ex = Exchange(id=new_id, request=req, flags={Flag.INJECTED})
-        ent = _Entry(ex, new_id, self._seq, time.monotonic(), len(raw), False, True, (ts, raw))
-        self._pending[new_id] = ent
+        late = self._recent_drops.pop(wire_id, None) if e is None else None
+        if late is not None:
+            # answered after we had counted it dropped (the child reorders): release it now
+            late.req_reply = (ts, raw)
+            late.late = True
+            ent = late
+            self.counters.dropped["middleware"] -= 1
+            if not self.counters.dropped["middleware"]:
+                del self.counters.dropped["middleware"]
+            self.counters.notes["middleware.late_reply"] += 1
+        else:
+            # a new request: injected (new id or an id echoed twice)
+            new_id = wire_id if wire_id not in self._pending else new_exchange_id()
+            req = Request(raw, ts_first_ns=ts, ts_last_ns=ts)
+            ex = Exchange(id=new_id, request=req, flags={Flag.INJECTED})
+            ent = _Entry(
+                ex, new_id, self._seq, time.monotonic(), len(raw), False, True, req_reply=(ts, raw)
+            )
+            self.counters.notes["middleware.injected"] += 1
+        self._pending[ent.wire_id] = ent
         # released where the child wrote it: right after the last message it answered
         pos = 0
         if self._last_answered is not None:
@@ -352,11 +369,10 @@ class MiddlewareStage:
         self._order.insert(pos, ent)
         self._last_answered = ent
         self._inflight_bytes += ent.size
-        self.counters.notes["middleware.injected"] += 1
 
     # -- settling ------------------------------------------------------------------------
     def _settled(self, e: _Entry, now: float) -> bool:
-        if e.injected or self._eof or self._bypass:
+        if e.injected or e.late or self._eof or self._bypass:
             return True
         if e.req_reply is not None and (not e.want_resp or e.resp_reply is not None):
             return True
@@ -397,9 +413,13 @@ class MiddlewareStage:
                 self.counters.notes["middleware.bypassed"] += 1
                 return ex
             self.counters.dropped["middleware"] += 1
+            self._recent_drops[e.wire_id] = e
+            if len(self._recent_drops) > _RECENT_DROPS:
+                self._recent_drops.popitem(last=False)
             return None
         ts, raw = e.req_reply
         if raw != ex.request.raw:
+            ts = ts if ts > 0 else ex.request.ts_first_ns
             d = ts - ex.request.ts_first_ns
             ex.request = _honest(Request(raw, ts_first_ns=ts, ts_last_ns=ex.request.ts_last_ns + d))  # type: ignore[assignment]
             ex.flags.add(Flag.MODIFIED)

@@ -131,6 +131,10 @@ class RewriteStage:
             if parts is None:
                 raise ConfigError(f"--rewrite-url: expected 'REGEX:REPLACEMENT', got {text!r}")
             rx = compile_regex(parts[0], flag="--rewrite-url")
+            if any(c in parts[1] for c in " \t\r\n"):
+                raise ConfigError(
+                    f"--rewrite-url: the replacement must not contain spaces: {text!r}"
+                )
             self._url.append((rx, expand_template(parse_replacement(parts[1]))))
         self._hdr: list[tuple[str, re.Pattern[str], Callable[[re.Match[str]], str]]] = []
         for text in config.rewrite_header:
@@ -141,6 +145,8 @@ class RewriteStage:
                     f"--rewrite-header: expected 'Name: REGEX,REPLACEMENT', got {text!r}"
                 )
             rx = compile_regex(halves[0], flag="--rewrite-header")
+            if "\r" in halves[1] or "\n" in halves[1]:
+                raise ConfigError(f"--rewrite-header: line breaks in the replacement: {text!r}")
             repl = expand_template(parse_replacement(halves[1]))
             self._hdr.append((name.strip().lower(), rx, repl))
         self._set = _as_pairs(config.set_header, flag="--set-header", sep=":")
