@@ -239,6 +239,10 @@ CASES: dict[str, tuple[list[Step], list[tuple[Any, ...]]]] = {
         [("s", OK), ("c", GET), ("s", OK0)],
         [S("", "", 200, 0, 2, [F.ORPHAN_RESPONSE]), S("GET", "/", 200)],
     ),
+    "join mid-upload: the held response is an orphan": (
+        [("c", b"tail of a body we never saw the head of"), ("s", OK), ("c", GET), ("s", OK0)],
+        [S("", "", 200, 0, 2, [F.ORPHAN_RESPONSE]), S("GET", "/", 200, flags=[F.MIDSTREAM])],
+    ),
     "no response": (
         [("c", GET + GET), ("s", OK)],
         [S("GET", "/", 200, 0, 2), S("GET", "/", None, flags=[F.NO_RESPONSE])],

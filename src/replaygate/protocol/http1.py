@@ -88,11 +88,13 @@ class _Entry:
         "response",
         "seq",
         "switched",
+        "ts_first",
         "upgrade",
     )
 
     def __init__(self, seq: int, method: bytes) -> None:
         self.seq = seq
+        self.ts_first = 0
         self.method = method
         self.flags: set[Flag] = set()
         self.request: Request | None = None
@@ -247,7 +249,7 @@ class HTTP1StreamParser:
         self._s = _Side()
         self._order: deque[_Entry] = deque()  # entries not yet returned, in request order
         self._awaiting: deque[_Entry] = deque()  # entries without a final response yet
-        self._seq = 0
+        self._seq = 0  # exchanges returned so far: the next one's seq
         self._closed = False
         self._out: list[Exchange] = []
         self.exchanges_emitted = 0
@@ -393,6 +395,8 @@ class HTTP1StreamParser:
                 e.flags.add(Flag.NO_RESPONSE)
             e.resp_done = True
         req = e.request
+        e.seq = self._seq  # numbered when returned, so seq follows the order of return
+        self._seq += 1
         self.exchanges_emitted += 1
         return Exchange(
             id=self._exchange_id(e.seq, req.ts_first_ns),
@@ -480,7 +484,7 @@ class HTTP1StreamParser:
         c = self._c
         c.begin(c.ts_at(c.base + c.pos))
         e = _Entry(self._seq, method)
-        self._seq += 1
+        e.ts_first = c.ts_first
         self.stats.requests += 1
         e.http09 = http09
         e.head = method == b"HEAD"
@@ -576,6 +580,11 @@ class HTTP1StreamParser:
             return False
         buf, pos = s.buf, s.pos
         e = self._awaiting[0] if self._awaiting else None
+        before = None
+        if e is not None and s.ts_at(s.base + pos) < e.ts_first:
+            # This response began before the request it would pair with: the capture missed
+            # its request (e.g. a join mid-upload), so it is an orphan placed before that one.
+            before, e = e, None
         if e is not None and e.http09 and not g.is_status_prefix(buf, pos):
             self._new_response(e, 0, status=0, http09=True)
             return True
@@ -600,13 +609,13 @@ class HTTP1StreamParser:
                 self.stats.parse_errors += 1
                 s.pending = Flag.PARSE_ERROR
                 size = end - pos if end >= 0 else s.avail
-                self._new_response(e, size, status=int(m.group(3)), cut=True)
+                self._new_response(e, size, status=int(m.group(3)), cut=True, before=before)
                 return True
             s.scan_at = here
             s.scan = s.base + max(len(buf) - 2, line_end - 1)
             return False
         framing = g.framing_headers(buf, line_end, end)
-        self._new_response(e, end - pos, status=int(m.group(3)), framing=framing)
+        self._new_response(e, end - pos, status=int(m.group(3)), framing=framing, before=before)
         return True
 
     def _new_response(
@@ -618,16 +627,21 @@ class HTTP1StreamParser:
         framing: g.Framing | None = None,
         http09: bool = False,
         cut: bool = False,
+        before: _Entry | None = None,
     ) -> None:
         s = self._s
         ts = s.ts_at(s.base + s.pos)
         if e is None:
             e = _Entry(self._seq, b"")
-            self._seq += 1
+            e.ts_first = ts
             e.request = Request(b"", ts_first_ns=ts, ts_last_ns=ts, head_len=0)
             e.flags.add(Flag.ORPHAN_RESPONSE)
-            self._order.append(e)
-            self._awaiting.append(e)
+            if before is not None and before in self._order:
+                self._order.insert(self._order.index(before), e)
+                self._awaiting.appendleft(e)
+            else:
+                self._order.append(e)
+                self._awaiting.append(e)
         s.begin(ts)
         s.entry = e
         s.started = True
@@ -702,6 +716,9 @@ class HTTP1StreamParser:
         if e.switched:
             if e.request is not None:
                 self._tunnel()
+            else:  # the request is still arriving; the server already speaks another protocol
+                self.stats.tunnel_bytes += s.drop_all()
+                s.state = _TUNNEL
             return
         if (
             c.state == _PAUSED
