@@ -88,11 +88,16 @@ class NatsSink:
     async def _send(self, ex: Exchange, pending: dict[int, tuple[float, Exchange, Any]]) -> None:
         """Publish without waiting for the ack (order kept on the connection); remember it."""
         payload, headers = encode_exchange(ex)
+        # Wait here rather than in publish_async(wait_stall=...): a timed wait yields to the
+        # loop on every message, which makes nats-py flush one socket write per message.
+        while self._js.publish_async_pending() >= self._in_flight:
+            if self._done.is_set():
+                self.counters.dropped["stream_unacked"] += 1
+                return
+            await asyncio.sleep(0.002)
         while True:
             try:
-                fut = await self._js.publish_async(
-                    self._subject(ex), payload, headers=headers, wait_stall=5
-                )
+                fut = await self._js.publish_async(self._subject(ex), payload, headers=headers)
                 break
             except Exception:
                 if self._done.is_set():
