@@ -113,7 +113,7 @@ def main(argv: list[str]) -> int:
                     ],
                     stdout=subprocess.DEVNULL,
                     stderr=subprocess.DEVNULL,
-                )  # fmt: skip
+                )
                 for i in range(k)
             ]
             for p in procs:
