@@ -119,10 +119,23 @@ class Pipeline:
         self._push(0, ex)
 
     def close(self) -> Counters:
-        """Flush stages in order (what one flushes goes through the later ones), close sink."""
+        """Flush stages in order (what one flushes goes through the later ones), close sink.
+
+        Every stage and the sink are closed even when one fails (a crashed middleware must not
+        leave the output file open or a later middleware process running); the first error is
+        raised after all of them are closed."""
+        error: BaseException | None = None
         for i, st in enumerate(self.stages):
-            self._run_from(i + 1, st.close())
-        self.sink.close()
+            try:
+                self._run_from(i + 1, st.close())
+            except BaseException as e:
+                error = error or e
+        try:
+            self.sink.close()
+        except BaseException as e:
+            error = error or e
+        if error is not None:
+            raise error
         return self.counters
 
 

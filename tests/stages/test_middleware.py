@@ -6,6 +6,7 @@ from __future__ import annotations
 import shlex
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -405,3 +406,29 @@ def test_late_reply_after_drop_is_released_not_lost(tmp_path: Path) -> None:
     assert [e.id for e in late] == ["a" * 24]
     assert not stage.counters.dropped and stage.counters.notes["middleware.late_reply"] == 1
     assert list(stage.close()) == []
+
+
+def test_sparse_live_traffic_is_not_held_back() -> None:
+    # live capture: one exchange now and then; each comes back from the call that sent it
+    stage = MiddlewareStage(MiddlewareConfig(command="cat", linger="2s"))
+    try:
+        for ex in exchanges(3):
+            time.sleep(0.05)
+            stage._last_call -= 5  # as if the previous exchange came 5 s ago
+            assert [e.id for e in stage.process(ex)] == [ex.id]
+    finally:
+        assert list(stage.close()) == []
+
+
+def test_close_error_still_closes_everything_after(tmp_path: Path) -> None:
+    # the first middleware fails at close; the second one and the sink are still closed
+    failing = script(
+        tmp_path, "fail_at_end.py", "for f, m, p in messages():\n    emit(m, p)\nsys.exit(4)\n"
+    )
+    first = MiddlewareStage(MiddlewareConfig(command=failing))
+    second = MiddlewareStage(MiddlewareConfig(command="cat"))
+    sink = MemorySink()
+    with pytest.raises(MiddlewareError, match="exited with status 4"):
+        run_pipeline(exchanges(5), [first, second], sink)
+    assert sink.closed
+    assert second.proc.poll() == 0

@@ -75,6 +75,7 @@ class MiddlewareConfig:
     max_inflight_bytes: str | int = "256mb"
     settle_timeout: str | float = "5s"
     close_timeout: str | float = "30s"
+    linger: str | float = "50ms"
     send_responses: bool = True
     stderr_prefix: str = "[middleware] "
     env: dict[str, str] = field(default_factory=dict)
@@ -139,6 +140,8 @@ class MiddlewareStage:
         self.counters = counters or Counters()
         self._settle = parse_duration(config.settle_timeout, name="[middleware] settle_timeout")
         self._close_wait = parse_duration(config.close_timeout, name="[middleware] close_timeout")
+        self._linger = parse_duration(config.linger, name="[middleware] linger")
+        self._last_call = 0.0
         self._max_bytes = parse_size(
             config.max_inflight_bytes, name="[middleware] max_inflight_bytes"
         )
@@ -409,7 +412,8 @@ class MiddlewareStage:
                 ex.response = Response(e.resp_reply[1], ts_first_ns=e.resp_reply[0])
             return ex
         if e.req_reply is None:
-            if self._bypass and self._failed is not None:
+            if self._failed is not None and self.config.on_error == "skip":
+                # unanswered because the child died, not because it dropped it
                 self.counters.notes["middleware.bypassed"] += 1
                 return ex
             self.counters.dropped["middleware"] += 1
@@ -458,6 +462,12 @@ class MiddlewareStage:
         return f" (last stderr line: {self._last_stderr!r})" if self._last_stderr else ""
 
     def process(self, ex: Exchange) -> Iterable[Exchange]:
+        now = time.monotonic()
+        # Sparse input (live traffic): wait briefly for this exchange's answer so it goes on
+        # now rather than with the next exchange, which may be minutes away. Bulk input
+        # (files) never waits here: it is pipelined through the window instead.
+        sparse = now - self._last_call >= self._linger
+        self._last_call = now
         with self._cond:
             self._check_failed()
             if self._bypass:
@@ -497,6 +507,17 @@ class MiddlewareStage:
             self._send(
                 2, wire_id, resp.ts_first_ns or resp.ts_last_ns, _latency(req, resp), resp.raw, True
             )
+        if sparse and self._linger > 0:
+            deadline = now + self._linger
+            with self._cond:
+                while not self._eof and (
+                    e.req_reply is None or (e.want_resp and e.resp_reply is None)
+                ):
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        break
+                    self._cond.wait(left)
+                out.extend(self._release())
         return out
 
     def close(self) -> Iterable[Exchange]:
