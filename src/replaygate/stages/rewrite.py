@@ -28,6 +28,7 @@ __all__ = [
     "RewriteStage",
     "expand_template",
     "parse_replacement",
+    "set_query_param",
     "split_unescaped",
 ]
 
