@@ -337,6 +337,50 @@ CASES: dict[str, tuple[list[Step], list[tuple[Any, ...]]]] = {
         [("c", b"GET / HTTP/1.1\r\nX: " + b"a" * 300 + b"\r\n\r\n" + GET), ("s", OK + OK)],
         [S("GET", "/", 200, 0, 2, [F.PARSE_ERROR]), S("GET", "/", 200, 0, 2)],
     ),
+    "http/0.9 request answered with a status line": (
+        [("c", b"GET /x\r\n"), ("s", b"HTTP/1.0 200 OK\r\n\r\nabc"), ("se", 0)],
+        [S("GET", "/x", 200, 0, 3, [F.HTTP09, F.CLOSE_DELIMITED])],
+    ),
+    "gap inside a close-delimited body": (
+        [("c", GET), ("s", b"HTTP/1.0 200 OK\r\n\r\nab"), ("sg", 100), ("s", b"cd"), ("se", 0)],
+        [S("GET", "/", 200, 0, 4, [F.CLOSE_DELIMITED, F.RESPONSE_GAP])],
+    ),
+    "gap after a request line keeps pairing": (
+        [
+            ("c", b"GET /cut HTTP/1.1\r\nHo"),
+            ("cg", 20),
+            ("c", b"st: a\r\n\r\n" + GET),
+            ("s", OK + OK0),
+        ],
+        [S("GET", "/cut", 200, 0, 2, [F.REQUEST_GAP]), S("GET", "/", 200)],
+    ),
+    "gap while waiting for a connect answer": (
+        [
+            ("c", b"CONNECT h:443 HTTP/1.1\r\n\r\n\x16\x03"),
+            ("cg", 500),
+            ("s", b"HTTP/1.1 200 OK\r\n\r\n"),
+        ],
+        [S("CONNECT", "h:443", 200, 0, 0, [F.CONNECT])],
+    ),
+    "expect with a chunked body": (
+        [
+            (
+                "c",
+                b"POST /c HTTP/1.1\r\nExpect: 100-continue\r\nTransfer-Encoding: chunked\r\n\r\n",
+            ),
+            ("s", b"HTTP/1.1 100 Continue\r\n\r\n"),
+            ("c", b"3\r\nabc\r\n0\r\n\r\n"),
+            ("s", OK),
+        ],
+        [S("POST", "/c", 200, 3, 2, interim=[100])],
+    ),
+    "chunk size that is not hex": (
+        [
+            ("c", GET + GET),
+            ("s", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n" + OK),
+        ],
+        [S("GET", "/", 200, 0, 0, [F.PARSE_ERROR]), S("GET", "/", 200, 0, 2, [F.DESYNC])],
+    ),
     "absolute-form target": (
         [("c", b"GET http://example.com/x?y=1 HTTP/1.1\r\n\r\n"), ("s", OK)],
         [S("GET", "http://example.com/x?y=1", 200, 0, 2)],
@@ -409,6 +453,23 @@ def test_large_body_in_pieces() -> None:
         assert p.client_data(block, 2) == []
     out = p.server_data(OK0, 3)
     assert len(out) == 1 and len(out[0].request.body_raw) == size
+
+
+def test_connect_without_answer_becomes_a_tunnel() -> None:
+    cfg = ParserConfig(max_paused_bytes=1000)
+    out = run([("c", b"CONNECT h:443 HTTP/1.1\r\n\r\n"), ("c", b"\x17\x03" * 1000)], cfg)
+    assert [summary(e) for e in out] == [
+        S("CONNECT", "h:443", None, flags=[F.CONNECT, F.NO_RESPONSE])
+    ]
+
+
+def test_held_responses_are_released_at_the_bound() -> None:
+    cfg = ParserConfig(max_held_response_bytes=100)
+    p = HTTP1StreamParser(config=cfg)
+    p.client_data(b"GET /never-finished HTTP/1.1\r\nX: ", 1)
+    assert p.server_data(OK, 2) == []  # held: it may be the answer to the partial request
+    out = p.server_data(b"HTTP/1.1 200 OK\r\nContent-Length: 200\r\n\r\n" + b"z" * 200, 3)
+    assert [F.ORPHAN_RESPONSE in e.flags for e in out] == [True, True]
 
 
 def test_stats_count_what_was_skipped() -> None:

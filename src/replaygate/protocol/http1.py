@@ -182,7 +182,10 @@ class _Side:
 
     def ts_at(self, offset: int) -> int:
         """Capture time of the byte at stream ``offset`` (still buffered or just consumed)."""
-        for start, ts in reversed(self.marks):
+        marks = self.marks
+        if marks and marks[-1][0] <= offset:
+            return marks[-1][1]
+        for start, ts in reversed(marks):
             if start <= offset:
                 return ts
         return self.marks[0][1] if self.marks else self.last_ts
