@@ -176,3 +176,12 @@ def test_arbitrary_requests_never_raise(raw: bytes, patterns: list[str]) -> None
     except ConfigError:
         return
     list(stage.process(Exchange(id="x", request=Request(raw))))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=120))
+def test_fast_request_line_matches_the_model(raw: bytes) -> None:
+    from replaygate.stages.filter import _method_target
+
+    req = Request(raw)
+    assert _method_target(req) == (req.method, req.target)

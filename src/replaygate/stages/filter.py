@@ -149,14 +149,15 @@ class FilterStage:
     def reason(self, ex: Exchange) -> str | None:
         """Why ``ex`` would be dropped (the rule's flag name), or None to keep it."""
         req = ex.request
+        method, target = _method_target(req)
         if self._deny_method or self._allow_method:
-            m = req.method.upper()
+            m = method.upper()
             if m in self._deny_method:
                 return "deny-method"
             if self._allow_method and m not in self._allow_method:
                 return "allow-method"
         if self._deny_url or self._allow_url:
-            url = full_url(ex) if self._full else req.target
+            url = full_url(ex) if self._full else target
             if any(rx.search(url) for rx in self._deny_url):
                 return "deny-url"
             if self._allow_url and not any(rx.search(url) for rx in self._allow_url):
@@ -185,6 +186,16 @@ class FilterStage:
 
     def close(self) -> Iterable[Exchange]:
         return ()
+
+
+def _method_target(req: Request) -> tuple[str, str]:
+    """Method and target from the request line alone (the same values as ``req.method`` and
+    ``req.target``) without parsing every header: URL and method rules stay cheap."""
+    raw = req.raw
+    end = raw.find(b"\n", 0, req.head_len)
+    line = raw[: end if end >= 0 else req.head_len].decode("latin-1").rstrip("\r")
+    parts = line.split(" ", 2) if line else []
+    return (parts[0] if parts else ""), (parts[1] if len(parts) > 1 else "")
 
 
 def _headers_by_name(headers: Sequence[tuple[str, str]]) -> dict[str, list[str]]:

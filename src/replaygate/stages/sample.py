@@ -24,6 +24,7 @@ from ..config import parse_percent
 from ..errors import ConfigError
 from ..model import Exchange
 from ..pipeline import Counters
+from .filter import _method_target
 
 __all__ = ["RandomSampleStage", "SampleStage", "fnv1a_32", "sample_key"]
 
@@ -55,7 +56,9 @@ def sample_key(ex: Exchange, kind: str, name: str) -> str | None:
     if kind == "header":
         return req.header(name)
     if kind == "query":
-        for k, v in parse_qsl(req.query, keep_blank_values=True):
+        target = _method_target(req)[1]
+        query = target.split("?", 1)[1] if "?" in target else ""
+        for k, v in parse_qsl(query, keep_blank_values=True):
             if k == name:
                 return v
         return None
