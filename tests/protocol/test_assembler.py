@@ -270,3 +270,45 @@ def test_any_interleaving_of_connections(n: int, mss: int, rnd: random.Random) -
         by_conn.setdefault(e.conn.sport, []).append(e.request.target)
     assert all(t == ["/0", "/1", "/2"] for t in by_conn.values())
     assert st.flows_closed == n
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(20, 400), st.integers(0, 1 << 32))
+def test_shuffled_and_duplicated_segments_within_messages(mss: int, seed: int) -> None:
+    """Each message's segments arrive shuffled, some twice, some overlapping retransmissions
+    of a longer range: the exchanges are the same as in order."""
+    rnd = random.Random(seed)
+    conv = Conv(isn_c=rnd.randrange(1 << 32), isn_s=rnd.randrange(1 << 32))
+    body = (bytes(range(256)) * 6)[:1500]
+    req = b"POST /u HTTP/1.1\r\nContent-Length: 1500\r\n\r\n" + body
+    resp = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5dc\r\n" + body + b"\r\n0\r\n\r\n"
+    segs = [*conv.handshake()]
+    for _ in range(2):
+        for from_client, msg in ((True, req), (False, resp)):
+            part = conv.data(from_client, msg, mss)
+            extra = [p for p in part if rnd.random() < 0.3]
+            if len(part) > 1 and rnd.random() < 0.5:  # a retransmission covering two segments
+                a = part[0]
+                extra.append(
+                    TcpSegment(
+                        a.ts_ns,
+                        a.src,
+                        a.sport,
+                        a.dst,
+                        a.dport,
+                        a.seq,
+                        a.ack,
+                        a.flags,
+                        a.payload + part[1].payload,
+                    )
+                )
+            part += extra
+            rnd.shuffle(part)
+            segs += part
+    segs += [conv.fin(True), conv.fin(False)]
+    out, st = feed(segs)
+    assert [(e.request.raw, e.response.raw if e.response else None) for e in out] == [
+        (req, resp),
+        (req, resp),
+    ]
+    assert all(e.complete for e in out) and st.gaps == 0
