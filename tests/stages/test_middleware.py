@@ -432,3 +432,24 @@ def test_close_error_still_closes_everything_after(tmp_path: Path) -> None:
         run_pipeline(exchanges(5), [first, second], sink)
     assert sink.closed
     assert second.proc.poll() == 0
+
+
+def test_request_echoed_twice_is_an_injected_copy(tmp_path: Path) -> None:
+    cmd = script(
+        tmp_path,
+        "twice.py",
+        """
+        for fields, meta, payload in messages():
+            emit(meta, payload)
+            if fields[0] == b"1":
+                emit(meta, payload)
+        """,
+    )
+    exs = exchanges(3)
+    out, c = run(cmd, exs)
+    assert [e.request.target for e in out] == [t for i in range(3) for t in [f"/item/{i}"] * 2]
+    originals = [e for e in out if Flag.INJECTED not in e.flags]
+    copies = [e for e in out if Flag.INJECTED in e.flags]
+    assert [e.id for e in originals] == [e.id for e in exs]
+    assert len(copies) == 3 and not {e.id for e in copies} & {e.id for e in exs}
+    assert c.notes["middleware.injected"] == 3 and c.written == 6
