@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from replaygate.errors import FormatError, InputError
+from replaygate.errors import FormatError, InputError, TruncatedError
 from replaygate.formats import ReadOptions, open_reader
 from replaygate.model import Flag
 from replaygate.pipeline import Counters
@@ -111,16 +111,25 @@ def test_undecodable_frames_are_counted(tmp_path: Path) -> None:
     assert c.dropped["link.ip_fragment_incomplete"] == 1
 
 
-def test_cut_short_capture_keeps_complete_exchanges_and_reports(tmp_path: Path) -> None:
+def test_cut_short_capture_keeps_complete_exchanges_then_raises(tmp_path: Path) -> None:
+    """Like tcpdump and tshark: everything before the cut comes out, then a one-line error
+    with the offset (or, with ``truncated="count"``, only the counters say so)."""
     path = write_pcap(tmp_path / "cut.pcap", synth_flow(pairs(5)))
     data = path.read_bytes()
     path.write_bytes(data[: len(data) * 2 // 3])
-    exs, c = read_all(path)
+    c = Counters()
+    exs = []
+    with pytest.raises(TruncatedError) as ei:
+        exs.extend(open_reader(path, ReadOptions(counters=c)))
+    assert "cut.pcap (offset " in str(ei.value) and "cut short" in str(ei.value)
+    assert ei.value.offset == c.notes["pcap.truncated_at_offset"] > 0
     assert c.dropped["pcap.truncated_record"] == 1
-    assert c.notes["pcap.truncated_at_offset"] > 0
     complete = [e for e in exs if e.complete]
     assert 1 <= len(complete) < 5
     assert [e.request.target for e in complete] == [f"/items/{i}" for i in range(len(complete))]
+    again, c2 = read_all(path, truncated="count")
+    assert [e.request.target for e in again] == [e.request.target for e in exs]
+    assert c2.dropped["pcap.truncated_record"] == 1
 
 
 def test_corruption_mid_file_yields_what_came_before_then_raises(tmp_path: Path) -> None:
@@ -170,25 +179,26 @@ def test_bad_files_give_one_line_errors(
 
 @pytest.mark.parametrize(
     ("setup", "msg"),
-    [("text", "not a pcap or pcapng file"), ("cut", None), ("missing", "no such file")],
+    [
+        ("text", "not a pcap or pcapng file"),
+        ("cut", "cut short in the middle of a packet"),
+        ("missing", "no such file"),
+    ],
 )
-def test_cli_inspect_on_bad_captures(tmp_path: Path, setup: str, msg: str | None) -> None:
-    """What a user sees: one line, exit 2 (or, for a cut file, the report of the cut)."""
+def test_cli_on_bad_captures(tmp_path: Path, setup: str, msg: str) -> None:
+    """What a user sees from ``inspect`` and ``convert``: one line, exit code 2."""
     p = tmp_path / "x.pcap"
     if setup == "text":
         p.write_text("not a capture\n")
     elif setup == "cut":
         write_pcap(p, synth_flow(pairs(3)))
         p.write_bytes(p.read_bytes()[:-7])
-    proc = subprocess.run(
-        [sys.executable, "-m", "replaygate", "inspect", str(p)],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
-    if msg is None:
-        assert proc.returncode in (0, 1), proc.stderr
-        assert "Traceback" not in proc.stderr
-        assert "truncated" in (proc.stdout + proc.stderr)
-        return
-    assert proc.returncode == 2
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("replaygate: error:") and msg in lines[0]
+    for args in (["inspect", str(p)], ["convert", str(p), str(tmp_path / "out.gor")]):
+        proc = subprocess.run(
+            [sys.executable, "-m", "replaygate", *args], capture_output=True, text=True, timeout=120
+        )
+        assert proc.returncode == 2, (args, proc.stderr)
+        lines = [
+            ln for ln in proc.stderr.strip().splitlines() if ln.startswith("replaygate: error:")
+        ]
+        assert len(lines) == 1 and msg in lines[0] and "Traceback" not in proc.stderr

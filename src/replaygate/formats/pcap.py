@@ -10,15 +10,21 @@ Everything that did not become an exchange is accounted for in ``options.counter
 link layer's reasons (``link.*``), a cut-short file (``pcap.truncated_record``) and the
 assembler's statistics copied as ``pcap.<stat>`` notes, so that ``inspect`` can say why.
 
+A capture cut short (tcpdump killed, disk full) behaves like tcpdump and tshark: every
+exchange that was complete is handed out first, then :class:`~replaygate.errors.TruncatedError`
+names the file and the offset of the cut (one line, exit code 2 in the CLI). Callers that
+prefer to go on pass ``extra["truncated"] = "count"``: the cut is then only counted.
+
 Options read from ``ReadOptions.extra``: ``assembler`` (an ``AssemblerConfig``) or
-``server_ports`` (ports that identify the server side when a handshake was not captured).
+``server_ports`` (ports that identify the server side when a handshake was not captured),
+``truncated`` (``"raise"``, the default, or ``"count"``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
-from ..errors import FormatError
+from ..errors import FormatError, TruncatedError
 from ..model import Exchange
 from ..protocol.linklayer import Defragmenter, decode_frame
 from ..protocol.pcapfile import iter_frame_batches
@@ -41,6 +47,7 @@ def read(path: str, options: ReadOptions) -> Iterator[Exchange]:
         cfg = AssemblerConfig(server_ports=frozenset(int(p) for p in ports))
     asm = TrafficAssembler(cfg)
     defrag = Defragmenter()
+    cuts_before = counters.dropped["pcap.truncated_record"]
     frames = 0
     last_expire = 0
     try:
@@ -66,6 +73,16 @@ def read(path: str, options: ReadOptions) -> Iterator[Exchange]:
             counters.dropped["pcap.corrupt_file"] += 1
             raise
         yield from asm.flush()
+        if (
+            counters.dropped["pcap.truncated_record"] > cuts_before
+            and options.extra.get("truncated", "raise") != "count"
+        ):
+            raise TruncatedError(
+                f"capture file cut short in the middle of a packet, after {frames} frames "
+                "(every complete exchange before the cut was read)",
+                path=path,
+                offset=counters.notes["pcap.truncated_at_offset"],
+            )
     finally:
         counters.notes["pcap.frames"] += frames
         for key, value in asm.stats.as_dict().items():
