@@ -525,3 +525,34 @@ def test_tshark_agrees_with_every_frame_builder(tmp_path: Path) -> None:
     assert len(per_iface) == len(files)
     assert set(per_iface.values()) == {want}, per_iface
     assert set(uris.values()) == {"/x"} and len(uris) == len(files)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(0, 2**62), st.binary(max_size=300)), max_size=12),
+    st.lists(st.integers(1, 200), max_size=20),
+    st.booleans(),
+)
+def test_write_then_parse_in_any_chunks_round_trips(
+    frames: list[tuple[int, bytes]], cuts: list[int], as_pcapng: bool
+) -> None:
+    """Whatever the frames and however the bytes are split, the same frames come back."""
+    if as_pcapng:
+        data = shb() + idb(1, tsresol=9) + b"".join(epb(0, ts, f) for ts, f in frames)
+    else:
+        buf = io.BytesIO()
+        w = PcapWriter(buf)
+        for ts, f in frames:
+            w.write(ts % (2**32 * 10**9), f)
+        w.close()
+        data = buf.getvalue()
+        frames = [(ts % (2**32 * 10**9), f) for ts, f in frames]
+    p = PcapParser()
+    got: list[Frame] = []
+    pos = 0
+    for c in cuts:
+        got += p.feed(data[pos : pos + c])
+        pos += c
+    got += p.feed(data[pos:])
+    assert p.close() is None
+    assert [(f.ts_ns, f.data) for f in got] == frames
