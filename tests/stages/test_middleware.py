@@ -453,3 +453,16 @@ def test_request_echoed_twice_is_an_injected_copy(tmp_path: Path) -> None:
     assert [e.id for e in originals] == [e.id for e in exs]
     assert len(copies) == 3 and not {e.id for e in copies} & {e.id for e in exs}
     assert c.notes["middleware.injected"] == 3 and c.written == 6
+
+
+def test_no_process_until_traffic_flows(tmp_path: Path) -> None:
+    marker = tmp_path / "started"
+    stage = MiddlewareStage(MiddlewareConfig(command=f"touch {marker}"))
+    assert list(stage.close()) == []  # built, never used (e.g. the command failed later)
+    assert not marker.exists()
+    with pytest.raises(MiddlewareError, match="'no-such-cmd-xyz' is not an executable"):
+        MiddlewareStage(MiddlewareConfig(command="no-such-cmd-xyz --flag"))
+    not_exec = tmp_path / "mw.sh"
+    not_exec.write_text("cat\n")
+    with pytest.raises(MiddlewareError, match="could not start"):
+        MiddlewareStage(MiddlewareConfig(command=str(not_exec)))

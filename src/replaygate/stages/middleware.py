@@ -38,6 +38,7 @@ import collections
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 import threading
@@ -170,21 +171,41 @@ class MiddlewareStage:
         self._wcond = threading.Condition()
         env = dict(os.environ)
         env.update(config.env)
+        self._env = env
+        if not self.argv or shutil.which(self.argv[0], path=env.get("PATH")) is None:
+            what = self.argv[0] if self.argv else ""
+            raise MiddlewareError(
+                f"middleware {config.command!r} could not start: {what!r} is not an "
+                "executable file or a command on PATH"
+            )
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._threads: list[threading.Thread] = []
+
+    @property
+    def proc(self) -> subprocess.Popen[bytes]:
+        """The child process (started on first use, so a command that fails before any
+        traffic flows leaves no process behind)."""
+        if self._proc is None:
+            self._start()
+        assert self._proc is not None
+        return self._proc
+
+    def _start(self) -> None:
         try:
-            self.proc = subprocess.Popen(
+            self._proc = subprocess.Popen(
                 self.argv,
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
-                env=env,
+                env=self._env,
                 bufsize=_CHUNK,
             )
         except OSError as e:
             raise MiddlewareError(
-                f"middleware {config.command!r} could not start: {e.strerror or e}"
+                f"middleware {self.config.command!r} could not start: {e.strerror or e}"
             ) from None
-        assert self.proc.stdin and self.proc.stdout and self.proc.stderr
-        for f in (self.proc.stdin, self.proc.stdout):
+        assert self._proc.stdin and self._proc.stdout and self._proc.stderr
+        for f in (self._proc.stdin, self._proc.stdout):
             try:
                 import fcntl
 
@@ -462,6 +483,8 @@ class MiddlewareStage:
         return f" (last stderr line: {self._last_stderr!r})" if self._last_stderr else ""
 
     def process(self, ex: Exchange) -> Iterable[Exchange]:
+        if self._proc is None:
+            self._start()
         now = time.monotonic()
         # Sparse input (live traffic): wait briefly for this exchange's answer so it goes on
         # now rather than with the next exchange, which may be minutes away. Bulk input
@@ -524,6 +547,8 @@ class MiddlewareStage:
         if self._closed:
             return ()
         self._closed = True
+        if self._proc is None:
+            return ()  # never used: no process was started
         with self._cond:
             self._closing = True
         with self._wcond:
@@ -547,6 +572,8 @@ class MiddlewareStage:
             return self._release()
 
     def _terminate(self) -> None:
+        if self._proc is None:
+            return
         if self.proc.poll() is None:
             self.proc.terminate()
             try:
@@ -556,7 +583,9 @@ class MiddlewareStage:
                 self.proc.wait()
 
     def _close_pipes(self) -> None:
-        for f in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
+        if self._proc is None:
+            return
+        for f in (self._proc.stdin, self._proc.stdout, self._proc.stderr):
             if f is not None:
                 try:
                     f.close()
@@ -567,6 +596,8 @@ class MiddlewareStage:
         """Stop the child now (error paths); pending exchanges are discarded."""
         self._closed = True
         self._closing = True
+        if self._proc is None:
+            return
         self._terminate()
         with self._wcond:
             self._wq.append(None)
@@ -581,6 +612,8 @@ class MiddlewareStage:
         full, counted under ``notes["middleware.replayed_skipped"]``)."""
         if ex.replayed is None or self._failed is not None or self._closed:
             return False
+        if self._proc is None:
+            self._start()
         wire_id = ex.id if _SAFE_ID.fullmatch(ex.id) else new_exchange_id()
         lat = ex.replay_latency_ns if ex.replay_latency_ns is not None else -1
         ts = ex.replay_ts_ns or ex.replayed.ts_first_ns
