@@ -365,6 +365,17 @@ def test_iter_frames_bad_files_are_one_line_errors(
     assert "\n" not in text and "bad.pcap" in text and "offset 0" in text
 
 
+@pytest.mark.parametrize("kind", ["gzip", "zstd"])
+def test_compressed_stream_cut_before_any_output(tmp_path: Path, kind: str) -> None:
+    import zstandard
+
+    data = classic([(T0, FRAME_A)] * 20)
+    blob = gzip.compress(data) if kind == "gzip" else zstandard.ZstdCompressor().compress(data)
+    p = write(tmp_path / "c.pcap", blob[:12])
+    with pytest.raises(TruncatedError, match=f"{kind} data cut short before the capture's file"):
+        list(iter_frames(p, Counters()))
+
+
 def test_iter_frames_corrupt_gzip(tmp_path: Path) -> None:
     blob = bytearray(gzip.compress(classic([(T0, FRAME_A)] * 50)))
     blob[30:40] = b"\xff" * 10

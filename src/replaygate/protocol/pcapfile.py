@@ -471,6 +471,11 @@ def iter_frame_batches(path: str, counters: Counters | None = None) -> Iterator[
         if parser.error is not None:
             err = parser.error
             raise FormatError(err.message, path=path, offset=err.offset) from None
+    if source.cut and not parser.kind:
+        raise TruncatedError(
+            f"{source.kind} data cut short before the capture's file header",
+            path=path, offset=0,
+        )  # fmt: skip
     if total == 0:
         raise FormatError("empty file, not a pcap or pcapng file", path=path, offset=0)
     cut = parser.close()
