@@ -219,3 +219,14 @@ def test_replay_hooks_selects_middleware_and_plugins(tmp_path: Any) -> None:
     finally:
         for s in stages:
             list(s.close())
+
+
+def test_config_strings_are_one_rule_and_wrong_types_are_errors() -> None:
+    stages = stages_from_options({}, {"filters": {"allow_url": "^/api"}})
+    sink = MemorySink()
+    run_pipeline([make_exchange("GET", "/api/x"), make_exchange("GET", "/other")], stages, sink)
+    assert [e.request.path for e in sink.exchanges] == ["/api/x"]
+    with pytest.raises(ConfigError, match="--deny-method: expected a string or a list"):
+        stages_from_options({}, {"filters": {"deny_method": 5}})
+    with pytest.raises(ConfigError, match="--remove-header: expected a string or a list"):
+        stages_from_options({}, {"rewrite": {"remove_header": [1, 2]}})

@@ -35,6 +35,7 @@ __all__ = [
     "compile_regex",
     "full_url",
     "parse_header_rule",
+    "strings",
 ]
 
 
@@ -65,6 +66,18 @@ class FilterConfig:
             or self.deny_header
             or self.allow_basic_auth
         )
+
+
+def strings(value: object, *, flag: str) -> list[str]:
+    """A list of strings from a flag or config value; one string is a one-item list (a
+    config file saying ``allow_url = "^/api"`` must not become one rule per character)."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
+        return list(value)
+    raise ConfigError(f"{flag}: expected a string or a list of strings, got {value!r}")
 
 
 def compile_regex(pattern: str, *, flag: str) -> re.Pattern[str]:
@@ -130,17 +143,28 @@ class FilterStage:
             raise ConfigError(f"--url-match: expected 'path' or 'full', got {config.url_match!r}")
         self.counters = counters or Counters()
         self._full = config.url_match == "full"
-        self._allow_method = {m.strip().upper() for m in config.allow_method if m.strip()}
-        self._deny_method = {m.strip().upper() for m in config.deny_method if m.strip()}
-        self._allow_url = [compile_regex(p, flag="--allow-url") for p in config.allow_url]
-        self._deny_url = [compile_regex(p, flag="--deny-url") for p in config.deny_url]
+        am = strings(config.allow_method, flag="--allow-method")
+        dm = strings(config.deny_method, flag="--deny-method")
+        self._allow_method = {m.strip().upper() for m in am if m.strip()}
+        self._deny_method = {m.strip().upper() for m in dm if m.strip()}
+        self._allow_url = [
+            compile_regex(p, flag="--allow-url")
+            for p in strings(config.allow_url, flag="--allow-url")
+        ]
+        self._deny_url = [
+            compile_regex(p, flag="--deny-url") for p in strings(config.deny_url, flag="--deny-url")
+        ]
         self._allow_header: dict[str, list[re.Pattern[str]]] = {}
-        for text in config.allow_header:
+        for text in strings(config.allow_header, flag="--allow-header"):
             n, rx = parse_header_rule(text, flag="--allow-header")
             self._allow_header.setdefault(n, []).append(rx)
-        self._deny_header = [parse_header_rule(t, flag="--deny-header") for t in config.deny_header]
+        self._deny_header = [
+            parse_header_rule(t, flag="--deny-header")
+            for t in strings(config.deny_header, flag="--deny-header")
+        ]
         self._allow_auth = [
-            compile_regex(p, flag="--allow-basic-auth") for p in config.allow_basic_auth
+            compile_regex(p, flag="--allow-basic-auth")
+            for p in strings(config.allow_basic_auth, flag="--allow-basic-auth")
         ]
 
     def bind_counters(self, counters: Counters) -> None:

@@ -21,7 +21,7 @@ from urllib.parse import quote
 from ..errors import ConfigError
 from ..model import Exchange, Flag, Request
 from ..pipeline import Counters
-from .filter import compile_regex
+from .filter import compile_regex, strings
 
 __all__ = [
     "RewriteConfig",
@@ -109,7 +109,7 @@ def _as_pairs(value: list[str] | dict[str, str], *, flag: str, sep: str) -> list
     if isinstance(value, Mapping):
         return [(str(k), str(v)) for k, v in value.items()]
     pairs: list[tuple[str, str]] = []
-    for text in value:
+    for text in strings(value, flag=flag):
         name, s, v = str(text).partition(sep)
         name = name.strip()
         if not s or not name:
@@ -127,7 +127,7 @@ class RewriteStage:
     def __init__(self, config: RewriteConfig, counters: Counters | None = None) -> None:
         self.counters = counters or Counters()
         self._url: list[tuple[re.Pattern[str], Callable[[re.Match[str]], str]]] = []
-        for text in config.rewrite_url:
+        for text in strings(config.rewrite_url, flag="--rewrite-url"):
             parts = split_unescaped(text, ":")
             if parts is None:
                 raise ConfigError(f"--rewrite-url: expected 'REGEX:REPLACEMENT', got {text!r}")
@@ -138,7 +138,7 @@ class RewriteStage:
                 )
             self._url.append((rx, expand_template(parse_replacement(parts[1]))))
         self._hdr: list[tuple[str, re.Pattern[str], Callable[[re.Match[str]], str]]] = []
-        for text in config.rewrite_header:
+        for text in strings(config.rewrite_header, flag="--rewrite-header"):
             name, sep, rest = text.partition(":")
             halves = split_unescaped(rest.strip(), ",")
             if not sep or not name.strip() or halves is None:
@@ -154,7 +154,8 @@ class RewriteStage:
         for n, _ in self._set:
             if any(c in n for c in " \t\r\n") or any(c in v for _, v in self._set for c in "\r\n"):
                 raise ConfigError(f"--set-header: bad header name or value for {n!r}")
-        self._remove = {n.strip().lower() for n in config.remove_header if n.strip()}
+        removed = strings(config.remove_header, flag="--remove-header")
+        self._remove = {n.strip().lower() for n in removed if n.strip()}
         self._params = _as_pairs(config.set_param, flag="--set-param", sep="=")
 
     def bind_counters(self, counters: Counters) -> None:
