@@ -189,11 +189,22 @@ def test_mpls_and_llc_snap() -> None:
     check(decode_frame(1, b"\x02" * 12 + struct.pack("!H", len(snap + ip)) + snap + ip, TS), *V4)
 
 
-def test_linux_sll_with_vlan_protocol() -> None:
+def test_linux_sll_and_sll2_with_vlan_protocol() -> None:
     ip = build_ip_packet(src=V4[0], dst=V4[1], proto=6, payload=tcp())
-    sll = struct.pack("!HHH8sH", 0, 1, 6, b"\0" * 8, 0x8100) + struct.pack("!HH", 9, 0x0800)
-    seg = check(decode_frame(113, sll + ip, TS), *V4)
-    assert seg.vlan == (9,)
+    tag = struct.pack("!HH", 9, 0x0800)
+    sll = struct.pack("!HHH8sH", 0, 1, 6, b"\0" * 8, 0x8100) + tag
+    assert check(decode_frame(113, sll + ip, TS), *V4).vlan == (9,)
+    sll2 = struct.pack("!HHIHBB8s", 0x8100, 0, 1, 1, 0, 6, b"\0" * 8) + tag
+    assert check(decode_frame(276, sll2 + ip, TS), *V4).vlan == (9,)
+    c = Counters()
+    assert decode_frame(276, sll2[:20] + b"\x00\x09", TS, c) is None
+    assert c.dropped == {"link.short_frame": 1}
+
+
+def test_loopback_with_an_unknown_family_is_not_ip() -> None:
+    c = Counters()
+    assert decode_frame(0, struct.pack("<I", 7) + b"\0" * 40, TS, c) is None
+    assert c.notes == {"link.not_ip": 1}
 
 
 def test_nflog_big_endian_tlvs_and_missing_payload() -> None:

@@ -154,22 +154,19 @@ def _decode(
     elif linktype == 101 or linktype == 12 or linktype == 14 or linktype == 228 or linktype == 229:
         et = 0
         off = 0
-    elif linktype == 113:
-        if n < 16:
+    elif linktype == 113 or linktype == 276:  # Linux cooked: protocol first (SLL2) or last
+        if n < (16 if linktype == 113 else 20):
             return _drop(counters, "short_frame")
-        et = (data[14] << 8) | data[15]
-        off = 16
-        while et in _VLAN_TPIDS:
+        if linktype == 113:
+            et, off = (data[14] << 8) | data[15], 16
+        else:
+            et, off = (data[0] << 8) | data[1], 20
+        while et in _VLAN_TPIDS:  # a tag the kernel did not strip
             if off + 4 > n:
                 return _drop(counters, "short_frame")
             vlan += (((data[off] << 8) | data[off + 1]) & 0x0FFF,)
             et = (data[off + 2] << 8) | data[off + 3]
             off += 4
-    elif linktype == 276:
-        if n < 20:
-            return _drop(counters, "short_frame")
-        et = (data[0] << 8) | data[1]
-        off = 20
     elif linktype == 239:
         off, n = _nflog_payload(data)
         if off < 0:
