@@ -466,3 +466,18 @@ def test_no_process_until_traffic_flows(tmp_path: Path) -> None:
     not_exec.write_text("cat\n")
     with pytest.raises(MiddlewareError, match="could not start"):
         MiddlewareStage(MiddlewareConfig(command=str(not_exec)))
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("max_inflight", "many", "max_inflight: expected a number"),
+        ("max_inflight", 0, "must be positive"),
+        ("max_inflight_bytes", "lots", "max_inflight_bytes: cannot read"),
+        ("settle_timeout", "soon", "settle_timeout: cannot read"),
+        ("linger", "-1s", "linger: cannot read"),
+    ],
+)
+def test_bad_advanced_settings(field: str, value: object, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        MiddlewareStage(MiddlewareConfig(command="cat", **{field: value}))  # type: ignore[arg-type]

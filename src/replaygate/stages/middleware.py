@@ -146,7 +146,13 @@ class MiddlewareStage:
         self._max_bytes = parse_size(
             config.max_inflight_bytes, name="[middleware] max_inflight_bytes"
         )
-        self._max_n = max(1, int(config.max_inflight))
+        if isinstance(config.max_inflight, bool) or not isinstance(config.max_inflight, int):
+            raise ConfigError(
+                f"[middleware] max_inflight: expected a number, got {config.max_inflight!r}"
+            )
+        if config.max_inflight < 1 or self._max_bytes < 1:
+            raise ConfigError("[middleware] max_inflight / max_inflight_bytes: must be positive")
+        self._max_n = config.max_inflight
         self._cond = threading.Condition()
         self._pending: dict[str, _Entry] = {}
         self._order: collections.deque[_Entry] = collections.deque()
