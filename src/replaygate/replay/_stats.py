@@ -1,0 +1,177 @@
+"""Replay statistics: what was sent, answered, lost, how fast and how late.
+
+The histogram is a tiny log-linear one (128 sub-buckets per power of two, < 0.8% error) in
+microseconds: recording is one dict update, it merges across worker processes by adding
+counts, and its memory is bounded whatever the run length.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["Histogram", "ReplayStats"]
+
+
+class Histogram:
+    """Log-linear histogram of non-negative integers (we record microseconds)."""
+
+    __slots__ = ("count", "counts", "max")
+
+    def __init__(self) -> None:
+        self.counts: dict[int, int] = {}
+        self.count = 0
+        self.max = 0
+
+    def record(self, v: int) -> None:
+        if v < 0:
+            v = 0
+        if v >= 256:
+            s = v.bit_length() - 8
+            key = (s << 16) | (v >> s)
+        else:
+            key = v
+        c = self.counts
+        c[key] = c.get(key, 0) + 1
+        self.count += 1
+        if v > self.max:
+            self.max = v
+
+    @staticmethod
+    def _value(key: int) -> float:
+        if key < 65536:
+            return float(key)
+        s = key >> 16
+        return ((key & 0xFFFF) << s) + ((1 << s) - 1) / 2
+
+    def percentile(self, p: float) -> float:
+        """Value at percentile ``p`` (0..100); 0 when empty."""
+        if not self.count:
+            return 0.0
+        rank = max(1, math.ceil(p / 100 * self.count))
+        seen = 0
+        for key in sorted(self.counts):
+            seen += self.counts[key]
+            if seen >= rank:
+                return min(self._value(key), float(self.max))
+        return float(self.max)
+
+    def merge(self, other: Histogram) -> None:
+        for k, n in other.counts.items():
+            self.counts[k] = self.counts.get(k, 0) + n
+        self.count += other.count
+        self.max = max(self.max, other.max)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"counts": {str(k): v for k, v in self.counts.items()}, "max": self.max}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Histogram:
+        h = cls()
+        h.counts = {int(k): int(v) for k, v in d.get("counts", {}).items()}
+        h.count = sum(h.counts.values())
+        h.max = int(d.get("max", 0))
+        return h
+
+
+@dataclass
+class ReplayStats:
+    """The outcome of a replay. ``shortfall`` is None when the asked schedule was held,
+    otherwise one sentence saying by how much and why it was not."""
+
+    sent: int = 0
+    answered: int = 0
+    errors: Counter[str] = field(default_factory=Counter)
+    dropped: Counter[str] = field(default_factory=Counter)
+    status: Counter[int] = field(default_factory=Counter)
+    elapsed_s: float = 0.0
+    achieved_rate: float = 0.0
+    asked_rate: float | None = None
+    shortfall: str | None = None
+    latency_p50_ms: float = 0.0
+    latency_p90_ms: float = 0.0
+    latency_p99_ms: float = 0.0
+    latency_max_ms: float = 0.0
+    lag_p50_ms: float = 0.0
+    lag_p99_ms: float = 0.0
+    lag_max_ms: float = 0.0
+    late: int = 0  # requests sent more than 10 ms after their scheduled time
+    exchanges: int = 0  # source exchanges taken (before copies to several targets)
+    redirects_followed: int = 0
+    retries: int = 0  # stale keep-alive connections retried once on a fresh one
+    connections: int = 0
+    bytes_sent: int = 0
+    bytes_received: int = 0
+    stopped: bool = False  # stopped early (Ctrl-C / stop event) before the source ended
+    total: int | None = None  # expected number of requests, when known (progress/ETA)
+    latency: Histogram = field(default_factory=Histogram, repr=False)
+    lag: Histogram = field(default_factory=Histogram, repr=False)
+
+    @property
+    def error_count(self) -> int:
+        return sum(self.errors.values())
+
+    def finish_percentiles(self) -> None:
+        """Fill the ``*_ms`` fields from the histograms (microseconds -> ms)."""
+        h = self.latency
+        self.latency_p50_ms = round(h.percentile(50) / 1000, 3)
+        self.latency_p90_ms = round(h.percentile(90) / 1000, 3)
+        self.latency_p99_ms = round(h.percentile(99) / 1000, 3)
+        self.latency_max_ms = round(h.max / 1000, 3)
+        g = self.lag
+        self.lag_p50_ms = round(g.percentile(50) / 1000, 3)
+        self.lag_p99_ms = round(g.percentile(99) / 1000, 3)
+        self.lag_max_ms = round(g.max / 1000, 3)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready summary (contract: keep these keys)."""
+        return {
+            "sent": self.sent,
+            "answered": self.answered,
+            "errors": dict(self.errors),
+            "error_count": self.error_count,
+            "dropped": dict(self.dropped),
+            "status": {str(k): v for k, v in sorted(self.status.items())},
+            "elapsed_s": round(self.elapsed_s, 3),
+            "achieved_rate": round(self.achieved_rate, 1),
+            "asked_rate": None if self.asked_rate is None else round(self.asked_rate, 1),
+            "shortfall": self.shortfall,
+            "latency_p50_ms": self.latency_p50_ms,
+            "latency_p90_ms": self.latency_p90_ms,
+            "latency_p99_ms": self.latency_p99_ms,
+            "latency_max_ms": self.latency_max_ms,
+            "lag_p50_ms": self.lag_p50_ms,
+            "lag_p99_ms": self.lag_p99_ms,
+            "lag_max_ms": self.lag_max_ms,
+            "late": self.late,
+            "exchanges": self.exchanges,
+            "redirects_followed": self.redirects_followed,
+            "retries": self.retries,
+            "connections": self.connections,
+            "bytes_sent": self.bytes_sent,
+            "bytes_received": self.bytes_received,
+            "stopped": self.stopped,
+        }
+
+    def merge(self, other: ReplayStats) -> None:
+        """Add another process's counts (rates and percentiles are recomputed by the caller)."""
+        for name in (
+            "sent",
+            "answered",
+            "late",
+            "exchanges",
+            "redirects_followed",
+            "retries",
+            "connections",
+            "bytes_sent",
+            "bytes_received",
+        ):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.stopped = self.stopped or other.stopped
+        self.errors.update(other.errors)
+        self.dropped.update(other.dropped)
+        self.status.update(other.status)
+        self.latency.merge(other.latency)
+        self.lag.merge(other.lag)

@@ -1,0 +1,402 @@
+"""The replay HTTP/1.x client: an asyncio ``Protocol`` that writes recorded bytes as they are.
+
+Why not aiohttp/httpx: they rebuild requests from parsed parts (losing header order, case and
+duplicates) and cost 10-400x more per request. This client writes the request bytes it is
+given, unchanged, and frames the response with httptools (llhttp): Content-Length, chunked,
+close-delimited, no body for HEAD/204/304, 1xx interim responses kept apart. One connection
+carries one request at a time (no pipelining); the raw response bytes are kept exactly.
+
+Error kinds (recorded per exchange in ``ex.replay_error``): ``connect_refused``,
+``connect_timeout``, ``connect_error``, ``dns``, ``tls``, ``reset``, ``closed`` (the server
+closed before the response was complete), ``timeout`` (no complete response within the
+response timeout), ``bad_response`` (bytes that are not HTTP).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import ssl
+import time
+from dataclasses import dataclass, field
+from typing import cast
+
+import httptools
+
+from ._config import Target
+
+__all__ = [
+    "ConnectError",
+    "Connection",
+    "Result",
+    "connect",
+    "make_ssl_context",
+    "prepare_request",
+]
+
+_perf_ns = time.perf_counter_ns
+_time_ns = time.time_ns
+
+
+@dataclass(slots=True)
+class Result:
+    """What one request got: a raw final response or an error kind, with timings."""
+
+    raw: bytes | None = None
+    head_len: int = 0
+    status: int = 0
+    interim: list[bytes] = field(default_factory=list)
+    error: str | None = None
+    sent_ns: int = 0  # wall clock, first byte written
+    sent_perf: int = 0  # perf counter, first byte written
+    done_perf: int = 0  # perf counter, last byte received
+    received_any: bool = False
+
+
+class ConnectError(Exception):
+    """Connecting failed; ``kind`` is the error kind recorded on the exchange."""
+
+    def __init__(self, kind: str, detail: str = "") -> None:
+        super().__init__(f"{kind}: {detail}" if detail else kind)
+        self.kind = kind
+
+
+def _head_end(buf: bytes, start: int) -> int:
+    """Index just after the blank line ending a head at ``start``, or -1."""
+    i = buf.find(b"\r\n\r\n", start)
+    j = buf.find(b"\n\n", start)
+    if i < 0:
+        return -1 if j < 0 else j + 2
+    if j < 0 or i < j:
+        return i + 4
+    return j + 2
+
+
+def _status_of(head: bytes) -> int:
+    parts = head.split(b" ", 2)
+    try:
+        return int(parts[1][:3]) if len(parts) > 1 else 0
+    except ValueError:
+        return 0
+
+
+def _has_length_framing(head: bytes) -> bool:
+    low = head.lower()
+    return b"\ncontent-length:" in low or b"\ntransfer-encoding:" in low
+
+
+class Connection(asyncio.Protocol):
+    """One keep-alive connection; ``request()`` returns a future of :class:`Result`."""
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        timeout: float,
+        waiting: set[Connection] | None = None,
+    ) -> None:
+        self.loop = loop
+        self.timeout = timeout
+        # connections with a request in flight, swept for timeouts by the engine
+        self.waiting: set[Connection] = waiting if waiting is not None else set()
+        self.transport: asyncio.Transport | None = None
+        self.closed = False
+        self.uses = 0
+        self._fut: asyncio.Future[Result] | None = None
+        self._res: Result | None = None
+        self._chunks: list[bytes] = []
+        self._size = 0
+        self._parser: httptools.HttpResponseParser | None = None
+        self._head_only = False
+        self._complete = False
+        self._keep_alive = True
+        self._headers_done = False
+        self._msg_start = 0
+        self.deadline = 0.0  # monotonic time by which the pending response must be complete
+
+    # -- asyncio.Protocol ----------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+
+    def data_received(self, data: bytes) -> None:
+        if self._fut is None:
+            # Bytes nobody asked for (no pipelining): the framing is lost, drop the connection.
+            self.close()
+            return
+        self._chunks.append(data)
+        self._size += len(data)
+        res = self._res
+        assert res is not None
+        res.received_any = True
+        if self._head_only:
+            self._scan_head_only()
+        else:
+            try:
+                assert self._parser is not None
+                self._parser.feed_data(data)
+            except httptools.HttpParserUpgrade:
+                self._complete = True
+                self._keep_alive = False
+            except httptools.HttpParserError:
+                self._finish_error("bad_response")
+                self.close()
+                return
+        if self._complete:
+            self._finish_ok()
+
+    def eof_received(self) -> bool | None:
+        return None  # close the transport; connection_lost does the rest
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        if self._fut is None:
+            return
+        if self._headers_done and not self._head_only and self._close_delimited():
+            self._complete = True
+            self._keep_alive = False
+            self._finish_ok()
+            return
+        if isinstance(exc, ConnectionResetError):
+            self._finish_error("reset")
+        elif isinstance(exc, ssl.SSLError):
+            self._finish_error("tls")
+        else:
+            self._finish_error("closed")
+
+    # -- httptools callbacks ---------------------------------------------------------------
+    def on_headers_complete(self) -> None:
+        self._headers_done = True
+
+    def on_message_complete(self) -> None:
+        p = self._parser
+        assert p is not None
+        status = p.get_status_code()
+        if 100 <= status < 200 and status != 101:
+            # An interim response (100 Continue, 103 Early Hints): keep it apart, read on.
+            buf = b"".join(self._chunks)
+            end = _head_end(buf, self._msg_start)
+            if end < 0:
+                end = len(buf)
+            assert self._res is not None
+            self._res.interim.append(buf[self._msg_start : end])
+            self._msg_start = end
+            self._headers_done = False
+            return
+        self._complete = True
+        self._keep_alive = p.should_keep_alive()
+
+    # -- requests ------------------------------------------------------------------------
+    def request(self, raw: bytes, head_only: bool) -> asyncio.Future[Result]:
+        """Write ``raw`` and return a future resolved with the response (never raises)."""
+        fut: asyncio.Future[Result] = self.loop.create_future()
+        res = Result()
+        if self.closed or self.transport is None or self.transport.is_closing():
+            res.error = "closed"
+            fut.set_result(res)
+            return fut
+        self._fut = fut
+        self._res = res
+        self._chunks = []
+        self._size = 0
+        self._msg_start = 0
+        self._complete = False
+        self._headers_done = False
+        self._keep_alive = True
+        self._head_only = head_only
+        if not head_only and self._parser is None:
+            # one parser per connection: llhttp resets itself after each message
+            self._parser = httptools.HttpResponseParser(self)
+        self.deadline = time.monotonic() + self.timeout
+        self.waiting.add(self)
+        self.uses += 1
+        res.sent_ns = _time_ns()
+        res.sent_perf = _perf_ns()
+        self.transport.write(raw)
+        return fut
+
+    def _scan_head_only(self) -> None:
+        buf = self._chunks[0] if len(self._chunks) == 1 else b"".join(self._chunks)
+        while True:
+            end = _head_end(buf, self._msg_start)
+            if end < 0:
+                return
+            status = _status_of(buf[self._msg_start : self._msg_start + 16])
+            if 100 <= status < 200 and status != 101:
+                assert self._res is not None
+                self._res.interim.append(buf[self._msg_start : end])
+                self._msg_start = end
+                continue
+            self._chunks = [buf[:end]]
+            self._complete = True
+            low = buf[self._msg_start : end].lower()
+            self._keep_alive = b"connection: close" not in low and not low.startswith(b"http/1.0")
+            return
+
+    def _close_delimited(self) -> bool:
+        buf = b"".join(self._chunks)
+        end = _head_end(buf, self._msg_start)
+        if end < 0:
+            return False
+        return not _has_length_framing(buf[self._msg_start : end])
+
+    def _finish_ok(self) -> None:
+        fut, res = self._fut, self._res
+        assert fut is not None and res is not None
+        res.done_perf = _perf_ns()
+        buf = self._chunks[0] if len(self._chunks) == 1 else b"".join(self._chunks)
+        raw = buf[self._msg_start :] if self._msg_start else buf
+        res.raw = raw
+        res.head_len = _head_end(raw, 0)
+        if res.head_len < 0:
+            res.head_len = len(raw)
+        res.status = _status_of(raw[:16])
+        self._reset()
+        if not self._keep_alive:
+            self.close()
+        if not fut.done():
+            fut.set_result(res)
+
+    def _finish_error(self, kind: str) -> None:
+        fut, res = self._fut, self._res
+        assert fut is not None and res is not None
+        res.error = kind
+        res.done_perf = _perf_ns()
+        self._reset()
+        if not fut.done():
+            fut.set_result(res)
+
+    def _reset(self) -> None:
+        self._fut = None
+        self._res = None
+        self._chunks = []
+        self.deadline = 0.0
+        self.waiting.discard(self)
+
+    def check_timeout(self, now: float) -> None:
+        """Called by the engine's sweeper (cheaper than one timer per request)."""
+        if self._fut is not None and self.deadline and now >= self.deadline:
+            self._finish_error("timeout")
+            self.close()  # the late response would desynchronise the connection
+
+    def close(self) -> None:
+        self.closed = True
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.close()
+
+    def abort(self) -> None:
+        self.closed = True
+        if self.transport is not None:
+            self.transport.abort()
+
+
+def make_ssl_context(insecure: bool = False, ca_file: str | None = None) -> ssl.SSLContext:
+    """Verify by default (system CAs or ``ca_file``); ``insecure`` turns verification off."""
+    from ..errors import ConfigError
+
+    try:
+        ctx = ssl.create_default_context(cafile=ca_file)
+    except (OSError, ssl.SSLError) as e:
+        raise ConfigError(f"--ca-file: cannot load {ca_file!r}: {e}") from None
+    if insecure:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    ctx.set_alpn_protocols(["http/1.1"])
+    return ctx
+
+
+async def connect(
+    loop: asyncio.AbstractEventLoop,
+    target: Target,
+    *,
+    connect_timeout: float,
+    response_timeout: float,
+    ssl_context: ssl.SSLContext | None,
+    waiting: set[Connection] | None = None,
+) -> Connection:
+    """Open a connection to ``target``; raises :class:`ConnectError` with the error kind."""
+    conn = Connection(loop, response_timeout, waiting)
+    try:
+        await asyncio.wait_for(
+            loop.create_connection(
+                lambda: conn,
+                target.host,
+                target.port,
+                ssl=ssl_context if target.tls else None,
+                server_hostname=target.host if target.tls else None,
+            ),
+            connect_timeout,
+        )
+    except TimeoutError:
+        conn.abort()
+        raise ConnectError("connect_timeout") from None
+    except ConnectionRefusedError as e:
+        raise ConnectError("connect_refused", str(e)) from None
+    except ssl.SSLError as e:
+        raise ConnectError("tls", str(e)) from None
+    except socket.gaierror as e:
+        raise ConnectError("dns", str(e)) from None
+    except ConnectionResetError as e:
+        raise ConnectError("reset", str(e)) from None
+    except OSError as e:
+        raise ConnectError("connect_error", str(e)) from None
+    return conn
+
+
+# ------------------------------------------------------------------------------------------
+# Request preparation: the only changes made to recorded bytes
+# ------------------------------------------------------------------------------------------
+
+
+def prepare_request(raw: bytes, head_len: int, host: bytes | None, prefix: bytes = b"") -> bytes:
+    """The bytes to send: ``raw`` with the Host value replaced by ``host`` (None keeps it),
+    ``prefix`` prepended to an origin-form target, and Content-Length corrected when it does
+    not match the (non-chunked) body. Everything else is kept byte for byte."""
+    head = raw[:head_len]
+    low = head.lower()
+    changed = False
+    if host is not None:
+        i = low.find(b"\nhost:")
+        if i >= 0:
+            j = head.find(b"\n", i + 1)
+            if j < 0:
+                j = len(head)
+            end = j - 1 if head[j - 1 : j] == b"\r" else j
+            vstart = i + 6
+            while vstart < end and head[vstart] in (32, 9):
+                vstart += 1
+            if head[vstart:end] != host:
+                head = head[: i + 6] + b" " + host + head[end:]
+                changed = True
+        elif b"http/1.1\r\n" in low[:8192] or b"http/1.1\n" in low[:8192]:
+            eol = head.find(b"\n")
+            if eol >= 0:
+                head = head[: eol + 1] + b"Host: " + host + b"\r\n" + head[eol + 1 :]
+                changed = True
+    if prefix:
+        sp = head.find(b" ")
+        if sp >= 0 and head[sp + 1 : sp + 2] == b"/":
+            head = head[: sp + 1] + prefix + head[sp + 1 :]
+            changed = True
+    body_len = len(raw) - head_len
+    if b"\ncontent-length:" in low or (body_len and b"\ntransfer-encoding:" not in low):
+        head, fixed = _fix_content_length(head, body_len)
+        changed = changed or fixed
+    if not changed:
+        return raw
+    return head + raw[head_len:]
+
+
+def _fix_content_length(head: bytes, body_len: int) -> tuple[bytes, bool]:
+    low = head.lower()
+    if b"\ntransfer-encoding:" in low:
+        return head, False
+    want = str(body_len).encode()
+    i = low.find(b"\ncontent-length:")
+    if i < 0:
+        # a body without framing: say how long it is (only for bodies that exist)
+        end = len(head) - (4 if head.endswith(b"\r\n\r\n") else 2)
+        return head[:end] + b"\r\nContent-Length: " + want + head[end:], True
+    j = head.find(b"\n", i + 1)
+    end = j - 1 if head[j - 1 : j] == b"\r" else j
+    if head[i + 16 : end].strip() == want:
+        return head, False
+    return head[: i + 16] + b" " + want + head[end:], True

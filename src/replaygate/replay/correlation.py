@@ -1,0 +1,478 @@
+"""Session and token correlation: make recorded sessions work against staging.
+
+A recorded session carries production's cookies, CSRF tokens, access tokens and created ids;
+staging issues its own. This hook learns, for every replayed exchange, the value the
+*original* response issued and the value *staging* issued for the same response (same cookie
+name, same JSON path, same header, same regex match, same position in a Location URL), then
+substitutes staging's value wherever the original value appears in later requests of the same
+session: cookies, headers, the target (path and query), JSON and form bodies.
+
+Scope: values are learned per (target, session); session = ``ex.session``, else the original
+connection. A value not found in the session is looked up among everything learned for the
+target, since issued tokens are unique (this handles sessions spread over connections).
+
+Token-like values (cookies, tokens, CSRF) are replaced wherever they occur, bounded so that a
+token is never replaced inside a longer token, and only when at least ``min_length`` long.
+Id-like values (``kind = "location"`` and rules with ``id = true``) are only replaced where a
+whole path segment, query/form value or JSON value equals them, so ``/orders/12`` does not
+touch ``/orders/123``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote, quote_plus, urlsplit
+
+import orjson
+
+from ..errors import ConfigError
+from ..model import Exchange, HTTPMessage, Request
+from ..stages._mask_body import JsonPath
+
+__all__ = [
+    "DEFAULT_RULES",
+    "CorrelationConfig",
+    "CorrelationHook",
+    "CorrelationRule",
+    "session_of",
+]
+
+_KINDS = ("cookie", "header", "json", "regex", "location")
+_JSON_NAMES = (
+    "access_token",
+    "refresh_token",
+    "id_token",
+    "token",
+    "auth_token",
+    "csrf",
+    "csrf_token",
+    "_csrf",
+    "xsrf",
+    "xsrf_token",
+    "csrfmiddlewaretoken",
+    "authenticity_token",
+    "session",
+    "session_id",
+    "sessionid",
+    "sid",
+)
+_HEADER_NAMES = ("X-Csrf-Token", "X-Xsrf-Token", "X-Auth-Token", "X-Session-Id", "X-Access-Token")
+_HTML_HIDDEN = (
+    r"<input[^>]*?name=[\"'](?:[\w-]*csrf[\w-]*|authenticity_token|__RequestVerificationToken|"
+    r"[\w-]*xsrf[\w-]*)[\"'][^>]*?value=[\"']([^\"']+)[\"']"
+)
+_HTML_HIDDEN_REV = (
+    r"<input[^>]*?value=[\"']([^\"']+)[\"'][^>]*?name=[\"'](?:[\w-]*csrf[\w-]*|"
+    r"authenticity_token|__RequestVerificationToken|[\w-]*xsrf[\w-]*)[\"']"
+)
+_HTML_META = (
+    r"<meta[^>]*?name=[\"'](?:csrf-token|csrf_token|_csrf)[\"'][^>]*?content=[\"']([^\"']+)"
+)
+
+
+@dataclass(frozen=True)
+class CorrelationRule:
+    """Where issued values are learned from.
+
+    * ``cookie``: ``name`` = cookie name, ``*`` for every Set-Cookie cookie
+    * ``header``: ``name`` = response header
+    * ``json``: ``name`` = a field name matched at any depth, or a JSON path (``$.data.token``,
+      ``$.items[*].id``); values are paired by their concrete path
+    * ``regex``: ``name`` = a pattern on the response head + body; group 1 (or the match)
+      is the value; the n-th match of the original pairs with the n-th of staging's
+    * ``location``: ids in the Location header (path segments that differ)
+    """
+
+    kind: str
+    name: str = "*"
+    id: bool = False
+    label: str = ""
+
+    @property
+    def rule_name(self) -> str:
+        return self.label or f"{self.kind}:{self.name}"
+
+
+DEFAULT_RULES: tuple[CorrelationRule, ...] = (
+    CorrelationRule("cookie", "*", label="set-cookie"),
+    *(CorrelationRule("json", n, label=f"json:{n}") for n in _JSON_NAMES),
+    *(CorrelationRule("header", h, label=f"header:{h.lower()}") for h in _HEADER_NAMES),
+    CorrelationRule("location", "*", id=True, label="location"),
+    CorrelationRule("regex", _HTML_HIDDEN, label="html:csrf"),
+    CorrelationRule("regex", _HTML_HIDDEN_REV, label="html:csrf"),
+    CorrelationRule("regex", _HTML_META, label="html:csrf"),
+)
+
+
+@dataclass
+class CorrelationConfig:
+    """The ``[correlation]`` section. ``rules`` add to the defaults unless
+    ``default_rules = false``; a rule is ``{kind = "json", name = "$.data.token"}``."""
+
+    enabled: bool = True
+    rules: list[Any] = field(default_factory=list)
+    default_rules: bool = True
+    min_length: int = 6
+
+    def __post_init__(self) -> None:
+        parsed: list[CorrelationRule] = []
+        for i, r in enumerate(self.rules):
+            if isinstance(r, CorrelationRule):
+                parsed.append(r)
+                continue
+            if not isinstance(r, dict):
+                raise ConfigError(f"[correlation] rules[{i}]: must be a table (kind, name)")
+            unknown = set(r) - {"kind", "name", "id", "label"}
+            if unknown:
+                raise ConfigError(f"[correlation] rules[{i}]: unknown key {sorted(unknown)[0]!r}")
+            kind = str(r.get("kind", ""))
+            if kind not in _KINDS:
+                raise ConfigError(
+                    f"[correlation] rules[{i}].kind: {kind!r} is not one of {', '.join(_KINDS)}"
+                )
+            parsed.append(
+                CorrelationRule(
+                    kind, str(r.get("name", "*")), bool(r.get("id", False)), str(r.get("label", ""))
+                )
+            )
+        for i, pr in enumerate(parsed):
+            if pr.kind == "regex":
+                try:
+                    re.compile(pr.name)
+                except re.error as e:
+                    raise ConfigError(f"[correlation] rules[{i}].name: bad regex ({e})") from None
+            elif pr.kind == "json" and pr.name.startswith("$"):
+                JsonPath.parse(pr.name)
+        if self.default_rules:
+            parsed = [*DEFAULT_RULES, *parsed]
+        self.rules = parsed
+        if self.min_length < 1:
+            raise ConfigError("[correlation] min_length: must be >= 1")
+
+
+def session_of(ex: Exchange) -> str:
+    """The session an exchange belongs to (``ex.session``, else its connection, else "")."""
+    if ex.session:
+        return ex.session
+    if ex.conn is not None:
+        return str(ex.conn)
+    return ""
+
+
+@dataclass
+class _Scope:
+    tokens: dict[str, tuple[str, str]] = field(default_factory=dict)  # orig -> (new, rule)
+    ids: dict[str, tuple[str, str]] = field(default_factory=dict)
+    version: int = 0
+    _rx: re.Pattern[str] | None = None
+    _rx_version: int = -1
+
+    def learn(self, orig: str, new: str, rule: str, is_id: bool) -> None:
+        table = self.ids if is_id else self.tokens
+        if table.get(orig, ("",))[0] != new:
+            table[orig] = (new, rule)
+            self.version += 1
+
+    def token_rx(self) -> re.Pattern[str] | None:
+        if self._rx_version != self.version:
+            keys = sorted(self.tokens, key=len, reverse=True)
+            self._rx = (
+                re.compile(r"(?<![\w-])(?:" + "|".join(map(re.escape, keys)) + r")(?![\w-])")
+                if keys
+                else None
+            )
+            self._rx_version = self.version
+        return self._rx
+
+
+class CorrelationHook:
+    """A :class:`~replaygate.replay.hooks.ReplayHook` that carries staging's session values."""
+
+    def __init__(self, config: CorrelationConfig | None = None) -> None:
+        self.config = config or CorrelationConfig()
+        self._scopes: dict[tuple[str, str], _Scope] = {}
+        self._targets: dict[str, _Scope] = {}
+        self._subs: Counter[str] = Counter()
+        self._learned: Counter[str] = Counter()
+        self._regex = [
+            (r, re.compile(r.name, re.IGNORECASE | re.DOTALL))
+            for r in self.config.rules
+            if r.kind == "regex"
+        ]
+        self._paths = {
+            r.name: JsonPath.parse(r.name)
+            for r in self.config.rules
+            if r.kind == "json" and r.name.startswith("$")
+        }
+        self._json_names = {
+            _norm(r.name): r for r in self.config.rules if r.kind == "json" and r.name[:1] != "$"
+        }
+
+    # -- ReplayHook ----------------------------------------------------------------------
+    def after_response(self, ex: Exchange) -> None:
+        if not self.config.enabled or ex.response is None or ex.replayed is None:
+            return
+        target = ex.meta.get("target", "")
+        scope = self._scopes.setdefault((target, session_of(ex)), _Scope())
+        glob = self._targets.setdefault(target, _Scope())
+        for orig, new, rule, is_id in self._pairs(ex.response, ex.replayed):
+            if orig == new or not orig or not new:
+                continue
+            if not is_id and len(orig) < self.config.min_length:
+                continue
+            scope.learn(orig, new, rule.rule_name, is_id)
+            glob.learn(orig, new, rule.rule_name, is_id)
+            self._learned[rule.rule_name] += 1
+
+    def before_send(self, ex: Exchange, request: Request) -> Request:
+        if not self.config.enabled:
+            return request
+        target = ex.meta.get("target", "")
+        scopes = [
+            s for s in (self._scopes.get((target, session_of(ex))), self._targets.get(target)) if s
+        ]
+        if not scopes:
+            return request
+        out = request
+        for sc in scopes:
+            out = self._substitute(out, sc)
+        return out
+
+    def stats(self) -> dict[str, int]:
+        """Substitutions made per rule (``learned:<rule>`` counts values learned)."""
+        d = dict(self._subs)
+        d.update({f"learned:{k}": v for k, v in self._learned.items()})
+        return d
+
+    # -- learning ------------------------------------------------------------------------
+    def _pairs(
+        self, orig: HTTPMessage, new: HTTPMessage
+    ) -> Iterator[tuple[str, str, CorrelationRule, bool]]:
+        rules = self.config.rules
+        o_body: str | None = None
+        n_body: str | None = None
+        o_json: Any = _UNSET
+        n_json: Any = _UNSET
+        for rule in rules:
+            if rule.kind == "cookie":
+                oc, nc = _set_cookies(orig), _set_cookies(new)
+                for name, ov in oc.items():
+                    if (rule.name == "*" or name == rule.name) and name in nc:
+                        yield ov, nc[name], rule, rule.id
+            elif rule.kind == "header":
+                ov2, nv2 = orig.header(rule.name), new.header(rule.name)
+                if ov2 and nv2:
+                    yield ov2, nv2, rule, rule.id
+            elif rule.kind == "location":
+                yield from ((o, n, rule, True) for o, n in _location_ids(orig, new))
+        if self._json_names or self._paths:
+            o_json, n_json = _json_of(orig), _json_of(new)
+            if o_json is not _UNSET and n_json is not _UNSET:
+                ovals = dict(self._json_values(o_json))
+                nvals = dict(self._json_values(n_json))
+                for key, (ov, rule) in ovals.items():
+                    got = nvals.get(key)
+                    if got is not None:
+                        yield ov, got[0], rule, rule.id
+        if self._regex:
+            o_body = _text_of(orig)
+            n_body = _text_of(new)
+            for rule, rx in self._regex:
+                om = [_grp(m) for m in rx.finditer(o_body)]
+                if not om:
+                    continue
+                nm = [_grp(m) for m in rx.finditer(n_body)]
+                for ov, nv in zip(om, nm, strict=False):
+                    yield ov, nv, rule, rule.id
+
+    def _json_values(
+        self, doc: Any, path: tuple[str | int, ...] = ()
+    ) -> Iterator[tuple[tuple[str | int, ...], tuple[str, CorrelationRule]]]:
+        if isinstance(doc, dict):
+            for k, v in doc.items():
+                p = (*path, k)
+                rule = self._json_names.get(_norm(k))
+                if rule is None and self._paths:
+                    rule = next(
+                        (
+                            r
+                            for r in self.config.rules
+                            if r.name in self._paths and self._paths[r.name].matches(p)
+                        ),
+                        None,
+                    )
+                if rule is not None and isinstance(v, str | int) and not isinstance(v, bool):
+                    yield p, (str(v), rule)
+                elif isinstance(v, dict | list):
+                    yield from self._json_values(v, p)
+        elif isinstance(doc, list):
+            for i, v in enumerate(doc):
+                p = (*path, i)
+                if self._paths and not isinstance(v, dict | list):
+                    rule = next(
+                        (
+                            r
+                            for r in self.config.rules
+                            if r.name in self._paths and self._paths[r.name].matches(p)
+                        ),
+                        None,
+                    )
+                    if rule is not None and isinstance(v, str | int) and not isinstance(v, bool):
+                        yield p, (str(v), rule)
+                        continue
+                yield from self._json_values(v, p)
+
+    # -- substitution --------------------------------------------------------------------
+    def _substitute(self, req: Request, sc: _Scope) -> Request:
+        rx = sc.token_rx()
+        head = req.raw[: req.head_len].decode("latin-1")
+        body_raw = req.body_raw
+        new_head = head
+        if rx is not None:
+            new_head = self._replace_tokens(rx, head, sc, encoded=True)
+        if sc.ids:
+            new_head = self._replace_ids_in_head(new_head, sc)
+        out = req
+        if new_head != head:
+            hb = new_head.encode("latin-1", "replace")
+            out = Request(
+                hb + bytes(body_raw),
+                ts_first_ns=req.ts_first_ns,
+                ts_last_ns=req.ts_last_ns,
+                head_len=len(hb),
+            )
+        if len(body_raw) and not out.header_values("content-encoding"):
+            body = out.body().decode("utf-8", "surrogateescape")
+            new_body = body
+            if rx is not None:
+                new_body = self._replace_tokens(rx, body, sc, encoded=True)
+            if sc.ids:
+                new_body = self._replace_ids_in_body(new_body, sc)
+            if new_body != body:
+                new_msg = out.with_body(new_body.encode("utf-8", "surrogateescape"))
+                assert isinstance(new_msg, Request)
+                out = new_msg
+        return out
+
+    def _replace_tokens(self, rx: re.Pattern[str], text: str, sc: _Scope, encoded: bool) -> str:
+        def sub(m: re.Match[str]) -> str:
+            new, rule = sc.tokens[m.group()]
+            self._subs[rule] += 1
+            return new
+
+        text = rx.sub(sub, text)
+        if encoded:  # percent-encoded forms (query strings, form bodies, cookies)
+            for orig, (new, rule) in sc.tokens.items():
+                enc = quote(orig, safe="")
+                if enc != orig and enc in text:
+                    self._subs[rule] += text.count(enc)
+                    text = text.replace(enc, quote(new, safe=""))
+                encp = quote_plus(orig, safe="")
+                if encp != orig and encp != enc and encp in text:
+                    self._subs[rule] += text.count(encp)
+                    text = text.replace(encp, quote_plus(new, safe=""))
+        return text
+
+    def _replace_ids_in_head(self, head: str, sc: _Scope) -> str:
+        line, sep, rest = head.partition("\r\n")
+        parts = line.split(" ")
+        if len(parts) >= 2:
+            parts[1] = self._replace_ids_in_target(parts[1], sc)
+        return " ".join(parts) + sep + rest
+
+    def _replace_ids_in_target(self, target: str, sc: _Scope) -> str:
+        path, q, query = target.partition("?")
+        segs = path.split("/")
+        for i, s in enumerate(segs):
+            hit = sc.ids.get(s)
+            if hit is not None:
+                segs[i] = hit[0]
+                self._subs[hit[1]] += 1
+        if q:
+            pairs = query.split("&")
+            for i, pair in enumerate(pairs):
+                k, eq, v = pair.partition("=")
+                hit = sc.ids.get(v) if eq else None
+                if hit is not None:
+                    pairs[i] = f"{k}={hit[0]}"
+                    self._subs[hit[1]] += 1
+            query = "&".join(pairs)
+        return "/".join(segs) + q + query
+
+    def _replace_ids_in_body(self, body: str, sc: _Scope) -> str:
+        keys = sorted(sc.ids, key=len, reverse=True)
+        alt = "|".join(map(re.escape, keys))
+        rx = re.compile(
+            r'(?P<pre>[:\[,]\s*"?|(?:^|&)[^=&]*=)(?P<v>'
+            + alt
+            + r')(?P<post>"?\s*(?=[,}\]])|(?=&|$))'
+        )
+
+        def sub(m: re.Match[str]) -> str:
+            new, rule = sc.ids[m.group("v")]
+            self._subs[rule] += 1
+            return m.group("pre") + new + m.group("post")
+
+        return rx.sub(sub, body)
+
+
+class _Unset:
+    pass
+
+
+_UNSET: Any = _Unset()
+
+
+def _norm(name: str) -> str:
+    return "".join(c for c in name.lower() if c.isalnum())
+
+
+def _grp(m: re.Match[str]) -> str:
+    return m.group(1) if m.re.groups >= 1 and m.group(1) is not None else m.group()
+
+
+def _set_cookies(msg: HTTPMessage) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for k, v in msg.headers:
+        if k.lower() == "set-cookie":
+            first = v.split(";", 1)[0]
+            name, eq, val = first.partition("=")
+            if eq:
+                out[name.strip()] = val.strip().strip('"')
+    return out
+
+
+_ID_SEG = re.compile(r"^(?:\d+|[0-9a-fA-F-]{8,}|[A-Za-z0-9_-]{12,})$")
+
+
+def _location_ids(orig: HTTPMessage, new: HTTPMessage) -> Iterator[tuple[str, str]]:
+    ol, nl = orig.header("location"), new.header("location")
+    if not ol or not nl:
+        return
+    osegs = urlsplit(ol).path.split("/")
+    nsegs = urlsplit(nl).path.split("/")
+    if len(osegs) != len(nsegs):
+        return
+    for o, n in zip(osegs, nsegs, strict=True):
+        if o != n and _ID_SEG.match(o) and _ID_SEG.match(n):
+            yield o, n
+
+
+def _text_of(msg: HTTPMessage) -> str:
+    head = msg.raw[: msg.head_len].decode("latin-1")
+    return head + msg.decoded_body().decode("utf-8", "replace")
+
+
+def _json_of(msg: HTTPMessage) -> Any:
+    ct = (msg.header("content-type") or "").lower()
+    body = msg.decoded_body()
+    if "json" not in ct and body.lstrip()[:1] not in (b"{", b"["):
+        return _UNSET
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return _UNSET

@@ -1,0 +1,513 @@
+"""The replay engine: workers that take scheduled exchanges and send them to the targets.
+
+``--concurrency C`` worker coroutines share one ordered feed of ``(exchange, due time)``
+units (from a file source through :mod:`.scheduler`, or pushed live by
+:class:`LiveReplayer`). A worker waits until a unit is due, sends one copy per target on its
+own keep-alive connections and records the outcome on the exchange, then takes the next
+unit. So the in-flight count is bounded by C and memory by C plus the reader's window.
+
+Sessions (``--sessions``): the first worker that meets a session runs it; units of a session
+that is already running are queued behind it (bounded: the feed pauses when too many wait),
+so a session's requests go out in their original order over one connection while sessions
+run in parallel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import signal
+import threading
+import time
+import zlib
+from collections.abc import Callable, Iterable, Iterator, Sequence
+
+from ..errors import ConfigError, ReplayError
+from ..model import Exchange, Response
+from ..pipeline import Sink
+from ._config import ReplayConfig, Target
+from ._redirect import follow_redirects
+from ._stats import ReplayStats
+from .client import Connection, make_ssl_context, prepare_request
+from .hooks import ReplayHook
+from .pool import Slot, SlotLRU, TargetPool, close_slot
+from .scheduler import Schedule, scheduled
+
+__all__ = ["Engine", "check_no_workers", "install_sigint", "new_event_loop", "session_key_of"]
+
+_perf_ns = time.perf_counter_ns
+_SAFE_PREFIXES = (b"GET ", b"HEAD ", b"OPTIONS ")
+_LATE_NS = 10_000_000
+
+Unit = tuple[Exchange, int | None, str | None]  # exchange, due (perf ns) or None, session key
+
+
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """uvloop when available (3-4x faster I/O), else the default loop."""
+    try:
+        import uvloop
+
+        return uvloop.new_event_loop()
+    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
+        return asyncio.new_event_loop()
+
+
+def session_key_of(ex: Exchange, spec: str | None) -> str | None:
+    """The session an exchange belongs to: ``--session-key`` (cookie:NAME / header:NAME),
+    else the exchange's session, else its original connection; None when unknown."""
+    if spec is not None:
+        kind, _, name = spec.partition(":")
+        if kind.lower() == "header":
+            v = ex.request.header(name)
+            if v:
+                return f"h:{v}"
+        else:
+            for cookie in ex.request.header_values("cookie"):
+                for part in cookie.split(";"):
+                    k, sep, v = part.strip().partition("=")
+                    if sep and k == name and v:
+                        return f"c:{v}"
+    if ex.session is not None:
+        return ex.session
+    if ex.conn is not None:
+        return str(ex.conn)
+    return None
+
+
+class _Session:
+    __slots__ = ("key", "queue")
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        self.queue: collections.deque[Unit] = collections.deque()
+
+
+class Engine:
+    """One replay run on one event loop. Feed it with :meth:`run_source` or the live API."""
+
+    def __init__(
+        self,
+        config: ReplayConfig,
+        *,
+        sink: Sink | None,
+        hooks: Sequence[ReplayHook],
+        loop: asyncio.AbstractEventLoop,
+        stop: threading.Event | None = None,
+        on_progress: Callable[[ReplayStats], None] | None = None,
+        raise_on_unsafe: bool = True,
+    ) -> None:
+        config.validate()
+        self.config = config
+        self.sink = sink
+        self.hooks = list(hooks)
+        self.loop = loop
+        self.stop = stop or threading.Event()
+        self.on_progress = on_progress
+        self.raise_on_unsafe = raise_on_unsafe
+        self.stats = ReplayStats()
+        self.schedule = Schedule(config)
+        needs_tls = any(Target.parse(t).tls for t in [*config.targets, config.baseline or ""] if t)
+        ctx = make_ssl_context(config.insecure, config.ca_file) if needs_tls else None
+        self._waiting: set[Connection] = set()
+        self.pools = [
+            TargetPool(i, Target.parse(t), "candidate", config, ctx, self.stats, self._waiting)
+            for i, t in enumerate(config.targets)
+        ]
+        self.baseline: TargetPool | None = None
+        if config.baseline:
+            self.baseline = TargetPool(
+                len(self.pools),
+                Target.parse(config.baseline),
+                "baseline",
+                config,
+                ctx,
+                self.stats,
+                self._waiting,
+            )
+        self._all_pools = [*self.pools, *([self.baseline] if self.baseline else [])]
+        self._unsafe_addrs: set[tuple[str, int]] = set()
+        if not config.allow_unsafe_target:
+            for p in self._all_pools:
+                self._unsafe_addrs |= p.addresses()
+        self._need_key = config.sessions or config.split
+        self._sessions: dict[str, _Session] = {}
+        self._idle = SlotLRU(max(16, config.concurrency))
+        self._deferred = 0
+        self._max_deferred = max(1000, 16 * config.concurrency)
+        self._space: asyncio.Future[None] | None = None
+        self._rr = 0
+        self._start_perf = 0
+        self._first_send = 0
+        self._last_send = 0
+        self._units_sent = 0
+        self._first_due: int | None = None
+        self._last_due = 0
+        self._units_due = 0
+        self._error: BaseException | None = None
+        # live feed
+        self._live: collections.deque[Exchange] = collections.deque()
+        self._live_waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+        self._live_closed = False
+        self._source: Iterator[tuple[Exchange, float | None]] | None = None
+        self._source_done = False
+
+    # -- feeding ---------------------------------------------------------------------------
+    async def run_source(self, source: Iterable[Exchange]) -> ReplayStats:
+        """Replay a whole source following the configured schedule; returns the stats."""
+        self._source = scheduled(source, self.config)
+        self.stats.total = self.config.limit
+        return await self._run()
+
+    async def run_live(self) -> ReplayStats:
+        """Replay what :meth:`submit_live` pushes until :meth:`close_live`."""
+        return await self._run()
+
+    def submit_live(self, ex: Exchange) -> None:
+        """Called on the loop thread (via call_soon_threadsafe)."""
+        self._live.append(ex)
+        if self._live_waiters:
+            w = self._live_waiters.popleft()
+            if not w.done():
+                w.set_result(None)
+
+    def close_live(self) -> None:
+        self._live_closed = True
+        while self._live_waiters:
+            w = self._live_waiters.popleft()
+            if not w.done():
+                w.set_result(None)
+
+    async def _next(self) -> Unit | None:
+        """The next unit to send, or None when the run is over."""
+        while True:
+            if self.stop.is_set() or self._error is not None:
+                return None
+            if self._source_done:
+                return None
+            if self._source is not None:
+                c = self.config
+                if (
+                    c.duration is not None
+                    and c.max_speed
+                    and _perf_ns() - self._start_perf >= c.duration * 1e9
+                ):
+                    return None
+                try:
+                    ex, off = next(self._source)
+                except StopIteration:
+                    self._source_done = True
+                    return None
+                due = None if off is None else self._start_perf + int(off * 1e9)
+            else:
+                if not self._live:
+                    if self._live_closed:
+                        return None
+                    w = self.loop.create_future()
+                    self._live_waiters.append(w)
+                    await w
+                    continue
+                ex = self._live.popleft()
+                due = None
+            if (
+                self._unsafe_addrs
+                and not ex.request.raw.startswith(_SAFE_PREFIXES)
+                and self._is_unsafe(ex)
+            ):
+                continue
+            self.stats.exchanges += 1
+            if due is not None:
+                if self._first_due is None:
+                    self._first_due = due
+                self._last_due = due
+                self._units_due += 1
+            key = session_key_of(ex, self.config.session_key) if self._need_key else None
+            return ex, due, key
+
+    def _is_unsafe(self, ex: Exchange) -> bool:
+        """Apply the safety rule; raise (file replay) or count and skip (live)."""
+        captured: set[tuple[str, int]] = set()
+        host = ex.request.host
+        if host:
+            h, _, port = (
+                host.rpartition(":") if host.rpartition(":")[2].isdigit() else (host, "", "")
+            )
+            h = h.strip("[]").lower()
+            if port:
+                captured.add((h, int(port)))
+            else:
+                captured.add((h, 80))
+                captured.add((h, 443))
+        if ex.conn is not None:
+            captured.add((ex.conn.dst.lower(), ex.conn.dport))
+        hit = captured & self._unsafe_addrs
+        if not hit:
+            return False
+        hit_host, hit_port = sorted(hit)[0]
+        if self.raise_on_unsafe:
+            raise ReplayError(
+                f"refusing to replay {ex.request.method} {ex.request.target[:80]} (exchange "
+                f"{ex.id}) to {hit_host}:{hit_port}: it is the host the traffic was captured from; only "
+                "GET/HEAD/OPTIONS may go there (pass --allow-unsafe-target to override)"
+            )
+        self.stats.dropped["unsafe_target"] += 1
+        return True
+
+    # -- running ---------------------------------------------------------------------------
+    async def _run(self) -> ReplayStats:
+        c = self.config
+        self._start_perf = _perf_ns() + 5_000_000  # a moment to open the first connections
+        progress = (
+            self.loop.create_task(self._progress_loop()) if self.on_progress is not None else None
+        )
+        sweeper = self.loop.create_task(self._sweep_timeouts())
+        workers = [self.loop.create_task(self._worker()) for _ in range(c.concurrency)]
+        try:
+            await asyncio.gather(*workers)
+        finally:
+            sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeper
+            for w in workers:
+                if not w.done():
+                    w.cancel()
+            if progress is not None:
+                progress.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await progress
+            self._idle.close()
+            await asyncio.sleep(0)
+        if self._error is not None:
+            raise self._error
+        self._finish_stats()
+        if self.on_progress is not None:
+            self.on_progress(self.stats)
+        return self.stats
+
+    async def _sweep_timeouts(self) -> None:
+        period = min(0.1, self.config.response_timeout / 10)
+        while True:
+            await asyncio.sleep(period)
+            now = time.monotonic()
+            for conn in list(self._waiting):
+                conn.check_timeout(now)
+
+    async def _progress_loop(self) -> None:
+        assert self.on_progress is not None
+        while True:
+            await asyncio.sleep(0.5)
+            self._finish_stats()
+            self.on_progress(self.stats)
+
+    async def _worker(self) -> None:
+        slot: Slot = {}
+        try:
+            while True:
+                try:
+                    unit = await self._next()
+                except BaseException as e:
+                    self._error = e
+                    return
+                if unit is None:
+                    return
+                key = unit[2]
+                if key is not None and self.config.sessions:
+                    st = self._sessions.get(key)
+                    if st is not None:
+                        st.queue.append(unit)
+                        self._deferred += 1
+                        while self._deferred >= self._max_deferred:
+                            if self._space is None or self._space.done():
+                                self._space = self.loop.create_future()
+                            await self._space
+                        continue
+                    st = _Session(key)
+                    self._sessions[key] = st
+                    await self._run_session(st, unit)
+                    continue
+                await self._send_unit(unit, slot)
+        finally:
+            close_slot(slot)
+
+    async def _run_session(self, st: _Session, first: Unit) -> None:
+        slot = self._idle.take(st.key)
+        try:
+            await self._send_unit(first, slot)
+            while st.queue:
+                unit = st.queue.popleft()
+                self._deferred -= 1
+                sp = self._space
+                if sp is not None and self._deferred < self._max_deferred and not sp.done():
+                    sp.set_result(None)
+                await self._send_unit(unit, slot)
+        finally:
+            del self._sessions[st.key]
+            self._idle.put(st.key, slot)
+
+    def _copies(self, ex: Exchange, key: str | None) -> list[tuple[Exchange, TargetPool]]:
+        pools = self.pools
+        if self.config.split:
+            if key is not None:
+                i = zlib.crc32(key.encode("utf-8", "surrogateescape")) % len(pools)
+            else:
+                i = self._rr % len(pools)
+                self._rr += 1
+            chosen = [pools[i]]
+        else:
+            chosen = pools
+        if len(chosen) == 1 and self.baseline is None:
+            ex.meta["target"] = chosen[0].target.url
+            return [(ex, chosen[0])]
+        out = []
+        for p in [*chosen, *([self.baseline] if self.baseline else [])]:
+            cp = Exchange(
+                id=ex.id,
+                request=ex.request,
+                response=ex.response,
+                conn=ex.conn,
+                session=ex.session,
+                seq=ex.seq,
+                flags=set(ex.flags),
+                interim=list(ex.interim),
+                meta=dict(ex.meta),
+            )
+            cp.meta["target"] = p.target.url
+            if self.baseline is not None:
+                cp.meta["role"] = p.role
+            out.append((cp, p))
+        return out
+
+    async def _send_unit(self, unit: Unit, slot: Slot) -> None:
+        ex, due, key = unit
+        if due is not None:
+            d = due - _perf_ns()
+            if d > 0:
+                await asyncio.sleep(d / 1e9)
+        copies = self._copies(ex, key)
+        if len(copies) == 1:
+            await self._send_copy(copies[0][0], copies[0][1], slot, due)
+        else:
+            await asyncio.gather(*(self._send_copy(cp, p, slot, due) for cp, p in copies))
+
+    async def _send_copy(self, ex: Exchange, pool: TargetPool, slot: Slot, due: int | None) -> None:
+        st = self.stats
+        req = ex.request
+        for h in self.hooks:
+            req = h.before_send(ex, req)
+        raw = prepare_request(req.raw, req.head_len, pool.host_bytes, pool.prefix)
+        head_only = raw.startswith(b"HEAD ")
+        res = await pool.roundtrip(self.loop, slot, raw, head_only)
+        first = res
+        if self.config.redirects and res.error is None and res.status in _REDIRECTS:
+            res, hops = await follow_redirects(
+                self.loop, pool, slot, raw, res, self.config.redirects
+            )
+            if hops:
+                st.redirects_followed += hops
+                ex.meta["redirects"] = str(hops)
+        # -- record
+        st.sent += 1
+        st.bytes_sent += len(raw)
+        sent_perf = first.sent_perf
+        if sent_perf:
+            if not self._first_send:
+                self._first_send = sent_perf
+            if sent_perf > self._last_send:
+                self._last_send = sent_perf
+            if pool.role == "candidate" and (self.config.split or pool.index == 0):
+                self._units_sent += 1
+            if due is not None:
+                lag = sent_perf - due
+                st.lag.record(lag // 1000)
+                if lag > _LATE_NS:
+                    st.late += 1
+        ex.replay_ts_ns = first.sent_ns or time.time_ns()
+        if res.error is not None:
+            ex.replay_error = res.error
+            st.errors[res.error] += 1
+        else:
+            assert res.raw is not None
+            lat = res.done_perf - first.sent_perf
+            ts_last = ex.replay_ts_ns + lat
+            ex.replayed = Response(
+                res.raw, ts_first_ns=ts_last, ts_last_ns=ts_last, head_len=res.head_len
+            )
+            ex.replay_latency_ns = lat
+            if res.interim:
+                ex.meta["replay_interim"] = ",".join(str(_status(i)) for i in res.interim)
+            st.answered += 1
+            st.status[res.status] += 1
+            st.bytes_received += len(res.raw)
+            st.latency.record(lat // 1000)
+        if req is not ex.request:
+            ex.meta["replay_request_modified"] = "1"
+        for h in self.hooks:
+            h.after_response(ex)
+        if self.sink is not None:
+            try:
+                self.sink.write(ex)
+            except BaseException as e:
+                self._error = e
+                self.stop.set()
+
+    # -- stats ------------------------------------------------------------------------------
+    def _finish_stats(self) -> None:
+        st = self.stats
+        now = _perf_ns()
+        start = self._first_send or self._start_perf
+        st.elapsed_s = max(0.0, (now - min(start, now)) / 1e9)
+        span = (self._last_send - self._first_send) / 1e9
+        n = self._units_sent
+        if n >= 2 and span > 0:
+            st.achieved_rate = (n - 1) / span
+        elif st.elapsed_s > 0:
+            st.achieved_rate = n / st.elapsed_s
+        asked = self.schedule.asked_rate
+        if asked is None and self._first_due is not None and self._units_due >= 2:
+            dspan = (self._last_due - self._first_due) / 1e9
+            asked = (self._units_due - 1) / dspan if dspan > 0 else None
+        st.asked_rate = asked if self.config.timed else None
+        st.finish_percentiles()
+        st.shortfall = None
+        if st.asked_rate and n >= 2 and st.achieved_rate < 0.98 * st.asked_rate:
+            pct = 100 * st.achieved_rate / st.asked_rate
+            st.shortfall = (
+                f"achieved {st.achieved_rate:.1f} req/s of the {st.asked_rate:.1f} asked "
+                f"({pct:.0f}%): the target or this client could not keep up "
+                f"(p99 send lag {st.lag_p99_ms:.0f} ms, {st.late} requests > 10 ms late, "
+                f"concurrency {self.config.concurrency})"
+            )
+        elif st.late and st.sent and st.late / st.sent > 0.01:
+            st.shortfall = (
+                f"{st.late} of {st.sent} requests were sent more than 10 ms late "
+                f"(p99 send lag {st.lag_p99_ms:.0f} ms): raise --concurrency or --workers"
+            )
+
+
+_REDIRECTS = frozenset((301, 302, 303, 307, 308))
+
+
+def _status(raw: bytes) -> int:
+    parts = raw.split(b" ", 2)
+    try:
+        return int(parts[1]) if len(parts) > 1 else 0
+    except ValueError:
+        return 0
+
+
+def install_sigint(loop: asyncio.AbstractEventLoop, stop: threading.Event) -> bool:
+    """First Ctrl-C stops feeding (in-flight requests finish, the summary is printed)."""
+    if threading.current_thread() is not threading.main_thread():
+        return False
+    try:
+        loop.add_signal_handler(signal.SIGINT, stop.set)
+    except (NotImplementedError, RuntimeError, ValueError):
+        return False
+    return True
+
+
+def check_no_workers(config: ReplayConfig) -> None:
+    if config.workers > 1:
+        raise ConfigError(
+            "--workers: several processes need re-readable files; use run_replay_files()"
+        )
