@@ -155,6 +155,9 @@ def main(argv: list[str]) -> int:
         iterations, crash = runner(t, seconds)
         took = time.monotonic() - start
         status = "ok" if crash is None else f"CRASH saved to {crash}"
+        if crash is not None and crash.with_suffix(".txt").is_file():
+            last = crash.with_suffix(".txt").read_text().strip().splitlines()[-1:]
+            status += f" ({last[0] if last else 'see traceback file'})"
         print(f"{t.name}: {iterations} iterations in {took:.0f} s: {status}", flush=True)
         if crash is not None:
             rc = 1
