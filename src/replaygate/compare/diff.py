@@ -90,7 +90,7 @@ def _key_path(k: str) -> str:
     return kp
 
 
-_TEXT_TYPES = ("text/", "xml", "html", "javascript", "x-www-form-urlencoded", "csv", "yaml")
+_TEXT_TYPES = ("text/", "json", "xml", "html", "javascript", "x-www-form-urlencoded", "csv", "yaml")
 
 
 def body_kind(resp: Response, body: bytes | None = None) -> tuple[str, Any]:
