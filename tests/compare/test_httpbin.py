@@ -63,7 +63,7 @@ def record(port: int) -> list[Any]:
     try:
         conn = http.client.HTTPConnection("127.0.0.1", proxy.port, timeout=10)
         try:
-            for rep in range(4):
+            for _rep in range(4):
                 for p in PATHS:
                     conn.request("GET", p, headers={"Accept-Encoding": "gzip", "X-Round": "1"})
                     conn.getresponse().read()
