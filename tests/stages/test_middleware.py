@@ -481,3 +481,60 @@ def test_no_process_until_traffic_flows(tmp_path: Path) -> None:
 def test_bad_advanced_settings(field: str, value: object, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         MiddlewareStage(MiddlewareConfig(command="cat", **{field: value}))  # type: ignore[arg-type]
+
+
+def test_type3_messages_through_a_real_replay(nginx, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from replaygate.cli._options import close_stages, iter_through, replay_hooks
+    from replaygate.replay import ReplayConfig, run_replay
+
+    log = tmp_path / "seen.txt"
+    cmd = script(
+        tmp_path,
+        "learn.py",
+        f"""
+        with open({str(log)!r}, "w") as f:
+            for fields, meta, payload in messages():
+                status = payload.split(b"\\r\\n")[0].decode()
+                f.write(fields[0].decode() + " " + fields[1].decode() + " " + status + "\\n")
+                f.flush()
+                if fields[0] != b"3":
+                    emit(meta, payload)
+        """,
+    )
+    exs = [
+        make_exchange("GET", "/json" if i % 2 else "/status/404", id=f"{i:024x}") for i in range(10)
+    ]
+
+    class Learner:
+        def __init__(self) -> None:
+            self.statuses: list[int] = []
+
+        def replayed(self, ex: Exchange) -> None:
+            self.statuses.append(ex.replayed.status if ex.replayed else 0)
+
+    from replaygate.stages.filter import FilterConfig, FilterStage
+    from replaygate.stages.plugins import PluginStage
+
+    plugin = PluginStage(Learner(), "inline")
+    stages = [
+        FilterStage(FilterConfig(deny_url=["^/never"])),
+        MiddlewareStage(MiddlewareConfig(command=cmd)),
+        plugin,
+    ]
+    exs.append(make_exchange("GET", "/never", id="n" * 24))  # filtered before replay
+    counters = Counters()
+    sink = MemorySink()
+    cfg = ReplayConfig(targets=[nginx.url], max_speed=True, concurrency=4)
+    try:
+        run_replay(iter_through(exs, stages, counters), cfg, sink=sink, hooks=replay_hooks(stages))
+    finally:
+        close_stages(stages, counters)
+    assert sorted(e.id for e in sink.exchanges) == sorted(e.id for e in exs[:10])
+    assert all(e.replayed is not None for e in sink.exchanges)
+    lines = log.read_text().splitlines()
+    replayed = sorted(line for line in lines if line.startswith("3 "))
+    assert len(replayed) == 10
+    assert sum("404 Not Found" in line for line in replayed) == 5
+    assert sum("200 OK" in line for line in replayed) == 5
+    assert counters.read == 11 and counters.dropped == {"filter": 1}
+    assert sorted(plugin.plugin.statuses) == [200] * 5 + [404] * 5

@@ -549,6 +549,28 @@ class MiddlewareStage:
                 out.extend(self._release())
         return out
 
+    def drain(self) -> list[Exchange]:
+        """Release everything still held *without* ending the child's input, so it keeps
+        receiving type-3 messages while a replay finishes (then call :meth:`close`).
+
+        Unanswered exchanges are settled as usual: by a later answer, or once the child has
+        been silent for ``settle_timeout``."""
+        if self._proc is None or self._closed:
+            return []
+        out: list[Exchange] = []
+        with self._cond:
+            while True:
+                self._check_failed()
+                out.extend(self._release())
+                if not self._order or self._eof:
+                    break
+                self._blocked = True  # nothing more will come: silence may settle the rest
+                try:
+                    self._cond.wait(min(0.05, self._settle))
+                finally:
+                    self._blocked = False
+        return out
+
     def close(self) -> Iterable[Exchange]:
         if self._closed:
             return ()
@@ -614,9 +636,14 @@ class MiddlewareStage:
 
     # -- replay side ---------------------------------------------------------------------
     def send_replayed(self, ex: Exchange) -> bool:
-        """Send ``ex.replayed`` as a type-3 message; never blocks (False when the queue is
-        full, counted under ``notes["middleware.replayed_skipped"]``)."""
-        if ex.replayed is None or self._failed is not None or self._closed:
+        """Send ``ex.replayed`` as a type-3 message; never blocks. False (counted under
+        ``notes["middleware.replayed_skipped"]``) when the queue is full or the middleware
+        has already been closed (replies that arrive after the input ended) or has failed."""
+        if ex.replayed is None:
+            return False
+        if self._failed is not None or self._closed:
+            with self._cond:
+                self.counters.notes["middleware.replayed_skipped"] += 1
             return False
         if self._proc is None:
             self._start()
