@@ -150,12 +150,12 @@ def test_real_goreplay_recording_filters_and_sampling(corpus: Path) -> None:
     run_pipeline(exs, stages_from_options({"allow_method": ("POST",)}), sink)
     assert len(sink.exchanges) == 2
     assert sink.exchanges[0].request.path == "/api/v2/storefront/cart/add_item"
-    # one browser session: consistent sampling by its session cookie keeps all or nothing,
-    # and the same on every run
+    # one browser (one guest_token; the Rails session cookie rotates): consistent sampling by
+    # the user's cookie keeps all of it or nothing, the same on every run
     kept = []
     for pct in ("50%", "50%", "100%"):
         sink = MemorySink()
-        opts = {"sample": pct, "sample_by": "cookie:_sandbox_session"}
+        opts = {"sample": pct, "sample_by": "cookie:guest_token"}
         run_pipeline(exs, stages_from_options(opts), sink)
         kept.append(len(sink.exchanges))
     assert kept[0] == kept[1] and kept[0] in (0, 101) and kept[2] == 101
