@@ -142,3 +142,8 @@ def test_arbitrary_lines_raise_only_line_errors(data: bytes) -> None:
         except LineError:
             continue
         assert ll.method and ll.target
+
+
+def test_unescaped_spaces_in_target() -> None:
+    ll = parse_line(b'1.2.3.4 - - [25/Oct/2016:14:49:33 +0200] "GET /a b/c HTTP/1.1" 200 1 "-" "-"')
+    assert ll.target == "/a%20b/c" and ll.version == "HTTP/1.1"

@@ -350,3 +350,9 @@ def test_arbitrary_entries_never_crash(entries: list[dict[str, Any]]) -> None:
     data = json.dumps({"log": {"entries": entries}}).encode()
     for ex in parse_har(data):
         ex.summary()
+
+
+def test_websocket_handshake_is_flagged_upgrade() -> None:
+    ex = _one(_har(_entry(status=101, content={"size": 0, "text": ""})))
+    assert Flag.UPGRADE in ex.flags and ex.response.status == 101
+    assert ex.complete  # the handshake itself is complete

@@ -150,6 +150,10 @@ def _request_line(text: str) -> tuple[str, str, str]:
     parts = text.split(" ")
     if len(parts) == 2:
         parts.append("HTTP/1.0")
+    elif len(parts) > 3 and parts[-1].upper().startswith("HTTP/"):
+        # logged unescaped: "GET /a b HTTP/1.1" was sent as /a%20b (nginx logs it decoded
+        # only with some configurations); keep the spaces as %20
+        parts = [parts[0], "%20".join(parts[1:-1]), parts[-1]]
     if len(parts) != 3 or not parts[0].isalpha() or not parts[1]:
         raise LineError("bad_request_line", f"bad request line {text[:60]!r}")
     method, target, version = parts

@@ -46,6 +46,8 @@ __all__ = [
 
 SEPARATOR = "\n🐵🙈🙉\n".encode()
 _WS = re.compile(r"\s")
+# characters left as they are in rg.* values: readable addresses, no unquote on read
+_SAFE = ":>[],."
 META_VERSION = "1"
 _CHUNK = 1 << 20
 
@@ -72,7 +74,7 @@ def encode_record(rec: GorRecord) -> bytes:
     rid = rec.id if rec.id and not _WS.search(rec.id) else _WS.sub("_", rec.id) or "-"
     head = f"{rec.type} {rid} {rec.ts_ns} {lat}"
     if rec.extra:
-        head += "".join(f" rg.{k}={quote(v, safe='')}" for k, v in rec.extra.items())
+        head += "".join(f" rg.{k}={quote(v, safe=_SAFE)}" for k, v in rec.extra.items())
     return head.encode() + b"\n" + rec.payload + SEPARATOR
 
 
@@ -256,6 +258,24 @@ def _int_field(extra: dict[str, str], key: str) -> int:
     return int(v) if v.isascii() and v.isdigit() else 0
 
 
+_CONNS: dict[str, ConnectionId | None] = {}
+
+
+def _conn(text: str) -> ConnectionId | None:
+    """ConnectionId.parse, memoised: keep-alive connections carry many exchanges."""
+    c = _CONNS.get(text, False)
+    if c is False:
+        try:
+            c = ConnectionId.parse(text)
+        except ValueError:
+            c = None
+        if len(_CONNS) > 10_000:
+            _CONNS.clear()
+        _CONNS[text] = c
+    assert c is None or isinstance(c, ConnectionId)
+    return c
+
+
 def _exchange_from_records(req: GorRecord, others: list[GorRecord]) -> Exchange:
     e = req.extra
     request = Request(
@@ -263,10 +283,7 @@ def _exchange_from_records(req: GorRecord, others: list[GorRecord]) -> Exchange:
     )
     ex = Exchange(id=req.id, request=request)
     if "conn" in e:
-        try:
-            ex.conn = ConnectionId.parse(e["conn"])
-        except ValueError:
-            pass
+        ex.conn = _conn(e["conn"])
     if "sess" in e:
         ex.session = e["sess"]
     ex.seq = _int_field(e, "seq")
@@ -277,9 +294,10 @@ def _exchange_from_records(req: GorRecord, others: list[GorRecord]) -> Exchange:
             except ValueError:
                 ex.meta.setdefault("unknown_flags", "")
                 ex.meta["unknown_flags"] += f + ","
-    for k, v in e.items():
-        if k.startswith("m."):
-            ex.meta[k[2:]] = v
+    if len(e) > 1:  # only rg.v: nothing more to look at
+        for k, v in e.items():
+            if k.startswith("m."):
+                ex.meta[k[2:]] = v
     for r in others:
         if r.type == 2:
             # GoReplay stores response start time and latency; last byte = start + latency
@@ -400,7 +418,10 @@ def read_exchanges(
                 pending[rec.id] = (None, [rec])
             else:
                 item[1].append(rec)
-        yield from release_front(False)
+        # Only a change to the oldest pending exchange (or the window filling up) can let
+        # exchanges out, so most records cost no scan at all.
+        if len(pending) > window or next(iter(pending)) == rec.id:
+            yield from release_front(False)
     yield from release_front(True)
 
 

@@ -332,6 +332,8 @@ def _entry_to_exchange(entry: Any, index: int, path: str) -> Exchange:
             meta.setdefault("error", err)
         return ex
     ex.response = _response(resp, status, method, meta, ts, req_last, wait, total)
+    if status == 101 and not ours:
+        ex.flags.add(Flag.UPGRADE)  # what follows the handshake is not HTTP
     if meta.get("har.body") == "omitted" and not ours:
         ex.flags.add(Flag.RESPONSE_TRUNCATED)
     return ex

@@ -150,4 +150,6 @@ def _exchange(flow: Any, path: str, index: int) -> Exchange:
     )
     if rs.raw_content is None:
         ex.flags.add(Flag.RESPONSE_TRUNCATED)
+    if rs.status_code == 101:
+        ex.flags.add(Flag.UPGRADE)  # a WebSocket: its messages are not HTTP exchanges
     return ex
