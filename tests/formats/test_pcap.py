@@ -211,8 +211,32 @@ def test_cli_on_bad_captures(tmp_path: Path, setup: str, msg: str) -> None:
 CAPTURERS = {
     # --immediate-mode: else packets wait in the kernel ring for its block timeout and the
     # SIGINT that stops tcpdump loses them; -B: "any" in immediate mode drops without it
-    "tcpdump-lo": ["tcpdump", "-i", "lo", "--immediate-mode", "-B", "65536", "-U", "-s", "0", "-w", "{out}"],
-    "tcpdump-any": ["tcpdump", "-i", "any", "--immediate-mode", "-B", "65536", "-U", "-s", "0", "-w", "{out}"],
+    "tcpdump-lo": [
+        "tcpdump",
+        "-i",
+        "lo",
+        "--immediate-mode",
+        "-B",
+        "65536",
+        "-U",
+        "-s",
+        "0",
+        "-w",
+        "{out}",
+    ],
+    "tcpdump-any": [
+        "tcpdump",
+        "-i",
+        "any",
+        "--immediate-mode",
+        "-B",
+        "65536",
+        "-U",
+        "-s",
+        "0",
+        "-w",
+        "{out}",
+    ],
     "dumpcap-pcapng": ["dumpcap", "-q", "-i", "lo", "-B", "64", "-w", "{out}", "-f"],
 }
 
@@ -314,3 +338,80 @@ def test_real_capture_of_nginx_traffic(
     assert post.summary()["request_body_len"] == 300_000
     put = next(e for e in exs if e.request.method == "PUT")
     assert put.summary()["request_body_len"] == 6000
+
+
+def test_real_capture_over_ipv6_loopback(tmp_path: Path, needs_root: None) -> None:
+    """tcpdump on ::1 against a real (stdlib) HTTP/1.1 server: IPv6 from the kernel."""
+    import http.client
+    import shutil
+    import signal
+    import socket
+    import threading
+    import time
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    if shutil.which("tcpdump") is None:
+        pytest.skip("tcpdump not installed")
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6")
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def _reply(self, status: int, body: bytes) -> None:
+            n = int(self.headers.get("Content-Length") or 0)
+            if n:
+                self.rfile.read(n)
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(body)
+
+        def do_GET(self) -> None:
+            self._reply(404 if self.path == "/missing" else 200, b"v6 " * 1000)
+
+        do_HEAD = do_GET
+
+        def do_POST(self) -> None:
+            self._reply(201, b"created")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    class Server6(ThreadingHTTPServer):
+        address_family = socket.AF_INET6
+
+    server = Server6(("::1", 0), Handler)
+    port = server.server_address[1]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    out = tmp_path / "v6.pcap"
+    proc = subprocess.Popen(
+        [*CAPTURERS["tcpdump-lo"][:-1], str(out), f"tcp port {port}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        _wait_until_capturing(out, "::1", port, proc)
+        conn = http.client.HTTPConnection("::1", port, timeout=10)
+        seen = []
+        for method, target, body in [("GET", "/a", None), ("POST", "/b", b"x" * 100_000),
+                                     ("HEAD", "/c", None), ("GET", "/missing", None)]:  # fmt: skip
+            conn.request(method, target, body=body)
+            r = conn.getresponse()
+            r.read()
+            seen.append((method, target, r.status))
+        conn.close()
+        time.sleep(0.3)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=20)
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+    exs, _ = read_all(out)
+    exs = [e for e in sorted(exs, key=lambda e: e.ts_ns) if e.request.target != "/probe"]
+    assert [(e.request.method, e.request.target, e.summary()["status"]) for e in exs] == seen
+    assert all(e.complete and e.conn is not None and e.conn.src == "::1" for e in exs)
+    assert exs[1].summary()["request_body_len"] == 100_000
+    assert exs[0].summary()["response_body_len"] == 3000
