@@ -495,8 +495,7 @@ class MiddlewareStage:
         # Sparse input (live traffic): wait briefly for this exchange's answer so it goes on
         # now rather than with the next exchange, which may be minutes away. Bulk input
         # (files) never waits here: it is pipelined through the window instead.
-        sparse = now - self._last_call >= self._linger
-        self._last_call = now
+        sparse = now - self._last_call >= self._linger  # gap since the previous call returned
         with self._cond:
             self._check_failed()
             if self._bypass:
@@ -547,6 +546,7 @@ class MiddlewareStage:
                         break
                     self._cond.wait(left)
                 out.extend(self._release())
+        self._last_call = time.monotonic()
         return out
 
     def drain(self) -> list[Exchange]:
