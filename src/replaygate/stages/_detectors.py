@@ -203,7 +203,7 @@ class TextScanner:
         parts = []
         if "private_key" in self.detectors:
             parts.append(("private_key", _PATTERNS["private_key"]))
-        for d in ("jwt", "bearer", "basic"):
+        for d in ("jwt", "bearer", "basic", "aws_secret_key"):
             if d in self.detectors:
                 parts.append((d, _PATTERNS[d]))
         if kv is not None:
@@ -211,7 +211,7 @@ class TextScanner:
         parts += [
             (d, _PATTERNS[d])
             for d in self.detectors
-            if d not in ("private_key", "jwt", "bearer", "basic")
+            if d not in ("private_key", "jwt", "bearer", "basic", "aws_secret_key")
         ]
         self._with_email = self._compile(parts)
         self._without_email = self._compile([p for p in parts if p[0] != "email"])

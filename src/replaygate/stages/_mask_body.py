@@ -102,8 +102,14 @@ def path_text(path: Sequence[PathPart]) -> str:
     """``["users", 3, "email"]`` -> ``$.users[*].email`` (indexes collapsed for counting)."""
     out = "$"
     for p in path:
-        out += "[*]" if isinstance(p, int) else f".{p}"
+        if isinstance(p, int):
+            out += "[*]"
+        else:  # keys can be data (e-mail -> object maps): only identifier-like keys shown
+            out += f".{p}" if _KEY.fullmatch(p) and not p.isdigit() else ".*"
     return out
+
+
+_KEY = re.compile(r"[A-Za-z_$][\w$-]{0,63}")
 
 
 # -- content types ------------------------------------------------------------------------
