@@ -165,7 +165,10 @@ def _judge_endpoint(
     rate = differing / ep.compared if ep.compared else 0.0
     reasons: list[str] = []
     if differing and (exact or rate > gate.max_endpoint_diff_rate):
-        top = sorted((f for f in ep.fields if f.key in real), key=lambda f: (-f.count, f.field))[:3]
+        top = sorted(
+            (f for f in ep.fields if f.key in real),
+            key=lambda f: (f.field != "status", -f.count, f.field),
+        )[:3]
         what = ", ".join(f"{f.field} {f.kind} ({f.count})" for f in top)
         limit = (
             "must match exactly"
