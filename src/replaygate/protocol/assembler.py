@@ -340,7 +340,11 @@ class TrafficAssembler:
             st.tunnel_bytes += ps.tunnel_bytes
             st.resyncs += ps.resyncs
             st.parse_errors += ps.parse_errors
-            if parser.exchanges_emitted == 0 and not flow.non_http and ps.skipped_bytes:
+            if (
+                parser.exchanges_emitted == 0
+                and not flow.non_http
+                and (ps.skipped_bytes or ps.tunnel_bytes)
+            ):
                 self.stats.non_http_flows += 1
         self._closed[flow.key] = flow.last_ts
         if len(self._closed) > self.config.max_flows:
