@@ -176,6 +176,34 @@ def test_junk_is_not_a_pcap_at_offset_zero(junk: bytes) -> None:
     assert ei.value.offset == 0
 
 
+@pytest.mark.parametrize(
+    ("head", "hint"),
+    [
+        (b'\xef\xbb\xbf{"log": {"version": "1.2"}}', "HAR file should be named .har"),
+        (b"1 " + b"ab" * 20 + b" 1568139746437296000\nGET / HTTP/1.1\r\n", "name it .gor"),
+        (b"GMBU\x00\x02" + b"\0" * 40, "Network Monitor 2"),
+        (b"snoop\0\0\0\0\0\0\x02\0\0\0\x04", "snoop"),
+        (b"hello\n", "it is text"),
+    ],
+)
+def test_not_a_pcap_says_what_it_looks_like(head: bytes, hint: str) -> None:
+    with pytest.raises(FormatError, match="not a pcap or pcapng file") as ei:
+        PcapParser().feed(head)
+    assert hint in str(ei.value)
+
+
+@pytest.mark.skipif(shutil.which("editcap") is None, reason="editcap not installed")
+@pytest.mark.parametrize(("fmt", "hint"), [("netmon2", "Network Monitor 2"), ("snoop", "snoop")])
+def test_other_capture_formats_get_a_conversion_hint(tmp_path: Path, fmt: str, hint: str) -> None:
+    src = write(tmp_path / "a.pcap", classic([(T0, FRAME_A)]))
+    out = tmp_path / "a.cap"
+    subprocess.run(["editcap", "-F", fmt, src, str(out)], check=True, capture_output=True,
+                   timeout=60)  # fmt: skip
+    with pytest.raises(FormatError, match=hint) as ei:
+        list(iter_frames(str(out)))
+    assert "editcap -F pcapng" in str(ei.value)
+
+
 def test_absurd_record_length_is_corruption_with_offset() -> None:
     data = bytearray(classic([(T0, FRAME_A), (T0, FRAME_B)]))
     rec2 = 24 + 16 + len(FRAME_A)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import re
 import socket
 import struct
 import zlib
@@ -67,6 +68,7 @@ _CHUNK = 1 << 20
 # most link types; we allow far more, for TSO/GRO super-frames and odd writers).
 _MAX_RECORD = 64 << 20
 
+_GOR_HEAD = re.compile(rb"^[123] [0-9a-f]{16,64} \d{9,}")
 _MAGIC_USEC = 0xA1B2C3D4
 _MAGIC_NSEC = 0xA1B23C4D
 _MAGIC_MODIFIED = 0xA1B2CD34  # Alexey Kuznetsov's patched libpcap: 8 extra bytes per record
@@ -95,8 +97,38 @@ class _Interface:
     offset_ns: int = 0
 
 
-def _not_pcap(offset: int = 0) -> FormatError:
-    return FormatError("not a pcap or pcapng file", offset=offset)
+# Other capture formats people name .cap/.pcap, and what to do about them.
+_EDITCAP = "convert it with `editcap -F pcapng IN OUT.pcapng`"
+_FOREIGN_MAGICS = (
+    (b"GMBU", f"a Microsoft Network Monitor 2 capture: {_EDITCAP}"),
+    (b"RTSS", f"a Microsoft Network Monitor 1 capture: {_EDITCAP}"),
+    (b"snoop\0\0\0", f"a Solaris snoop capture: {_EDITCAP}"),
+    (b"XCP\0", f"a NetXRay/Sniffer capture: {_EDITCAP}"),
+    (b"TRSNIFF", f"a Sniffer capture: {_EDITCAP}"),
+)
+
+
+def _not_pcap(offset: int = 0, head: bytes = b"") -> FormatError:
+    """The one-line error for bytes that are no capture we read, with a hint when the
+    start says what they are."""
+    hint = ""
+    for magic, what in _FOREIGN_MAGICS:
+        if head.startswith(magic):
+            hint = f" (it looks like {what})"
+            break
+    else:
+        text = head.lstrip(b"\xef\xbb\xbf \t\r\n")[:64]
+        if text.startswith((b"{", b"[")):
+            hint = " (it looks like JSON: a HAR file should be named .har)"
+        elif _GOR_HEAD.match(text):
+            hint = " (it looks like a GoReplay recording: name it .gor)"
+        elif (
+            text[:8].isascii()
+            and text[:8].strip()
+            and all(32 <= c < 127 or c in b"\r\n\t" for c in text)
+        ):
+            hint = " (it is text)"
+    return FormatError("not a pcap or pcapng file" + hint, offset=offset)
 
 
 class PcapParser:
@@ -193,7 +225,7 @@ class PcapParser:
                 self._snaplen = snaplen
                 self._kind = "pcap"
                 return
-        raise _not_pcap(0)
+        raise _not_pcap(0, bytes(buf[:64]))
 
     # -- classic pcap ----------------------------------------------------------------------
     def _feed_pcap(self, buf: bytes, out: list[Frame]) -> int:
