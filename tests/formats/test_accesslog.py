@@ -72,6 +72,7 @@ def test_alb_and_elb() -> None:
         200,
     )
     assert a.user_agent == "curl/7.46.0" and a.client == "192.168.131.39"
+    assert a.ts_ns == 1530570168364000000  # request_creation_time, not the response time
     e = parse_line(ELB)
     assert (e.format, e.host, e.target, e.scheme) == ("elb", "www.example.com", "/", "http")
     assert e.ts_ns == 1431560383945958000

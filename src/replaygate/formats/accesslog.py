@@ -218,6 +218,8 @@ def _aws(line: bytes, fmt: str) -> LogLine:
     if len(toks) < need - 1:
         raise LineError("unparsable_line", f"{fmt} line has {len(toks)} fields, expected {need}+")
     ts = _iso_ts(toks[off])
+    if fmt == "alb" and len(toks) > 21 and _ISO.match(toks[21]):
+        ts = _iso_ts(toks[21])  # request_creation_time; "time" is when the response went out
     client = toks[off + 2].decode("latin-1")
     status = _int(toks[off + 7])
     sent = _int(toks[off + 10])
