@@ -51,6 +51,19 @@ _IPV6_GENERIC_EXT = frozenset({0, 43, 60, 135, 139, 140})  # length in 8-octet u
 _AF_INET6_VALUES = frozenset({10, 23, 24, 26, 28, 30})
 
 
+# Address text by packed address: one str object per address, so its hash is computed once
+# for every dict the assembler keeps per flow. Bounded: cleared when it grows past the limit.
+_v4_names: dict[bytes, str] = {}
+_NAMES_MAX = 1 << 16
+
+
+def _v4_name(packed: bytes) -> str:
+    if len(_v4_names) >= _NAMES_MAX:
+        _v4_names.clear()
+    name = _v4_names[packed] = _ntoa(packed)
+    return name
+
+
 def _drop(counters: Counters | None, reason: str) -> TcpSegment | None:
     if counters is not None:
         counters.dropped["link." + reason] += 1
@@ -81,9 +94,9 @@ def decode_frame(
             start = 34 + ((doff >> 4) << 2)
             end = 14 + total
             if 54 <= start <= end:
-                return TcpSegment(
-                    ts_ns, _ntoa(s4), sport, _ntoa(d4), dport, seq, ack, flags, data[start:end]
-                )
+                src = _v4_names.get(s4) or _v4_name(s4)
+                dst = _v4_names.get(d4) or _v4_name(d4)
+                return TcpSegment(ts_ns, src, sport, dst, dport, seq, ack, flags, data[start:end])
     return _decode(linktype, data, ts_ns, counters, defrag, 0)
 
 
