@@ -1,0 +1,293 @@
+"""``replaygate shadow``: capture live traffic and replay it to a target as it happens.
+
+capture -> stages -> :class:`~replaygate.replay.LiveReplayer` -> (optional) ``--output``.
+Two bounded queues stand between production traffic and the target: the capture's
+recording queue and the replayer's queue. A slow or dead target fills the second one, and
+then exchanges are dropped and counted (``replay_dropped_backpressure``); capture never
+waits for the target and never slows down. A stats line is printed periodically (every
+10 s by default) and at exit.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import click
+
+from ..config import load_config, parse_duration, parse_size
+from ..errors import ConfigError
+from ..model import Exchange
+from .capture import (
+    format_stats,
+    metrics_server,
+    open_output,
+    output_options,
+    parse_stats_interval,
+    remove_if_empty,
+    stop_on_signals,
+    traffic_stages,
+    with_traffic_options,
+)
+
+__all__ = ["command"]
+
+
+class _ToReplayer:
+    """The capture's sink: hands each exchange to the replayer without ever waiting."""
+
+    def __init__(self, replayer: Any, close_timeout: float) -> None:
+        self.replayer = replayer
+        self.close_timeout = close_timeout
+        self.submitted = 0
+        self.refused = 0
+        self.final: Any = None
+
+    def write(self, ex: Exchange) -> None:
+        if self.replayer.submit(ex):
+            self.submitted += 1
+        else:
+            self.refused += 1
+
+    def close(self) -> None:
+        self.final = self.replayer.close(self.close_timeout)
+
+
+def _replay_stats(st: Any) -> dict[str, int | float]:
+    out: dict[str, int | float] = {
+        "replay_sent": st.sent,
+        "replay_answered": st.answered,
+        "replay_errors": st.error_count,
+    }
+    for k, v in st.errors.items():
+        out[f"replay_error_{k}"] = v
+    for k, v in st.dropped.items():
+        out[f"replay_dropped_{k}"] = v
+    for k in ("latency_p50_ms", "latency_p99_ms"):
+        v = getattr(st, k, 0)
+        if v:
+            out[f"replay_{k}"] = v
+    return out
+
+
+@click.command("shadow", context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--interface",
+    "-i",
+    "interfaces",
+    multiple=True,
+    metavar="IF",
+    help="Interface to capture on (repeatable; default: all, via 'any').",
+)
+@click.option(
+    "--port",
+    "-p",
+    "ports",
+    multiple=True,
+    type=int,
+    metavar="P",
+    help="Server port to capture (repeatable).",
+)
+@click.option("--bpf", default=None, metavar="EXPR", help="A BPF filter instead of --port.")
+@click.option(
+    "--target",
+    "-t",
+    multiple=True,
+    required=True,
+    metavar="URL",
+    help="Where to replay (repeat to broadcast).",
+)
+@click.option(
+    "--split/--no-split", default=None, help="Round-robin the targets instead of broadcasting."
+)
+@click.option(
+    "--concurrency", "-c", type=int, default=None, help="Requests in flight at most (default 64)."
+)
+@click.option(
+    "--sessions/--no-sessions",
+    default=None,
+    help="Keep each original connection's requests in order on one connection.",
+)
+@click.option(
+    "--session-key",
+    metavar="cookie:NAME|header:NAME",
+    help="What makes a session (default: the original connection).",
+)
+@click.option(
+    "--keep-host/--no-keep-host",
+    default=None,
+    help="Send the recorded Host header instead of the target's.",
+)
+@click.option("--connect-timeout", metavar="D", help="Connect timeout (default 5s).")
+@click.option("--timeout", metavar="D", help="Response timeout (default 30s).")
+@click.option(
+    "--insecure", is_flag=True, default=None, help="Do not verify the target's TLS certificate."
+)
+@click.option(
+    "--ca-file", metavar="PEM", help="Verify the target's TLS with these CA certificates."
+)
+@click.option(
+    "--allow-unsafe-target",
+    is_flag=True,
+    default=None,
+    help="Allow non-GET/HEAD/OPTIONS requests to the host the traffic was captured from.",
+)
+@click.option(
+    "--output",
+    "-o",
+    default=None,
+    metavar="FILE",
+    help="Record requests, original and replayed responses (.gor, .har, .jsonl).",
+)
+@output_options
+@click.option("--duration", default=None, metavar="DURATION", help="Stop after DURATION.")
+@click.option(
+    "--max-exchanges", default=None, type=int, metavar="N", help="Stop after capturing N exchanges."
+)
+@click.option(
+    "--max-queue",
+    default=10_000,
+    show_default=True,
+    type=int,
+    metavar="N",
+    help="Exchanges waiting for the target before new ones are dropped (counted).",
+)
+@click.option(
+    "--stats",
+    "stats",
+    is_flag=False,
+    flag_value="10s",
+    default="10s",
+    show_default=True,
+    metavar="[INTERVAL]",
+    help="Print a counters line every INTERVAL.",
+)
+@click.option(
+    "--metrics-port",
+    default=None,
+    metavar="[HOST:]PORT",
+    help="Export counters for Prometheus at /metrics.",
+)
+@click.option(
+    "--buffer-size",
+    default="64mb",
+    show_default=True,
+    metavar="SIZE",
+    help="Kernel capture buffer per interface.",
+)
+@click.option(
+    "--config",
+    "config_path",
+    default=None,
+    metavar="FILE",
+    help="replaygate.toml to read (default: ./replaygate.toml if present).",
+)
+@with_traffic_options
+def command(
+    interfaces: tuple[str, ...],
+    ports: tuple[int, ...],
+    bpf: str | None,
+    output: str | None,
+    max_bytes: str | None,
+    max_seconds: str | None,
+    duration: str | None,
+    max_exchanges: int | None,
+    max_queue: int,
+    stats: str,
+    metrics_port: str | None,
+    buffer_size: str,
+    config_path: str | None,
+    **options: Any,
+) -> None:
+    """Capture traffic on --port and replay each request to --target as it is seen.
+
+    Requests go out as soon as they are captured (no timing flags), at most --concurrency
+    at a time. If the target is slow, shadowing drops and counts; it never slows capture.
+
+    \b
+    Examples:
+      replaygate shadow -i eth0 -p 80 --target http://staging:8080
+      replaygate shadow -p 8080 -t http://127.0.0.1:9090 -o shadow.gor --stats 30s
+    """
+    from ..replay import LiveReplayer
+    from ..sources._libpcap import list_interfaces
+    from ..sources.capture import CaptureConfig, run_capture
+    from .replay import build_config
+
+    if max_queue <= 0:
+        raise ConfigError("--max-queue: must be positive")
+    cap = CaptureConfig(
+        interfaces=list(interfaces),
+        ports=list(ports),
+        bpf=bpf,
+        duration=parse_duration(duration, name="--duration") if duration else None,
+        max_exchanges=max_exchanges,
+        buffer_bytes=parse_size(buffer_size, name="--buffer-size"),
+    )
+    cap.validate()
+    known = list_interfaces()
+    for name in cap.interfaces:
+        if name not in known:
+            raise ConfigError(f"--interface {name}: no such interface (known: {', '.join(known)})")
+    interval = parse_stats_interval(stats)
+    traffic = {k: v for k, v in options.items() if k not in _REPLAY_KEYS}
+    replay_opts = {k: v for k, v in options.items() if k in _REPLAY_KEYS}
+    replay_opts["max_speed"] = True  # live: send as soon as captured, bounded by concurrency
+    rc = build_config(replay_opts, load_config(config_path))
+    stages = traffic_stages(traffic, config_path)
+    sink = open_output(output, max_bytes, max_seconds) if output else None
+    replayer = LiveReplayer(rc, sink=sink, max_queue=max_queue)
+    try:
+        replayer.start()
+    except Exception:
+        if output:
+            remove_if_empty(output)
+        raise
+    to_target = _ToReplayer(replayer, rc.response_timeout + 5)
+    latest: dict[str, Any] = {}
+    next_line = [time.monotonic() + (interval or 0)]
+
+    def on_stats(st: dict[str, int]) -> None:
+        merged: dict[str, Any] = dict(st)
+        merged.update(_replay_stats(replayer.stats))
+        latest.clear()
+        latest.update(merged)
+        if interval and time.monotonic() >= next_line[0]:
+            next_line[0] = time.monotonic() + interval
+            click.echo(f"replaygate: shadow: {format_stats(merged)}", err=True)
+
+    def ready() -> None:
+        where = ", ".join(cap.interfaces) or "all interfaces"
+        what = cap.bpf or "ports " + " ".join(map(str, cap.ports))
+        click.echo(f"replaygate: shadowing {where} ({what}) -> {', '.join(rc.targets)}", err=True)
+
+    metrics = metrics_server(metrics_port, lambda: latest)
+    try:
+        with stop_on_signals() as stop:
+            result = run_capture(
+                cap, to_target, stages=stages, stop=stop, on_stats=on_stats, on_ready=ready
+            )
+    finally:
+        if metrics is not None:
+            metrics.close()
+    final = to_target.final if to_target.final is not None else replayer.stats
+    result_all: dict[str, Any] = dict(result)
+    result_all.update(_replay_stats(final))
+    click.echo(f"replaygate: shadow: {format_stats(result_all)}", err=True)
+
+
+_REPLAY_KEYS = frozenset(
+    {
+        "target",
+        "split",
+        "concurrency",
+        "sessions",
+        "session_key",
+        "keep_host",
+        "connect_timeout",
+        "timeout",
+        "insecure",
+        "ca_file",
+        "allow_unsafe_target",
+    }
+)
