@@ -674,6 +674,15 @@ def _table(corpus: Path) -> str:
     return "\n".join([rate, "", *summary, "", "### Every check", "", *detail, ""])
 
 
+@pytest.mark.parametrize("capture", sorted(CASES))
+def test_every_frame_is_decoded(corpus: Path, capture: str) -> None:
+    """No frame of a real capture is dropped by the link layer (non-IP frames such as ARP
+    are notes, not drops), and none of the files is cut short."""
+    _, counters = read_capture(corpus / capture)
+    assert not dict(counters.dropped), dict(counters.dropped)
+    assert counters.notes["pcap.frames"] > 0
+
+
 def test_summary_table_covers_every_case() -> None:
     assert set(EXPECTED_SUMMARY) == set(CASES)
 
