@@ -29,6 +29,7 @@ __all__ = [
     "ConnectError",
     "Connection",
     "Result",
+    "Tracker",
     "connect",
     "make_ssl_context",
     "prepare_request",
@@ -51,6 +52,26 @@ class Result:
     sent_perf: int = 0  # perf counter, first byte written
     done_perf: int = 0  # perf counter, last byte received
     received_any: bool = False
+
+
+class Tracker:
+    """The engine's view of its connections: all open ones, and those awaiting a response."""
+
+    def __init__(self) -> None:
+        self.open: set[Connection] = set()
+        self.waiting: set[Connection] = set()
+
+    async def close_all(self, timeout: float = 2.0) -> None:
+        """Close every open connection and wait (bounded) until the transports are gone, so
+        TLS shutdowns complete before the loop closes."""
+        for c in list(self.open):
+            c.close()
+        deadline = time.monotonic() + timeout
+        while self.open and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        for c in list(self.open):
+            c.abort()
+        await asyncio.sleep(0)
 
 
 class ConnectError(Exception):
@@ -92,12 +113,15 @@ class Connection(asyncio.Protocol):
         self,
         loop: asyncio.AbstractEventLoop,
         timeout: float,
-        waiting: set[Connection] | None = None,
+        tracker: Tracker | None = None,
     ) -> None:
         self.loop = loop
         self.timeout = timeout
-        # connections with a request in flight, swept for timeouts by the engine
-        self.waiting: set[Connection] = waiting if waiting is not None else set()
+        t = tracker if tracker is not None else Tracker()
+        # open connections (closed cleanly at the end) and those with a request in flight
+        # (swept for timeouts by the engine)
+        self.open = t.open
+        self.waiting = t.waiting
         self.transport: asyncio.Transport | None = None
         self.closed = False
         self.uses = 0
@@ -116,6 +140,7 @@ class Connection(asyncio.Protocol):
     # -- asyncio.Protocol ----------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+        self.open.add(self)
 
     def data_received(self, data: bytes) -> None:
         if self._fut is None:
@@ -148,6 +173,7 @@ class Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        self.open.discard(self)
         if self._fut is None:
             return
         if self._headers_done and not self._head_only and self._close_delimited():
@@ -310,10 +336,10 @@ async def connect(
     connect_timeout: float,
     response_timeout: float,
     ssl_context: ssl.SSLContext | None,
-    waiting: set[Connection] | None = None,
+    tracker: Tracker | None = None,
 ) -> Connection:
     """Open a connection to ``target``; raises :class:`ConnectError` with the error kind."""
-    conn = Connection(loop, response_timeout, waiting)
+    conn = Connection(loop, response_timeout, tracker)
     try:
         await asyncio.wait_for(
             loop.create_connection(

@@ -29,7 +29,7 @@ from ..pipeline import Sink
 from ._config import ReplayConfig, Target
 from ._redirect import follow_redirects
 from ._stats import ReplayStats
-from .client import Connection, make_ssl_context, prepare_request
+from .client import Tracker, make_ssl_context, prepare_request
 from .hooks import ReplayHook
 from .pool import Slot, SlotLRU, TargetPool, close_slot
 from .scheduler import Schedule, scheduled
@@ -109,9 +109,9 @@ class Engine:
         self.schedule = Schedule(config)
         needs_tls = any(Target.parse(t).tls for t in [*config.targets, config.baseline or ""] if t)
         ctx = make_ssl_context(config.insecure, config.ca_file) if needs_tls else None
-        self._waiting: set[Connection] = set()
+        self._tracker = Tracker()
         self.pools = [
-            TargetPool(i, Target.parse(t), "candidate", config, ctx, self.stats, self._waiting)
+            TargetPool(i, Target.parse(t), "candidate", config, ctx, self.stats, self._tracker)
             for i, t in enumerate(config.targets)
         ]
         self.baseline: TargetPool | None = None
@@ -123,7 +123,7 @@ class Engine:
                 config,
                 ctx,
                 self.stats,
-                self._waiting,
+                self._tracker,
             )
         self._all_pools = [*self.pools, *([self.baseline] if self.baseline else [])]
         self._unsafe_addrs: set[tuple[str, int]] = set()
@@ -256,7 +256,7 @@ class Engine:
     # -- running ---------------------------------------------------------------------------
     async def _run(self) -> ReplayStats:
         c = self.config
-        self._start_perf = _perf_ns() + 5_000_000  # a moment to open the first connections
+        self._start_perf = _perf_ns() + 50_000_000  # a moment to open the first connections
         progress = (
             self.loop.create_task(self._progress_loop()) if self.on_progress is not None else None
         )
@@ -276,7 +276,7 @@ class Engine:
                 with contextlib.suppress(asyncio.CancelledError):
                     await progress
             self._idle.close()
-            await asyncio.sleep(0)
+            await self._tracker.close_all()
         if self._error is not None:
             raise self._error
         self._finish_stats()
@@ -289,7 +289,7 @@ class Engine:
         while True:
             await asyncio.sleep(period)
             now = time.monotonic()
-            for conn in list(self._waiting):
+            for conn in list(self._tracker.waiting):
                 conn.check_timeout(now)
 
     async def _progress_loop(self) -> None:

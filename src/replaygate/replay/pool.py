@@ -21,7 +21,7 @@ from collections import OrderedDict
 
 from ._config import ReplayConfig, Target
 from ._stats import ReplayStats
-from .client import ConnectError, Connection, Result, connect
+from .client import ConnectError, Connection, Result, Tracker, connect
 
 __all__ = ["Slot", "SlotLRU", "TargetPool"]
 
@@ -39,9 +39,9 @@ class TargetPool:
         config: ReplayConfig,
         ssl_context: ssl.SSLContext | None,
         stats: ReplayStats,
-        waiting: set[Connection] | None = None,
+        tracker: Tracker | None = None,
     ) -> None:
-        self.waiting: set[Connection] = waiting if waiting is not None else set()
+        self.tracker = tracker if tracker is not None else Tracker()
         self.index = index
         self.target = target
         self.role = role
@@ -102,7 +102,7 @@ class TargetPool:
             connect_timeout=c.connect_timeout,
             response_timeout=c.response_timeout,
             ssl_context=self.ssl_context,
-            waiting=self.waiting,
+            tracker=self.tracker,
         )
 
 

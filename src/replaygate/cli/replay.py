@@ -1,0 +1,565 @@
+"""``replaygate replay FILE... --target URL``: send recorded traffic to staging.
+
+Flags win over the ``[replay]`` section of replaygate.toml. The traffic flags (filters,
+sampling, masking, rewrites, middleware, plugins) apply to the files on the way in; session
+token correlation is on by default (``--no-correlate``). ``--output`` records requests,
+original and replayed responses (type 3, with latency) for a later ``compare``; the report
+flags (``--report``/``--json``/...) compare on the fly and gate (exit 1 on fail).
+A progress bar goes to stderr on a terminal (``--progress`` forces it); a summary always.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any
+
+import click
+
+from ..config import load_config, parse_duration, section
+from ..errors import ConfigError, InputError
+from ..formats import ReadOptions, format_of, open_reader, open_writer
+from ..model import Exchange
+from ..pipeline import Counters, Sink, Stage
+from ..replay import (
+    ReplayConfig,
+    ReplayHook,
+    ReplayStats,
+    parse_ramp,
+    run_replay,
+    run_replay_parallel,
+)
+from ._options import replay_hooks, stages_from_options, traffic_options
+from ._report_options import compare_config, finish_reports, report_options
+
+__all__ = ["FileSource", "command", "format_stats", "staged"]
+
+_DURATION_FIELDS = ("duration", "max_wait", "connect_timeout", "response_timeout")
+
+
+def staged(
+    source: Iterable[Exchange], stages: Sequence[Stage], counters: Counters
+) -> Iterator[Exchange]:
+    """Push each exchange through ``stages`` (pipeline-style), yielding what comes out."""
+
+    def push(i: int, ex: Exchange) -> Iterator[Exchange]:
+        while i < len(stages):
+            out = stages[i].process(ex)
+            if isinstance(out, tuple) and len(out) == 1:
+                ex = out[0]
+                i += 1
+                continue
+            outs = list(out)
+            if not outs:
+                counters.dropped[stages[i].name] += 1
+                return
+            for o in outs:
+                yield from push(i + 1, o)
+            return
+        counters.written += 1
+        yield ex
+
+    for ex in source:
+        counters.read += 1
+        yield from push(0, ex)
+    for i, st in enumerate(stages):
+        for o in st.close():
+            yield from push(i + 1, o)
+
+
+class FileSource:
+    """Re-readable source over files (``--loop`` reads them again) with the stages applied."""
+
+    def __init__(
+        self,
+        paths: Sequence[str],
+        stages: Sequence[Stage],
+        counters: Counters,
+        log_format: str | None = None,
+    ) -> None:
+        self.paths = list(paths)
+        self.stages = list(stages)
+        self.counters = counters
+        self.log_format = log_format
+
+    def _raw(self) -> Iterator[Exchange]:
+        opts = ReadOptions(log_format=self.log_format, counters=self.counters)
+        for p in self.paths:
+            yield from open_reader(p, opts)
+
+    def __iter__(self) -> Iterator[Exchange]:
+        if not self.stages:
+            return self._raw()
+        return staged(self._raw(), self.stages, self.counters)
+
+
+class _Tee:
+    """Write each replayed exchange to several sinks (file, comparator)."""
+
+    def __init__(self, sinks: list[Sink]) -> None:
+        self.sinks = sinks
+
+    def write(self, ex: Exchange) -> None:
+        for s in self.sinks:
+            s.write(ex)
+
+    def close(self) -> None:
+        err: BaseException | None = None
+        for s in self.sinks:
+            try:
+                s.close()
+            except BaseException as e:
+                err = err or e
+        if err is not None:
+            raise err
+
+
+def count_requests(paths: Sequence[str]) -> int | None:
+    """Requests in plain ``.gor`` files, counted fast (for the progress ETA); else None."""
+    from ..formats.gor import SEPARATOR
+
+    total = 0
+    for p in paths:
+        if not p.endswith(".gor"):
+            return None
+        try:
+            with open(p, "rb") as f:
+                if os.fstat(f.fileno()).st_size == 0:
+                    continue
+                with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
+                    total += (1 if m[:2] == b"1 " else 0) + _count(m, SEPARATOR + b"1 ")
+        except OSError:
+            return None
+    return total
+
+
+def _count(m: mmap.mmap, needle: bytes) -> int:
+    n, pos = 0, 0
+    while True:
+        pos = m.find(needle, pos)
+        if pos < 0:
+            return n
+        n += 1
+        pos += len(needle)
+
+
+def format_stats(st: ReplayStats) -> list[str]:
+    """The end-of-run summary lines."""
+    errs = ", ".join(f"{k}={v}" for k, v in st.errors.most_common())
+    drops = ", ".join(f"{k}={v}" for k, v in st.dropped.most_common())
+    lines = [
+        f"replay: sent {st.sent}, answered {st.answered}, errors {st.error_count}"
+        + (f" ({errs})" if errs else "")
+        + (f", dropped {sum(st.dropped.values())} ({drops})" if drops else "")
+        + (" [stopped early]" if st.stopped else ""),
+        f"  rate {st.achieved_rate:.1f} req/s achieved"
+        + (f" of {st.asked_rate:.1f} asked" if st.asked_rate else "")
+        + f", {st.elapsed_s:.2f} s, {st.connections} connections",
+        f"  latency p50 {st.latency_p50_ms:.2f} ms, p90 {st.latency_p90_ms:.2f} ms, "
+        f"p99 {st.latency_p99_ms:.2f} ms, max {st.latency_max_ms:.2f} ms",
+    ]
+    if st.status:
+        lines.append("  status " + ", ".join(f"{k}={v}" for k, v in sorted(st.status.items())))
+    if st.asked_rate:
+        lines.append(
+            f"  send lag p50 {st.lag_p50_ms:.2f} ms, p99 {st.lag_p99_ms:.2f} ms, "
+            f"{st.late} requests > 10 ms late"
+        )
+    if st.shortfall:
+        lines.append(f"  SHORTFALL: {st.shortfall}")
+    return lines
+
+
+class _Progress:
+    """One line on stderr, rewritten in place: done/total, rate, errors, ETA."""
+
+    def __init__(self, enabled: bool, total: int | None) -> None:
+        self.enabled = enabled
+        self.total = total
+        self._last = 0.0
+        self._lock = threading.Lock()
+
+    def __call__(self, st: ReplayStats) -> None:
+        if not self.enabled:
+            return
+        with self._lock:
+            now = time.monotonic()
+            if now - self._last < 0.25:
+                return
+            self._last = now
+            rate = st.achieved_rate
+            total = self.total
+            if total:
+                pct = min(100.0, 100 * st.sent / total)
+                eta = (total - st.sent) / rate if rate > 0 else None
+                head = f"{st.sent}/{total} ({pct:.0f}%)"
+                tail = f"ETA {_hms(eta)}" if eta is not None else "ETA ?"
+            else:
+                head, tail = f"{st.sent} sent", "ETA ?"
+            line = (
+                f"\rreplay {head}  {rate:,.0f} req/s  errors {st.error_count}  "
+                f"p99 {st.latency_p99_ms:.1f} ms  {tail}"
+            )
+            sys.stderr.write(line.ljust(78) + " ")
+            sys.stderr.flush()
+
+    def done(self) -> None:
+        if self.enabled:
+            sys.stderr.write("\n")
+            sys.stderr.flush()
+
+
+def _hms(s: float) -> str:
+    s = max(0, int(s))
+    return (
+        f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
+    )
+
+
+def build_config(options: Mapping[str, Any], config: Mapping[str, Any]) -> ReplayConfig:
+    """ReplayConfig from the ``[replay]`` section with the flags on top."""
+    data = dict(config.get("replay") or {})
+    for k in list(data):
+        kk = k.replace("-", "_")
+        if kk in _DURATION_FIELDS and isinstance(data[k], str):
+            data[k] = parse_duration(data[k], name=f"[replay] {k}")
+        if kk == "ramp" and isinstance(data[k], str):
+            data[k] = parse_ramp(data[k])
+    targets = list(options.get("target") or ()) or None
+    o = options
+    dur = {
+        k: parse_duration(o[f], name=f"--{f.replace('_', '-')}") if o.get(f) is not None else None
+        for k, f in (
+            ("duration", "duration"),
+            ("max_wait", "max_wait"),
+            ("connect_timeout", "connect_timeout"),
+            ("response_timeout", "timeout"),
+        )
+    }
+    rc = section(
+        ReplayConfig,
+        data,
+        name="replay",
+        targets=targets,
+        split=o.get("split"),
+        baseline=o.get("baseline"),
+        speed=o.get("speed"),
+        rate=o.get("rate"),
+        max_speed=o.get("max_speed"),
+        concurrency=o.get("concurrency"),
+        ramp=parse_ramp(o["ramp"]) if o.get("ramp") else None,
+        loop=o.get("loop"),
+        limit=o.get("limit"),
+        sessions=o.get("sessions"),
+        session_key=o.get("session_key"),
+        keep_host=o.get("keep_host"),
+        redirects=o.get("redirects"),
+        insecure=o.get("insecure"),
+        ca_file=o.get("ca_file"),
+        allow_unsafe_target=o.get("allow_unsafe_target"),
+        workers=o.get("workers"),
+        **dur,
+    )
+    if not isinstance(rc.targets, list) or not all(isinstance(t, str) for t in rc.targets):
+        raise ConfigError("[replay] targets: must be a list of URLs")
+    if rc.ramp is not None:
+        rc.ramp = [(float(r), float(d)) for r, d in rc.ramp]
+    if o.get("speed") is not None and (rc.rate is not None or rc.max_speed or rc.ramp):
+        raise ConfigError("--speed: cannot be combined with --rate, --max or --ramp")
+    rc.validate()
+    return rc
+
+
+def _hooks_factory(
+    stages: Sequence[Stage], correlate: bool, config: Mapping[str, Any]
+) -> Callable[[], list[ReplayHook]]:
+    def make() -> list[ReplayHook]:
+        hooks: list[ReplayHook] = list(replay_hooks(list(stages)))
+        if correlate:
+            from ..replay.correlation import CorrelationConfig, CorrelationHook
+
+            cc = section(
+                CorrelationConfig, dict(config.get("correlation") or {}), name="correlation"
+            )
+            if cc.enabled:
+                hooks.insert(0, CorrelationHook(cc))
+        return hooks
+
+    return make
+
+
+_TIMING_HELP = "Timing (one of): --speed X (default 1), --rate N, --max, --ramp STAGES."
+
+
+@click.command("replay", epilog=_TIMING_HELP)
+@click.argument("files", nargs=-1, required=True, metavar="FILE...")
+@click.option(
+    "--target",
+    "-t",
+    multiple=True,
+    metavar="URL",
+    help="Target base URL (http:// or https://). Repeat to broadcast to several.",
+)
+@click.option(
+    "--split/--no-split",
+    default=None,
+    help="Round-robin the targets instead of broadcasting (sticky by session).",
+)
+@click.option(
+    "--baseline",
+    metavar="URL",
+    help="Also send every request to this second copy of the baseline (noise reference for compare).",
+)
+@click.option(
+    "--speed",
+    type=float,
+    default=None,
+    help="Replay as recorded, X times faster (default 1; 0.5 = half speed).",
+)
+@click.option("--rate", type=float, default=None, help="Fixed rate, requests per second.")
+@click.option(
+    "--max",
+    "max_speed",
+    is_flag=True,
+    default=None,
+    help="As fast as possible with --concurrency connections.",
+)
+@click.option(
+    "--concurrency", "-c", type=int, default=None, help="Requests in flight at most (default 64)."
+)
+@click.option(
+    "--ramp", metavar="STAGES", help='Rate stages "RATE:DURATION,...", e.g. "100:10s,500:30s".'
+)
+@click.option(
+    "--loop/--no-loop",
+    default=None,
+    help="Start over at the end of the input (until --duration or --limit).",
+)
+@click.option("--duration", metavar="D", help="Stop after this long (10s, 5m).")
+@click.option("--limit", type=int, default=None, help="Stop after N exchanges.")
+@click.option("--max-wait", metavar="D", help="With --speed: cap long recorded gaps at D.")
+@click.option(
+    "--sessions/--no-sessions",
+    default=None,
+    help="Replay each original connection (or session key) in order over one connection; sessions in parallel.",
+)
+@click.option(
+    "--session-key",
+    metavar="cookie:NAME|header:NAME",
+    help="What makes a session (default: the original connection).",
+)
+@click.option(
+    "--keep-host/--no-keep-host",
+    default=None,
+    help="Send the recorded Host header instead of the target's.",
+)
+@click.option("--connect-timeout", metavar="D", help="Connect timeout (default 5s).")
+@click.option("--timeout", metavar="D", help="Response timeout (default 30s).")
+@click.option(
+    "--redirects",
+    type=int,
+    default=None,
+    help="Follow up to N redirects to the same target (default 0: record the redirect).",
+)
+@click.option("--insecure", is_flag=True, default=None, help="Do not verify TLS certificates.")
+@click.option("--ca-file", metavar="PEM", help="Verify TLS with these CA certificates.")
+@click.option(
+    "--allow-unsafe-target",
+    is_flag=True,
+    default=None,
+    help="Allow non-GET/HEAD/OPTIONS requests to the host the traffic was captured from.",
+)
+@click.option(
+    "--workers", type=int, default=None, help="Worker processes, split by session hash (default 1)."
+)
+@click.option(
+    "--output",
+    "-o",
+    metavar="FILE",
+    help="Record requests, original and replayed responses (.gor, .har, .jsonl).",
+)
+@click.option(
+    "--progress/--no-progress",
+    default=None,
+    help="Progress bar on stderr (default: when stderr is a terminal).",
+)
+@click.option(
+    "--correlate/--no-correlate",
+    default=True,
+    help="Substitute session tokens learned from staging's responses (default on).",
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(["nginx", "apache", "alb", "elb"]),
+    default=None,
+    help="Access-log inputs: the log format (detected when omitted).",
+)
+@traffic_options
+@report_options
+def command(files: tuple[str, ...], **options: Any) -> None:
+    """Replay the recorded traffic in FILE... into --target URL(s).
+
+    Request bytes are sent as recorded (header order, case, duplicates); only the Host header
+    (unless --keep-host) and a wrong Content-Length are changed. Requests other than
+    GET/HEAD/OPTIONS are refused towards the host the traffic was captured from unless
+    --allow-unsafe-target.
+    """
+    cfg_data = load_config(options.get("config"))
+    rc = build_config(options, cfg_data)
+    for f in files:
+        format_of(f)
+        if not os.path.exists(f):
+            raise InputError("no such file", path=f)
+    output = options.get("output")
+    if output:
+        format_of(output)
+    reports = any(options.get(k) for k in ("json", "junit", "markdown", "html", "report"))
+    comparator = None
+    if reports:
+        from ..compare import Comparator
+
+        comparator = Comparator(compare_config(cfg_data))
+        comparator.sources.extend(files)
+    counters = Counters()
+    show = options.get("progress")
+    if show is None:
+        show = sys.stderr.isatty()
+    total = _total(rc, files) if show else None
+    progress = _Progress(bool(show), total)
+    correlate = bool(options.get("correlate"))
+    log_format = options.get("log_format")
+
+    if rc.workers == 1:
+        stages = stages_from_options(options, cfg_data, counters=counters)
+        source = FileSource(files, stages, counters, log_format)
+        sinks: list[Sink] = []
+        if output:
+            sinks.append(open_writer(output))
+        if comparator is not None:
+            from ..compare import CompareSink
+
+            sinks.append(CompareSink(comparator))
+        sink = _Tee(sinks) if sinks else None
+        hooks = _hooks_factory(stages, correlate, cfg_data)()
+        try:
+            stats = run_replay(source, rc, sink=sink, hooks=hooks, on_progress=progress)
+        finally:
+            progress.done()
+    else:
+        stats = _run_workers(
+            files,
+            rc,
+            options,
+            cfg_data,
+            output,
+            comparator,
+            progress,
+            correlate,
+            log_format,
+            counters,
+        )
+
+    for line in format_stats(stats):
+        click.echo(line, err=True)
+    for reason, n in counters.dropped.items():
+        click.echo(f"  filtered out by {reason}: {n}", err=True)
+    if output:
+        click.echo(f"  output: {output}", err=True)
+    if comparator is not None:
+        for reason, n in counters.dropped.items():
+            comparator.skipped[f"filtered: {reason}"] += n
+        rc_exit = finish_reports(comparator, options, cfg_data, err=True)
+        click.get_current_context().exit(rc_exit)
+
+
+def _total(rc: ReplayConfig, files: Sequence[str]) -> int | None:
+    n = count_requests(files) if not rc.loop else None
+    if rc.limit is not None:
+        n = rc.limit if n is None else min(n, rc.limit)
+    if rc.rate is not None and rc.duration is not None:
+        cap = int(rc.rate * rc.duration)
+        n = cap if n is None else min(n, cap)
+    if rc.ramp:
+        cap = int(sum(r * d for r, d in rc.ramp))
+        n = cap if n is None else min(n, cap)
+    if n is None:
+        return None
+    copies = (1 if rc.split else len(rc.targets)) + (1 if rc.baseline else 0)
+    return n * copies
+
+
+def _run_workers(
+    files: Sequence[str],
+    rc: ReplayConfig,
+    options: Mapping[str, Any],
+    cfg_data: Mapping[str, Any],
+    output: str | None,
+    comparator: Any,
+    progress: _Progress,
+    correlate: bool,
+    log_format: str | None,
+    counters: Counters,
+) -> ReplayStats:
+    """``--workers N``: each process writes a part file; parts are merged afterwards."""
+    stages_from_options(options, cfg_data)  # validate the flags before forking
+    need_parts = bool(output) or comparator is not None
+    tmpdir = tempfile.mkdtemp(prefix="rg-replay-") if need_parts else None
+    ext = ".gor"
+    if output and format_of(output) == "gor":
+        ext = os.path.basename(output)[len(os.path.basename(output).split(".")[0]) :]
+    parts = [os.path.join(tmpdir, f"part{i}{ext}") for i in range(rc.workers)] if tmpdir else []
+
+    def source_factory() -> Iterable[Exchange]:
+        stages = stages_from_options(options, cfg_data)
+        return FileSource(files, stages, Counters(), log_format)
+
+    def sink_factory(i: int) -> Sink | None:
+        return open_writer(parts[i]) if parts else None
+
+    def hooks_factory() -> list[ReplayHook]:
+        return _hooks_factory(stages_from_options(options, cfg_data), correlate, cfg_data)()
+
+    try:
+        try:
+            stats = run_replay_parallel(
+                source_factory,
+                rc,
+                sink_factory=sink_factory,
+                hooks_factory=hooks_factory,
+                on_progress=progress,
+            )
+        finally:
+            progress.done()
+        if output:
+            _merge_parts(parts, output)
+        if comparator is not None:
+            for p in parts:
+                for ex in open_reader(p, ReadOptions(counters=counters)):
+                    comparator.add(ex)
+    finally:
+        if tmpdir:
+            shutil.rmtree(tmpdir, ignore_errors=True)
+    return stats
+
+
+def _merge_parts(parts: Sequence[str], output: str) -> None:
+    if format_of(output) == "gor":
+        # .gor, .gor.gz (multi-member gzip) and .gor.zst (multi-frame) concatenate cleanly
+        with open(output, "wb") as out:
+            for p in parts:
+                with open(p, "rb") as f:
+                    shutil.copyfileobj(f, out, 1 << 20)
+        return
+    w = open_writer(output)
+    try:
+        for p in parts:
+            for ex in open_reader(p):
+                w.write(ex)
+    finally:
+        w.close()
