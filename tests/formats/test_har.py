@@ -356,3 +356,35 @@ def test_websocket_handshake_is_flagged_upgrade() -> None:
     ex = _one(_har(_entry(status=101, content={"size": 0, "text": ""})))
     assert Flag.UPGRADE in ex.flags and ex.response.status == 101
     assert ex.complete  # the handshake itself is complete
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    method=st.sampled_from(["GET", "POST", "PATCH", "HEAD"]),
+    target=st.text(alphabet="/abc?=&%.~", min_size=0, max_size=20).map(lambda t: "/" + t),
+    req_body=st.binary(max_size=40),
+    resp_body=st.one_of(st.binary(max_size=40), st.text(max_size=20).map(str.encode)),
+    status=st.one_of(st.none(), st.sampled_from([200, 201, 404, 500])),
+)
+def test_own_har_round_trips_property(
+    tmp_path_factory: pytest.TempPathFactory,
+    method: str,
+    target: str,
+    req_body: bytes,
+    resp_body: bytes,
+    status: int | None,
+) -> None:
+    ex = make_exchange(
+        method, target, request_body=req_body, response_body=resp_body, status=status
+    )
+    p = tmp_path_factory.mktemp("har") / "p.har"
+    w = Writer(str(p))
+    w.write(ex)
+    w.close()
+    (back,) = list(open_reader(p))
+    assert back.request.raw == ex.request.raw
+    if method == "HEAD" or ex.response is None:
+        assert back.summary()["status"] == ex.summary()["status"]
+    else:
+        assert back.response is not None and back.response.raw == ex.response.raw
+    assert back.summary() == ex.summary() or method == "HEAD"
