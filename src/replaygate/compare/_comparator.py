@@ -268,15 +268,7 @@ class Comparator:
             done.add(d.field)
             if full is None:
                 full = self._exchange_texts(ex)
-            lst.append(
-                {
-                    "kind": d.kind,
-                    "path": d.path,
-                    "original": d.original,
-                    "replayed": d.replayed,
-                    **full,
-                }
-            )
+            lst.append({**d.as_dict(), **full})
 
     def _exchange_texts(self, ex: Exchange) -> dict[str, Any]:
         lim = self.config.sample_bytes

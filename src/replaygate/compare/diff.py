@@ -50,12 +50,14 @@ class Difference:
         return (self.field, self.kind)
 
     def as_dict(self) -> dict[str, Any]:
+        """JSON-able, values cut to a readable length. ``original``/``replayed`` hold the raw
+        values; they are rendered only when a difference is sampled or shown."""
         return {
             "field": self.field,
             "kind": self.kind,
             "path": self.path,
-            "original": self.original,
-            "replayed": self.replayed,
+            "original": short(self.original),
+            "replayed": short(self.replayed),
         }
 
 
@@ -254,9 +256,7 @@ class ResponseDiffer:
             for k in a:
                 kp = _key_path(k)
                 if k not in b:
-                    out.append(
-                        Difference("body:" + norm + kp, "missing", path + kp, short(a[k]), None)
-                    )
+                    out.append(Difference("body:" + norm + kp, "missing", path + kp, a[k], None))
                 elif a[k] != b[k] or type(a[k]) is not type(b[k]):
                     self._diff_json(a[k], b[k], path + kp, norm + kp, out)
                 if len(out) >= self._limit:
@@ -264,14 +264,12 @@ class ResponseDiffer:
             for k in b:
                 if k not in a:
                     kp = _key_path(k)
-                    out.append(
-                        Difference("body:" + norm + kp, "extra", path + kp, None, short(b[k]))
-                    )
+                    out.append(Difference("body:" + norm + kp, "extra", path + kp, None, b[k]))
             return
         if ta is list:
             self._diff_list(a, b, path, norm, out)
             return
-        out.append(Difference("body:" + norm, "changed", path, short(a), short(b)))
+        out.append(Difference("body:" + norm, "changed", path, a, b))
 
     def _diff_list(
         self, a: list[Any], b: list[Any], path: str, norm: str, out: list[Difference]
@@ -295,7 +293,7 @@ class ResponseDiffer:
         if len(a) != len(b):
             out.append(Difference("body:" + norm, "length", path, len(a), len(b)))
         elif len(a) > 1 and sorted(map(_canon, a)) == sorted(map(_canon, b)):
-            out.append(Difference("body:" + norm, "order", path, short(a), short(b)))
+            out.append(Difference("body:" + norm, "order", path, a, b))
             return
         inorm = norm + "[*]"
         for i, (x, y) in enumerate(zip(a, b, strict=False)):
