@@ -415,3 +415,14 @@ def test_real_capture_over_ipv6_loopback(tmp_path: Path, needs_root: None) -> No
     assert all(e.complete and e.conn is not None and e.conn.src == "::1" for e in exs)
     assert exs[1].summary()["request_body_len"] == 100_000
     assert exs[0].summary()["response_body_len"] == 3000
+
+
+def test_counters_add_up_over_several_files(tmp_path: Path) -> None:
+    a = write_pcap(tmp_path / "a.pcap", synth_flow(pairs(2)))
+    b = write_pcap(tmp_path / "b.pcap", synth_flow(pairs(3), client=("10.0.0.9", 999)))
+    c = Counters()
+    opts = ReadOptions(counters=c)
+    n = sum(1 for p in (a, b) for _ in open_reader(p, opts))
+    assert n == 5
+    assert c.notes["pcap.exchanges_complete"] == 5
+    assert c.notes["pcap.flows_total"] == 2

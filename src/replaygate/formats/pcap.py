@@ -66,6 +66,8 @@ def read(path: str, options: ReadOptions) -> Iterator[Exchange]:
                     if last_expire:
                         yield from asm.expire(ts)
                     last_expire = ts
+        except TruncatedError:
+            raise  # cut before the file header: nothing was read
         except FormatError:
             # Corruption in the middle of a file: hand out what was complete before it,
             # then report the error (with its offset) to the caller.
@@ -86,7 +88,7 @@ def read(path: str, options: ReadOptions) -> Iterator[Exchange]:
     finally:
         counters.notes["pcap.frames"] += frames
         for key, value in asm.stats.as_dict().items():
-            if value:  # zeros say nothing and crowd the report
-                counters.notes["pcap." + key] = value
+            if value:  # zeros say nothing and crowd the report; several files add up
+                counters.notes["pcap." + key] += value
         if len(defrag):
             counters.dropped["link.ip_fragment_incomplete"] += len(defrag)
