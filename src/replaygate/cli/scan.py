@@ -22,7 +22,7 @@ from ..model import Exchange
 
 __all__ = ["command", "endpoint_of", "scan_files"]
 
-_WORD = re.compile(r"[A-Za-z][A-Za-z_.-]{0,31}")
+_WORD = re.compile(r"[A-Za-z][\w.~-]{0,39}")
 _NAME = re.compile(r"[A-Za-z_$][\w$.-]{0,63}")
 _DIGITISH = re.compile(r"[\d_.:-]*\d[\d_.:-]*|[0-9a-fA-F-]{8,}")
 
@@ -32,7 +32,11 @@ def endpoint_of(ex: Exchange) -> str:
     path = ex.request.path or "/"
     segs = []
     for seg in path.split("/"):
-        if not seg or (_WORD.fullmatch(seg) and not _DIGITISH.fullmatch(seg)):
+        if not seg or (
+            _WORD.fullmatch(seg)
+            and not _DIGITISH.fullmatch(seg)
+            and sum(c.isdigit() for c in seg) <= 3
+        ):
             segs.append(seg)
         elif _DIGITISH.fullmatch(seg):
             segs.append("{id}")

@@ -81,7 +81,9 @@ def _layout(chars: list[str], keep: int) -> tuple[list[int], list[int]]:
 def _checksum(chars: list[str], tag: list[int]) -> list[str]:
     tagset = set(tag)
     rest = "".join("\x00" if i in tagset else c for i, c in enumerate(chars))
-    n = int.from_bytes(hashlib.sha256(b"rg-fp1\x00" + rest.encode()).digest(), "big")
+    n = int.from_bytes(
+        hashlib.sha256(b"rg-fp1\x00" + rest.encode("utf-8", "surrogatepass")).digest(), "big"
+    )
     out: list[str] = []
     for i in tag:
         alphabet = _CLASS[_cls(chars[i]) or "l"]
@@ -139,7 +141,9 @@ class Keyed:
         self._key = key
 
     def digest(self, value: str, purpose: str = "") -> bytes:
-        return hmac.new(self._key, (purpose + "\x00" + value).encode(), hashlib.sha256).digest()
+        return hmac.new(
+            self._key, (purpose + "\x00" + value).encode("utf-8", "surrogatepass"), hashlib.sha256
+        ).digest()
 
     def _stream(self, value: str, purpose: str, n: int) -> bytes:
         out = b""
@@ -186,9 +190,8 @@ class Keyed:
     # -- e-mail ----------------------------------------------------------------------------
     @staticmethod
     def email_is_pseudonym(addr: str) -> bool:
-        dom = addr.rpartition("@")[2].lower()
-        if not dom:
-            dom = addr.lower().rpartition("%40")[2]
+        low = addr.lower()
+        dom = low.rpartition("@")[2] if "@" in low else low.rpartition("%40")[2]
         return dom in _RESERVED_EMAIL_DOMAINS or dom.endswith(_RESERVED_EMAIL_TLDS)
 
     def email(self, addr: str) -> str:

@@ -166,12 +166,12 @@ class MaskConfig:
     binary_types: list[str] = field(default_factory=lambda: list(_BINARY_TYPES))
 
     def __post_init__(self) -> None:
-        if self.action not in ACTIONS:
+        if not isinstance(self.action, str) or self.action not in ACTIONS:
             raise ConfigError(f"[mask] action: {self.action!r} is not one of {', '.join(ACTIONS)}")
         if not isinstance(self.actions, dict):
             raise ConfigError("[mask] actions: must be a table of rule = action")
         for k, v in self.actions.items():
-            if v not in ACTIONS:
+            if not isinstance(v, str) or v not in ACTIONS:
                 raise ConfigError(f"[mask] actions.{k}: {v!r} is not one of {', '.join(ACTIONS)}")
         for name in (
             "headers",
@@ -186,8 +186,11 @@ class MaskConfig:
             "binary_types",
         ):
             val = getattr(self, name)
-            if isinstance(val, str) or not all(isinstance(x, str) for x in val):
+            if not isinstance(val, list | tuple) or not all(isinstance(x, str) for x in val):
                 raise ConfigError(f"[mask] {name}: must be a list of strings")
+        for name in ("enabled", "default_headers", "default_fields", "ip_addresses", "responses"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"[mask] {name}: must be true or false")
         dets = list(self.detectors)
         if "all" in dets:
             dets = [d for d in ALL_DETECTORS if d not in ("ipv4", "ipv6")]

@@ -1,0 +1,121 @@
+"""Fuzz targets for masking: arbitrary bytes as request/response (all body kinds and
+encodings), as free text through the detectors, and as a ``[mask]`` TOML section.
+
+Every target also checks the two promises masking makes on any input: masking the output
+again changes nothing (idempotence), and the output masks to the same bytes with a fresh
+stage (determinism).
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Callable
+
+from replaygate.config import section
+from replaygate.errors import ConfigError
+from replaygate.model import Exchange, Request, Response
+from replaygate.stages._detectors import ALL_DETECTORS, TextScanner
+from replaygate.stages.mask import MaskConfig, MaskStage
+
+__all__ = ["SEEDS", "TARGETS"]
+
+_CFG = MaskConfig(ip_addresses=True, json_paths=["$.a[*].b", "**.x"], form_fields=["f"])
+_TYPES = (
+    b"application/json",
+    b"application/x-www-form-urlencoded",
+    b"multipart/form-data; boundary=zz",
+    b"text/plain",
+    b"",
+)
+_ENCODINGS = (b"", b"gzip", b"deflate", b"br", b"zstd", b"gzip, br")
+
+
+def _exchange(data: bytes) -> Exchange:
+    sel = data[0] if data else 0
+    ctype = _TYPES[sel % len(_TYPES)]
+    enc = _ENCODINGS[(sel // 5) % len(_ENCODINGS)]
+    body = data[1:]
+    head = (
+        b"POST /p?token="
+        + body[:20].replace(b" ", b"+").replace(b"\r", b"").replace(b"\n", b"")
+        + b" HTTP/1.1\r\nHost: h\r\nCookie: sid="
+        + body[:8].replace(b"\r\n", b"")
+        + b"\r\n"
+    )
+    if ctype:
+        head += b"Content-Type: " + ctype + b"\r\n"
+    resp_head = b"HTTP/1.1 200 OK\r\n"
+    if enc:
+        resp_head += b"Content-Encoding: " + enc + b"\r\n"
+    if sel & 0x40:
+        resp_head += b"Transfer-Encoding: chunked\r\n"
+    req = Request(head + b"Content-Length: %d\r\n\r\n" % len(body) + body)
+    resp = Response(resp_head + b"Content-Type: " + ctype + b"\r\n\r\n" + body)
+    return Exchange(id="f", request=req, response=resp, interim=[Response(data[:64])])
+
+
+def fuzz_mask_exchange(data: bytes) -> None:
+    ex = _exchange(data)
+    once = MaskStage(_CFG, b"k").mask_exchange(ex)
+    again = MaskStage(_CFG, b"k").mask_exchange(ex)
+    assert once.request.raw == again.request.raw, "masking is not deterministic"
+    twice = MaskStage(_CFG, b"k").mask_exchange(once)
+    assert twice.request.raw == once.request.raw, "masking twice changed the request"
+    assert once.response is not None and twice.response is not None
+    assert twice.response.raw == once.response.raw, "masking twice changed the response"
+
+
+def fuzz_mask_raw_message(data: bytes) -> None:
+    """Arbitrary bytes as the whole request and response, head included."""
+    ex = Exchange(id="f", request=Request(data), response=Response(data))
+    once = MaskStage(_CFG, b"k").mask_exchange(ex)
+    twice = MaskStage(_CFG, b"k").mask_exchange(once)
+    assert twice.request.raw == once.request.raw
+
+
+_SCANNER = TextScanner(ALL_DETECTORS, ["password", "*token"])
+
+
+def fuzz_detectors(data: bytes) -> None:
+    text = data.decode("utf-8", "surrogateescape")
+    for f in _SCANNER.findings(text):
+        assert 0 <= f.start < f.end <= len(text)
+
+
+def fuzz_mask_config(data: bytes) -> None:
+    try:
+        doc = tomllib.loads(data.decode("utf-8", "replace"))
+    except tomllib.TOMLDecodeError:
+        return
+    try:
+        cfg = section(MaskConfig, doc, name="mask")
+    except ConfigError:
+        return
+    MaskStage(cfg, b"k")
+
+
+TARGETS: dict[str, Callable[[bytes], None]] = {
+    "mask_exchange": fuzz_mask_exchange,
+    "mask_raw_message": fuzz_mask_raw_message,
+    "mask_detectors": fuzz_detectors,
+    "mask_config": fuzz_mask_config,
+}
+
+SEEDS: dict[str, list[bytes]] = {
+    "mask_exchange": [
+        b'\x00{"password": "hunter2", "a": [{"b": "x@y.io"}], "n": "{\\"x\\": 1}"}',
+        b"\x01password=hunter2&f=1&mail=a%40b.io",
+        b'\x02--zz\r\nContent-Disposition: form-data; name="password"\r\n\r\npw\r\n--zz--\r\n',
+        b"\x03call +44 20 7946 0958 card 4111 1111 1111 1111 eyJhbGciOiJI.eyJzdWIiOjF9.sig",
+        b"\x04AKIAIOSFODNN7EXAMPLE ghp_" + b"a" * 36 + b" DE89370400440532013000",
+    ],
+    "mask_raw_message": [
+        b"GET /u/a@b.io?token=abcdefgh HTTP/1.1\r\nAuthorization: Basic dTpw\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nSet-Cookie: sid=abc; Path=/\r\n\r\nhi",
+    ],
+    "mask_detectors": [b"a@b.io 4111111111111111 10.0.0.1 ::1 fe80::1 +1 (555) 123-4567"],
+    "mask_config": [
+        b'action = "redact"\ndetectors = ["email"]\njson_paths = ["$.a"]\n',
+        b'actions = { email = "drop" }\nheaders = ["X"]\n',
+    ],
+}

@@ -1,0 +1,126 @@
+"""Format-preserving pseudonyms: keyed, deterministic, recognisable without the key."""
+
+from __future__ import annotations
+
+import base64
+import ipaddress
+import json
+import secrets
+import string
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from replaygate.stages._mask_fp import REDACT_RE, Keyed, fp_is_pseudonym, iban_valid, luhn_valid
+
+K = Keyed(b"key-1")
+
+
+def _classes(s: str) -> list[str]:
+    return ["d" if c.isdigit() else "l" if c.islower() else "u" if c.isupper() else c for c in s]
+
+
+def test_fp_keeps_classes_punctuation_and_length_of_long_values() -> None:
+    v = "Ab3-xyz_9876.QWERTYuiop"
+    p = K.fp(v)
+    assert len(p) == len(v) and _classes(p) == _classes(v) and p != v
+    assert fp_is_pseudonym(p) and not fp_is_pseudonym(v)
+
+
+def test_fp_pads_short_values_and_keeps_digits_digits() -> None:
+    for v in ("1", "1234", "ab", "", "!!"):
+        p = K.fp(v)
+        assert fp_is_pseudonym(p) and len(p) >= len(v)
+    assert K.fp("1234").isdigit()
+    assert K.fp("0042", numeric=True)[0] != "0"
+
+
+def test_fp_prefix_kept() -> None:
+    p = K.fp("ghp_" + "a1" * 18, keep=4)
+    assert p.startswith("ghp_") and fp_is_pseudonym(p, 4)
+
+
+def test_fp_deterministic_keyed_and_idempotent() -> None:
+    assert K.fp("secret-1") == Keyed(b"key-1").fp("secret-1")
+    assert K.fp("secret-1") != Keyed(b"key-2").fp("secret-1")
+    p = K.fp("secret-1")
+    assert K.fp(p) == p and Keyed(b"key-2").fp(p) == p
+
+
+def test_random_tokens_are_not_mistaken_for_pseudonyms() -> None:
+    alphabet = string.ascii_letters + string.digits
+    hits = sum(
+        fp_is_pseudonym("".join(secrets.choice(alphabet) for _ in range(24))) for _ in range(2000)
+    )
+    assert hits == 0
+
+
+def test_email() -> None:
+    p = K.email("Alice@Corp.io")
+    assert p.endswith("@example.com") and K.email_is_pseudonym(p)
+    assert p == K.email("alice@corp.io")  # case-insensitive identity
+    assert K.email("a%40b.io").endswith("%40example.com")
+    assert not K.email_is_pseudonym("a@corp.io") and K.email_is_pseudonym("x@shop.test")
+
+
+def test_card_is_luhn_valid_same_length_and_separators() -> None:
+    for card in ("4111 1111 1111 1111", "378282246310005", "6011-0009-9013-9424", "4222222222222"):
+        p = K.card(card)
+        digits = p.replace(" ", "").replace("-", "")
+        assert len(p) == len(card) and luhn_valid(digits) and digits.startswith("40000000")
+        assert [c for c in p if not c.isdigit()] == [c for c in card if not c.isdigit()]
+        assert K.card_is_pseudonym(p) and not K.card_is_pseudonym(card)
+
+
+def test_iban_valid_same_country_and_grouping() -> None:
+    p = K.iban("GB82 WEST 1234 5698 7654 32")
+    assert p.startswith("GB") and iban_valid(p.replace(" ", "")) and p.count(" ") == 5
+    assert K.iban_is_pseudonym(p) and not K.iban_is_pseudonym("GB82 WEST 1234 5698 7654 32")
+
+
+def test_basic_stays_decodable() -> None:
+    b = base64.b64encode(b"user:pass word").decode()
+    p = K.basic(b)
+    u, _, pw = base64.b64decode(p).decode().partition(":")
+    assert u and pw and K.basic_is_pseudonym(p) and not K.basic_is_pseudonym(b)
+    assert fp_is_pseudonym(K.basic("not-base64!"))
+
+
+def test_jwt_signature_and_pem() -> None:
+    sig = K.jwt_signature("a.b.c", 43)
+    assert sig.startswith("RGMASKED") and len(sig) == 43
+    pem = K.pem("-----BEGIN RSA PRIVATE KEY-----\nAAAA\n-----END RSA PRIVATE KEY-----")
+    assert pem.startswith("-----BEGIN RSA PRIVATE KEY-----\nRGMASKED") and K.pem_is_pseudonym(pem)
+
+
+def test_ips_move_to_reserved_ranges() -> None:
+    v4 = ipaddress.ip_address(K.ip("10.1.2.3"))
+    assert v4 in ipaddress.ip_network("240.0.0.0/4") and K.ip_is_pseudonym(str(v4))
+    v6 = ipaddress.ip_address(K.ip("2a00:1450::1"))
+    assert v6 in ipaddress.ip_network("2001:db8::/32") and K.ip_is_pseudonym(str(v6))
+    assert not K.ip_is_pseudonym("10.1.2.3") and K.ip_is_pseudonym("127.0.0.1")
+
+
+def test_phone_keeps_separators() -> None:
+    p = K.phone("+44 20 7946 0958")
+    assert p.startswith("+4") and p[3] == " " and K.phone_is_pseudonym(p)
+
+
+def test_redact() -> None:
+    r = K.redact("x")
+    assert REDACT_RE.fullmatch(r) and r == K.redact("x") != K.redact("y")
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=60))
+def test_fp_any_text_is_recognised_and_stable(v: str) -> None:
+    p = K.fp(v)
+    assert fp_is_pseudonym(p) and K.fp(p) == p and p.isascii()
+    json.dumps(p)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(min_value=0, max_value=10**18))
+def test_numeric_pseudonyms_round_trip_through_int(n: int) -> None:
+    p = K.fp(str(n), numeric=True)
+    assert str(int(p)) == p and fp_is_pseudonym(p)
