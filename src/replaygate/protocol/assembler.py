@@ -128,6 +128,8 @@ class TrafficAssembler:
         self._flows: OrderedDict[_Key, _Flow] = OrderedDict()
         self._closed: OrderedDict[_Key, int] = OrderedDict()  # recently closed, for late segments
         self._idle_ns = int(self.config.idle_timeout_s * 1e9)
+        self._next_check = 0
+        self._last_key: _Key | None = None
 
     # -- public API -------------------------------------------------------------------------
     def feed(self, seg: TcpSegment) -> list[Exchange]:
@@ -140,9 +142,9 @@ class TrafficAssembler:
         key: _Key = (a, b, seg.vlan) if a < b else (b, a, seg.vlan)
         out: list[Exchange] = []
         flows = self._flows
-        if flows:
-            oldest = next(iter(flows.values()))
-            if oldest.last_ts < seg.ts_ns - self._idle_ns:
+        if seg.ts_ns >= self._next_check:  # idle expiry by capture time, checked at most 1/s
+            self._next_check = seg.ts_ns + min(self._idle_ns, 1_000_000_000)
+            if flows and next(iter(flows.values())).last_ts < seg.ts_ns - self._idle_ns:
                 out += self.expire(seg.ts_ns)
         flow = flows.get(key)
         flags = seg.flags
@@ -168,8 +170,9 @@ class TrafficAssembler:
                 st.flows_evicted += 1
                 out += self._close(next(iter(flows.values())))
             flow = self._new_flow(key, seg, a, b)
-        else:
+        elif key != self._last_key:
             flows.move_to_end(key)
+        self._last_key = key
         flow.last_ts = seg.ts_ns
         from_client = a == flow.client
         out += self._segment(flow, seg, from_client, syn)
@@ -256,7 +259,7 @@ class TrafficAssembler:
             flow.syn_seen = True
             if from_client and not flags & 0x10:
                 flow.client_isn = seg.seq
-        if flags & 0x10 and peer.started:
+        if flags & 0x10 and peer.held_bytes:
             ev = peer.ack(seg.ack)
             if ev:
                 out += self._deliver(flow, not from_client, ev)
@@ -291,20 +294,20 @@ class TrafficAssembler:
                 flow.conn, config=self.config.parser, id_seed=str(flow.first_ts)
             )
         out: list[Exchange] = []
+        ts = flow.last_ts
+        if from_client:
+            on_data, on_gap, on_eof = parser.client_data, parser.client_gap, parser.client_eof
+        else:
+            on_data, on_gap, on_eof = parser.server_data, parser.server_gap, parser.server_eof
         for kind, value in events:
             if kind == DATA:
                 assert isinstance(value, bytes)
-                ts = flow.last_ts
-                out += (
-                    parser.client_data(value, ts) if from_client else parser.server_data(value, ts)
-                )
+                out += on_data(value, ts)
             elif kind == GAP:
                 assert isinstance(value, int)
-                ts = flow.last_ts
-                out += parser.client_gap(value, ts) if from_client else parser.server_gap(value, ts)
+                out += on_gap(value, ts)
             elif kind == EOF:
-                ts = flow.last_ts
-                out += parser.client_eof(ts) if from_client else parser.server_eof(ts)
+                out += on_eof(ts)
         if (
             parser.exchanges_emitted == 0
             and not out

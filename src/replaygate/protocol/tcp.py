@@ -50,12 +50,12 @@ class StreamReassembler:
 
     __slots__ = (
         "_base",
-        "_eof_sent",
         "_fin_at",
         "_heap",
         "_held",
-        "_held_bytes",
         "_known",
+        "finished",
+        "held_bytes",
         "max_buffered",
         "next",
         "stats",
@@ -69,23 +69,14 @@ class StreamReassembler:
         self.next = 0  # stream offset of the next byte to deliver
         self._held: dict[int, bytes] = {}
         self._heap: list[int] = []
-        self._held_bytes = 0
+        self.held_bytes = 0  # out-of-order bytes waiting for a hole to fill
         self._fin_at: int | None = None
-        self._eof_sent = False
+        self.finished = False  # the FIN was delivered (all bytes before it delivered or gaps)
 
     @property
     def started(self) -> bool:
         """Has the initial sequence number been learnt (from a SYN or a first segment)?"""
         return self._known
-
-    @property
-    def held_bytes(self) -> int:
-        return self._held_bytes
-
-    @property
-    def finished(self) -> bool:
-        """Was the FIN delivered (every byte before it delivered or declared a gap)?"""
-        return self._eof_sent
 
     def offset(self, seq: int) -> int:
         """The stream offset of ``seq``, the copy nearest to the next expected byte."""
@@ -138,14 +129,14 @@ class StreamReassembler:
                 if old is None:
                     heapq.heappush(self._heap, start)
                     self._held[start] = payload
-                    self._held_bytes += n
+                    self.held_bytes += n
                 elif len(old) < n:
                     st.retransmitted_bytes += len(old)
                     self._held[start] = payload
-                    self._held_bytes += n - len(old)
+                    self.held_bytes += n - len(old)
                 else:
                     st.retransmitted_bytes += n
-                while self._held_bytes > self.max_buffered and self._heap:
+                while self.held_bytes > self.max_buffered and self._heap:
                     self._skip_to(self._heap[0], out)
         self._check_fin(out)
         return out
@@ -192,7 +183,7 @@ class StreamReassembler:
         while heap and heap[0] <= self.next:
             start = heapq.heappop(heap)
             data = held.pop(start)
-            self._held_bytes -= len(data)
+            self.held_bytes -= len(data)
             end = start + len(data)
             nxt = self.next
             if end <= nxt:
@@ -206,6 +197,6 @@ class StreamReassembler:
             self.next = end
 
     def _check_fin(self, out: list[Event]) -> None:
-        if self._fin_at is not None and not self._eof_sent and self.next >= self._fin_at:
-            self._eof_sent = True
+        if self._fin_at is not None and not self.finished and self.next >= self._fin_at:
+            self.finished = True
             out.append((EOF, 0))
