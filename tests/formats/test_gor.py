@@ -280,3 +280,20 @@ def test_roundtrip_property(
     assert back.request.raw == ex.request.raw and back.meta == ex.meta
     assert back.flags == ex.flags and back.session == ex.session
     assert write_bytes([back]) == data
+
+
+def test_latency_conventions_of_goreplay_versions() -> None:
+    from replaygate.formats.gor import _exchange_from_records
+
+    req = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"
+    resp = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
+    # GoReplay < 1.3 (and replaygate): request -1, response latency = request start -> end
+    old = parse_bytes(b"1 a 1000 -1\n" + req + SEPARATOR + b"2 a 1500 700\n" + resp + SEPARATOR)
+    ex = _exchange_from_records(old[0], old[1:])
+    assert ex.latency_ns == 700 and ex.response is not None and ex.response.ts_last_ns == 1700
+    # GoReplay 1.3+: every message carries its own duration (End - Start)
+    new = parse_bytes(b"1 a 1000 20\n" + req + SEPARATOR + b"2 a 1500 30\n" + resp + SEPARATOR)
+    ex = _exchange_from_records(new[0], new[1:])
+    assert ex.request.ts_last_ns == 1020
+    assert ex.response is not None and ex.response.ts_first_ns == 1500
+    assert ex.latency_ns == 530

@@ -277,10 +277,19 @@ def _conn(text: str) -> ConnectionId | None:
 
 
 def _exchange_from_records(req: GorRecord, others: list[GorRecord]) -> Exchange:
+    """Build an exchange from its records.
+
+    Latencies mean different things depending on who wrote the file: replaygate and GoReplay
+    before 1.3 write ``-1`` for requests and, for responses, request start -> response end;
+    GoReplay 1.3+ (``input_raw.go``) writes for *every* message its own duration
+    (``End - Start``). A request with a latency and without our ``rg.v`` marks the latter.
+    """
     e = req.extra
-    request = Request(
-        req.payload, ts_first_ns=req.ts_ns, ts_last_ns=_int_field(e, "tl") or req.ts_ns
-    )
+    per_message = req.latency_ns is not None and "v" not in e
+    last = _int_field(e, "tl")
+    if not last and per_message and req.latency_ns is not None:
+        last = req.ts_ns + req.latency_ns
+    request = Request(req.payload, ts_first_ns=req.ts_ns, ts_last_ns=last or req.ts_ns)
     ex = Exchange(id=req.id, request=request)
     if "conn" in e:
         ex.conn = _conn(e["conn"])
@@ -303,7 +312,12 @@ def _exchange_from_records(req: GorRecord, others: list[GorRecord]) -> Exchange:
             # GoReplay stores response start time and latency; last byte = start + latency
             # when we wrote it, GoReplay's own files have latency = request->response time.
             first = _int_field(r.extra, "tf") or r.ts_ns
-            last = req.ts_ns + r.latency_ns if r.latency_ns is not None else r.ts_ns
+            if r.latency_ns is None:
+                last = r.ts_ns
+            elif per_message or req.ts_ns + r.latency_ns < first:
+                last = first + r.latency_ns  # the response's own duration
+            else:
+                last = req.ts_ns + r.latency_ns
             resp = Response(r.payload, ts_first_ns=first, ts_last_ns=last)
             if r.extra.get("interim") == "1":
                 ex.interim.append(resp)
