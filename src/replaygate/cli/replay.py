@@ -232,6 +232,8 @@ def build_config(options: Mapping[str, Any], config: Mapping[str, Any]) -> Repla
         if kk == "ramp" and isinstance(data[k], str):
             data[k] = parse_ramp(data[k])
     targets = list(options.get("target") or ()) or None
+    if targets is None and "targets" not in data:
+        raise ConfigError("--target: at least one target URL is required (or [replay] targets)")
     o = options
     dur = {
         k: parse_duration(o[f], name=f"--{f.replace('_', '-')}") if o.get(f) is not None else None

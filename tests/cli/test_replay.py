@@ -1,0 +1,138 @@
+"""``replaygate replay``: help, happy paths against nginx, documented bad inputs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from replaygate.cli import main
+from replaygate.formats.gor import GorWriter, read_records
+from replaygate.model import ConnectionId
+from replaygate.testing import make_exchange, make_request
+from replaygate.testing.servers import NginxServer
+
+T0 = 1_700_000_000_000_000_000
+
+
+def write_gor(path: Path, n: int = 40, method: str = "GET", host: str = "prod.example") -> Path:
+    w = GorWriter(path)
+    for i in range(n):
+        ex = make_exchange(
+            method,
+            f"/json?i={i}",
+            id=f"{i:040x}",
+            ts_ns=T0 + i * 1_000_000,
+            conn=ConnectionId("10.0.0.1", 1000 + i % 4, "10.0.0.2", 80),
+        )
+        ex.request = make_request(method, f"/json?i={i}", host=host, ts_ns=T0 + i * 1_000_000)
+        w.write(ex)
+    w.close()
+    return path
+
+
+def run(*args: str) -> tuple[int, str]:
+    """Through ``main`` (as the console script): user errors become one line + exit 2."""
+    r = CliRunner().invoke(_entry, ["replay", *args])
+    if r.exception and not isinstance(r.exception, SystemExit):
+        raise r.exception
+    return r.exit_code, r.output
+
+
+@click.command(context_settings={"ignore_unknown_options": True, "help_option_names": []})
+@click.argument("argv", nargs=-1, type=click.UNPROCESSED)
+def _entry(argv: tuple[str, ...]) -> None:
+    main(list(argv))
+
+
+def test_help_lists_the_contract_flags() -> None:
+    code, out = run("--help")
+    assert code == 0
+    for flag in (
+        "--target", "--split", "--baseline", "--speed", "--rate", "--max", "--concurrency",
+        "--ramp", "--loop", "--duration", "--limit", "--max-wait", "--sessions",
+        "--session-key", "--keep-host", "--connect-timeout", "--timeout", "--redirects",
+        "--insecure", "--ca-file", "--allow-unsafe-target", "--workers", "--output",
+        "--progress", "--correlate", "--config", "--report", "--allow-url",
+    ):  # fmt: skip
+        assert flag in out, flag
+
+
+def test_replay_max_to_output(nginx: NginxServer, tmp_path: Path) -> None:
+    src = write_gor(tmp_path / "in.gor")
+    out = tmp_path / "out.gor"
+    code, text = run(str(src), "--target", nginx.url, "--max", "-c", "4", "-o", str(out))
+    assert code == 0, text
+    assert "replay: sent 40, answered 40, errors 0" in text
+    assert "latency p50" in text and "output:" in text
+    t3 = [r for r in read_records(out) if r.type == 3]
+    assert len(t3) == 40 and all(r.payload.startswith(b"HTTP/1.1 200") for r in t3)
+
+
+def test_replay_rate_sessions_progress_and_filters(nginx: NginxServer, tmp_path: Path) -> None:
+    src = write_gor(tmp_path / "in.gor", 30)
+    code, text = run(
+        str(src), "--target", nginx.url, "--rate", "300", "--sessions", "--progress",
+        "--allow-url", r"i=1\d", "--no-correlate",
+    )  # fmt: skip
+    assert code == 0, text
+    assert "sent 10," in text and "of 300.0 asked" in text and "ETA" in text
+
+
+def test_replay_workers_with_output(nginx: NginxServer, tmp_path: Path) -> None:
+    src = write_gor(tmp_path / "in.gor", 40)
+    out = tmp_path / "out.gor"
+    code, text = run(str(src), "-t", nginx.url, "--max", "--workers", "2", "-o", str(out))
+    assert code == 0, text
+    assert "sent 40, answered 40" in text
+    assert len([r for r in read_records(out) if r.type == 3]) == 40
+
+
+def test_config_section(nginx: NginxServer, tmp_path: Path) -> None:
+    src = write_gor(tmp_path / "in.gor", 5)
+    conf = tmp_path / "replaygate.toml"
+    conf.write_text(
+        f'[replay]\ntargets = ["{nginx.url}"]\nmax_speed = true\nresponse_timeout = "2s"\n'
+    )
+    code, text = run(str(src), "--config", str(conf))
+    assert code == 0, text
+    assert "sent 5," in text
+    conf.write_text("[replay]\nspeeed = 2\n")
+    code, text = run(str(src), "--config", str(conf), "-t", nginx.url)
+    assert code == 2 and "unknown field 'speeed'" in text
+
+
+@pytest.mark.parametrize(
+    ("args", "msg"),
+    [
+        (["--max", "--rate", "5"], "--rate and --max: choose one timing mode"),
+        (["--ramp", "100"], "--ramp"),
+        (["--duration", "soon"], "--duration"),
+        (["--session-key", "ip"], "--session-key"),
+        (["--speed", "2", "--max"], "--speed"),
+        (["-o", "out.xyz"], "unknown file extension"),
+    ],
+)
+def test_bad_flags_are_one_line_exit_2(tmp_path: Path, args: list[str], msg: str) -> None:
+    src = write_gor(tmp_path / "in.gor", 1)
+    code, text = run(str(src), "-t", "http://127.0.0.1:9", *args)
+    assert code == 2 and msg in text
+    assert "Traceback" not in text
+
+
+def test_missing_target_and_file(tmp_path: Path) -> None:
+    code, text = run(str(write_gor(tmp_path / "in.gor", 1)))
+    assert code == 2 and "--target" in text
+    code, text = run(str(tmp_path / "nope.gor"), "-t", "http://127.0.0.1:9")
+    assert code == 2 and "no such file" in text
+
+
+def test_safety_refusal_exit_2(nginx: NginxServer, tmp_path: Path) -> None:
+    host = f"{nginx.host}:{nginx.port}"
+    src = write_gor(tmp_path / "in.gor", 3, method="POST", host=host)
+    code, text = run(str(src), "-t", nginx.url, "--max")
+    assert code == 2 and "refusing to replay POST" in text and "--allow-unsafe-target" in text
+    code, text = run(str(src), "-t", nginx.url, "--max", "--allow-unsafe-target")
+    assert code == 0, text
