@@ -297,3 +297,27 @@ def test_latency_conventions_of_goreplay_versions() -> None:
     assert ex.request.ts_last_ns == 1020
     assert ex.response is not None and ex.response.ts_first_ns == 1500
     assert ex.latency_ns == 530
+
+
+@pytest.mark.parametrize("ext", [".gor.gz", ".gor.zst"])
+def test_plain_bytes_named_compressed_is_format_error(tmp_path: Path, ext: str) -> None:
+    from replaygate.errors import FormatError
+
+    p = tmp_path / f"x{ext}"
+    p.write_bytes(write_bytes([make_exchange()]))
+    with pytest.raises(FormatError, match="stream"):
+        list(open_reader(p))
+
+
+def test_cut_zstd_file_reads_what_it_can(tmp_path: Path) -> None:
+    from replaygate.formats import ReadOptions
+
+    p = tmp_path / "z.gor.zst"
+    w = open_writer(p)
+    for i in range(500):
+        w.write(make_exchange("GET", f"/{i}", response_body=bytes(range(256)) * 4))
+    w.close()
+    p.write_bytes(p.read_bytes()[: p.stat().st_size // 2])
+    opts = ReadOptions()
+    assert 0 < len(list(open_reader(p, opts))) < 500
+    assert opts.counters.dropped["truncated_record"] == 1

@@ -224,22 +224,16 @@ def read_records(
                 if not chunk:
                     break
                 yield from parser.feed(chunk)
-        except (EOFError, OSError) as e:  # gzip/zstd stream cut short
-            if isinstance(e, FileNotFoundError):
+        except (EOFError, OSError) as e:  # gzip/zstd stream cut short or not compressed
+            if isinstance(e, FileNotFoundError | PermissionError | IsADirectoryError):
                 raise
-            if strict:
-                raise TruncatedError(f"compressed stream is damaged: {e}", path=p) from None
-            if on_truncated is not None:
-                on_truncated(parser._base)
+            _damaged(p, parser, e, strict, on_truncated)
             return
         except Exception as e:
-            if type(e).__name__ == "ZstdError":
-                if strict:
-                    raise TruncatedError(f"zstd stream is damaged: {e}", path=p) from None
-                if on_truncated is not None:
-                    on_truncated(parser._base)
-                return
-            raise
+            if type(e).__name__ != "ZstdError":
+                raise
+            _damaged(p, parser, e, strict, on_truncated)
+            return
     cut = parser.close()
     if cut is not None:
         if strict:
@@ -250,6 +244,24 @@ def read_records(
             )
         if on_truncated is not None:
             on_truncated(cut)
+
+
+def _damaged(
+    path: str,
+    parser: GorRecordParser,
+    err: BaseException,
+    strict: bool,
+    on_truncated: Callable[[int], None] | None,
+) -> None:
+    """A compressed stream failed: not compressed at all (nothing read yet), or cut/damaged
+    after ``parser._base`` bytes of uncompressed data (everything before was yielded)."""
+    kind = "zstd" if path.endswith(".zst") else "gzip"
+    if not parser.records and not parser._base and not parser._buf:
+        raise FormatError(f"not a {kind} stream: {err}", path=path) from None
+    if strict:
+        raise TruncatedError(f"{kind} stream is damaged: {err}", path=path) from None
+    if on_truncated is not None:
+        on_truncated(parser._base)
 
 
 def _int_field(extra: dict[str, str], key: str) -> int:
