@@ -277,7 +277,7 @@ class HTTP1StreamParser:
                 self.stats.tunnel_bytes += len(data)
             else:
                 s.feed(bytes(data), ts_ns)
-                self._run()
+                self._run(server_first=True)
         return self._emit()
 
     def client_gap(self, nbytes: int, ts_ns: int) -> list[Exchange]:
@@ -337,9 +337,15 @@ class HTTP1StreamParser:
         return bool(self._order) or self._c.avail > 0 or self._s.avail > 0
 
     # -- driving ----------------------------------------------------------------------------
-    def _run(self) -> None:
+    def _run(self, server_first: bool = False) -> None:
         """Advance both sides until neither can make progress."""
         step_c, step_s, c = self._step_client, self._step_server, self._c
+        if server_first:
+            moved = False
+            while step_s():
+                moved = True
+            if not moved or c.pos >= len(c.buf):
+                return
         while True:
             while step_c():
                 pass
