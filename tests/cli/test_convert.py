@@ -105,6 +105,7 @@ def test_access_log_with_host_and_reasons(tmp_path: Path) -> None:
         (["in.gor", "out.xyz"], "unknown file extension"),
         (["nope.gor", "out.gor"], "nope.gor: no such file"),
         (["in.gor", "out.har", "--max-bytes", "1mb"], "rotation is for .gor"),
+        (["in.gor", "out.har", "--append"], "--append"),
         (["in.gor", "out.gor", "--max-bytes", "lots"], "--max-bytes"),
         (["in.gor", "in.gor"], "output is also an input"),
         (["in.gor", "out.gor", "--allow-url", "("], "--allow-url"),
@@ -137,3 +138,17 @@ def test_bad_pcaps_through_the_cli(tmp_path: Path) -> None:
     r = _run("convert", str(text), str(tmp_path / "o.gor"))
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert r.stderr.startswith(f"replaygate: error: {text}")
+
+
+@pytest.mark.parametrize("out", ["o.jsonl", "o.gor"])
+def test_append(tmp_path: Path, out: str) -> None:
+    src = tmp_path / "in.gor"
+    _gor(src, 3)
+    for _ in range(2):
+        r = CliRunner().invoke(cli, ["convert", "-q", "--append", str(src), str(tmp_path / out)])
+        assert r.exit_code == 0, r.output
+    assert len(list(open_reader(tmp_path / out))) == 6 or out == "o.gor"
+    if out == "o.gor":  # same ids twice: still every record there
+        from replaygate.formats.gor import read_records
+
+        assert len(list(read_records(tmp_path / out))) == 12

@@ -203,6 +203,8 @@ def command(
         wopts.max_seconds = parse_duration(max_seconds, name="--max-seconds")
         if wopts.max_seconds <= 0:
             raise ConfigError("--max-seconds: must be positive")
+    if append and format_of(output) == "har":
+        raise ConfigError("--append: a HAR file is one JSON document; append to .gor or .jsonl")
     if (wopts.max_bytes or wopts.max_seconds) and format_of(output) != "gor":
         raise ConfigError("--max-bytes/--max-seconds: rotation is for .gor outputs only")
     counters = Counters()
