@@ -9,6 +9,12 @@ reached (oldest idle first). Everything that ends badly is counted in :class:`As
 Which side is the client, in order of trust: who sent the SYN (or the SYN-ACK); the configured
 ``server_ports``; which side's first bytes are a request line or a status line; well-known
 HTTP ports; the lower port number.
+
+A connection seen without its SYN is counted in ``flows_midstream``; its exchanges are flagged
+``MIDSTREAM`` only when bytes had to be skipped to find the first message (a join that lands
+on a message boundary loses nothing). TLS, SSH and HTTP/2 connections are recognised by their
+first bytes and only counted (``non_http_flows``/``non_http_bytes``), as are connections
+whose parser found no HTTP/1 message in their first MiB.
 """
 
 from __future__ import annotations
@@ -54,7 +60,14 @@ class AssemblerConfig:
 
 @dataclass(slots=True)
 class AssemblerStats:
-    """What the assembler saw and everything it could not turn into complete exchanges."""
+    """What the assembler saw and everything it could not turn into complete exchanges.
+
+    TCP: ``gaps``/``gap_bytes`` (holes declared, by buffer bound, peer ACK or end of input),
+    ``retransmitted_bytes`` (duplicates and overlaps dropped, first copy wins),
+    ``late_segments`` (data for a connection already closed). HTTP: ``skipped_bytes`` (not a
+    message: mid-stream joins, garbage, resynchronisation), ``tunnel_bytes`` (after an
+    Upgrade/CONNECT), ``resyncs``, ``parse_errors``; the exchange counters are by outcome.
+    """
 
     segments: int = 0
     payload_bytes: int = 0
