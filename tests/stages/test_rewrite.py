@@ -170,3 +170,76 @@ def test_arbitrary_requests_never_raise(raw: bytes) -> None:
     )
     (out,) = list(stage.process(Exchange(id="x", request=Request(raw))))
     assert isinstance(out.request, Request)
+
+
+def test_only_changed_lines_are_rebuilt() -> None:
+    raw = (
+        b"GET /v1/a?q=1 HTTP/1.1\r\nhost:x.test\r\nX-Odd:   spaced  \r\n"
+        b"X-Fold: first\r\n  second\r\nCookie: a=1\r\n\r\nbody"
+    )
+    ex = Exchange(id="f", request=Request(raw))
+    out = _run(RewriteConfig(rewrite_url=["^/v1/:/v2/"]), ex)
+    assert out.request.raw == raw.replace(b"/v1/a", b"/v2/a")
+    out = _run(
+        RewriteConfig(set_header=["Cookie: staging=1"]), Exchange(id="g", request=Request(raw))
+    )
+    assert out.request.raw == raw.replace(b"Cookie: a=1", b"Cookie: staging=1")
+    out = _run(
+        RewriteConfig(rewrite_header=["X-Fold: second,2nd"]), Exchange(id="h", request=Request(raw))
+    )
+    assert out.request.raw == raw.replace(b"X-Fold: first\r\n  second", b"X-Fold: first 2nd")
+    out = _run(RewriteConfig(remove_header=["x-odd"]), Exchange(id="i", request=Request(raw)))
+    assert out.request.raw == raw.replace(b"X-Odd:   spaced  \r\n", b"")
+
+
+def test_lf_only_heads_keep_lf() -> None:
+    raw = b"GET /a HTTP/1.1\nHost: h\n\n"
+    out = _run(RewriteConfig(set_header=["X-A: 1"]), Exchange(id="l", request=Request(raw)))
+    assert out.request.raw == b"GET /a HTTP/1.1\nHost: h\nX-A: 1\n\n"
+
+
+def test_non_latin1_values_are_config_errors() -> None:
+    with pytest.raises(ConfigError, match=r"--set-header: .* cannot carry"):
+        RewriteStage(RewriteConfig(set_header=["X-Name: Zoë ☃"]))
+    with pytest.raises(ConfigError, match="--rewrite-url"):
+        RewriteStage(RewriteConfig(rewrite_url=["^/a:/☃"]))
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.text("abcXYZ-", min_size=1, max_size=8),
+            st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=12),
+        ),
+        max_size=6,
+    ),
+    st.sampled_from(["\r\n", "\n"]),
+)
+def test_set_header_keeps_every_other_header(headers: list[tuple[str, str]], eol: str) -> None:
+    head = "GET /p HTTP/1.1" + eol + "".join(f"{k}:{v}{eol}" for k, v in headers) + eol
+    req = Request(head.encode("latin-1") + b"xyz")
+    (out,) = list(
+        RewriteStage(RewriteConfig(set_header=["X-Env: staging"])).process(
+            Exchange(id="p", request=req)
+        )
+    )
+    r = out.request
+    assert r.header("x-env") == "staging"
+    assert [h for h in r.headers if h[0].lower() != "x-env"] == [
+        h for h in req.headers if h[0].lower() != "x-env"
+    ]
+    assert bytes(r.body_raw) == b"xyz"
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.binary(max_size=200), st.sampled_from([b"\r\n", b"\n"]))
+def test_url_rewrite_keeps_every_byte_after_the_request_line(rest: bytes, eol: bytes) -> None:
+    raw = b"GET /v1/x?a=1 HTTP/1.1" + eol + rest
+    (out,) = list(
+        RewriteStage(RewriteConfig(rewrite_url=["^/v1/:/v2/"])).process(
+            Exchange(id="u", request=Request(raw))
+        )
+    )
+    assert out.request.raw == b"GET /v2/x?a=1 HTTP/1.1" + eol + rest
+    assert out.request.target == "/v2/x?a=1"

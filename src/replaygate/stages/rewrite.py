@@ -21,7 +21,7 @@ from urllib.parse import quote
 from ..errors import ConfigError
 from ..model import Exchange, Flag, Request
 from ..pipeline import Counters
-from .filter import compile_regex, strings
+from .filter import _method_target, compile_regex, strings
 
 __all__ = [
     "RewriteConfig",
@@ -156,59 +156,66 @@ class RewriteStage:
                 raise ConfigError(f"--set-header: bad header name or value for {n!r}")
         removed = strings(config.remove_header, flag="--remove-header")
         self._remove = {n.strip().lower() for n in removed if n.strip()}
+        for flag, texts in (
+            ("--set-header", [f"{n}: {v}" for n, v in self._set]),
+            ("--rewrite-url", strings(config.rewrite_url, flag="--rewrite-url")),
+            ("--rewrite-header", strings(config.rewrite_header, flag="--rewrite-header")),
+        ):
+            for text in texts:
+                try:
+                    text.encode("latin-1")
+                except UnicodeEncodeError:
+                    raise ConfigError(
+                        f"{flag}: {text!r} has characters HTTP/1 headers cannot carry "
+                        "(use percent-encoding in URLs)"
+                    ) from None
         self._params = _as_pairs(config.set_param, flag="--set-param", sep="=")
 
     def bind_counters(self, counters: Counters) -> None:
         self.counters = counters
 
     def rewrite(self, req: Request) -> tuple[Request, list[str]]:
-        """The rewritten request and the names of the rules that changed it."""
-        target = req.target
+        """The rewritten request and the names of the rules that changed it.
+
+        Only what a rule changes is rebuilt: the request line when the target changes, and the
+        header lines a rule touches; every other byte (spacing, folded lines, line endings,
+        the body and its framing) stays as captured."""
+        target = _method_target(req)[1]
+        new_target = target
         fired: list[str] = []
         for name, value in self._params:
-            new = set_query_param(target, name, value)
-            if new != target:
-                target = new
+            t = set_query_param(new_target, name, value)
+            if t != new_target:
+                new_target = t
                 fired.append("set-param")
         for rx, repl in self._url:
-            if rx.search(target):
-                new = rx.sub(repl, target)
-                if new != target:
-                    target = new
+            if rx.search(new_target):
+                t = rx.sub(repl, new_target)
+                if t != new_target:
+                    new_target = t
                     fired.append("rewrite-url")
                 break
-        headers = list(req.headers)
-        for lname, rx, repl in self._hdr:
-            for i, (k, v) in enumerate(headers):
-                if k.lower() == lname and rx.search(v):
-                    nv = rx.sub(repl, v)
-                    if nv != v:
-                        headers[i] = (k, nv)
-                        fired.append("rewrite-header")
-        for sname, value in self._set:
-            lname = sname.lower()
-            idx = [i for i, (k, _) in enumerate(headers) if k.lower() == lname]
-            if idx:
-                if len(idx) == 1 and headers[idx[0]][1] == value:
-                    continue
-                headers[idx[0]] = (headers[idx[0]][0], value)
-                for i in reversed(idx[1:]):
-                    del headers[i]
-            else:
-                headers.append((sname, value))
-            fired.append("set-header")
-        if self._remove:
-            kept = [(k, v) for k, v in headers if k.lower() not in self._remove]
-            if len(kept) != len(headers):
-                headers = kept
-                fired.append("remove-header")
+        head = _Head(req) if (self._hdr or self._set or self._remove) else None
+        if head is not None:
+            fired.extend(head.apply(self._hdr, self._set, self._remove))
         if not fired:
             return req, fired
-        start = req.start_line
-        line = " ".join([start[0] if start else "GET", target, *start[2:3]])
-        new_req = req.with_head(line, headers)
-        assert isinstance(new_req, Request)
-        return new_req, fired
+        if head is None:  # only the target changed: swap the request line, keep every byte after
+            line, old_len = _request_line(req, new_target)
+            nb = line.encode("latin-1")
+            raw = req.raw
+            return (
+                Request(
+                    nb + raw[old_len:],
+                    ts_first_ns=req.ts_first_ns,
+                    ts_last_ns=req.ts_last_ns,
+                    head_len=req.head_len - old_len + len(nb),
+                ),
+                fired,
+            )
+        if new_target != target:
+            head.set_target(new_target)
+        return head.build(req), fired
 
     def process(self, ex: Exchange) -> Iterable[Exchange]:
         new, fired = self.rewrite(ex.request)
@@ -253,3 +260,117 @@ def _unquote(s: str) -> str:
     from urllib.parse import unquote_plus
 
     return unquote_plus(s)
+
+
+class _Header:
+    __slots__ = ("lines", "lname", "name", "value")
+
+    def __init__(self, lines: list[str] | None, name: str, value: str) -> None:
+        self.lines = lines  # the captured lines (latin-1); None once a rule changed the header
+        self.name = name
+        self.lname = name.lower()
+        self.value = value
+
+
+def _request_line(req: Request, target: str) -> tuple[str, int]:
+    """The new request line for ``target`` and the length of the captured one (without its
+    line ending), from the first line alone."""
+    raw = req.raw
+    end = raw.find(b"\n", 0, req.head_len)
+    first = raw[: end if end >= 0 else req.head_len]
+    if first.endswith(b"\r"):
+        first = first[:-1]
+    parts = first.decode("latin-1").split(" ", 2)
+    method = parts[0] if parts and parts[0] else "GET"
+    return " ".join([method, target, *parts[2:3]]), len(first)
+
+
+class _Head:
+    """A request head as editable header entries that remember their captured text.
+
+    The head is decoded once as latin-1 (one byte, one character), so writing untouched lines
+    back reproduces the captured bytes exactly."""
+
+    def __init__(self, req: Request) -> None:
+        lines = req.raw[: req.head_len].decode("latin-1").split("\n")
+        self.request_line = lines[0]
+        self.crlf = lines[0].endswith("\r")
+        self.headers: list[_Header] = []
+        self.tail: list[str] = []
+        self.target: str | None = None
+        headers = self.headers
+        for j in range(1, len(lines)):
+            line = lines[j]
+            text = line[:-1] if line.endswith("\r") else line
+            if not text:
+                self.tail = lines[j:]  # the blank line (and the final empty split)
+                break
+            if text[0] in " \t" and headers:  # obsolete line folding
+                h = headers[-1]
+                assert h.lines is not None
+                h.lines.append(line)
+                if h.lname:
+                    h.value = h.value + " " + text.strip()
+                continue
+            name, sep, value = text.partition(":")
+            # lines without a colon are kept as they are and never match a rule
+            headers.append(_Header([line], name.strip() if sep else "", value.strip(" \t")))
+
+    def set_target(self, target: str) -> None:
+        self.target = target
+
+    def apply(
+        self,
+        rewrites: list[tuple[str, re.Pattern[str], Callable[[re.Match[str]], str]]],
+        sets: list[tuple[str, str]],
+        removes: set[str],
+    ) -> list[str]:
+        fired: list[str] = []
+        for lname, rx, repl in rewrites:
+            for h in self.headers:
+                if h.lname == lname and rx.search(h.value):
+                    nv = rx.sub(repl, h.value)
+                    if nv != h.value:
+                        h.value, h.lines = nv, None
+                        fired.append("rewrite-header")
+        for sname, value in sets:
+            lname = sname.lower()
+            same = [h for h in self.headers if h.lname == lname]
+            if same:
+                if len(same) == 1 and same[0].value == value:
+                    continue
+                same[0].value, same[0].lines = value, None
+                drop = {id(h) for h in same[1:]}
+                self.headers = [h for h in self.headers if id(h) not in drop]
+            else:
+                self.headers.append(_Header(None, sname, value))
+            fired.append("set-header")
+        if removes:
+            kept = [h for h in self.headers if h.lname not in removes]
+            if len(kept) != len(self.headers):
+                self.headers = kept
+                fired.append("remove-header")
+        return fired
+
+    def build(self, req: Request) -> Request:
+        eol = "\r" if self.crlf else ""
+        line = self.request_line
+        if self.target is not None:
+            line = _request_line(req, self.target)[0] + eol
+        out = [line]
+        for h in self.headers:
+            if h.lines is not None:
+                out.extend(h.lines)
+            else:
+                out.append(f"{h.name}: {h.value}{eol}")
+        if self.tail:
+            out.extend(self.tail)
+        elif len(req.start_line) > 2:  # a head cut short (no blank line): end it
+            out.extend([eol, ""])
+        head = "\n".join(out).encode("latin-1")
+        return Request(
+            head + bytes(req.body_raw),
+            ts_first_ns=req.ts_first_ns,
+            ts_last_ns=req.ts_last_ns,
+            head_len=len(head),
+        )
