@@ -592,3 +592,63 @@ def test_segmentation_does_not_matter(reqs: list[bytes], sizes: list[int], pipel
     assert [summary(e) for e in out] == [summary(e) for e in whole]
     assert _raws(out) == _raws(whole)
     assert all(e.complete for e in out) and len(out) == len(reqs)
+
+
+# -- generated conversations: what was framed is what is parsed ---------------------------------
+@st.composite
+def _conversation(draw: st.DrawFn) -> tuple[bytes, bytes, list[tuple[Any, ...]]]:
+    """Random requests and responses (Content-Length or chunked with random chunk sizes and
+    trailers, HEAD, 204/304, interim 1xx) and the summaries the parser must give back."""
+    client = b""
+    server = b""
+    expected: list[tuple[Any, ...]] = []
+    for i in range(draw(st.integers(1, 5))):
+        method = draw(st.sampled_from(["GET", "POST", "PUT", "HEAD", "DELETE"]))
+        body = b"q" * draw(st.integers(0, 300)) if method in ("POST", "PUT") else b""
+        head = f"{method} /r{i}?x=1 HTTP/1.1\r\nHost: h\r\n".encode()
+        client += head + _framed(draw, body)
+        interim = draw(st.lists(st.sampled_from([100, 102, 103]), max_size=2))
+        for code in interim:
+            server += b"HTTP/1.1 %d Info\r\n\r\n" % code
+        status = draw(st.sampled_from([200, 201, 204, 304, 404, 500]))
+        rbody = b"" if status in (204, 304) else b"r" * draw(st.integers(0, 500))
+        if method == "HEAD":
+            server += b"HTTP/1.1 %d X\r\nContent-Length: %d\r\n\r\n" % (status, len(rbody))
+            rbody = b""
+        elif status in (204, 304):
+            server += b"HTTP/1.1 %d X\r\n\r\n" % status
+        else:
+            server += b"HTTP/1.1 %d X\r\n" % status + _framed(draw, rbody)
+        expected.append(S(method, f"/r{i}?x=1", status, len(body), len(rbody), (), interim))
+    return client, server, expected
+
+
+def _framed(draw: st.DrawFn, body: bytes) -> bytes:
+    if not draw(st.booleans()):
+        return b"Content-Length: %d\r\n\r\n" % len(body) + body
+    out = b"Transfer-Encoding: chunked\r\n\r\n"
+    pos = 0
+    while pos < len(body):
+        n = draw(st.integers(1, max(1, len(body) - pos)))
+        out += b"%x\r\n" % n + body[pos : pos + n] + b"\r\n"
+        pos += n
+    trailers = b"X-T: 1\r\n" if draw(st.booleans()) else b""
+    return out + b"0\r\n" + trailers + b"\r\n"
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_conversation(), st.integers(1, 200))
+def test_generated_conversations(
+    conv: tuple[bytes, bytes, list[tuple[Any, ...]]], mss: int
+) -> None:
+    client, server, expected = conv
+    steps: list[Step] = [("c", client[i : i + mss]) for i in range(0, len(client), mss)]
+    steps += [("s", server[i : i + mss]) for i in range(0, len(server), mss)]
+    out = run(steps)
+    assert [summary(e) for e in out] == expected
+    assert b"".join(e.request.raw for e in out) == client
+    assert (
+        b"".join(b"".join(i.raw for i in e.interim) + e.response.raw for e in out if e.response)
+        == server
+    )
+    assert all(e.complete for e in out)
