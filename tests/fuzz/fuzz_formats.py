@@ -75,12 +75,41 @@ def fuzz_jsonl(data: bytes) -> None:
         _use(ex)
 
 
+def fuzz_mitm(data: bytes) -> None:
+    import io
+
+    from mitmproxy import io as mio
+
+    from replaygate.formats.mitm import _flows
+
+    for ex in _flows(mio, io.BytesIO(data), "fuzz.mitm", ReadOptions()):
+        _use(ex)
+
+
+def _mitm_seed() -> list[bytes]:
+    import io
+
+    from mitmproxy import io as mio
+    from mitmproxy.test import tflow
+
+    buf = io.BytesIO()
+    w = mio.FlowWriter(buf)
+    w.add(tflow.tflow(resp=True))
+    w.add(tflow.tflow(err=True))
+    return [buf.getvalue()]
+
+
 TARGETS: dict[str, Callable[[bytes], None]] = {
     "gor_records": fuzz_gor,
     "har_reader": fuzz_har,
     "accesslog_line": fuzz_accesslog,
     "jsonl_reader": fuzz_jsonl,
 }
+try:
+    _MITM_SEEDS = _mitm_seed()
+    TARGETS["mitm_reader"] = fuzz_mitm
+except ImportError:  # mitmproxy is an optional extra
+    _MITM_SEEDS = []
 
 _REQ = b"GET /a?b=1 HTTP/1.1\r\nHost: x\r\n\r\n"
 _RESP = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi"
@@ -144,4 +173,5 @@ SEEDS: dict[str, list[bytes]] = {
         b'"GET http://www.example.com:80/ HTTP/1.1" "curl/7.38.0" - -',
     ],
     "jsonl_reader": [_JSONL + b"\n", _JSONL + b"\n" + _JSONL[:40]],
+    "mitm_reader": _MITM_SEEDS,
 }

@@ -79,7 +79,7 @@ def safe_target(target: str) -> str:
     percent-encoded (what a browser sends for the URL it shows)."""
     if target.isascii() and target.isprintable() and " " not in target:
         return target
-    return quote(target, safe=_TARGET_SAFE)
+    return quote(target, safe=_TARGET_SAFE, encoding="utf-8", errors="surrogateescape")
 
 
 def _name_ok(name: str) -> bool:

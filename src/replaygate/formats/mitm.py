@@ -75,24 +75,29 @@ def _flows(mio: Any, f: Any, path: str, options: ReadOptions) -> Iterator[Exchan
 
     c = options.counters
     with f:
-        reader = mio.FlowReader(f)
+        stream = mio.FlowReader(f).stream()
         i = 0
-        try:
-            for flow in reader.stream():
-                i += 1
-                if not isinstance(flow, http.HTTPFlow):
-                    c.dropped["mitm_not_http"] += 1
-                    continue
-                yield _exchange(flow, path, i)
-        except exceptions.FlowReadException as e:
-            if i == 0:
-                raise FormatError(f"not a mitmproxy flow file: {e}", path=path) from None
-            c.dropped["truncated_record"] += 1
-            c.notes[f"{path}: unreadable after flow {i}: {e}"] += 1
-        except (ValueError, KeyError, TypeError, UnicodeError) as e:
-            raise FormatError(
-                f"damaged mitmproxy flow file (after flow {i}): {e}", path=path
-            ) from None
+        while True:
+            try:
+                flow = next(stream)
+            except StopIteration:
+                return
+            except exceptions.FlowReadException as e:
+                if i == 0:
+                    raise FormatError(f"not a mitmproxy flow file: {e}", path=path) from None
+                c.dropped["truncated_record"] += 1
+                c.notes[f"{path}: unreadable after flow {i}: {e}"] += 1
+                return
+            except Exception as e:  # mitmproxy's loader trusts its input: any error = damage
+                what = f"{type(e).__name__}: {e}"[:200]
+                raise FormatError(
+                    f"damaged mitmproxy flow file (after flow {i}): {what}", path=path
+                ) from None
+            i += 1
+            if not isinstance(flow, http.HTTPFlow):
+                c.dropped["mitm_not_http"] += 1
+                continue
+            yield _exchange(flow, path, i)
 
 
 def _exchange(flow: Any, path: str, index: int) -> Exchange:
