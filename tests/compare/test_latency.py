@@ -58,3 +58,15 @@ def test_timeseries() -> None:
     t2.merge(t)
     assert t2.points()[0] == [0, 2, 2.0, 2.0]
     assert len(t.points(max_points=3)) <= 4
+
+
+def test_fast_percentiles_match_hdrh() -> None:
+    import random
+
+    rnd = random.Random(3)
+    h = hist([rnd.lognormvariate(3, 1) for _ in range(5000)])
+    raw = h._h
+    s = h.summary()
+    for p in (50, 90, 99):
+        assert s[f"p{p}"] == round(raw.get_value_at_percentile(p) / 1000.0, 3)
+    assert abs(s["mean"] - raw.get_mean_value() / 1000.0) < 0.01

@@ -197,7 +197,12 @@ class Comparator:
         ep_name = self._templater.endpoint(ex.request)
         st = self._eps.get(ep_name)
         if st is None:
-            st = self._eps[ep_name] = _Endpoint()
+            if len(self._eps) >= self.config.max_endpoints:
+                self.skipped["endpoints beyond max_endpoints (grouped as 'other')"] += 1
+                ep_name = f"{ex.request.method.upper() or '?'} (other endpoints)"
+                st = self._eps.get(ep_name)
+            if st is None:
+                st = self._eps[ep_name] = _Endpoint()
         orig = ex.response
         rep = ex.replayed
         err = ex.replay_error

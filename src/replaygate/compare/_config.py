@@ -103,6 +103,8 @@ class CompareConfig:
     samples: int = 3
     sample_bytes: int = 4096
     max_diffs_per_exchange: int = 100
+    # endpoints kept apart; beyond this, new ones share "METHOD (other endpoints)" (memory bound)
+    max_endpoints: int = 1000
     # Diffy-style noise: a field is a real difference only when the candidate differs from the
     # original clearly more often than the baseline copy does.
     noise_relative: float = 0.2
@@ -133,6 +135,7 @@ class CompareConfig:
         self.max_diffs_per_exchange = max(
             1, _nonneg(self.max_diffs_per_exchange, f"{n} max_diffs_per_exchange", int)
         )
+        self.max_endpoints = max(1, _nonneg(self.max_endpoints, f"{n} max_endpoints", int))
         self.noise_relative = _nonneg(self.noise_relative, f"{n} noise_relative")
         self.noise_absolute = _frac(self.noise_absolute, f"{n} noise_absolute")
         self.learn_min_pairs = max(1, _nonneg(self.learn_min_pairs, f"{n} learn_min_pairs", int))

@@ -135,14 +135,23 @@ class AcceptedDiffs:
             raise InputError(
                 f"cannot read accepted-differences file: {e.strerror}", path=str(p)
             ) from None
+        return cls.parse(raw, json=p.suffix.lower() == ".json", today=today, path=str(p))
+
+    @classmethod
+    def parse(
+        cls,
+        raw: bytes,
+        *,
+        json: bool = False,
+        today: dt.date | None = None,
+        path: str | None = None,
+    ) -> AcceptedDiffs:
+        """Entries from file contents (TOML, or JSON when ``json``)."""
         try:
-            if p.suffix.lower() == ".json":
-                data = orjson.loads(raw)
-            else:
-                data = tomllib.loads(raw.decode("utf-8"))
+            data = orjson.loads(raw) if json else tomllib.loads(raw.decode("utf-8"))
         except (orjson.JSONDecodeError, tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-            raise ConfigError(f"cannot parse accepted differences: {e}", path=str(p)) from None
-        return cls.from_data(data, today=today, path=str(p))
+            raise ConfigError(f"cannot parse accepted differences: {e}", path=path) from None
+        return cls.from_data(data, today=today, path=path)
 
     @classmethod
     def from_data(

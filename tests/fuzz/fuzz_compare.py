@@ -1,0 +1,85 @@
+"""Fuzz targets for compare and report: arbitrary responses through the differ, the
+comparator, the judge and every report writer; comparator state and accepted-differences
+files from arbitrary bytes (only FormatError/ConfigError may come out)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from replaygate.compare import AcceptedDiffs, Comparator, GateConfig, judge
+from replaygate.model import Exchange, Request, Response
+from replaygate.report import render_html, render_json, render_junit, render_markdown
+
+__all__ = ["SEEDS", "TARGETS"]
+
+_SEP = b"\x00\x00"
+
+
+def _parts(data: bytes, n: int) -> list[bytes]:
+    parts = data.split(_SEP, n - 1)
+    return parts + [b""] * (n - len(parts))
+
+
+def fuzz_compare(data: bytes) -> None:
+    req, orig, rep, base = _parts(data, 4)
+    c = Comparator()
+    for role, body in ((None, rep), ("baseline", base)):
+        ex = Exchange(
+            id="x",
+            request=Request(req or b"GET / HTTP/1.1\r\n\r\n"),
+            response=Response(orig),
+            replayed=Response(body),
+        )
+        ex.replay_latency_ns = len(body) * 1000
+        if role:
+            ex.meta["role"] = role
+        c.add(ex)
+        c.add(ex)
+    s = judge(Comparator.from_state(c.to_state()).result(), GateConfig()).summary()
+    for render in (render_json, render_junit, render_markdown, render_html):
+        render(s)
+
+
+def fuzz_state(data: bytes) -> None:
+    c = Comparator.from_state(data)
+    judge(c.result(), GateConfig()).summary()
+
+
+def fuzz_accepted(data: bytes) -> None:
+    acc = AcceptedDiffs.parse(data)
+    for e in acc.entries:
+        e.matches_field("GET /x", "body:$.a", "changed")
+        e.matches_status("GET /x", "2xx>5xx")
+
+
+TARGETS: dict[str, Callable[[bytes], None]] = {
+    "compare_responses": fuzz_compare,
+    "compare_state": fuzz_state,
+    "compare_accepted": fuzz_accepted,
+}
+
+_J = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n"
+SEEDS: dict[str, list[bytes]] = {
+    "compare_responses": [
+        _SEP.join(
+            [
+                b"GET /u/1 HTTP/1.1\r\nHost: a\r\n\r\n",
+                _J + b'{"a":[1,2]}',
+                _J + b'{"a":[2]}',
+                _J + b'{"a":[1,2]}',
+            ]
+        ),
+        _SEP.join(
+            [
+                b"POST /x HTTP/1.1\r\n\r\n",
+                b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Encoding: gzip\r\n\r\n\x1f\x8b",
+                b"HTTP/1.1 500 X\r\n\r\n",
+            ]
+        ),
+    ],
+    "compare_state": [Comparator().to_state(), b'{"v": 1, "endpoints": {"x": {}}}'],
+    "compare_accepted": [
+        b'[[accepted]]\nendpoint = "GET /*"\nfield = "$.a"\nreason = "r"\nwho = "w"\nexpires = 2027-01-01\n',
+        b'[[accepted]]\nendpoint = "*"\nstatus = "2xx>5xx"\nreason = "r"\nwho = "w"\nexpires = "2027-01-01"\n',
+    ],
+}
