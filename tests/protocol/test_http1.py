@@ -3,6 +3,7 @@ and hypothesis (arbitrary bytes and segmentations never raise; chunking never ma
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Sequence
 from typing import Any
 
@@ -12,6 +13,7 @@ from hypothesis import strategies as st
 
 from replaygate.model import ConnectionId, Exchange, Flag, stable_exchange_id
 from replaygate.protocol.http1 import HTTP1StreamParser, ParserConfig
+from replaygate.testing.servers import NginxServer
 
 F = Flag
 # A script is a list of steps: ("c"|"s", bytes) data, ("cg"|"sg", n) gap, ("ce"|"se", 0) eof.
@@ -652,3 +654,33 @@ def test_generated_conversations(
         == server
     )
     assert all(e.complete for e in out)
+
+
+def test_real_nginx_pipelined_keepalive(nginx: NginxServer) -> None:
+    """Requests pipelined to a real nginx on loopback; its replies as recv() returned them."""
+    reqs = [
+        b"GET /json HTTP/1.1\r\nHost: t\r\n\r\n",
+        b"HEAD /json HTTP/1.1\r\nHost: t\r\n\r\n",
+        b"GET /status/204 HTTP/1.1\r\nHost: t\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhello",
+        b"GET /static/hello.txt HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+        b"GET /status/404 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+    ]
+    chunks: list[bytes] = []
+    with socket.create_connection((nginx.host, nginx.port), timeout=10) as sock:
+        sock.sendall(b"".join(reqs))
+        while data := sock.recv(7):
+            chunks.append(data)
+    p = HTTP1StreamParser()
+    out = p.client_data(b"".join(reqs), 1)
+    for i, c in enumerate(chunks):
+        out += p.server_data(c, 2 + i)
+    out += p.server_eof(10**6) + p.client_eof(10**6) + p.close(10**6)
+    got = [(e.request.method, e.response.status if e.response else None) for e in out]
+    assert got == [
+        ("GET", 200), ("HEAD", 200), ("GET", 204), ("POST", 200), ("GET", 200), ("GET", 404),
+    ]  # fmt: skip
+    assert all(e.complete for e in out), [e.flags for e in out]
+    bodies = [len(e.response.body()) for e in out if e.response]
+    assert bodies == [len(b'{"id": 1, "name": "demo", "tags": ["a", "b"]}'), 0, 0, 2, 6, 9]
+    assert b"".join(e.response.raw for e in out if e.response) == b"".join(chunks)
