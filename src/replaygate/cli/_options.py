@@ -1,4 +1,4 @@
-"""The traffic flags shared by capture, proxy, convert, replay, shadow and worker.
+"""The traffic flags shared by capture, proxy, convert, replay and shadow.
 
 ``@traffic_options`` adds the filter / sampling / masking / rewrite / middleware / plugin
 flags to a click command; :func:`stages_from_options` turns the command's keyword arguments
