@@ -418,7 +418,7 @@ class Engine:
                 self._units_sent += 1
             if due is not None:
                 lag = sent_perf - due
-                st.lag.record(lag // 1000)
+                st.lag.record(abs(lag) // 1000)
                 if lag > _LATE_NS:
                     st.late += 1
         ex.replay_ts_ns = first.sent_ns or time.time_ns()

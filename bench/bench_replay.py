@@ -1,0 +1,167 @@
+"""Replay throughput vs wrk, timing accuracy at --speed 1, and RSS on a big recording.
+
+``python -m bench replay`` (default, < 2 min): nginx (1 worker, ``return 200 "ok"``) on
+loopback; a generated .gor of 200k GETs; ``replaygate replay --max --concurrency 64`` with 1
+and 2 workers next to ``wrk -t1 -c64`` / ``wrk -t2 -c64`` in the same run -> req/s and ratio.
+Then timing accuracy: 500 rps recorded for 10 s (``--full``: 60 s) replayed at ``--speed 1``,
+p50/p99 of |actual - recorded send offset|.
+``--rss``: also build a 2 GB recording and report the peak RSS of replaying it (long).
+``--requests N`` changes the recording size.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import psutil
+
+from replaygate.formats.gor import SEPARATOR
+from replaygate.testing.servers import NginxServer
+
+T0 = 1_700_000_000_000_000_000
+REPLAYGATE = str(Path(sys.executable).with_name("replaygate"))
+
+
+def write_gor(path: Path, n: int, *, gap_ns: int = 0, pad: int = 0, response: bool = False) -> None:
+    """``n`` GET records (ts spaced ``gap_ns``), optionally with a padded original response."""
+    req = b"GET / HTTP/1.1\r\nHost: prod.example\r\nUser-Agent: bench\r\nAccept: */*\r\n\r\n"
+    body = b"x" * pad
+    resp = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body
+    with open(path, "wb", buffering=1 << 20) as f:
+        for i in range(n):
+            ts = T0 + i * gap_ns
+            rid = f"{i:040x}"
+            f.write(f"1 {rid} {ts} -1\n".encode() + req + SEPARATOR)
+            if response:
+                f.write(f"2 {rid} {ts + 500_000} 500000\n".encode() + resp + SEPARATOR)
+
+
+def wrk(url: str, threads: int, conns: int, seconds: int) -> float:
+    out = subprocess.run(
+        ["wrk", f"-t{threads}", f"-c{conns}", f"-d{seconds}s", url],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    m = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    return float(m.group(1)) if m else 0.0
+
+
+def replay_cli(args: list[str]) -> tuple[float, float, str, int]:
+    """Run the CLI; returns (achieved req/s, wall s, stderr, peak RSS bytes of the tree)."""
+    t = time.perf_counter()
+    p = subprocess.Popen(
+        [REPLAYGATE, "replay", *args, "--no-progress", "--no-correlate"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    peak = [0]
+
+    def watch() -> None:
+        try:
+            proc = psutil.Process(p.pid)
+            while p.poll() is None:
+                rss = proc.memory_info().rss
+                for c in proc.children(recursive=True):
+                    try:
+                        rss = max(rss, c.memory_info().rss)
+                    except psutil.Error:
+                        pass
+                peak[0] = max(peak[0], rss)
+                time.sleep(0.1)
+        except psutil.Error:
+            pass
+
+    th = threading.Thread(target=watch, daemon=True)
+    th.start()
+    _, err = p.communicate()
+    th.join()
+    wall = time.perf_counter() - t
+    if p.returncode != 0:
+        raise RuntimeError(f"replay failed ({p.returncode}): {err[-800:]}")
+    m = re.search(r"rate ([\d.]+) req/s achieved", err)
+    return (float(m.group(1)) if m else 0.0), wall, err, peak[0]
+
+
+def timing(url: str, tmp: Path, seconds: int) -> tuple[float, float, float, float]:
+    """500 rps recorded over ``seconds``, replayed at speed 1: lag p50/p99/max, achieved."""
+    from replaygate.formats import open_reader
+    from replaygate.replay import ReplayConfig, run_replay
+
+    path = tmp / "timing.gor"
+    write_gor(path, 500 * seconds, gap_ns=2_000_000)
+    st = run_replay(open_reader(path), ReplayConfig(targets=[url], speed=1.0, concurrency=64))
+    return st.lag_p50_ms, st.lag_p99_ms, st.lag_max_ms, st.achieved_rate
+
+
+def main(argv: list[str]) -> int:
+    full = "--full" in argv
+    rss = "--rss" in argv
+    n = 200_000
+    for a in argv:
+        if a.startswith("--requests="):
+            n = int(a.split("=", 1)[1])
+    if shutil.which("wrk") is None:
+        print("bench replay: wrk is not installed (apt-get install wrk)")
+        return 2
+    tmp = Path(tempfile.mkdtemp(prefix="rg-bench-replay-"))
+    print(f"date: {time.strftime('%Y-%m-%d %H:%M:%S %Z')}  cpus: {os.cpu_count()}  requests: {n}")
+    try:
+        src = tmp / "in.gor"
+        write_gor(src, n)
+        print(f"recording: {src.stat().st_size / 1e6:.1f} MB, {n} GETs")
+        with NginxServer(workers=1) as ng:
+            url = ng.url + "/"
+            wrk(url, 1, 64, 1)  # warm up
+            w1 = wrk(url, 1, 64, 5)
+            r1, wall1, _, rss1 = replay_cli([str(src), "-t", ng.url, "--max", "-c", "64"])
+            w2 = wrk(url, 2, 64, 5)
+            r2, wall2, _, _ = replay_cli(
+                [str(src), "-t", ng.url, "--max", "-c", "64", "--workers", "2"]
+            )
+            print(f"wrk -t1 -c64:                        {w1:10.0f} req/s")
+            print(
+                f"replaygate --max -c64 (1 process):   {r1:10.0f} req/s  "
+                f"ratio {r1 / w1:.0%}  (wall {wall1:.1f} s incl. startup, peak RSS "
+                f"{rss1 / 1e6:.0f} MB)"
+            )
+            print(f"wrk -t2 -c64:                        {w2:10.0f} req/s")
+            print(
+                f"replaygate --max -c64 --workers 2:   {r2:10.0f} req/s  ratio {r2 / w2:.0%}"
+                f"  (vs wrk -t1: {r2 / w1:.0%}; wall {wall2:.1f} s)"
+            )
+            secs = 60 if full else 10
+            p50, p99, mx, ach = timing(ng.url, tmp, secs)
+            print(
+                f"timing --speed 1, 500 rps for {secs} s: |actual - recorded offset| "
+                f"p50 {p50:.2f} ms, p99 {p99:.2f} ms, max {mx:.2f} ms; achieved {ach:.1f} req/s"
+            )
+            if rss:
+                big = tmp / "big.gor"
+                per = 16 * 1024
+                count = (2 << 30) // (per + 300)
+                write_gor(big, count, pad=per, response=True)
+                print(f"big recording: {big.stat().st_size / 1e9:.2f} GB, {count} exchanges")
+                rb, wallb, _, peak = replay_cli(
+                    [str(big), "-t", ng.url, "--max", "-c", "64", "-o", str(tmp / "o.gor")]
+                )
+                print(
+                    f"RSS replaying 2 GB (--max, with --output): peak {peak / 1e6:.0f} MB, "
+                    f"{rb:.0f} req/s, wall {wallb:.0f} s"
+                )
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
