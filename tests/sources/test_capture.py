@@ -132,10 +132,28 @@ class SlowSink(MemorySink):
         super().write(ex)
 
 
-def test_slow_sink_drops_whole_exchanges_counted(needs_root: None) -> None:
+def test_slow_sink_burst_is_absorbed_not_lost(needs_root: None) -> None:
+    """By default a writer that falls behind makes capture pause decoding (packets keep
+    being read into the reader queue), so a burst is delayed, not dropped."""
     n = 40
     with RawHTTPServer() as srv:
         cfg = CaptureConfig(interfaces=["lo"], ports=[srv.port], max_queue=2)
+        with (
+            capturing(cfg, SlowSink()) as (sink, stats),
+            socket.create_connection(("127.0.0.1", srv.port), timeout=10) as s,
+        ):
+            s.sendall(b"".join(b"GET /%d HTTP/1.1\r\nHost: t\r\n\r\n" % i for i in range(n)))
+            got = b""
+            while got.count(b"HTTP/1.1 200") < n:
+                got += s.recv(65536)
+    assert stats["exchanges_written"] == n == len(sink.exchanges)
+    assert stats["dropped_recordings"] == 0 and stats["writer_waits"] > 0
+
+
+def test_slow_sink_drops_whole_exchanges_counted(needs_root: None) -> None:
+    n = 40
+    with RawHTTPServer() as srv:
+        cfg = CaptureConfig(interfaces=["lo"], ports=[srv.port], max_queue=2, absorb_bursts=False)
         with (
             capturing(cfg, SlowSink()) as (sink, stats),
             socket.create_connection(("127.0.0.1", srv.port), timeout=10) as s,

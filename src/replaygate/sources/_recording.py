@@ -11,6 +11,7 @@ reported once at the end, with the count. When the queue runs empty the sink is 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Sequence
 
 from ..errors import CaptureError, ReplaygateError
@@ -79,6 +80,17 @@ class RecordingSink:
     @property
     def pending(self) -> int:
         return self._bounded.pending
+
+    def wait_below(self, n: int, timeout: float) -> bool:
+        """Let the writer catch up: wait until at most ``n`` exchanges are queued (or
+        ``timeout`` s pass). Live capture calls this when its kernel ring and raw-packet
+        queue can still absorb the pause, so bursts cost a short delay instead of drops."""
+        deadline = time.monotonic() + timeout
+        while self._bounded.pending > n:
+            if time.monotonic() >= deadline or self._guard.error is not None:
+                return False
+            time.sleep(0.001)
+        return True
 
     @property
     def failed(self) -> BaseException | None:

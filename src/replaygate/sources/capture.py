@@ -59,6 +59,9 @@ class CaptureConfig:
     idle_timeout_s: float = 120.0  # a flow silent this long is expired
     batch_packets: int = 4096
     stop_drain_s: float = 0.25  # on stop, keep reading this long for in-flight packets
+    # when the writer is behind, pause decoding while the reader queue is under half full
+    # (a burst becomes a delay); False: drop whole exchanges at once (counted)
+    absorb_bursts: bool = True
 
     def validate(self) -> None:
         for p in self.ports:
@@ -93,6 +96,10 @@ class _RawQueue:
             self._q.append(item)
             self._bytes += size
             self._cv.notify()
+
+    def fill(self) -> float:
+        """How full the queue is, 0..1."""
+        return self._bytes / self._max
 
     def get_all(self, timeout: float) -> list[tuple[int, bytes, bytes]]:
         with self._cv:
@@ -199,6 +206,7 @@ class _Capture:
             "response_bytes": 0,
         }
         self.done = False
+        self.final = False  # stopping: wait for the writer instead of dropping
 
     def process(self, items: Iterable[tuple[int, bytes, bytes]]) -> None:
         decode = self.decode
@@ -219,7 +227,11 @@ class _Capture:
         c = self.c
         limit = self.cfg.max_exchanges
         track = self.cfg.track_responses
+        rec = self.rec
+        high = self.cfg.max_queue - 1
         for ex in exchanges:
+            if rec.pending >= high:
+                self._wait_for_writer(high)
             if limit is not None and c["exchanges"] >= limit:
                 self.done = True
                 c["exchanges_over_limit"] = c.get("exchanges_over_limit", 0) + 1
@@ -241,6 +253,20 @@ class _Capture:
             self.rec.write(ex)
             if limit is not None and c["exchanges"] >= limit:
                 self.done = True
+
+    def _wait_for_writer(self, high: int) -> None:
+        """The writer is behind. While the reader queue still has room (it keeps draining
+        the kernel ring meanwhile), pausing here turns a burst into a delay; past half of
+        it, or once stopping, whole exchanges are dropped instead (counted)."""
+        rec, q = self.rec, self.q
+        self.c["writer_waits"] = self.c.get("writer_waits", 0) + 1
+        while rec.pending >= high and rec.failed is None:
+            if self.final:
+                rec.wait_below(high // 2, 0.05)
+                continue
+            if q.fill() >= 0.5 or not self.cfg.absorb_bursts:
+                return
+            rec.wait_below(high // 2, 0.01)
 
     def stats(self) -> dict[str, int]:
         out: dict[str, int] = {
@@ -359,6 +385,7 @@ def run_capture(
         if failure is None and not cap.done:
             for r in readers:
                 r.final_drain(config.stop_drain_s)
+        cap.final = True
         cap.process(q.get_all(0))
         cap.emit(cap.asm.flush())
     except KeyboardInterrupt:
