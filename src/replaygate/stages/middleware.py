@@ -287,6 +287,16 @@ class MiddlewareStage:
 
     # -- reading -------------------------------------------------------------------------
     def _read_stdout(self) -> None:
+        try:
+            self._read_stdout_loop()
+        except BaseException as e:  # a bug here must not leave the pipeline waiting forever
+            with self._cond:
+                self._failed = self._failed or f"could not be read ({type(e).__name__}: {e})"
+                self._eof = True
+                self._cond.notify_all()
+            raise
+
+    def _read_stdout_loop(self) -> None:
         out = self.proc.stdout
         assert out is not None
         while True:
