@@ -230,3 +230,38 @@ def test_config_strings_are_one_rule_and_wrong_types_are_errors() -> None:
         stages_from_options({}, {"filters": {"deny_method": 5}})
     with pytest.raises(ConfigError, match="--remove-header: expected a string or a list"):
         stages_from_options({}, {"rewrite": {"remove_header": [1, 2]}})
+
+
+def test_the_documented_config_example_works() -> None:
+    """The replaygate.toml example in docs/stages.md parses and builds the stages it shows."""
+    import re
+    import tomllib
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "stages.md").read_text()
+    block = re.search(r"```toml\n(.*?)```", doc, re.S)
+    assert block is not None
+    config = tomllib.loads(block.group(1))
+    config["middleware"]["command"] = "cat"  # the example names a script of the reader's
+    config["middleware"]["plugins"] = [
+        str(Path(__file__).resolve().parents[2] / p) for p in config["middleware"]["plugins"]
+    ]
+    stages = stages_from_options({}, config)
+    try:
+        assert [type(s).__name__ for s in stages] == [
+            "FilterStage",
+            "SampleStage",
+            "RandomSampleStage",
+            "RewriteStage",
+            "MiddlewareStage",
+            "PluginStage",
+        ]
+        ex = make_exchange(
+            "GET", "/v1/api/x", request_headers=[("Host", "a.example.com"), ("X-Tenant", "acme")]
+        )
+        (out,) = list(stages[3].process(ex))
+        assert out.request.target == "/v2/api/x?api_key=staging-key"
+        assert out.request.host == "a.staging.example.com"
+    finally:
+        for s in stages:
+            list(s.close())
