@@ -280,7 +280,24 @@ def _zeek_http(corpus: Path, capture: str, baseline: str) -> tuple[list[Exchange
 @case(f"{Z}/http/get.pcap")
 def _get(corpus: Path) -> list[Check]:
     ex, checks = _zeek_http(corpus, f"{Z}/http/get.pcap", "core.tcp.reassembly-known-ports")
-    return [*checks, Check("complete", [True], [e.complete for e in ex])]
+    conn = zeek_log(corpus / ZB / "core.tcp.reassembly-known-ports" / "conn.log")[0]
+    return [
+        *checks,
+        Check("complete", [True], [e.complete for e in ex]),
+        wire_bytes_check(ex, conn),
+    ]
+
+
+def wire_bytes_check(exchanges: list[Exchange], conn: dict[str, str]) -> Check:
+    """conn.log's orig_bytes/resp_bytes (payload bytes each way, missed_bytes 0) must equal
+    the raw bytes our messages keep: nothing added, nothing lost, byte for byte."""
+    want = (int(conn["orig_bytes"]), int(conn["resp_bytes"]))
+    got = (
+        sum(len(e.request.raw) for e in exchanges),
+        sum(len(e.response.raw) + sum(len(r.raw) for r in e.interim) for e in exchanges
+            if e.response),
+    )  # fmt: skip
+    return Check("raw bytes kept (orig_bytes, resp_bytes of conn.log)", want, got)
 
 
 @case(f"{Z}/nflog-http.pcap")
@@ -419,6 +436,7 @@ def _missing_syn(corpus: Path) -> list[Check]:
     return [
         *conn_checks(exchanges, orig),
         Check("transactions", [("GET", "/", 200, 9130, True)], got),
+        wire_bytes_check(exchanges, conn),
     ]
 
 
