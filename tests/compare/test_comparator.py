@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from replaygate.compare import Comparator, CompareSink, GateConfig, judge
@@ -98,3 +100,42 @@ def test_samples_bounded_with_both_responses() -> None:
     s = f["samples"][0]
     assert s["path"] == "$.v" and s["original"] == 0 and s["replayed"] == -1
     assert s["request"].startswith("GET /s/0 HTTP/1.1") and '"v": 0' in s["original_response"]
+
+
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        lambda d: d["endpoints"]["GET /u/{int}"].update(status=[1, 2]),
+        lambda d: d["endpoints"]["GET /u/{int}"].update(samples={"f": "x"}),
+        lambda d: d["endpoints"]["GET /u/{int}"].update(diffs=[["a"]]),
+        lambda d: d["endpoints"]["GET /u/{int}"].update(lat_rep="!!notbase64"),
+        lambda d: d.update(learn_pairs={"x": "y"}),
+        lambda d: d.update(endpoints=[]),
+    ],
+)
+def test_wrongly_typed_state_is_a_format_error(mutate: Any) -> None:
+    import orjson
+
+    c = Comparator()
+    for e in exchanges(3):
+        c.add(e)
+    d = orjson.loads(c.to_state())
+    mutate(d)
+    with pytest.raises(FormatError):
+        Comparator.from_state(orjson.dumps(d))
+
+
+def test_damaged_histogram_state() -> None:
+    import base64
+
+    import orjson
+
+    c = Comparator()
+    for e in exchanges(3):
+        c.add(e)
+    d = orjson.loads(c.to_state())
+    d["endpoints"]["GET /u/{int}"]["lat_rep"] = base64.b64encode(
+        b"\x1c\x84\x93\x14garbage"
+    ).decode()
+    with pytest.raises(FormatError):
+        Comparator.from_state(orjson.dumps(d))

@@ -55,6 +55,14 @@ def error_type(err: str) -> str:
     return head[:60] or "error"
 
 
+def _counter(d: Any) -> Counter[str]:
+    if not isinstance(d, dict) or not all(
+        isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool) for k, v in d.items()
+    ):
+        raise TypeError(f"expected a map of counts, got {type(d).__name__}")
+    return Counter(d)
+
+
 class _Endpoint:
     __slots__ = (
         "base_compared",
@@ -153,17 +161,21 @@ class _Endpoint:
         e.base_requests = int(d["base_requests"])
         e.base_compared = int(d["base_compared"])
         e.base_diffs = Counter({(f, k): int(n) for f, k, n in d["base_diffs"]})
-        e.status = Counter(d["status"])
-        e.base_status = Counter(d["base_status"])
-        e.errors = Counter(d["errors"])
-        e.base_errors = Counter(d["base_errors"])
+        e.status = _counter(d["status"])
+        e.base_status = _counter(d["base_status"])
+        e.errors = _counter(d["errors"])
+        e.base_errors = _counter(d["base_errors"])
         e.new_5xx = int(d["new_5xx"])
         e.base_new_5xx = int(d["base_new_5xx"])
         e.lat_orig = LatencyHistogram.from_state(d["lat_orig"])
         e.lat_rep = LatencyHistogram.from_state(d["lat_rep"])
         e.lat_base = LatencyHistogram.from_state(d["lat_base"])
         e.samples = d["samples"]
-        e.skipped = Counter(d["skipped"])
+        if not isinstance(e.samples, dict) or not all(
+            isinstance(v, list) and all(isinstance(x, dict) for x in v) for v in e.samples.values()
+        ):
+            raise TypeError("samples must map fields to lists of objects")
+        e.skipped = _counter(d["skipped"])
         return e
 
 
@@ -342,7 +354,8 @@ class Comparator:
                 for ep, rows in d["learn_fields"].items()
             }
             c.timeline = {k: TimeSeries.from_state(v) for k, v in d["timeline"].items()}
-            c.skipped = Counter(d["skipped"])
+            c.skipped = _counter(d["skipped"])
+            c._learner.pairs = _counter(d["learn_pairs"])
             c.target = d.get("target") or {}
             c.sources = list(d.get("sources") or [])
         except FormatError:

@@ -120,7 +120,10 @@ class LatencyHistogram:
     def from_state(cls, s: str) -> LatencyHistogram:
         h = cls()
         if s:
-            h._h.add(HdrHistogram.decode(base64.b64decode(s)))
+            try:
+                h._h.add(HdrHistogram.decode(base64.b64decode(s)))
+            except Exception as e:  # hdrh raises its own, zlib and struct errors
+                raise ValueError(f"bad latency histogram: {type(e).__name__}") from None
         return h
 
 
