@@ -351,3 +351,18 @@ def test_live_loopback_capture(needs_root: None, nginx: NginxServer) -> None:
     assert len(out) == sent and all(e.complete for e in out), [e.flags for e in out]
     assert [e.response.status for e in out if e.response] == [200] * sent
     assert sum(len(e.request.body()) for e in out) == 3 * 70000 and st.gaps == 0
+
+
+def test_close_delimited_body_ends_with_fin_or_rst_not_with_the_capture() -> None:
+    resp = b"HTTP/1.0 200 OK\r\n\r\nuntil the end"
+    for end, truncated in (("fin", False), ("rst", False), ("capture", True)):
+        conv = Conv()
+        segs = [*conv.handshake(), *conv.data(True, GET), *conv.data(False, resp)]
+        if end == "fin":
+            segs += [conv.fin(False), conv.fin(True)]
+        elif end == "rst":
+            segs.append(conv.rst(False))
+        out, _ = feed(segs)
+        assert len(out) == 1 and out[0].response is not None
+        assert len(out[0].response.body()) == 13 and Flag.CLOSE_DELIMITED in out[0].flags
+        assert (Flag.RESPONSE_TRUNCATED in out[0].flags) is truncated, end

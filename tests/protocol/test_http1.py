@@ -98,9 +98,9 @@ CASES: dict[str, tuple[list[Step], list[tuple[Any, ...]]]] = {
         [("c", GET), ("s", b"HTTP/1.1 200 OK\r\n\r\nuntil close"), ("se", 0)],
         [S("GET", "/", 200, 0, 11, [F.CLOSE_DELIMITED])],
     ),
-    "close-delimited at close()": (
+    "close-delimited cut by close() without a FIN": (
         [("c", GET), ("s", b"HTTP/1.0 200 OK\r\nServer: x\r\n\r\nabc")],
-        [S("GET", "/", 200, 0, 3, [F.CLOSE_DELIMITED])],
+        [S("GET", "/", 200, 0, 3, [F.CLOSE_DELIMITED, F.RESPONSE_TRUNCATED])],
     ),
     "te not chunked is close-delimited": (
         [("c", GET), ("s", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nzzz"), ("se", 0)],

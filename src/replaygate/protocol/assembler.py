@@ -279,14 +279,14 @@ class TrafficAssembler:
         if flags & 0x04:  # RST: the connection is over in both directions
             out += self._deliver(flow, from_client, rs.segment(seg.seq, seg.payload, syn=syn))
             self.stats.flows_reset += 1
-            out += self._close(flow)
+            out += self._close(flow, ended=True)
             return out
         ev = rs.segment(seg.seq, seg.payload, syn=syn, fin=bool(flags & 0x01))
         if ev:
             out += self._deliver(flow, from_client, ev)
         if rs.finished and peer.finished and flow.key in self._flows:
             self.stats.flows_closed += 1
-            out += self._close(flow)
+            out += self._close(flow, ended=True)
         return out
 
     def _deliver(self, flow: _Flow, from_client: bool, events: list[Event]) -> list[Exchange]:
@@ -331,8 +331,11 @@ class TrafficAssembler:
             self.stats.non_http_flows += 1
         return self._count(out)
 
-    def _close(self, flow: _Flow) -> list[Exchange]:
-        """Flush one connection: remaining bytes, gaps, then the parser's outstanding work."""
+    def _close(self, flow: _Flow, *, ended: bool = False) -> list[Exchange]:
+        """Flush one connection: remaining bytes, gaps, then the parser's outstanding work.
+
+        ``ended``: the connection really ended (RST, or FIN both ways), so a body delimited by
+        the close is complete; otherwise (expiry, eviction, end of input) it is truncated."""
         out: list[Exchange] = []
         if self._flows.pop(flow.key, None) is None:
             return out
@@ -349,6 +352,9 @@ class TrafficAssembler:
                 st.out_of_order_segments += s.out_of_order_segments
         parser = flow.parser
         if parser is not None:
+            if ended and not flow.non_http:
+                out += self._count(parser.client_eof(flow.last_ts))
+                out += self._count(parser.server_eof(flow.last_ts))
             out += self._count(parser.close(flow.last_ts))
             ps = parser.stats
             st = self.stats

@@ -311,14 +311,19 @@ class HTTP1StreamParser:
         return self._emit()
 
     def close(self, ts_ns: int) -> list[Exchange]:
-        """The connection is over (RST, expiry, end of input): flush everything, flagged."""
+        """Stop here (expiry, end of input): flush everything outstanding, flagged.
+
+        A body delimited by the connection's close that is still open is flagged
+        ``RESPONSE_TRUNCATED``: without the server's FIN nobody knows it was complete (call
+        :meth:`server_eof` first when the connection really ended, e.g. on RST).
+        """
         if self._closed:
             return []
         if not self._c.eof:
             self._client_eof()
             self._run()
         if not self._s.eof:
-            self._server_eof()
+            self._server_eof(seen=False)
         self._closed = True
         out = self._emit()
         while self._order:
@@ -960,11 +965,13 @@ class HTTP1StreamParser:
         c.state = _ENDED if c.state != _TUNNEL else _TUNNEL
         c.eof = True
 
-    def _server_eof(self) -> None:
+    def _server_eof(self, seen: bool = True) -> None:
         s = self._s
         s.eof = True  # also releases server bytes held for an incomplete request
         self._run()
         if s.state == _CLOSE and s.entry is not None:
+            if not seen:  # no FIN or RST: the capture ended, not necessarily the body
+                s.msg_flags.add(Flag.RESPONSE_TRUNCATED)
             self._end_response()
         elif s.state in _BODY_STATES and s.entry is not None:
             s.msg_flags.add(Flag.RESPONSE_TRUNCATED)
