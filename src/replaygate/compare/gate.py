@@ -89,7 +89,9 @@ def judge(
     overall_rate = tot_diff / tot_compared if tot_compared else 0.0
     if tot_replayed < gate.min_replayed:
         reasons.insert(
-            0, f"only {tot_replayed} exchanges were replayed (min_replayed {gate.min_replayed})"
+            0,
+            f"only {tot_replayed} exchanges were replayed (min_replayed {gate.min_replayed}); "
+            "a recording to judge needs replayed responses (replay --output writes them)",
         )
     if tot_compared and overall_rate > gate.max_diff_rate:
         reasons.insert(
@@ -313,6 +315,8 @@ def _summary(v: Verdict) -> dict[str, Any]:
                 "new_5xx": ep.new_5xx,
                 "new_5xx_rate": round(ev.new_5xx_rate, 6),
                 "errors": ep.errors,
+                "baseline_errors": ep.baseline_errors,
+                "new_error_types": sorted(set(ep.errors) - set(ep.baseline_errors)),
                 "error_rate": round(ev.error_rate, 6),
                 "skipped": ep.skipped,
                 "reasons": ev.reasons,
