@@ -328,7 +328,7 @@ CASES: dict[str, tuple[list[Step], list[tuple[Any, ...]]]] = {
         [S("POST", "/", 200, 1)],
     ),
     "blank lines between messages": (
-        [("c", GET + b"\r\n\r\n" + GET), ("s", OK + b"\r\n" + OK)],
+        [("c", b"\r\n" + GET + b"\r\n\r\n" + GET), ("s", b"\r\n" + OK + b"\r\n" + OK)],
         [S("GET", "/", 200, 0, 2), S("GET", "/", 200, 0, 2)],
     ),
     "http/2 prior knowledge is not parsed": (

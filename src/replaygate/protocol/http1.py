@@ -602,7 +602,7 @@ class HTTP1StreamParser:
         if e is not None and e.http09 and not g.is_status_prefix(buf, pos):
             self._new_response(e, 0, status=0, http09=True)
             return True
-        if buf[pos] in b"\r\n" and s.started:
+        if buf[pos] in b"\r\n":  # stray line ends between (or before) responses
             m0 = g.BLANK_LINES.match(buf, pos)
             assert m0 is not None
             s.pos = m0.end()
