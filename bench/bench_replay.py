@@ -105,7 +105,8 @@ def timing(url: str, tmp: Path, seconds: int) -> tuple[float, float, float, floa
 
 def main(argv: list[str]) -> int:
     full = "--full" in argv
-    rss = "--rss" in argv
+    rss_only = "--rss-only" in argv
+    rss = "--rss" in argv or rss_only
     n = 200_000
     for a in argv:
         if a.startswith("--requests="):
@@ -116,51 +117,58 @@ def main(argv: list[str]) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="rg-bench-replay-"))
     print(f"date: {time.strftime('%Y-%m-%d %H:%M:%S %Z')}  cpus: {os.cpu_count()}  requests: {n}")
     try:
-        src = tmp / "in.gor"
-        write_gor(src, n)
-        print(f"recording: {src.stat().st_size / 1e6:.1f} MB, {n} GETs")
         with NginxServer(workers=1) as ng:
-            url = ng.url + "/"
-            wrk(url, 1, 64, 1)  # warm up
-            w1 = wrk(url, 1, 64, 5)
-            r1, wall1, _, rss1 = replay_cli([str(src), "-t", ng.url, "--max", "-c", "64"])
-            w2 = wrk(url, 2, 64, 5)
-            r2, wall2, _, _ = replay_cli(
-                [str(src), "-t", ng.url, "--max", "-c", "64", "--workers", "2"]
-            )
-            print(f"wrk -t1 -c64:                        {w1:10.0f} req/s")
-            print(
-                f"replaygate --max -c64 (1 process):   {r1:10.0f} req/s  "
-                f"ratio {r1 / w1:.0%}  (wall {wall1:.1f} s incl. startup, peak RSS "
-                f"{rss1 / 1e6:.0f} MB)"
-            )
-            print(f"wrk -t2 -c64:                        {w2:10.0f} req/s")
-            print(
-                f"replaygate --max -c64 --workers 2:   {r2:10.0f} req/s  ratio {r2 / w2:.0%}"
-                f"  (vs wrk -t1: {r2 / w1:.0%}; wall {wall2:.1f} s)"
-            )
-            secs = 60 if full else 10
-            p50, p99, mx, ach = timing(ng.url, tmp, secs)
-            print(
-                f"timing --speed 1, 500 rps for {secs} s: |actual - recorded offset| "
-                f"p50 {p50:.2f} ms, p99 {p99:.2f} ms, max {mx:.2f} ms; achieved {ach:.1f} req/s"
-            )
+            if not rss_only:
+                _throughput(ng, tmp, n, full)
             if rss:
-                big = tmp / "big.gor"
-                per = 16 * 1024
-                count = (2 << 30) // (per + 300)
-                write_gor(big, count, pad=per, response=True)
-                print(f"big recording: {big.stat().st_size / 1e9:.2f} GB, {count} exchanges")
-                rb, wallb, _, peak = replay_cli(
-                    [str(big), "-t", ng.url, "--max", "-c", "64", "-o", str(tmp / "o.gor")]
-                )
-                print(
-                    f"RSS replaying 2 GB (--max, with --output): peak {peak / 1e6:.0f} MB, "
-                    f"{rb:.0f} req/s, wall {wallb:.0f} s"
-                )
+                _rss(ng, tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return 0
+
+
+def _throughput(ng: NginxServer, tmp: Path, n: int, full: bool) -> None:
+    src = tmp / "in.gor"
+    write_gor(src, n)
+    print(f"recording: {src.stat().st_size / 1e6:.1f} MB, {n} GETs")
+    url = ng.url + "/"
+    wrk(url, 1, 64, 1)  # warm up
+    w1 = wrk(url, 1, 64, 5)
+    r1, wall1, _, rss1 = replay_cli([str(src), "-t", ng.url, "--max", "-c", "64"])
+    w2 = wrk(url, 2, 64, 5)
+    r2, wall2, _, _ = replay_cli([str(src), "-t", ng.url, "--max", "-c", "64", "--workers", "2"])
+    print(f"wrk -t1 -c64:                        {w1:10.0f} req/s")
+    print(
+        f"replaygate --max -c64 (1 process):   {r1:10.0f} req/s  "
+        f"ratio {r1 / w1:.0%}  (wall {wall1:.1f} s incl. startup, peak RSS "
+        f"{rss1 / 1e6:.0f} MB)"
+    )
+    print(f"wrk -t2 -c64:                        {w2:10.0f} req/s")
+    print(
+        f"replaygate --max -c64 --workers 2:   {r2:10.0f} req/s  ratio {r2 / w2:.0%}"
+        f"  (vs wrk -t1: {r2 / w1:.0%}; wall {wall2:.1f} s)"
+    )
+    secs = 60 if full else 10
+    p50, p99, mx, ach = timing(ng.url, tmp, secs)
+    print(
+        f"timing --speed 1, 500 rps for {secs} s: |actual - recorded offset| "
+        f"p50 {p50:.2f} ms, p99 {p99:.2f} ms, max {mx:.2f} ms; achieved {ach:.1f} req/s"
+    )
+
+
+def _rss(ng: NginxServer, tmp: Path) -> None:
+    big = tmp / "big.gor"
+    per = 16 * 1024
+    count = (2 << 30) // (per + 300)
+    write_gor(big, count, pad=per, response=True)
+    print(f"big recording: {big.stat().st_size / 1e9:.2f} GB, {count} exchanges")
+    rb, wallb, _, peak = replay_cli(
+        [str(big), "-t", ng.url, "--max", "-c", "64", "-o", str(tmp / "o.gor")]
+    )
+    print(
+        f"RSS replaying 2 GB (--max, with --output): peak {peak / 1e6:.0f} MB, "
+        f"{rb:.0f} req/s, wall {wallb:.0f} s"
+    )
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from replaygate.replay import (
     run_replay,
     run_replay_parallel,
 )
+from replaygate.replay.engine import Engine
 from replaygate.testing import MemorySink, make_exchange, make_request
 from replaygate.testing.servers import NginxServer, free_port
 
@@ -38,6 +39,13 @@ def gets(paths: list[str], **kw: object) -> list[Exchange]:
         make_exchange("GET", p, id=f"{i:040x}", ts_ns=T0 + i * 1_000_000, **kw)  # type: ignore[arg-type]
         for i, p in enumerate(paths)
     ]
+
+
+@pytest.fixture(autouse=True, params=["lanes", "coroutines"])
+def engine_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run every test through both --max paths: callback lanes and coroutine workers."""
+    monkeypatch.setattr(Engine, "fast_lanes", request.param == "lanes")
+    return str(request.param)
 
 
 @pytest.fixture

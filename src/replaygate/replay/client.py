@@ -18,6 +18,7 @@ import asyncio
 import socket
 import ssl
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import cast
 
@@ -125,7 +126,7 @@ class Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.closed = False
         self.uses = 0
-        self._fut: asyncio.Future[Result] | None = None
+        self._cb: Callable[[Result], None] | None = None
         self._res: Result | None = None
         self._chunks: list[bytes] = []
         self._size = 0
@@ -143,7 +144,7 @@ class Connection(asyncio.Protocol):
         self.open.add(self)
 
     def data_received(self, data: bytes) -> None:
-        if self._fut is None:
+        if self._cb is None:
             # Bytes nobody asked for (no pipelining): the framing is lost, drop the connection.
             self.close()
             return
@@ -174,7 +175,7 @@ class Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self.open.discard(self)
-        if self._fut is None:
+        if self._cb is None:
             return
         if self._headers_done and not self._head_only and self._close_delimited():
             self._complete = True
@@ -214,12 +215,23 @@ class Connection(asyncio.Protocol):
     def request(self, raw: bytes, head_only: bool) -> asyncio.Future[Result]:
         """Write ``raw`` and return a future resolved with the response (never raises)."""
         fut: asyncio.Future[Result] = self.loop.create_future()
+
+        def done(res: Result) -> None:
+            if not fut.done():
+                fut.set_result(res)
+
+        self.send(raw, head_only, done)
+        return fut
+
+    def send(self, raw: bytes, head_only: bool, cb: Callable[[Result], None]) -> None:
+        """Write ``raw``; ``cb(result)`` is called once, from the event loop, never from
+        inside this call (the engine's fast lanes chain requests through it)."""
         res = Result()
         if self.closed or self.transport is None or self.transport.is_closing():
             res.error = "closed"
-            fut.set_result(res)
-            return fut
-        self._fut = fut
+            self.loop.call_soon(cb, res)
+            return
+        self._cb = cb
         self._res = res
         self._chunks = []
         self._size = 0
@@ -237,7 +249,6 @@ class Connection(asyncio.Protocol):
         res.sent_ns = _time_ns()
         res.sent_perf = _perf_ns()
         self.transport.write(raw)
-        return fut
 
     def _scan_head_only(self) -> None:
         buf = self._chunks[0] if len(self._chunks) == 1 else b"".join(self._chunks)
@@ -265,8 +276,8 @@ class Connection(asyncio.Protocol):
         return not _has_length_framing(buf[self._msg_start : end])
 
     def _finish_ok(self) -> None:
-        fut, res = self._fut, self._res
-        assert fut is not None and res is not None
+        cb, res = self._cb, self._res
+        assert cb is not None and res is not None
         res.done_perf = _perf_ns()
         buf = self._chunks[0] if len(self._chunks) == 1 else b"".join(self._chunks)
         raw = buf[self._msg_start :] if self._msg_start else buf
@@ -278,20 +289,18 @@ class Connection(asyncio.Protocol):
         self._reset()
         if not self._keep_alive:
             self.close()
-        if not fut.done():
-            fut.set_result(res)
+        cb(res)
 
     def _finish_error(self, kind: str) -> None:
-        fut, res = self._fut, self._res
-        assert fut is not None and res is not None
+        cb, res = self._cb, self._res
+        assert cb is not None and res is not None
         res.error = kind
         res.done_perf = _perf_ns()
         self._reset()
-        if not fut.done():
-            fut.set_result(res)
+        cb(res)
 
     def _reset(self) -> None:
-        self._fut = None
+        self._cb = None
         self._res = None
         self._chunks = []
         self.deadline = 0.0
@@ -299,7 +308,7 @@ class Connection(asyncio.Protocol):
 
     def check_timeout(self, now: float) -> None:
         """Called by the engine's sweeper (cheaper than one timer per request)."""
-        if self._fut is not None and self.deadline and now >= self.deadline:
+        if self._cb is not None and self.deadline and now >= self.deadline:
             self._finish_error("timeout")
             self.close()  # the late response would desynchronise the connection
 

@@ -24,12 +24,13 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 
 from ..errors import ConfigError, ReplayError
-from ..model import Exchange, Response
+from ..model import Exchange, Request, Response
 from ..pipeline import Sink
 from ._config import ReplayConfig, Target
+from ._lanes import FastLane
 from ._redirect import follow_redirects
 from ._stats import ReplayStats
-from .client import Tracker, make_ssl_context, prepare_request
+from .client import Result, Tracker, make_ssl_context, prepare_request
 from .hooks import ReplayHook
 from .pool import Slot, SlotLRU, TargetPool, close_slot
 from .scheduler import Schedule, scheduled
@@ -39,6 +40,7 @@ __all__ = ["Engine", "check_no_workers", "install_sigint", "new_event_loop", "se
 _perf_ns = time.perf_counter_ns
 _SAFE_PREFIXES = (b"GET ", b"HEAD ", b"OPTIONS ")
 _LATE_NS = 10_000_000
+_WAIT = object()  # _next_sync: the live feed is empty for now
 
 Unit = tuple[Exchange, int | None, str | None]  # exchange, due (perf ns) or None, session key
 
@@ -85,6 +87,8 @@ class _Session:
 
 class Engine:
     """One replay run on one event loop. Feed it with :meth:`run_source` or the live API."""
+
+    fast_lanes = True  # --max file replays use callback lanes (tests switch this off)
 
     def __init__(
         self,
@@ -181,9 +185,17 @@ class Engine:
     async def _next(self) -> Unit | None:
         """The next unit to send, or None when the run is over."""
         while True:
-            if self.stop.is_set() or self._error is not None:
-                return None
-            if self._source_done:
+            unit = self._next_sync()
+            if unit is not _WAIT:
+                return unit  # type: ignore[return-value]
+            w = self.loop.create_future()
+            self._live_waiters.append(w)
+            await w
+
+    def _next_sync(self) -> Unit | object | None:
+        """The next unit, None at the end, or ``_WAIT`` when the live feed is empty."""
+        while True:
+            if self.stop.is_set() or self._error is not None or self._source_done:
                 return None
             if self._source is not None:
                 c = self.config
@@ -201,12 +213,7 @@ class Engine:
                 due = None if off is None else self._start_perf + int(off * 1e9)
             else:
                 if not self._live:
-                    if self._live_closed:
-                        return None
-                    w = self.loop.create_future()
-                    self._live_waiters.append(w)
-                    await w
-                    continue
+                    return None if self._live_closed else _WAIT
                 ex = self._live.popleft()
                 due = None
             if (
@@ -261,10 +268,20 @@ class Engine:
             self.loop.create_task(self._progress_loop()) if self.on_progress is not None else None
         )
         sweeper = self.loop.create_task(self._sweep_timeouts())
-        workers = [self.loop.create_task(self._worker()) for _ in range(c.concurrency)]
+        workers: list[asyncio.Future[None]]
+        lanes: list[FastLane] = []
+        if self.fast_lanes and c.max_speed and not c.sessions and self._source is not None:
+            lanes = [FastLane(self) for _ in range(c.concurrency)]
+            for lane in lanes:
+                lane.start()
+            workers = [lane.done for lane in lanes]
+        else:
+            workers = [self.loop.create_task(self._worker()) for _ in range(c.concurrency)]
         try:
             await asyncio.gather(*workers)
         finally:
+            for lane in lanes:
+                close_slot(lane.slot)
             sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sweeper
@@ -389,23 +406,37 @@ class Engine:
         else:
             await asyncio.gather(*(self._send_copy(cp, p, slot, due) for cp, p in copies))
 
-    async def _send_copy(self, ex: Exchange, pool: TargetPool, slot: Slot, due: int | None) -> None:
-        st = self.stats
+    def _prepare(self, ex: Exchange, pool: TargetPool) -> tuple[Request, bytes]:
         req = ex.request
         for h in self.hooks:
             req = h.before_send(ex, req)
-        raw = prepare_request(req.raw, req.head_len, pool.host_bytes, pool.prefix)
-        head_only = raw.startswith(b"HEAD ")
-        res = await pool.roundtrip(self.loop, slot, raw, head_only)
+        return req, prepare_request(req.raw, req.head_len, pool.host_bytes, pool.prefix)
+
+    async def _send_copy(self, ex: Exchange, pool: TargetPool, slot: Slot, due: int | None) -> None:
+        req, raw = self._prepare(ex, pool)
+        res = await pool.roundtrip(self.loop, slot, raw, raw.startswith(b"HEAD "))
         first = res
         if self.config.redirects and res.error is None and res.status in _REDIRECTS:
             res, hops = await follow_redirects(
                 self.loop, pool, slot, raw, res, self.config.redirects
             )
             if hops:
-                st.redirects_followed += hops
+                self.stats.redirects_followed += hops
                 ex.meta["redirects"] = str(hops)
-        # -- record
+        self._record(ex, pool, req, raw, first, res, due)
+
+    def _record(
+        self,
+        ex: Exchange,
+        pool: TargetPool,
+        req: Request,
+        raw: bytes,
+        first: Result,
+        res: Result,
+        due: int | None,
+    ) -> None:
+        """Put the outcome on the exchange, count it, run the hooks, hand it to the sink."""
+        st = self.stats
         st.sent += 1
         st.bytes_sent += len(raw)
         sent_perf = first.sent_perf
@@ -496,11 +527,18 @@ def _status(raw: bytes) -> int:
 
 
 def install_sigint(loop: asyncio.AbstractEventLoop, stop: threading.Event) -> bool:
-    """First Ctrl-C stops feeding (in-flight requests finish, the summary is printed)."""
+    """First Ctrl-C stops feeding (in-flight requests finish, the summary is printed); a
+    second one interrupts at once."""
     if threading.current_thread() is not threading.main_thread():
         return False
+
+    def on_sigint() -> None:
+        if stop.is_set():  # second Ctrl-C: give up at once
+            raise KeyboardInterrupt
+        stop.set()
+
     try:
-        loop.add_signal_handler(signal.SIGINT, stop.set)
+        loop.add_signal_handler(signal.SIGINT, on_sigint)
     except (NotImplementedError, RuntimeError, ValueError):
         return False
     return True

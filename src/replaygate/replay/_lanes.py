@@ -1,0 +1,138 @@
+"""Fast lanes for ``--max`` file replays: callbacks instead of coroutines.
+
+In ``--max`` mode without sessions the engine's per-request budget is a few microseconds, and
+a coroutine per worker pays for a future, a task wake-up and several frame resumptions per
+request. A lane is a plain object chained on the connection's completion callback: the answer
+arrives (inside ``data_received``), the outcome is recorded, and the next request is written
+right there. Anything unusual (connecting, the stale keep-alive retry, redirects) falls back
+to a short coroutine that calls the lane again when done. Results are identical to the
+coroutine workers (same ``Engine._record``), which the tests run through both paths.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+from ..model import Exchange, Request
+from ._redirect import follow_redirects
+from .client import ConnectError, Connection, Result
+from .pool import Slot, TargetPool, close_slot
+
+if TYPE_CHECKING:
+    from .engine import Engine
+
+__all__ = ["FastLane"]
+
+_REDIRECTS = frozenset((301, 302, 303, 307, 308))
+
+
+class FastLane:
+    """One of ``--concurrency`` independent senders; ``done`` resolves when it runs dry."""
+
+    __slots__ = ("_copies", "_cur", "done", "engine", "loop", "slot")
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.loop = engine.loop
+        self.slot: Slot = {}
+        self.done: asyncio.Future[None] = engine.loop.create_future()
+        self._copies: list[tuple[Exchange, TargetPool]] = []
+        # the copy in flight: exchange, pool, request, raw bytes, connection, reused?
+        self._cur: tuple[Exchange, TargetPool, Request, bytes, Connection | None, bool] | None = (
+            None
+        )
+
+    def start(self) -> None:
+        self.loop.call_soon(self._pump)
+
+    def _finish(self) -> None:
+        close_slot(self.slot)
+        if not self.done.done():
+            self.done.set_result(None)
+
+    def _fail(self, e: BaseException) -> None:
+        eng = self.engine
+        if eng._error is None:
+            eng._error = e
+        eng.stop.set()
+        self._finish()
+
+    def _pump(self) -> None:
+        """Send the next copy (or take the next exchange); never blocks."""
+        try:
+            eng = self.engine
+            if not self._copies:
+                unit = eng._next_sync()
+                if unit is None or not isinstance(unit, tuple):
+                    self._finish()
+                    return
+                ex, _, key = unit
+                self._copies = eng._copies(ex, key)
+                self._copies.reverse()
+            ex, pool = self._copies.pop()
+            req, raw = eng._prepare(ex, pool)
+            conn = self.slot.get(pool.index)
+            if conn is None or conn.closed:
+                self._cur = (ex, pool, req, raw, None, False)
+                self.loop.create_task(self._connect_and_send(retry=False))
+                return
+            self._cur = (ex, pool, req, raw, conn, conn.uses > 0)
+            conn.send(raw, raw.startswith(b"HEAD "), self._on_result)
+        except BaseException as e:
+            self._fail(e)
+
+    async def _connect_and_send(self, retry: bool) -> None:
+        assert self._cur is not None
+        ex, pool, req, raw, _, _ = self._cur
+        try:
+            if retry:
+                self.engine.stats.retries += 1
+            try:
+                conn = await pool._connect(self.loop)
+            except ConnectError as e:
+                self.slot.pop(pool.index, None)
+                self._on_result(Result(error=e.kind))
+                return
+            self.slot[pool.index] = conn
+            # a fresh connection is never retried: reused=False
+            self._cur = (ex, pool, req, raw, conn, False)
+            conn.send(raw, raw.startswith(b"HEAD "), self._on_result)
+        except BaseException as e:
+            self._fail(e)
+
+    def _on_result(self, res: Result) -> None:
+        try:
+            assert self._cur is not None
+            ex, pool, req, raw, conn, reused = self._cur
+            if conn is not None and conn.closed:
+                self.slot.pop(pool.index, None)
+            if res.error in ("closed", "reset") and reused and not res.received_any:
+                self.loop.create_task(self._connect_and_send(retry=True))
+                return
+            eng = self.engine
+            if eng.config.redirects and res.error is None and res.status in _REDIRECTS:
+                self.loop.create_task(self._redirects(res))
+                return
+            self._cur = None
+            eng._record(ex, pool, req, raw, res, res, None)
+            self._pump()
+        except BaseException as e:
+            self._fail(e)
+
+    async def _redirects(self, first: Result) -> None:
+        try:
+            assert self._cur is not None
+            ex, pool, req, raw, _, _ = self._cur
+            eng = self.engine
+            res, hops = await follow_redirects(
+                self.loop, pool, self.slot, raw, first, eng.config.redirects
+            )
+            if hops:
+                eng.stats.redirects_followed += hops
+                ex.meta["redirects"] = str(hops)
+            self._cur = None
+            eng._record(ex, pool, req, raw, first, res, None)
+            self._pump()
+        except BaseException as e:
+            self._fail(e)
