@@ -366,3 +366,31 @@ def test_close_delimited_body_ends_with_fin_or_rst_not_with_the_capture() -> Non
         assert len(out) == 1 and out[0].response is not None
         assert len(out[0].response.body()) == 13 and Flag.CLOSE_DELIMITED in out[0].flags
         assert (Flag.RESPONSE_TRUNCATED in out[0].flags) is truncated, end
+
+
+def test_ipv6_connection_id() -> None:
+    conv = Conv()
+    conv.c = ("2001:db8::1", 40000)
+    conv.s = ("2001:db8::2", 80)
+    out, _ = feed(conv.full())
+    assert len(out) == 1 and str(out[0].conn) == "[2001:db8::1]:40000->[2001:db8::2]:80"
+
+
+def test_flow_without_any_http_is_given_up() -> None:
+    conv = Conv(cport=40000, sport=9999)
+    junk = bytes(range(1, 256)).replace(b"\n", b"") * 5000  # ~1.2 MiB, no line ends
+    segs = [*conv.handshake(), *conv.data(True, junk, 60000)]
+    out, st = feed(segs)
+    assert out == [] and st.non_http_flows == 1 and st.skipped_bytes > 1 << 20
+
+
+def test_rst_while_segments_are_held() -> None:
+    conv = Conv()
+    segs = [*conv.handshake(), *conv.data(True, GET)]
+    r = conv.data(False, b"HTTP/1.1 200 OK\r\nContent-Length: 3000\r\n\r\n" + b"x" * 3000)
+    segs += [r[0], r[2], conv.rst(True)]  # r[1] never seen, then the client resets
+    out, st = feed(segs)
+    # the gap fell inside the sized body: skipped by its length, the message still ends
+    assert len(out) == 1 and out[0].flags == {Flag.RESPONSE_GAP} and out[0].response is not None
+    assert len(out[0].response.body()) == 3000 - len(r[1].payload)
+    assert st.flows_reset == 1 and st.gaps == 1

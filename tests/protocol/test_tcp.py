@@ -146,3 +146,32 @@ def test_shuffled_duplicated_overlapping_segments(
     # With the SYN known, every byte is delivered exactly once whatever the arrival order.
     assert stream(ev) == data
     assert rs.stats.gaps == 0 and rs.held_bytes == 0
+
+
+def test_bogus_far_ack_is_ignored() -> None:
+    rs = StreamReassembler()
+    rs.syn(0)
+    rs.segment(1, b"ab")
+    rs.segment(10, b"xy")
+    assert rs.ack((1 + (1 << 31) - 5) % WRAP) == []  # half the sequence space away: not believed
+    assert rs.held_bytes == 2
+
+
+def test_fin_with_data_and_retransmitted_fin() -> None:
+    rs = StreamReassembler()
+    rs.syn(0)
+    ev = rs.segment(1, b"bye", fin=True)
+    assert ev == [(DATA, b"bye"), (EOF, 0)]
+    assert rs.segment(1, b"bye", fin=True) == [] and rs.stats.retransmitted_bytes == 3
+
+
+def test_repeated_overflow_keeps_memory_bounded() -> None:
+    rs = StreamReassembler(max_buffered=100)
+    rs.syn(0)
+    ev: list[Event] = []
+    for k in range(50):  # every other 50-byte block is lost
+        ev += rs.segment(1 + 100 * k + 50, b"z" * 50)
+        assert rs.held_bytes <= 100
+    ev += rs.flush()
+    assert stream(ev) == (b"?" * 50 + b"z" * 50) * 50
+    assert rs.stats.gaps == 50
