@@ -167,9 +167,13 @@ def command(
     """Summarise traffic files: exchanges, connections, methods, status codes, top endpoints,
     time span, incomplete exchanges and why, and what could not be parsed.
 
-    With --json, print one object per exchange instead: {"id","ts_ns","method","target",
-    "host","version","status","request_body_len","response_body_len","latency_ns",
-    "complete","flags"}; body lengths are of the decoded body, null when absent.
+    With --json, print one JSON object per exchange instead, with exactly these keys:
+
+    \b
+      id ts_ns method target host version status request_body_len
+      response_body_len latency_ns complete flags
+
+    Body lengths are of the decoded body (de-chunked, content-decoded), null when absent.
     """
     for p in files:
         format_of(p)
