@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib.util
 import subprocess
 import sys
 import time
@@ -114,11 +115,7 @@ def run_atheris(target: _Discovered, seconds: float) -> tuple[int, Path | None]:
 
 
 def _has_atheris() -> bool:
-    try:
-        import atheris  # type: ignore[import-not-found]  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    return importlib.util.find_spec("atheris") is not None
 
 
 def main(argv: list[str]) -> int:
