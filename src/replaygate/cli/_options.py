@@ -392,6 +392,8 @@ def replay_hooks(stages: list[Stage]) -> list[ReplayHook]:
             hooks.append(st.as_replay_hook())
         elif isinstance(st, MiddlewareStage):
             hooks.append(st)
+        elif st.name == "mask" and hasattr(st, "replay_hook"):  # masks staging's responses
+            hooks.append(st.replay_hook())
     return hooks
 
 

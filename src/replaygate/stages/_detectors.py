@@ -161,8 +161,13 @@ class FieldMatcher:
         return FieldMatcher((*self.patterns, *more))
 
 
-def _field_kv_pattern(names: Iterable[str]) -> str | None:
-    """``password=...``, ``"api_key": "..."``, ``token: ...`` in free text (YAML, logs)."""
+def _field_patterns(names: Iterable[str]) -> list[tuple[str, str]]:
+    """Named fields in free text (logs, YAML, HTML, XML, echoed requests):
+
+    * ``password=...``, ``"api_key": "..."``, ``token: ...``
+    * a multipart part ``name="password"`` followed by its content
+    * an HTML input ``name="password" ... value="..."`` and an XML element ``<password>``
+    """
     alts = sorted(
         {
             re.sub(r"(?:\\-|_)", "[-_]?", re.escape(n.strip("*").lower()))
@@ -173,11 +178,30 @@ def _field_kv_pattern(names: Iterable[str]) -> str | None:
         reverse=True,
     )
     if not alts:
-        return None
-    return (
-        r"(?i:(?<![\w-])[\w-]{0,40}?(?:" + "|".join(alts) + r"))"
-        r"[\"']?[ \t]*[:=][ \t]*[\"']?(?P<field_v>[^\"'&\s<>,;{}\[\]]{1,4096})"
-    )
+        return []
+    name = r"(?i:[\w-]{0,40}?(?:" + "|".join(alts) + r"))"
+    return [
+        (
+            "field",
+            r"(?<![\w-])" + name + r"(?:\\{0,7}[\"'])?[ \t]*[:=][ \t]*(?:\\{0,7}[\"'])?"
+            r"(?P<field_v>(?:(?i:bearer|basic|token|digest|negotiate)[ \t]+)?"
+            r"[^\"'&\s<>,;{}\[\]\\]{1,4096})",
+        ),
+        (
+            "field_part",
+            r"(?i:\bname=)[\"']?" + name + r"[\"']?[^\r\n]{0,200}(?:\r?\n[^\r\n]{1,200}){0,8}"
+            r"\r?\n\r?\n(?P<field_part_v>[^\r\n]{1,4096})",
+        ),
+        (
+            "field_html",
+            r"(?i:\bname=)[\"']" + name + r"[\"'][^>]{0,200}?(?i:\bvalue=)[\"']"
+            r"(?P<field_html_v>[^\"'<>]{1,4096})",
+        ),
+        (
+            "field_xml",
+            r"<(?P<field_xml_n>" + name + r")>(?P<field_xml_v>[^<]{1,4096})</(?P=field_xml_n)>",
+        ),
+    ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,15 +223,14 @@ class TextScanner:
         custom: Iterable[tuple[str, re.Pattern[str]]] = (),
     ) -> None:
         self.detectors = [d for d in ALL_DETECTORS if d in set(detectors)]
-        kv = _field_kv_pattern(field_names)
+        fields = _field_patterns(field_names)
         parts = []
         if "private_key" in self.detectors:
             parts.append(("private_key", _PATTERNS["private_key"]))
         for d in ("jwt", "bearer", "basic", "aws_secret_key"):
             if d in self.detectors:
                 parts.append((d, _PATTERNS[d]))
-        if kv is not None:
-            parts.append(("field", kv))
+        parts += fields
         parts += [
             (d, _PATTERNS[d])
             for d in self.detectors
@@ -243,7 +266,7 @@ class TextScanner:
                 check = _VALIDATORS.get(name)
                 if check is not None and not check(text[start:end]):
                     continue
-                yield Finding(name, start, end)
+                yield Finding("field" if name.startswith("field") else name, start, end)
         for cname, crx in self.custom:
             for m in crx.finditer(text):
                 if crx.groups >= 1 and m.group(1) is not None:

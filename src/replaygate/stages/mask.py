@@ -33,7 +33,7 @@ from typing import Any
 
 from ..config import load_config, section
 from ..errors import ConfigError
-from ..model import Exchange, Flag, HTTPMessage
+from ..model import Exchange, Flag, HTTPMessage, Request
 from ..pipeline import Stage
 from ._detectors import ALL_DETECTORS, DEFAULT_DETECTORS, FieldMatcher, TextScanner
 from ._mask_body import JsonPath
@@ -45,6 +45,7 @@ __all__ = [
     "DEFAULT_HEADERS",
     "KEY_ENV",
     "MaskConfig",
+    "MaskReplayHook",
     "MaskStage",
     "MaskStats",
     "load_mask_key",
@@ -324,8 +325,43 @@ class MaskStage:
     def process(self, ex: Exchange) -> Iterable[Exchange]:
         return (self.mask_exchange(ex),)
 
+    def replay_hook(self) -> MaskReplayHook:
+        """The hook that masks staging's responses during replay (see MaskReplayHook)."""
+        return MaskReplayHook(self)
+
     def close(self) -> Iterable[Exchange]:
         return ()
+
+
+class MaskReplayHook:
+    """Masks what staging answered before anything records it (replay engine hook).
+
+    Run it after session correlation (which must learn staging's raw values) and before
+    plugins and middleware. Requests pass unchanged: they were masked in the pipeline, and
+    the staging values correlation substituted must reach staging as they are.
+    """
+
+    def __init__(self, stage: MaskStage) -> None:
+        self.stage = stage
+
+    def before_send(self, ex: Exchange, request: Request) -> Request:
+        return request
+
+    def after_response(self, ex: Exchange) -> None:
+        m = self.stage.masker
+        changed = False
+        if ex.replayed is not None and self.stage.config.responses:
+            new = m.message(ex.replayed, "replayed")
+            if new is not ex.replayed:
+                ex.replayed = new
+                changed = True
+        if ex.replay_error:
+            err = m.text(ex.replay_error, "replay_error")
+            if err is not None:
+                ex.replay_error = err
+                changed = True
+        if changed:
+            ex.flags.add(Flag.MASKED)
 
 
 def load_mask_key(key_file: str | None, *, notice: bool = True) -> bytes:
