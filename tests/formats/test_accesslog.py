@@ -148,3 +148,10 @@ def test_arbitrary_lines_raise_only_line_errors(data: bytes) -> None:
 def test_unescaped_spaces_in_target() -> None:
     ll = parse_line(b'1.2.3.4 - - [25/Oct/2016:14:49:33 +0200] "GET /a b/c HTTP/1.1" 200 1 "-" "-"')
     assert ll.target == "/a%20b/c" and ll.version == "HTTP/1.1"
+
+
+@pytest.mark.parametrize("name", ["access.log.1", "access.log.12.gz", "x.log", "x.log.gz"])
+def test_rotated_log_names_are_access_logs(name: str) -> None:
+    from replaygate.formats import format_of
+
+    assert format_of(name) == "accesslog"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -56,6 +57,8 @@ _EXTENSIONS: dict[str, str] = {
     ".log.gz": "accesslog",
 }
 
+_ROTATED_LOG = re.compile(r"\.log\.\d+(\.gz)?$")
+
 # format name -> (reader "module:function", writer "module:Class")
 _FORMATS: dict[str, tuple[str | None, str | None]] = {
     "gor": ("replaygate.formats._gor_io:read", "replaygate.formats._gor_io:Writer"),
@@ -78,6 +81,8 @@ def format_of(path: str | os.PathLike[str]) -> str:
     for ext in _EXTENSIONS:
         if p.endswith(ext) and len(ext) > len(best):
             best = ext
+    if not best and _ROTATED_LOG.search(p):  # logrotate names: access.log.1, access.log.2.gz
+        return "accesslog"
     if not best:
         known = ", ".join(sorted(_EXTENSIONS))
         raise UnknownFormatError(f"unknown file extension (known: {known})", path=os.fspath(path))
