@@ -244,7 +244,7 @@ class TextScanner:
     def _compile(parts: list[tuple[str, str]]) -> re.Pattern[str] | None:
         if not parts:
             return None
-        return re.compile("|".join(f"(?P<{n}>{p})" for n, p in parts))
+        return re.compile("|".join(f"(?P<{n}>{p})" for n, p in parts), re.ASCII)
 
     def findings(self, text: str) -> Iterator[Finding]:
         """Validated matches in text order (custom regexes after the built-in ones)."""
