@@ -83,3 +83,19 @@ def test_ignore_rules_and_exact_endpoints() -> None:
     assert judge(c.result(), GateConfig()).summary()["verdict"] == "pass"
     s = judge(c.result(), GateConfig(exact_endpoints=["GET /exact"])).summary()
     assert s["verdict"] == "fail" and "must match exactly" in s["reasons"][-1]
+
+
+def test_learned_elsewhere_for_endpoints_without_repeats() -> None:
+    c = Comparator()
+    for i in range(6):
+        c.add(jex("/time", {"rid": f"a{i}"}, {"rid": f"b{i}"}))  # identical requests: learns rid
+    for i in range(3):
+        c.add(jex(f"/once/{i}", {"rid": f"a{i}", "v": 1}, {"rid": f"b{i}", "v": 2}))
+    f = fields(judge(c.result(), GateConfig()).summary(), "GET /once/{int}")
+    assert f["body:$.rid|changed"][0] == "noise"
+    assert (f["body:$.rid|changed"][1] or "").startswith("learned on GET /time")
+    assert f["body:$.v|changed"][0] == "regression"
+    c2 = Comparator(CompareConfig(learn_across_endpoints=False))
+    c2.merge(c)
+    f = fields(judge(c2.result(), GateConfig()).summary(), "GET /once/{int}")
+    assert f["body:$.rid|changed"][0] == "regression"

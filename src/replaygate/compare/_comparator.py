@@ -367,6 +367,7 @@ class Comparator:
     # -- results ------------------------------------------------------------------------
     def result(self) -> CompareResult:
         noise = NoiseModel(self.config)
+        noise.learn_elsewhere(self._learner.pairs, self._learner.fields)
         eps: list[EndpointResult] = []
         for name in sorted(self._eps):
             st = self._eps[name]

@@ -114,6 +114,7 @@ class CompareConfig:
     learn_min_pairs: int = 2
     learn_min_rate: float = 0.5
     learn_window: int = 20_000
+    learn_across_endpoints: bool = True
 
     def __post_init__(self) -> None:
         n = "[compare]"
@@ -141,6 +142,8 @@ class CompareConfig:
         self.learn_min_pairs = max(1, _nonneg(self.learn_min_pairs, f"{n} learn_min_pairs", int))
         self.learn_min_rate = _frac(self.learn_min_rate, f"{n} learn_min_rate")
         self.learn_window = _nonneg(self.learn_window, f"{n} learn_window", int)
+        if not isinstance(self.learn_across_endpoints, bool):
+            raise ConfigError(f"{n} learn_across_endpoints: expected true or false")
 
     @property
     def all_volatile_headers(self) -> frozenset[str]:

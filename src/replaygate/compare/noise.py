@@ -13,6 +13,10 @@ Three sources, checked in this order, each giving the reason shown in reports:
    baseline copy does: ``cand_rate - base_rate >= noise_absolute`` and
    ``cand_rate >= base_rate * (1 + noise_relative)``. A field the baseline never showed is
    never noise.
+
+Without a second copy, endpoints with too few repeated requests to learn from borrow what was
+learned on other endpoints (``learn_across_endpoints``): request ids and timestamps added by
+shared middleware are volatile everywhere.
 """
 
 from __future__ import annotations
@@ -151,6 +155,7 @@ class NoiseModel:
         self.config = config
         self.rules = [IgnoreRule(r) for r in config.ignore]
         self.volatile_headers = config.all_volatile_headers
+        self.elsewhere: dict[DiffKey, tuple[str, int, int]] = {}
 
     def explicit(self, endpoint: str, field: str) -> str | None:
         for r in self.rules:
@@ -196,4 +201,27 @@ class NoiseModel:
                     f"baseline: differs in {b:.0%} of baseline replays vs {c:.0%} of candidate "
                     "replays (not clearly more)"
                 )
+            return None
+        if pairs < cfg.learn_min_pairs and cfg.learn_across_endpoints:
+            other = self.elsewhere.get(key)
+            if other is not None:
+                ep, seen, total = other
+                return (
+                    f"learned on {ep}: differed in {seen} of {total} pairs of identical original "
+                    "requests (too few repeated requests here to learn)"
+                )
         return None
+
+    def learn_elsewhere(self, pairs: Counter[str], fields: dict[str, Counter[DiffKey]]) -> None:
+        """Volatile fields learned on endpoints with enough evidence, for endpoints without."""
+        cfg = self.config
+        best: dict[DiffKey, tuple[str, int, int]] = {}
+        for ep, c in fields.items():
+            n = pairs.get(ep, 0)
+            if n < cfg.learn_min_pairs:
+                continue
+            for key, seen in c.items():
+                ok = seen >= cfg.learn_min_pairs and seen / n >= cfg.learn_min_rate
+                if ok and (key not in best or n > best[key][2]):
+                    best[key] = (ep, seen, n)
+        self.elsewhere = best
