@@ -82,10 +82,10 @@ def run_atheris(target: _Discovered, seconds: float) -> tuple[int, Path | None]:
     CRASH_DIR.mkdir(exist_ok=True)
     code = (
         "import sys, atheris\n"
-        "with atheris.instrument_imports():\n"
+        "with atheris.instrument_imports(include=['replaygate']):\n"
         "    from tests.fuzz import discover\n"
-        "    from replaygate.errors import ReplaygateError\n"
-        f"t = discover()[{target.name!r}]\n"
+        f"    t = discover()[{target.name!r}]\n"
+        "from replaygate.errors import ReplaygateError\n"
         "def one(data):\n"
         "    try:\n"
         "        t.func(data)\n"
