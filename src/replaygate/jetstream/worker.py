@@ -88,6 +88,7 @@ class _Worker:
         self.stats = WorkerStats(worker_id=self.id)
         self.owned: dict[int, int] = {}  # partition -> lease revision
         self.subs: dict[int, Any] = {}
+        self.fetchers: dict[int, asyncio.Task[None]] = {}
         self.live_workers = 1
         self.waiting: dict[str, tuple[Any, int]] = {}  # exchange id -> (msg, results still due)
         self.results: asyncio.Queue[Exchange] = asyncio.Queue()
@@ -146,7 +147,7 @@ class _Worker:
 
     async def _subscribe(self, p: int) -> None:
         self.stats.partitions_taken += 1
-        self.subs[p] = await self.js.pull_subscribe(
+        sub = await self.js.pull_subscribe(
             self.url.subject(p),
             durable=self.url.consumer(p),
             stream=self.url.stream,
@@ -157,10 +158,15 @@ class _Worker:
                 max_ack_pending=self.cfg.max_in_flight * 4,
             ),
         )
+        self.subs[p] = sub
+        self.fetchers[p] = asyncio.ensure_future(self._partition_loop(p, sub))
 
     async def _drop_partition(self, p: int) -> None:
         self.owned.pop(p, None)
         sub = self.subs.pop(p, None)
+        task = self.fetchers.pop(p, None)
+        if task is not None:
+            task.cancel()
         if sub is not None:
             try:
                 await sub.unsubscribe()
@@ -211,54 +217,45 @@ class _Worker:
         """Called on the replayer's thread: hand the result to our loop."""
         self.loop.call_soon_threadsafe(self.results.put_nowait, ex)
 
-    async def _fetch_loop(self) -> None:
+    async def _partition_loop(self, p: int, sub: Any) -> None:
+        """Fetch from one partition's consumer. One task per partition, so a drained
+        partition waits in its own fetch and never delays the others."""
         per_msg = len(self.cfg.replay.targets) + (1 if self.cfg.replay.baseline else 0)
-        while not self.stop.is_set():
-            if not self.subs:
+        while not self.stop.is_set():  # cancelled by _drop_partition
+            room = self.cfg.max_in_flight - len(self.waiting)
+            if room <= 0:
+                await asyncio.sleep(0.002)
+                continue
+            try:
+                msgs = await sub.fetch(min(self.cfg.batch, room), timeout=1.0)
+            except TimeoutError:
+                continue
+            except Exception:
                 await asyncio.sleep(0.2)
                 continue
-            got = 0
-            for sub in list(self.subs.values()):
-                room = self.cfg.max_in_flight - len(self.waiting)
-                if room <= 0:
-                    break
-                try:
-                    msgs = await sub.fetch(min(self.cfg.batch, room), timeout=0.2)
-                except Exception:
-                    continue
-                for m in msgs:
-                    got += 1
-                    self.stats.fetched += 1
-                    if m.metadata.num_delivered > 1:
-                        self.stats.redelivered += 1
-                    try:
-                        ex = decode_exchange(m.data)
-                    except FormatError:
-                        self.stats.dropped["undecodable_message"] += 1
-                        await m.term()
-                        continue
-                    if ex.id in self.waiting:  # redelivered while still in flight here
-                        continue
-                    self.waiting[ex.id] = (m, per_msg)
-                    await self._pace(ex)
-                    if not self.replayer.submit(ex):
-                        self.waiting.pop(ex.id, None)
-                        self.stats.dropped["replay_queue_full"] += 1
-                        await m.nak(delay=1)
-            if got:
+            if msgs:
                 self.last_activity = time.monotonic()
-            elif not self.waiting:
-                await asyncio.sleep(0.05)
-            while len(self.waiting) >= self.cfg.max_in_flight and not self.stop.is_set():
-                await asyncio.sleep(0.005)
+            for m in msgs:
+                self.stats.fetched += 1
+                if m.metadata.num_delivered > 1:
+                    self.stats.redelivered += 1
+                try:
+                    ex = decode_exchange(m.data)
+                except FormatError:
+                    self.stats.dropped["undecodable_message"] += 1
+                    await m.term()
+                    continue
+                if ex.id in self.waiting:  # redelivered while still in flight here
+                    continue
+                self.waiting[ex.id] = (m, per_msg)
+                await self._pace(ex)
+                if not self.replayer.submit(ex):
+                    self.waiting.pop(ex.id, None)
+                    self.stats.dropped["replay_queue_full"] += 1
+                    await m.nak(delay=1)
 
-    async def _publish_loop(self) -> None:
-        subject = f"rg.{self.url.results_stream}.r"
-        while True:
-            ex = await self.results.get()
-            self.stats.replayed += 1
-            if ex.replay_error:
-                self.stats.errors[ex.replay_error] += 1
+    async def _publish_result(self, ex: Exchange, subject: str, sem: asyncio.Semaphore) -> None:
+        try:
             payload, headers = encode_exchange(ex)
             headers[HDR_WORKER] = self.id
             while True:
@@ -267,25 +264,39 @@ class _Worker:
                     break
                 except Exception:
                     if self.stop.is_set():
-                        break
+                        return
                     await asyncio.sleep(0.5)
-            else:
-                continue
             self.stats.published += 1
             self.last_activity = time.monotonic()
             item = self.waiting.get(ex.id)
             if item is None:
-                continue
+                return
             msg, due = item
             if due > 1:
                 self.waiting[ex.id] = (msg, due - 1)
-                continue
+                return
             del self.waiting[ex.id]
             try:
                 await msg.ack()
                 self.stats.acked += 1
             except Exception:
                 pass
+        finally:
+            sem.release()
+
+    async def _publish_loop(self) -> None:
+        subject = f"rg.{self.url.results_stream}.r"
+        sem = asyncio.Semaphore(self.cfg.max_in_flight)
+        tasks: set[asyncio.Task[None]] = set()
+        while True:
+            ex = await self.results.get()
+            self.stats.replayed += 1
+            if ex.replay_error:
+                self.stats.errors[ex.replay_error] += 1
+            await sem.acquire()
+            t = asyncio.ensure_future(self._publish_result(ex, subject, sem))
+            tasks.add(t)
+            t.add_done_callback(tasks.discard)
 
     async def _drained(self) -> bool:
         try:
@@ -312,7 +323,6 @@ class _Worker:
             self.replayer.start()
             tasks = [
                 asyncio.ensure_future(self._lease_loop()),
-                asyncio.ensure_future(self._fetch_loop()),
                 asyncio.ensure_future(self._publish_loop()),
             ]
             try:
