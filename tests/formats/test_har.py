@@ -388,3 +388,11 @@ def test_own_har_round_trips_property(
     else:
         assert back.response is not None and back.response.raw == ex.response.raw
     assert back.summary() == ex.summary() or method == "HEAD"
+
+
+def test_request_body_left_out_is_flagged() -> None:
+    e = _entry("POST", req_headers=[{"name": "Content-Length", "value": "5000"}])
+    ex = _one(_har(e))
+    assert Flag.REQUEST_TRUNCATED in ex.flags and ex.meta["har.request_body"] == "omitted"
+    assert ex.request.header("content-length") == "0"  # framing stays honest
+    assert not ex.complete

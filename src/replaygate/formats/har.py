@@ -308,6 +308,9 @@ def _entry_to_exchange(entry: Any, index: int, path: str) -> Exchange:
             if params:
                 meta["har.request_body"] = "rebuilt_from_params"
         body = _encoded(body, headers, meta, "request")
+    elif not ours and _declared_length(headers, req) > 0:
+        # Chrome leaves out large or binary request bodies: say so, never replay it as empty
+        meta["har.request_body"] = "omitted"
     request = build_request(
         method,
         target,
@@ -321,6 +324,8 @@ def _entry_to_exchange(entry: Any, index: int, path: str) -> Exchange:
     )
     ex = Exchange(id=_exchange_id(ours, path, index, started, url), request=request, meta=meta)
     _restore_ours(ex, ours)
+    if meta.get("har.request_body") == "omitted" and not ours:
+        ex.flags.add(Flag.REQUEST_TRUNCATED)
     status = resp.get("status")
     if isinstance(status, bool) or not isinstance(status, int) or not 0 <= status <= 999:
         status = 0
@@ -376,6 +381,16 @@ def _response(
         ts_first_ns=first,
         ts_last_ns=max(last, first),
     )
+
+
+def _declared_length(headers: list[tuple[str, str]], req: dict[str, Any]) -> int:
+    """The body size the entry claims (Content-Length, else bodySize), 0 when unknown."""
+    for k, v in headers:
+        if k.lower() == "content-length":
+            v = v.strip()
+            return int(v) if v.isascii() and v.isdigit() else 0
+    size = _num(req, "bodySize")
+    return int(size) if size is not None and size > 0 else 0
 
 
 def _exchange_id(ours: dict[str, Any], path: str, index: int, started: str, url: str) -> str:
