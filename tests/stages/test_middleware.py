@@ -70,6 +70,8 @@ def test_message_codec() -> None:
     # GoReplay's documented request header has only three fields
     three = (b"1 932079936fa4306fc308d67588178d17d823647c 1439818823587396305\n" + b"GET /a").hex()
     assert decode_message(three.encode())[3] is None
+    # uppercase hex and CRLF line endings (a Windows-built middleware) are accepted
+    assert decode_message(line.strip().upper() + b"\r\n")[4] == b"GET / HTTP/1.1\r\n\r\n"
     for bad in (
         b"zz",
         b"31",
