@@ -53,6 +53,8 @@ def test_round_trip_exact(tmp_path: Path) -> None:
     obj = json.loads(lines[0])
     assert list(obj)[: len(SUMMARY_KEYS)] == SUMMARY_KEYS
     assert obj["request"]["headers"][0] == ["Host", "example.test"]
+    assert obj["response"]["body_text"] == "hello" and obj["request"]["body_text"] is None
+    assert json.loads(lines[1])["request"]["body_text"] is None  # binary
     back = list(open_reader(p))
     for a, b in zip(exs, back, strict=True):
         assert exchange_to_dict(a) == exchange_to_dict(b)

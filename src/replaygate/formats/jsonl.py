@@ -4,7 +4,8 @@ Each line holds the :meth:`Exchange.summary` keys (the ``inspect --json`` contra
 ``ts_ns``, ``method``, ``target``, ``host``, ``version``, ``status``, ``request_body_len``,
 ``response_body_len``, ``latency_ns``, ``complete``, ``flags``) and, so that nothing is lost,
 ``request`` / ``response`` / ``replayed`` objects with the parsed ``headers`` (a list of
-``[name, value]``), timestamps and the exact wire bytes as base64 (``raw_b64``), plus ``conn``,
+``[name, value]``), ``body_text`` (the decoded body when it is UTF-8 text up to 64 KiB, else
+null), timestamps and the exact wire bytes as base64 (``raw_b64``), plus ``conn``,
 ``session``, ``seq``, ``meta``, ``interim`` and the replay fields. Reading our own files back
 rebuilds every exchange exactly (raw bytes are the source of truth; the summary keys are
 derived and ignored on input).
@@ -31,12 +32,29 @@ __all__ = ["Writer", "exchange_from_dict", "exchange_to_dict", "parse_lines", "r
 FORMAT_VERSION = 1
 
 
+BODY_TEXT_MAX = 64 * 1024
+
+
+def _body_text(m: HTTPMessage) -> str | None:
+    """The decoded body as text, for jq/DuckDB users (None: empty, binary or large)."""
+    if not len(m.body_raw) or len(m.body_raw) > BODY_TEXT_MAX:
+        return None
+    body = m.decoded_body()
+    if len(body) > BODY_TEXT_MAX:
+        return None
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
 def _msg(m: HTTPMessage) -> dict[str, Any]:
     return {
         "ts_first_ns": m.ts_first_ns,
         "ts_last_ns": m.ts_last_ns,
         "head_len": m.head_len,
         "headers": [[k, v] for k, v in m.headers],
+        "body_text": _body_text(m),
         "raw_b64": base64.b64encode(m.raw).decode("ascii"),
     }
 
