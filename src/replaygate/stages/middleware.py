@@ -664,7 +664,8 @@ class MiddlewareStage:
             self._seq += 1
         ok = self._send(3, wire_id, ts, lat, ex.replayed.raw, False)
         if not ok:
-            self.counters.notes["middleware.replayed_skipped"] += 1
+            with self._cond:
+                self.counters.notes["middleware.replayed_skipped"] += 1
         return ok
 
     def before_send(self, ex: Exchange, request: Request) -> Request:
