@@ -540,3 +540,33 @@ def test_type3_messages_through_a_real_replay(nginx, tmp_path: Path) -> None:  #
     assert sum("200 OK" in line for line in replayed) == 5
     assert counters.read == 11 and counters.dropped == {"filter": 1}
     assert sorted(plugin.plugin.statuses) == [200] * 5 + [404] * 5
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.data())
+def test_reassembly_invariants(
+    tmp_path_factory: pytest.TempPathFactory, data: st.DataObject
+) -> None:
+    """Whatever subset and order of answers comes back, every exchange is released once or
+    counted dropped once, nothing is invented, and answers in order keep their order."""
+    n = data.draw(st.integers(1, 12))
+    answered = data.draw(st.lists(st.integers(0, n - 1), unique=True))
+    cmd = script(tmp_path_factory.mktemp("mw"), "silent.py", "for _ in messages():\n    pass\n")
+    stage = MiddlewareStage(MiddlewareConfig(command=cmd, send_responses=False, linger=0))
+    exs = [make_exchange("GET", f"/{i}", id=f"{i:024x}") for i in range(n)]
+    released: list[Exchange] = []
+    for ex in exs:
+        released.extend(stage.process(ex))
+    for i in answered:
+        with stage._cond:
+            stage._apply(1, exs[i].id, exs[i].ts_ns, -1, exs[i].request.raw)
+            if data.draw(st.booleans()):
+                released.extend(stage._release())
+    released.extend(stage.close())
+    ids = [e.id for e in released]
+    assert len(ids) == len(set(ids))
+    assert set(ids) <= {e.id for e in exs}
+    assert len(ids) + stage.counters.dropped["middleware"] == n
+    assert set(ids) == {exs[i].id for i in answered}
+    if answered == sorted(answered):
+        assert ids == [exs[i].id for i in answered]
