@@ -327,6 +327,8 @@ def _entry_to_exchange(entry: Any, index: int, path: str) -> Exchange:
     if meta.get("har.request_body") == "omitted" and not ours:
         ex.flags.add(Flag.REQUEST_TRUNCATED)
     status = resp.get("status")
+    if isinstance(status, str) and status.strip().isascii() and status.strip().isdigit():
+        status = int(status.strip())  # some exporters write "200"
     if isinstance(status, bool) or not isinstance(status, int) or not 0 <= status <= 999:
         status = 0
     if status == 0:
