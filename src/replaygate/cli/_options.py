@@ -321,7 +321,7 @@ def stages_from_options(
     mask_key = options.get("mask_key_file")
     if mask_on or mask_config or mask_key or (config and "mask" in config):
         try:
-            # engineer M's module; imported by name so a missing module is a clear error
+            # imported only when masking is asked for; a missing module is a clear error
             mask_mod = importlib.import_module("replaygate.stages.mask")
         except ImportError:
             raise ConfigError("--mask: masking is not available in this installation") from None
