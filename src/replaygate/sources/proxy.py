@@ -1,8 +1,9 @@
 """The recording reverse proxy: forward every byte unchanged, record a copy.
 
 Each client connection gets its own upstream connection (so keep-alive, pipelining and
-``Expect: 100-continue`` behave exactly as without the proxy) and two pumps that forward
-chunks as they arrive: bodies stream both ways, nothing waits for a whole message. A copy of
+``Expect: 100-continue`` behave exactly as without the proxy); chunks are forwarded as they
+arrive (asyncio Protocols with explicit flow control, see ``_proxy_conn``): bodies stream
+both ways, nothing waits for a whole message. A copy of
 each chunk goes to a :class:`~replaygate.sources._framing.ConnectionRecorder` that cuts it
 into exchanges with exact raw bytes. Upgrades (WebSocket) and CONNECT become blind tunnels
 once the upstream agrees; their handshake is recorded.
@@ -18,21 +19,18 @@ import asyncio
 import contextlib
 import ssl
 import threading
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 from ..errors import CaptureError, ConfigError
-from ..model import ConnectionId, Exchange
+from ..model import Exchange
 from ..pipeline import Sink, Stage
-from ._framing import ConnectionRecorder
+from ._proxy_conn import ClientSide, _Shared
 from ._recording import RecordingSink
 
 __all__ = ["ProxyConfig", "ProxyServer", "parse_hostport"]
-
-_READ = 256 << 10
 
 
 @dataclass
@@ -97,8 +95,7 @@ class ProxyServer:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._server: asyncio.base_events.Server | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._recorders: set[ConnectionRecorder] = set()
+        self._conns: set[ClientSide] = set()
         self._stopped = False
         self._counts: dict[str, int] = {
             "connections": 0,
@@ -179,18 +176,36 @@ class ProxyServer:
             raise e
 
     async def _listen(self) -> asyncio.base_events.Server:
-        server = await asyncio.start_server(
-            self._handle,
+        loop = asyncio.get_running_loop()
+        loop.set_exception_handler(self._loop_error)
+        sh = _Shared()
+        sh.up_host, sh.up_port, sh.up_ssl = self._up_host, self._up_port, self._up_ssl
+        sh.connect_timeout = self.config.connect_timeout_s
+        sh.upstream_url = self.config.upstream
+        sh.max_record = self.config.max_record_bytes
+        sh.counts = self._counts
+        sh.conns = self._conns
+        sh.record = self._record
+        server = await loop.create_server(
+            lambda: ClientSide(sh),
             self._host,
             self._port,
             ssl=self._server_ssl,
             reuse_address=True,
             backlog=1024,
-            limit=_READ,
         )
         sock = server.sockets[0]
         self.port = int(sock.getsockname()[1])
         return server
+
+    def _loop_error(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        """Count what asyncio would log (failed TLS handshakes, resets) instead of printing
+        tracebacks for every bad client."""
+        exc = context.get("exception")
+        if isinstance(exc, ssl.SSLError) or "SSL" in str(context.get("message", "")):
+            self._counts["tls_handshake_errors"] += 1
+        else:
+            self._counts["errors"] += 1
 
     def stop(self) -> None:
         """Graceful: stop accepting, let connections finish, flush recordings, close sink."""
@@ -209,15 +224,12 @@ class ProxyServer:
     async def _shutdown(self) -> None:
         if self._server is not None:
             self._server.close()
-        if self._tasks:
-            _, pending = await asyncio.wait(set(self._tasks), timeout=self.config.drain_timeout_s)
-            for t in pending:
-                t.cancel()
-            if pending:
-                await asyncio.wait(pending, timeout=2)
-        if self._server is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._server.wait_closed(), 2)
+        waiting = [c.done for c in list(self._conns) if c.done is not None]
+        if waiting:
+            await asyncio.wait(waiting, timeout=self.config.drain_timeout_s)
+        for c in list(self._conns):
+            c.abort()
+        await asyncio.sleep(0)  # let transports finish closing
 
     def __enter__(self) -> ProxyServer:
         self.start()
@@ -232,121 +244,6 @@ class ProxyServer:
         out = dict(self._counts)
         out.update(self._recording.stats())
         return out
-
-    # -- one connection ----------------------------------------------------------------------
-    async def _handle(self, creader: asyncio.StreamReader, cwriter: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._tasks.add(task)
-        c = self._counts
-        c["connections"] += 1
-        c["active_connections"] += 1
-        peer = cwriter.get_extra_info("peername") or ("?", 0)
-        local = cwriter.get_extra_info("sockname") or ("?", 0)
-        conn = ConnectionId(str(peer[0]), int(peer[1]), str(local[0]), int(local[1]))
-        rec = ConnectionRecorder(
-            conn, self._record, max_record=self.config.max_record_bytes, on_tunnel=self._tunnel
-        )
-        self._recorders.add(rec)
-        uwriter: asyncio.StreamWriter | None = None
-        try:
-            try:
-                ureader, uw = await asyncio.wait_for(
-                    asyncio.open_connection(
-                        self._up_host,
-                        self._up_port,
-                        ssl=self._up_ssl,
-                        server_hostname=self._up_host if self._up_ssl else None,
-                        limit=_READ,
-                    ),
-                    self.config.connect_timeout_s,
-                )
-            except (OSError, TimeoutError, ssl.SSLError) as e:
-                c["upstream_connect_errors"] += 1
-                c["errors"] += 1
-                await self._bad_gateway(cwriter, e)
-                return
-            uwriter = uw
-            up = asyncio.ensure_future(self._pump_up(ureader, cwriter, rec))
-            down = asyncio.ensure_future(self._pump_down(creader, uw, rec))
-            try:
-                await asyncio.wait({up, down}, return_when=asyncio.FIRST_COMPLETED)
-                if up.done():
-                    down.cancel()  # upstream closed: nothing more can be answered
-                else:
-                    # the client stopped sending: wait for the answers it is owed, then go
-                    while not up.done():
-                        await asyncio.wait({up}, timeout=0.05)
-                        if rec.idle and not rec.req.tunnelled:
-                            up.cancel()
-                await asyncio.wait({up, down})
-            finally:
-                for t in (up, down):
-                    t.cancel()
-        except asyncio.CancelledError:
-            pass
-        finally:
-            ts = time.time_ns()
-            rec.close(ts)
-            c["requests_without_response"] += rec.without_response
-            self._recorders.discard(rec)
-            for w in (uwriter, cwriter):
-                if w is not None:
-                    w.close()
-            for w in (uwriter, cwriter):
-                if w is not None:
-                    with contextlib.suppress(Exception):
-                        await asyncio.wait_for(w.wait_closed(), 1)
-            c["active_connections"] -= 1
-            self._tasks.discard(task)
-
-    async def _pump_down(
-        self, creader: asyncio.StreamReader, uwriter: asyncio.StreamWriter, rec: ConnectionRecorder
-    ) -> None:
-        """Client -> upstream. The copy is framed *before* forwarding so that the response
-        framer knows the request method when the answer arrives."""
-        c = self._counts
-        try:
-            while True:
-                data = await creader.read(_READ)
-                if not data:
-                    break
-                c["bytes_from_clients"] += len(data)
-                rec.feed_request(data, time.time_ns())
-                uwriter.write(data)
-                await uwriter.drain()
-        except (ConnectionError, ssl.SSLError, OSError):
-            pass
-        with contextlib.suppress(OSError, RuntimeError, AttributeError, NotImplementedError):
-            if uwriter.can_write_eof():
-                uwriter.write_eof()
-
-    async def _pump_up(
-        self, ureader: asyncio.StreamReader, cwriter: asyncio.StreamWriter, rec: ConnectionRecorder
-    ) -> None:
-        """Upstream -> client."""
-        c = self._counts
-        try:
-            while True:
-                data = await ureader.read(_READ)
-                if not data:
-                    break
-                c["bytes_from_upstream"] += len(data)
-                rec.feed_response(data, time.time_ns())
-                cwriter.write(data)
-                await cwriter.drain()
-        except (ConnectionError, ssl.SSLError, OSError):
-            c["errors"] += 1
-
-    async def _bad_gateway(self, w: asyncio.StreamWriter, e: BaseException) -> None:
-        body = f"replaygate proxy: upstream {self.config.upstream} unreachable: {e}\n".encode()
-        w.write(
-            b"HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/plain\r\nConnection: close\r\n"
-            + f"Content-Length: {len(body)}\r\n\r\n".encode()
-            + body
-        )
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(w.drain(), 2)
 
     def _tunnel(self) -> None:
         self._counts["tunnels"] += 1

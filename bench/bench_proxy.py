@@ -1,0 +1,115 @@
+"""Recording proxy: throughput and added latency against direct calls, same run.
+
+nginx (1 worker) on loopback; ``wrk --latency`` straight at nginx, then through
+``replaygate proxy --upstream nginx -o run.gor`` (a real CLI process, recording to disk).
+Each load is measured direct and proxied back to back: unpaced (throughput) and paced with
+a Lua ``delay()`` (latency at a load both can carry). Reported: req/s, p50/p99 latency and
+the added p50/p99, the proxy's recorded/dropped counters and CPU%.
+
+    python -m bench proxy            # 5 s per run
+    python -m bench proxy --seconds 15
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from replaygate.testing.servers import NginxServer, free_port, wait_for_port
+
+BIN = str(Path(sys.executable).parent / "replaygate")
+
+LOADS = [("paced c=8 delay=1ms", 8, 1), ("paced c=32 delay=1ms", 32, 1), ("unpaced c=64", 64, 0)]
+
+
+def _ms(text: str) -> float:
+    m = re.match(r"([\d.]+)(us|ms|s)", text)
+    assert m, text
+    v = float(m.group(1))
+    return {"us": v / 1000, "ms": v, "s": v * 1000}[m.group(2)]
+
+
+def _wrk(url: str, conns: int, delay: int, seconds: float, tmp: Path) -> dict[str, Any]:
+    args = ["wrk", "-t1", f"-c{conns}", f"-d{int(seconds)}s", "--latency"]
+    if delay:
+        script = tmp / "d.lua"
+        script.write_text(f"function delay()\n  return {delay}\nend\n")
+        args += ["-s", str(script)]
+    out = subprocess.run([*args, url], capture_output=True, text=True, check=True).stdout
+    lat = dict(re.findall(r"^\s+(50|99)%\s+(\S+)", out, re.M))
+    return {
+        "n": int(re.search(r"(\d+) requests in", out).group(1)),  # type: ignore[union-attr]
+        "rate": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),  # type: ignore[union-attr]
+        "p50": _ms(lat["50"]),
+        "p99": _ms(lat["99"]),
+        "errors": len(re.findall(r"Non-2xx|Socket errors", out)),
+    }
+
+
+def main(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(prog="bench proxy")
+    ap.add_argument("--seconds", type=float, default=5.0)
+    a = ap.parse_args(argv)
+    if shutil.which("wrk") is None:
+        print("bench proxy: wrk not installed; skipped")
+        return 0
+    print(f"date: {time.strftime('%Y-%m-%d %H:%M:%S %Z')}")
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="rg-bench-proxy-") as d, NginxServer() as ng:
+        tmp = Path(d)
+        port = free_port()
+        out = tmp / "run.gor"
+        px = subprocess.Popen(
+            [BIN, "proxy", "--listen", f"127.0.0.1:{port}", "--upstream", ng.url, "-o", str(out)],
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            wait_for_port("127.0.0.1", port)
+            proc = psutil.Process(px.pid)
+            for label, conns, delay in LOADS:
+                direct = _wrk(ng.url, conns, delay, a.seconds, tmp)
+                proc.cpu_percent(None)
+                via = _wrk(f"http://127.0.0.1:{port}/", conns, delay, a.seconds, tmp)
+                cpu = proc.cpu_percent(None)
+                rows.append((label, direct, via, cpu))
+                print(
+                    f"  {label:<22} direct {direct['rate']:>8.0f} req/s p50 {direct['p50']:.2f} "
+                    f"p99 {direct['p99']:.2f} ms | proxy {via['rate']:>8.0f} req/s "
+                    f"p50 {via['p50']:.2f} p99 {via['p99']:.2f} ms | cpu {cpu:.0f}%",
+                    flush=True,
+                )
+        finally:
+            px.send_signal(signal.SIGTERM)
+            _, err = px.communicate(timeout=300)
+    summary = [ln for ln in err.splitlines() if ln.startswith("replaygate: proxy:")]
+    counters = dict(re.findall(r"(\w+)=(\d+)", summary[-1])) if summary else {}
+    print()
+    print(
+        "| load | direct req/s | proxy req/s | ratio | direct p50/p99 ms | proxy p50/p99 ms "
+        "| added p50/p99 ms | proxy CPU% |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for label, dr, vr, cpu in rows:
+        print(
+            f"| {label} | {dr['rate']:.0f} | {vr['rate']:.0f} | {vr['rate'] / dr['rate']:.2f} "
+            f"| {dr['p50']:.2f} / {dr['p99']:.2f} | {vr['p50']:.2f} / {vr['p99']:.2f} "
+            f"| {vr['p50'] - dr['p50']:+.2f} / {vr['p99'] - dr['p99']:+.2f} | {cpu:.0f} |"
+        )
+    total = sum(v["n"] for _, _, v, _ in rows)
+    print(
+        f"\nproxied requests (wrk) {total}; proxy forwarded {counters.get('forwarded')}, "
+        f"recorded {counters.get('recorded')}, dropped_recordings "
+        f"{counters.get('dropped_recordings')}, errors {counters.get('errors')}"
+    )
+    return 0

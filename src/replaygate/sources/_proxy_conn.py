@@ -1,0 +1,222 @@
+"""One proxied connection as two asyncio Protocols (client side and upstream side).
+
+Protocols rather than streams: each chunk is forwarded from ``data_received`` straight to
+the other transport, with no coroutine switch per chunk (that is most of a proxy's cost on
+small requests). Flow control is explicit: when one side's write buffer passes its high-water
+mark (``pause_writing``), the other side stops reading until it drains, so a slow client or
+upstream never makes the proxy buffer whole bodies.
+
+The copy for recording is fed to :class:`~replaygate.sources._framing.ConnectionRecorder`
+*before* forwarding, so the response framer knows the request method when the answer
+arrives.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import ssl
+import time
+from collections.abc import Callable
+from typing import Any, cast
+
+from ..model import ConnectionId
+from ._framing import ConnectionRecorder
+
+__all__ = ["ClientSide"]
+
+
+def _nodelay(transport: asyncio.Transport) -> None:
+    """Small answers must not wait for Nagle's algorithm (a proxy adds a hop per message)."""
+    sock = transport.get_extra_info("socket")
+    if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+class _Shared:
+    """What every connection needs from the server (set by ProxyServer)."""
+
+    up_host: str
+    up_port: int
+    up_ssl: ssl.SSLContext | None
+    connect_timeout: float
+    upstream_url: str
+    max_record: int
+    counts: dict[str, int]
+    conns: set[ClientSide]
+    record: Callable[[Any], None]
+
+
+class _UpstreamSide(asyncio.Protocol):
+    def __init__(self, client: ClientSide) -> None:
+        self.client = client
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+        _nodelay(self.transport)
+
+    def data_received(self, data: bytes) -> None:
+        c = self.client
+        c.shared.counts["bytes_from_upstream"] += len(data)
+        c.rec.feed_response(data, time.time_ns())
+        if c.transport is not None and not c.transport.is_closing():
+            c.transport.write(data)
+        if c.client_eof and c.rec.idle and not c.rec.req.tunnelled:
+            c.close()
+
+    def eof_received(self) -> bool:
+        return False  # upstream finished: close; the client side follows
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if exc is not None and not self.client.closing:
+            self.client.shared.counts["errors"] += 1
+        self.client.close()
+
+    def pause_writing(self) -> None:
+        if self.client.transport is not None:
+            self.client.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.client.transport is not None and not self.client.transport.is_closing():
+            self.client.transport.resume_reading()
+
+
+class ClientSide(asyncio.Protocol):
+    """The accepted client connection; opens its own upstream connection."""
+
+    def __init__(self, shared: _Shared) -> None:
+        self.shared = shared
+        self.transport: asyncio.Transport | None = None
+        self.up: _UpstreamSide | None = None
+        self.rec: ConnectionRecorder = ConnectionRecorder(None, shared.record)
+        self.client_eof = False
+        self.closing = False
+        self.done: asyncio.Future[None] | None = None
+        self._held: list[bytes] = []
+        self._connecting: asyncio.Task[None] | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+        self.transport = transport
+        _nodelay(transport)
+        sh = self.shared
+        sh.counts["connections"] += 1
+        sh.counts["active_connections"] += 1
+        sh.conns.add(self)
+        peer = transport.get_extra_info("peername") or ("?", 0)
+        local = transport.get_extra_info("sockname") or ("?", 0)
+        conn = ConnectionId(str(peer[0]), int(peer[1]), str(local[0]), int(local[1]))
+        self.rec = ConnectionRecorder(
+            conn, sh.record, max_record=sh.max_record, on_tunnel=self._tunnel
+        )
+        loop = asyncio.get_running_loop()
+        self.done = loop.create_future()
+        transport.pause_reading()
+        self._connecting = loop.create_task(self._connect())
+
+    async def _connect(self) -> None:
+        sh = self.shared
+        loop = asyncio.get_running_loop()
+        try:
+            _, up = await asyncio.wait_for(
+                loop.create_connection(
+                    lambda: _UpstreamSide(self),
+                    sh.up_host,
+                    sh.up_port,
+                    ssl=sh.up_ssl,
+                    server_hostname=sh.up_host if sh.up_ssl else None,
+                ),
+                sh.connect_timeout,
+            )
+        except (OSError, TimeoutError, ssl.SSLError) as e:
+            sh.counts["upstream_connect_errors"] += 1
+            sh.counts["errors"] += 1
+            self._bad_gateway(e)
+            return
+        if self.closing:
+            assert up.transport is not None
+            up.transport.close()
+            return
+        self.up = up
+        assert up.transport is not None
+        for chunk in self._held:
+            up.transport.write(chunk)
+        self._held.clear()
+        if self.client_eof and up.transport.can_write_eof():
+            up.transport.write_eof()
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.resume_reading()
+
+    def _bad_gateway(self, e: BaseException) -> None:
+        body = f"replaygate proxy: upstream {self.shared.upstream_url} unreachable: {e}\n".encode()
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(
+                b"HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/plain\r\nConnection: close\r\n"
+                + f"Content-Length: {len(body)}\r\n\r\n".encode()
+                + body
+            )
+        self.close()
+
+    def data_received(self, data: bytes) -> None:
+        self.shared.counts["bytes_from_clients"] += len(data)
+        self.rec.feed_request(data, time.time_ns())
+        up = self.up
+        if up is None or up.transport is None:
+            self._held.append(data)
+        else:
+            up.transport.write(data)
+
+    def eof_received(self) -> bool:
+        """The client stopped sending: pass the half-close on, keep answering."""
+        self.client_eof = True
+        up = self.up
+        if up is not None and up.transport is not None:
+            if up.transport.can_write_eof():
+                up.transport.write_eof()
+            elif self.rec.idle and not self.rec.req.tunnelled:
+                self.close()  # TLS upstream cannot half-close; nothing is owed: done
+        return True  # keep our side open for the answers still coming
+
+    def pause_writing(self) -> None:
+        if self.up is not None and self.up.transport is not None:
+            self.up.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        up = self.up
+        if up is not None and up.transport is not None and not up.transport.is_closing():
+            up.transport.resume_reading()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close both sides once; what was framed is recorded (the rest flagged)."""
+        if self.closing:
+            return
+        self.closing = True
+        if self.transport is not None:
+            self.transport.close()  # flushes what is buffered for the client
+        if self.up is not None and self.up.transport is not None:
+            self.up.transport.close()
+        sh = self.shared
+        if self.up is not None:  # nothing was forwarded without an upstream: record nothing
+            self.rec.close(time.time_ns())
+            sh.counts["requests_without_response"] += self.rec.without_response
+        sh.counts["active_connections"] -= 1
+        sh.conns.discard(self)
+        if self.done is not None and not self.done.done():
+            self.done.set_result(None)
+
+    def abort(self) -> None:
+        """Stop now (shutdown after the drain timeout)."""
+        if self.transport is not None:
+            self.transport.abort()
+        if self.up is not None and self.up.transport is not None:
+            self.up.transport.abort()
+        self.close()
+
+    def _tunnel(self) -> None:
+        self.shared.counts["tunnels"] += 1
