@@ -77,6 +77,8 @@ def test_keys() -> None:
     assert sample_key(ex, "session", "") == "10.0.0.9:4000"
     ex.session = "s-1"
     assert sample_key(ex, "session", "") == "s-1"
+    bare = make_exchange("GET", "/", id="abc")  # no session, no connection (e.g. HAR)
+    assert sample_key(bare, "session", "") == "abc"
 
 
 def test_session_sampling_keeps_whole_sessions() -> None:

@@ -119,8 +119,9 @@ _OPTIONS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
         dict(
             metavar="KEY",
             default=None,
-            help="Key for --sample: header:NAME, query:NAME, cookie:NAME or session (default). "
-            "Requests without the key are kept (as GoReplay does) and counted.",
+            help="Key for --sample: header:NAME, query:NAME, cookie:NAME or session (default: "
+            "session key, else client connection, else the exchange). Requests without a "
+            "header/query/cookie key are kept (as GoReplay does) and counted.",
         ),
     ),
     (

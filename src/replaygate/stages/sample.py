@@ -7,8 +7,8 @@ is GoReplay's (32-bit FNV-1a of the value, modulo 100 for whole percentages), so
 ``--http-header-limiter "X-User: 25%"`` keeps exactly the users GoReplay keeps. Fractional
 percentages use ``hash % 10000``.
 
-Keys: ``header:NAME``, ``query:NAME``, ``cookie:NAME``, ``session`` (the exchange's session
-key, else its client connection; the default). A request *without* the key is kept, as
+Keys: ``header:NAME``, ``query:NAME``, ``cookie:NAME``, ``session`` (the default: the
+exchange's session key, else its client connection, else the exchange id). A request *without* the key is kept, as
 GoReplay does, and counted under ``notes["sample.no_key"]``.
 
 Random sampling (``--sample-random 10%``) keeps each exchange independently.
@@ -69,12 +69,13 @@ def sample_key(ex: Exchange, kind: str, name: str) -> str | None:
                 if sep and k.strip() == name:
                     return v.strip()
         return None
-    # session
+    # session: the session key, else the client connection, else the exchange itself (files
+    # without connections, e.g. HAR: each exchange is its own session, ids are stable)
     if ex.session:
         return ex.session
     if ex.conn is not None:
         return f"{ex.conn.src}:{ex.conn.sport}"
-    return None
+    return ex.id
 
 
 def _cookie_headers(ex: Exchange) -> list[str]:
