@@ -265,3 +265,21 @@ def test_the_documented_config_example_works() -> None:
     finally:
         for s in stages:
             list(s.close())
+
+
+def test_iter_through_drains_middleware_and_close_stages_stops_it() -> None:
+    from replaygate.cli._options import close_stages, iter_through
+
+    stages = stages_from_options(_parse(["--deny-url", "^/drop", "--middleware", "cat"]))
+    counters = Counters()
+    exs = [make_exchange("GET", f"/{p}/{i}") for i in range(5) for p in ("keep", "drop")]
+    out = list(iter_through(exs, stages, counters))
+    assert [e.request.path for e in out] == [f"/keep/{i}" for i in range(5)]
+    assert counters.read == 10 and counters.dropped == {"filter": 5}
+    mw = stages[1]
+    assert isinstance(mw, MiddlewareStage) and mw.proc.poll() is None  # drained, still running
+    ex = make_exchange("GET", "/r", replayed_status=200)
+    assert mw.send_replayed(ex)  # replayed responses can still be sent
+    close_stages(stages, counters)
+    assert mw.proc.poll() == 0
+    assert not mw.send_replayed(ex) and counters.notes["middleware.replayed_skipped"] == 1
