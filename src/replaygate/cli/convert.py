@@ -192,7 +192,7 @@ def command(
             "cannot write this format (write .gor, .gor.gz, .gor.zst, .har or .jsonl)",
             path=output,
         )
-    if os.path.abspath(output) in {os.path.abspath(p) for p in inputs}:
+    if os.path.realpath(output) in {os.path.realpath(p) for p in inputs}:
         raise InputError("output is also an input", path=output)
     wopts = WriteOptions(append=append)
     if max_bytes is not None:
