@@ -92,7 +92,7 @@ def main(argv: list[str]) -> int:
             subprocess.run([*BIN, "stream", "purge", url, "--yes"], check=True,
                            stdout=subprocess.DEVNULL)  # fmt: skip
             sink = NatsSink(url)
-            for ex in exs:
+            for ex in _exchanges(a.n):  # new ids: JetStream de-duplicates repeated ids
                 sink.write(ex)
             sink.close()
             t = time.perf_counter()

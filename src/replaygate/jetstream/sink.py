@@ -1,9 +1,9 @@
 """``--output nats://HOST:PORT/STREAM``: publish exchanges to JetStream without blocking.
 
-``write`` only puts the exchange on a bounded queue; a publisher on its own loop thread sends
-with asynchronous publish acks. While NATS is unreachable, messages wait in that queue (and in
-nats-py's reconnect buffer); when the queue is full new exchanges are dropped and counted
-(``dropped['stream_backpressure']``). Publishes that fail are retried until ``close`` gives up
+``write`` puts the exchange on a bounded queue (blocking while it is full); a publisher on its
+own loop thread sends with asynchronous publish acks. While NATS is unreachable, messages wait
+in that queue (and in nats-py's reconnect buffer). Live sources (capture, proxy) put a
+BoundedSink in front, which drops and counts (``dropped['backpressure']``) instead of blocking. Publishes that fail are retried until ``close`` gives up
 after ``close_timeout``; what was never acknowledged is counted as ``dropped['stream_unacked']``.
 """
 
@@ -50,6 +50,7 @@ class NatsSink:
         self.url = parse_stream_url(url) if isinstance(url, str) else url
         self.counters = counters or Counters()
         self.published = 0
+        self.duplicates = 0
         self._results = results
         self._q: queue.Queue[object] = queue.Queue(max_queue)
         self._in_flight = in_flight
@@ -112,6 +113,8 @@ class NatsSink:
                 return
             if f.cancelled() or f.exception() is not None:
                 self._retry.append(ex)
+            elif getattr(f.result(), "duplicate", False):
+                self.duplicates += 1  # same Nats-Msg-Id within the window: JetStream kept one
             else:
                 self.published += 1
 
@@ -169,12 +172,22 @@ class NatsSink:
                 await self._send(more, pending)
 
     def write(self, ex: Exchange) -> None:
-        if self._error is not None:
-            raise self._error
-        try:
-            self._q.put_nowait(ex)
-        except queue.Full:
-            self.counters.dropped["stream_backpressure"] += 1
+        """Queue one exchange; blocks while the queue is full (like a file on a slow disk).
+
+        Live sources put a :class:`~replaygate.pipeline.BoundedSink` in front, which drops
+        and counts instead of blocking, so capture is never slowed by the stream.
+        """
+        while True:
+            if self._error is not None:
+                raise self._error
+            if self._task.done():
+                exc = self._task.exception()
+                raise StreamError(f"publisher for {self.url.stream} stopped: {_one_line(exc)}")
+            try:
+                self._q.put(ex, timeout=0.5)
+                return
+            except queue.Full:
+                continue
 
     @property
     def pending(self) -> int:
@@ -202,4 +215,4 @@ class NatsSink:
             raise self._error
 
     def stats(self) -> dict[str, Any]:
-        return {"published": self.published, "pending": self.pending}
+        return {"published": self.published, "duplicates": self.duplicates, "pending": self.pending}
