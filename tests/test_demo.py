@@ -11,7 +11,7 @@ from replaygate.cli import cli
 
 PLANTED = {
     "GET /api/users/{int}": "body:$.status changed",  # a changed JSON field
-    "GET /api/search": "p99 ",  # a slower endpoint
+    "GET /api/search": " ms baseline (x",  # a slower endpoint
     "GET /api/orders/{uuid}": "new 5xx",  # a new 500 on an edge case
 }
 NOISE = ("request_id", "served_at", "created_at", "header:date", "x-request-id", "body:$.id ")

@@ -139,3 +139,16 @@ def test_damaged_histogram_state() -> None:
     ).decode()
     with pytest.raises(FormatError):
         Comparator.from_state(orjson.dumps(d))
+
+
+def test_whole_message_samples_bounded_per_endpoint() -> None:
+    from replaygate.compare._comparator import MAX_FULL_SAMPLES
+
+    c = Comparator()
+    for i in range(10):
+        c.add(jex(f"/w/{i}", {f"k{j}": 0 for j in range(40)}, {f"k{j}": i + 1 for j in range(40)}))
+    fields = judge(c.result(), GateConfig()).summary()["endpoints"][0]["fields"]
+    samples = [s for f in fields for s in f["samples"]]
+    assert len(samples) == 40 * 3
+    assert sum(1 for s in samples if "original_response" in s) <= MAX_FULL_SAMPLES * 40
+    assert len({s["id"] for s in samples if "original_response" in s}) <= MAX_FULL_SAMPLES

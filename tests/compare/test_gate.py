@@ -70,7 +70,10 @@ def test_new_5xx_net_of_baseline() -> None:
 def test_latency_regression_needs_ratio_delta_and_samples() -> None:
     slow = [jex(f"/s/{i}", {"a": 1}, {"a": 1}, latency_ms=10, rlatency_ms=100) for i in range(30)]
     s = run(slow)
-    assert any(re.search(r"p99 10\d\.\d ms vs 10\.0 ms original", r) for r in s["reasons"])
+    assert any(
+        re.search(r"p90 10\d\.\d ms vs 10\.0 ms original .*p90 as under 100 samples", r)
+        for r in s["reasons"]
+    )
     assert s["endpoints"][0]["latency_ms"]["regressed"] is True
     assert run(slow[:5])["verdict"] == "pass"  # too few samples
     assert run(slow, GateConfig(min_p99_delta_ms=500))["verdict"] == "pass"

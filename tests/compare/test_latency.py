@@ -33,7 +33,19 @@ def test_regression_rules() -> None:
     ref = hist([10.0] * 30)
     slow = hist([40.0] * 30)
     r = latency_regression(ref, slow, max_ratio=1.5, min_delta_ms=20, min_samples=20)
-    assert r["regressed"] and r["ratio"] > 3.9
+    assert r["regressed"] and r["ratio"] > 3.9 and r["percentile"] == 90
+    big = latency_regression(
+        hist([10.0] * 200),
+        hist([10.0] * 197 + [900.0] * 3),
+        max_ratio=1.5,
+        min_delta_ms=20,
+        min_samples=20,
+    )
+    assert big["percentile"] == 99 and big["regressed"]
+    few = latency_regression(
+        ref, hist([10.0] * 28 + [900.0] * 2), max_ratio=1.5, min_delta_ms=20, min_samples=20
+    )
+    assert few["percentile"] == 90 and not few["regressed"]  # two outliers are not a regression
     assert not latency_regression(
         ref, hist([25.0] * 30), max_ratio=1.5, min_delta_ms=20, min_samples=20
     )["regressed"]

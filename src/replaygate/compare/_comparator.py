@@ -25,6 +25,7 @@ from .noise import NoiseModel, VolatilityLearner
 __all__ = ["Comparator", "CompareSink"]
 
 DiffKey = tuple[str, str]
+MAX_FULL_SAMPLES = 12  # per endpoint: samples that keep request and both responses
 _INCOMPLETE = frozenset(
     (
         Flag.REQUEST_GAP,
@@ -74,6 +75,7 @@ class _Endpoint:
         "compared",
         "diffs",
         "errors",
+        "full_samples",
         "lat_base",
         "lat_orig",
         "lat_rep",
@@ -103,6 +105,7 @@ class _Endpoint:
         self.lat_rep = LatencyHistogram()
         self.lat_base = LatencyHistogram()
         self.samples: dict[str, list[dict[str, Any]]] = {}
+        self.full_samples = 0  # samples holding whole messages (bounded: memory)
         self.skipped: Counter[str] = Counter()
 
     def merge(self, o: _Endpoint, max_samples: int) -> None:
@@ -123,6 +126,7 @@ class _Endpoint:
         self.lat_rep.merge(o.lat_rep)
         self.lat_base.merge(o.lat_base)
         self.skipped.update(o.skipped)
+        self.full_samples += o.full_samples
         for f, ss in o.samples.items():
             mine = self.samples.setdefault(f, [])
             mine.extend(ss[: max(0, max_samples - len(mine))])
@@ -146,6 +150,7 @@ class _Endpoint:
             "lat_rep": self.lat_rep.to_state(),
             "lat_base": self.lat_base.to_state(),
             "samples": self.samples,
+            "full_samples": self.full_samples,
             "skipped": dict(self.skipped),
         }
 
@@ -171,6 +176,7 @@ class _Endpoint:
         e.lat_rep = LatencyHistogram.from_state(d["lat_rep"])
         e.lat_base = LatencyHistogram.from_state(d["lat_base"])
         e.samples = d["samples"]
+        e.full_samples = int(d.get("full_samples", 0))
         if not isinstance(e.samples, dict) or not all(
             isinstance(v, list) and all(isinstance(x, dict) for x in v) for v in e.samples.values()
         ):
@@ -284,7 +290,12 @@ class Comparator:
                 continue
             done.add(d.field)
             if full is None:
-                full = self._exchange_texts(ex)
+                if st.full_samples < MAX_FULL_SAMPLES:
+                    st.full_samples += 1
+                    full = self._exchange_texts(ex)
+                else:  # enough whole messages kept for this endpoint: the values only
+                    first = ex.request.raw[:200].split(b"\n", 1)[0]
+                    full = {"id": ex.id, "request": first.decode("latin-1").rstrip()}
             lst.append({**d.as_dict(), **full})
 
     def _exchange_texts(self, ex: Exchange) -> dict[str, Any]:

@@ -236,9 +236,10 @@ def _judge_endpoint(
         if act is None:
             ratio = f"x{lat['ratio']:.2f}, " if lat["ratio"] is not None else ""
             reasons.append(
-                f"p99 {ep.latency_replayed.percentile_ms(99):.1f} ms vs {ref.percentile_ms(99):.1f} ms "
+                f"p{lat['percentile']} {lat['replayed_ms']:.1f} ms vs {lat['reference_ms']:.1f} ms "
                 f"{ref_name} ({ratio}+{lat['delta_ms']:.1f} ms; max_p99_ratio x{gate.max_p99_ratio:g} "
-                f"and min_p99_delta_ms {gate.min_p99_delta_ms:g})"
+                f"and min_p99_delta_ms {gate.min_p99_delta_ms:g}"
+                + ("; p90 as under 100 samples)" if lat["percentile"] != 99 else ")")
             )
     verdict = "fail" if reasons and judged else "pass"
     return EndpointVerdict(
@@ -302,7 +303,16 @@ def _summary(v: Verdict) -> dict[str, Any]:
                     "baseline": ep.latency_baseline.summary(),
                     **{
                         k: ev.latency[k]
-                        for k in ("reference", "ratio", "delta_ms", "regressed", "enough_samples")
+                        for k in (
+                            "reference",
+                            "percentile",
+                            "reference_ms",
+                            "replayed_ms",
+                            "ratio",
+                            "delta_ms",
+                            "regressed",
+                            "enough_samples",
+                        )
                     },
                 },
                 "latency_distribution": {
