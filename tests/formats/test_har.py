@@ -396,3 +396,24 @@ def test_request_body_left_out_is_flagged() -> None:
     assert Flag.REQUEST_TRUNCATED in ex.flags and ex.meta["har.request_body"] == "omitted"
     assert ex.request.header("content-length") == "0"  # framing stays honest
     assert not ex.complete
+
+
+def test_our_har_loads_in_mitmproxys_har_importer(tmp_path: Path) -> None:
+    har_io = pytest.importorskip("mitmproxy.io.har")
+    exs = [
+        make_exchange("GET", "/a?x=1", response_body=b"hello"),
+        make_exchange("POST", "/b", request_body=b'{"k": 1}', status=201),
+        make_exchange("GET", "/bin", response_body=bytes(range(256))),
+    ]
+    p = tmp_path / "m.har"
+    w = Writer(str(p))
+    for ex in exs:
+        w.write(ex)
+    w.close()
+    entries = json.loads(p.read_text())["log"]["entries"]
+    for ex, entry in zip(exs, entries, strict=True):
+        flow = har_io.request_to_flow(entry)
+        assert flow.request.method == ex.request.method
+        assert flow.request.url == f"http://example.test{ex.request.target}"
+        assert flow.response.status_code == ex.response.status
+        assert flow.response.content == ex.response.decoded_body()
