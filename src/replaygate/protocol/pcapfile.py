@@ -526,7 +526,8 @@ def iter_frame_batches(path: str, counters: Counters | None = None) -> Iterator[
 
 
 class PcapWriter:
-    """Write classic pcap with nanosecond time stamps (for fixtures and benchmarks)."""
+    """Write classic pcap with nanosecond time stamps (for fixtures and benchmarks); a path
+    ending in ``.gz`` is gzip-compressed. A file object given is flushed, not closed."""
 
     def __init__(
         self, path_or_file: str | os.PathLike[str] | BinaryIO, linktype: int = 1,
