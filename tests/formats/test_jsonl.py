@@ -99,3 +99,17 @@ def test_arbitrary_bytes_raise_only_package_errors(data: bytes) -> None:
             ex.summary()
     except ReplaygateError:
         pass
+
+
+def test_gzip_jsonl(tmp_path: Path) -> None:
+    import gzip
+
+    p = tmp_path / "t.jsonl.gz"
+    exs = _exchanges()
+    w = open_writer(p)
+    for e in exs:
+        w.write(e)
+    w.close()
+    lines = gzip.decompress(p.read_bytes()).splitlines()
+    assert [json.loads(x)["id"] for x in lines] == [e.id for e in exs]
+    assert [e.id for e in open_reader(p)] == [e.id for e in exs]

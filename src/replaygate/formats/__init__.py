@@ -53,6 +53,8 @@ _EXTENSIONS: dict[str, str] = {
     ".flows": "mitm",
     ".jsonl": "jsonl",
     ".ndjson": "jsonl",
+    ".jsonl.gz": "jsonl",
+    ".ndjson.gz": "jsonl",
     ".log": "accesslog",
     ".log.gz": "accesslog",
 }

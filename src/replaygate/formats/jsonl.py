@@ -219,7 +219,10 @@ class Writer:
         self.path = path
         mode = "ab" if options is not None and options.append else "wb"
         try:
-            self._f: IO[bytes] = open(path, mode)  # noqa: SIM115 - closed in close()
+            if path.endswith(".gz"):  # appending adds a gzip member: still one valid stream
+                self._f: IO[bytes] = gzip.open(path, mode, compresslevel=6)  # type: ignore[assignment]  # noqa: SIM115
+            else:
+                self._f = open(path, mode)  # noqa: SIM115 - closed in close()
         except OSError as e:
             raise InputError(f"cannot write: {e.strerror}", path=path) from None
         self.records = 0

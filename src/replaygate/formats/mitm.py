@@ -106,6 +106,8 @@ def _exchange(flow: Any, path: str, index: int) -> Exchange:
     version = _version(str(rq.http_version), meta)
     headers = [(_text(k), _text(v)) for k, v in rq.headers.fields]
     body = rq.raw_content or b""
+    if rq.raw_content is None:  # streamed through (stream_large_bodies): not recorded
+        meta["mitm.request_body"] = "omitted"
     authority = rq.host_header or rq.authority or rq.pretty_host
     if rq.port not in (80, 443) and ":" not in authority:
         authority = f"{authority}:{rq.port}"
@@ -137,6 +139,8 @@ def _exchange(flow: Any, path: str, index: int) -> Exchange:
             meta["server"] = f"{a[0]}:{a[1]}"
     if flow.error is not None:
         meta["error"] = str(flow.error.msg)
+    if rq.raw_content is None:
+        ex.flags.add(Flag.REQUEST_TRUNCATED)
     rs = flow.response
     if rs is None:
         ex.flags.add(Flag.NO_RESPONSE)
