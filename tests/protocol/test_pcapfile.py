@@ -595,3 +595,12 @@ def test_write_then_parse_in_any_chunks_round_trips(
     got += p.feed(data[pos:])
     assert p.close() is None
     assert [(f.ts_ns, f.data) for f in got] == frames
+
+
+def test_writer_compresses_by_extension(tmp_path: Path) -> None:
+    flow = synth_flow([(b"GET / HTTP/1.1\r\n\r\n", b"HTTP/1.1 204 No Content\r\n\r\n")])
+    p = tmp_path / "w.pcap.gz"
+    with PcapWriter(p) as w:
+        w.write_many(flow)
+    assert p.read_bytes()[:2] == b"\x1f\x8b"
+    assert [(f.ts_ns, f.data) for f in iter_frames(str(p))] == flow
