@@ -86,12 +86,10 @@ class ConnectError(Exception):
 def _head_end(buf: bytes, start: int) -> int:
     """Index just after the blank line ending a head at ``start``, or -1."""
     i = buf.find(b"\r\n\r\n", start)
-    j = buf.find(b"\n\n", start)
-    if i < 0:
-        return -1 if j < 0 else j + 2
-    if j < 0 or i < j:
-        return i + 4
-    return j + 2
+    j = buf.find(b"\n\n", start, i + 2 if i >= 0 else len(buf))  # bare-LF heads only
+    if j >= 0:
+        return j + 2
+    return -1 if i < 0 else i + 4
 
 
 def _status_of(head: bytes) -> int:
@@ -136,6 +134,7 @@ class Connection(asyncio.Protocol):
         self._keep_alive = True
         self._headers_done = False
         self._msg_start = 0
+        self._status = 0
         self.deadline = 0.0  # monotonic time by which the pending response must be complete
 
     # -- asyncio.Protocol ----------------------------------------------------------------
@@ -209,6 +208,7 @@ class Connection(asyncio.Protocol):
             self._headers_done = False
             return
         self._complete = True
+        self._status = status
         self._keep_alive = p.should_keep_alive()
 
     # -- requests ------------------------------------------------------------------------
@@ -285,7 +285,8 @@ class Connection(asyncio.Protocol):
         res.head_len = _head_end(raw, 0)
         if res.head_len < 0:
             res.head_len = len(raw)
-        res.status = _status_of(raw[:16])
+        res.status = self._status or _status_of(raw[:16])
+        self._status = 0
         self._reset()
         if not self._keep_alive:
             self.close()
