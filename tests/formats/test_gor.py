@@ -321,3 +321,18 @@ def test_cut_zstd_file_reads_what_it_can(tmp_path: Path) -> None:
     opts = ReadOptions()
     assert 0 < len(list(open_reader(p, opts))) < 500
     assert opts.counters.dropped["truncated_record"] == 1
+
+
+def test_window_bounds_waiting_and_late_responses_are_counted(tmp_path: Path) -> None:
+    from replaygate.formats import ReadOptions
+
+    recs = [f"1 id{i} {i} -1\n".encode() + REQ + SEPARATOR for i in range(10)]
+    recs.append(b"2 id0 100 7\nHTTP/1.1 200 OK\r\n\r\n" + SEPARATOR)
+    p = tmp_path / "late.gor"
+    p.write_bytes(b"".join(recs))
+    opts = ReadOptions(extra={"gor_window": 3})
+    got = list(open_reader(p, opts))
+    assert len(got) == 10 and got[0].response is None
+    assert opts.counters.dropped["response_without_request"] == 1
+    assert all(e.response is not None for e in open_reader(p)) is False
+    assert next(iter(open_reader(p))).response is not None  # default window is wide enough

@@ -1,4 +1,9 @@
-"""Registry adapters for the ``.gor`` format (see :mod:`replaygate.formats.gor`)."""
+"""Registry adapters for the ``.gor`` format (see :mod:`replaygate.formats.gor`).
+
+``ReadOptions.extra["gor_window"]`` sets how many exchanges may wait for their response
+(default 2000); responses that come later than that are counted as
+``response_without_request``.
+"""
 
 from __future__ import annotations
 
@@ -28,7 +33,14 @@ def read(path: str, options: ReadOptions) -> Iterator[Exchange]:
         if bad_seen <= 5:
             c.notes[f"{path} (offset {offset}): skipped: {reason}"] += 1
 
-    return read_exchanges(path, on_truncated=truncated, on_orphan=orphan, on_bad=bad)
+    window = options.extra.get("gor_window")
+    return read_exchanges(
+        path,
+        window=int(window) if isinstance(window, int) and window > 0 else 2_000,
+        on_truncated=truncated,
+        on_orphan=orphan,
+        on_bad=bad,
+    )
 
 
 class Writer(GorWriter):
