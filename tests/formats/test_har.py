@@ -417,3 +417,17 @@ def test_our_har_loads_in_mitmproxys_har_importer(tmp_path: Path) -> None:
         assert flow.request.url == f"http://example.test{ex.request.target}"
         assert flow.response.status_code == ex.response.status
         assert flow.response.content == ex.response.decoded_body()
+
+
+@pytest.mark.parametrize(
+    ("text", "ns"),
+    [
+        ("2023-06-10T12:00:00.123456789+02:00", 1686391200123456789),
+        ("2023-06-10T12:00:00Z", 1686398400000000000),
+        ("2023-06-10 12:00:00.5Z", 1686398400500000000),
+        ("2023-06-10T12:00:00.123-0700", 1686423600123000000),
+        ("2023-06-10T12:00:00", 1686398400000000000),
+    ],
+)
+def test_started_date_time_formats(text: str, ns: int) -> None:
+    assert _one(_har(_entry(started=text))).ts_ns == ns

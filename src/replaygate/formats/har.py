@@ -21,6 +21,7 @@ import base64
 import binascii
 import json
 import os
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import IO, Any
@@ -197,14 +198,21 @@ def _split_url(url: str) -> tuple[str, str, str]:
     return scheme.lower(), authority, target
 
 
+_FRACTION = re.compile(r"\.(\d+)")
+
+
 def _parse_time(text: str) -> int:
+    """ISO 8601 -> ns since the epoch, keeping all fraction digits (up to ns)."""
+    t = text.strip().replace("Z", "+00:00").replace("z", "+00:00")
+    m = _FRACTION.search(t)
+    frac_ns = int((m.group(1) + "000000000")[:9]) if m else 0
     try:
-        dt = datetime.fromisoformat(text.strip().replace("Z", "+00:00").replace("z", "+00:00"))
+        dt = datetime.fromisoformat(_FRACTION.sub("", t, count=1) if m else t)
     except ValueError:
         raise _BadEntry(f"bad startedDateTime {text[:40]!r}") from None
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
-    return ((dt - _EPOCH) // timedelta(microseconds=1)) * 1000
+    return ((dt - _EPOCH) // timedelta(seconds=1)) * 1_000_000_000 + frac_ns
 
 
 def _ms(v: float | None) -> int:
