@@ -158,3 +158,23 @@ def test_json_diff_empty_iff_equal(a: object, b: object) -> None:
 def test_arbitrary_bodies_never_raise(a: bytes, b: bytes, ctype: str, enc: str) -> None:
     h = ([("Content-Type", ctype)] if ctype else []) + ([("Content-Encoding", enc)] if enc else [])
     ResponseDiffer().diff(make_response(200, a, headers=h), make_response(201, b, headers=h))
+
+
+def test_text_volatile_tokens_apart_from_lines() -> None:
+    h = [("Content-Type", "text/html")]
+
+    def page(token: str, ts: str, word: str) -> bytes:
+        return f'<p>{word}</p>\n<input name="csrf" value="{token}">\n<i>{ts}</i>\n'.encode()
+
+    a = make_response(
+        200, page("a8F3kQ9zL2mN4pR7sT1vW6yB", "2026-12-01T08:00:01Z", "hi"), headers=h
+    )
+    b = make_response(
+        200, page("Z9y8X7w6V5u4T3s2R1q0P9oN", "2026-12-01T08:00:09Z", "hi"), headers=h
+    )
+    c = make_response(
+        200, page("Z9y8X7w6V5u4T3s2R1q0P9oN", "2026-12-01T08:00:09Z", "bye"), headers=h
+    )
+    d = ResponseDiffer()
+    assert [x.key for x in d.diff(a, b)] == [("body:text", "tokens")]
+    assert [x.key for x in d.diff(a, c)] == [("body:text", "lines")]

@@ -99,3 +99,27 @@ def test_learned_elsewhere_for_endpoints_without_repeats() -> None:
     c2.merge(c)
     f = fields(judge(c2.result(), GateConfig()).summary(), "GET /once/{int}")
     assert f["body:$.rid|changed"][0] == "regression"
+
+
+def test_learned_text_tokens_do_not_hide_line_changes() -> None:
+    from replaygate.testing import make_exchange
+
+    h = [("Content-Type", "text/html")]
+    c = Comparator()
+    for i in range(6):
+        o = f"<p>hello</p>\n<i>1700000000{i:03d}</i>\n".encode()
+        r = f"<p>{'hello' if i < 3 else 'HELLO'}</p>\n<i>1700000999{i:03d}</i>\n".encode()
+        c.add(
+            make_exchange(
+                "GET",
+                "/page",
+                response_body=o,
+                response_headers=h,
+                replayed_status=200,
+                replayed_body=r,
+                replayed_headers=h,
+            )
+        )
+    f = fields(judge(c.result(), GateConfig()).summary(), "GET /page")
+    assert f["body:text|tokens"][0] == "noise"
+    assert f["body:text|lines"] == ("regression", None)

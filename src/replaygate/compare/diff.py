@@ -30,6 +30,13 @@ from ._glob import glob_match
 
 __all__ = ["Difference", "ResponseDiffer", "body_kind"]
 
+_VOLATILE_TOKENS = re.compile(
+    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+    r"|\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?"
+    r"|\b\d{2}:\d{2}:\d{2}\b"
+    r"|\b\d{10,19}\b"
+    r"|\b(?=[A-Za-z0-9_\-]*\d)(?=[A-Za-z0-9_\-]*[A-Za-z])[A-Za-z0-9_\-]{24,}={0,2}"
+)
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
 _SHORT = 200
 _MISSING = object()
@@ -202,6 +209,26 @@ class ResponseDiffer:
             )
 
     def _diff_text(self, ta: str, tb: str, out: list[Difference]) -> None:
+        # Tokens that change on every render (UUIDs, long hex/base64 ids, timestamps, epoch
+        # numbers) are compared apart from the text around them: a page whose CSRF token or
+        # "generated at" line varies shows kind "tokens" (noise, once learned or seen on the
+        # baseline copy), while any other change is kind "lines" and still counts.
+        na = _VOLATILE_TOKENS.sub("\x00", ta)
+        nb = _VOLATILE_TOKENS.sub("\x00", tb)
+        if na == nb:
+            ta_t = _VOLATILE_TOKENS.findall(ta)
+            tb_t = _VOLATILE_TOKENS.findall(tb)
+            pairs = [(x, y) for x, y in zip(ta_t, tb_t, strict=False) if x != y][:5]
+            out.append(
+                Difference(
+                    "body:text",
+                    "tokens",
+                    f"body ({len(pairs)}+ tokens)",
+                    short(" ".join(x for x, _ in pairs)),
+                    short(" ".join(y for _, y in pairs)),
+                )
+            )
+            return
         la = ta.splitlines()[:5000]
         lb = tb.splitlines()[:5000]
         minus: list[str] = []
