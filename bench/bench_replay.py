@@ -5,14 +5,16 @@ loopback; a generated .gor of 200k GETs; ``replaygate replay --max --concurrency
 and 2 workers next to ``wrk -t1 -c64`` / ``wrk -t2 -c64`` in the same run -> req/s and ratio.
 Then timing accuracy: 500 rps recorded for 10 s (``--full``: 60 s) replayed at ``--speed 1``,
 p50/p99 of |actual - recorded send offset|.
-``--rss``: also build a 2 GB recording and report the peak RSS of replaying it (long).
-``--requests N`` changes the recording size.
+``--rss``: also build a 2 GB recording and report the peak RSS of replaying it (long);
+``--rss-only`` skips the rest.
+``--requests=N`` changes the recording size, ``--repeat=N`` the interleaved runs (best of N).
 """
 
 from __future__ import annotations
 
 import os
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -44,7 +46,22 @@ def write_gor(path: Path, n: int, *, gap_ns: int = 0, pad: int = 0, response: bo
                 f.write(f"2 {rid} {ts + 500_000} 500000\n".encode() + resp + SEPARATOR)
 
 
+def _child_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+CPU: dict[str, float] = {}  # tool -> best CPU microseconds per request seen
+
+
+def _cpu_note(tool: str, cpu_s: float, requests: float) -> None:
+    if requests > 0:
+        us = cpu_s / requests * 1e6
+        CPU[tool] = min(CPU.get(tool, us), us)
+
+
 def wrk(url: str, threads: int, conns: int, seconds: int) -> float:
+    c0 = _child_cpu()
     out = subprocess.run(
         ["wrk", f"-t{threads}", f"-c{conns}", f"-d{seconds}s", url],
         capture_output=True,
@@ -52,12 +69,15 @@ def wrk(url: str, threads: int, conns: int, seconds: int) -> float:
         check=True,
     ).stdout
     m = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    n = re.search(r"(\d+) requests in", out)
+    _cpu_note(f"wrk -t{threads}", _child_cpu() - c0, float(n.group(1)) if n else 0)
     return float(m.group(1)) if m else 0.0
 
 
 def replay_cli(args: list[str]) -> tuple[float, float, str, int]:
     """Run the CLI; returns (achieved req/s, wall s, stderr, peak RSS bytes of the tree)."""
     t = time.perf_counter()
+    c0 = _child_cpu()
     p = subprocess.Popen(
         [REPLAYGATE, "replay", *args, "--no-progress", "--no-correlate"],
         stdout=subprocess.DEVNULL,
@@ -89,6 +109,9 @@ def replay_cli(args: list[str]) -> tuple[float, float, str, int]:
     if p.returncode != 0:
         raise RuntimeError(f"replay failed ({p.returncode}): {err[-800:]}")
     m = re.search(r"rate ([\d.]+) req/s achieved", err)
+    sent = re.search(r"replay: sent (\d+)", err)
+    tool = "replaygate --workers 2" if "--workers" in args else "replaygate"
+    _cpu_note(tool, _child_cpu() - c0, float(sent.group(1)) if sent else 0)
     return (float(m.group(1)) if m else 0.0), wall, err, peak[0]
 
 
@@ -108,9 +131,12 @@ def main(argv: list[str]) -> int:
     rss_only = "--rss-only" in argv
     rss = "--rss" in argv or rss_only
     n = 200_000
+    repeat = 2
     for a in argv:
         if a.startswith("--requests="):
             n = int(a.split("=", 1)[1])
+        if a.startswith("--repeat="):
+            repeat = max(1, int(a.split("=", 1)[1]))
     if shutil.which("wrk") is None:
         print("bench replay: wrk is not installed (apt-get install wrk)")
         return 2
@@ -119,7 +145,7 @@ def main(argv: list[str]) -> int:
     try:
         with NginxServer(workers=1) as ng:
             if not rss_only:
-                _throughput(ng, tmp, n, full)
+                _throughput(ng, tmp, n, full, repeat)
             if rss:
                 _rss(ng, tmp)
     finally:
@@ -127,16 +153,24 @@ def main(argv: list[str]) -> int:
     return 0
 
 
-def _throughput(ng: NginxServer, tmp: Path, n: int, full: bool) -> None:
+def _throughput(ng: NginxServer, tmp: Path, n: int, full: bool, repeat: int) -> None:
     src = tmp / "in.gor"
     write_gor(src, n)
     print(f"recording: {src.stat().st_size / 1e6:.1f} MB, {n} GETs")
     url = ng.url + "/"
     wrk(url, 1, 64, 1)  # warm up
-    w1 = wrk(url, 1, 64, 5)
-    r1, wall1, _, rss1 = replay_cli([str(src), "-t", ng.url, "--max", "-c", "64"])
-    w2 = wrk(url, 2, 64, 5)
-    r2, wall2, _, _ = replay_cli([str(src), "-t", ng.url, "--max", "-c", "64", "--workers", "2"])
+    # interleaved, best of `repeat` each: the machine is shared, so alternate the tools
+    w1 = r1 = w2 = r2 = 0.0
+    wall1 = wall2 = 0.0
+    rss1 = 0
+    for _ in range(repeat):
+        w1 = max(w1, wrk(url, 1, 64, 5))
+        r, wall1, _, rss = replay_cli([str(src), "-t", ng.url, "--max", "-c", "64"])
+        r1, rss1 = max(r1, r), max(rss1, rss)
+        w2 = max(w2, wrk(url, 2, 64, 5))
+        r, wall2, _, _ = replay_cli([str(src), "-t", ng.url, "--max", "-c", "64", "--workers", "2"])
+        r2 = max(r2, r)
+    print(f"best of {repeat} runs each, interleaved")
     print(f"wrk -t1 -c64:                        {w1:10.0f} req/s")
     print(
         f"replaygate --max -c64 (1 process):   {r1:10.0f} req/s  "
@@ -147,6 +181,10 @@ def _throughput(ng: NginxServer, tmp: Path, n: int, full: bool) -> None:
     print(
         f"replaygate --max -c64 --workers 2:   {r2:10.0f} req/s  ratio {r2 / w2:.0%}"
         f"  (vs wrk -t1: {r2 / w1:.0%}; wall {wall2:.1f} s)"
+    )
+    print(
+        "client CPU per request (user+sys, load-independent): "
+        + ", ".join(f"{k} {v:.1f} us" for k, v in sorted(CPU.items()))
     )
     secs = 60 if full else 10
     p50, p99, mx, ach = timing(ng.url, tmp, secs)
