@@ -121,3 +121,17 @@ def test_input_errors_exit_2(tmp_path: Path) -> None:
     with pytest.raises(SystemExit) as e:
         main(["compare", str(tmp_path / "c.gor"), "--config", str(bad)])
     assert e.value.code == 2
+
+
+def test_real_goreplay_capture_without_replays(corpus: Path, tmp_path: Path) -> None:
+    """A real GoReplay recording (requests only): grouped into endpoints, and the gate says
+    plainly that nothing was replayed (exit 1), instead of passing an empty comparison."""
+    src = corpus / "ecommerce-workshop" / "requests_0.gor"
+    r = CliRunner().invoke(cli, ["compare", str(src), "--json", str(tmp_path / "s.json")])
+    assert r.exit_code == 1 and "only 0 exchanges were replayed" in r.output
+    s = json.loads((tmp_path / "s.json").read_text())
+    assert s["totals"]["requests"] == 101
+    eps = {e["endpoint"]: e["requests"] for e in s["endpoints"]}
+    assert eps["POST /api/v2/storefront/cart/add_item"] == 2
+    assert "GET /assets/favicon-{hash}.ico" in eps
+    assert sum(eps.values()) == 101

@@ -23,6 +23,13 @@ from replaygate.testing import make_request
         ("/s/eyJhbGciOiJIUzI1NiJ9xYz1", "/s/{token}"),
         ("/blog/my-first-post-2024", "/blog/my-first-post-2024"),
         ("/static/app.css", "/static/app.css"),
+        (
+            "/assets/favicon-92e86d463e909754599d66730477622cd3dd0b9bff58c47c9c38bebceb8073e5.ico",
+            "/assets/favicon-{hash}.ico",
+        ),
+        ("/js/app.0123456789abcdef.js", "/js/app.{hex}.js"),
+        ("/f/report_9f8e2c1a-1b2c-4d5e-8f90-1234567890ab.pdf", "/f/report_{uuid}.pdf"),
+        ("/f/my-deadbeefdeadbeef-name", "/f/my-deadbeefdeadbeef-name"),
         ("/api/v2/users", "/api/v2/users"),
         ("/", "/"),
         ("", "/"),

@@ -36,6 +36,10 @@ _DATE = re.compile(
 _EMAIL = re.compile(r"^[^@/\s]+@[^@/\s]+\.[A-Za-z]{2,}$")
 _HEX = re.compile(r"^[0-9a-fA-F]+$")
 _TOKEN = re.compile(r"^[A-Za-z0-9_\-+=.~]+$")
+_EMBEDDED = re.compile(
+    r"(?<=[-_.~])(?:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+    r"|[0-9a-fA-F]{16,128})(?=[-_.~]|$)"
+)
 _HASH_LENGTHS = frozenset((32, 40, 56, 64, 96, 128))
 _WORDY = re.compile(r"^[A-Za-z]+(?:[-_.][A-Za-z]+)*(?:[-_.]\d{1,4})?$")
 
@@ -62,9 +66,23 @@ def template_segment(seg: str) -> str:
         if n in _HASH_LENGTHS:
             return "{hash}"
         return "{hex}"
+    if "-" in seg_dec or "_" in seg_dec or "." in seg_dec:
+        # fingerprinted assets and ids inside names: app-3f2a…e9.js -> app-{hash}.js
+        emb = _EMBEDDED.sub(_embedded_kind, seg_dec)
+        if emb != seg_dec:
+            return emb
     if n >= 16 and _TOKEN.match(seg_dec) and not _WORDY.match(seg_dec) and _looks_random(seg_dec):
         return "{token}"
     return seg
+
+
+def _embedded_kind(m: re.Match[str]) -> str:
+    t = m.group(0)
+    if "-" in t:
+        return "{uuid}"
+    if not any(c.isdigit() for c in t):
+        return t
+    return "{hash}" if len(t) in _HASH_LENGTHS else "{hex}"
 
 
 def _looks_random(s: str) -> bool:
