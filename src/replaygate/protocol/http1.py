@@ -10,7 +10,15 @@ Design rules (each one is a lesson from real captures):
   that arrives early (413 before the upload ends, 100 Continue) pairs with the right request.
 * Responses pair with entries in order. A response with no request waiting becomes an
   ``ORPHAN_RESPONSE`` exchange (the capture missed the request) -- unless the client has
-  unparsed bytes buffered, in which case the response waits for that request.
+  unparsed bytes buffered, in which case the response waits (boundedly) for that request.
+  A response whose first byte was seen before its candidate request's first byte cannot be
+  its answer: it is an orphan too, returned before that request.
+* Gaps: inside a sized body the lost bytes are skipped by length and the message is flagged;
+  anywhere else the message is cut, flagged, and parsing resumes at the next start line. A
+  message that began inside a gap still takes its place in the FIFO (flagged), so the pairing
+  of the messages after it stays right.
+* Exchanges are returned in request order, ``seq`` numbering them as returned; ids are
+  ``stable_exchange_id(id_seed, str(conn), seq, request.ts_first_ns)``.
 * After a request that may switch protocols (CONNECT, Upgrade) the client side pauses until
   the response says whether it did; if so both sides stop being parsed (the handshake is kept
   and flagged).
