@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import click
+from click.testing import CliRunner
+
+from replaygate.cli._report_options import (
+    compare_config,
+    finish_reports,
+    load_report_config,
+    report_options,
+    start_watcher,
+    watch_options,
+)
+from replaygate.compare import Comparator
+
+from ..compare._helpers import jex
+
+
+@click.command()
+@report_options
+@watch_options
+def fake_replay(**options: Any) -> None:
+    """What replay/shadow do: compare while watching the target, then judge."""
+    config = load_report_config(options)
+    c = Comparator(compare_config(config))
+    w = start_watcher(options, interval=0.05)
+    for i in range(5):
+        c.add(jex(f"/a/{i}", {"a": i}, {"a": i}))
+    if w is not None:
+        c.set_target_metrics(w.stop())
+    click.get_current_context().exit(finish_reports(c, options, config, err=True))
+
+
+def test_report_dir_watch_pid_and_exit_code(tmp_path: Path) -> None:
+    r = CliRunner().invoke(
+        fake_replay, ["--report", str(tmp_path / "r"), "--watch-pid", str(os.getpid())]
+    )
+    assert r.exit_code == 0, r.output
+    s = json.loads((tmp_path / "r" / "report.json").read_text())
+    assert s["verdict"] == "pass" and s["target"]["process"]["pid"] == os.getpid()
+    assert (tmp_path / "r" / "report.html").read_text().startswith("<!DOCTYPE html>")
+
+
+def test_config_and_accepted_errors(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[gate]\nmin_replayed = 100\n[compare]\nsamples = 1\n")
+    r = CliRunner().invoke(
+        fake_replay, ["--config", str(cfg), "--markdown", str(tmp_path / "m.md")]
+    )
+    assert r.exit_code == 1 and "only 5 exchanges were replayed (min_replayed 100)" in r.output
+    r = CliRunner().invoke(fake_replay, ["--accepted", str(tmp_path / "missing.toml")])
+    assert r.exit_code == 1 and "not found" in str(r.exception)
+    r = CliRunner().invoke(fake_replay, ["--watch-metrics", "http://192.0.2.1/metrics"])
+    assert "loopback" in str(r.exception)
+    r = CliRunner().invoke(fake_replay, ["--json", str(tmp_path / "no" / "dir.json")])
+    assert "directory does not exist" in str(r.exception)
