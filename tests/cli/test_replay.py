@@ -136,3 +136,13 @@ def test_safety_refusal_exit_2(nginx: NginxServer, tmp_path: Path) -> None:
     assert code == 2 and "refusing to replay POST" in text and "--allow-unsafe-target" in text
     code, text = run(str(src), "-t", nginx.url, "--max", "--allow-unsafe-target")
     assert code == 0, text
+
+
+def test_report_flags_compare_on_the_fly(nginx: NginxServer, tmp_path: Path) -> None:
+    src = write_gor(tmp_path / "in.gor", 10)
+    rep = tmp_path / "rep"
+    code, text = run(str(src), "-t", nginx.url, "--max", "--report", str(rep))
+    assert code in (0, 1), text
+    assert "replaygate: PASS" in text or "replaygate: FAIL" in text
+    for name in ("report.json", "report.xml", "report.md", "report.html"):
+        assert (rep / name).is_file(), name

@@ -371,3 +371,21 @@ def test_workers_split_by_session(server: TestServer) -> None:
     st = run_replay_parallel(source, cfg(server.url, workers=2, concurrency=4))
     assert st.sent == st.answered == 50
     assert sorted(s.target for s in server.seen) == sorted(f"/w/{i}" for i in range(50))
+
+
+def test_sessions_in_order_in_timed_mode(server: TestServer) -> None:
+    exs = []
+    for i in range(30):
+        conn = ConnectionId("10.0.0.9", 7000 + i % 2, "10.0.0.1", 80)
+        path = f"/slow?ms=30&s={i % 2}&i={i}" if i % 5 == 0 else f"/t?s={i % 2}&i={i}"
+        exs.append(make_exchange("GET", path, id=f"{i:040x}", conn=conn, ts_ns=T0 + i * 1000))
+    _, st = replay(exs, cfg(server.url, sessions=True, max_speed=False, rate=500.0))
+    assert st.sent == 30
+    orders: dict[str, list[int]] = {}
+    conns: dict[str, set[int]] = {}
+    for seen in server.seen:
+        q = dict(p.split("=") for p in seen.target.split("?")[1].split("&"))
+        orders.setdefault(q["s"], []).append(int(q["i"]))
+        conns.setdefault(q["s"], set()).add(seen.conn)
+    assert all(v == sorted(v) for v in orders.values())
+    assert all(len(c) == 1 for c in conns.values())
