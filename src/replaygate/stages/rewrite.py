@@ -206,7 +206,7 @@ class RewriteStage:
             raw = req.raw
             return (
                 Request(
-                    nb + raw[old_len:],
+                    b"".join((nb, memoryview(raw)[old_len:])),  # one copy, also of big bodies
                     ts_first_ns=req.ts_first_ns,
                     ts_last_ns=req.ts_last_ns,
                     head_len=req.head_len - old_len + len(nb),
@@ -369,7 +369,7 @@ class _Head:
             out.extend([eol, ""])
         head = "\n".join(out).encode("latin-1")
         return Request(
-            head + bytes(req.body_raw),
+            b"".join((head, req.body_raw)),
             ts_first_ns=req.ts_first_ns,
             ts_last_ns=req.ts_last_ns,
             head_len=len(head),
