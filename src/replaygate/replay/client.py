@@ -132,7 +132,6 @@ class Connection(asyncio.Protocol):
         self._head_only = False
         self._complete = False
         self._keep_alive = True
-        self._headers_done = False
         self._msg_start = 0
         self._status = 0
         self.deadline = 0.0  # monotonic time by which the pending response must be complete
@@ -176,7 +175,7 @@ class Connection(asyncio.Protocol):
         self.open.discard(self)
         if self._cb is None:
             return
-        if self._headers_done and not self._head_only and self._close_delimited():
+        if not self._head_only and self._close_delimited():
             self._complete = True
             self._keep_alive = False
             self._finish_ok()
@@ -189,9 +188,6 @@ class Connection(asyncio.Protocol):
             self._finish_error("closed")
 
     # -- httptools callbacks ---------------------------------------------------------------
-    def on_headers_complete(self) -> None:
-        self._headers_done = True
-
     def on_message_complete(self) -> None:
         p = self._parser
         assert p is not None
@@ -205,7 +201,6 @@ class Connection(asyncio.Protocol):
             assert self._res is not None
             self._res.interim.append(buf[self._msg_start : end])
             self._msg_start = end
-            self._headers_done = False
             return
         self._complete = True
         self._status = status
@@ -237,7 +232,6 @@ class Connection(asyncio.Protocol):
         self._size = 0
         self._msg_start = 0
         self._complete = False
-        self._headers_done = False
         self._keep_alive = True
         self._head_only = head_only
         if not head_only and self._parser is None:
