@@ -570,3 +570,43 @@ def test_reassembly_invariants(
     assert set(ids) == {exs[i].id for i in answered}
     if answered == sorted(answered):
         assert ids == [exs[i].id for i in answered]
+
+
+def _reference_decode(line: bytes) -> tuple[int, str, int, int | None, bytes]:
+    import binascii
+
+    data = binascii.unhexlify(line.rstrip(b" \t\r\n").lstrip(b" \t"))
+    nl = data.find(b"\n")
+    if nl < 0:
+        raise ValueError("no header line")
+    parts = data[:nl].decode("latin-1").strip("\r").split(" ")
+    if len(parts) < 3 or parts[0] not in ("1", "2", "3") or not parts[1]:
+        raise ValueError("bad header")
+    lat = int(parts[3]) if len(parts) > 3 and parts[3].lstrip("-").isdigit() else None
+    return int(parts[0]), parts[1], int(parts[2]), lat, data[nl + 1 :]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.one_of(
+        st.binary(max_size=60).map(lambda b: b.hex().encode()),
+        st.builds(
+            lambda t, i, p, up: (
+                encode_message(t, i, 5, -1, p).upper() if up else encode_message(t, i, 5, -1, p)
+            ),
+            st.sampled_from([1, 2, 3]),
+            st.text("abc0123456789", min_size=1, max_size=8),
+            st.binary(max_size=40),
+            st.booleans(),
+        ),
+        st.binary(max_size=40),
+    )
+)
+def test_decode_matches_reference(line: bytes) -> None:
+    try:
+        expected = _reference_decode(line)
+    except ValueError:
+        with pytest.raises(ValueError):
+            decode_message(line)
+        return
+    assert decode_message(line) == expected
