@@ -245,6 +245,14 @@ CASES: dict[str, tuple[list[Step], list[tuple[Any, ...]]]] = {
         [("c", b"tail of a body we never saw the head of"), ("s", OK), ("c", GET), ("s", OK0)],
         [S("", "", 200, 0, 2, [F.ORPHAN_RESPONSE]), S("GET", "/", 200, flags=[F.MIDSTREAM])],
     ),
+    "server gap while responses are held": (
+        [("c", b"GET /slow HTTP/1.1\r\nX"), ("s", OK + OK0), ("sg", 50), ("s", OK)],
+        [
+            S("", "", 200, 0, 2, [F.ORPHAN_RESPONSE]),
+            S("", "", 200, 0, 0, [F.ORPHAN_RESPONSE]),
+            S("GET", "/slow", 200, 0, 2, [F.REQUEST_TRUNCATED]),  # may well be its answer
+        ],
+    ),
     "no response": (
         [("c", GET + GET), ("s", OK)],
         [S("GET", "/", 200, 0, 2), S("GET", "/", None, flags=[F.NO_RESPONSE])],

@@ -262,6 +262,7 @@ class HTTP1StreamParser:
         self._awaiting: deque[_Entry] = deque()  # entries without a final response yet
         self._seq = 0  # exchanges returned so far: the next one's seq
         self._closed = False
+        self._hold = True  # may server bytes wait for a request still arriving?
         self._out: list[Exchange] = []
         self.exchanges_emitted = 0
 
@@ -299,7 +300,9 @@ class HTTP1StreamParser:
     def server_gap(self, nbytes: int, ts_ns: int) -> list[Exchange]:
         """``nbytes`` of the server's stream were never seen (capture loss)."""
         if nbytes > 0 and not self._closed and not self._s.eof:
+            self._hold = False  # responses held for a partial request are whole: parse them
             self._run()
+            self._hold = True
             self._gap(self._s, nbytes, client=False)
             self._run()
         return self._emit()
@@ -592,6 +595,7 @@ class HTTP1StreamParser:
         if (
             not self._awaiting
             and not s.eof
+            and self._hold
             and (
                 c.avail
                 and not c.eof
