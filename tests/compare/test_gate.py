@@ -105,3 +105,17 @@ def test_config_section_errors() -> None:
         GateConfig(max_diff_rate="lots")
     with pytest.raises(ConfigError, match="latency_min_samples"):
         GateConfig(latency_min_samples=-1)
+
+
+def test_unhealthy_baseline_fails_instead_of_cancelling_everything() -> None:
+    exs = []
+    for i in range(20):
+        exs.append(jex(f"/b/{i}", {"a": 1}, {"err": 1}, rstatus=500))  # candidate broken
+        exs.append(
+            jex(f"/b/{i}", {"a": 1}, {"err": 1}, rstatus=500, role="baseline")
+        )  # so is the copy
+    s = run(exs)
+    assert s["verdict"] == "fail"
+    assert s["reasons"][0].startswith(
+        "the baseline copy itself changed the status class of 20 of 20"
+    )

@@ -162,6 +162,9 @@ class GateConfig:
     min_p99_delta_ms: float = 20.0
     latency_min_samples: int = 20
     min_replayed: int = 1
+    # a baseline copy that itself disagrees with the original (status class changes, errors)
+    # more often than this makes its noise estimate worthless: fail instead of trusting it
+    max_baseline_status_change_rate: float = 0.05
     exact_endpoints: list[str] = field(default_factory=list)
     ignore_endpoints: list[str] = field(default_factory=list)
 
@@ -179,5 +182,8 @@ class GateConfig:
             self.latency_min_samples, f"{n} latency_min_samples", int
         )
         self.min_replayed = _nonneg(self.min_replayed, f"{n} min_replayed", int)
+        self.max_baseline_status_change_rate = _frac(
+            self.max_baseline_status_change_rate, f"{n} max_baseline_status_change_rate"
+        )
         self.exact_endpoints = _strs(self.exact_endpoints, f"{n} exact_endpoints")
         self.ignore_endpoints = _strs(self.ignore_endpoints, f"{n} ignore_endpoints")

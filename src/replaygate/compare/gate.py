@@ -93,6 +93,22 @@ def judge(
             f"only {tot_replayed} exchanges were replayed (min_replayed {gate.min_replayed}); "
             "a recording to judge needs replayed responses (replay --output writes them)",
         )
+    base_attempts = base_changed = 0
+    for ev in eps:
+        if not ev.judged:
+            continue
+        for change, n in ev.endpoint.baseline_status_matrix.items():
+            a, _, b = change.partition(">")
+            base_attempts += n
+            base_changed += n if a != b else 0
+    if base_attempts and base_changed / base_attempts > gate.max_baseline_status_change_rate:
+        reasons.insert(
+            0,
+            f"the baseline copy itself changed the status class of {base_changed} of "
+            f"{base_attempts} replays ({_pct(base_changed / base_attempts)}; "
+            f"max_baseline_status_change_rate {_pct(gate.max_baseline_status_change_rate)}): "
+            "its noise estimate cannot be trusted; check the baseline deployment",
+        )
     if tot_compared and overall_rate > gate.max_diff_rate:
         reasons.insert(
             0,
