@@ -69,3 +69,17 @@ def test_renders_in_chromium(tmp_path: Path) -> None:
     assert r.returncode == 0 and shot.stat().st_size > 10_000
     keep = Path("/tmp/replaygate-report-screenshot.png")
     shutil.copyfile(shot, keep)
+
+
+def test_sort_and_select_by_url_hash(tmp_path: Path) -> None:
+    page = tmp_path / "report.html"
+    page.write_text(render_html(make_summary()), encoding="utf-8")
+    url = page.as_uri() + "#sort=requests:asc&endpoint=GET%20/health"
+    dom = chromium(tmp_path, "--dump-dom", url)
+    assert dom.returncode == 0
+    assert 'data-js-errors="0"' in dom.stdout
+    rows = re.findall(
+        r"<tr[^>]*><td><span[^>]*>\w+</span></td><td><code>([^<]+)</code>", dom.stdout
+    )
+    assert rows == ["GET /health", "GET /items/{int}"]  # 40 requests before 42
+    assert 'id="detail-title">Endpoint GET /health<' in dom.stdout
