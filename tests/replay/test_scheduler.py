@@ -129,3 +129,17 @@ def iter_source(n: int) -> Iterator:  # type: ignore[type-arg]
 def test_max_mode_has_no_asked_rate_and_no_shortfall() -> None:
     st, _ = _served(list(iter_source(20)), max_speed=True)
     assert st.asked_rate is None and st.shortfall is None and st.achieved_rate > 0
+
+
+def test_stop_does_not_wait_out_a_long_gap() -> None:
+    import threading
+    import time
+
+    exs = recorded([60_000, 1])  # a one-minute recorded gap
+    stop = threading.Event()
+    threading.Timer(0.3, stop.set).start()
+    with TestServer() as s:
+        t = time.monotonic()
+        st = run_replay(exs, ReplayConfig(targets=[s.url]), stop=stop)
+        assert time.monotonic() - t < 5
+    assert st.sent == 1 and st.stopped and st.dropped["stopped"] >= 1

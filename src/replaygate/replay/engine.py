@@ -139,7 +139,6 @@ class Engine:
         self._idle = SlotLRU(max(16, config.concurrency))
         self._deferred = 0
         self._max_deferred = max(1000, 16 * config.concurrency)
-        self._space: asyncio.Future[None] | None = None
         self._rr = 0
         self._start_perf = 0
         self._first_send = 0
@@ -333,10 +332,13 @@ class Engine:
                     if st is not None:
                         st.queue.append(unit)
                         self._deferred += 1
-                        while self._deferred >= self._max_deferred:
-                            if self._space is None or self._space.done():
-                                self._space = self.loop.create_future()
-                            await self._space
+                        # too many requests wait behind running sessions: pause the feed
+                        while (
+                            self._deferred >= self._max_deferred
+                            and not self.stop.is_set()
+                            and self._error is None
+                        ):
+                            await asyncio.sleep(0.002)
                         continue
                     st = _Session(key)
                     self._sessions[key] = st
@@ -353,9 +355,9 @@ class Engine:
             while st.queue:
                 unit = st.queue.popleft()
                 self._deferred -= 1
-                sp = self._space
-                if sp is not None and self._deferred < self._max_deferred and not sp.done():
-                    sp.set_result(None)
+                if self.stop.is_set() or self._error is not None:
+                    self.stats.dropped["stopped"] += 1
+                    continue
                 await self._send_unit(unit, slot)
         finally:
             del self._sessions[st.key]
@@ -398,8 +400,12 @@ class Engine:
         ex, due, key = unit
         if due is not None:
             d = due - _perf_ns()
-            if d > 0:
-                await asyncio.sleep(d / 1e9)
+            while d > 0:
+                if self.stop.is_set():  # do not sit out a long recorded gap after Ctrl-C
+                    self.stats.dropped["stopped"] += 1
+                    return
+                await asyncio.sleep(min(d / 1e9, 0.2))
+                d = due - _perf_ns()
         copies = self._copies(ex, key)
         if len(copies) == 1:
             await self._send_copy(copies[0][0], copies[0][1], slot, due)
