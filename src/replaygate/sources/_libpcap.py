@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import select
 import socket
+import time
 from typing import Any
 
 from ..errors import CaptureError
@@ -123,6 +124,14 @@ class PcapHandle:
         h.setnonblock(1)
         self.fd = int(h.getfd())
         self._closed = False
+        # Between activation and the filter the socket saw *everything*; libpcap counts what
+        # did not fit as drops. Discard that and count from here: ours start now.
+        deadline = time.monotonic() + 3 * timeout_ms / 1000  # ring blocks retire on timeout
+        while time.monotonic() < deadline:
+            self.wait(timeout_ms / 4000)
+            while h.next_batch(4096)[1]:
+                pass
+        self._base = self._raw_stats()
 
     def wait(self, timeout: float) -> bool:
         """Block until packets may be readable (or ``timeout`` seconds pass)."""
@@ -135,13 +144,19 @@ class PcapHandle:
         data, meta = self._h.next_batch(max_packets)
         return data, meta
 
-    def stats(self) -> tuple[int, int, int]:
-        """(received by the filter, dropped by the kernel, dropped by the interface)."""
+    def _raw_stats(self) -> tuple[int, int, int]:
         try:
             r, d, i = self._h.stats()
         except Exception:
             return 0, 0, 0
         return int(r), int(d), int(i)
+
+    def stats(self) -> tuple[int, int, int]:
+        """(received by the filter, dropped by the kernel, dropped by the interface), since
+        the filter was installed."""
+        r, d, i = self._raw_stats()
+        br, bd, bi = self._base
+        return max(0, r - br), max(0, d - bd), max(0, i - bi)
 
     def close(self) -> None:
         if not self._closed:

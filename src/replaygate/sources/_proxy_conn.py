@@ -46,6 +46,8 @@ class _Shared:
     max_record: int
     counts: dict[str, int]
     conns: set[ClientSide]
+    open_transports: int = 0  # until connection_lost: shutdown waits for zero
+    connecting: set[asyncio.Task[None]]
     record: Callable[[Any], None]
 
 
@@ -56,6 +58,7 @@ class _UpstreamSide(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)
+        self.client.shared.open_transports += 1
         _nodelay(self.transport)
 
     def data_received(self, data: bytes) -> None:
@@ -71,6 +74,7 @@ class _UpstreamSide(asyncio.Protocol):
         return False  # upstream finished: close; the client side follows
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self.client.shared.open_transports -= 1
         if exc is not None and not self.client.closing:
             self.client.shared.counts["errors"] += 1
         self.client.close()
@@ -103,6 +107,7 @@ class ClientSide(asyncio.Protocol):
         self.transport = transport
         _nodelay(transport)
         sh = self.shared
+        sh.open_transports += 1
         sh.counts["connections"] += 1
         sh.counts["active_connections"] += 1
         sh.conns.add(self)
@@ -116,6 +121,8 @@ class ClientSide(asyncio.Protocol):
         self.done = loop.create_future()
         transport.pause_reading()
         self._connecting = loop.create_task(self._connect())
+        sh.connecting.add(self._connecting)
+        self._connecting.add_done_callback(sh.connecting.discard)
 
     async def _connect(self) -> None:
         sh = self.shared
@@ -190,6 +197,7 @@ class ClientSide(asyncio.Protocol):
             up.transport.resume_reading()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self.shared.open_transports -= 1
         self.close()
 
     def close(self) -> None:

@@ -96,6 +96,8 @@ class ProxyServer:
         self._thread: threading.Thread | None = None
         self._server: asyncio.base_events.Server | None = None
         self._conns: set[ClientSide] = set()
+        self._shared = _Shared()
+        self._shared.connecting = set()
         self._stopped = False
         self._counts: dict[str, int] = {
             "connections": 0,
@@ -178,7 +180,7 @@ class ProxyServer:
     async def _listen(self) -> asyncio.base_events.Server:
         loop = asyncio.get_running_loop()
         loop.set_exception_handler(self._loop_error)
-        sh = _Shared()
+        sh = self._shared
         sh.up_host, sh.up_port, sh.up_ssl = self._up_host, self._up_port, self._up_ssl
         sh.connect_timeout = self.config.connect_timeout_s
         sh.upstream_url = self.config.upstream
@@ -222,14 +224,24 @@ class ProxyServer:
         self._recording.close()
 
     async def _shutdown(self) -> None:
+        sh = self._shared
         if self._server is not None:
             self._server.close()
         waiting = [c.done for c in list(self._conns) if c.done is not None]
         if waiting:
             await asyncio.wait(waiting, timeout=self.config.drain_timeout_s)
+        for t in list(sh.connecting):
+            t.cancel()
         for c in list(self._conns):
             c.abort()
-        await asyncio.sleep(0)  # let transports finish closing
+        # the event loop may only close once every transport has really gone
+        for _ in range(200):
+            if sh.open_transports <= 0 and not sh.connecting:
+                break
+            await asyncio.sleep(0.01)
+        if self._server is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._server.wait_closed(), 1)
 
     def __enter__(self) -> ProxyServer:
         self.start()
