@@ -218,3 +218,19 @@ def test_bad_flags_exit_2_one_line(tmp_path: Path, args: list[str], message: str
     assert r.returncode == 2, r.stderr
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], r.stderr
+
+
+@pytest.mark.root
+def test_rotation_by_size(needs_root: None, server: RawHTTPServer, tmp_path: Path) -> None:
+    out = tmp_path / "rot.gor"
+    p = _start(["-i", "lo", "-p", str(server.port), "-o", str(out), "--max-bytes", "1kb"])
+    try:
+        for i in range(12):
+            _get(server.port, f"/r{i}")
+    finally:
+        err = _finish(p)
+    assert p.returncode == 0, err
+    files = sorted(tmp_path.glob("rot_*.gor"), key=lambda f: int(f.stem.split("_")[1]))
+    assert len(files) > 1
+    got = [e.request.target for f in files for e in open_reader(f)]
+    assert sorted(got) == sorted(f"/r{i}" for i in range(12))
