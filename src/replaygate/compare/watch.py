@@ -155,11 +155,11 @@ class TargetWatcher:
                 t0 = self.metrics[0][0]
                 first, last = self.metrics[0][1], self.metrics[-1][1]
                 changed = sorted(
-                    (k for k in last if k in first and last[k] != first[k]),
-                    key=lambda k: -abs(last[k] - first[k]),
+                    (k for k in last if last[k] != first.get(k, 0.0)),
+                    key=lambda k: -abs(last[k] - first.get(k, 0.0)),
                 )[:MAX_SERIES]
                 for k in changed:
-                    deltas[k] = last[k] - first[k]
+                    deltas[k] = last[k] - first.get(k, 0.0)
                     series[k] = [[round(t - t0, 3), m[k]] for t, m in self.metrics if k in m]
             out["metrics"] = {
                 "url": self.metrics_url,

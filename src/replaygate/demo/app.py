@@ -88,6 +88,9 @@ class DemoApp:
         class Handler(_Handler):
             demo = app
 
+        self.metrics_lock = threading.Lock()
+        self.requests_total: dict[tuple[str, int], int] = {}
+        self.seconds_total = 0.0
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.port = int(self.server.server_address[1])
@@ -206,8 +209,34 @@ class _Handler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(body)
 
+    def _metrics(self) -> None:
+        d = self.demo
+        with d.metrics_lock:
+            rows = sorted(d.requests_total.items())
+            secs = d.seconds_total
+        lines = ["# TYPE demo_requests_total counter"]
+        lines += [f'demo_requests_total{{method="{m}",code="{c}"}} {n}' for (m, c), n in rows]
+        lines += [
+            "# TYPE demo_request_seconds_total counter",
+            f"demo_request_seconds_total {secs:.6f}",
+        ]
+        self._send(200, ("\n".join(lines) + "\n").encode(), "text/plain; version=0.0.4")
+
+    def send_response(self, code: int, message: str | None = None) -> None:
+        super().send_response(code, message)
+        if self.path != "/metrics":
+            d = self.demo
+            with d.metrics_lock:
+                k = (self.command, code)
+                d.requests_total[k] = d.requests_total.get(k, 0) + 1
+                d.seconds_total += time.monotonic() - getattr(self, "_t0", time.monotonic())
+
     def _dispatch(self) -> None:
+        self._t0 = time.monotonic()
         u = urlsplit(self.path)
+        if u.path == "/metrics":
+            self._metrics()
+            return
         n = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(n) if n else b""
         rid = self.demo.request_id()

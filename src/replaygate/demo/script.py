@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import random
 import threading
 import time
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..compare import Comparator, CompareConfig, CompareSink, GateConfig, judge
+from ..compare import Comparator, CompareConfig, CompareSink, GateConfig, TargetWatcher, judge
 from ..config import load_config, section
 from ..formats import open_reader, open_writer
 from ..model import Exchange
@@ -170,11 +171,19 @@ def run_demo(
         echo(f"[2/4] recorded {captured} exchanges through the recording proxy -> {capture}")
         comparator = Comparator(section(CompareConfig, config.get("compare"), name="compare"))
         comparator.sources.append(str(capture))
-        stats = run_replay(
-            open_reader(capture),
-            ReplayConfig(targets=[cand.url], baseline=prod_copy.url, max_speed=True, concurrency=8),
-            sink=_Tee(CompareSink(comparator), open_writer(replayed)),
-        )
+        # the apps run in this process: watch its CPU/RSS/threads and the candidate's metrics
+        watcher = TargetWatcher(metrics_url=cand.url + "/metrics", pid=os.getpid(), interval=0.5)
+        watcher.start()
+        try:
+            stats = run_replay(
+                open_reader(capture),
+                ReplayConfig(
+                    targets=[cand.url], baseline=prod_copy.url, max_speed=True, concurrency=8
+                ),
+                sink=_Tee(CompareSink(comparator), open_writer(replayed)),
+            )
+        finally:
+            comparator.set_target_metrics(watcher.stop())
         echo(
             f"[3/4] replayed {stats.exchanges} exchanges to the candidate and the baseline copy -> {replayed}"
         )
