@@ -37,6 +37,8 @@ def test_demo_names_exactly_the_planted_regressions(tmp_path: Path) -> None:
     assert {"body:$.meta.request_id", "body:$.meta.served_at", "header:x-request-id"} <= noise
     search = next(e for e in s["endpoints"] if e["endpoint"] == "GET /api/search")
     assert search["diff_rate"] == 0 and search["latency_ms"]["regressed"]
+    assert s["target"]["metrics"]["samples"] >= 2 and s["target"]["process"]["samples"] >= 2
+    assert any(k.startswith("demo_requests_total") for k in s["target"]["metrics"]["deltas"])
     assert {p.name for p in out.iterdir()} >= {
         "capture.gor",
         "replayed.gor",
