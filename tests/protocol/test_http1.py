@@ -162,6 +162,15 @@ CASES: dict[str, tuple[list[Step], list[tuple[Any, ...]]]] = {
         ],
         [S("POST", "/u", 401, 0, 0)],
     ),
+    "expect refused, body sent anyway": (
+        [
+            ("c", b"POST /u HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n"),
+            ("s", b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n"),
+            ("c", b"hello"),
+            ("ce", 0),
+        ],
+        [S("POST", "/u", 401, 5, 0)],
+    ),
     "early response during upload": (
         [
             ("c", b"POST /big HTTP/1.1\r\nContent-Length: 10\r\n\r\n12345"),
@@ -499,6 +508,14 @@ SPLIT_CASES = [
     "midstream join skips to first message",
     "http/1.0 keep-alive",
     "lf-only line ends",
+    "gap inside a sized request body",
+    "gap swallowing a response start",
+    "expect refused, body skipped",
+    "expect refused, body sent anyway",
+    "several interim 1xx",
+    "connect tunnel",
+    "http/0.9",
+    "early response during upload",
 ]
 
 

@@ -263,6 +263,7 @@ class HTTP1StreamParser:
         self._seq = 0  # exchanges returned so far: the next one's seq
         self._closed = False
         self._hold = True  # may server bytes wait for a request still arriving?
+        self._client_ending = False
         self._out: list[Exchange] = []
         self.exchanges_emitted = 0
 
@@ -757,7 +758,9 @@ class HTTP1StreamParser:
     def _body(self, side: _Side, *, client: bool) -> bool:
         st = side.state
         if st in (_SIZED, _CHUNK_DATA):
-            if client and side.body_seen == 0 and self._expect_refused(side):
+            if client and side.body_seen == 0 and (refused := self._expect_refused(side)):
+                if refused < 0:
+                    return False  # wait: the start of a line that may be the next request
                 self._end_request()
                 return True
             avail = len(side.buf) - side.pos
@@ -788,7 +791,9 @@ class HTTP1StreamParser:
             side.state = _CHUNK_SIZE
             return True
         if st == _CHUNK_SIZE:
-            if client and side.body_seen == 0 and self._expect_refused(side):
+            if client and side.body_seen == 0 and (refused := self._expect_refused(side)):
+                if refused < 0:
+                    return False  # wait: the start of a line that may be the next request
                 self._end_request()
                 return True
             nl = buf.find(b"\n", pos, pos + 4096)
@@ -837,13 +842,27 @@ class HTTP1StreamParser:
         self._end_message(side, client)
         return True
 
-    def _expect_refused(self, side: _Side) -> bool:
+    def _expect_refused(self, side: _Side) -> int:
         """Expect: 100-continue and the bytes where the body should start are a request line:
-        the server refused (417, 401, ...) and the client skipped the body, as it may."""
+        the server refused (417, 401, ...) and the client skipped the body, as it may.
+
+        1: skip the body; -1: undecided (a final answer came and the bytes so far could still
+        be a request line: wait for the line to end); 0: the body it is."""
         e = side.entry
         if e is None or not e.expect_continue:
-            return False
-        return g.REQUEST_LINE.match(side.buf, side.pos) is not None
+            return 0
+        buf, pos = side.buf, side.pos
+        if g.REQUEST_LINE.match(buf, pos) is not None:
+            return 1
+        if (
+            e.response is not None
+            and not self._client_ending
+            and buf.find(b"\n", pos) < 0
+            and len(buf) - pos <= self.config.max_line_bytes
+            and g.is_request_prefix(buf, pos)
+        ):
+            return -1
+        return 0
 
     # -- desync, gaps, ends -----------------------------------------------------------------
     def _to_resync(self, side: _Side) -> bool:
@@ -951,6 +970,8 @@ class HTTP1StreamParser:
 
     def _client_eof(self) -> None:
         c = self._c
+        self._client_ending = True  # no more bytes: nothing may wait for the rest of a line
+        self._run()
         if c.state == _PAUSED:
             c.state = _HEAD
             self._run()
