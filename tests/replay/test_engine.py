@@ -11,7 +11,7 @@ import pytest
 
 from replaygate.errors import ReplayError
 from replaygate.formats.gor import GorWriter, read_records
-from replaygate.model import ConnectionId, Exchange, Request
+from replaygate.model import ConnectionId, Exchange, Flag, Request
 from replaygate.replay import (
     LiveReplayer,
     ReplayConfig,
@@ -389,3 +389,13 @@ def test_sessions_in_order_in_timed_mode(server: TestServer) -> None:
         conns.setdefault(q["s"], set()).add(seen.conn)
     assert all(v == sorted(v) for v in orders.values())
     assert all(len(c) == 1 for c in conns.values())
+
+
+def test_incomplete_requests_are_skipped_and_counted(server: TestServer) -> None:
+    cut = Exchange(id="5" * 40, request=Request(b"GET /cut HTTP/1.1\r\nHost: a\r\nX-Hal"))
+    gap = make_exchange("GET", "/gap", id="6" * 40)
+    gap.flags.add(Flag.REQUEST_GAP)
+    ok = make_exchange("GET", "/ok", id="7" * 40)
+    out, st = replay([cut, gap, ok], cfg(server.url))
+    assert [e.request.target for e in out] == ["/ok"]
+    assert st.dropped["incomplete_request"] == 2 and st.sent == 1

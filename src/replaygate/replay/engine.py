@@ -24,7 +24,7 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 
 from ..errors import ConfigError, ReplayError
-from ..model import Exchange, Request, Response
+from ..model import Exchange, Flag, Request, Response
 from ..pipeline import Sink
 from ._config import ReplayConfig, Target
 from ._lanes import FastLane
@@ -40,6 +40,7 @@ __all__ = ["Engine", "check_no_workers", "install_sigint", "new_event_loop", "se
 _perf_ns = time.perf_counter_ns
 _SAFE_PREFIXES = (b"GET ", b"HEAD ", b"OPTIONS ")
 _LATE_NS = 10_000_000
+_BROKEN = frozenset((Flag.REQUEST_GAP, Flag.REQUEST_TRUNCATED))
 _WAIT = object()  # _next_sync: the live feed is empty for now
 
 Unit = tuple[Exchange, int | None, str | None]  # exchange, due (perf ns) or None, session key
@@ -215,11 +216,14 @@ class Engine:
                     return None if self._live_closed else _WAIT
                 ex = self._live.popleft()
                 due = None
-            if (
-                self._unsafe_addrs
-                and not ex.request.raw.startswith(_SAFE_PREFIXES)
-                and self._is_unsafe(ex)
+            raw = ex.request.raw
+            if (ex.flags and not ex.flags.isdisjoint(_BROKEN)) or (
+                ex.request.head_len >= len(raw) and not raw.endswith((b"\r\n\r\n", b"\n\n"))
             ):
+                # a request cut short would only hang a connection until the timeout
+                self.stats.dropped["incomplete_request"] += 1
+                continue
+            if self._unsafe_addrs and not raw.startswith(_SAFE_PREFIXES) and self._is_unsafe(ex):
                 continue
             self.stats.exchanges += 1
             if due is not None:
