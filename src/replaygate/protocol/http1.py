@@ -488,7 +488,7 @@ class HTTP1StreamParser:
             if end >= 0 or c.avail > self.config.max_head_bytes:
                 self.stats.parse_errors += 1
                 c.pending = Flag.PARSE_ERROR
-                size = end - pos if end >= 0 else c.avail
+                size = self.config.max_head_bytes + 1  # cut where a stream fed in pieces would
                 self._new_request(m.group(1), size, g.Framing(), cut=True)
                 return True
             c.scan_at = here
@@ -635,7 +635,7 @@ class HTTP1StreamParser:
             if end >= 0 or s.avail > self.config.max_head_bytes:
                 self.stats.parse_errors += 1
                 s.pending = Flag.PARSE_ERROR
-                size = end - pos if end >= 0 else s.avail
+                size = self.config.max_head_bytes + 1  # cut where a stream fed in pieces would
                 self._new_response(e, size, status=int(m.group(3)), cut=True, before=before)
                 return True
             s.scan_at = here
