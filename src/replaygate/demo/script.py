@@ -187,7 +187,9 @@ def run_demo(
         echo(
             f"[3/4] replayed {stats.exchanges} exchanges to the candidate and the baseline copy -> {replayed}"
         )
-    verdict = judge(comparator.result(), section(GateConfig, config.get("gate"), name="gate"))
+    # every captured exchange must have been replayed: a replay cut short must not pass
+    gate = section(GateConfig, config.get("gate"), name="gate", min_replayed=captured)
+    verdict = judge(comparator.result(), gate)
     summary = verdict.summary()
     reports = write_reports(
         summary,
