@@ -394,3 +394,11 @@ def test_rst_while_segments_are_held() -> None:
     assert len(out) == 1 and out[0].flags == {Flag.RESPONSE_GAP} and out[0].response is not None
     assert len(out[0].response.body()) == 3000 - len(r[1].payload)
     assert st.flows_reset == 1 and st.gaps == 1
+
+
+def test_parser_config_is_passed_through() -> None:
+    from replaygate.protocol.http1 import ParserConfig
+
+    big = b"GET /h HTTP/1.1\r\nX-Big: " + b"b" * 500 + b"\r\n\r\n"
+    out, st = feed(Conv().full(big), AssemblerConfig(parser=ParserConfig(max_head_bytes=200)))
+    assert len(out) == 1 and Flag.PARSE_ERROR in out[0].flags and st.parse_errors == 1

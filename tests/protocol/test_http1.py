@@ -497,6 +497,7 @@ def test_stats_count_what_was_skipped() -> None:
     p.server_data(OK, 2)
     p.close(3)
     assert p.stats.skipped_bytes == 10 and p.stats.requests == 1 and p.stats.responses == 1
+    assert set(p.stats.as_dict()) >= {"skipped_bytes", "tunnel_bytes", "resyncs", "parse_errors"}
 
 
 # -- split points: feeding in any pieces gives the same answer ---------------------------------
