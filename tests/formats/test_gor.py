@@ -336,3 +336,16 @@ def test_window_bounds_waiting_and_late_responses_are_counted(tmp_path: Path) ->
     assert opts.counters.dropped["response_without_request"] == 1
     assert all(e.response is not None for e in open_reader(p)) is False
     assert next(iter(open_reader(p))).response is not None  # default window is wide enough
+
+
+def test_repeated_ids_keep_file_order(tmp_path: Path) -> None:
+    # concatenated recordings repeat ids; exchanges must still come out in file order
+    a = make_exchange("GET", "/a", id="same")
+    b = make_exchange("GET", "/b", status=None)
+    c = make_exchange("GET", "/c", id="same")
+    p = tmp_path / "cat.gor"
+    p.write_bytes(write_bytes([a, b, c]))
+    got = list(read_exchanges(p))
+    assert [e.request.target for e in got] == ["/a", "/b", "/c"]
+    assert all(e.response is not None for e in (got[0], got[2]))
+    assert write_bytes(got) == p.read_bytes()

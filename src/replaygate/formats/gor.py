@@ -26,7 +26,7 @@ import re
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import Any, BinaryIO
 from urllib.parse import quote, unquote
 
 from ..errors import FormatError, InputError, TruncatedError
@@ -402,10 +402,14 @@ def read_exchanges(
     ``window`` newer exchanges are pending (bounded memory), or at the end of the file. Responses whose request never
     appears are passed to ``on_orphan``.
     """
-    pending: OrderedDict[str, tuple[GorRecord | None, list[GorRecord]]] = OrderedDict()
+    # FIFO of exchanges being assembled, keyed by arrival number (ids can repeat when files
+    # are concatenated); ``latest`` maps an id to its newest pending entry.
+    pending: OrderedDict[int, list[Any]] = OrderedDict()
+    latest: dict[str, int] = {}
     seen_types: set[int] = set()
+    counter = 0
 
-    def ready(item: tuple[GorRecord | None, list[GorRecord]]) -> bool:
+    def ready(item: list[Any]) -> bool:
         req, others = item
         if req is None:
             return False
@@ -422,6 +426,9 @@ def read_exchanges(
                 return
             del pending[key]
             req, others = item
+            rid = req.id if req is not None else others[0].id
+            if latest.get(rid) == key:
+                del latest[rid]
             if req is None:
                 for o in others:
                     if on_orphan is not None:
@@ -431,22 +438,20 @@ def read_exchanges(
 
     for rec in read_records(path, on_truncated=on_truncated, on_bad=on_bad):
         seen_types.add(rec.type)
-        item = pending.get(rec.id)
-        if rec.type == 1:
-            if item is not None and item[0] is not None:
-                # same id reused for a new request: release the old one first
-                old = pending.pop(rec.id)
-                yield _exchange_from_records(old[0], old[1])  # type: ignore[arg-type]
-                item = None
-            pending[rec.id] = (rec, item[1] if item else [])
+        key = latest.get(rec.id)
+        item = pending.get(key) if key is not None else None
+        if rec.type == 1 and item is not None and item[0] is None:
+            item[0] = rec  # its responses came first
+        elif rec.type == 1 or item is None:
+            counter += 1
+            key = counter
+            latest[rec.id] = key
+            pending[key] = [rec, []] if rec.type == 1 else [None, [rec]]
         else:
-            if item is None:
-                pending[rec.id] = (None, [rec])
-            else:
-                item[1].append(rec)
+            item[1].append(rec)
         # Only a change to the oldest pending exchange (or the window filling up) can let
         # exchanges out, so most records cost no scan at all.
-        if len(pending) > window or next(iter(pending)) == rec.id:
+        if len(pending) > window or next(iter(pending)) == key:
             yield from release_front(False)
     yield from release_front(True)
 
