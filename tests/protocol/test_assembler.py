@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 import socket
+import threading
 import time
 
 from hypothesis import given, settings
@@ -321,32 +322,45 @@ def test_shuffled_and_duplicated_segments_within_messages(mss: int, seed: int) -
 def test_live_loopback_capture(needs_root: None, nginx: NginxServer) -> None:
     """Real kernel segments: nginx on lo, captured with an AF_PACKET socket, decoded by the
     link layer and assembled; every request sent comes back as a complete exchange."""
+    frames: list[tuple[int, bytes]] = []
+    stop = threading.Event()
+
+    def capture(cap: socket.socket) -> None:
+        while not stop.is_set():
+            try:
+                frame, addr = cap.recvfrom(1 << 17)
+            except TimeoutError:
+                continue
+            if addr[2] != socket.PACKET_OUTGOING:  # lo shows every packet out and in: keep one
+                frames.append((time.time_ns(), frame))
+
     sent = 0
     with socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0003)) as cap:
         cap.bind(("lo", 0))
-        cap.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
-        for i in range(3):
-            with socket.create_connection((nginx.host, nginx.port), timeout=10) as c:
-                reqs = b"GET /json?%d HTTP/1.1\r\nHost: t\r\n\r\n" % i * 5
-                reqs += b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 70000\r\n"
-                reqs += b"Connection: close\r\n\r\n" + b"p" * 70000
-                c.sendall(reqs)
-                sent += 6
-                while c.recv(65536):
-                    pass
-        time.sleep(0.2)
-        cap.setblocking(False)
-        segs: list[TcpSegment] = []
-        while True:
-            try:
-                frame, addr = cap.recvfrom(1 << 17)
-            except BlockingIOError:
-                break
-            if addr[2] == socket.PACKET_OUTGOING:
-                continue  # loopback shows every packet twice: outgoing and incoming
-            seg = decode_frame(1, frame, time.time_ns(), None, None)
-            if seg is not None and nginx.port in (seg.sport, seg.dport):
-                segs.append(seg)
+        cap.setsockopt(socket.SOL_SOCKET, 33, 16 << 20)  # SO_RCVBUFFORCE (root): no drops
+        cap.settimeout(0.05)
+        reader = threading.Thread(target=capture, args=(cap,))
+        reader.start()
+        try:
+            for i in range(3):
+                with socket.create_connection((nginx.host, nginx.port), timeout=10) as c:
+                    reqs = b"GET /json?%d HTTP/1.1\r\nHost: t\r\n\r\n" % i * 5
+                    reqs += b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 70000\r\n"
+                    reqs += b"Connection: close\r\n\r\n" + b"p" * 70000
+                    c.sendall(reqs)
+                    sent += 6
+                    while c.recv(65536):
+                        pass
+            time.sleep(0.3)
+        finally:
+            stop.set()
+            reader.join()
+    segs = [
+        seg
+        for ts, frame in frames
+        if (seg := decode_frame(1, frame, ts, None, None)) is not None
+        and nginx.port in (seg.sport, seg.dport)
+    ]
     out, st = feed(segs)
     assert len(out) == sent and all(e.complete for e in out), [e.flags for e in out]
     assert [e.response.status for e in out if e.response] == [200] * sent
