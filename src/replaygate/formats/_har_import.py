@@ -122,7 +122,8 @@ def _num(d: dict[str, Any], key: str) -> float | None:
     v = d.get(key)
     if isinstance(v, bool) or not isinstance(v, int | float):
         return None
-    return float(v) if v == v and abs(v) < 1e15 else None  # reject NaN and absurd values
+    # reject NaN and absurd values (durations are in ms: 1e10 ms is 115 days)
+    return float(v) if v == v and abs(v) < 1e10 else None
 
 
 def _headers(msg: dict[str, Any]) -> list[tuple[str, str]]:
@@ -191,7 +192,10 @@ def _parse_time(text: str) -> int:
         raise _BadEntry(f"bad startedDateTime {text[:40]!r}") from None
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
-    return ((dt - _EPOCH) // timedelta(seconds=1)) * 1_000_000_000 + frac_ns
+    ns = ((dt - _EPOCH) // timedelta(seconds=1)) * 1_000_000_000 + frac_ns
+    if not 0 <= ns < 1 << 62:
+        raise _BadEntry(f"startedDateTime out of range {text[:40]!r}")
+    return ns
 
 
 def _ms(v: float | None) -> int:

@@ -131,6 +131,13 @@ def _clf_ts(m: re.Match[bytes]) -> int:
     if tz:
         sign = 1 if tz[:1] == b"+" else -1
         ns -= sign * (int(tz[1:3]) * 3600 + int(tz[3:5]) * 60) * 1_000_000_000
+    return _in_range(ns)
+
+
+def _in_range(ns: int) -> int:
+    """Timestamps before 1970 or past 2262 (int64 ns) are not traffic: refuse the line."""
+    if not 0 <= ns < 1 << 63:
+        raise LineError("unparsable_line", "time out of range")
     return ns
 
 
@@ -141,7 +148,7 @@ def _iso_ts(tok: bytes) -> int:
         raise LineError("unparsable_line", f"bad time {tok[:40]!r}") from None
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
-    return ((dt - _EPOCH) // timedelta(microseconds=1)) * 1000
+    return _in_range(((dt - _EPOCH) // timedelta(microseconds=1)) * 1000)
 
 
 def _request_line(text: str) -> tuple[str, str, str]:

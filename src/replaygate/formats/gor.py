@@ -90,6 +90,10 @@ def _parse_header(line: bytes, offset: int, path: str | None) -> GorRecord:
         raise FormatError(
             f"bad .gor record header {line[:60]!r}", path=path, offset=offset
         ) from None
+    if not -(1 << 63) <= ts < 1 << 63 or (lat is not None and lat >= 1 << 63):
+        raise FormatError(
+            f"bad .gor record header {line[:60]!r}: number out of range", path=path, offset=offset
+        )
     if lat is not None and lat < 0:
         lat = None
     extra: dict[str, str] = {}
