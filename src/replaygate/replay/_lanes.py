@@ -62,15 +62,17 @@ class FastLane:
         """Send the next copy (or take the next exchange); never blocks."""
         try:
             eng = self.engine
-            if not self._copies:
+            if self._copies:
+                ex, pool = self._copies.pop()
+            else:
                 unit = eng._next_sync()
                 if unit is None or not isinstance(unit, tuple):
                     self._finish()
                     return
-                ex, _, key = unit
-                self._copies = eng._copies(ex, key)
-                self._copies.reverse()
-            ex, pool = self._copies.pop()
+                copies = eng._copies(unit[0], unit[2])
+                ex, pool = copies[0]
+                if len(copies) > 1:
+                    self._copies = copies[:0:-1]  # the others, popped in order
             req, raw = eng._prepare(ex, pool)
             conn = self.slot.get(pool.index)
             if conn is None or conn.closed:

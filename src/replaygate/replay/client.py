@@ -127,7 +127,6 @@ class Connection(asyncio.Protocol):
         self._cb: Callable[[Result], None] | None = None
         self._res: Result | None = None
         self._chunks: list[bytes] = []
-        self._size = 0
         self._parser: httptools.HttpResponseParser | None = None
         self._head_only = False
         self._complete = False
@@ -147,7 +146,6 @@ class Connection(asyncio.Protocol):
             self.close()
             return
         self._chunks.append(data)
-        self._size += len(data)
         res = self._res
         assert res is not None
         res.received_any = True
@@ -229,7 +227,6 @@ class Connection(asyncio.Protocol):
         self._cb = cb
         self._res = res
         self._chunks = []
-        self._size = 0
         self._msg_start = 0
         self._complete = False
         self._keep_alive = True
