@@ -54,6 +54,12 @@ DEFAULT_VOLATILE_HEADERS: tuple[str, ...] = (
     "strict-transport-security",
     "alt-svc",
     "x-envoy-upstream-service-time",
+    # environment-specific rather than release-specific: staging's proxy versions differ
+    "server",
+    "x-powered-by",
+    "x-aspnet-version",
+    "x-kong-proxy-latency",
+    "x-kong-upstream-latency",
 )
 
 # Transport framing: never compared (bodies are compared after de-framing and decoding).
