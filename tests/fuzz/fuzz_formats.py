@@ -171,6 +171,8 @@ SEEDS: dict[str, list[bytes]] = {
         b'200 0 57 "GET https://www.example.com:443/p?a=1 HTTP/1.1" "curl/7.46.0" - -\n'
         b"2015-05-13T23:39:43.945958Z lb 1.2.3.4:2817 10.0.0.1:80 0.1 0.1 0.1 200 200 0 29 "
         b'"GET http://www.example.com:80/ HTTP/1.1" "curl/7.38.0" - -',
+        # regression: a year-1 timestamp made an exchange JSON could not hold
+        b'0001-01-01T00:00:00 \x00 \x00 \x00 \x00 \x00 \x00 \x00 \x00 \x00 \x00 "A \x00"',
     ],
     "jsonl_reader": [_JSONL + b"\n", _JSONL + b"\n" + _JSONL[:40]],
     "mitm_reader": _MITM_SEEDS,
