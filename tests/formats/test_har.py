@@ -431,3 +431,36 @@ def test_our_har_loads_in_mitmproxys_har_importer(tmp_path: Path) -> None:
 )
 def test_started_date_time_formats(text: str, ns: int) -> None:
     assert _one(_har(_entry(started=text))).ts_ns == ns
+
+
+def test_multipart_params_rebuilt_with_boundary() -> None:
+    post = {
+        "mimeType": "multipart/form-data",
+        "params": [
+            {"name": "foo", "value": "bar"},
+            {"name": "f", "fileName": "a.txt", "contentType": "text/plain", "value": "hi"},
+        ],
+    }
+    e = _entry(
+        "POST", post=post, req_headers=[{"name": "Content-Type", "value": "multipart/form-data"}]
+    )
+    ex = _one(_har(e))
+    ctype = ex.request.header("content-type")
+    assert ctype.startswith("multipart/form-data; boundary=")
+    boundary = ctype.split("boundary=")[1]
+    body = ex.request.body()
+    assert body.startswith(f"--{boundary}\r\n".encode()) and body.endswith(
+        f"--{boundary}--\r\n".encode()
+    )
+    assert b'name="f"; filename="a.txt"\r\nContent-Type: text/plain\r\n\r\nhi\r\n' in body
+    assert ex.request.header("content-length") == str(len(body))
+    import email.parser
+
+    msg = email.parser.BytesParser().parsebytes(f"Content-Type: {ctype}\r\n\r\n".encode() + body)
+    assert [part.get_payload() for part in msg.get_payload()] == ["bar", "hi"]
+
+
+def test_entry_without_started_date_time() -> None:
+    e = _entry()
+    del e["startedDateTime"]
+    assert _one(_har(e)).ts_ns == 0

@@ -290,12 +290,8 @@ def _entry_to_exchange(entry: Any, index: int, path: str) -> Exchange:
         if isinstance(post.get("text"), str):
             body = _content_body(post["text"], _str(post, "encoding") or None)
         elif isinstance(post.get("params"), list):
-            params = [
-                (str(p.get("name", "")), str(p.get("value", "")))
-                for p in post["params"]
-                if isinstance(p, dict)
-            ]
-            body = urlencode(params).encode()
+            params = [p for p in post["params"] if isinstance(p, dict)]
+            body = _params_body(params, _str(post, "mimeType"), headers)
             if params:
                 meta["har.request_body"] = "rebuilt_from_params"
         body = _encoded(body, headers, meta, "request")
@@ -374,6 +370,37 @@ def _response(
         ts_first_ns=first,
         ts_last_ns=max(last, first),
     )
+
+
+def _params_body(params: list[dict[str, Any]], mime: str, headers: list[tuple[str, str]]) -> bytes:
+    """A body from ``postData.params``: multipart/form-data (boundary from the Content-Type
+    header, else a new one written into it) or, for anything else, a urlencoded form."""
+    ctype = next((v for k, v in headers if k.lower() == "content-type"), "") or mime
+    if not ctype.lower().startswith("multipart/"):
+        return urlencode(
+            [(str(p.get("name", "")), str(p.get("value", ""))) for p in params]
+        ).encode()
+    m = re.search(r'boundary="?([^";]+)"?', ctype)
+    boundary = m.group(1) if m else "replaygate-" + _stable_id(*(str(p) for p in params))[:24]
+    if m is None:
+        ctype = f"{ctype.split(';')[0]}; boundary={boundary}"
+        headers[:] = [(k, v) for k, v in headers if k.lower() != "content-type"]
+        headers.append(("Content-Type", ctype))
+    out = []
+    for p in params:
+        disp = f'form-data; name="{p.get("name", "")}"'
+        if isinstance(p.get("fileName"), str):
+            disp += f'; filename="{p["fileName"]}"'
+        part = f"--{boundary}\r\nContent-Disposition: {disp}\r\n"
+        if isinstance(p.get("contentType"), str) and p["contentType"]:
+            part += f"Content-Type: {p['contentType']}\r\n"
+        out.append(
+            part.encode("utf-8", "replace")
+            + b"\r\n"
+            + str(p.get("value", "")).encode("utf-8", "replace")
+            + b"\r\n"
+        )
+    return b"".join(out) + f"--{boundary}--\r\n".encode()
 
 
 def _declared_length(headers: list[tuple[str, str]], req: dict[str, Any]) -> int:
