@@ -80,6 +80,8 @@ def short(v: Any, limit: int = _SHORT) -> Any:
         s = orjson.dumps(v, option=orjson.OPT_SORT_KEYS).decode()
     except TypeError:
         s = repr(v)
+    if len(s) <= limit and isinstance(v, dict | list):
+        return v  # small containers stay structured (reports render them as JSON)
     return s if len(s) <= limit else s[:limit] + "…"
 
 

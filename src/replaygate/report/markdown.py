@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
+
 __all__ = ["render_markdown"]
 
 MAX_ROWS = 40
@@ -12,6 +14,11 @@ MAX_ROWS = 40
 
 def _esc(s: Any) -> str:
     return str(s).replace("|", "\\|").replace("\n", " ").replace("<", "&lt;")
+
+
+def _val(v: Any) -> str:
+    text = v if isinstance(v, str) else orjson.dumps(v).decode()
+    return text[:60] + ("…" if len(text) > 60 else "")
 
 
 def _ms(d: dict[str, Any], k: str = "p99") -> str:
@@ -67,7 +74,7 @@ def render_markdown(summary: dict[str, Any]) -> str:
             s = f["samples"][0] if f.get("samples") else {}
             ex = ""
             if s:
-                ex = f": `{_esc(str(s.get('original'))[:60])}` → `{_esc(str(s.get('replayed'))[:60])}`"
+                ex = f": `{_esc(_val(s.get('original')))}` → `{_esc(_val(s.get('replayed')))}`"
             lines.append(
                 f"- `{_esc(ep)}` **{_esc(f['field'])}** {f['kind']} in {f['count']} ({f['rate']:.1%}){ex}"
             )
