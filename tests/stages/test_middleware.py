@@ -316,7 +316,8 @@ def test_type3_messages_for_replayed_responses(tmp_path: Path) -> None:
     assert [e.id for e in released] == ["r1", "r2"]
     lines = log.read_text().splitlines()
     assert lines[:2] == ["1 r1 GET /r HTTP/1.1", "2 r1 HTTP/1.1 200 OK"]
-    assert lines.count("3 r1 HTTP/1.1 503 Service Unavailable") == 2
+    # once because the exchange already held it, twice sent by the replay side
+    assert lines.count("3 r1 HTTP/1.1 503 Service Unavailable") == 3
 
 
 def test_ids_that_cannot_travel_are_replaced(tmp_path: Path) -> None:
@@ -610,3 +611,23 @@ def test_decode_matches_reference(line: bytes) -> None:
             decode_message(line)
         return
     assert decode_message(line) == expected
+
+
+def test_recorded_replayed_responses_are_shown_as_type3(tmp_path: Path) -> None:
+    log = tmp_path / "types.txt"
+    cmd = script(
+        tmp_path,
+        "types.py",
+        f"""
+        with open({str(log)!r}, "w") as f:
+            for fields, meta, payload in messages():
+                f.write(fields[0].decode())
+                f.flush()
+                emit(meta, payload)
+        """,
+    )
+    exs = [make_exchange("GET", f"/{i}", replayed_status=500, id=f"{i:024x}") for i in range(3)]
+    out, c = run(cmd, exs)
+    assert log.read_text() == "123123123"
+    assert [e.replayed.status for e in out if e.replayed] == [500, 500, 500]
+    assert c.notes["middleware.replayed_echo"] == 3 and not c.dropped

@@ -563,11 +563,20 @@ class MiddlewareStage:
             self._pending[wire_id] = e
             self._order.append(e)
             self._inflight_bytes += size
+            # a recording that already holds a replayed response (type 3) shows it too, as
+            # GoReplay's file input does; what comes back for it is ignored
+            replayed = ex.replayed if self.config.send_responses else None
+            if replayed is not None:
+                self._seq += 1
         self._send(1, wire_id, req.ts_first_ns, -1, req.raw, True)
         if resp is not None:
             self._send(
                 2, wire_id, resp.ts_first_ns or resp.ts_last_ns, _latency(req, resp), resp.raw, True
             )
+        if replayed is not None:
+            lat = ex.replay_latency_ns if ex.replay_latency_ns is not None else -1
+            ts = ex.replay_ts_ns or replayed.ts_first_ns
+            self._send(3, wire_id, ts, lat, replayed.raw, True)
         if sparse and self._linger > 0:
             deadline = now + self._linger
             with self._cond:
