@@ -62,6 +62,7 @@ def test_renders_in_chromium(tmp_path: Path) -> None:
     assert '<h1 id="verdict-text">FAIL</h1>' in dom.stdout
     assert dom.stdout.count("<tr") > 5 and "GET /items/{int}" in dom.stdout
     assert "<polyline" in dom.stdout and 'class="ln del"' in dom.stdout
+    assert re.search(r'class="ln add">[^<]*<mark>', dom.stdout)  # the differing part is marked
     shot = tmp_path / "report.png"
     r = chromium(
         tmp_path, "--window-size=1280,1800", "--hide-scrollbars", f"--screenshot={shot}", url
