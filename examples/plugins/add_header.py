@@ -1,6 +1,7 @@
 """Plugin: tag every request sent to staging with ``X-Replayed-By: replaygate``.
 
-A module can be a plugin: its top-level ``request`` function is the hook.
+A module can be a plugin: its top-level ``request`` function is the hook. ``edit_request``
+changes only the lines it must, so every other byte of the request stays as captured.
 
     replaygate replay traffic.gor --target http://staging:8080 \\
         --plugin examples/plugins/add_header.py
@@ -8,17 +9,10 @@ A module can be a plugin: its top-level ``request`` function is the hook.
 
 from __future__ import annotations
 
-from replaygate.model import Exchange, Request
-
-HEADER = "X-Replayed-By"
-VALUE = "replaygate"
+from replaygate.model import Exchange
+from replaygate.stages.rewrite import edit_request
 
 
 def request(ex: Exchange) -> Exchange:
-    req = ex.request
-    headers = [(k, v) for k, v in req.headers if k.lower() != HEADER.lower()]
-    headers.append((HEADER, VALUE))
-    new = req.with_head(" ".join(req.start_line), headers)
-    assert isinstance(new, Request)
-    ex.request = new  # the stage flags the exchange as modified
-    return ex
+    ex.request = edit_request(ex.request, set_headers={"X-Replayed-By": "replaygate"})
+    return ex  # the stage flags the exchange as modified

@@ -243,3 +243,19 @@ def test_url_rewrite_keeps_every_byte_after_the_request_line(rest: bytes, eol: b
     )
     assert out.request.raw == b"GET /v2/x?a=1 HTTP/1.1" + eol + rest
     assert out.request.target == "/v2/x?a=1"
+
+
+def test_edit_request_for_plugins() -> None:
+    from replaygate.stages.rewrite import edit_request
+
+    raw = b"GET /a HTTP/1.1\r\nhost:h\r\nX-Old:  1\r\nAccept: */*\r\n\r\n"
+    req = Request(raw)
+    assert edit_request(req) is req
+    assert edit_request(req, set_headers={"X-Old": "1"}) is req  # already so
+    new = edit_request(req, target="/b?c=1", set_headers={"X-New": "2"}, remove_headers=["accept"])
+    assert new.raw == b"GET /b?c=1 HTTP/1.1\r\nhost:h\r\nX-Old:  1\r\nX-New: 2\r\n\r\n"
+    for bad in ({"Bad Name": "x"}, {"X": "a\r\nInjected: 1"}):
+        with pytest.raises(ValueError):
+            edit_request(req, set_headers=bad)
+    with pytest.raises(ValueError):
+        edit_request(req, target="/a b")

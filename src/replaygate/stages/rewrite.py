@@ -26,6 +26,7 @@ from .filter import _method_target, compile_regex, strings
 __all__ = [
     "RewriteConfig",
     "RewriteStage",
+    "edit_request",
     "expand_template",
     "parse_replacement",
     "set_query_param",
@@ -231,6 +232,30 @@ class RewriteStage:
 
     def close(self) -> Iterable[Exchange]:
         return ()
+
+
+def edit_request(
+    req: Request,
+    *,
+    target: str | None = None,
+    set_headers: Mapping[str, str] | None = None,
+    remove_headers: Iterable[str] = (),
+) -> Request:
+    """A copy of ``req`` with a new target and/or headers set or removed, rebuilding only the
+    lines that change (the helper for plugins: ``ex.request = edit_request(ex.request,
+    set_headers={"X-Env": "staging"})``). Returns ``req`` itself when nothing changes."""
+    head = _Head(req)
+    sets = [(k, v) for k, v in (set_headers or {}).items()]
+    for k, v in sets:
+        if not k or any(c in k for c in " \t\r\n:") or "\r" in v or "\n" in v:
+            raise ValueError(f"bad header {k!r}: {v!r}")
+    fired = head.apply([], sets, {n.lower() for n in remove_headers})
+    if target is not None and target != _method_target(req)[1]:
+        if any(c in target for c in " \t\r\n"):
+            raise ValueError(f"bad target {target!r}")
+        head.set_target(target)
+        fired.append("target")
+    return head.build(req) if fired else req
 
 
 def set_query_param(target: str, name: str, value: str) -> str:
