@@ -178,3 +178,13 @@ def test_text_volatile_tokens_apart_from_lines() -> None:
     d = ResponseDiffer()
     assert [x.key for x in d.diff(a, b)] == [("body:text", "tokens")]
     assert [x.key for x in d.diff(a, c)] == [("body:text", "lines")]
+
+
+def test_deep_nesting_is_bounded() -> None:
+    def nested(v: bytes) -> bytes:
+        return b'{"r": ' + b"[" * 500 + v + b"]" * 500 + b"}"
+
+    d = ResponseDiffer().diff(
+        make_response(200, nested(b"1"), headers=J), make_response(200, nested(b"2"), headers=J)
+    )
+    assert len(d) == 1 and d[0].kind == "changed"

@@ -267,7 +267,9 @@ class ResponseDiffer:
             self._unordered_cache[norm] = hit
         return hit
 
-    def _diff_json(self, a: Any, b: Any, path: str, norm: str, out: list[Difference]) -> None:
+    def _diff_json(
+        self, a: Any, b: Any, path: str, norm: str, out: list[Difference], depth: int = 0
+    ) -> None:
         if len(out) >= self._limit:
             return
         ta = type(a)
@@ -281,27 +283,32 @@ class ResponseDiffer:
             return
         if a == b:
             return
+        if depth >= _MAX_DEPTH:  # pathological nesting: one difference, no deeper recursion
+            out.append(Difference("body:" + norm, "changed", path, a, b))
+            return
         if ta is dict:
-            for k in a:
-                kp = _key_path(k)
-                if k not in b:
-                    out.append(Difference("body:" + norm + kp, "missing", path + kp, a[k], None))
-                elif a[k] != b[k] or type(a[k]) is not type(b[k]):
-                    self._diff_json(a[k], b[k], path + kp, norm + kp, out)
-                if len(out) >= self._limit:
-                    return
+            for k, av in a.items():
+                bv = b.get(k, _MISSING)
+                if bv is _MISSING:
+                    kp = _key_path(k)
+                    out.append(Difference("body:" + norm + kp, "missing", path + kp, av, None))
+                elif av != bv or type(av) is not type(bv):
+                    kp = _key_path(k)
+                    self._diff_json(av, bv, path + kp, norm + kp, out, depth + 1)
+                    if len(out) >= self._limit:
+                        return
             for k in b:
                 if k not in a:
                     kp = _key_path(k)
                     out.append(Difference("body:" + norm + kp, "extra", path + kp, None, b[k]))
             return
         if ta is list:
-            self._diff_list(a, b, path, norm, out)
+            self._diff_list(a, b, path, norm, out, depth)
             return
         out.append(Difference("body:" + norm, "changed", path, a, b))
 
     def _diff_list(
-        self, a: list[Any], b: list[Any], path: str, norm: str, out: list[Difference]
+        self, a: list[Any], b: list[Any], path: str, norm: str, out: list[Difference], depth: int
     ) -> None:
         if self._unordered(norm):
             ca = sorted(_canon(x) for x in a)
@@ -327,12 +334,13 @@ class ResponseDiffer:
         inorm = norm + "[*]"
         for i, (x, y) in enumerate(zip(a, b, strict=False)):
             if x != y or type(x) is not type(y):
-                self._diff_json(x, y, f"{path}[{i}]", inorm, out)
+                self._diff_json(x, y, f"{path}[{i}]", inorm, out, depth + 1)
                 if len(out) >= self._limit:
                     return
 
 
 _NUM = (int, float)
+_MAX_DEPTH = 64
 
 
 def _jtype(v: Any) -> str:
