@@ -399,3 +399,19 @@ def test_incomplete_requests_are_skipped_and_counted(server: TestServer) -> None
     out, st = replay([cut, gap, ok], cfg(server.url))
     assert [e.request.target for e in out] == ["/ok"]
     assert st.dropped["incomplete_request"] == 2 and st.sent == 1
+
+
+def test_live_replayer_stats_snapshot_from_another_thread(server: TestServer) -> None:
+    lr = LiveReplayer(cfg(server.url))
+    lr.start()
+    for ex in gets([f"/snap/{i}" for i in range(20)]):
+        lr.submit(ex)
+    import time
+
+    deadline = time.monotonic() + 10
+    while lr.stats.answered < 20 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    snap = lr.stats
+    assert snap.answered == 20 and snap.latency_p50_ms > 0
+    final = lr.close(timeout=5)
+    assert final.sent == 20 and lr.stats is final

@@ -8,6 +8,8 @@ exchanges wait, it drops and counts (``stats.dropped["backpressure"]``) instead 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import copy
 import threading
 from collections.abc import Sequence
 
@@ -50,11 +52,33 @@ class LiveReplayer:
         self._stop = threading.Event()
         self._error: BaseException | None = None
         self._stats = ReplayStats()
+        self._final: ReplayStats | None = None
 
     @property
     def stats(self) -> ReplayStats:
-        """Live counters (a snapshot is good enough for a periodic stats line)."""
-        return self._engine.stats if self._engine is not None else self._stats
+        """A consistent snapshot (rates and percentiles computed on the engine's thread, so
+        other threads can print a periodic stats line); the final stats after ``close``."""
+        eng, loop = self._engine, self._loop
+        if eng is None:
+            return self._stats
+        if self._final is not None:
+            return self._final
+        if loop is None or loop.is_closed() or threading.current_thread() is self._thread:
+            return eng.stats
+        fut: concurrent.futures.Future[ReplayStats] = concurrent.futures.Future()
+
+        def snap() -> None:
+            try:
+                eng._finish_stats()
+                fut.set_result(copy.deepcopy(eng.stats))
+            except BaseException as e:
+                fut.set_exception(e)
+
+        try:
+            loop.call_soon_threadsafe(snap)
+            return fut.result(timeout=1.0)
+        except (RuntimeError, TimeoutError, concurrent.futures.TimeoutError):
+            return eng.stats
 
     def start(self) -> None:
         if self._thread is not None:
@@ -96,7 +120,8 @@ class LiveReplayer:
         eng, loop = self._engine, self._loop
         if eng is None or loop is None or self._closing or loop.is_closed():
             with self._lock:
-                self.stats.dropped["not_running"] += 1
+                target = self._final or (eng.stats if eng is not None else self._stats)
+                target.dropped["not_running"] += 1
             return False
         with self._lock:
             if self._in_transit + len(eng._live) >= self.max_queue:
@@ -140,4 +165,6 @@ class LiveReplayer:
                 self.sink.close()
         if self._error is not None:
             raise self._error
+        if self._engine is not None and not (self._thread and self._thread.is_alive()):
+            self._final = self._engine.stats
         return self.stats
