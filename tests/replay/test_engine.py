@@ -415,3 +415,17 @@ def test_live_replayer_stats_snapshot_from_another_thread(server: TestServer) ->
     assert snap.answered == 20 and snap.latency_p50_ms > 0
     final = lr.close(timeout=5)
     assert final.sent == 20 and lr.stats is final
+
+
+@pytest.mark.xfail(
+    reason="formats.gor.read_exchanges releases the first exchange before its type-3 record "
+    "arrives (3 not seen yet), so its replayed response reads back as an orphan (reported)",
+    strict=False,
+)
+def test_output_file_reads_back_with_replayed_responses(server: TestServer, tmp_path: Path) -> None:
+    from replaygate.formats import open_reader
+
+    path = tmp_path / "out.gor"
+    run_replay(gets(["/json"] * 5), cfg(server.url), sink=GorWriter(path))
+    back = list(open_reader(path))
+    assert len(back) == 5 and all(e.replayed is not None for e in back)
