@@ -152,3 +152,24 @@ def test_whole_message_samples_bounded_per_endpoint() -> None:
     assert len(samples) == 40 * 3
     assert sum(1 for s in samples if "original_response" in s) <= MAX_FULL_SAMPLES * 40
     assert len({s["id"] for s in samples if "original_response" in s}) <= MAX_FULL_SAMPLES
+
+
+def test_host_rewritten_by_the_replay_is_not_a_difference() -> None:
+    from replaygate.testing import make_exchange
+
+    c = Comparator()
+    for i in range(3):
+        ex = make_exchange(
+            "GET",
+            f"/r/{i}",
+            status=302,
+            response_headers=[("Location", "http://example.test/next")],
+            response_body=b'{"self": "http://example.test/r"}',
+            replayed_status=302,
+            replayed_headers=[("Location", "http://127.0.0.1:8080/next")],
+            replayed_body=b'{"self": "http://127.0.0.1:8080/r", "x": 1}',
+        )
+        ex.meta["target"] = "http://127.0.0.1:8080"
+        c.add(ex)
+    f = judge(c.result(), GateConfig()).summary()["endpoints"][0]["fields"]
+    assert [(x["field"], x["kind"]) for x in f] == [("body:$.x", "extra")]

@@ -111,3 +111,22 @@ def test_identical_copy_passes_with_noise(two_httpbins: tuple[_Server, _Server])
         assert e["diff_rate"] == 0, e
         assert e["latency_ms"]["replayed"]["count"] > 0
     assert eps["GET /delay/0.1"]["latency_ms"]["replayed"]["p50"] >= 100
+
+
+def test_identical_copy_passes_without_baseline(two_httpbins: tuple[_Server, _Server]) -> None:
+    """No second copy: volatility is learned from repeated requests, and what differs only
+    because the replay sent another Host (echoed Host, absolute URLs) is not a difference."""
+    from replaygate.replay import ReplayConfig, run_replay
+
+    a, b = two_httpbins
+    recorded = record(a.port)
+    sink = CompareSink()
+    run_replay(
+        recorded, ReplayConfig(targets=[f"http://127.0.0.1:{b.port}"], max_speed=True), sink=sink
+    )
+    s = judge(sink.comparator.result(), GateConfig()).summary()
+    assert s["verdict"] == "pass", s["reasons"]
+    noise = {(e["endpoint"], f["field"]) for e in s["endpoints"] for f in e["noise_fields"]}
+    assert ("GET /uuid", "body:$.uuid") in noise
+    fields = {f["field"] for e in s["endpoints"] for f in e["fields"]}
+    assert "body:$.headers.Host" not in fields and "body:$.url" not in fields

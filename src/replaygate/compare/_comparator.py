@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections import Counter
 from typing import Any
+from urllib.parse import urlsplit
 
 import orjson
 
@@ -261,7 +262,7 @@ class Comparator:
         rc = status_class(rep.status)
         (st.base_status if is_base else st.status)[f"{oc}>{rc}"] += 1
         new5 = rep.status >= 500 and not orig.status >= 500
-        diffs = self._differ.diff(orig, rep)
+        diffs = self._differ.diff(orig, rep, _host_rewrite(ex))
         if is_base:
             st.base_compared += 1
             st.base_new_5xx += new5
@@ -443,6 +444,20 @@ class Comparator:
             config=self.config,
             sources=list(self.sources),
         )
+
+
+def _host_rewrite(ex: Exchange) -> tuple[str, str] | None:
+    """(authority the replay sent, authority of the capture), when the replay rewrote Host."""
+    target = ex.meta.get("target")
+    if not target:
+        return None
+    orig = ex.request.host
+    if not orig:
+        return None
+    u = urlsplit(target)
+    if not u.netloc:
+        return None
+    return (u.netloc, orig) if u.netloc != orig else None
 
 
 def _response_text(resp: Response | None, lim: int) -> str:

@@ -136,11 +136,24 @@ class ResponseDiffer:
         self._unordered_glob = [p for p in pats if _has_glob(p)]
         self._unordered_cache: dict[str, bool] = {}
         self._limit = self.config.max_diffs_per_exchange
+        self._rw: tuple[str, str] | None = None
 
     # -- public -------------------------------------------------------------------------
-    def diff(self, a: Response | None, b: Response | None) -> list[Difference]:
+    def diff(
+        self,
+        a: Response | None,
+        b: Response | None,
+        host_rewrite: tuple[str, str] | None = None,
+    ) -> list[Difference]:
         """Differences from original ``a`` to replayed ``b`` (missing responses are one
-        ``status`` difference)."""
+        ``status`` difference).
+
+        ``host_rewrite = (replayed_authority, original_authority)``: the replay sent another
+        Host than the capture, so a replayed value that equals the original once the replay's
+        authority is written back (``Location: http://staging:8080/x``, an echoed Host, an
+        absolute URL in JSON) is not a difference.
+        """
+        self._rw = host_rewrite if host_rewrite and host_rewrite[0] != host_rewrite[1] else None
         if a is None or b is None:
             if a is None and b is None:
                 return []
@@ -169,10 +182,18 @@ class ResponseDiffer:
         hb = _header_map(b.headers)
         if ha == hb:
             return
+        rw = self._rw
         for name in sorted(ha.keys() | hb.keys()):
             va = ha.get(name)
             vb = hb.get(name)
             if va == vb:
+                continue
+            if (
+                rw is not None
+                and va is not None
+                and vb is not None
+                and tuple(sorted(v.replace(rw[0], rw[1]) for v in vb)) == va
+            ):
                 continue
             f = "header:" + name
             if va is None:
@@ -198,6 +219,10 @@ class ResponseDiffer:
         if ka == "json":
             self._diff_json(va, vb, "$", "$", out)
         elif ka == "text":
+            if self._rw is not None:
+                vb = vb.replace(self._rw[0], self._rw[1])
+                if va == vb:
+                    return
             self._diff_text(va, vb, out)
         else:
             out.append(
@@ -282,6 +307,8 @@ class ResponseDiffer:
             out.append(Difference("body:" + norm, "type", path, _jtype(a), _jtype(b)))
             return
         if a == b:
+            return
+        if ta is str and self._rw is not None and b.replace(self._rw[0], self._rw[1]) == a:
             return
         if depth >= _MAX_DEPTH:  # pathological nesting: one difference, no deeper recursion
             out.append(Difference("body:" + norm, "changed", path, a, b))
