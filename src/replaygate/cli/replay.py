@@ -419,8 +419,12 @@ def command(files: tuple[str, ...], **options: Any) -> None:
         if not os.path.exists(f):
             raise InputError("no such file", path=f)
     output = options.get("output")
-    if output:
-        format_of(output)
+    if output and format_of(output) == "har":
+        click.echo(
+            "replaygate: note: .har keeps one response per entry (the original): "
+            "write .gor or .jsonl to keep the replayed responses for compare",
+            err=True,
+        )
     reports = any(options.get(k) for k in ("json", "junit", "markdown", "html", "report"))
     comparator = None
     if reports:
@@ -512,9 +516,12 @@ def _run_workers(
     stages_from_options(options, cfg_data)  # validate the flags before forking
     need_parts = bool(output) or comparator is not None
     tmpdir = tempfile.mkdtemp(prefix="rg-replay-") if need_parts else None
-    ext = ".gor"
-    if output and format_of(output) == "gor":
-        ext = os.path.basename(output)[len(os.path.basename(output).split(".")[0]) :]
+    # Parts are .jsonl (lossless, reads back exactly) unless a .gor output needs no reading
+    # back: then .gor parts are concatenated byte for byte.
+    ext = ".jsonl"
+    if output and format_of(output) == "gor" and comparator is None:
+        base = os.path.basename(output)
+        ext = base[len(base.split(".")[0]) :]
     parts = [os.path.join(tmpdir, f"part{i}{ext}") for i in range(rc.workers)] if tmpdir else []
 
     def source_factory() -> Iterable[Exchange]:
@@ -551,8 +558,11 @@ def _run_workers(
 
 
 def _merge_parts(parts: Sequence[str], output: str) -> None:
-    if format_of(output) == "gor":
-        # .gor, .gor.gz (multi-member gzip) and .gor.zst (multi-frame) concatenate cleanly
+    """One output from the workers' parts: byte concatenation when the formats agree (.gor,
+    .gor.gz multi-member, .gor.zst multi-frame, .jsonl lines), else read and write again."""
+    fmt = format_of(output)
+    same = all(format_of(p) == fmt and _compression(p) == _compression(output) for p in parts)
+    if same and fmt in ("gor", "jsonl"):
         with open(output, "wb") as out:
             for p in parts:
                 with open(p, "rb") as f:
@@ -565,3 +575,7 @@ def _merge_parts(parts: Sequence[str], output: str) -> None:
                 w.write(ex)
     finally:
         w.close()
+
+
+def _compression(path: str) -> str:
+    return next((c for c in (".gz", ".zst") if path.endswith(c)), "")
