@@ -146,3 +146,15 @@ def test_report_flags_compare_on_the_fly(nginx: NginxServer, tmp_path: Path) -> 
     assert "replaygate: PASS" in text or "replaygate: FAIL" in text
     for name in ("report.json", "report.xml", "report.md", "report.html"):
         assert (rep / name).is_file(), name
+
+
+def test_workers_jsonl_output_reads_back_whole(nginx: NginxServer, tmp_path: Path) -> None:
+    from replaygate.formats import open_reader
+
+    src = write_gor(tmp_path / "in.gor", 12)
+    out = tmp_path / "out.jsonl"
+    code, text = run(str(src), "-t", nginx.url, "--max", "--workers", "2", "-o", str(out))
+    assert code == 0, text
+    back = list(open_reader(out))
+    assert len(back) == 12 and all(e.replayed is not None for e in back)
+    assert sorted(e.id for e in back) == [f"{i:040x}" for i in range(12)]
