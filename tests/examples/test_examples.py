@@ -159,3 +159,21 @@ def test_real_goreplay_recording_filters_and_sampling(corpus: Path) -> None:
         run_pipeline(exs, stages_from_options(opts), sink)
         kept.append(len(sink.exchanges))
     assert kept[0] == kept[1] and kept[0] in (0, 101) and kept[2] == 101
+
+
+def test_gor_package_limit_binary_bodies_are_dropped_and_counted(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """The documented limit of the PyPI ``gor`` package: it decodes payloads as UTF-8, so a
+    binary body makes it drop the message. replaygate counts the drop and shows its stderr."""
+    pytest.importorskip("gor")
+    exs = [
+        make_exchange("POST", "/v1/img", request_body=b"\xff\xd8\xff\xe0binary", id="b" * 24),
+        make_exchange("GET", "/v1/ok", id="c" * 24),
+    ]
+    sink = MemorySink()
+    stage = MiddlewareStage(MiddlewareConfig(command=MIDDLEWARE["gor_rewrite.py"]))
+    c = run_pipeline(exs, [stage], sink)
+    assert [e.request.target for e in sink.exchanges] == ["/v2/ok"]
+    assert c.dropped["middleware"] == 1
+    assert "[middleware] Error while parsing incoming request" in capfd.readouterr().err
