@@ -18,7 +18,7 @@ from urllib.parse import quote, quote_plus
 import orjson
 
 from ..model import HTTPMessage, Request, decode_content
-from ._detectors import FieldMatcher, TextScanner
+from ._detectors import FieldMatcher, Finding, TextScanner
 from ._mask_body import (
     JsonPath,
     PathPart,
@@ -33,6 +33,7 @@ from ._mask_fp import REDACT_RE, Keyed, fp_is_pseudonym
 __all__ = ["Masker", "Rules"]
 
 Recorder = Callable[[str, str, bool], None]
+Loc = str | Callable[[], str]  # a location, or how to build it (only when something is found)
 M = TypeVar("M", bound=HTTPMessage)
 
 #: JWT claims that identify a person or a session, pseudonymized inside masked tokens
@@ -92,17 +93,19 @@ class Masker:
         self.k = Keyed(key)
         self.record: Recorder = record or (lambda rule, loc, masked: None)
         self._jwt_fields = rules.fields.extended(JWT_CLAIMS)
+        self._named_cache: dict[str, str | bool] = {}
 
     # == values ============================================================================
-    def is_masked(self, value: str) -> bool:
-        """True for anything this engine (with any key) could have produced."""
+    def is_masked(self, value: str, whole: str | bool | None = False) -> bool:
+        """True for anything this engine (with any key) could have produced. ``whole``:
+        the detector matching all of ``value`` when the caller already knows it."""
         if REDACT_RE.fullmatch(value) or fp_is_pseudonym(value):
             return True
         scheme, _, cred = value.partition(" ")
         if cred and scheme.lower() in ("bearer", "basic", "token") and self.is_masked(cred):
             return True
-        rule = self.rules.scanner.whole(value)
-        return rule is not None and self._detector_masked(rule, value)
+        rule = self.rules.scanner.whole(value) if whole is False else whole
+        return isinstance(rule, str) and self._detector_masked(rule, value)
 
     def _detector_masked(self, rule: str, v: str) -> bool:
         k = self.k
@@ -155,7 +158,7 @@ class Masker:
             return self.k.redact(value)
         return self._detector_pseudonym(rule, value)
 
-    def named(self, value: str, kind: str, name: str, loc: str) -> str | None:
+    def named(self, value: str, kind: str, name: str, loc: Loc) -> str | None:
         """Mask a value that is secret because of *where* it is (header, cookie, field...).
 
         Keeps a known format when the whole value has one (an e-mail stays an e-mail, a JWT a
@@ -164,32 +167,47 @@ class Masker:
         if not value:
             return value
         rule = kind
-        if self.is_masked(value):
-            self.record(rule, loc, True)
+        cached = self._named_cache.get(value)
+        whole = self.rules.scanner.whole(value) if cached is None else False
+        if cached is True or (cached is None and self.is_masked(value, whole)):
+            self._remember(value, True)
+            self.record(rule, _loc(loc), True)
             return value
-        self.record(rule, loc, False)
+        self.record(rule, _loc(loc), False)
         action = self.rules.action(kind, name)
         if action == "drop":
             return None
         if action == "redact":
             return self.k.redact(value)
+        if isinstance(cached, str):
+            return cached
         scheme, sp, cred = value.partition(" ")
         if sp and cred and scheme.lower() in ("bearer", "basic", "token"):
             if scheme.lower() == "basic":
-                return f"{scheme} {self.k.basic(cred.strip())}"
-            return f"{scheme} {self._opaque(cred.strip())}"
-        return self._opaque(value)
+                out = f"{scheme} {self.k.basic(cred.strip())}"
+            else:
+                out = f"{scheme} {self._opaque(cred.strip())}"
+        else:
+            out = self._opaque(value, whole)
+        self._remember(value, out)
+        return out
 
-    def _opaque(self, value: str) -> str:
-        det = self.rules.scanner.whole(value)
-        if det is not None and det not in ("bearer", "basic"):
+    def _remember(self, value: str, result: str | bool) -> None:
+        """Values repeat (a session cookie on every request): remember what they mask to."""
+        if len(self._named_cache) >= 50_000:
+            self._named_cache.clear()
+        self._named_cache[value] = result
+
+    def _opaque(self, value: str, whole: str | bool | None = False) -> str:
+        det = self.rules.scanner.whole(value) if whole is False else whole
+        if isinstance(det, str) and det not in ("bearer", "basic"):
             return self._detector_pseudonym(det, value)
         if value.startswith("eyJ") and value.count(".") == 2:
             return self.jwt(value)
         return self.k.fp(value)
 
     # == text ===============================================================================
-    def text(self, text: str, loc: str) -> str | None:
+    def text(self, text: str, loc: Loc) -> str | None:
         """Mask detector findings (and ``field=value`` pairs) in free text; None if unchanged."""
         out: list[str] = []
         pos = 0
@@ -202,10 +220,10 @@ class Masker:
                 new = self.named(v, "field", "", loc)
                 new = "" if new is None else new
             elif self._detector_masked(f.rule, v):
-                self.record(f.rule, loc, True)
+                self.record(f.rule, _loc(loc), True)
                 continue
             else:
-                self.record(f.rule, loc, False)
+                self.record(f.rule, _loc(loc), False)
                 new = self._apply(self.rules.action(f.rule), f.rule, v) or ""
             if new != v:
                 out.append(text[pos : f.start])
@@ -223,8 +241,18 @@ class Masker:
         r = self.json_doc(text, loc)
         return r if isinstance(r, str) else None
 
-    def json_doc(self, text: str, loc: str, fields: FieldMatcher | None = None) -> str | bool:
-        """The masked document, or False when ``text`` is not JSON, True when unchanged."""
+    def json_doc(
+        self,
+        text: str,
+        loc: str,
+        fields: FieldMatcher | None = None,
+        hits: frozenset[str] | None = None,
+    ) -> str | bool:
+        """The masked document, or False when ``text`` is not JSON, True when unchanged.
+
+        ``hits``: when the text has no escapes, every detector match in the raw text and the
+        string that encloses it; other string values are then not scanned (the fast path).
+        """
         try:
             doc = orjson.loads(text.encode("utf-8", "surrogateescape"))
         except orjson.JSONDecodeError:
@@ -232,11 +260,17 @@ class Masker:
                 doc = json.loads(text)
             except ValueError:
                 return False
-        new, changed = self._walk(doc, [], loc, fields or self.rules.fields, False)
+        new, changed = self._walk(doc, [], loc, fields or self.rules.fields, False, hits)
         return _dumps(new) if changed else True
 
     def _walk(
-        self, node: Any, path: list[PathPart], loc: str, fields: FieldMatcher, secret: bool
+        self,
+        node: Any,
+        path: list[PathPart],
+        loc: str,
+        fields: FieldMatcher,
+        secret: bool,
+        hits: frozenset[str] | None = None,
     ) -> tuple[Any, bool]:
         if isinstance(node, dict):
             changed = False
@@ -244,7 +278,7 @@ class Masker:
             for key, val in node.items():
                 p = [*path, key]
                 sec = secret or self._secret_key(key, p, fields)
-                new, ch = self._walk(val, p, loc, fields, sec)
+                new, ch = self._walk(val, p, loc, fields, sec, hits)
                 if new is _DROP:
                     changed = True
                     continue
@@ -257,24 +291,29 @@ class Masker:
             for i, val in enumerate(node):
                 p = [*path, i]
                 sec = secret or (bool(self.rules.json_paths) and self._path_rule(p))
-                new, ch = self._walk(val, p, loc, fields, sec)
+                new, ch = self._walk(val, p, loc, fields, sec, hits)
                 if new is _DROP:
                     changed = True
                     continue
                 lst.append(new)
                 changed |= ch
             return (lst if changed else node), changed
-        where = f"{loc}.json:{path_text(path)}"
         if isinstance(node, bool) or node is None:
             return node, False
+
+        def where() -> str:
+            return f"{loc}.json:{path_text(path)}"
+
         if isinstance(node, str):
             if secret:
                 name = next((p for p in reversed(path) if isinstance(p, str)), "")
                 new = self.named(node, "field", name, where)
                 return (_DROP if new is None else new), new != node
+            if hits is not None and node not in hits:
+                return node, False
             s = node.lstrip()[:1]
             if s in ("{", "[") and len(node) > 1:
-                nested = self.json_doc(node, where, fields)
+                nested = self.json_doc(node, where(), fields)
                 if isinstance(nested, str):
                     return nested, True
                 if nested is True:
@@ -285,7 +324,11 @@ class Masker:
             if secret:
                 name = next((p for p in reversed(path) if isinstance(p, str)), "")
                 return self._named_number(node, name, where)
-            if 13 <= len(str(node)) <= 19 and "card" in self.rules.scanner.detectors:
+            if (
+                13 <= len(str(node)) <= 19
+                and "card" in self.rules.scanner.detectors
+                and (hits is None or str(node) in hits)
+            ):
                 t = self.text(str(node), where)
                 if t is not None and t.isdigit():
                     return int(t), True
@@ -296,12 +339,12 @@ class Masker:
             return (_DROP if new is None else new), True
         return node, False
 
-    def _named_number(self, node: int, name: str, where: str) -> tuple[Any, bool]:
+    def _named_number(self, node: int, name: str, where: Loc) -> tuple[Any, bool]:
         text = str(node)
         if fp_is_pseudonym(text):
-            self.record("field", where, True)
+            self.record("field", _loc(where), True)
             return node, False
-        self.record("field", where, False)
+        self.record("field", _loc(where), False)
         action = self.rules.action("field", name)
         if action == "drop":
             return _DROP, True
@@ -421,7 +464,8 @@ class Masker:
             ln = name.lower()
             loc = f"{side}.header:{name}"
             new: str | None
-            if ln in r.keep_headers or ln in _SKIP_HEADERS:
+            value = value.strip()
+            if not value or ln in r.keep_headers or ln in _SKIP_HEADERS:
                 new = value
             elif ln in ("cookie", "set-cookie") and (ln in r.headers or r.cookies):
                 if ln in r.headers and r.action("header", ln) == "drop":
@@ -512,9 +556,11 @@ class Masker:
             new = None if m is None else m.encode("utf-8", "surrogateescape")
         elif kind == "json":
             t = data.decode("utf-8", "surrogateescape")
-            if not (self.rules.json_paths or self._maybe_json_secret(t)):
+            found = list(self.rules.scanner.findings(t))
+            escaped = "\\" in t
+            if not (found or escaped or self.rules.json_paths or self.rules.fields.mentioned(t)):
                 return None
-            j = self.json_doc(t, side)
+            j = self.json_doc(t, side, hits=None if escaped else _enclosing(t, found))
             if j is True:
                 return None
             if j is False:  # not JSON after all: scan it as text
@@ -531,11 +577,6 @@ class Masker:
             except ValueError:
                 return new
         return new
-
-    def _maybe_json_secret(self, t: str) -> bool:
-        if "\\u" in t or self.rules.scanner.might_match(t):
-            return True
-        return self.rules.fields.mentioned(t)
 
     def _text_bytes(self, data: bytes, loc: str) -> bytes | None:
         t = self.text(data.decode("utf-8", "surrogateescape"), loc)
@@ -572,6 +613,23 @@ class _Drop:
 _DROP: Any = _Drop()
 
 
+def _enclosing(t: str, found: list[Finding]) -> frozenset[str]:
+    """Each match and the JSON string around it (``t`` has no escapes, so the quotes before
+    and after a match delimit the string value that holds it)."""
+    out: set[str] = set()
+    for f in found:
+        out.add(t[f.start : f.end])
+        qs = t.rfind('"', 0, f.start)
+        qe = t.find('"', f.end)
+        if qs >= 0 and qe >= 0:
+            out.add(t[qs + 1 : qe])
+    return frozenset(out)
+
+
+def _loc(loc: Loc) -> str:
+    return loc if isinstance(loc, str) else loc()
+
+
 def _token_keep(rule: str, v: str) -> int:
     if rule == "github_token":
         return 11 if v.startswith("github_pat_") else 4
@@ -581,7 +639,7 @@ def _token_keep(rule: str, v: str) -> int:
 
 
 def _quote_value(s: str) -> str:
-    return quote_plus(s, safe="@:,/*!$'()~")
+    return quote_plus(s, safe="@:,/*!$'()~", errors="surrogateescape")
 
 
 def _boundary(ctype: str) -> str:

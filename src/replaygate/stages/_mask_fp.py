@@ -60,10 +60,20 @@ def _cls(ch: str) -> str | None:
     return None
 
 
+_CLS_TABLE = {
+    i: ("d" if chr(i).isdigit() else "l" if chr(i).islower() else "u" if chr(i).isupper() else ".")
+    for i in range(128)
+}
+_BITS = {"d": math.log2(10), "l": math.log2(26), "u": math.log2(26)}
+
+
 def _layout(chars: list[str], keep: int) -> tuple[list[int], list[int]]:
     """Positions of the checksum (tag) and of the keyed body for a candidate of this shape."""
-    pos = [i for i in range(keep, len(chars)) if _cls(chars[i]) is not None]
-    bits = sum(math.log2(len(_CLASS[_cls(chars[i]) or "l"])) for i in pos)
+    cls = "".join(chars).translate(_CLS_TABLE)
+    pos = [i for i, c in enumerate(cls) if c in _BITS and i >= keep]
+    rest = cls[keep:]
+    n_digits = rest.count("d")
+    bits = n_digits * _BITS["d"] + (len(pos) - n_digits) * _BITS["l"]
     target = min(30.0, max(16.0, bits / 2))
     tag: list[int] = []
     got = 0.0
@@ -71,7 +81,7 @@ def _layout(chars: list[str], keep: int) -> tuple[list[int], list[int]]:
         if got >= target:
             break
         tag.append(i)
-        got += math.log2(len(_CLASS[_cls(chars[i]) or "l"]))
+        got += _BITS[cls[i]]
     if got < target:
         return [], pos
     tagset = set(tag)
@@ -79,8 +89,10 @@ def _layout(chars: list[str], keep: int) -> tuple[list[int], list[int]]:
 
 
 def _checksum(chars: list[str], tag: list[int]) -> list[str]:
-    tagset = set(tag)
-    rest = "".join("\x00" if i in tagset else c for i, c in enumerate(chars))
+    blank = list(chars)
+    for i in tag:
+        blank[i] = "\x00"
+    rest = "".join(blank)
     n = int.from_bytes(
         hashlib.sha256(b"rg-fp1\x00" + rest.encode("utf-8", "surrogatepass")).digest(), "big"
     )
