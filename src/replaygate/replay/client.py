@@ -19,7 +19,7 @@ import socket
 import ssl
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import cast
 
 import httptools
@@ -47,7 +47,7 @@ class Result:
     raw: bytes | None = None
     head_len: int = 0
     status: int = 0
-    interim: list[bytes] = field(default_factory=list)
+    interim: tuple[bytes, ...] = ()  # 1xx heads before the final response (rare)
     error: str | None = None
     sent_ns: int = 0  # wall clock, first byte written
     sent_perf: int = 0  # perf counter, first byte written
@@ -197,7 +197,7 @@ class Connection(asyncio.Protocol):
             if end < 0:
                 end = len(buf)
             assert self._res is not None
-            self._res.interim.append(buf[self._msg_start : end])
+            self._res.interim += (buf[self._msg_start : end],)
             self._msg_start = end
             return
         self._complete = True
@@ -250,7 +250,7 @@ class Connection(asyncio.Protocol):
             status = _status_of(buf[self._msg_start : self._msg_start + 16])
             if 100 <= status < 200 and status != 101:
                 assert self._res is not None
-                self._res.interim.append(buf[self._msg_start : end])
+                self._res.interim += (buf[self._msg_start : end],)
                 self._msg_start = end
                 continue
             self._chunks = [buf[:end]]
