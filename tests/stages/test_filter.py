@@ -185,3 +185,10 @@ def test_fast_request_line_matches_the_model(raw: bytes) -> None:
 
     req = Request(raw)
     assert _method_target(req) == (req.method, req.target)
+
+
+def test_path_rules_see_the_path_of_absolute_form_targets() -> None:
+    ex = Exchange(id="p", request=Request(b"GET http://proxy.test/api/x?y=1 HTTP/1.1\r\n\r\n"))
+    assert FilterStage(FilterConfig(allow_url=[r"^/api/x\?y=1$"])).reason(ex) is None
+    assert FilterStage(FilterConfig(deny_url=["^http"])).reason(ex) is None  # not the origin
+    assert FilterStage(FilterConfig(deny_url=["^http://proxy"], url_match="full")).reason(ex)

@@ -259,3 +259,23 @@ def test_edit_request_for_plugins() -> None:
             edit_request(req, set_headers=bad)
     with pytest.raises(ValueError):
         edit_request(req, target="/a b")
+
+
+@pytest.mark.parametrize(
+    ("target", "expected"),
+    [
+        ("http://proxy.test/v1/a?x=1", "http://proxy.test/v2/a?x=1&k=v"),
+        ("http://proxy.test", "http://proxy.test/?k=v"),
+        ("/v1/a", "/v2/a?k=v"),
+    ],
+)
+def test_absolute_form_targets_are_rewritten_on_their_path(target: str, expected: str) -> None:
+    ex = Exchange(id="a", request=Request(f"GET {target} HTTP/1.1\r\nHost: h\r\n\r\n".encode()))
+    out = _run(RewriteConfig(rewrite_url=["^/v1/:/v2/"], set_param=["k=v"]), ex)
+    assert out.request.target == expected
+
+
+def test_header_rule_on_absolute_form_keeps_the_target() -> None:
+    raw = b"GET http://proxy.test HTTP/1.1\r\nHost: h\r\n\r\n"
+    out = _run(RewriteConfig(set_header=["X-A: 1"]), Exchange(id="b", request=Request(raw)))
+    assert out.request.target == "http://proxy.test"

@@ -35,6 +35,7 @@ __all__ = [
     "compile_regex",
     "full_url",
     "parse_header_rule",
+    "split_origin",
     "strings",
 ]
 
@@ -181,7 +182,7 @@ class FilterStage:
             if self._allow_method and m not in self._allow_method:
                 return "allow-method"
         if self._deny_url or self._allow_url:
-            url = full_url(ex) if self._full else target
+            url = full_url(ex) if self._full else split_origin(target)[1]
             if any(rx.search(url) for rx in self._deny_url):
                 return "deny-url"
             if self._allow_url and not any(rx.search(url) for rx in self._allow_url):
@@ -210,6 +211,15 @@ class FilterStage:
 
     def close(self) -> Iterable[Exchange]:
         return ()
+
+
+def split_origin(target: str) -> tuple[str, str]:
+    """``("http://host", "/path?q")`` for an absolute-form target (proxy traffic), else
+    ``("", target)``: URL rules see path?query whatever form the request used."""
+    if "://" in target[:12]:
+        i = target.find("/", target.find("://") + 3)
+        return (target, "/") if i < 0 else (target[:i], target[i:])
+    return "", target
 
 
 def _method_target(req: Request) -> tuple[str, str]:

@@ -21,7 +21,7 @@ from urllib.parse import quote
 from ..errors import ConfigError
 from ..model import Exchange, Flag, Request
 from ..pipeline import Counters
-from .filter import _method_target, compile_regex, strings
+from .filter import _method_target, compile_regex, split_origin, strings
 
 __all__ = [
     "RewriteConfig",
@@ -182,7 +182,7 @@ class RewriteStage:
         header lines a rule touches; every other byte (spacing, folded lines, line endings,
         the body and its framing) stays as captured."""
         target = _method_target(req)[1]
-        new_target = target
+        origin, new_target = split_origin(target)  # rules see path?query in every form
         fired: list[str] = []
         for name, value in self._params:
             t = set_query_param(new_target, name, value)
@@ -201,6 +201,8 @@ class RewriteStage:
             fired.extend(head.apply(self._hdr, self._set, self._remove))
         if not fired:
             return req, fired
+        url_fired = "set-param" in fired or "rewrite-url" in fired
+        new_target = origin + new_target if url_fired else target
         if head is None:  # only the target changed: swap the request line, keep every byte after
             line, old_len = _request_line(req, new_target)
             nb = line.encode("latin-1")
