@@ -1,6 +1,10 @@
-"""Request preparation (the only changes made to recorded bytes), config and histogram."""
+"""Request preparation (the only changes made to recorded bytes), config, histogram, and
+response framing against httpbin (a real WSGI app on loopback): gzip, chunked, redirects."""
 
 from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
 
 import pytest
 from hypothesis import given, settings
@@ -8,8 +12,9 @@ from hypothesis import strategies as st
 
 from replaygate.errors import ConfigError
 from replaygate.model import Request
-from replaygate.replay import Histogram, ReplayConfig, Target, parse_ramp
+from replaygate.replay import Histogram, ReplayConfig, Target, parse_ramp, run_replay
 from replaygate.replay.client import make_ssl_context, prepare_request
+from replaygate.testing import MemorySink, make_exchange
 
 
 def prep(raw: bytes, host: bytes | None = b"stage:8080", prefix: bytes = b"") -> bytes:
@@ -148,3 +153,41 @@ def test_histogram_percentiles_and_merge() -> None:
     g.merge(h)
     assert g.count == 20000 and g.percentile(50) == pytest.approx(5000, rel=0.01)
     assert Histogram().percentile(50) == 0
+
+
+@pytest.fixture(scope="module")
+def httpbin_url() -> Iterator[str]:
+    httpbin = pytest.importorskip("httpbin")
+    serving = pytest.importorskip("werkzeug.serving")
+    srv = serving.make_server("127.0.0.1", 0, httpbin.app, threaded=True)
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    try:
+        yield f"http://127.0.0.1:{srv.server_port}"
+    finally:
+        srv.shutdown()
+        srv.server_close()
+        t.join(5)
+
+
+def test_real_app_responses(httpbin_url: str) -> None:
+    paths = ["/gzip", "/stream/5", "/status/304", "/bytes/70000", "/redirect/3",
+             "/absolute-redirect/2", "/get"]  # fmt: skip
+    exs = [make_exchange("GET", p, id=f"{i:040x}") for i, p in enumerate(paths)]
+    exs.append(make_exchange("HEAD", "/get", id="f" * 40))
+    sink = MemorySink()
+    st = run_replay(
+        exs, ReplayConfig(targets=[httpbin_url], max_speed=True, redirects=5), sink=sink
+    )
+    assert not st.errors and st.answered == len(exs)
+    by = {(e.request.method, e.request.target): e.replayed for e in sink.exchanges}
+    assert all(r is not None for r in by.values())
+    gz = by[("GET", "/gzip")]
+    assert gz is not None and b'"gzipped": true' in gz.decoded_body()
+    stream = by[("GET", "/stream/5")]
+    assert stream is not None and stream.body().count(b"\n") == 5
+    assert by[("GET", "/status/304")].status == 304  # type: ignore[union-attr]
+    assert len(by[("GET", "/bytes/70000")].body()) == 70000  # type: ignore[union-attr]
+    for p in ("/redirect/3", "/absolute-redirect/2"):
+        assert by[("GET", p)].status == 200  # type: ignore[union-attr]
+    assert by[("HEAD", "/get")].body() == b""  # type: ignore[union-attr]
