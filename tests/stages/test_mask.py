@@ -579,3 +579,19 @@ def test_request_without_head_or_body_survives() -> None:
     ex = Exchange(id="x", request=make_request("GET", "/"))
     ex.request = type(ex.request)(b"garbage without head")
     assert mask(ex).request.raw == b"garbage without head"
+
+
+def test_json_path_action_kind_and_secret_object_dropped_whole() -> None:
+    doc = {
+        "user": {"name": "Ann Lee"},
+        "credentials": {"password": "pw-1"},
+        "password": {"old": "a1", "new": "b2"},
+    }
+    out = mask(
+        _json_req(doc),
+        json_paths=["$.user.name"],
+        actions={"json": "redact", "field:password": "drop"},
+    )
+    body = json.loads(out.request.body())
+    assert body["user"]["name"].startswith("[redacted:")
+    assert "password" not in body and body["credentials"] == {}

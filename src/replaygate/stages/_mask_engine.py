@@ -260,7 +260,7 @@ class Masker:
                 doc = json.loads(text)
             except ValueError:
                 return False
-        new, changed = self._walk(doc, [], loc, fields or self.rules.fields, False, hits)
+        new, changed = self._walk(doc, [], loc, fields or self.rules.fields, "", hits)
         return _dumps(new) if changed else True
 
     def _walk(
@@ -269,7 +269,7 @@ class Masker:
         path: list[PathPart],
         loc: str,
         fields: FieldMatcher,
-        secret: bool,
+        secret: str,
         hits: frozenset[str] | None = None,
     ) -> tuple[Any, bool]:
         if isinstance(node, dict):
@@ -278,6 +278,10 @@ class Masker:
             for key, val in node.items():
                 p = [*path, key]
                 sec = secret or self._secret_key(key, p, fields)
+                if sec and not secret and self.rules.action(sec, key) == "drop":
+                    self.record(sec, f"{loc}.json:{path_text(p)}", False)
+                    changed = True  # a secret key dropped whole, whatever its value
+                    continue
                 new, ch = self._walk(val, p, loc, fields, sec, hits)
                 if new is _DROP:
                     changed = True
@@ -290,7 +294,7 @@ class Masker:
             lst: list[Any] = []
             for i, val in enumerate(node):
                 p = [*path, i]
-                sec = secret or (bool(self.rules.json_paths) and self._path_rule(p))
+                sec = secret or ("json" if self.rules.json_paths and self._path_rule(p) else "")
                 new, ch = self._walk(val, p, loc, fields, sec, hits)
                 if new is _DROP:
                     changed = True
@@ -307,7 +311,7 @@ class Masker:
         if isinstance(node, str):
             if secret:
                 name = next((p for p in reversed(path) if isinstance(p, str)), "")
-                new = self.named(node, "field", name, where)
+                new = self.named(node, secret, name, where)
                 return (_DROP if new is None else new), new != node
             if hits is not None and node not in hits:
                 return node, False
@@ -323,7 +327,7 @@ class Masker:
         if isinstance(node, int):
             if secret:
                 name = next((p for p in reversed(path) if isinstance(p, str)), "")
-                return self._named_number(node, name, where)
+                return self._named_number(node, secret, name, where)
             if (
                 13 <= len(str(node)) <= 19
                 and "card" in self.rules.scanner.detectors
@@ -335,28 +339,28 @@ class Masker:
             return node, False
         if isinstance(node, float) and secret:
             name = next((p for p in reversed(path) if isinstance(p, str)), "")
-            new = self.named(repr(node), "field", name, where)
+            new = self.named(repr(node), secret, name, where)
             return (_DROP if new is None else new), True
         return node, False
 
-    def _named_number(self, node: int, name: str, where: Loc) -> tuple[Any, bool]:
+    def _named_number(self, node: int, kind: str, name: str, where: Loc) -> tuple[Any, bool]:
         text = str(node)
         if fp_is_pseudonym(text):
-            self.record("field", _loc(where), True)
+            self.record(kind, _loc(where), True)
             return node, False
-        self.record("field", _loc(where), False)
-        action = self.rules.action("field", name)
+        self.record(kind, _loc(where), False)
+        action = self.rules.action(kind, name)
         if action == "drop":
             return _DROP, True
         if action == "redact":
             return self.k.redact(text), True
         return int(self.k.fp(text, numeric=True)), True
 
-    def _secret_key(self, key: str, path: list[PathPart], fields: FieldMatcher) -> bool:
-        r = self.rules
+    def _secret_key(self, key: str, path: list[PathPart], fields: FieldMatcher) -> str:
+        """``field`` (a secret name), ``json`` (a json_paths rule) or "" (not secret)."""
         if fields.matches(key):
-            return True
-        return bool(r.json_paths) and self._path_rule(path)
+            return "field"
+        return "json" if self.rules.json_paths and self._path_rule(path) else ""
 
     def _path_rule(self, path: Sequence[PathPart]) -> bool:
         return any(jp.matches(path) for jp in self.rules.json_paths)
@@ -373,7 +377,7 @@ class Masker:
             header = {"alg": "none", "typ": "JWT"}
             payload = {"sub": self.k.fp(token)}
         if isinstance(payload, dict | list):
-            payload = self._walk(payload, [], "jwt", self._jwt_fields, False)[0]
+            payload = self._walk(payload, [], "jwt", self._jwt_fields, "")[0]
         h = _b64url(_dumps(header).encode())
         p = _b64url(_dumps(payload).encode())
         return f"{h}.{p}.{self.k.jwt_signature(token, len(parts[2]) if len(parts) > 2 else 43)}"
