@@ -63,7 +63,9 @@ _CHUNK = 1 << 20
 _F_SETPIPE_SZ = 1031
 _SAFE_ID = re.compile(r"[!-~]{1,200}")  # printable, no spaces
 _MAX_BAD_LINE_REPORTS = 5
-_RECENT_DROPS = 4096  # dropped exchanges remembered, so a late (reordered) reply is not lost
+# dropped exchanges remembered (count and bytes), so a late (reordered) reply is not lost
+_RECENT_DROPS = 4096
+_RECENT_DROPS_BYTES = 64 << 20
 
 
 @dataclass
@@ -184,6 +186,7 @@ class MiddlewareStage:
         self._max_replied = -1
         self._last_answered: _Entry | None = None
         self._recent_drops: collections.OrderedDict[str, _Entry] = collections.OrderedDict()
+        self._recent_bytes = 0
         self._last_output = time.monotonic()
         self._eof = False
         self._closing = False
@@ -404,6 +407,8 @@ class MiddlewareStage:
             return
         late = self._recent_drops.pop(wire_id, None) if e is None else None
         if late is not None:
+            self._recent_bytes -= late.size
+        if late is not None:
             # answered after we had counted it dropped (the child reorders): release it now
             late.req_reply = (ts, raw)
             late.late = True
@@ -478,8 +483,11 @@ class MiddlewareStage:
                 return ex
             self.counters.dropped["middleware"] += 1
             self._recent_drops[e.wire_id] = e
-            if len(self._recent_drops) > _RECENT_DROPS:
-                self._recent_drops.popitem(last=False)
+            self._recent_bytes += e.size
+            while len(self._recent_drops) > _RECENT_DROPS or (
+                self._recent_bytes > _RECENT_DROPS_BYTES and len(self._recent_drops) > 1
+            ):
+                self._recent_bytes -= self._recent_drops.popitem(last=False)[1].size
             return None
         ts, raw = e.req_reply
         if raw != ex.request.raw:
