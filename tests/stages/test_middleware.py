@@ -631,3 +631,20 @@ def test_recorded_replayed_responses_are_shown_as_type3(tmp_path: Path) -> None:
     assert log.read_text() == "123123123"
     assert [e.replayed.status for e in out if e.replayed] == [500, 500, 500]
     assert c.notes["middleware.replayed_echo"] == 3 and not c.dropped
+
+
+def test_inflight_bytes_stay_bounded() -> None:
+    body = b"z" * (1 << 20)
+    stage = MiddlewareStage(
+        MiddlewareConfig(
+            command=f"{PY} {ROOT / 'examples/middleware/echo.py'}", max_inflight_bytes="4mb"
+        )
+    )
+    released: list[Exchange] = []
+    for i in range(20):
+        ex = make_exchange("POST", f"/u/{i}", request_body=body, id=f"{i:024x}")
+        released.extend(stage.process(ex))
+        # at most the bound plus the exchange just sent
+        assert stage._inflight_bytes <= (4 << 20) + len(ex.request.raw) + 200
+    released.extend(stage.close())
+    assert [e.id for e in released] == [f"{i:024x}" for i in range(20)]
