@@ -54,7 +54,11 @@ def _url(ex: Exchange) -> str:
         scheme = "https" if ex.conn is not None and ex.conn.dport == 443 else "http"
     host = req.host
     if not host:
-        host = f"{ex.conn.dst}:{ex.conn.dport}" if ex.conn is not None else "localhost"
+        if ex.conn is not None:
+            dst = f"[{ex.conn.dst}]" if ":" in ex.conn.dst else ex.conn.dst
+            host = f"{dst}:{ex.conn.dport}"
+        else:
+            host = "localhost"
     if not t.startswith("/"):
         t = "/" + t if t != "*" else "/*"
     return f"{scheme}://{host}{t}"
