@@ -12,9 +12,16 @@ reads the first fields only, so replaygate carries its own metadata as extra ``r
 fields (values percent-encoded, never containing a space); GoReplay ignores them and
 replaygate reads them back. Version of this metadata: ``rg.v=1``.
 
+Like GoReplay (``input_file.go``: split on spaces, at least three fields, ``meta[2]`` is the
+timestamp, ``-1`` is "no latency") a reader must ignore fields it does not know; the test
+suite checks our files against a transcription of that reader. Latencies differ by writer:
+see :func:`_exchange_from_records`.
+
 Reading is sans-I/O (:class:`GorRecordParser`: bytes in, records out) with thin file
 wrappers around it. A file cut short reads back every complete record; the cut is reported
 with its offset through ``on_truncated`` (or raised as :class:`TruncatedError` in strict mode).
+A malformed record after good ones is skipped through ``on_bad``; a file that does not start
+like a ``.gor`` file (or a ``.gz``/``.zst`` name on bytes that are not) is a FormatError.
 """
 
 from __future__ import annotations
