@@ -7,7 +7,8 @@ timestamp, plus ``X-Request-Id`` and ``Date`` headers), as real services do.
 * ``GET /api/users/{id}``: the ``status`` field changed (``"active"`` -> ``"ACTIVE"``);
 * ``GET /api/search``: slower (``search_delay_s``, default 0.25 s);
 * ``GET /api/orders/{uuid}``: a new 500 on an edge case (orders with a coupon);
-* a harmless volatile field: its request ids have another format (``req-<hex>``).
+* harmless volatile fields: its request ids have another format (``req-<hex>``) and it adds
+  an ``X-Trace-Id`` header.
 """
 
 from __future__ import annotations
@@ -259,7 +260,10 @@ class _Handler(BaseHTTPRequestHandler):
         if isinstance(doc, dict) and status < 500:
             doc["meta"] = {"request_id": rid, "served_at": round(time.time(), 6)}
         out = json.dumps(doc).encode()
-        self._send(status, out, "application/json", [("X-Request-Id", rid)])
+        extra = [("X-Request-Id", rid)]
+        if self.demo.variant is Variant.CANDIDATE:  # harmless: a new tracing header
+            extra.append(("X-Trace-Id", uuid.uuid4().hex))
+        self._send(status, out, "application/json", extra)
 
     do_GET = _dispatch
     do_POST = _dispatch
