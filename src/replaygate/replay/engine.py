@@ -131,6 +131,11 @@ class Engine:
                 self._tracker,
             )
         self._all_pools = [*self.pools, *([self.baseline] if self.baseline else [])]
+        self._single = (
+            self.pools[0]
+            if len(self.pools) == 1 and self.baseline is None and not config.split
+            else None
+        )
         self._unsafe_addrs: set[tuple[str, int]] = set()
         if not config.allow_unsafe_target:
             for p in self._all_pools:
@@ -155,12 +160,17 @@ class Engine:
         self._live_closed = False
         self._source: Iterator[tuple[Exchange, float | None]] | None = None
         self._source_done = False
+        self._plain: Iterator[Exchange] | None = None
 
     # -- feeding ---------------------------------------------------------------------------
     async def run_source(self, source: Iterable[Exchange]) -> ReplayStats:
         """Replay a whole source following the configured schedule; returns the stats."""
-        self._source = scheduled(source, self.config)
-        self.stats.total = self.config.limit
+        c = self.config
+        self._source = scheduled(source, c)
+        if c.max_speed and not c.loop and c.limit is None and c.duration is None:
+            # nothing to schedule or count: read the source directly (the hot path of --max)
+            self._plain = iter(source)
+        self.stats.total = c.limit
         return await self._run()
 
     async def run_live(self) -> ReplayStats:
@@ -197,7 +207,17 @@ class Engine:
         while True:
             if self.stop.is_set() or self._error is not None or self._source_done:
                 return None
-            if self._source is not None:
+            if self._plain is not None:
+                try:
+                    ex = next(self._plain)
+                except StopIteration:
+                    self._source_done = True
+                    close = getattr(self._plain, "close", None)
+                    if close is not None:
+                        close()
+                    return None
+                due = None
+            elif self._source is not None:
                 c = self.config
                 if (
                     c.duration is not None
@@ -368,6 +388,10 @@ class Engine:
             self._idle.put(st.key, slot)
 
     def _copies(self, ex: Exchange, key: str | None) -> list[tuple[Exchange, TargetPool]]:
+        single = self._single
+        if single is not None:
+            ex.meta["target"] = single.target.url
+            return [(ex, single)]
         pools = self.pools
         if self.config.split:
             if key is not None:
