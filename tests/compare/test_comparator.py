@@ -89,6 +89,8 @@ def test_skips_are_counted_and_sink() -> None:
         "no original response": 1,
     }
     assert e["compared"] == 1 and e["requests"] == 3 and e["verdict"] == "pass"
+    totals = judge(sink.comparator.result(), GateConfig()).summary()["totals"]
+    assert totals["not_compared"] == e["skipped"]
 
 
 def test_samples_bounded_with_both_responses() -> None:

@@ -168,6 +168,10 @@ def print_verdict(summary: Mapping[str, Any], written: list[str], *, err: bool =
     )
     for r in summary.get("reasons", []):
         click.echo(f"  - {r}", err=err)
+    skipped = t.get("not_compared") or {}
+    if skipped:
+        shown = ", ".join(f"{k} ({n})" for k, n in sorted(skipped.items(), key=lambda x: -x[1]))
+        click.echo(f"  not compared: {shown}", err=err)
     noise = sorted(
         {f"{f['field']}" for e in summary.get("endpoints", []) for f in e.get("noise_fields", [])}
     )

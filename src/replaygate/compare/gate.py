@@ -125,7 +125,12 @@ def judge(
     overall_lat = _merge([e.endpoint.latency_original for e in eps if e.judged])
     overall_rep = _merge([e.endpoint.latency_replayed for e in eps if e.judged])
     overall_base = _merge([e.endpoint.latency_baseline for e in eps if e.judged])
+    not_compared: dict[str, int] = dict(result.skipped)
+    for ev in eps:
+        for k, n in ev.endpoint.skipped.items():
+            not_compared[k] = not_compared.get(k, 0) + n
     totals = {
+        "not_compared": not_compared,
         "requests": tot_requests,
         "replayed": tot_replayed,
         "compared": tot_compared,
