@@ -93,7 +93,7 @@ def test_reader_drops_are_reported(tmp_path: Path) -> None:
     )
     r = CliRunner().invoke(cli, ["inspect", str(log)])
     assert r.exit_code == 0, r.output
-    assert "200 (logged, no response recorded) 1" in r.output
+    assert "status codes: 200(logged) 1" in r.output and "no response bytes" in r.output
     assert "unparsed/dropped: 1 (accesslog_unparsable_line=1)" in r.output
     assert f"{log}:2:" in r.output
     r = CliRunner().invoke(cli, ["inspect", "--json", str(log)])
@@ -143,3 +143,16 @@ def test_bad_pcaps_one_line_exit_2(tmp_path: Path) -> None:
     # a cut capture reads what it can: either a one-line error or a summary noting the cut
     assert "Traceback" not in r.stderr
     assert r.returncode in (0, 2)
+
+
+def test_several_files_get_a_total(tmp_path: Path) -> None:
+    a = _file(tmp_path)
+    b = tmp_path / "b.jsonl"
+    r = CliRunner().invoke(cli, ["convert", "-q", str(a), str(b)])
+    assert r.exit_code == 0
+    r = CliRunner().invoke(cli, ["inspect", str(a), str(b)])
+    assert r.exit_code == 0, r.output
+    assert "total of 2 files" in r.output
+    assert r.output.count("exchanges:    4 (complete 2, incomplete 2)") == 2
+    assert "exchanges:    8 (complete 4, incomplete 4)" in r.output
+    assert "connections:  2 (+2 exchanges without connection info)" in r.output

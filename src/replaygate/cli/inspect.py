@@ -46,6 +46,32 @@ class FileSummary:
     last_ns: int | None = None
     counters: Counters = field(default_factory=Counters)
 
+    def merge(self, other: FileSummary) -> None:
+        """Add another file's aggregates (for the total of several files; notes stay per
+        file)."""
+        self.exchanges += other.exchanges
+        self.complete += other.complete
+        self.incomplete += other.incomplete
+        for mine, theirs in (
+            (self.why, other.why),
+            (self.methods, other.methods),
+            (self.statuses, other.statuses),
+            (self.endpoints, other.endpoints),
+            (self.versions, other.versions),
+            (self.counters.dropped, other.counters.dropped),
+        ):
+            mine.update(theirs)
+        self.connections |= other.connections
+        self.without_conn += other.without_conn
+        if other.first_ns is not None:
+            self.first_ns = (
+                other.first_ns if self.first_ns is None else min(self.first_ns, other.first_ns)
+            )
+        if other.last_ns is not None:
+            self.last_ns = (
+                other.last_ns if self.last_ns is None else max(self.last_ns, other.last_ns)
+            )
+
     def add(self, ex: Exchange) -> None:
         self.exchanges += 1
         req = ex.request
@@ -55,7 +81,7 @@ class FileSummary:
         if ex.response is not None:
             self.statuses[str(ex.response.status)] += 1
         elif "status" in ex.meta:
-            self.statuses[f"{ex.meta['status']} (logged, no response recorded)"] += 1
+            self.statuses[f"{ex.meta['status']}(logged)"] += 1
         else:
             self.statuses["none"] += 1
         if ex.complete:
@@ -112,6 +138,10 @@ def render(s: FileSummary, top: int) -> str:
     lines.append(f"  methods:      {_counts(s.methods)}")
     lines.append(f"  versions:     {_counts(s.versions)}")
     lines.append(f"  status codes: {_counts(s.statuses)}")
+    if any(k.endswith("(logged)") for k in s.statuses):
+        lines.append(
+            "                (logged) = the status an access log recorded; no response bytes"
+        )
     if s.endpoints:
         lines.append(
             f"  top endpoints (method + path, {min(top, len(s.endpoints))} of {len(s.endpoints)}):"
@@ -179,6 +209,7 @@ def command(
         format_of(p)
     out = sys.stdout.buffer
     first = True
+    total = FileSummary(f"total of {len(files)} files", "all")
     for p in files:
         counters = Counters()
         opts = reader_options(counters, log_format.lower() if log_format else None, host)
@@ -195,4 +226,8 @@ def command(
             click.echo("")
         first = False
         click.echo(render(s, top))
+        total.merge(s)
+    if len(files) > 1 and not as_json:
+        click.echo("")
+        click.echo(render(total, top))
     out.flush()
