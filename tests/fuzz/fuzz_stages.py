@@ -11,8 +11,8 @@ from collections.abc import Callable
 from replaygate.cli._options import stages_from_options
 from replaygate.errors import ConfigError
 from replaygate.model import Exchange, Request, Response
+from replaygate.stages._mwproto import decode_message, encode_message, honest_framing
 from replaygate.stages.filter import FilterConfig, FilterStage
-from replaygate.stages.middleware import _honest, decode_message, encode_message
 from replaygate.stages.rewrite import RewriteConfig, RewriteStage
 from replaygate.stages.sample import SampleStage
 
@@ -96,7 +96,7 @@ def fuzz_middleware_reply(data: bytes) -> None:
             typ, _id, _ts, _lat, raw = decode_message(line)
         except ValueError:
             continue
-        msg = _honest(Request(raw) if typ == 1 else Response(raw))
+        msg = honest_framing(Request(raw) if typ == 1 else Response(raw))
         msg.body()
 
 

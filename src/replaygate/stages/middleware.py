@@ -49,8 +49,9 @@ from typing import Any
 
 from ..config import parse_duration, parse_size
 from ..errors import ConfigError, MiddlewareError
-from ..model import Exchange, Flag, HTTPMessage, Request, Response, new_exchange_id
+from ..model import Exchange, Flag, Request, Response, new_exchange_id
 from ..pipeline import Counters
+from ._mwproto import decode_message, encode_message, honest_framing, latency_ns
 
 __all__ = [
     "MiddlewareConfig",
@@ -82,49 +83,6 @@ class MiddlewareConfig:
     send_responses: bool = True
     stderr_prefix: str = "[middleware] "
     env: dict[str, str] = field(default_factory=dict)
-
-
-def encode_message(typ: int, msg_id: str, ts_ns: int, latency_ns: int, raw: bytes) -> bytes:
-    """One protocol line (hex + newline) for a message; used by tests and the benchmark."""
-    head = f"{typ} {msg_id} {ts_ns} {latency_ns}\n".encode()
-    return binascii.hexlify(head + raw) + b"\n"
-
-
-def decode_message(line: bytes) -> tuple[int, str, int, int | None, bytes]:
-    """Parse one protocol line -> (type, id, ts_ns, latency_ns, raw); ValueError if invalid.
-
-    The payload is decoded straight from the line (no intermediate copies: lines of 100 MB
-    happen)."""
-    start, end = 0, len(line)
-    while end > start and line[end - 1] in b" \t\r\n":
-        end -= 1
-    while start < end and line[start] in b" \t":
-        start += 1
-    mv = memoryview(line)
-    pos = _hex_newline(line, start, end)
-    if pos < 0:
-        binascii.unhexlify(mv[start:end])  # binascii.Error (a ValueError) when not hex
-        raise ValueError("no header line")
-    head = binascii.unhexlify(mv[start:pos])
-    parts = head.decode("latin-1").strip("\r").split(" ")
-    if len(parts) < 3 or parts[0] not in ("1", "2", "3") or not parts[1]:
-        raise ValueError(f"bad header {head[:60]!r}")
-    ts = int(parts[2])
-    lat = int(parts[3]) if len(parts) > 3 and parts[3].lstrip("-").isdigit() else None
-    return int(parts[0]), parts[1], ts, lat, binascii.unhexlify(mv[pos + 2 : end])
-
-
-def _hex_newline(line: bytes, start: int, end: int) -> int:
-    """Offset of the hex-encoded "\\n" ending the header line (on a byte boundary), or -1."""
-    i = start
-    while True:
-        lo, up = line.find(b"0a", i, end), line.find(b"0A", i, end)
-        j = lo if up < 0 or (0 <= lo < up) else up
-        if j < 0:
-            return -1
-        if (j - start) % 2 == 0:
-            return j
-        i = j + 1
 
 
 @dataclass(slots=True, eq=False)
@@ -493,7 +451,9 @@ class MiddlewareStage:
         if raw != ex.request.raw:
             ts = ts if ts > 0 else ex.request.ts_first_ns
             d = ts - ex.request.ts_first_ns
-            ex.request = _honest(Request(raw, ts_first_ns=ts, ts_last_ns=ex.request.ts_last_ns + d))  # type: ignore[assignment]
+            ex.request = honest_framing(
+                Request(raw, ts_first_ns=ts, ts_last_ns=ex.request.ts_last_ns + d)
+            )  # type: ignore[assignment]
             ex.flags.add(Flag.MODIFIED)
             ex.meta["middleware"] = "modified"
             self.counters.notes["middleware.modified"] += 1
@@ -502,7 +462,7 @@ class MiddlewareStage:
                 self.counters.notes["middleware.response_not_echoed"] += 1
             elif e.resp_reply[1] != ex.response.raw:
                 old = ex.response
-                ex.response = _honest(  # type: ignore[assignment]
+                ex.response = honest_framing(  # type: ignore[assignment]
                     Response(
                         e.resp_reply[1], ts_first_ns=old.ts_first_ns, ts_last_ns=old.ts_last_ns
                     )
@@ -579,7 +539,12 @@ class MiddlewareStage:
         self._send(1, wire_id, req.ts_first_ns, -1, req.raw, True)
         if resp is not None:
             self._send(
-                2, wire_id, resp.ts_first_ns or resp.ts_last_ns, _latency(req, resp), resp.raw, True
+                2,
+                wire_id,
+                resp.ts_first_ns or resp.ts_last_ns,
+                latency_ns(req, resp),
+                resp.raw,
+                True,
             )
         if replayed is not None:
             lat = ex.replay_latency_ns if ex.replay_latency_ns is not None else -1
@@ -722,30 +687,3 @@ class MiddlewareStage:
             list(self.close())
         else:
             self.abort()
-
-
-def _latency(req: HTTPMessage, resp: HTTPMessage) -> int:
-    if not req.ts_first_ns or not resp.ts_last_ns:
-        return -1
-    lat = resp.ts_last_ns - req.ts_first_ns
-    return lat if lat >= 0 else -1
-
-
-def _honest(msg: HTTPMessage) -> HTTPMessage:
-    """Fix Content-Length when a middleware changed a body without updating it (a request
-    body without any framing header gets one; a response may be close-delimited)."""
-    if msg.is_chunked:
-        return msg
-    cl = msg.header("content-length")
-    body = msg.body_raw
-    if cl is None:
-        if isinstance(msg, Request) and len(body):
-            return msg.with_body(bytes(body))
-        return msg
-    try:
-        declared = int(cl.strip())
-    except ValueError:
-        return msg
-    if declared == len(body):
-        return msg
-    return msg.with_body(bytes(body))
