@@ -38,6 +38,12 @@ def render_markdown(summary: dict[str, Any]) -> str:
         "replay errors.",
         "",
     ]
+    nc = t.get("not_compared") or {}
+    if nc:
+        lines[-1:] = [
+            "Not compared: " + ", ".join(f"{_esc(k)} ({n})" for k, n in sorted(nc.items())) + ".",
+            "",
+        ]
     if summary.get("reasons"):
         lines.append("**Why it fails:**")
         lines.append("")
