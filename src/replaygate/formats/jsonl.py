@@ -187,6 +187,8 @@ def parse_lines(
                 c.notes[f"{path}: last line {lineno} is cut (offset {start})"] += 1
                 return
             what = "invalid JSON" if isinstance(e, orjson.JSONDecodeError) else str(e)
+            if not isinstance(e, orjson.JSONDecodeError):
+                what = f"not a replaygate JSON Lines record ({what})"
             raise FormatError(f"line {lineno}: {what}", path=path, offset=start) from None
         yield ex
 
