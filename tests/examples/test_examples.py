@@ -177,3 +177,44 @@ def test_gor_package_limit_binary_bodies_are_dropped_and_counted(
     assert [e.request.target for e in sink.exchanges] == ["/v2/ok"]
     assert c.dropped["middleware"] == 1
     assert "[middleware] Error while parsing incoming request" in capfd.readouterr().err
+
+
+def test_middleware_and_plugin_through_the_recording_proxy(nginx, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Stages run in the proxy's recorder: traffic flows unchanged to the client, the
+    recording holds what the middleware and plugin made of it."""
+    import time
+    import urllib.error
+    import urllib.request
+
+    from replaygate.testing.servers import free_port, wait_for_port
+
+    port = free_port()
+    out = tmp_path / "rec.gor"
+    proc = subprocess.Popen(
+        [
+            str(REPLAYGATE), "proxy", "--listen", f"127.0.0.1:{port}", "--upstream", nginx.url,
+            "-o", str(out), "--duration", "20s",
+            "--middleware", MIDDLEWARE["echo.py"],
+            "--plugin", f"{EXAMPLES / 'plugins/drop_health.py'}:DropHealth",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        wait_for_port("127.0.0.1", port, timeout=20)
+        for path in ("/json", "/healthz", "/static/hello.txt", "/json"):
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as r:
+                    r.read()
+            except urllib.error.HTTPError as e:
+                e.close()
+        time.sleep(0.5)
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    recorded = list(read_exchanges(out))
+    assert [e.request.path for e in recorded] == ["/json", "/static/hello.txt", "/json"]
+    assert [e.response.status for e in recorded if e.response] == [200, 200, 200]
+    assert "[middleware] " in err
