@@ -158,3 +158,14 @@ def test_workers_jsonl_output_reads_back_whole(nginx: NginxServer, tmp_path: Pat
     back = list(open_reader(out))
     assert len(back) == 12 and all(e.replayed is not None for e in back)
     assert sorted(e.id for e in back) == [f"{i:040x}" for i in range(12)]
+
+
+def test_config_ramp_and_durations_as_strings(nginx: NginxServer, tmp_path: Path) -> None:
+    src = write_gor(tmp_path / "in.gor", 200)
+    conf = tmp_path / "replaygate.toml"
+    conf.write_text(
+        f'[replay]\ntargets = ["{nginx.url}"]\nramp = "50:0.2s,100:0.1s"\nconnect_timeout = "1s"\n'
+    )
+    code, text = run(str(src), "--config", str(conf), "--no-correlate")
+    assert code == 0, text
+    assert "sent 20," in text and "asked" in text
