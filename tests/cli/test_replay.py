@@ -169,3 +169,13 @@ def test_config_ramp_and_durations_as_strings(nginx: NginxServer, tmp_path: Path
     code, text = run(str(src), "--config", str(conf), "--no-correlate")
     assert code == 0, text
     assert "sent 20," in text and "asked" in text
+
+
+def test_request_counter_for_eta(tmp_path: Path) -> None:
+    from replaygate.cli.replay import _count, count_requests
+
+    data = b"xxAByyABzABz" * 50
+    for step in (1, 2, 3, 5, 7, 64):
+        assert _count(data, b"AB", step) == 150
+    assert count_requests([str(write_gor(tmp_path / "a.gor", 7))]) == 7
+    assert count_requests([str(tmp_path / "a.gor"), "x.har"]) is None

@@ -139,14 +139,15 @@ def count_requests(paths: Sequence[str]) -> int | None:
     return total
 
 
-def _count(m: mmap.mmap, needle: bytes) -> int:
-    n, pos = 0, 0
-    while True:
-        pos = m.find(needle, pos)
-        if pos < 0:
-            return n
-        n += 1
-        pos += len(needle)
+def _count(m: mmap.mmap | bytes, needle: bytes, step: int = 64 << 20) -> int:
+    """Occurrences of ``needle`` (which cannot overlap itself), ``step`` bytes at a time: a
+    match across a chunk boundary is counted in the chunk where it starts."""
+    n, pos, size = 0, 0, len(m)
+    while pos < size:
+        end = min(size, pos + step)
+        n += m[pos : min(size, end + len(needle) - 1)].count(needle)
+        pos = end
+    return n
 
 
 def format_stats(st: ReplayStats) -> list[str]:
