@@ -188,3 +188,18 @@ def test_deep_nesting_is_bounded() -> None:
         make_response(200, nested(b"1"), headers=J), make_response(200, nested(b"2"), headers=J)
     )
     assert len(d) == 1 and d[0].kind == "changed"
+
+
+def test_id_keyed_maps_fold_to_one_field() -> None:
+    a = orjson.dumps(
+        {"users": {"123": {"n": 1}, "9f8e2c1a-1b2c-4d5e-8f90-1234567890ab": {"n": 1}}, "name": 1}
+    )
+    b = orjson.dumps(
+        {"users": {"123": {"n": 2}, "9f8e2c1a-1b2c-4d5e-8f90-1234567890ab": {"n": 2}}, "name": 1}
+    )
+    d = ResponseDiffer().diff(make_response(200, a, headers=J), make_response(200, b, headers=J))
+    assert {x.field for x in d} == {"body:$.users.{int}.n", "body:$.users.{uuid}.n"}
+    assert {x.path for x in d} == {
+        '$.users["123"].n',
+        '$.users["9f8e2c1a-1b2c-4d5e-8f90-1234567890ab"].n',
+    }

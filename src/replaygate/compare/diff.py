@@ -27,6 +27,7 @@ import orjson
 from ..model import Response
 from ._config import FRAMING_HEADERS, CompareConfig
 from ._glob import glob_match
+from .endpoints import template_segment
 
 __all__ = ["Difference", "ResponseDiffer", "body_kind"]
 
@@ -90,6 +91,21 @@ def _canon(v: Any) -> bytes:
 
 
 _KEY_PATHS: dict[str, str] = {}
+
+
+_NORM_KEYS: dict[str, str] = {}
+
+
+def _norm_key(k: str) -> str:
+    """Path step for counting: object keys that are ids (``{"123": ...}``, UUID keys) fold to
+    their kind like path segments do, so a map keyed by user id is one field, not thousands."""
+    nk = _NORM_KEYS.get(k)
+    if nk is None:
+        t = template_segment(k)
+        nk = "." + t if t != k and t.startswith("{") and t.endswith("}") else _key_path(k)
+        if len(_NORM_KEYS) < 100_000:
+            _NORM_KEYS[k] = nk
+    return nk
 
 
 def _key_path(k: str) -> str:
@@ -318,16 +334,20 @@ class ResponseDiffer:
                 bv = b.get(k, _MISSING)
                 if bv is _MISSING:
                     kp = _key_path(k)
-                    out.append(Difference("body:" + norm + kp, "missing", path + kp, av, None))
+                    out.append(
+                        Difference("body:" + norm + _norm_key(k), "missing", path + kp, av, None)
+                    )
                 elif av != bv or type(av) is not type(bv):
                     kp = _key_path(k)
-                    self._diff_json(av, bv, path + kp, norm + kp, out, depth + 1)
+                    self._diff_json(av, bv, path + kp, norm + _norm_key(k), out, depth + 1)
                     if len(out) >= self._limit:
                         return
             for k in b:
                 if k not in a:
                     kp = _key_path(k)
-                    out.append(Difference("body:" + norm + kp, "extra", path + kp, None, b[k]))
+                    out.append(
+                        Difference("body:" + norm + _norm_key(k), "extra", path + kp, None, b[k])
+                    )
             return
         if ta is list:
             self._diff_list(a, b, path, norm, out, depth)
