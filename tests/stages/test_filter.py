@@ -70,6 +70,10 @@ CASES = [
     ({"allow_header": ["X-A: ^b$"]}, "GET", "/", [("X-A", "a"), ("X-A", "b")], True, None),
     ({"deny_header": ["X-Bot: yes"]}, "GET", "/", [("X-Bot", "yes")], False, "deny-header"),
     ({"deny_header": ["X-Bot: yes"]}, "GET", "/", [], True, None),
+    # an empty regex means "the header is present"
+    ({"allow_header": ["X-Tenant:"]}, "GET", "/", [("X-Tenant", "")], True, None),
+    ({"allow_header": ["X-Tenant:"]}, "GET", "/", [], False, "allow-header"),
+    ({"deny_header": ["X-Debug:"]}, "GET", "/", [("x-debug", "1")], False, "deny-header"),
     ({"allow_basic_auth": ["^admin$"]}, "GET", "/", [_basic("admin")], True, None),
     ({"allow_basic_auth": ["^admin$"]}, "GET", "/", [_basic("bob")], False, "allow-basic-auth"),
     ({"allow_basic_auth": ["^admin$"]}, "GET", "/", [], False, "allow-basic-auth"),
