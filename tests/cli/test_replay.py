@@ -179,3 +179,15 @@ def test_request_counter_for_eta(tmp_path: Path) -> None:
         assert _count(data, b"AB", step) == 150
     assert count_requests([str(write_gor(tmp_path / "a.gor", 7))]) == 7
     assert count_requests([str(tmp_path / "a.gor"), "x.har"]) is None
+
+
+def test_loop_rereads_the_files(nginx: NginxServer, tmp_path: Path) -> None:
+    src = write_gor(tmp_path / "in.gor", 10)
+    out = tmp_path / "out.jsonl"
+    code, text = run(str(src), "-t", nginx.url, "--max", "--loop", "--limit", "25", "-o", str(out))
+    assert code == 0, text
+    assert "sent 25," in text
+    from replaygate.formats import open_reader
+
+    back = list(open_reader(out))
+    assert len({e.id for e in back}) == 25 and sum(e.meta.get("loop") == "2" for e in back) == 5
