@@ -11,7 +11,9 @@ in the same run:
 * reference ``orjson``: ``orjson.loads`` + ``orjson.dumps`` of the same bodies (the least a
   JSON-aware masker must do) and ``gzip``-decode of the compressed ones.
 
-Reported: MB/s (request + response bytes), exchanges/s, ratio to the reference.
+Reported: MB/s (request + response bytes), exchanges/s, ratio to the reference, all from
+process CPU time (best of N), since on a shared machine wall-clock time mostly measures the
+neighbours.
 
     python -m bench mask              # 3 000 exchanges, best of 3
     python -m bench mask --full       # 20 000 exchanges, best of 5
@@ -110,9 +112,9 @@ def _size(exchanges: list[Exchange]) -> int:
 def _best(fn: Callable[[], object], repeat: int) -> float:
     best = float("inf")
     for _ in range(repeat):
-        t = time.perf_counter()
+        t = time.process_time()  # CPU time: the shared 2-core VM makes wall time noise
         fn()
-        best = min(best, time.perf_counter() - t)
+        best = min(best, time.process_time() - t)
     return best
 
 

@@ -94,6 +94,7 @@ class Masker:
         self.record: Recorder = record or (lambda rule, loc, masked: None)
         self._jwt_fields = rules.fields.extended(JWT_CLAIMS)
         self._named_cache: dict[str, str | bool] = {}
+        self._det_cache: dict[str, str] = {}
 
     # == values ============================================================================
     def is_masked(self, value: str, whole: str | bool | None = False) -> bool:
@@ -156,7 +157,14 @@ class Masker:
             return None
         if action == "redact":
             return self.k.redact(value)
-        return self._detector_pseudonym(rule, value)
+        key = rule + "\x00" + value
+        out = self._det_cache.get(key)
+        if out is None:
+            out = self._detector_pseudonym(rule, value)
+            if len(self._det_cache) >= 50_000:
+                self._det_cache.clear()
+            self._det_cache[key] = out
+        return out
 
     def named(self, value: str, kind: str, name: str, loc: Loc) -> str | None:
         """Mask a value that is secret because of *where* it is (header, cookie, field...).
@@ -204,7 +212,7 @@ class Masker:
             return self._detector_pseudonym(det, value)
         if value.startswith("eyJ") and value.count(".") == 2:
             return self.jwt(value)
-        return self.k.fp(value)
+        return self.k.fp(value, check=False)
 
     # == text ===============================================================================
     def text(self, text: str, loc: Loc) -> str | None:

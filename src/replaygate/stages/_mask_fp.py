@@ -126,10 +126,15 @@ def luhn_valid(digits: str) -> bool:
 
 
 def _luhn_digit(partial: str) -> str:
-    for d in _DIGITS:
-        if luhn_valid(partial + d):
-            return d
-    raise AssertionError("unreachable")
+    total = 0
+    for i, ch in enumerate(reversed(partial)):  # the check digit will be at position 0
+        d = ord(ch) - 48
+        if i % 2 == 0:
+            d *= 2
+            if d > 9:
+                d -= 9
+        total += d
+    return str((10 - total % 10) % 10)
 
 
 def _iban_num(s: str) -> int:
@@ -173,11 +178,12 @@ class Keyed:
         """A fixed marker with a short keyed hash, so equal values stay visibly equal."""
         return f"[redacted:{self.hexhash(value)}]"
 
-    def fp(self, value: str, keep: int = 0, *, numeric: bool = False) -> str:
+    def fp(self, value: str, keep: int = 0, *, numeric: bool = False, check: bool = True) -> str:
         """Format-preserving, self-certifying pseudonym (see module doc). ``keep`` leading
         characters stay as they are (token prefixes such as ``ghp_``); ``numeric`` keeps the
-        first digit non-zero so a JSON number stays the same number of digits."""
-        if fp_is_pseudonym(value, keep):
+        first digit non-zero so a JSON number stays the same number of digits; ``check``
+        false skips the "already a pseudonym?" test when the caller has done it."""
+        if check and fp_is_pseudonym(value, keep):
             return value
         chars = [c if c.isascii() else "x" for c in value]
         fill = "d" if chars and all(_cls(c) == "d" for c in chars[keep:] if _cls(c)) else "l"
