@@ -175,3 +175,13 @@ def test_host_rewritten_by_the_replay_is_not_a_difference() -> None:
         c.add(ex)
     f = judge(c.result(), GateConfig()).summary()["endpoints"][0]["fields"]
     assert [(x["field"], x["kind"]) for x in f] == [("body:$.x", "extra")]
+
+
+def test_field_cardinality_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    import replaygate.compare._comparator as comp
+
+    monkeypatch.setattr(comp, "MAX_FIELDS", 5)
+    c = Comparator()
+    c.add(jex("/m", {f"name{i}": 0 for i in range(20)}, {f"name{i}": 1 for i in range(20)}))
+    fields = {f.field for e in c.result().endpoints for f in e.fields}
+    assert len(fields) == 6 and "body:(other fields)" in fields

@@ -39,6 +39,20 @@ _INCOMPLETE = frozenset(
 )
 
 
+MAX_FIELDS = 2000  # per endpoint; further keys count as one "(other fields)" key per kind
+
+
+def _bounded(seen: Counter[DiffKey], diffs: list[Difference]) -> set[DiffKey]:
+    """The exchange's difference keys, new ones beyond MAX_FIELDS folded per kind."""
+    out: set[DiffKey] = set()
+    for d in diffs:
+        k = d.key
+        if k not in seen and k not in out and len(seen) + len(out) >= MAX_FIELDS:
+            k = ("body:(other fields)" if k[0].startswith("body:") else "(other fields)", k[1])
+        out.add(k)
+    return out
+
+
 def status_class(code: int | None) -> str:
     if code is None:
         return "none"
@@ -267,15 +281,16 @@ class Comparator:
             st.base_compared += 1
             st.base_new_5xx += new5
             if diffs:
-                st.base_diffs.update({d.key for d in diffs})
+                st.base_diffs.update(_bounded(st.base_diffs, diffs))
             return
         st.compared += 1
         st.new_5xx += new5
         if diffs:
-            keys = tuple(sorted({d.key for d in diffs}))
+            bounded = _bounded(st.diffs, diffs)
+            keys = tuple(sorted(bounded))
             st.diffs.update(keys)
             st.signatures[keys] += 1
-            self._sample(st, ex, diffs)
+            self._sample(st, ex, [d for d in diffs if d.key in bounded])
 
     def _sample(self, st: _Endpoint, ex: Exchange, diffs: list[Difference]) -> None:
         n = self.config.samples
