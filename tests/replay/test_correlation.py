@@ -398,3 +398,19 @@ def test_config_errors_name_the_field() -> None:
     assert CorrelationConfig(
         rules=[CorrelationRule("cookie", "sid")], default_rules=False
     ).rules == [CorrelationRule("cookie", "sid")]
+
+
+def test_masked_recording_still_replays_with_correlation(app_pair: tuple[int, int]) -> None:
+    """Masking is deterministic, so the pseudonymized cookie/CSRF a masked response carries is
+    the one later masked requests carry: correlation maps it to staging's real value."""
+    from replaygate.stages.mask import MaskConfig, MaskStage
+
+    a, b = app_pair
+    stage = MaskStage(MaskConfig(), b"corr-key")
+    raw = _record(a)
+    recorded = [stage.mask_exchange(e) for e in raw]
+    assert recorded[1].request.header("cookie") != raw[1].request.header("cookie")
+    assert recorded[1].request.header("x-csrf-token") != raw[1].request.header("x-csrf-token")
+    hook = CorrelationHook()
+    assert _replay(b, recorded, [hook, stage.replay_hook()]) == [200, 200, 201, 200, 200]
+    assert hook.stats()["set-cookie"] >= 4
