@@ -16,7 +16,7 @@ it shows up in the counters (no silent loss).
     python -m bench capture                 # short: 4 steps x 5 s
     python -m bench capture --full          # 7 steps x 10 s
     python -m bench capture --engines       # libpcap next_batch vs raw AF_PACKET, read path
-    python -m bench capture --soak 600      # steady rate for 10 min, RSS every 10 s
+    python -m bench capture --soak=600      # steady rate for 10 min, RSS every 10 s
 """
 
 from __future__ import annotations
@@ -93,8 +93,11 @@ def _step(ng: NginxServer, conns: int, delay: int, seconds: float, tmp: Path) ->
     time.sleep(1.0)  # let the last packets and FINs arrive
     td.send_signal(signal.SIGINT)
     _, td_err = td.communicate(timeout=60)
+    cpu_s = sum(proc.cpu_times()[:2])
+    t_stop = time.monotonic()
     cap.send_signal(signal.SIGINT)
     _, err = cap.communicate(timeout=300)
+    drain_s = time.monotonic() - t_stop  # backlog still being decoded/written after wrk
     s = _summary(err)
     m = re.search(r"(\d+) packets dropped by kernel", td_err)
     ref = _count_pcap(pcap)
@@ -123,6 +126,8 @@ def _step(ng: NginxServer, conns: int, delay: int, seconds: float, tmp: Path) ->
         "tcpdump": ref,
         "tcpdump_drops": int(m.group(1)) if m else -1,
         "cpu": cpu,
+        "cpu_s": cpu_s,
+        "drain_s": drain_s,
         "losses": losses,
     }
 
@@ -138,22 +143,23 @@ def run_steps(steps: list[tuple[int, int]], seconds: float) -> int:
                 f"  c={conns:<3} delay={delay}ms  {r['rate']:>9.0f} req/s  sent {r['sent']:>8}  "
                 f"replaygate {r['captured']:>8} ({100 * r['captured'] / max(1, r['sent']):6.2f}%)  "
                 f"tcpdump {r['tcpdump']:>8} ({100 * r['tcpdump'] / max(1, r['sent']):6.2f}%)  "
-                f"cpu {r['cpu']:5.1f}%  losses {r['losses'] or '-'}",
+                f"cpu {r['cpu']:5.1f}%  drain {r['drain_s']:.1f}s  losses {r['losses'] or '-'}",
                 flush=True,
             )
     print()
     print(
         "| wrk -c / delay | req/s (wrk) | sent | replaygate complete | tcpdump complete "
-        "| capture CPU% | loss counters |"
+        "| capture CPU% during wrk | capture CPU s total | stop+drain s | loss counters |"
     )
-    print("|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         pct = 100 * r["captured"] / max(1, r["sent"])
         tpct = 100 * r["tcpdump"] / max(1, r["sent"])
         loss = ", ".join(f"{k}={v}" for k, v in sorted(r["losses"].items())) or "none"
         print(
             f"| {r['conns']} / {r['delay'] or 'unpaced'} | {r['rate']:.0f} | {r['sent']} "
-            f"| {r['captured']} ({pct:.2f}%) | {r['tcpdump']} ({tpct:.2f}%) | {r['cpu']:.0f} | {loss} |"
+            f"| {r['captured']} ({pct:.2f}%) | {r['tcpdump']} ({tpct:.2f}%) | {r['cpu']:.0f} "
+            f"| {r['cpu_s']:.1f} | {r['drain_s']:.1f} | {loss} |"
         )
     full = [r for r in rows if r["captured"] >= r["sent"]]
     best = max((r["rate"] for r in full), default=0.0)

@@ -8,7 +8,7 @@ each chunk goes to a :class:`~replaygate.sources._framing.ConnectionRecorder` th
 into exchanges with exact raw bytes. Upgrades (WebSocket) and CONNECT become blind tunnels
 once the upstream agrees; their handshake is recorded.
 
-Recording never slows traffic: exchanges go through a :class:`~replaygate.pipeline.BoundedSink`
+Recording never slows traffic: exchanges go through a bounded queue (``_recording``)
 (stages run in its writer thread); when the recorder falls behind, recordings are dropped
 whole and counted as ``dropped_recordings``, while traffic keeps flowing.
 """
