@@ -168,6 +168,15 @@ def print_verdict(summary: Mapping[str, Any], written: list[str], *, err: bool =
     )
     for r in summary.get("reasons", []):
         click.echo(f"  - {r}", err=err)
+    acc = summary.get("accepted") or []
+    used = [a for a in acc if a.get("used")]
+    if acc:
+        expired = sum(1 for a in acc if a.get("expired"))
+        click.echo(
+            f"  accepted differences: {len(used)} of {len(acc)} entries matched"
+            + (f", {expired} expired" if expired else ""),
+            err=err,
+        )
     skipped = t.get("not_compared") or {}
     if skipped:
         shown = ", ".join(f"{k} ({n})" for k, n in sorted(skipped.items(), key=lambda x: -x[1]))
