@@ -414,3 +414,11 @@ def test_masked_recording_still_replays_with_correlation(app_pair: tuple[int, in
     hook = CorrelationHook()
     assert _replay(b, recorded, [hook, stage.replay_hook()]) == [200, 200, 201, 200, 200]
     assert hook.stats()["set-cookie"] >= 4
+
+
+def test_summary_line() -> None:
+    hook = _learned([("Set-Cookie", "sid=ORIGSESSION1")], [("Set-Cookie", "sid=NEWSESSION22")])
+    _send(hook, make_request("GET", "/", headers=[("Cookie", "sid=ORIGSESSION1")]))
+    line = hook.summary()
+    assert line == "correlation: 1 substitution (set-cookie=1), 1 value learned"
+    assert "ORIGSESSION1" not in line and "NEWSESSION22" not in line

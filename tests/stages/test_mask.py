@@ -595,3 +595,11 @@ def test_json_path_action_kind_and_secret_object_dropped_whole() -> None:
     body = json.loads(out.request.body())
     assert body["user"]["name"].startswith("[redacted:")
     assert "password" not in body and body["credentials"] == {}
+
+
+def test_stats_summary_line() -> None:
+    st = stage()
+    st.mask_exchange(_json_req({"password": "hunter2", "email": EMAIL}))
+    line = st.stats.summary()
+    assert line.startswith("mask: 2 values masked in 1 of 1 exchanges (email=1, field=1)")
+    assert "hunter2" not in line

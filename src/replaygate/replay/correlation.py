@@ -248,6 +248,18 @@ class CorrelationHook:
         d.update({f"learned:{k}": v for k, v in self._learned.items()})
         return d
 
+    def summary(self) -> str:
+        """One line for the end of a replay: ``correlation: 12 substitutions (set-cookie=8,
+        json:csrf_token=4), 3 values learned``. Counts only, never values."""
+        subs = sum(self._subs.values())
+        per = ", ".join(f"{k}={v}" for k, v in sorted(self._subs.items()))
+        learned = sum(self._learned.values())
+        return (
+            f"correlation: {subs} substitution{'s' * (subs != 1)}"
+            + (f" ({per})" if per else "")
+            + f", {learned} value{'s' * (learned != 1)} learned"
+        )
+
     # -- learning ------------------------------------------------------------------------
     def _pairs(
         self, orig: HTTPMessage, new: HTTPMessage

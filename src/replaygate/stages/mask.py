@@ -250,6 +250,21 @@ class MaskStats:
         """Findings that were masked in this run (found and not masked before)."""
         return self.findings
 
+    def summary(self) -> str:
+        """One line for stderr at exit: ``mask: 120 values masked in 40 of 100 exchanges
+        (email=60, header=40, ...), 12 already masked``."""
+        n = sum(self.findings.values())
+        per = ", ".join(f"{k}={v}" for k, v in sorted(self.findings.items()))
+        out = f"mask: {n} value{'s' * (n != 1)} masked in {self.changed} of {self.exchanges} exchanges"
+        if per:
+            out += f" ({per})"
+        done = sum(self.already_masked.values())
+        if done:
+            out += f", {done} already masked"
+        if self.skipped_binary:
+            out += f", {self.skipped_binary} binary bodies not scanned"
+        return out
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "exchanges": self.exchanges,
