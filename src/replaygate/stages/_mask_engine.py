@@ -254,7 +254,7 @@ class Masker:
         text: str,
         loc: str,
         fields: FieldMatcher | None = None,
-        hits: frozenset[str] | None = None,
+        hits: dict[str, str] | None = None,
     ) -> str | bool:
         """The masked document, or False when ``text`` is not JSON, True when unchanged.
 
@@ -278,7 +278,7 @@ class Masker:
         loc: str,
         fields: FieldMatcher,
         secret: str,
-        hits: frozenset[str] | None = None,
+        hits: dict[str, str] | None = None,
     ) -> tuple[Any, bool]:
         if isinstance(node, dict):
             changed = False
@@ -321,8 +321,13 @@ class Masker:
                 name = next((p for p in reversed(path) if isinstance(p, str)), "")
                 new = self.named(node, secret, name, where)
                 return (_DROP if new is None else new), new != node
-            if hits is not None and node not in hits:
-                return node, False
+            if hits is not None:
+                rule = hits.get(node)
+                if rule is None:
+                    return node, False
+                if rule:
+                    one = self._one(node, rule, where)
+                    return (node if one is None else one), one is not None
             s = node.lstrip()[:1]
             if s in ("{", "[") and len(node) > 1:
                 nested = self.json_doc(node, where(), fields)
@@ -350,6 +355,15 @@ class Masker:
             new = self.named(repr(node), secret, name, where)
             return (_DROP if new is None else new), True
         return node, False
+
+    def _one(self, value: str, rule: str, loc: Loc) -> str | None:
+        """``value`` is one whole detector match (known from the raw-text pass)."""
+        if self._detector_masked(rule, value):
+            self.record(rule, _loc(loc), True)
+            return None
+        self.record(rule, _loc(loc), False)
+        new = self._apply(self.rules.action(rule), rule, value) or ""
+        return None if new == value else new
 
     def _named_number(self, node: int, kind: str, name: str, where: Loc) -> tuple[Any, bool]:
         text = str(node)
@@ -625,17 +639,25 @@ class _Drop:
 _DROP: Any = _Drop()
 
 
-def _enclosing(t: str, found: list[Finding]) -> frozenset[str]:
+def _enclosing(t: str, found: list[Finding]) -> dict[str, str]:
     """Each match and the JSON string around it (``t`` has no escapes, so the quotes before
-    and after a match delimit the string value that holds it)."""
-    out: set[str] = set()
+    and after a match delimit the string value that holds it) -> the rule when the match is
+    the whole string (no need to scan it again), else "" (scan it)."""
+    out: dict[str, str] = {}
     for f in found:
-        out.add(t[f.start : f.end])
+        v = t[f.start : f.end]
         qs = t.rfind('"', 0, f.start)
         qe = t.find('"', f.end)
+        if qs + 1 == f.start and qe == f.end and f.rule != "field":
+            if out.get(v, f.rule) == f.rule:
+                out[v] = f.rule
+            else:
+                out[v] = ""  # two rules for one value: let the scan decide
+            continue
+        out.setdefault(v, "")
         if qs >= 0 and qe >= 0:
-            out.add(t[qs + 1 : qe])
-    return frozenset(out)
+            out[t[qs + 1 : qe]] = ""
+    return out
 
 
 def _loc(loc: Loc) -> str:
