@@ -8,12 +8,20 @@ import pytest
 
 from replaygate.errors import ReplayError
 from replaygate.replay import ReplayConfig, run_replay
+from replaygate.replay.engine import Engine
 from replaygate.replay.scheduler import Schedule, scheduled
 from replaygate.testing import MemorySink, make_exchange
 
 from ._servers import TestServer
 
 T0 = 1_700_000_000_000_000_000
+
+
+@pytest.fixture(autouse=True, params=["lanes", "coroutines"])
+def engine_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Timed modes run through the lane dispatcher and through the coroutine workers."""
+    monkeypatch.setattr(Engine, "fast_lanes", request.param == "lanes")
+    return str(request.param)
 
 
 def recorded(gaps_ms: list[float]) -> list:  # type: ignore[type-arg]

@@ -12,6 +12,7 @@ coroutine workers (same ``Engine._record``), which the tests run through both pa
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import TYPE_CHECKING
 
 from ..model import Exchange, Request
@@ -22,7 +23,7 @@ from .pool import Slot, TargetPool, close_slot
 if TYPE_CHECKING:
     from .engine import Engine
 
-__all__ = ["FastLane"]
+__all__ = ["FastLane", "TimedDispatcher"]
 
 _REDIRECTS = frozenset((301, 302, 303, 307, 308))
 
@@ -30,13 +31,15 @@ _REDIRECTS = frozenset((301, 302, 303, 307, 308))
 class FastLane:
     """One of ``--concurrency`` independent senders; ``done`` resolves when it runs dry."""
 
-    __slots__ = ("_copies", "_cur", "done", "engine", "loop", "slot")
+    __slots__ = ("_copies", "_cur", "_dispatcher", "_due", "done", "engine", "loop", "slot")
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, dispatcher: TimedDispatcher | None = None) -> None:
         self.engine = engine
         self.loop = engine.loop
         self.slot: Slot = {}
         self.done: asyncio.Future[None] = engine.loop.create_future()
+        self._dispatcher = dispatcher  # timed modes: units are handed in, lane goes back idle
+        self._due: int | None = None
         self._copies: list[tuple[Exchange, TargetPool]] = []
         # the copy in flight: exchange, pool, request, raw bytes, connection, reused?
         self._cur: tuple[Exchange, TargetPool, Request, bytes, Connection | None, bool] | None = (
@@ -45,6 +48,12 @@ class FastLane:
 
     def start(self) -> None:
         self.loop.call_soon(self._pump)
+
+    def assign(self, copies: list[tuple[Exchange, TargetPool]], due: int | None) -> None:
+        """Timed modes: send these copies now (the dispatcher chose the moment)."""
+        self._due = due
+        self._copies = copies[::-1]
+        self._pump()
 
     def _finish(self) -> None:
         close_slot(self.slot)
@@ -57,6 +66,8 @@ class FastLane:
             eng._error = e
         eng.stop.set()
         self._finish()
+        if self._dispatcher is not None:
+            self._dispatcher.wake()
 
     def _pump(self) -> None:
         """Send the next copy (or take the next exchange); never blocks."""
@@ -65,6 +76,9 @@ class FastLane:
             if self._copies:
                 ex, pool = self._copies.pop()
             else:
+                if self._dispatcher is not None:
+                    self._dispatcher.release(self)
+                    return
                 unit = eng._next_sync()
                 if unit is None or not isinstance(unit, tuple):
                     self._finish()
@@ -117,7 +131,7 @@ class FastLane:
                 self.loop.create_task(self._redirects(res))
                 return
             self._cur = None
-            eng._record(ex, pool, req, raw, res, res, None)
+            eng._record(ex, pool, req, raw, res, res, self._due)
             self._pump()
         except BaseException as e:
             self._fail(e)
@@ -134,7 +148,66 @@ class FastLane:
                 eng.stats.redirects_followed += hops
                 ex.meta["redirects"] = str(hops)
             self._cur = None
-            eng._record(ex, pool, req, raw, first, res, None)
+            eng._record(ex, pool, req, raw, first, res, self._due)
             self._pump()
         except BaseException as e:
             self._fail(e)
+
+
+class TimedDispatcher:
+    """Timed modes (``--speed``/``--rate``/``--ramp``) without sessions: one coroutine waits
+    for each unit's due time (one timer for all units due in the same tick) and hands it to
+    an idle lane, which writes at once. No lane idle at the due time means the target is
+    behind: the dispatcher waits for one and the lag is measured on the request."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.lanes = [FastLane(engine, self) for _ in range(engine.config.concurrency)]
+        self._idle: list[FastLane] = list(self.lanes)
+        self._waiter: asyncio.Future[None] | None = None
+
+    def release(self, lane: FastLane) -> None:
+        self._idle.append(lane)
+        self.wake()
+
+    def wake(self) -> None:
+        w = self._waiter
+        if w is not None and not w.done():
+            w.set_result(None)
+
+    async def run(self) -> None:
+        eng = self.engine
+        loop = eng.loop
+        perf = time.perf_counter_ns
+        try:
+            while True:
+                unit = eng._next_sync()
+                if unit is None or not isinstance(unit, tuple):
+                    break
+                ex, due, key = unit
+                if due is not None:
+                    d = due - perf()
+                    while d > 1_500_000:  # timers tick in ms: see Engine._send_unit
+                        if eng.stop.is_set():
+                            eng.stats.dropped["stopped"] += 1
+                            break
+                        await asyncio.sleep(min(d - 500_000, 200_000_000) / 1e9)
+                        d = due - perf()
+                    else:
+                        if d > 500_000:
+                            await asyncio.sleep(d / 1e9)
+                    if eng.stop.is_set():
+                        break
+                while not self._idle and eng._error is None:
+                    self._waiter = loop.create_future()
+                    await self._waiter
+                if eng._error is not None:
+                    break
+                self._idle.pop().assign(eng._copies(ex, key), due)
+            # wait until every lane is back (its last answer recorded)
+            while len(self._idle) < len(self.lanes) and eng._error is None:
+                self._waiter = loop.create_future()
+                await self._waiter
+        finally:
+            for lane in self.lanes:
+                lane._finish()

@@ -27,7 +27,7 @@ from ..errors import ConfigError, ReplayError
 from ..model import Exchange, Flag, Request, Response
 from ..pipeline import Sink
 from ._config import ReplayConfig, Target
-from ._lanes import FastLane
+from ._lanes import FastLane, TimedDispatcher
 from ._redirect import follow_redirects
 from ._stats import ReplayStats
 from .client import Result, Tracker, make_ssl_context, prepare_request
@@ -293,11 +293,16 @@ class Engine:
         sweeper = self.loop.create_task(self._sweep_timeouts())
         workers: list[asyncio.Future[None]]
         lanes: list[FastLane] = []
-        if self.fast_lanes and c.max_speed and not c.sessions and self._source is not None:
+        lanes_ok = self.fast_lanes and not c.sessions and self._source is not None
+        if lanes_ok and c.max_speed:
             lanes = [FastLane(self) for _ in range(c.concurrency)]
             for lane in lanes:
                 lane.start()
             workers = [lane.done for lane in lanes]
+        elif lanes_ok:
+            dispatcher = TimedDispatcher(self)
+            lanes = dispatcher.lanes
+            workers = [self.loop.create_task(dispatcher.run())]
         else:
             workers = [self.loop.create_task(self._worker()) for _ in range(c.concurrency)]
         try:
@@ -427,13 +432,18 @@ class Engine:
     async def _send_unit(self, unit: Unit, slot: Slot) -> None:
         ex, due, key = unit
         if due is not None:
+            # The loop's timers tick in whole milliseconds: sleeping for a sub-millisecond
+            # remainder would spin. Sleep in steps while more than a tick is left, then once
+            # for the remainder, and send (at most half a tick early); lag is measured.
             d = due - _perf_ns()
-            while d > 0:
+            while d > 1_500_000:
                 if self.stop.is_set():  # do not sit out a long recorded gap after Ctrl-C
                     self.stats.dropped["stopped"] += 1
                     return
-                await asyncio.sleep(min(d / 1e9, 0.2))
+                await asyncio.sleep(min(d - 500_000, 200_000_000) / 1e9)
                 d = due - _perf_ns()
+            if d > 500_000:
+                await asyncio.sleep(d / 1e9)
         copies = self._copies(ex, key)
         if len(copies) == 1:
             await self._send_copy(copies[0][0], copies[0][1], slot, due)
