@@ -23,3 +23,12 @@ def test_one_testcase_per_endpoint() -> None:
 def test_passing_has_no_failures() -> None:
     root = ET.fromstring(render_junit(make_summary(failing=False)))
     assert root.find("testsuite").get("failures") == "0"  # type: ignore[union-attr]
+
+
+def test_control_characters_and_names_survive() -> None:
+    s = make_summary()
+    s["endpoints"][0]["endpoint"] = "GET /a\x01|b<c>"
+    s["endpoints"][0]["reasons"] = ["bad \x00 byte & <tag>"]
+    root = ET.fromstring(render_junit(s))
+    names = [c.get("name") for c in root.iter("testcase")]
+    assert "GET /a\ufffd|b<c>" in names

@@ -12,3 +12,10 @@ def test_markdown_pr_comment() -> None:
     assert "body:$.rid changed: baseline" in md  # noise listed with its reason
     assert "<script>" not in md
     assert render_markdown(make_summary(failing=False)).startswith("## replaygate: ✅ PASS")
+
+
+def test_table_cells_escaped() -> None:
+    s = make_summary()
+    s["endpoints"][0]["endpoint"] = "GET /a|b"
+    md = render_markdown(s)
+    assert "`GET /a\\|b`" in md
