@@ -123,3 +123,16 @@ def test_learned_text_tokens_do_not_hide_line_changes() -> None:
     f = fields(judge(c.result(), GateConfig()).summary(), "GET /page")
     assert f["body:text|tokens"][0] == "noise"
     assert f["body:text|lines"] == ("regression", None)
+
+
+def test_loop_copies_do_not_dilute_learning() -> None:
+    c = Comparator()
+    exs = [jex("/t", {"now": i}, {"now": 100 + i}) for i in range(4)]
+    for k in range(5):
+        for e in exs:
+            if k:
+                e.meta["loop"] = str(k)
+            c.add(e)
+    f = fields(judge(c.result(), GateConfig()).summary(), "GET /t")
+    assert f["body:$.now|changed"][0] == "noise"
+    assert "3 of 3 pairs" in (f["body:$.now|changed"][1] or "")

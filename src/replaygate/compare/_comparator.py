@@ -135,7 +135,8 @@ class Comparator:
                     + ")"
                 ] += 1
             return
-        if not is_base:
+        if not is_base and ex.meta.get("loop", "0") == "0":
+            # loop copies (replay --loop) repeat one captured response: nothing to learn
             self._learner.observe(ep_name, ex.request, orig)
         oc = status_class(orig.status)
         if err is not None or rep is None:

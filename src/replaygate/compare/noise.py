@@ -130,6 +130,8 @@ class VolatilityLearner:
         k = request_key(req)
         prev = self._seen.pop(k, None)
         self._seen[k] = resp
+        if prev is resp:  # the same captured response seen again (not a new observation)
+            return
         if prev is None:
             if len(self._seen) > self._window:
                 self._seen.popitem(last=False)
