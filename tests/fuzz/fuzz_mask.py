@@ -108,10 +108,16 @@ SEEDS: dict[str, list[bytes]] = {
         b'\x02--zz\r\nContent-Disposition: form-data; name="password"\r\n\r\npw\r\n--zz--\r\n',
         b"\x03call +44 20 7946 0958 card 4111 1111 1111 1111 eyJhbGciOiJI.eyJzdWIiOjF9.sig",
         b"\x04AKIAIOSFODNN7EXAMPLE ghp_" + b"a" * 36 + b" DE89370400440532013000",
+        # regressions found by fuzzing: Unicode digits, overlapping field/e-mail matches
+        b"\x00+10000000 \xd9\xa0",
+        b"\x00password:+@A.",
+        b"\x01=\x80-%400.aa",
     ],
     "mask_raw_message": [
         b"GET /u/a@b.io?token=abcdefgh HTTP/1.1\r\nAuthorization: Basic dTpw\r\n\r\n",
         b"HTTP/1.1 200 OK\r\nSet-Cookie: sid=abc; Path=/\r\n\r\nhi",
+        b"\nAuthorization:\n ",
+        b"\n:sid=+@a.",
     ],
     "mask_detectors": [b"a@b.io 4111111111111111 10.0.0.1 ::1 fe80::1 +1 (555) 123-4567"],
     "mask_config": [

@@ -218,11 +218,13 @@ class Masker:
     def text(self, text: str, loc: Loc) -> str | None:
         """Mask detector findings (and ``field=value`` pairs) in free text; None if unchanged."""
         out: list[str] = []
-        pos = 0
+        pos = 0  # end of the text copied so far
+        seen = 0  # end of the last finding handled: overlapping ones are skipped
         changed = False
         for f in sorted(self.rules.scanner.findings(text), key=lambda f: (f.start, -f.end)):
-            if f.start < pos:
-                continue  # overlaps an earlier finding
+            if f.start < seen:
+                continue  # overlaps an earlier finding (masked or not)
+            seen = f.end
             v = text[f.start : f.end]
             if f.rule == "field":
                 new = self.named(v, "field", "", loc)
