@@ -84,3 +84,30 @@ def test_accept_filters_and_errors(tmp_path: Path) -> None:
     assert "not a replaygate JSON summary" in str(r.exception or r.output)
     r = CliRunner().invoke(cli, ["accept", "--help"])
     assert r.exit_code == 0 and "--expires" in r.output
+
+
+def test_accept_endpoint_filter(tmp_path: Path) -> None:
+    write_run(tmp_path / "cand.gor", bad=True)
+    r = CliRunner().invoke(
+        cli, ["compare", str(tmp_path / "cand.gor"), "--json", str(tmp_path / "s.json")]
+    )
+    assert r.exit_code == 1
+    common = [
+        "--reason",
+        "r",
+        "--who",
+        "w",
+        "--expires",
+        "2099-01-01",
+        "-o",
+        str(tmp_path / "a.toml"),
+    ]
+    r = CliRunner().invoke(
+        cli, ["accept", str(tmp_path / "s.json"), *common, "--endpoint", "POST *"]
+    )
+    assert "nothing to accept" in r.output and not (tmp_path / "a.toml").exists()
+    r = CliRunner().invoke(
+        cli, ["accept", str(tmp_path / "s.json"), *common, "--endpoint", "GET /users/*"]
+    )
+    assert r.exit_code == 0 and "accepted" in r.output
+    assert {e.field for e in AcceptedDiffs.load(tmp_path / "a.toml").entries} >= {"body:$.name"}

@@ -68,3 +68,20 @@ def test_bad_rules() -> None:
 def test_any_path_templates(path: str) -> None:
     out = template_path(path)
     assert out.count("/") == max(path.count("/"), 0) or path == ""
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.integers(0, 10**12).map(str),
+            st.uuids().map(str),
+            st.text("abcdef0123456789-_.", max_size=40),
+        ),
+        max_size=6,
+    )
+)
+def test_templating_is_idempotent(segs: list[str]) -> None:
+    p = "/" + "/".join(segs)
+    once = template_path(p)
+    assert template_path(once) == once
