@@ -155,9 +155,9 @@ class FastLane:
 
 
 class TimedDispatcher:
-    """Timed modes (``--speed``/``--rate``/``--ramp``) without sessions: one coroutine waits
-    for each unit's due time (one timer for all units due in the same tick) and hands it to
-    an idle lane, which writes at once. No lane idle at the due time means the target is
+    """Timed modes (``--speed``/``--rate``/``--ramp``) and live feeds, without sessions: one
+    coroutine waits for each unit's due time (one timer for all units due in the same tick) or
+    for the live feed, and hands the unit to an idle lane, which writes at once. No lane idle at the due time means the target is
     behind: the dispatcher waits for one and the lag is measured on the request."""
 
     def __init__(self, engine: Engine) -> None:
@@ -182,8 +182,13 @@ class TimedDispatcher:
         try:
             while True:
                 unit = eng._next_sync()
-                if unit is None or not isinstance(unit, tuple):
+                if unit is None:
                     break
+                if not isinstance(unit, tuple):  # live feed empty for now: wait for more
+                    w = loop.create_future()
+                    eng._live_waiters.append(w)
+                    await w
+                    continue
                 ex, due, key = unit
                 if due is not None:
                     d = due - perf()

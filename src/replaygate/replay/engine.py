@@ -293,8 +293,8 @@ class Engine:
         sweeper = self.loop.create_task(self._sweep_timeouts())
         workers: list[asyncio.Future[None]]
         lanes: list[FastLane] = []
-        lanes_ok = self.fast_lanes and not c.sessions and self._source is not None
-        if lanes_ok and c.max_speed:
+        lanes_ok = self.fast_lanes and not c.sessions
+        if lanes_ok and c.max_speed and self._source is not None:
             lanes = [FastLane(self) for _ in range(c.concurrency)]
             for lane in lanes:
                 lane.start()
