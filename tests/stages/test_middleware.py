@@ -648,3 +648,14 @@ def test_inflight_bytes_stay_bounded() -> None:
         assert stage._inflight_bytes <= (4 << 20) + len(ex.request.raw) + 200
     released.extend(stage.close())
     assert [e.id for e in released] == [f"{i:024x}" for i in range(20)]
+
+
+def test_middleware_does_not_get_the_terminals_ctrl_c() -> None:
+    import os
+
+    stage = MiddlewareStage(MiddlewareConfig(command="cat"))
+    try:
+        list(stage.process(make_exchange()))
+        assert os.getpgid(stage.proc.pid) != os.getpgid(0)
+    finally:
+        list(stage.close())

@@ -189,6 +189,10 @@ class MiddlewareStage:
                 stderr=subprocess.PIPE,
                 env=self._env,
                 bufsize=_CHUNK,
+                # its own process group: Ctrl-C in the terminal stops replaygate gracefully,
+                # which then ends the middleware's input; the middleware is not killed
+                # mid-message by the same signal
+                process_group=0,
             )
         except OSError as e:
             raise MiddlewareError(
