@@ -422,3 +422,15 @@ def test_summary_line() -> None:
     line = hook.summary()
     assert line == "correlation: 1 substitution (set-cookie=1), 1 value learned"
     assert "ORIGSESSION1" not in line and "NEWSESSION22" not in line
+
+
+def test_learned_values_are_bounded() -> None:
+    hook = CorrelationHook()
+    for i in range(1500):
+        _learned(
+            [("Set-Cookie", f"sid=ORIG{i:08d}")], [("Set-Cookie", f"sid=NEW{i:08d}x")], hook=hook
+        )
+    glob = hook._targets[""]
+    assert len(glob.tokens) == 1024  # oldest forgotten first
+    out = _send(hook, make_request("GET", "/", headers=[("Cookie", "sid=ORIG00001499")]))
+    assert out.header("cookie") == "sid=NEW00001499x"

@@ -165,8 +165,12 @@ def session_of(ex: Exchange) -> str:
 
 @dataclass
 class _Scope:
+    """Values learned in one session (or, as a fallback, in one target): at most ``cap`` of
+    each kind, the oldest forgotten first, so a long replay keeps constant per-request cost."""
+
     tokens: dict[str, tuple[str, str]] = field(default_factory=dict)  # orig -> (new, rule)
     ids: dict[str, tuple[str, str]] = field(default_factory=dict)
+    cap: int = 256
     version: int = 0
     _rx: re.Pattern[str] | None = None
     _rx_version: int = -1
@@ -174,7 +178,10 @@ class _Scope:
     def learn(self, orig: str, new: str, rule: str, is_id: bool) -> None:
         table = self.ids if is_id else self.tokens
         if table.get(orig, ("",))[0] != new:
-            table[orig] = (new, rule)
+            table.pop(orig, None)
+            table[orig] = (new, rule)  # (re)inserted last: the most recent
+            while len(table) > self.cap:
+                del table[next(iter(table))]
             self.version += 1
 
     def token_rx(self) -> re.Pattern[str] | None:
@@ -217,8 +224,12 @@ class CorrelationHook:
         if not self.config.enabled or ex.response is None or ex.replayed is None:
             return
         target = ex.meta.get("target", "")
-        scope = self._scopes.setdefault((target, session_of(ex)), _Scope())
-        glob = self._targets.setdefault(target, _Scope())
+        key = (target, session_of(ex))
+        scope = self._scopes.pop(key, None) or _Scope()
+        self._scopes[key] = scope  # most recently used last
+        while len(self._scopes) > _MAX_SESSIONS:
+            del self._scopes[next(iter(self._scopes))]
+        glob = self._targets.setdefault(target, _Scope(cap=1024))
         for orig, new, rule, is_id in self._pairs(ex.response, ex.replayed):
             if orig == new or not orig or not new:
                 continue
@@ -430,6 +441,9 @@ class CorrelationHook:
             return m.group("pre") + new + m.group("post")
 
         return rx.sub(sub, body)
+
+
+_MAX_SESSIONS = 100_000
 
 
 class _Unset:
