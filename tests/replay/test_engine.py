@@ -429,3 +429,13 @@ def test_output_file_reads_back_with_replayed_responses(server: TestServer, tmp_
     run_replay(gets(["/json"] * 5), cfg(server.url), sink=GorWriter(path))
     back = list(open_reader(path))
     assert len(back) == 5 and all(e.replayed is not None for e in back)
+
+
+def test_split_round_robin_without_sessions_and_with_baseline() -> None:
+    with TestServer() as a, TestServer() as b, TestServer() as base:
+        out, st = replay(
+            gets([f"/{i}" for i in range(10)]), cfg(a.url, b.url, split=True, baseline=base.url)
+        )
+        assert len(a.seen) == len(b.seen) == 5 and len(base.seen) == 10
+        assert st.sent == 20
+        assert {e.meta["role"] for e in out if e.meta["target"] == base.url} == {"baseline"}
