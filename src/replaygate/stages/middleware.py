@@ -602,9 +602,16 @@ class MiddlewareStage:
             self._wq.append(None)
             self._wcond.notify_all()
         deadline = time.monotonic() + self._close_wait
-        with self._cond:
-            while not self._eof and time.monotonic() < deadline:
-                self._cond.wait(0.25)
+        try:
+            with self._cond:
+                while not self._eof and time.monotonic() < deadline:
+                    self._cond.wait(0.25)
+        except BaseException:  # Ctrl-C while waiting: do not leave the process behind
+            self._terminate()
+            for t in self._threads:
+                t.join(timeout=5)
+            self._close_pipes()
+            raise
         if not self._eof:
             self._terminate()
             with self._cond:
