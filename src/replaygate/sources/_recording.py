@@ -95,7 +95,14 @@ class RecordingSink:
                 time.sleep(_IDLE_S)
                 continue
             wrote = False
+            n = 0
             while q:
+                n += 1
+                if n & 7 == 0:
+                    # Hand the GIL back now and then: the producer is an event loop or a
+                    # capture reader, and would otherwise wait up to the interpreter's switch
+                    # interval (5 ms) after every syscall while this thread writes a backlog.
+                    time.sleep(0)
                 ex = q.popleft()
                 if self._error is not None:
                     self._lost += 1
