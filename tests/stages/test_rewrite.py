@@ -133,6 +133,9 @@ def test_set_param_stage() -> None:
         ({"set_header": ["novalue"]}, "--set-header: expected 'Name: value'"),
         ({"set_header": ["Bad Name: v"]}, "--set-header: bad header name"),
         ({"set_param": ["noequals"]}, "--set-param: expected 'name=value'"),
+        ({"set_header": ["Content-Length: 0"]}, "--set-header: Content-Length frames the body"),
+        ({"remove_header": ["transfer-encoding"]}, "--remove-header: transfer-encoding frames"),
+        ({"rewrite_header": ["Content-Length: 1,2"]}, "--rewrite-header: content-length frames"),
     ],
 )
 def test_bad_values(cfg: dict[str, list[str]], message: str) -> None:

@@ -157,6 +157,17 @@ class RewriteStage:
                 raise ConfigError(f"--set-header: bad header name or value for {n!r}")
         removed = strings(config.remove_header, flag="--remove-header")
         self._remove = {n.strip().lower() for n in removed if n.strip()}
+        framing = {"content-length", "transfer-encoding"}
+        for flag, names in (
+            ("--set-header", [n for n, _ in self._set]),
+            ("--remove-header", list(self._remove)),
+            ("--rewrite-header", [n for n, _, _ in self._hdr]),
+        ):
+            for n in names:
+                if n.lower() in framing:
+                    raise ConfigError(
+                        f"{flag}: {n} frames the body; replaygate keeps it consistent itself"
+                    )
         for flag, texts in (
             ("--set-header", [f"{n}: {v}" for n, v in self._set]),
             ("--rewrite-url", strings(config.rewrite_url, flag="--rewrite-url")),
