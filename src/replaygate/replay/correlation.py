@@ -176,7 +176,14 @@ class _Scope:
     _rx_version: int = -1
 
     def learn(self, orig: str, new: str, rule: str, is_id: bool) -> None:
-        table = self.ids if is_id else self.tokens
+        if not is_id:  # percent-encoded forms too (query strings, form bodies, cookies)
+            for enc in (quote, quote_plus):
+                e = enc(orig, safe="")
+                if e != orig:
+                    self._learn(self.tokens, e, enc(new, safe=""), rule)
+        self._learn(self.ids if is_id else self.tokens, orig, new, rule)
+
+    def _learn(self, table: dict[str, tuple[str, str]], orig: str, new: str, rule: str) -> None:
         if table.get(orig, ("",))[0] != new:
             table.pop(orig, None)
             table[orig] = (new, rule)  # (re)inserted last: the most recent
@@ -356,7 +363,7 @@ class CorrelationHook:
         body_raw = req.body_raw
         new_head = head
         if rx is not None:
-            new_head = self._replace_tokens(rx, head, sc, encoded=True)
+            new_head = self._replace_tokens(rx, head, sc)
         if sc.ids:
             new_head = self._replace_ids_in_head(new_head, sc)
         out = req
@@ -372,7 +379,7 @@ class CorrelationHook:
             body = out.body().decode("utf-8", "surrogateescape")
             new_body = body
             if rx is not None:
-                new_body = self._replace_tokens(rx, body, sc, encoded=True)
+                new_body = self._replace_tokens(rx, body, sc)
             if sc.ids:
                 new_body = self._replace_ids_in_body(new_body, sc)
             if new_body != body:
@@ -381,24 +388,13 @@ class CorrelationHook:
                 out = new_msg
         return out
 
-    def _replace_tokens(self, rx: re.Pattern[str], text: str, sc: _Scope, encoded: bool) -> str:
+    def _replace_tokens(self, rx: re.Pattern[str], text: str, sc: _Scope) -> str:
         def sub(m: re.Match[str]) -> str:
             new, rule = sc.tokens[m.group()]
             self._subs[rule] += 1
             return new
 
-        text = rx.sub(sub, text)
-        if encoded:  # percent-encoded forms (query strings, form bodies, cookies)
-            for orig, (new, rule) in sc.tokens.items():
-                enc = quote(orig, safe="")
-                if enc != orig and enc in text:
-                    self._subs[rule] += text.count(enc)
-                    text = text.replace(enc, quote(new, safe=""))
-                encp = quote_plus(orig, safe="")
-                if encp != orig and encp != enc and encp in text:
-                    self._subs[rule] += text.count(encp)
-                    text = text.replace(encp, quote_plus(new, safe=""))
-        return text
+        return rx.sub(sub, text)
 
     def _replace_ids_in_head(self, head: str, sc: _Scope) -> str:
         line, sep, rest = head.partition("\r\n")
