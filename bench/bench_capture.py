@@ -149,7 +149,7 @@ def run_steps(steps: list[tuple[int, int]], seconds: float) -> int:
     print()
     print(
         "| wrk -c / delay | req/s (wrk) | sent | replaygate complete | tcpdump complete "
-        "| capture CPU% during wrk | capture CPU s total | stop+drain s | loss counters |"
+        "| capture CPU% during wrk | capture CPU s (to wrk end) | stop+drain s | loss counters |"
     )
     print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
