@@ -140,6 +140,7 @@ _ORDER = (
     "recorded",
     "dropped_recordings",
     "lost_on_sink_error",
+    "errors",
 )
 
 
