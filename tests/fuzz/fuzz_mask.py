@@ -111,6 +111,7 @@ SEEDS: dict[str, list[bytes]] = {
         # regressions found by fuzzing: Unicode digits, overlapping field/e-mail matches
         b"\x00+10000000 \xd9\xa0",
         b"\x00password:+@A.",
+        b"\x00password:+0",
         b"\x01=\x80-%400.aa",
     ],
     "mask_raw_message": [

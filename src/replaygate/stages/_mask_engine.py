@@ -110,7 +110,7 @@ class Masker:
 
     def _detector_masked(self, rule: str, v: str) -> bool:
         k = self.k
-        if REDACT_RE.fullmatch(v):
+        if REDACT_RE.fullmatch(v) or fp_is_pseudonym(v):  # any of our pseudonyms
             return True
         if rule == "email":
             return k.email_is_pseudonym(v)
