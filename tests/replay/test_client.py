@@ -56,6 +56,15 @@ def test_unchanged_request_is_the_same_object() -> None:
     assert prep(raw, host=None) is raw
 
 
+def test_absolute_form_becomes_origin_form_unless_keep_host() -> None:
+    raw = b"GET http://prod:81/a?b=1 HTTP/1.1\r\nHost: prod:81\r\n\r\n"
+    assert prep(raw) == b"GET /a?b=1 HTTP/1.1\r\nHost: stage:8080\r\n\r\n"
+    assert prep(raw, None) is raw
+    assert prep(b"GET https://prod?q HTTP/1.1\r\nHost: p\r\n\r\n", prefix=b"/v1") == (
+        b"GET /v1/?q HTTP/1.1\r\nHost: stage:8080\r\n\r\n"
+    )
+
+
 def test_keep_host_and_prefix() -> None:
     raw = b"GET /a?b=1 HTTP/1.1\r\nHost: prod\r\n\r\n"
     assert prep(raw, None, b"/api") == b"GET /api/a?b=1 HTTP/1.1\r\nHost: prod\r\n\r\n"
