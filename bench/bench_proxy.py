@@ -7,7 +7,7 @@ a Lua ``delay()`` (latency at a load both can carry). Reported: req/s, p50/p99 l
 the added p50/p99, the proxy's recorded/dropped counters and CPU%.
 
     python -m bench proxy            # 5 s per run
-    python -m bench proxy --seconds 15
+    python -m bench proxy --seconds=15
 """
 
 from __future__ import annotations

@@ -241,3 +241,16 @@ def test_filter_expression() -> None:
     )
     assert build_filter([80], "host 10.0.0.1", vlan=True) == "host 10.0.0.1"
     assert "lo" in list_interfaces() and "any" in list_interfaces()
+
+
+def test_bpf_instead_of_ports(needs_root: None) -> None:
+    """With --bpf and no --port the assembler finds the server side by itself."""
+    with RawHTTPServer() as srv:
+        cfg = CaptureConfig(interfaces=["lo"], bpf=f"tcp port {srv.port}")
+        with capturing(cfg) as (sink, _):
+            for i in range(3):
+                _get("127.0.0.1", srv.port, f"/bpf{i}")
+    assert sorted(e.request.target for e in sink.exchanges) == ["/bpf0", "/bpf1", "/bpf2"]
+    assert all(
+        e.complete and e.conn is not None and e.conn.dport == srv.port for e in sink.exchanges
+    )
