@@ -603,3 +603,22 @@ def test_stats_summary_line() -> None:
     line = st.stats.summary()
     assert line.startswith("mask: 2 values masked in 1 of 1 exchanges (email=1, field=1)")
     assert "hunter2" not in line
+
+
+def test_replay_hook_masks_staging_responses_not_requests() -> None:
+    st = stage()
+    hook = st.replay_hook()
+    ex = make_exchange(request_headers=[("Cookie", "sid=staging-value-1")])
+    req = ex.request
+    assert hook.before_send(ex, req) is req  # correlation's staging values reach staging
+    ex.replayed = make_response(
+        200, f"hi {EMAIL}".encode(), headers=[("Content-Type", "text/plain")]
+    )
+    ex.replay_error = None
+    hook.after_response(ex)
+    assert ex.replayed is not None and EMAIL.encode() not in ex.replayed.raw
+    assert Flag.MASKED in ex.flags
+    ex2 = make_exchange()
+    ex2.replay_error = f"timeout talking about {EMAIL}"
+    hook.after_response(ex2)
+    assert ex2.replay_error and EMAIL not in ex2.replay_error
