@@ -324,3 +324,35 @@ def test_parse_hostport() -> None:
     assert parse_hostport("[::1]:80") == ("::1", 80)
     assert parse_hostport(":8080") == ("0.0.0.0", 8080)
     assert parse_hostport("localhost:0") == ("localhost", 0)
+
+
+def test_stop_closes_idle_keepalive_connections_at_once(upstream: RawHTTPServer) -> None:
+    sink = MemorySink()
+    px = ProxyServer(ProxyConfig(upstream=upstream.url, listen="127.0.0.1:0"), sink)
+    px.start()
+    with socket.create_connection(("127.0.0.1", px.port)) as s:
+        s.settimeout(10)
+        s.sendall(b"GET /idle HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert s.recv(65536).startswith(b"HTTP/1.1 200")
+        px.stop()  # the connection stays open, idle: closed at once, not after the drain
+        assert s.recv(10) == b""  # closed by the proxy
+    assert [e.request.target for e in sink.exchanges] == ["/idle"]
+    assert px.stats["closed_idle_on_stop"] == 1 and px.stats["aborted_on_stop"] == 0
+
+
+def test_stop_aborts_what_does_not_finish_in_time(upstream: RawHTTPServer) -> None:
+    cfg = ProxyConfig(upstream=upstream.url, listen="127.0.0.1:0", drain_timeout_s=0.2)
+    sink = MemorySink()
+    px = ProxyServer(cfg, sink)
+    px.start()
+    with socket.create_connection(("127.0.0.1", px.port)) as s:
+        s.sendall(b"POST /slow HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\npartial")
+        for _ in range(1000):
+            if px.stats["bytes_from_clients"]:
+                break
+            time.sleep(0.01)
+        px.stop()
+    assert px.stats["aborted_on_stop"] == 1
+    # the unfinished request is recorded flagged, not passed off as complete
+    assert len(sink.exchanges) == 1 and not sink.exchanges[0].complete
+    assert Flag.REQUEST_TRUNCATED in sink.exchanges[0].flags

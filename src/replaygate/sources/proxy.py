@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import ssl
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -110,6 +111,8 @@ class ProxyServer:
             "errors": 0,
             "upstream_connect_errors": 0,
             "tls_handshake_errors": 0,
+            "closed_idle_on_stop": 0,
+            "aborted_on_stop": 0,
         }
 
     # -- TLS -------------------------------------------------------------------------------
@@ -227,12 +230,19 @@ class ProxyServer:
         sh = self._shared
         if self._server is not None:
             self._server.close()
-        waiting = [c.done for c in list(self._conns) if c.done is not None]
-        if waiting:
-            await asyncio.wait(waiting, timeout=self.config.drain_timeout_s)
+        # idle keep-alive connections go now; those with a request in flight may finish
+        deadline = time.monotonic() + self.config.drain_timeout_s
+        while self._conns and time.monotonic() < deadline:
+            for c in list(self._conns):
+                if c.up is not None and c.rec.idle and not c.rec.req.tunnelled:
+                    self._counts["closed_idle_on_stop"] += 1
+                    c.close()
+            if self._conns:
+                await asyncio.sleep(0.02)
         for t in list(sh.connecting):
             t.cancel()
         for c in list(self._conns):
+            self._counts["aborted_on_stop"] += 1
             c.abort()
         # the event loop may only close once every transport has really gone
         for _ in range(200):
