@@ -58,6 +58,7 @@ def scan_files(paths: list[str], mask_data: dict[str, Any] | None, ip: bool) -> 
     """Scan files; the JSON report (``--json``)."""
     import os
 
+    from ..stages._mask_engine import Loc, resolve_loc
     from ..stages.mask import MaskConfig, MaskStage
 
     overrides = {"ip_addresses": True} if ip else {}
@@ -66,12 +67,12 @@ def scan_files(paths: list[str], mask_data: dict[str, Any] | None, ip: bool) -> 
     skipped = 0
     endpoint = ""
 
-    def record(rule: str, loc: str, masked: bool) -> None:
+    def record(rule: str, loc: Loc, masked: bool) -> None:
         nonlocal skipped
         if rule == "skipped_binary":
             skipped += 1
         else:
-            counts[(rule, _safe_location(loc), endpoint, masked)] += 1
+            counts[(rule, _safe_location(resolve_loc(loc)), endpoint, masked)] += 1
 
     stage = MaskStage(cfg, os.urandom(32))
     stage.masker.record = record  # look only: collect counts, drop the masked copies

@@ -30,11 +30,13 @@ from ._mask_body import (
 )
 from ._mask_fp import REDACT_RE, Keyed, fp_is_pseudonym
 
-__all__ = ["Masker", "Rules"]
+__all__ = ["Loc", "Masker", "Recorder", "Rules", "resolve_loc"]
 
-Recorder = Callable[[str, str, bool], None]
-Loc = str | Callable[[], str]  # a location, or how to build it (only when something is found)
 M = TypeVar("M", bound=HTTPMessage)
+#: a location, or how to build it: only recorders that report locations (scan) build them
+Loc = str | Callable[[], str]
+#: (rule, location, already masked?) for every finding; counts only, never values
+Recorder = Callable[[str, Loc, bool], None]
 
 #: JWT claims that identify a person or a session, pseudonymized inside masked tokens
 JWT_CLAIMS = (
@@ -179,9 +181,9 @@ class Masker:
         whole = self.rules.scanner.whole(value) if cached is None else False
         if cached is True or (cached is None and self.is_masked(value, whole)):
             self._remember(value, True)
-            self.record(rule, _loc(loc), True)
+            self.record(rule, loc, True)
             return value
-        self.record(rule, _loc(loc), False)
+        self.record(rule, loc, False)
         action = self.rules.action(kind, name)
         if action == "drop":
             return None
@@ -230,10 +232,10 @@ class Masker:
                 new = self.named(v, "field", "", loc)
                 new = "" if new is None else new
             elif self._detector_masked(f.rule, v):
-                self.record(f.rule, _loc(loc), True)
+                self.record(f.rule, loc, True)
                 continue
             else:
-                self.record(f.rule, _loc(loc), False)
+                self.record(f.rule, loc, False)
                 new = self._apply(self.rules.action(f.rule), f.rule, v) or ""
             if new != v:
                 out.append(text[pos : f.start])
@@ -361,18 +363,18 @@ class Masker:
     def _one(self, value: str, rule: str, loc: Loc) -> str | None:
         """``value`` is one whole detector match (known from the raw-text pass)."""
         if self._detector_masked(rule, value):
-            self.record(rule, _loc(loc), True)
+            self.record(rule, loc, True)
             return None
-        self.record(rule, _loc(loc), False)
+        self.record(rule, loc, False)
         new = self._apply(self.rules.action(rule), rule, value) or ""
         return None if new == value else new
 
     def _named_number(self, node: int, kind: str, name: str, where: Loc) -> tuple[Any, bool]:
         text = str(node)
         if fp_is_pseudonym(text):
-            self.record(kind, _loc(where), True)
+            self.record(kind, where, True)
             return node, False
-        self.record(kind, _loc(where), False)
+        self.record(kind, where, False)
         action = self.rules.action(kind, name)
         if action == "drop":
             return _DROP, True
@@ -662,8 +664,12 @@ def _enclosing(t: str, found: list[Finding]) -> dict[str, str]:
     return out
 
 
-def _loc(loc: Loc) -> str:
+def resolve_loc(loc: Loc) -> str:
+    """The location text of a :data:`Loc`."""
     return loc if isinstance(loc, str) else loc()
+
+
+_loc = resolve_loc
 
 
 def _token_keep(rule: str, v: str) -> int:

@@ -37,7 +37,7 @@ from ..model import Exchange, Flag, HTTPMessage, Request
 from ..pipeline import Stage
 from ._detectors import ALL_DETECTORS, DEFAULT_DETECTORS, FieldMatcher, TextScanner
 from ._mask_body import JsonPath
-from ._mask_engine import Masker, Rules
+from ._mask_engine import Loc, Masker, Rules
 
 __all__ = [
     "ACTIONS",
@@ -285,7 +285,7 @@ class MaskStage:
         self.stats = MaskStats()
         self.masker = Masker(config.rules(), key, self._record)
 
-    def _record(self, rule: str, loc: str, masked: bool) -> None:
+    def _record(self, rule: str, loc: Loc, masked: bool) -> None:
         if rule == "skipped_binary":
             self.stats.skipped_binary += 1
         elif masked:
