@@ -52,3 +52,10 @@ def test_encode_body_inverts_decode(enc: str) -> None:
 def test_safe_target() -> None:
     assert safe_target("/a?b=%20") == "/a?b=%20"
     assert safe_target("/é b") == "/%C3%A9%20b"
+
+
+def test_clean_text_removes_lone_surrogates() -> None:
+    from replaygate.formats._http1 import clean_text
+
+    assert clean_text("ok") == "ok"
+    assert clean_text("\udc80TTP/1.1").encode("utf-8") == "\ufffdTTP/1.1".encode()

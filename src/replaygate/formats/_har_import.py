@@ -18,7 +18,7 @@ from ..errors import FormatError, InputError
 from ..model import ConnectionId, Exchange, Flag, Response, decode_content
 from ..model import stable_exchange_id as _stable_id
 from . import ReadOptions
-from ._http1 import build_request, build_response, encode_body, is_bodiless
+from ._http1 import build_request, build_response, clean_text, encode_body, is_bodiless
 
 __all__ = ["parse_har", "read"]
 
@@ -139,7 +139,7 @@ def _headers(msg: dict[str, Any]) -> list[tuple[str, str]]:
         else:
             continue
         if isinstance(k, str) and isinstance(v, str | int | float) and k.strip():
-            out.append((k.strip(), str(v)))
+            out.append((clean_text(k.strip()), clean_text(str(v))))
     return out
 
 
@@ -148,7 +148,7 @@ def _version(v: str, meta: dict[str, str]) -> str:
     if u == "HTTP/1.0":
         return "HTTP/1.0"
     if u and u not in ("HTTP/1.1", "HTTP/1"):
-        meta.setdefault("source_version", _canon_version(u))
+        meta.setdefault("source_version", clean_text(_canon_version(u)))
     return "HTTP/1.1"
 
 
@@ -254,12 +254,12 @@ def _entry_to_exchange(entry: Any, index: int, path: str) -> Exchange:
     meta: dict[str, str] = {}
     m = ours.get("meta")
     if isinstance(m, dict):
-        meta.update({str(k): str(v) for k, v in m.items()})
+        meta.update({clean_text(str(k)): clean_text(str(v)) for k, v in m.items()})
     scheme, authority, target = _split_url(url)
     if ours.get("synthetic_url") is True:  # we invented scheme/host on export: not real
         scheme, authority = "", ""
     if scheme and "scheme" not in meta:
-        meta["scheme"] = scheme
+        meta["scheme"] = clean_text(scheme)
     started = _str(entry, "startedDateTime")
     ts = ours.get("ts_ns")
     if isinstance(ts, bool) or not isinstance(ts, int) or not 0 <= ts < 1 << 62:
@@ -323,7 +323,7 @@ def _entry_to_exchange(entry: Any, index: int, path: str) -> Exchange:
             ex.flags.add(Flag.NO_RESPONSE)
         err = entry.get("_error") or resp.get("_error") or resp.get("statusText")
         if isinstance(err, str) and err:
-            meta.setdefault("error", err)
+            meta.setdefault("error", clean_text(err))
         return ex
     ex.response = _response(resp, status, method, meta, ts, req_last, wait, total)
     if status == 101 and not ours:
@@ -415,8 +415,8 @@ def _declared_length(headers: list[tuple[str, str]], req: dict[str, Any]) -> int
 
 def _exchange_id(ours: dict[str, Any], path: str, index: int, started: str, url: str) -> str:
     v = ours.get("id")
-    if isinstance(v, str) and v and " " not in v:
-        return v
+    if isinstance(v, str) and v and not any(ch.isspace() for ch in v):
+        return clean_text(v)
     return _stable_id("har", os.path.basename(path), index, started, url)
 
 
@@ -428,7 +428,7 @@ def _restore_ours(ex: Exchange, ours: dict[str, Any]) -> None:
         except ValueError:
             pass
     if isinstance(ours.get("session"), str):
-        ex.session = ours["session"]
+        ex.session = clean_text(ours["session"])
     if isinstance(ours.get("seq"), int) and not isinstance(ours["seq"], bool):
         ex.seq = ours["seq"]
     flags = ours.get("flags")

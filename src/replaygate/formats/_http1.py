@@ -22,6 +22,7 @@ from ..model import Request, Response
 __all__ = [
     "build_request",
     "build_response",
+    "clean_text",
     "encode_body",
     "is_bodiless",
     "reason_phrase",
@@ -29,6 +30,16 @@ __all__ = [
 ]
 
 _NO_BODY_STATUS = frozenset({204, 304})
+
+
+def clean_text(text: str) -> str:
+    """``text`` without lone surrogates (JSON escapes and mitmproxy's surrogateescape produce
+    them), so it can be written as UTF-8 anywhere (.gor metadata, JSON)."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 def is_bodiless(status: int, request_method: str = "GET") -> bool:

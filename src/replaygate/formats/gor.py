@@ -81,8 +81,11 @@ def encode_record(rec: GorRecord) -> bytes:
     rid = rec.id if rec.id and not _WS.search(rec.id) else _WS.sub("_", rec.id) or "-"
     head = f"{rec.type} {rid} {rec.ts_ns} {lat}"
     if rec.extra:
-        head += "".join(f" rg.{k}={quote(v, safe=_SAFE)}" for k, v in rec.extra.items())
-    return head.encode() + b"\n" + rec.payload + SEPARATOR
+        head += "".join(
+            f" rg.{k}={quote(v, safe=_SAFE, errors='surrogateescape')}"
+            for k, v in rec.extra.items()
+        )
+    return head.encode("utf-8", "surrogateescape") + b"\n" + rec.payload + SEPARATOR
 
 
 def _parse_header(line: bytes, offset: int, path: str | None) -> GorRecord:

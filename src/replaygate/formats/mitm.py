@@ -19,7 +19,7 @@ from typing import Any
 from ..errors import FormatError, InputError
 from ..model import ConnectionId, Exchange, Flag, stable_exchange_id
 from . import ReadOptions
-from ._http1 import build_request, build_response
+from ._http1 import build_request, build_response, clean_text
 
 __all__ = ["read"]
 
@@ -52,7 +52,7 @@ def _ns(ts: float | None) -> int:
 
 
 def _text(b: bytes | str) -> str:
-    return b.decode("latin-1") if isinstance(b, bytes) else b
+    return b.decode("latin-1") if isinstance(b, bytes) else clean_text(b)
 
 
 def _version(v: str, meta: dict[str, str]) -> str:
@@ -60,13 +60,13 @@ def _version(v: str, meta: dict[str, str]) -> str:
     if u in ("HTTP/1.0", "HTTP/1.1"):
         return u
     if u:
-        meta.setdefault("source_version", "HTTP/2" if u.startswith("HTTP/2") else u)
+        meta.setdefault("source_version", "HTTP/2" if u.startswith("HTTP/2") else clean_text(u))
     return "HTTP/1.1"
 
 
 def _addr(a: Any) -> tuple[str, int] | None:
     if isinstance(a, tuple | list) and len(a) >= 2 and a[0] and isinstance(a[1], int):
-        return str(a[0]), int(a[1])
+        return clean_text(str(a[0])), int(a[1])
     return None
 
 
@@ -102,7 +102,7 @@ def _flows(mio: Any, f: Any, path: str, options: ReadOptions) -> Iterator[Exchan
 
 def _exchange(flow: Any, path: str, index: int) -> Exchange:
     rq = flow.request
-    meta: dict[str, str] = {"scheme": str(rq.scheme)}
+    meta: dict[str, str] = {"scheme": clean_text(str(rq.scheme))}
     version = _version(str(rq.http_version), meta)
     headers = [(_text(k), _text(v)) for k, v in rq.headers.fields]
     body = rq.raw_content or b""
@@ -123,7 +123,7 @@ def _exchange(flow: Any, path: str, index: int) -> Exchange:
         ts_last_ns=_ns(rq.timestamp_end),
     )
     ex = Exchange(
-        id=flow.id if isinstance(flow.id, str) and " " not in flow.id else "",
+        id=clean_text(flow.id) if isinstance(flow.id, str) and " " not in flow.id else "",
         request=req,
         meta=meta,
     )
@@ -136,9 +136,9 @@ def _exchange(flow: Any, path: str, index: int) -> Exchange:
     if flow.server_conn.address:
         a = _addr(flow.server_conn.address)
         if a:
-            meta["server"] = f"{a[0]}:{a[1]}"
+            meta["server"] = clean_text(f"{a[0]}:{a[1]}")
     if flow.error is not None:
-        meta["error"] = str(flow.error.msg)
+        meta["error"] = clean_text(str(flow.error.msg))
     if rq.raw_content is None:
         ex.flags.add(Flag.REQUEST_TRUNCATED)
     rs = flow.response
