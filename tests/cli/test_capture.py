@@ -192,6 +192,8 @@ def test_without_cap_net_raw_says_what_to_do(needs_root: None, tmp_path: Path) -
         text=True,
         timeout=30,
     )
+    if r.stderr.startswith("setpriv:"):
+        pytest.skip(f"cannot drop capabilities here: {r.stderr.strip()}")
     assert r.returncode == 2, r.stderr
     line = r.stderr.strip()
     assert line.startswith("replaygate: error: no permission") and "\n" not in line
