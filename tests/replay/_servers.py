@@ -3,7 +3,8 @@
 ``TestServer`` answers by path: ``/reset`` (RST), ``/slow?ms=N``, ``/chunked``, ``/close``
 (close-delimited body), ``/continue`` (100 then 200), ``/redirect?to=URL&code=N``,
 ``/echo`` (the raw request bytes as the body), ``/garbage`` (not HTTP), ``/hang`` (never
-answers), anything else 200 "ok". Every request is recorded with its connection number and
+answers), ``/ka-then-close`` (answers, then drops the keep-alive connection), ``/conn`` (the
+server's connection number), anything else 200 "ok". Every request is recorded with its connection number and
 arrival order, so tests can check what went over which connection.
 """
 
@@ -156,6 +157,12 @@ class TestServer:
             return True
         if path == "/close":
             c.sendall(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil the end")
+            return False
+        if path == "/ka-then-close":
+            # keep-alive promised, then the server drops the connection (idle timeout race):
+            # a request already sent on it meets a reset
+            c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            time.sleep(0.1)
             return False
         if path == "/continue":
             c.sendall(

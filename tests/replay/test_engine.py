@@ -439,3 +439,17 @@ def test_split_round_robin_without_sessions_and_with_baseline() -> None:
         assert len(a.seen) == len(b.seen) == 5 and len(base.seen) == 10
         assert st.sent == 20
         assert {e.meta["role"] for e in out if e.meta["target"] == base.url} == {"baseline"}
+
+
+def test_stale_keep_alive_is_retried_once_on_a_fresh_connection(server: TestServer) -> None:
+    out, st = replay(gets(["/ka-then-close"] * 4), cfg(server.url, concurrency=1))
+    assert all(e.replayed is not None and e.replayed.status == 200 for e in out), [
+        e.replay_error for e in out
+    ]
+    assert st.answered == 4 and st.retries >= 1 and st.connections >= 2
+
+
+def test_connection_close_responses_reconnect(server: TestServer) -> None:
+    out, st = replay(gets(["/close"] * 5), cfg(server.url, concurrency=1))
+    assert [e.replayed.body() for e in out if e.replayed] == [b"until the end"] * 5
+    assert st.connections == 5 and not st.errors
