@@ -464,3 +464,20 @@ def test_entry_without_started_date_time() -> None:
     e = _entry()
     del e["startedDateTime"]
     assert _one(_har(e)).ts_ns == 0
+
+
+def test_lone_surrogate_escapes_do_not_break_writers() -> None:
+    import orjson
+
+    from replaygate.formats.gor import write_bytes
+    from replaygate.formats.har import exchange_to_entry
+    from replaygate.formats.jsonl import exchange_to_dict
+
+    e = _entry(url="http://h\ud800/\ud800x", req_headers=[{"name": "a", "value": "\udc80"}])
+    e["_error"] = "\ud800"
+    e["_replaygate"] = {"session": "\ud800", "meta": {"k": "\udfff"}}
+    data = json.dumps({"log": {"entries": [e]}}).encode()  # json.dumps escapes surrogates
+    ex = _one(data)
+    write_bytes([ex])
+    orjson.dumps(exchange_to_dict(ex))
+    orjson.dumps(exchange_to_entry(ex))

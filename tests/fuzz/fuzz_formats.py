@@ -162,7 +162,14 @@ SEEDS: dict[str, list[bytes]] = {
         b"1 abc 10\n" + _REQ + SEPARATOR + b"2 abc 12 3 rg.tf=11\n" + _RESP + SEPARATOR,
         b"3 abc 10 5 rg.err=timeout\n" + SEPARATOR + b"1 abc 10 -1\nGET /cut",
     ],
-    "har_reader": [_HAR, b"\xef\xbb\xbf" + _HAR, b'{"log": {"entries": []}}', b"[1, 2"],
+    "har_reader": [
+        _HAR,
+        b"\xef\xbb\xbf" + _HAR,
+        b'{"log": {"entries": []}}',
+        b"[1, 2",
+        # regression: lone surrogate escapes (JSON allows them) reached the writers
+        _HAR.replace(b"/p?q=1", b"/\\ud800").replace(b"h.test", b"h\\udc80"),
+    ],
     "accesslog_line": [
         b'1.2.3.4 - - [25/Oct/2016:14:49:33 +0200] "GET / HTTP/1.1" 200 612 "-" "UA"\n'
         b'host.test 1.2.3.4 - - [09/Jun/2020:12:10:39 -0700] "HEAD /x HTTP/1.0" 206 7 "r" "u"\n'

@@ -417,7 +417,9 @@ def _exchange_id(ours: dict[str, Any], path: str, index: int, started: str, url:
     v = ours.get("id")
     if isinstance(v, str) and v and not any(ch.isspace() for ch in v):
         return clean_text(v)
-    return _stable_id("har", os.path.basename(path), index, started, url)
+    return _stable_id(
+        "har", clean_text(os.path.basename(path)), index, clean_text(started), clean_text(url)
+    )
 
 
 def _restore_ours(ex: Exchange, ours: dict[str, Any]) -> None:

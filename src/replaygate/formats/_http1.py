@@ -39,7 +39,7 @@ def clean_text(text: str) -> str:
         text.encode("utf-8")
         return text
     except UnicodeEncodeError:
-        return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+        return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
 
 
 def is_bodiless(status: int, request_method: str = "GET") -> bool:
@@ -90,7 +90,10 @@ def safe_target(target: str) -> str:
     percent-encoded (what a browser sends for the URL it shows)."""
     if target.isascii() and target.isprintable() and " " not in target:
         return target
-    return quote(target, safe=_TARGET_SAFE, encoding="utf-8", errors="surrogateescape")
+    try:  # mitmproxy keeps undecodable bytes as surrogates: they were bytes on the wire
+        return quote(target, safe=_TARGET_SAFE, encoding="utf-8", errors="surrogateescape")
+    except UnicodeEncodeError:
+        return quote(clean_text(target), safe=_TARGET_SAFE)
 
 
 def _name_ok(name: str) -> bool:

@@ -82,10 +82,9 @@ def encode_record(rec: GorRecord) -> bytes:
     head = f"{rec.type} {rid} {rec.ts_ns} {lat}"
     if rec.extra:
         head += "".join(
-            f" rg.{k}={quote(v, safe=_SAFE, errors='surrogateescape')}"
-            for k, v in rec.extra.items()
+            f" rg.{k}={quote(v, safe=_SAFE, errors='surrogatepass')}" for k, v in rec.extra.items()
         )
-    return head.encode("utf-8", "surrogateescape") + b"\n" + rec.payload + SEPARATOR
+    return head.encode("utf-8", "surrogatepass") + b"\n" + rec.payload + SEPARATOR
 
 
 def _parse_header(line: bytes, offset: int, path: str | None) -> GorRecord:
