@@ -434,3 +434,33 @@ def test_learned_values_are_bounded() -> None:
     assert len(glob.tokens) == 1024  # oldest forgotten first
     out = _send(hook, make_request("GET", "/", headers=[("Cookie", "sid=ORIG00001499")]))
     assert out.header("cookie") == "sid=NEW00001499x"
+
+
+def test_created_ids_learned_only_from_creations() -> None:
+    hook = CorrelationHook()
+    created = make_exchange(
+        "POST",
+        "/orders",
+        status=201,
+        response_body=b'{"id": 1234567}',
+        response_headers=[("Content-Type", "application/json")],
+        replayed_status=201,
+        replayed_body=b'{"id": 7654321}',
+        replayed_headers=[("Content-Type", "application/json")],
+        session="s",
+    )
+    hook.after_response(created)
+    fetched = make_exchange(
+        "GET",
+        "/users/55",
+        response_body=b'{"id": 55}',
+        response_headers=[("Content-Type", "application/json")],
+        replayed_status=200,
+        replayed_body=b'{"id": 56}',
+        replayed_headers=[("Content-Type", "application/json")],
+        session="s",
+    )
+    hook.after_response(fetched)
+    out = _send(hook, make_request("GET", "/orders/1234567/users/55"))
+    assert out.target == "/orders/7654321/users/55"
+    assert hook.stats()["json:id"] == 1

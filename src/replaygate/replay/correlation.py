@@ -85,12 +85,16 @@ class CorrelationRule:
     * ``regex``: ``name`` = a pattern on the response head + body; group 1 (or the match)
       is the value; the n-th match of the original pairs with the n-th of staging's
     * ``location``: ids in the Location header (path segments that differ)
+
+    ``id = true``: replace only whole path segments / values; ``created = true``: learn only
+    from successful answers to POST, PUT and PATCH (the id of what was just created).
     """
 
     kind: str
     name: str = "*"
     id: bool = False
     label: str = ""
+    created: bool = False  # only learn from 2xx answers to POST/PUT/PATCH (creations)
 
     @property
     def rule_name(self) -> str:
@@ -102,6 +106,8 @@ DEFAULT_RULES: tuple[CorrelationRule, ...] = (
     *(CorrelationRule("json", n, label=f"json:{n}") for n in _JSON_NAMES),
     *(CorrelationRule("header", h, label=f"header:{h.lower()}") for h in _HEADER_NAMES),
     CorrelationRule("location", "*", id=True, label="location"),
+    CorrelationRule("json", "$.id", id=True, created=True, label="json:id"),
+    CorrelationRule("json", "$.data.id", id=True, created=True, label="json:id"),
     CorrelationRule("regex", _HTML_HIDDEN, label="html:csrf"),
     CorrelationRule("regex", _HTML_HIDDEN_REV, label="html:csrf"),
     CorrelationRule("regex", _HTML_META, label="html:csrf"),
@@ -126,7 +132,7 @@ class CorrelationConfig:
                 continue
             if not isinstance(r, dict):
                 raise ConfigError(f"[correlation] rules[{i}]: must be a table (kind, name)")
-            unknown = set(r) - {"kind", "name", "id", "label"}
+            unknown = set(r) - {"kind", "name", "id", "label", "created"}
             if unknown:
                 raise ConfigError(f"[correlation] rules[{i}]: unknown key {sorted(unknown)[0]!r}")
             kind = str(r.get("kind", ""))
@@ -136,7 +142,11 @@ class CorrelationConfig:
                 )
             parsed.append(
                 CorrelationRule(
-                    kind, str(r.get("name", "*")), bool(r.get("id", False)), str(r.get("label", ""))
+                    kind,
+                    str(r.get("name", "*")),
+                    bool(r.get("id", False)),
+                    str(r.get("label", "")),
+                    bool(r.get("created", False)),
                 )
             )
         for i, pr in enumerate(parsed):
@@ -237,8 +247,13 @@ class CorrelationHook:
         while len(self._scopes) > _MAX_SESSIONS:
             del self._scopes[next(iter(self._scopes))]
         glob = self._targets.setdefault(target, _Scope(cap=1024))
+        created = (
+            ex.request.method.upper() in ("POST", "PUT", "PATCH")
+            and 200 <= ex.response.status < 300
+            and 200 <= ex.replayed.status < 300
+        )
         for orig, new, rule, is_id in self._pairs(ex.response, ex.replayed):
-            if orig == new or not orig or not new:
+            if orig == new or not orig or not new or (rule.created and not created):
                 continue
             if not is_id and len(orig) < self.config.min_length:
                 continue
