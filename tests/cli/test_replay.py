@@ -191,3 +191,17 @@ def test_loop_rereads_the_files(nginx: NginxServer, tmp_path: Path) -> None:
 
     back = list(open_reader(out))
     assert len({e.id for e in back}) == 25 and sum(e.meta.get("loop") == "2" for e in back) == 5
+
+
+def test_watch_pid_lands_in_the_report(nginx: NginxServer, tmp_path: Path) -> None:
+    import json
+    import os
+
+    src = write_gor(tmp_path / "in.gor", 10)
+    rep = tmp_path / "rep.json"
+    code, text = run(
+        str(src), "-t", nginx.url, "--max", "--json", str(rep), "--watch-pid", str(os.getpid())
+    )
+    assert code in (0, 1), text
+    target = json.loads(rep.read_text())["target"]
+    assert target, "the watched process's samples are in the summary"

@@ -36,7 +36,13 @@ from ..replay import (
     run_replay_parallel,
 )
 from ._options import replay_hooks, stages_from_options, traffic_options
-from ._report_options import compare_config, finish_reports, report_options
+from ._report_options import (
+    compare_config,
+    finish_reports,
+    report_options,
+    start_watcher,
+    watch_options,
+)
 
 __all__ = ["FileSource", "command", "format_stats", "staged"]
 
@@ -405,6 +411,7 @@ _TIMING_HELP = "Timing (one of): --speed X (default 1), --rate N, --max, --ramp 
 )
 @traffic_options
 @report_options
+@watch_options
 def command(files: tuple[str, ...], **options: Any) -> None:
     """Replay the recorded traffic in FILE... into --target URL(s).
 
@@ -416,8 +423,7 @@ def command(files: tuple[str, ...], **options: Any) -> None:
     cfg_data = load_config(options.get("config"))
     rc = build_config(options, cfg_data)
     for f in files:
-        format_of(f)
-        if not os.path.exists(f):
+        if format_of(f) != "nats" and not os.path.exists(f):
             raise InputError("no such file", path=f)
     output = options.get("output")
     if output and format_of(output) == "har":
@@ -441,6 +447,7 @@ def command(files: tuple[str, ...], **options: Any) -> None:
     progress = _Progress(bool(show), total)
     correlate = bool(options.get("correlate"))
     log_format = options.get("log_format")
+    watcher = start_watcher(options)
 
     if rc.workers == 1:
         stages = stages_from_options(options, cfg_data, counters=counters)
@@ -472,6 +479,10 @@ def command(files: tuple[str, ...], **options: Any) -> None:
             counters,
         )
 
+    if watcher is not None:
+        seen = watcher.stop()
+        if comparator is not None:
+            comparator.set_target_metrics(seen)
     for line in format_stats(stats):
         click.echo(line, err=True)
     for reason, n in counters.dropped.items():
