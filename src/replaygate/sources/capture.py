@@ -207,6 +207,7 @@ class _Capture:
         }
         self.done = False
         self.final = False  # stopping: wait for the writer instead of dropping
+        self.tick: Callable[[], None] | None = None
 
     def process(self, items: Iterable[tuple[int, bytes, bytes]]) -> None:
         decode = self.decode
@@ -261,6 +262,8 @@ class _Capture:
         rec, q = self.rec, self.q
         self.c["writer_waits"] = self.c.get("writer_waits", 0) + 1
         while rec.pending >= high and rec.failed is None:
+            if self.tick is not None:
+                self.tick()  # keep --stats and /metrics live during a long catch-up
             if self.final:
                 rec.wait_below(high // 2, 0.05)
                 continue
@@ -357,8 +360,16 @@ def run_capture(
         r.start()
     if on_ready is not None:
         on_ready()
-    next_stats = start + _STATS_EVERY_S
+    next_stats = [start + _STATS_EVERY_S]
     next_expire = start + _EXPIRE_EVERY_S
+
+    def tick() -> None:
+        now = time.monotonic()
+        if on_stats is not None and now >= next_stats[0]:
+            next_stats[0] = now + _STATS_EVERY_S
+            on_stats(cap.stats())
+
+    cap.tick = tick
     failure: BaseException | None = None
     try:
         while not stop.is_set() and not cap.done:
@@ -375,9 +386,7 @@ def run_capture(
             if dead:
                 failure = dead[0].error
                 break
-            if on_stats is not None and now >= next_stats:
-                next_stats = now + _STATS_EVERY_S
-                on_stats(cap.stats())
+            tick()
         # graceful stop: stop the readers, drain in-flight packets, flush the assembler
         reader_stop.set()
         for r in readers:
