@@ -622,3 +622,42 @@ def test_replay_hook_masks_staging_responses_not_requests() -> None:
     ex2.replay_error = f"timeout talking about {EMAIL}"
     hook.after_response(ex2)
     assert ex2.replay_error and EMAIL not in ex2.replay_error
+
+
+def test_body_claiming_gzip_but_plain_is_still_masked() -> None:
+    ex = make_exchange(
+        response_body=f"not gzip at all {EMAIL}".encode(),
+        response_headers=[("Content-Encoding", "gzip"), ("Content-Type", "text/plain")],
+    )
+    out = mask(ex)
+    assert out.response is not None and EMAIL.encode() not in out.response.raw
+
+
+def test_untyped_bodies_are_sniffed() -> None:
+    text = make_exchange(
+        "POST", "/", request_body=f'{{"password": "hunter2", "m": "{EMAIL}"}}'.encode()
+    )
+    out = mask(text)
+    assert b"hunter2" not in out.request.raw and EMAIL.encode() not in out.request.raw
+    binary = make_exchange("POST", "/", request_body=b"\x00\x01\x02" + EMAIL.encode())
+    assert mask(binary) is binary
+
+
+def test_http09_response_and_folded_header() -> None:
+    ex = make_exchange()
+    ex.response = Response(f"hello {EMAIL}\n".encode(), head_len=0)
+    ex.request = type(ex.request)(
+        b"GET / HTTP/1.1\r\nHost: h\r\nAuthorization: Bearer\r\n  abcdefgh12345\r\n\r\n"
+    )
+    out = mask(ex)
+    assert out.response is not None and EMAIL.encode() not in out.response.raw
+    assert b"abcdefgh12345" not in out.request.raw
+
+
+def test_large_body_masked() -> None:
+    line = f'{{"email": "{EMAIL}", "n": 1}}\n'.encode()
+    body = line * 20_000  # ~1 MB of NDJSON-ish text
+    ex = make_exchange(response_body=body, response_headers=[("Content-Type", "text/plain")])
+    out = mask(ex)
+    assert out.response is not None and EMAIL.encode() not in out.response.raw
+    assert out.response.raw.count(b"@example.com") == 20_000
