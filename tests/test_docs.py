@@ -1,0 +1,225 @@
+"""The user documentation cannot drift from the code.
+
+* every field of every ``replaygate.toml`` section dataclass has a row in
+  docs/configuration.md, every section the code reads is in the reference, and every flag the
+  reference names is a real option of a command that reads that section;
+* every command of the CLI registry is shown in docs/user-guide.md, and every
+  ``replaygate ...`` line of its shell examples parses with the real click commands;
+* every relative link (and its #anchor) in docs/*.md and README.md points to something;
+* the example ``replaygate.toml`` parses and builds every section, the way the commands do.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import shlex
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import click
+import pytest
+
+from replaygate._config_reference import EXTRA_KEYS, FLAGS, READ_BY, SECTIONS
+from replaygate.cli import COMMANDS, cli
+from replaygate.config import section
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs"
+CONFIG_MD = DOCS / "configuration.md"
+GUIDE_MD = DOCS / "user-guide.md"
+
+_FENCE = re.compile(r"^```.*?^```", re.S | re.M)
+
+
+def _read(p: Path) -> str:
+    return p.read_text(encoding="utf-8")
+
+
+def _section_text(name: str) -> str:
+    """The part of configuration.md under the heading ``## `[name]` ``."""
+    text = _read(CONFIG_MD)
+    m = re.search(rf"^## `\[{re.escape(name)}\]`\n(.*?)(?=^## |\Z)", text, re.S | re.M)
+    assert m, f"docs/configuration.md has no '## `[{name}]`' heading"
+    return m.group(1)
+
+
+def _rows(name: str) -> dict[str, str]:
+    """Table rows of a section, by key: {"allow_url": "| `allow_url` | ... |"}."""
+    rows: dict[str, str] = {}
+    for line in _section_text(name).splitlines():
+        m = re.match(r"\|\s*`([a-z0-9_]+)`", line)
+        if m:
+            rows[m.group(1)] = line
+    return rows
+
+
+def _example() -> dict[str, Any]:
+    text = _read(CONFIG_MD)
+    m = re.search(r"^## A complete example\n+```toml\n(.*?)^```", text, re.S | re.M)
+    assert m, "docs/configuration.md: no ```toml block under '## A complete example'"
+    return tomllib.loads(m.group(1))
+
+
+# --- configuration reference -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(SECTIONS))
+def test_every_field_has_a_row(name: str) -> None:
+    rows = _rows(name)
+    fields = [f.name for f in dataclasses.fields(SECTIONS[name])]
+    missing = [f for f in [*fields, *EXTRA_KEYS.get(name, ())] if f not in rows]
+    assert not missing, f"docs/configuration.md [{name}]: no row for {missing}"
+    unknown = sorted(set(rows) - set(fields) - set(EXTRA_KEYS.get(name, ())))
+    assert not unknown, f"docs/configuration.md [{name}]: rows for keys the code lacks: {unknown}"
+
+
+def test_every_section_the_code_reads_is_documented() -> None:
+    names: set[str] = set()
+    for p in (ROOT / "src" / "replaygate").rglob("*.py"):
+        text = _read(p)
+        names.update(re.findall(r"\bsection\([^()]*?name=\"(\w+)\"", text, re.S))
+        names.update(re.findall(r"_section\(config, \"(\w+)\"\)", text))
+        names.update(re.findall(r"config\.get\(\"(\w+)\"\)", text))
+    assert names, "found no config.section(...) calls: the scan is broken"
+    assert names <= set(SECTIONS), f"sections read but not in SECTIONS: {names - set(SECTIONS)}"
+    assert set(READ_BY) == set(SECTIONS) == set(FLAGS)
+
+
+def _options_of(command: str) -> set[str]:
+    ctx = click.Context(cli)
+    cmd = cli.get_command(ctx, command)
+    assert cmd is not None, command
+    return {o for p in cmd.params for o in (*p.opts, *p.secondary_opts)}
+
+
+@pytest.mark.parametrize("name", sorted(FLAGS))
+def test_flags_are_real_and_documented(name: str) -> None:
+    rows = _rows(name)
+    options = {c: _options_of(c) for c in READ_BY[name]}
+    for key, flag in FLAGS[name].items():
+        assert any(flag in opts for opts in options.values()), (
+            f"[{name}] {key}: {flag} is not an option of {', '.join(READ_BY[name])}"
+        )
+        assert f"`{flag}`" in rows[key], f"docs/configuration.md [{name}] {key}: flag {flag}"
+
+
+def test_example_builds_every_section(monkeypatch: pytest.MonkeyPatch) -> None:
+    from replaygate.cli._options import close_stages, stages_from_options
+    from replaygate.cli._report_options import compare_config, gate_config
+    from replaygate.cli.replay import build_config
+    from replaygate.compare import Comparator
+    from replaygate.pipeline import Counters
+    from replaygate.replay.correlation import CorrelationConfig, CorrelationHook
+
+    data = _example()
+    assert set(data) == set(SECTIONS), "the example should show every section"
+    for name, cls in SECTIONS.items():
+        sub = data[name]
+        assert isinstance(sub, dict)
+        values = {k: v for k, v in sub.items() if k not in EXTRA_KEYS.get(name, ())}
+        assert isinstance(section(cls, values, name=name), cls)
+    # and the way the commands build them (validation, regexes, paths of the example)
+    build_config({}, data).validate()
+    Comparator(compare_config(data))
+    gate_config(data)
+    CorrelationHook(section(CorrelationConfig, dict(data["correlation"]), name="correlation"))
+    monkeypatch.chdir(ROOT)  # the example's middleware and plugin paths are repo-relative
+    monkeypatch.setenv("REPLAYGATE_MASK_KEY", "docs-test-key")
+    counters = Counters()
+    stages = stages_from_options({}, data, counters=counters)
+    try:
+        names = [s.name for s in stages]
+        assert names == ["filter", "sample", "mask", "rewrite", "middleware", "plugin"]
+    finally:
+        close_stages(stages, counters)
+
+
+# --- user guide ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_every_command_in_the_user_guide(command: str) -> None:
+    assert f"replaygate {command}" in _read(GUIDE_MD), f"docs/user-guide.md: no `{command}`"
+
+
+def _command_lines(text: str) -> list[str]:
+    """``replaygate ...`` lines of the ```sh blocks (continuations joined)."""
+    lines: list[str] = []
+    for block in re.findall(r"^```sh\n(.*?)^```", text, re.S | re.M):
+        for line in block.replace("\\\n", " ").splitlines():
+            s = line.strip()
+            if s.startswith("sudo "):
+                s = s[5:]
+            if s.startswith("replaygate "):
+                lines.append(s)
+    return lines
+
+
+def test_user_guide_command_lines_parse() -> None:
+    lines = _command_lines(_read(GUIDE_MD))
+    assert len(lines) > 30
+    seen: set[str] = set()
+    for line in lines:
+        args = shlex.split(line, comments=True)[1:]
+        for i, a in enumerate(args):  # stop at shell operators
+            if a in ("|", "||", "&&", ">", "2>", ";"):
+                args = args[:i]
+                break
+        cmd: click.Command = cli
+        ctx = click.Context(cli, info_name="replaygate")
+        while isinstance(cmd, click.Group):
+            sub = cmd.get_command(ctx, args[0])
+            assert sub is not None, f"{line}: no command {args[0]!r}"
+            if cmd is cli:
+                seen.add(args[0])
+            cmd, args = sub, args[1:]
+        try:
+            cmd.make_context(cmd.name, list(args), parent=ctx).close()
+        except click.ClickException as e:
+            pytest.fail(f"docs/user-guide.md: `{line}` does not parse: {e.format_message()}")
+    assert seen == set(COMMANDS), f"no example line for {sorted(set(COMMANDS) - seen)}"
+
+
+# --- links ---------------------------------------------------------------------------------
+
+_LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
+
+
+def _slug(heading: str) -> str:
+    """GitHub's anchor for a heading: lower case, punctuation dropped, spaces to hyphens."""
+    h = re.sub(r"[`*_]{1,2}(?=\S)|(?<=\S)[`*_]{1,2}", "", heading.strip()).lower()
+    h = re.sub(r"[^\w\- ]", "", h)
+    return h.replace(" ", "-")
+
+
+def _anchors(text: str) -> set[str]:
+    out: set[str] = set()
+    counts: dict[str, int] = {}
+    for m in re.finditer(r"^#{1,6} (.+)$", _FENCE.sub("", text), re.M):
+        s = _slug(m.group(1))
+        n = counts.get(s, 0)
+        counts[s] = n + 1
+        out.add(s if n == 0 else f"{s}-{n}")
+    return out
+
+
+_DOC_FILES = sorted([*DOCS.glob("*.md"), ROOT / "README.md"])
+
+
+@pytest.mark.parametrize("doc", _DOC_FILES, ids=lambda p: p.name)
+def test_relative_links_resolve(doc: Path) -> None:
+    text = _FENCE.sub("", _read(doc))
+    text = re.sub(r"`[^`\n]*`", "", text)
+    bad: list[str] = []
+    for target in _LINK.findall(text):
+        if re.match(r"[a-z][a-z0-9+.-]*:", target):  # http:, https:, mailto:
+            continue
+        path, _, anchor = target.partition("#")
+        dest = (doc.parent / path).resolve() if path else doc
+        if not dest.exists():
+            bad.append(f"{target} (no such file)")
+        elif anchor and dest.suffix == ".md" and anchor not in _anchors(_read(dest)):
+            bad.append(f"{target} (no heading #{anchor} in {dest.name})")
+    assert not bad, f"{doc.relative_to(ROOT)}: broken links: {bad}"
