@@ -210,17 +210,21 @@ class _Capture:
         self.tick: Callable[[], None] | None = None
 
     def process(self, items: Iterable[tuple[int, bytes, bytes]]) -> None:
+        """Decode and assemble ring block by ring block (a backlog of many blocks is not
+        turned into one huge list of segments)."""
         decode = self.decode
         link = self.link
-        segs = []
         for lt, data, meta in items:
+            segs = []
             for sec, usec, off, caplen in _META.iter_unpack(meta):
                 seg = decode(lt, data[off : off + caplen], sec * 1_000_000_000 + usec * 1000, link)
                 if seg is not None:
                     segs.append(seg)
-        if segs:
-            self.c["segments"] += len(segs)
-            self.emit(self.asm.feed_batch(segs))
+            if segs:
+                self.c["segments"] += len(segs)
+                self.emit(self.asm.feed_batch(segs))
+            if self.tick is not None:
+                self.tick()
 
     def emit(self, exchanges: Iterable[Exchange] | None) -> None:
         if not exchanges:
