@@ -182,6 +182,40 @@ def test_user_guide_command_lines_parse() -> None:
     assert seen == set(COMMANDS), f"no example line for {sorted(set(COMMANDS) - seen)}"
 
 
+def _counter_names() -> set[str]:
+    """Every literal ``dropped[...]`` reason in the package, with the prefixed families."""
+    names: set[str] = set()
+    src = ROOT / "src" / "replaygate"
+    for p in src.rglob("*.py"):
+        text = _read(p)
+        names.update(re.findall(r"dropped\[\"([a-z_.0-9]+)\"\]\s*[+-]=", text))
+    link = _read(src / "protocol" / "linklayer.py")
+    names.update("link." + r for r in re.findall(r"_drop\(\s*counters,\s*\"(\w+)\"", link))
+    log = _read(src / "formats" / "accesslog.py")
+    names.update("accesslog_" + r for r in re.findall(r"LineError\(\s*\"(\w+)\"", log))
+    names.update("accesslog_" + r for r in re.findall(r"drop\(\s*\"(\w+)\",", log))
+    return names
+
+
+def test_every_dropped_reason_is_explained() -> None:
+    from replaygate.model import Flag
+
+    guide = _read(GUIDE_MD)
+    part = guide[guide.index("## 8. Counters") :]
+    names = _counter_names()
+    assert len(names) > 20, "the counter scan found too little: is it broken?"
+    missing = []
+    for n in sorted(names):
+        family, _, rest = n.partition(".") if n.startswith("link.") else ("", "", n)
+        if n.startswith("accesslog_"):
+            family, rest = "accesslog_", n[len("accesslog_") :]
+        if f"`{n}`" not in part and not (family and f"`{rest}`" in part):
+            missing.append(n)
+    assert not missing, f"docs/user-guide.md section 8 does not explain: {missing}"
+    flags = [f.value for f in Flag if f"| `{f.value}` |" not in part]
+    assert not flags, f"docs/user-guide.md section 8: no row for flags {flags}"
+
+
 # --- links ---------------------------------------------------------------------------------
 
 _LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
