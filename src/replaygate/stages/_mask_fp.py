@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import hmac
 import ipaddress
@@ -104,6 +105,7 @@ def _checksum(chars: list[str], tag: list[int]) -> list[str]:
     return out
 
 
+@functools.lru_cache(maxsize=65536)  # values repeat (cookies, e-mails): check each once
 def fp_is_pseudonym(value: str, keep: int = 0) -> bool:
     """True when ``value`` carries a valid format-preserving checksum (see module doc)."""
     chars = list(value)
