@@ -530,6 +530,8 @@ def test_factory_off_on_and_config(
     assert (
         mask_stage_from_options(enabled=False, config_path=None, key_file=None, config={}) is None
     )
+    with pytest.raises(ConfigError, match="masking is off"):
+        mask_stage_from_options(enabled=False, config_path=None, key_file="k", config=None)
     st = mask_stage_from_options(enabled=True, config_path=None, key_file=None, config=None)
     assert isinstance(st, MaskStage)
     assert "random per-run key" in capsys.readouterr().err

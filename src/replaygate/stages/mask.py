@@ -429,6 +429,8 @@ def mask_stage_from_options(
         elif sub is not None:
             raise ConfigError("[mask] must be a table")
     if not enabled and data is None:
+        if key_file is not None:  # a key but no masking: say so rather than record raw
+            raise ConfigError("--mask-key-file: masking is off (add --mask or --mask-config)")
         return None
     cfg = section(MaskConfig, dict(data or {}), name="mask")
     if not cfg.enabled and not enabled:
