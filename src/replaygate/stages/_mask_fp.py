@@ -97,9 +97,10 @@ def _checksum(chars: list[str], tag: list[int]) -> list[str]:
     n = int.from_bytes(
         hashlib.sha256(b"rg-fp1\x00" + rest.encode("utf-8", "surrogatepass")).digest(), "big"
     )
+    cls = "".join(chars[i] for i in tag).translate(_CLS_TABLE)
     out: list[str] = []
-    for i in tag:
-        alphabet = _CLASS[_cls(chars[i]) or "l"]
+    for c in cls:
+        alphabet = _CLASS.get(c, _LOWER)
         n, r = divmod(n, len(alphabet))
         out.append(alphabet[r])
     return out
@@ -197,8 +198,9 @@ class Keyed:
                 break
             chars.append(_CLASS[fill][0])
         stream = self._stream(value, "fp", len(body))
+        cls = "".join(chars).translate(_CLS_TABLE)
         for j, i in enumerate(body):
-            alphabet = _CLASS[_cls(chars[i]) or "l"]
+            alphabet = _CLASS.get(cls[i], _LOWER)
             if numeric and j == 0 and alphabet is _DIGITS:
                 chars[i] = "123456789"[stream[j] % 9]
             else:
