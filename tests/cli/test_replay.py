@@ -205,3 +205,15 @@ def test_watch_pid_lands_in_the_report(nginx: NginxServer, tmp_path: Path) -> No
     assert code in (0, 1), text
     target = json.loads(rep.read_text())["target"]
     assert target, "the watched process's samples are in the summary"
+
+
+def test_middleware_in_replay_drops_nothing(nginx: NginxServer, tmp_path: Path) -> None:
+    """Exchanges the middleware still holds at the end of the source are replayed, not
+    counted as dropped; the middleware stays open for the replayed responses."""
+    src = write_gor(tmp_path / "in.gor", 60)
+    out = tmp_path / "out.gor"
+    code, text = run(str(src), "-t", nginx.url, "--max", "--middleware", "cat", "-o", str(out))
+    assert code == 0, text
+    assert "filtered out" not in text
+    assert "sent 60" in text
+    assert sum(1 for r in read_records(out) if r.type == 3) == 60

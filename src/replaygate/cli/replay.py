@@ -35,7 +35,13 @@ from ..replay import (
     run_replay,
     run_replay_parallel,
 )
-from ._options import replay_hooks, stages_from_options, traffic_options
+from ._options import (
+    close_stages,
+    iter_through,
+    replay_hooks,
+    stages_from_options,
+    traffic_options,
+)
 from ._report_options import (
     compare_config,
     finish_reports,
@@ -52,31 +58,14 @@ _DURATION_FIELDS = ("duration", "max_wait", "connect_timeout", "response_timeout
 def staged(
     source: Iterable[Exchange], stages: Sequence[Stage], counters: Counters
 ) -> Iterator[Exchange]:
-    """Push each exchange through ``stages`` (pipeline-style), yielding what comes out."""
+    """Push each exchange through ``stages`` (pipeline-style), yielding what comes out.
 
-    def push(i: int, ex: Exchange) -> Iterator[Exchange]:
-        while i < len(stages):
-            out = stages[i].process(ex)
-            if isinstance(out, tuple) and len(out) == 1:
-                ex = out[0]
-                i += 1
-                continue
-            outs = list(out)
-            if not outs:
-                counters.dropped[stages[i].name] += 1
-                return
-            for o in outs:
-                yield from push(i + 1, o)
-            return
+    Middleware is drained at the end of the source but stays open so replayed responses still
+    reach it; call :func:`~replaygate.cli._options.close_stages` after the replay.
+    """
+    for ex in iter_through(source, stages, counters):
         counters.written += 1
         yield ex
-
-    for ex in source:
-        counters.read += 1
-        yield from push(0, ex)
-    for i, st in enumerate(stages):
-        for o in st.close():
-            yield from push(i + 1, o)
 
 
 class FileSource:
@@ -465,6 +454,7 @@ def command(files: tuple[str, ...], **options: Any) -> None:
             stats = run_replay(source, rc, sink=sink, hooks=hooks, on_progress=progress)
         finally:
             progress.done()
+            close_stages(stages, counters)
     else:
         stats = _run_workers(
             files,
