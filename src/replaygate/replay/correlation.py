@@ -182,8 +182,10 @@ class _Scope:
     ids: dict[str, tuple[str, str]] = field(default_factory=dict)
     cap: int = 256
     version: int = 0
-    _rx: re.Pattern[str] | None = None
-    _rx_version: int = -1
+    _heads: dict[str, list[str]] = field(default_factory=dict)
+    _heads_version: int = -1
+    _ids_rx: re.Pattern[str] | None = None
+    _ids_version: int = -1
 
     def learn(self, orig: str, new: str, rule: str, is_id: bool) -> None:
         if not is_id:  # percent-encoded forms too (query strings, form bodies, cookies)
@@ -201,16 +203,34 @@ class _Scope:
                 del table[next(iter(table))]
             self.version += 1
 
-    def token_rx(self) -> re.Pattern[str] | None:
-        if self._rx_version != self.version:
-            keys = sorted(self.tokens, key=len, reverse=True)
-            self._rx = (
-                re.compile(r"(?<![\w-])(?:" + "|".join(map(re.escape, keys)) + r")(?![\w-])")
+    def heads(self) -> dict[str, list[str]]:
+        """Learned tokens by their leading ``[A-Za-z0-9_-]`` run, longest first: a request is
+        searched run by run with dict lookups (no regex of all values to recompile whenever
+        one more is learned)."""
+        if self._heads_version != self.version:
+            heads: dict[str, list[str]] = {}
+            for orig in sorted(self.tokens, key=len, reverse=True):
+                m = _RUN.match(orig)
+                heads.setdefault(m.group() if m else "", []).append(orig)
+            self._heads = heads
+            self._heads_version = self.version
+        return self._heads
+
+    def ids_rx(self) -> re.Pattern[str] | None:
+        """Ids as whole JSON / form values (recompiled only when ids change)."""
+        if self._ids_version != self.version:
+            keys = sorted(self.ids, key=len, reverse=True)
+            self._ids_rx = (
+                re.compile(
+                    r'(?P<pre>[:\[,]\s*"?|(?:^|&)[^=&]*=)(?P<v>'
+                    + "|".join(map(re.escape, keys))
+                    + r')(?P<post>"?\s*(?=[,}\]])|(?=&|$))'
+                )
                 if keys
                 else None
             )
-            self._rx_version = self.version
-        return self._rx
+            self._ids_version = self.version
+        return self._ids_rx
 
 
 class CorrelationHook:
@@ -373,7 +393,7 @@ class CorrelationHook:
 
     # -- substitution --------------------------------------------------------------------
     def _substitute(self, req: Request, sc: _Scope) -> Request:
-        rx = sc.token_rx()
+        rx = sc.heads() or None
         head = req.raw[: req.head_len].decode("latin-1")
         body_raw = req.body_raw
         new_head = head
@@ -403,13 +423,36 @@ class CorrelationHook:
                 out = new_msg
         return out
 
-    def _replace_tokens(self, rx: re.Pattern[str], text: str, sc: _Scope) -> str:
-        def sub(m: re.Match[str]) -> str:
-            new, rule = sc.tokens[m.group()]
-            self._subs[rule] += 1
-            return new
-
-        return rx.sub(sub, text)
+    def _replace_tokens(self, heads: dict[str, list[str]], text: str, sc: _Scope) -> str:
+        """Replace learned tokens that start a ``[A-Za-z0-9_-]`` run and end at one's end."""
+        out: list[str] = []
+        pos = 0
+        n = len(text)
+        for m in _RUN.finditer(text):
+            cands = heads.get(m.group())
+            start = m.start()
+            if not cands or start < pos:
+                continue
+            for orig in cands:
+                end = start + len(orig)
+                if text.startswith(orig, start) and (end >= n or not _is_run_char(text[end])):
+                    new, rule = sc.tokens[orig]
+                    self._subs[rule] += 1
+                    out.append(text[pos:start])
+                    out.append(new)
+                    pos = end
+                    break
+        odd = heads.get("")  # values that start with punctuation: plain replace
+        if not out and not odd:
+            return text
+        out.append(text[pos:])
+        text = "".join(out)
+        for orig in odd or ():
+            if orig in text:
+                new, rule = sc.tokens[orig]
+                self._subs[rule] += text.count(orig)
+                text = text.replace(orig, new)
+        return text
 
     def _replace_ids_in_head(self, head: str, sc: _Scope) -> str:
         line, sep, rest = head.partition("\r\n")
@@ -438,13 +481,9 @@ class CorrelationHook:
         return "/".join(segs) + q + query
 
     def _replace_ids_in_body(self, body: str, sc: _Scope) -> str:
-        keys = sorted(sc.ids, key=len, reverse=True)
-        alt = "|".join(map(re.escape, keys))
-        rx = re.compile(
-            r'(?P<pre>[:\[,]\s*"?|(?:^|&)[^=&]*=)(?P<v>'
-            + alt
-            + r')(?P<post>"?\s*(?=[,}\]])|(?=&|$))'
-        )
+        rx = sc.ids_rx()
+        if rx is None:
+            return body
 
         def sub(m: re.Match[str]) -> str:
             new, rule = sc.ids[m.group("v")]
@@ -455,6 +494,11 @@ class CorrelationHook:
 
 
 _MAX_SESSIONS = 100_000
+_RUN = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def _is_run_char(c: str) -> bool:
+    return c.isascii() and (c.isalnum() or c in "_-")
 
 
 class _Unset:
