@@ -94,14 +94,40 @@ def fuzz_mask_config(data: bytes) -> None:
     MaskStage(cfg, b"k")
 
 
+def fuzz_correlation(data: bytes) -> None:
+    """Arbitrary bytes as original response, staging's response and a later request."""
+    from replaygate.replay.correlation import CorrelationHook
+
+    parts = [*data.split(b"\x00", 2), b"", b""]
+    orig, new, later = parts[0], parts[1], parts[2]
+    hook = CorrelationHook()
+    ex = Exchange(id="c", request=Request(b"POST / HTTP/1.1\r\n\r\n"), session="s")
+    ex.response = Response(b"HTTP/1.1 200 OK\r\n" + orig)
+    ex.replayed = Response(b"HTTP/1.1 201 Created\r\n" + new)
+    hook.after_response(ex)
+    req = Request(later)
+    out = hook.before_send(Exchange(id="d", request=req, session="s"), req)
+    assert isinstance(out, Request)
+    hook.summary()
+
+
 TARGETS: dict[str, Callable[[bytes], None]] = {
     "mask_exchange": fuzz_mask_exchange,
     "mask_raw_message": fuzz_mask_raw_message,
     "mask_detectors": fuzz_detectors,
     "mask_config": fuzz_mask_config,
+    "correlation": fuzz_correlation,
 }
 
 SEEDS: dict[str, list[bytes]] = {
+    "correlation": [
+        b"Set-Cookie: sid=abcdef123\r\nContent-Type: application/json\r\n\r\n"
+        b'{"csrf_token": "tok123456", "id": 5}\x00'
+        b"Set-Cookie: sid=zzzzzz999\r\nLocation: /o/77\r\n\r\n"
+        b'{"csrf_token": "new654321", "id": 6}\x00'
+        b"GET /o/5?s=abcdef123 HTTP/1.1\r\nCookie: sid=abcdef123\r\n"
+        b'Content-Length: 22\r\n\r\n{"csrf": "tok123456"}',
+    ],
     "mask_exchange": [
         b'\x00{"password": "hunter2", "a": [{"b": "x@y.io"}], "n": "{\\"x\\": 1}"}',
         b"\x01password=hunter2&f=1&mail=a%40b.io",
