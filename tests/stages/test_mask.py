@@ -663,3 +663,15 @@ def test_large_body_masked() -> None:
     out = mask(ex)
     assert out.response is not None and EMAIL.encode() not in out.response.raw
     assert out.response.raw.count(b"@example.com") == 20_000
+
+
+def test_client_address_of_connection_masked_when_ips_opted_in() -> None:
+    from replaygate.model import ConnectionId
+
+    conn = ConnectionId("10.1.2.3", 51000, "10.9.9.9", 80)
+    ex = make_exchange(conn=conn)
+    assert mask(ex) is ex  # IPs are opt-in
+    out = mask(ex, ip_addresses=True)
+    assert out.conn is not None and out.conn.src != "10.1.2.3" and out.conn.dst == "10.9.9.9"
+    assert out.conn.sport == 51000 and mask(out, ip_addresses=True) is out
+    assert mask(ex, ip_addresses=True).conn == out.conn  # same client, same pseudonym

@@ -33,7 +33,7 @@ from typing import Any
 
 from ..config import load_config, section
 from ..errors import ConfigError
-from ..model import Exchange, Flag, HTTPMessage, Request
+from ..model import ConnectionId, Exchange, Flag, HTTPMessage, Request
 from ..pipeline import Stage
 from ._detectors import ALL_DETECTORS, DEFAULT_DETECTORS, FieldMatcher, TextScanner
 from ._mask_body import JsonPath
@@ -312,6 +312,7 @@ class MaskStage:
         err = ex.replay_error
         if err:
             err = m.text(err, "replay_error") or err
+        conn = self._conn(ex.conn)
         changed = (
             req is not ex.request
             or resp is not ex.response
@@ -319,6 +320,7 @@ class MaskStage:
             or any(a is not b for a, b in zip(interim, ex.interim, strict=True))
             or meta != ex.meta
             or err != ex.replay_error
+            or conn is not ex.conn
         )
         if not changed:
             return ex
@@ -335,7 +337,25 @@ class MaskStage:
             flags=flags,
             meta=meta,
             replay_error=err,
+            conn=conn,
         )
+
+    def _conn(self, conn: ConnectionId | None) -> ConnectionId | None:
+        """With IP detectors on, the client address of the connection is a finding too (it is
+        written to files as ``rg.conn``); the same address always maps to the same one."""
+        dets = self.masker.rules.scanner.detectors
+        if conn is None or not ({"ipv4", "ipv6"} & set(dets)):
+            return conn
+        k = self.masker.k
+        if k.ip_is_pseudonym(conn.src):
+            self._record("ipv6" if ":" in conn.src else "ipv4", "conn.src", True)
+            return conn
+        try:
+            new = k.ip(conn.src)
+        except ValueError:
+            return conn
+        self._record("ipv6" if ":" in conn.src else "ipv4", "conn.src", False)
+        return dataclasses.replace(conn, src=new)
 
     def process(self, ex: Exchange) -> Iterable[Exchange]:
         return (self.mask_exchange(ex),)
