@@ -464,3 +464,11 @@ def test_created_ids_learned_only_from_creations() -> None:
     out = _send(hook, make_request("GET", "/orders/1234567/users/55"))
     assert out.target == "/orders/7654321/users/55"
     assert hook.stats()["json:id"] == 1
+
+
+def test_absurdly_deep_json_does_not_break_the_hook() -> None:
+    deep = b'{"a":' * 1000 + b'"x"' + b"}" * 1000
+    hook = _learned(
+        [("Content-Type", "application/json")], [("Content-Type", "application/json")], deep, deep
+    )
+    assert hook.stats() == {}

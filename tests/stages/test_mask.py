@@ -675,3 +675,19 @@ def test_client_address_of_connection_masked_when_ips_opted_in() -> None:
     assert out.conn is not None and out.conn.src != "10.1.2.3" and out.conn.dst == "10.9.9.9"
     assert out.conn.sport == 51000 and mask(out, ip_addresses=True) is out
     assert mask(ex, ip_addresses=True).conn == out.conn  # same client, same pseudonym
+
+
+def test_absurdly_deep_json_is_masked_as_text() -> None:
+    deep = (b'{"a":' * 5000) + f'"{EMAIL}"'.encode() + (b"}" * 5000)
+    out = mask(_json_req_raw(deep))
+    assert EMAIL.encode() not in out.request.raw and mask(out) is out
+    payload = base64.urlsafe_b64encode(b'{"a":' * 3000 + b"1" + b"}" * 3000).rstrip(b"=").decode()
+    tok = f"eyJhbGciOiJIUzI1NiJ9.{payload}.c2ln"
+    out = mask(make_exchange(request_headers=[("Authorization", f"Bearer {tok}")]))
+    assert tok not in req_text(out) and "RGMASKED" in req_text(out)
+
+
+def _json_req_raw(body: bytes) -> Exchange:
+    return make_exchange(
+        "POST", "/api", request_body=body, request_headers=[("Content-Type", "application/json")]
+    )

@@ -337,8 +337,11 @@ class CorrelationHook:
         if self._json_names or self._paths:
             o_json, n_json = _json_of(orig), _json_of(new)
             if o_json is not _UNSET and n_json is not _UNSET:
-                ovals = dict(self._json_values(o_json))
-                nvals = dict(self._json_values(n_json))
+                try:
+                    ovals = dict(self._json_values(o_json))
+                    nvals = dict(self._json_values(n_json))
+                except RecursionError:  # absurdly deep documents: nothing learned from them
+                    ovals, nvals = {}, {}
                 for key, (ov, rule) in ovals.items():
                     got = nvals.get(key)
                     if got is not None:

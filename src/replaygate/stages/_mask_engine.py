@@ -270,10 +270,13 @@ class Masker:
         except orjson.JSONDecodeError:
             try:
                 doc = json.loads(text)
-            except ValueError:
+            except (ValueError, RecursionError):
                 return False
-        new, changed = self._walk(doc, [], loc, fields or self.rules.fields, "", hits)
-        return _dumps(new) if changed else True
+        try:
+            new, changed = self._walk(doc, [], loc, fields or self.rules.fields, "", hits)
+            return _dumps(new) if changed else True
+        except RecursionError:  # absurdly deep nesting: mask it as plain text instead
+            return False
 
     def _walk(
         self,
@@ -399,13 +402,13 @@ class Masker:
         try:
             header = json.loads(_b64url_decode(parts[0]))
             payload = json.loads(_b64url_decode(parts[1]))
-        except (ValueError, binascii.Error):
-            header = {"alg": "none", "typ": "JWT"}
-            payload = {"sub": self.k.fp(token)}
-        if isinstance(payload, dict | list):
-            payload = self._walk(payload, [], "jwt", self._jwt_fields, "")[0]
-        h = _b64url(_dumps(header).encode())
-        p = _b64url(_dumps(payload).encode())
+            if isinstance(payload, dict | list):
+                payload = self._walk(payload, [], "jwt", self._jwt_fields, "")[0]
+            h = _b64url(_dumps(header).encode())
+            p = _b64url(_dumps(payload).encode())
+        except (ValueError, binascii.Error, RecursionError):  # not a real JWT inside
+            h = _b64url(b'{"alg":"none","typ":"JWT"}')
+            p = _b64url(_dumps({"sub": self.k.fp(token)}).encode())
         return f"{h}.{p}.{self.k.jwt_signature(token, len(parts[2]) if len(parts) > 2 else 43)}"
 
     # == messages ===========================================================================
