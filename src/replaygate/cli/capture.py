@@ -63,9 +63,14 @@ def output_options(f: F) -> F:
 def open_output(output: str, max_bytes: str | None, max_seconds: str | None) -> Sink:
     """The writer for ``output`` (format by extension), checked before capture starts."""
     fmt = format_of(output)
+    if fmt == "nats":  # a JetStream stream (docs/deployment.md): connect now, fail early
+        if max_bytes is not None or max_seconds is not None:
+            raise ConfigError("--max-bytes/--max-seconds: rotation is for .gor outputs only")
+        return open_writer(output, WriteOptions())
     if fmt not in ("gor", "har", "jsonl"):
         raise InputError(
-            "cannot write this format (write .gor[.gz|.zst], .har or .jsonl)", path=output
+            "cannot write this format (write .gor[.gz|.zst], .har, .jsonl or nats://...)",
+            path=output,
         )
     d = os.path.dirname(os.path.abspath(output))
     if not os.path.isdir(d):
