@@ -218,8 +218,30 @@ class Masker:
 
     # == text ===============================================================================
     def text(self, text: str, loc: Loc) -> str | None:
-        """Mask detector findings (and ``field=value`` pairs) in free text; None if unchanged."""
+        """Mask detector findings (and ``field=value`` pairs) in free text; None if unchanged.
+
+        A padded pseudonym (short values grow to carry their checksum) can form a new match
+        with the text next to it (``/To/`` + ``@x.io``); then the result is masked again,
+        silently, until nothing changes, so that masking stays idempotent.
+        """
+        result, grew = self._text_once(text, loc)
+        if result is None or not grew:
+            return result
+        record = self.record
+        self.record = lambda rule, loc, masked: None
+        try:
+            for _ in range(4):
+                again, _grew = self._text_once(result, loc)
+                if again is None:
+                    break
+                result = again
+        finally:
+            self.record = record
+        return result
+
+    def _text_once(self, text: str, loc: Loc) -> tuple[str | None, bool]:
         out: list[str] = []
+        grew = False
         pos = 0  # end of the text copied so far
         seen = 0  # end of the last finding handled: overlapping ones are skipped
         changed = False
@@ -242,10 +264,11 @@ class Masker:
                 out.append(new)
                 pos = f.end
                 changed = True
+                grew = grew or (len(new) > len(v) and f.rule != "email")
         if not changed:
-            return None
+            return None, False
         out.append(text[pos:])
-        return "".join(out)
+        return "".join(out), grew
 
     # == JSON ===============================================================================
     def json_text(self, text: str, loc: str) -> str | None:
