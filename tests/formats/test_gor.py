@@ -349,3 +349,29 @@ def test_repeated_ids_keep_file_order(tmp_path: Path) -> None:
     assert [e.request.target for e in got] == ["/a", "/b", "/c"]
     assert all(e.response is not None for e in (got[0], got[2]))
     assert write_bytes(got) == p.read_bytes()
+
+
+def test_first_exchange_keeps_its_replayed_response(tmp_path: Path) -> None:
+    """The front exchange waits for its type-3 record even before any type 3 was seen."""
+    p = tmp_path / "r.gor"
+    p.write_bytes(
+        write_bytes([make_exchange(target=f"/{i}", replayed_status=200) for i in range(3)])
+    )
+    got = [(ex.request.target, ex.replayed is not None) for ex in open_reader(p)]
+    assert got == [("/0", True), ("/1", True), ("/2", True)]
+
+
+def test_http09_reply_body_survives_a_round_trip(tmp_path: Path) -> None:
+    from replaygate.model import Exchange, Request, Response
+
+    ex = Exchange(
+        id="a" * 40,
+        request=Request(b"GET /zeek.html\r\n", ts_first_ns=1),
+        response=Response(b"<html>hi</html>\n", ts_first_ns=2, head_len=0),
+    )
+    p = tmp_path / "r.gor"
+    p.write_bytes(write_bytes([ex]))
+    (back,) = list(open_reader(p))
+    assert back.response is not None
+    assert back.response.head_len == 0
+    assert back.response.body() == b"<html>hi</html>\n"

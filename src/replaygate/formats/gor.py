@@ -301,6 +301,11 @@ def _conn(text: str) -> ConnectionId | None:
     return c
 
 
+def _head(rec: GorRecord) -> int | None:
+    """Responses that do not start with a status line (HTTP/0.9 replies) have no head."""
+    return None if rec.payload[:5] == b"HTTP/" else 0
+
+
 def _exchange_from_records(req: GorRecord, others: list[GorRecord]) -> Exchange:
     """Build an exchange from its records.
 
@@ -343,13 +348,15 @@ def _exchange_from_records(req: GorRecord, others: list[GorRecord]) -> Exchange:
                 last = first + r.latency_ns  # the response's own duration
             else:
                 last = req.ts_ns + r.latency_ns
-            resp = Response(r.payload, ts_first_ns=first, ts_last_ns=last)
+            resp = Response(r.payload, ts_first_ns=first, ts_last_ns=last, head_len=_head(r))
             if r.extra.get("interim") == "1":
                 ex.interim.append(resp)
             else:
                 ex.response = resp
         elif r.type == 3:
-            ex.replayed = Response(r.payload, ts_first_ns=r.ts_ns, ts_last_ns=r.ts_ns)
+            ex.replayed = Response(
+                r.payload, ts_first_ns=r.ts_ns, ts_last_ns=r.ts_ns, head_len=_head(r)
+            )
             ex.replay_ts_ns = r.ts_ns
             ex.replay_latency_ns = r.latency_ns
             if r.extra.get("err"):
@@ -428,8 +435,12 @@ def read_exchanges(
             return False
         have = {r.type for r in others if r.extra.get("interim") != "1"}
         # A response may arrive at any distance, so a request alone is never "ready"; it is
-        # released by the window (request-only files) or at the end of the file.
-        return 2 in have and (3 in have or 3 not in seen_types)
+        # released by the window (request-only files) or at the end of the file. Whether the
+        # file holds replayed (type 3) records is only known once one was seen: until a later
+        # exchange shows up, the front one waits for its type 3 too.
+        if 2 not in have:
+            return False
+        return 3 in have or (3 not in seen_types and len(pending) > 1)
 
     def release_front(force: bool) -> Iterator[Exchange]:
         while pending:
