@@ -27,6 +27,7 @@ __all__ = [
     "Pipeline",
     "Sink",
     "Stage",
+    "TeeSink",
     "run_pipeline",
 ]
 
@@ -205,6 +206,28 @@ class BoundedSink:
         finally:
             if self._error is not None:
                 raise self._error
+
+
+class TeeSink:
+    """Write each exchange to several sinks in order (a file and a comparator, say).
+    Every sink is closed even if one fails; the first error is raised."""
+
+    def __init__(self, sinks: Sequence[Sink]) -> None:
+        self.sinks = list(sinks)
+
+    def write(self, ex: Exchange) -> None:
+        for s in self.sinks:
+            s.write(ex)
+
+    def close(self) -> None:
+        err: BaseException | None = None
+        for s in self.sinks:
+            try:
+                s.close()
+            except BaseException as e:
+                err = err or e
+        if err is not None:
+            raise err
 
 
 def iterate(*sources: Iterable[Exchange]) -> Iterator[Exchange]:

@@ -141,3 +141,30 @@ def test_bad_flags(tmp_path: Path) -> None:
         [BIN, "shadow", "-t", "http://x"], capture_output=True, text=True, timeout=30
     )
     assert r.returncode == 2 and "give --port" in r.stderr
+
+
+@pytest.mark.root
+def test_shadow_judges_online(needs_root: None, prod: RawHTTPServer, tmp_path: Path) -> None:
+    """--json/--watch-pid on shadow: the same comparison and gate as `replay --report`."""
+    import json
+    import os
+
+    rep = tmp_path / "summary.json"
+    out = tmp_path / "shadow.gor"
+    with RawHTTPServer() as staging:
+        p = _shadow(
+            ["-i", "lo", "-p", str(prod.port), "-t", staging.url, "-o", str(out),
+             "--json", str(rep), "--watch-pid", str(os.getpid())]
+        )  # fmt: skip
+        for i in range(4):
+            assert _get(prod.port, f"/j{i}").startswith(b"HTTP/1.1 200")
+        time.sleep(1.0)
+        p.send_signal(signal.SIGINT)
+        _, err = p.communicate(timeout=60)
+    assert p.returncode in (0, 1), err
+    summary = json.loads(rep.read_text())
+    assert summary["verdict"] in ("pass", "fail")
+    assert sum(e["requests"] for e in summary["endpoints"]) == 4
+    assert summary["target"]
+    # read back through the reader: every exchange keeps its replayed response
+    assert all(ex.replayed is not None for ex in open_reader(out))

@@ -26,7 +26,7 @@ from ..config import load_config, parse_duration, section
 from ..errors import ConfigError, InputError
 from ..formats import ReadOptions, format_of, open_reader, open_writer
 from ..model import Exchange
-from ..pipeline import Counters, Sink, Stage
+from ..pipeline import Counters, Sink, Stage, TeeSink
 from ..replay import (
     ReplayConfig,
     ReplayHook,
@@ -92,27 +92,6 @@ class FileSource:
         if not self.stages:
             return self._raw()
         return staged(self._raw(), self.stages, self.counters)
-
-
-class _Tee:
-    """Write each replayed exchange to several sinks (file, comparator)."""
-
-    def __init__(self, sinks: list[Sink]) -> None:
-        self.sinks = sinks
-
-    def write(self, ex: Exchange) -> None:
-        for s in self.sinks:
-            s.write(ex)
-
-    def close(self) -> None:
-        err: BaseException | None = None
-        for s in self.sinks:
-            try:
-                s.close()
-            except BaseException as e:
-                err = err or e
-        if err is not None:
-            raise err
 
 
 def count_requests(paths: Sequence[str]) -> int | None:
@@ -448,7 +427,7 @@ def command(files: tuple[str, ...], **options: Any) -> None:
             from ..compare import CompareSink
 
             sinks.append(CompareSink(comparator))
-        sink = _Tee(sinks) if sinks else None
+        sink = TeeSink(sinks) if sinks else None
         hooks = _hooks_factory(stages, correlate, cfg_data)()
         try:
             stats = run_replay(source, rc, sink=sink, hooks=hooks, on_progress=progress)

@@ -18,6 +18,9 @@ import click
 from ..config import load_config, parse_duration, parse_size
 from ..errors import ConfigError
 from ..model import Exchange
+from ..pipeline import Sink, TeeSink
+from ._options import replay_hooks
+from ._report_options import compare_config, finish_reports, start_watcher, watch_options
 from .capture import (
     format_stats,
     metrics_server,
@@ -182,6 +185,13 @@ def _replay_stats(st: Any) -> dict[str, int | float]:
     metavar="FILE",
     help="replaygate.toml to read (default: ./replaygate.toml if present).",
 )
+@click.option("--json", "json", metavar="PATH", help="Write the JSON summary (compare) here.")
+@click.option("--junit", metavar="PATH", help="Write JUnit XML (one test case per endpoint).")
+@click.option("--markdown", metavar="PATH", help="Write a Markdown summary.")
+@click.option("--html", metavar="PATH", help="Write the self-contained HTML report.")
+@click.option("--report", metavar="DIR", help="Write all four reports into DIR.")
+@click.option("--accepted", metavar="FILE", help="Reviewed accepted differences (TOML or JSON).")
+@watch_options
 @with_traffic_options
 def command(
     interfaces: tuple[str, ...],
@@ -230,13 +240,27 @@ def command(
         if name not in known:
             raise ConfigError(f"--interface {name}: no such interface (known: {', '.join(known)})")
     interval = parse_stats_interval(stats)
+    report_keys = {"json", "junit", "markdown", "html", "report", "accepted"}
+    report_keys |= {"watch_metrics", "watch_pid"}
+    reporting = {k: options.pop(k) for k in list(options) if k in report_keys}
     traffic = {k: v for k, v in options.items() if k not in _REPLAY_KEYS}
     replay_opts = {k: v for k, v in options.items() if k in _REPLAY_KEYS}
     replay_opts["max_speed"] = True  # live: send as soon as captured, bounded by concurrency
-    rc = build_config(replay_opts, load_config(config_path))
+    cfg_data = load_config(config_path)
+    rc = build_config(replay_opts, cfg_data)
     stages = traffic_stages(traffic, config_path)
-    sink = open_output(output, max_bytes, max_seconds) if output else None
-    replayer = LiveReplayer(rc, sink=sink, max_queue=max_queue)
+    sinks: list[Sink] = []
+    if output:
+        sinks.append(open_output(output, max_bytes, max_seconds))
+    comparator = None
+    if any(reporting.get(k) for k in ("json", "junit", "markdown", "html", "report")):
+        from ..compare import Comparator, CompareSink
+
+        comparator = Comparator(compare_config(cfg_data))
+        comparator.sources.append("shadow")
+        sinks.append(CompareSink(comparator))
+    sink = TeeSink(sinks) if len(sinks) > 1 else (sinks[0] if sinks else None)
+    replayer = LiveReplayer(rc, sink=sink, hooks=replay_hooks(stages), max_queue=max_queue)
     try:
         replayer.start()
     except Exception:
@@ -262,6 +286,7 @@ def command(
         click.echo(f"replaygate: shadowing {where} ({what}) -> {', '.join(rc.targets)}", err=True)
 
     metrics = metrics_server(metrics_port, lambda: latest)
+    watcher = start_watcher(reporting)
     try:
         with stop_on_signals() as stop:
             result = run_capture(
@@ -274,6 +299,11 @@ def command(
     result_all: dict[str, Any] = dict(result)
     result_all.update(_replay_stats(final))
     click.echo(f"replaygate: shadow: {format_stats(result_all)}", err=True)
+    seen = watcher.stop() if watcher is not None else None
+    if comparator is not None:
+        if seen is not None:
+            comparator.set_target_metrics(seen)
+        click.get_current_context().exit(finish_reports(comparator, reporting, cfg_data, err=True))
 
 
 _REPLAY_KEYS = frozenset(

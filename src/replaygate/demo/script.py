@@ -23,8 +23,7 @@ from typing import Any
 from ..compare import Comparator, CompareConfig, CompareSink, GateConfig, TargetWatcher, judge
 from ..config import load_config, section
 from ..formats import open_reader, open_writer
-from ..model import Exchange
-from ..pipeline import Sink
+from ..pipeline import TeeSink
 from ..report import write_reports
 from .app import DemoApp, Variant, order_id, users
 
@@ -58,19 +57,6 @@ class DemoResult:
     @property
     def passed(self) -> bool:
         return bool(self.summary["verdict"] == "pass")
-
-
-class _Tee:
-    def __init__(self, *sinks: Sink) -> None:
-        self.sinks = sinks
-
-    def write(self, ex: Exchange) -> None:
-        for s in self.sinks:
-            s.write(ex)
-
-    def close(self) -> None:
-        for s in self.sinks:
-            s.close()
 
 
 def _traffic(seed: int, n: int) -> list[tuple[str, str, bytes | None, dict[str, str]]]:
@@ -180,7 +166,7 @@ def run_demo(
                 ReplayConfig(
                     targets=[cand.url], baseline=prod_copy.url, max_speed=True, concurrency=8
                 ),
-                sink=_Tee(CompareSink(comparator), open_writer(replayed)),
+                sink=TeeSink([CompareSink(comparator), open_writer(replayed)]),
             )
         finally:
             comparator.set_target_metrics(watcher.stop())
