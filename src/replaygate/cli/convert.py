@@ -184,12 +184,13 @@ def command(
         raise click.UsageError("need at least one input and one output: convert IN... OUT")
     *inputs, output = paths
     for p in inputs:
-        format_of(p)  # unknown extension: fail before writing anything
-        if not os.path.exists(p):
+        # unknown extension: fail before writing anything; nats:// inputs are streams
+        if format_of(p) != "nats" and not os.path.exists(p):
             raise InputError("no such file", path=p)
-    if format_of(output) not in ("gor", "har", "jsonl"):
+    if format_of(output) not in ("gor", "har", "jsonl", "nats"):
         raise InputError(
-            "cannot write this format (write .gor, .gor.gz, .gor.zst, .har or .jsonl)",
+            "cannot write this format (write .gor, .gor.gz, .gor.zst, .har, .jsonl or"
+            " nats://HOST:PORT/STREAM)",
             path=output,
         )
     if os.path.realpath(output) in {os.path.realpath(p) for p in inputs}:
