@@ -146,6 +146,7 @@ SEEDS: dict[str, list[bytes]] = {
         b"\nAuthorization:\n ",
         b"\n:sid=+@a.",
         b"\n:Basic /To/@0.Aa",
+        b"\n:Basic /To.0@A.Aa",
     ],
     "mask_detectors": [b"a@b.io 4111111111111111 10.0.0.1 ::1 fe80::1 +1 (555) 123-4567"],
     "mask_config": [

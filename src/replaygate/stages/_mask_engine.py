@@ -220,9 +220,10 @@ class Masker:
     def text(self, text: str, loc: Loc) -> str | None:
         """Mask detector findings (and ``field=value`` pairs) in free text; None if unchanged.
 
-        A padded pseudonym (short values grow to carry their checksum) can form a new match
-        with the text next to it (``/To/`` + ``@x.io``); then the result is masked again,
-        silently, until nothing changes, so that masking stays idempotent.
+        A pseudonym of another length (short values grow to carry their checksum, e-mails
+        change length) can form a new match with the text next to it (``/To/`` + ``@x.io``);
+        then the result is masked again, silently, until nothing changes, so that masking
+        stays idempotent.
         """
         result, grew = self._text_once(text, loc)
         if result is None or not grew:
@@ -264,7 +265,7 @@ class Masker:
                 out.append(new)
                 pos = f.end
                 changed = True
-                grew = grew or (len(new) > len(v) and f.rule != "email")
+                grew = grew or len(new) != len(v)
         if not changed:
             return None, False
         out.append(text[pos:])
