@@ -44,6 +44,23 @@ def _worker(url: str, target: str, name: str, *extra: str) -> subprocess.Popen[b
     )  # fmt: skip
 
 
+def _wait_for_results(url: str, n: int, timeout: float = 60.0) -> None:
+    import asyncio
+
+    from replaygate.jetstream import admin
+    from replaygate.jetstream.url import parse_stream_url
+
+    u = parse_stream_url(url)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        st = asyncio.run(admin.status(u))
+        res = st["streams"].get(u.results_stream) or {}
+        if res.get("messages", 0) >= n:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"fewer than {n} results after {timeout} s")
+
+
 def _results(url: str) -> list[str]:
     stream = url.split("?")[0] + "-RESULTS"
     return [ex.id for ex in read_stream(stream, dedup=True)]
@@ -113,9 +130,9 @@ def test_kill_a_nats_node_mid_run(target: str) -> None:
         assert r.returncode == 0, r.stderr
         ids = _publish(url, 1500)
         w = _worker(url, target, "w", "--rate", "500")
-        time.sleep(1.5)
+        _wait_for_results(url, 200)  # mid-run: consumers exist and work is flowing
         cluster.nodes[0].kill()
-        _, err = w.communicate(timeout=240)
+        _, err = w.communicate(timeout=120)
         assert w.returncode == 0, err.decode()
         got = _results(url)
         assert sorted(set(got)) == sorted(ids)

@@ -68,6 +68,7 @@ class WorkerStats:
     errors: Counter[str] = field(default_factory=Counter)
     dropped: Counter[str] = field(default_factory=Counter)
     partitions_taken: int = 0
+    resubscribed: int = 0
     elapsed_s: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
@@ -146,8 +147,16 @@ class _Worker:
                 pass
 
     async def _subscribe(self, p: int) -> None:
+        running = self.fetchers.get(p)
+        if running is not None and not running.done():
+            return  # taken back while its fetcher was winding down: it simply goes on
         self.stats.partitions_taken += 1
-        sub = await self.js.pull_subscribe(
+        sub = await self._pull(p)
+        self.subs[p] = sub
+        self.fetchers[p] = asyncio.ensure_future(self._partition_loop(p, sub))
+
+    async def _pull(self, p: int) -> Any:
+        return await self.js.pull_subscribe(
             self.url.subject(p),
             durable=self.url.consumer(p),
             stream=self.url.stream,
@@ -158,22 +167,20 @@ class _Worker:
                 max_ack_pending=self.cfg.max_in_flight * 4,
             ),
         )
-        self.subs[p] = sub
-        self.fetchers[p] = asyncio.ensure_future(self._partition_loop(p, sub))
 
     async def _drop_partition(self, p: int) -> None:
+        """Give a partition up. Its fetcher finishes the fetch in progress (so no message is
+        stranded in a cancelled pull request until ack_wait) and then unsubscribes."""
         self.owned.pop(p, None)
-        sub = self.subs.pop(p, None)
-        task = self.fetchers.pop(p, None)
-        if task is not None:
-            task.cancel()
-        if sub is not None:
-            try:
-                await sub.unsubscribe()
-            except Exception:
-                pass
 
     async def _lease_loop(self) -> None:
+        # Announce ourselves and wait one renewal round before taking partitions, so workers
+        # started together see each other and split the partitions without moving them.
+        try:
+            await self._heartbeat()
+            await asyncio.wait_for(self.stop.wait(), 1.2)
+        except Exception:
+            pass
         while not self.stop.is_set():
             try:
                 await self._leases()
@@ -221,18 +228,59 @@ class _Worker:
         """Fetch from one partition's consumer. One task per partition, so a drained
         partition waits in its own fetch and never delays the others."""
         per_msg = len(self.cfg.replay.targets) + (1 if self.cfg.replay.baseline else 0)
-        while not self.stop.is_set():  # cancelled by _drop_partition
+        box = [sub]
+        try:
+            await self._fetch_partition(p, box, per_msg)
+        finally:
+            if self.fetchers.get(p) is asyncio.current_task():
+                del self.fetchers[p]
+            self.subs.pop(p, None)
+            try:
+                await box[0].unsubscribe()
+            except Exception:
+                pass
+
+    async def _stalled(self, sub: Any) -> bool:
+        """No message for a while: is the consumer really empty, or is our pull request
+        lost (its leader moved to another node)?"""
+        try:
+            info = await sub.consumer_info()
+        except Exception:
+            return True
+        return bool(info.num_pending)
+
+    async def _fetch_partition(self, p: int, box: list[Any], per_msg: int) -> None:
+        empty = 0
+        while not self.stop.is_set() and p in self.owned:
             room = self.cfg.max_in_flight - len(self.waiting)
             if room <= 0:
                 await asyncio.sleep(0.002)
                 continue
+            if empty >= 5:  # re-subscribe (same durable consumer) after a failover
+                empty = 0
+                if await self._stalled(box[0]):
+                    try:
+                        new = await self._pull(p)
+                    except Exception:
+                        await asyncio.sleep(0.5)
+                        continue
+                    old, box[0] = box[0], new
+                    self.subs[p] = new
+                    self.stats.resubscribed += 1
+                    try:
+                        await old.unsubscribe()
+                    except Exception:
+                        pass
             try:
-                msgs = await sub.fetch(min(self.cfg.batch, room), timeout=1.0)
+                msgs = await box[0].fetch(min(self.cfg.batch, room), timeout=1.0)
             except TimeoutError:
+                empty += 1
                 continue
             except Exception:
+                empty += 1
                 await asyncio.sleep(0.2)
                 continue
+            empty = 0
             if msgs:
                 self.last_activity = time.monotonic()
             for m in msgs:
@@ -298,17 +346,33 @@ class _Worker:
             tasks.add(t)
             t.add_done_callback(tasks.discard)
 
-    async def _drained(self) -> bool:
+    async def _drained_once(self) -> bool:
+        """Every partition that holds messages has its consumer, with nothing pending and
+        nothing waiting for an ack."""
         try:
+            info = await self.js.stream_info(self.url.stream, subjects_filter=self.url.subjects)
             infos = await self.js.consumers_info(self.url.stream)
-            info = await self.js.stream_info(self.url.stream)
         except Exception:
             return False
-        names = {self.url.consumer(p) for p in range(self.url.partitions)}
-        mine = [c for c in infos if c.name in names]
-        if info.state.messages and not mine:
+        by_name = {c.name: c for c in infos}
+        for subject, count in (info.state.subjects or {}).items():
+            if not count:
+                continue
+            try:
+                p = int(subject.rsplit(".", 1)[1])
+            except ValueError:
+                continue
+            c = by_name.get(self.url.consumer(p))
+            if c is None or c.num_pending or c.num_ack_pending:
+                return False
+        return True
+
+    async def _drained(self) -> bool:
+        """Drained twice, a second apart: consumer state read during a failover can be stale."""
+        if not await self._drained_once():
             return False
-        return all(c.num_pending == 0 and c.num_ack_pending == 0 for c in mine)
+        await asyncio.sleep(1.0)
+        return not self.waiting and await self._drained_once()
 
     async def run(self) -> WorkerStats:
         self.loop = asyncio.get_running_loop()
@@ -351,6 +415,9 @@ class _Worker:
                 for t in tasks:
                     t.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
+                fetchers = list(self.fetchers.values())
+                if fetchers:  # they stop after their fetch in progress (<= 1 s)
+                    await asyncio.wait(fetchers, timeout=5)
                 for p in list(self.owned):
                     await self._drop_partition(p)
                     try:
