@@ -217,3 +217,12 @@ def test_middleware_in_replay_drops_nothing(nginx: NginxServer, tmp_path: Path) 
     assert "filtered out" not in text
     assert "sent 60" in text
     assert sum(1 for r in read_records(out) if r.type == 3) == 60
+
+
+def test_correlation_substitutions_reported(nginx: NginxServer, tmp_path: Path) -> None:
+    src = write_gor(tmp_path / "in.gor", 5)
+    code, text = run(str(src), "-t", nginx.url, "--max")
+    assert code == 0, text
+    assert "correlation: 0 substitutions" in text  # per-rule counts, never values
+    code, text = run(str(src), "-t", nginx.url, "--max", "--no-correlate")
+    assert "correlation:" not in text

@@ -416,6 +416,7 @@ def command(files: tuple[str, ...], **options: Any) -> None:
     correlate = bool(options.get("correlate"))
     log_format = options.get("log_format")
     watcher = start_watcher(options)
+    hook_lines: list[str] = []
 
     if rc.workers == 1:
         stages = stages_from_options(options, cfg_data, counters=counters)
@@ -434,6 +435,10 @@ def command(files: tuple[str, ...], **options: Any) -> None:
         finally:
             progress.done()
             close_stages(stages, counters)
+        for h in hooks:  # counts only, never values (correlation, masking)
+            summary = getattr(h, "summary", None)
+            if callable(summary):
+                hook_lines.append(f"  {summary()}")
     else:
         stats = _run_workers(
             files,
@@ -452,7 +457,7 @@ def command(files: tuple[str, ...], **options: Any) -> None:
         seen = watcher.stop()
         if comparator is not None:
             comparator.set_target_metrics(seen)
-    for line in format_stats(stats):
+    for line in [*format_stats(stats), *hook_lines]:
         click.echo(line, err=True)
     for reason, n in counters.dropped.items():
         click.echo(f"  filtered out by {reason}: {n}", err=True)
