@@ -257,3 +257,18 @@ def test_relative_links_resolve(doc: Path) -> None:
         elif anchor and dest.suffix == ".md" and anchor not in _anchors(_read(dest)):
             bad.append(f"{target} (no heading #{anchor} in {dest.name})")
     assert not bad, f"{doc.relative_to(ROOT)}: broken links: {bad}"
+
+
+def test_readme_command_lines_parse() -> None:
+    """The README's tour uses the same flags the commands really have."""
+    readme = DOCS.parent / "README.md"
+    lines = _command_lines(_read(readme))
+    assert len(lines) >= 5
+    for line in lines:
+        args = shlex.split(line, comments=True)[1:]
+        sub = cli.get_command(click.Context(cli, info_name="replaygate"), args[0])
+        assert sub is not None, f"README.md: {line}: no command {args[0]!r}"
+        try:
+            sub.make_context(sub.name, list(args[1:])).close()
+        except click.ClickException as e:
+            pytest.fail(f"README.md: `{line}` does not parse: {e.format_message()}")
