@@ -36,6 +36,7 @@ __all__ = [
     "open_output",
     "output_options",
     "remove_if_empty",
+    "run_options",
     "stop_on_signals",
     "traffic_stages",
 ]
@@ -109,6 +110,48 @@ def with_traffic_options(f: F) -> F:
     from ._options import traffic_options
 
     return traffic_options(f)
+
+
+def run_options(*, stats_default: str | None, buffer: bool) -> Callable[[F], F]:
+    """``--stats``, ``--metrics-port``, ``--config`` (and ``--buffer-size`` for commands that
+    capture): the run flags capture, proxy and shadow share."""
+
+    def deco(f: F) -> F:
+        f = click.option(
+            "--config",
+            "config_path",
+            default=None,
+            metavar="FILE",
+            help="replaygate.toml to read (default: ./replaygate.toml if present).",
+        )(f)
+        if buffer:
+            f = click.option(
+                "--buffer-size",
+                default="64mb",
+                show_default=True,
+                metavar="SIZE",
+                help="Kernel capture buffer per interface.",
+            )(f)
+        f = click.option(
+            "--metrics-port",
+            default=None,
+            metavar="[HOST:]PORT",
+            help="Export counters for Prometheus at /metrics.",
+        )(f)
+        alone = "" if stats_default else " (default 10s when given alone)"
+        f = click.option(
+            "--stats",
+            "stats",
+            is_flag=False,
+            flag_value="10s",
+            default=stats_default,
+            show_default=stats_default is not None,
+            metavar="[INTERVAL]",
+            help=f"Print a counters line every INTERVAL{alone}.",
+        )(f)
+        return f
+
+    return deco
 
 
 @contextlib.contextmanager
@@ -237,28 +280,6 @@ def parse_stats_interval(text: str | None) -> float | None:
     help="Record original responses with latency (default), or requests only.",
 )
 @click.option(
-    "--stats",
-    "stats",
-    is_flag=False,
-    flag_value="10s",
-    default=None,
-    metavar="[INTERVAL]",
-    help="Print a counters line every INTERVAL (default 10s when given alone).",
-)
-@click.option(
-    "--metrics-port",
-    default=None,
-    metavar="[HOST:]PORT",
-    help="Export counters for Prometheus at /metrics.",
-)
-@click.option(
-    "--buffer-size",
-    default="64mb",
-    show_default=True,
-    metavar="SIZE",
-    help="Kernel capture buffer per interface.",
-)
-@click.option(
     "--max-queue",
     default=10_000,
     show_default=True,
@@ -273,13 +294,7 @@ def parse_stats_interval(text: str | None) -> float | None:
     metavar="DURATION",
     help="Expire a connection silent this long (counted if incomplete).",
 )
-@click.option(
-    "--config",
-    "config_path",
-    default=None,
-    metavar="FILE",
-    help="replaygate.toml to read (default: ./replaygate.toml if present).",
-)
+@run_options(stats_default=None, buffer=True)
 @with_traffic_options
 def command(
     interfaces: tuple[str, ...],

@@ -22,6 +22,7 @@ from .capture import (
     output_options,
     parse_stats_interval,
     remove_if_empty,
+    run_options,
     stop_on_signals,
     traffic_stages,
     with_traffic_options,
@@ -82,28 +83,7 @@ __all__ = ["command"]
     help="Recordings waiting for the writer before new ones are dropped (counted; traffic is never held).",
 )
 @click.option("--duration", default=None, metavar="DURATION", help="Stop after DURATION.")
-@click.option(
-    "--stats",
-    "stats",
-    is_flag=False,
-    flag_value="10s",
-    default=None,
-    metavar="[INTERVAL]",
-    help="Print a counters line every INTERVAL (default 10s when given alone).",
-)
-@click.option(
-    "--metrics-port",
-    default=None,
-    metavar="[HOST:]PORT",
-    help="Export counters for Prometheus at /metrics.",
-)
-@click.option(
-    "--config",
-    "config_path",
-    default=None,
-    metavar="FILE",
-    help="replaygate.toml to read (default: ./replaygate.toml if present).",
-)
+@run_options(stats_default=None, buffer=False)
 @with_traffic_options
 def command(
     listen: str,

@@ -28,6 +28,7 @@ from .capture import (
     output_options,
     parse_stats_interval,
     remove_if_empty,
+    run_options,
     stop_on_signals,
     traffic_stages,
     with_traffic_options,
@@ -155,36 +156,6 @@ def _replay_stats(st: Any) -> dict[str, int | float]:
     metavar="N",
     help="Exchanges waiting for the target before new ones are dropped (counted).",
 )
-@click.option(
-    "--stats",
-    "stats",
-    is_flag=False,
-    flag_value="10s",
-    default="10s",
-    show_default=True,
-    metavar="[INTERVAL]",
-    help="Print a counters line every INTERVAL.",
-)
-@click.option(
-    "--metrics-port",
-    default=None,
-    metavar="[HOST:]PORT",
-    help="Export counters for Prometheus at /metrics.",
-)
-@click.option(
-    "--buffer-size",
-    default="64mb",
-    show_default=True,
-    metavar="SIZE",
-    help="Kernel capture buffer per interface.",
-)
-@click.option(
-    "--config",
-    "config_path",
-    default=None,
-    metavar="FILE",
-    help="replaygate.toml to read (default: ./replaygate.toml if present).",
-)
 @click.option("--json", "json", metavar="PATH", help="Write the JSON summary (compare) here.")
 @click.option("--junit", metavar="PATH", help="Write JUnit XML (one test case per endpoint).")
 @click.option("--markdown", metavar="PATH", help="Write a Markdown summary.")
@@ -192,6 +163,7 @@ def _replay_stats(st: Any) -> dict[str, int | float]:
 @click.option("--report", metavar="DIR", help="Write all four reports into DIR.")
 @click.option("--accepted", metavar="FILE", help="Reviewed accepted differences (TOML or JSON).")
 @watch_options
+@run_options(stats_default="10s", buffer=True)
 @with_traffic_options
 def command(
     interfaces: tuple[str, ...],
