@@ -236,3 +236,28 @@ def test_rotation_by_size(needs_root: None, server: RawHTTPServer, tmp_path: Pat
     assert len(files) > 1
     got = [e.request.target for f in files for e in open_reader(f)]
     assert sorted(got) == sorted(f"/r{i}" for i in range(12))
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ([], "--force"),
+        (["--append", "--force"], "--append and --force"),
+        (["--append", "-o", "old.har"], "--append"),
+    ],
+)
+def test_existing_output_is_refused(tmp_path: Path, args: list[str], message: str) -> None:
+    """Refused before anything starts (so also without root), the old file intact."""
+    for name in ("old.gor", "old.har"):
+        (tmp_path / name).write_bytes(b"precious")
+    r = subprocess.run(
+        [BIN, "capture", "-p", "80", "-o", "old.gor", *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=tmp_path,
+    )
+    assert r.returncode == 2, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], r.stderr
+    assert (tmp_path / "old.gor").read_bytes() == b"precious"

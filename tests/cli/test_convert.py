@@ -152,3 +152,10 @@ def test_append(tmp_path: Path, out: str) -> None:
         from replaygate.formats.gor import read_records
 
         assert len(list(read_records(tmp_path / out))) == 12
+
+
+def test_help_says_outputs_are_overwritten() -> None:
+    """convert is a converter (cp-like) and keeps overwriting; recorders refuse instead."""
+    r = CliRunner().invoke(cli, ["convert", "--help"])
+    assert r.exit_code == 0
+    assert "overwritten" in r.output and "--append" in r.output

@@ -143,3 +143,81 @@ def test_missing_output_dir(tmp_path: Path) -> None:
     )
     assert r.exit_code != 0
     assert "directory does not exist" in str(r.exception) + r.output
+
+
+def _record_one(
+    upstream: RawHTTPServer, out: Path, *flags: str
+) -> subprocess.CompletedProcess[str]:
+    """Run the proxy with ``flags`` until one request went through (or it refused to start)."""
+    port = free_port()
+    args = ["proxy", "--listen", f"127.0.0.1:{port}", "--upstream", upstream.url, "-o", str(out)]
+    p = subprocess.Popen(
+        [BIN, *args, *flags],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        while p.poll() is None:
+            try:
+                wait_for_port("127.0.0.1", port, timeout=0.5)
+            except Exception:
+                continue
+            assert _get(port, "/new").startswith(b"HTTP/1.1 200")
+            p.send_signal(signal.SIGTERM)
+            break
+        _, err = p.communicate(timeout=30)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.communicate()
+    return subprocess.CompletedProcess(p.args, p.returncode, "", err)
+
+
+@pytest.mark.parametrize("ext", [".gor", ".jsonl", ".har"])
+def test_existing_output_is_refused_not_overwritten(
+    upstream: RawHTTPServer, tmp_path: Path, ext: str
+) -> None:
+    out = tmp_path / f"old{ext}"
+    out.write_bytes(b"precious capture\n")
+    r = _record_one(upstream, out)
+    assert r.returncode == 2, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--force" in lines[0] and "--append" in lines[0], r.stderr
+    assert str(out) in lines[0]
+    assert out.read_bytes() == b"precious capture\n"
+
+
+def test_force_overwrites_and_append_appends(upstream: RawHTTPServer, tmp_path: Path) -> None:
+    out = tmp_path / "rec.gor"
+    assert _record_one(upstream, out).returncode == 0
+    r = _record_one(upstream, out, "--append")
+    assert r.returncode == 0, r.stderr
+    assert [e.request.target for e in open_reader(out)] == ["/new", "/new"]
+    r = _record_one(upstream, out, "--force")
+    assert r.returncode == 0, r.stderr
+    assert [e.request.target for e in open_reader(out)] == ["/new"]
+    empty = tmp_path / "empty.gor"
+    empty.write_bytes(b"")  # an empty file holds nothing to lose
+    assert _record_one(upstream, empty).returncode == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--append", "--force"], "--append and --force"),
+        (["--append", "-o", "x.har"], "--append"),
+        (["--append", "--max-bytes", "1mb"], "--append"),
+    ],
+)
+def test_append_and_force_misuse(tmp_path: Path, args: list[str], message: str) -> None:
+    (tmp_path / "x.har").write_bytes(b"{}")
+    r = subprocess.run(
+        [BIN, "proxy", "-o", "x.gor", "--upstream", "http://127.0.0.1:1", *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=tmp_path,
+    )
+    assert r.returncode == 2, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], r.stderr

@@ -30,11 +30,13 @@ from ..formats import WriteOptions, format_of, open_writer
 from ..pipeline import Counters, Sink, Stage
 
 __all__ = [
+    "check_output_flags",
     "command",
     "format_stats",
     "metrics_server",
     "open_output",
     "output_options",
+    "overwrite_options",
     "remove_if_empty",
     "run_options",
     "stop_on_signals",
@@ -61,8 +63,38 @@ def output_options(f: F) -> F:
     return f
 
 
-def open_output(output: str, max_bytes: str | None, max_seconds: str | None) -> Sink:
-    """The writer for ``output`` (format by extension), checked before capture starts."""
+def overwrite_options(f: F) -> F:
+    """``--force`` / ``--append``: what a recorder may do with an output that holds data."""
+    f = click.option(
+        "--append",
+        is_flag=True,
+        default=False,
+        help="Add to an existing .gor/.jsonl output instead of refusing to start.",
+    )(f)
+    f = click.option(
+        "--force",
+        is_flag=True,
+        default=False,
+        help="Overwrite an existing output (by default a non-empty one is refused).",
+    )(f)
+    return f
+
+
+def open_output(
+    output: str,
+    max_bytes: str | None,
+    max_seconds: str | None,
+    *,
+    force: bool | None = None,
+    append: bool = False,
+) -> Sink:
+    """The writer for ``output`` (format by extension), checked before capture starts.
+
+    ``force=None`` keeps the old overwrite behaviour for commands without ``--force``;
+    ``False`` refuses an output that holds data unless ``append`` (see ``_output_guard``).
+    """
+    if force is not None:
+        check_output_flags(output, max_bytes, max_seconds, force=force, append=append)
     fmt = format_of(output)
     if fmt == "nats":  # a JetStream stream (docs/deployment.md): connect now, fail early
         if max_bytes is not None or max_seconds is not None:
@@ -78,7 +110,7 @@ def open_output(output: str, max_bytes: str | None, max_seconds: str | None) -> 
         raise InputError("directory does not exist", path=d)
     if not os.access(d, os.W_OK):
         raise InputError("directory is not writable", path=d)
-    w = WriteOptions()
+    w = WriteOptions(append=append)
     if max_bytes is not None:
         w.max_bytes = parse_size(max_bytes, name="--max-bytes")
         if w.max_bytes <= 0:
@@ -90,6 +122,16 @@ def open_output(output: str, max_bytes: str | None, max_seconds: str | None) -> 
     if (w.max_bytes or w.max_seconds) and fmt != "gor":
         raise ConfigError("--max-bytes/--max-seconds: rotation is for .gor outputs only")
     return open_writer(output, w)
+
+
+def check_output_flags(
+    output: str, max_bytes: str | None, max_seconds: str | None, *, force: bool, append: bool
+) -> None:
+    """Refuse (one line, exit 2) to overwrite a recording unless --force/--append says how."""
+    from ..sources._output_guard import check_output
+
+    rotating = max_bytes is not None or max_seconds is not None
+    check_output(output, force=force, append=append, rotating=rotating)
 
 
 def remove_if_empty(path: str) -> None:
@@ -265,9 +307,11 @@ def parse_stats_interval(text: str | None) -> float | None:
     "-o",
     required=True,
     metavar="FILE",
-    help="Where to write (.gor[.gz|.zst], .har, .jsonl).",
+    help="Where to write (.gor[.gz|.zst], .har, .jsonl). An existing non-empty FILE is "
+    "refused unless --force or --append.",
 )
 @output_options
+@overwrite_options
 @click.option(
     "--duration", default=None, metavar="DURATION", help="Stop after DURATION (e.g. 30s, 10m)."
 )
@@ -303,6 +347,8 @@ def command(
     output: str,
     max_bytes: str | None,
     max_seconds: str | None,
+    force: bool,
+    append: bool,
     duration: str | None,
     max_exchanges: int | None,
     track_responses: bool,
@@ -327,6 +373,7 @@ def command(
     """
     from ..sources.capture import CaptureConfig, run_capture
 
+    check_output_flags(output, max_bytes, max_seconds, force=force, append=append)
     cfg = CaptureConfig(
         interfaces=list(interfaces),
         ports=list(ports),
@@ -349,7 +396,7 @@ def command(
         raise ConfigError("--max-queue: must be positive")
     interval = parse_stats_interval(stats)
     stages = traffic_stages(traffic, config_path)
-    sink = open_output(output, max_bytes, max_seconds)
+    sink = open_output(output, max_bytes, max_seconds, force=force, append=append)
     line = StatsLine(interval, "capture")
     metrics = metrics_server(metrics_port, lambda: line.latest)
     what = cfg.bpf or "ports " + " ".join(map(str, cfg.ports))

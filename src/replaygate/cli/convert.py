@@ -174,6 +174,9 @@ def command(
 ) -> None:
     """Convert traffic files: IN... (any readable format) into OUT (.gor, .har, .jsonl).
 
+    OUT is overwritten if it exists (like cp; the inputs are still there), or appended to
+    with --append. Recorders (capture, proxy) refuse an existing output instead.
+
     \b
     Examples:
       replaygate convert capture.pcap traffic.gor

@@ -16,10 +16,12 @@ from ..config import parse_duration
 from ..errors import ConfigError
 from .capture import (
     StatsLine,
+    check_output_flags,
     format_stats,
     metrics_server,
     open_output,
     output_options,
+    overwrite_options,
     parse_stats_interval,
     remove_if_empty,
     run_options,
@@ -50,9 +52,11 @@ __all__ = ["command"]
     "-o",
     required=True,
     metavar="FILE",
-    help="Where to record (.gor[.gz|.zst], .har, .jsonl).",
+    help="Where to record (.gor[.gz|.zst], .har, .jsonl). An existing non-empty FILE is "
+    "refused unless --force or --append.",
 )
 @output_options
+@overwrite_options
 @click.option(
     "--tls-cert",
     default=None,
@@ -91,6 +95,8 @@ def command(
     output: str,
     max_bytes: str | None,
     max_seconds: str | None,
+    force: bool,
+    append: bool,
     tls_cert: str | None,
     tls_key: str | None,
     upstream_insecure: bool,
@@ -116,6 +122,7 @@ def command(
     """
     from ..sources.proxy import ProxyConfig, ProxyServer
 
+    check_output_flags(output, max_bytes, max_seconds, force=force, append=append)
     if max_queue <= 0:
         raise ConfigError("--max-queue: must be positive")
     until = parse_duration(duration, name="--duration") if duration else None
@@ -130,7 +137,7 @@ def command(
         upstream_ca=upstream_ca,
     )
     stages = traffic_stages(traffic, config_path)
-    sink = open_output(output, max_bytes, max_seconds)
+    sink = open_output(output, max_bytes, max_seconds, force=force, append=append)
     try:
         server = ProxyServer(cfg, sink, stages=stages)
         server.start()
