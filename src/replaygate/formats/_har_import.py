@@ -189,12 +189,12 @@ def _parse_time(text: str) -> int:
     try:
         dt = datetime.fromisoformat(_FRACTION.sub("", t, count=1) if m else t)
     except ValueError:
-        raise _BadEntry(f"bad startedDateTime {text[:40]!r}") from None
+        raise _BadEntry(f"bad startedDateTime ({len(text)} chars)") from None
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
     ns = ((dt - _EPOCH) // timedelta(seconds=1)) * 1_000_000_000 + frac_ns
     if not 0 <= ns < 1 << 62:
-        raise _BadEntry(f"startedDateTime out of range {text[:40]!r}")
+        raise _BadEntry(f"startedDateTime out of range ({len(text)} chars)")
     return ns
 
 

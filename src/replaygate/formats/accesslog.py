@@ -120,7 +120,7 @@ def _clf_ts(m: re.Match[bytes]) -> int:
     day, mon, year, hh, mm, ss, frac, tz = m.groups()
     month = _MONTHS.get(mon.lower())
     if month is None:
-        raise LineError("unparsable_line", f"bad month {mon!r}")
+        raise LineError("unparsable_line", f"bad month ({len(mon)} bytes)")
     try:
         dt = datetime(int(year), month, int(day), int(hh), int(mm), int(ss), tzinfo=UTC)
     except ValueError as e:
@@ -145,7 +145,7 @@ def _iso_ts(tok: bytes) -> int:
     try:
         dt = datetime.fromisoformat(tok.decode().replace("Z", "+00:00"))
     except ValueError:
-        raise LineError("unparsable_line", f"bad time {tok[:40]!r}") from None
+        raise LineError("unparsable_line", f"bad time ({len(tok)} bytes)") from None
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
     return _in_range(((dt - _EPOCH) // timedelta(microseconds=1)) * 1000)
@@ -162,10 +162,10 @@ def _request_line(text: str) -> tuple[str, str, str]:
         # only with some configurations); keep the spaces as %20
         parts = [parts[0], "%20".join(parts[1:-1]), parts[-1]]
     if len(parts) != 3 or not parts[0].isalpha() or not parts[1]:
-        raise LineError("bad_request_line", f"bad request line {text[:60]!r}")
+        raise LineError("bad_request_line", f"bad request line ({len(text)} chars)")
     method, target, version = parts
     if not version.upper().startswith("HTTP/"):
-        raise LineError("bad_request_line", f"bad request line {text[:60]!r}")
+        raise LineError("bad_request_line", f"bad request line ({len(text)} chars)")
     return method, target, version.upper()
 
 

@@ -87,21 +87,29 @@ def encode_record(rec: GorRecord) -> bytes:
     return head.encode("utf-8", "surrogatepass") + b"\n" + rec.payload + SEPARATOR
 
 
+def _shape(line: bytes) -> str:
+    """What an error may say about a header line: its size, never its bytes (a damaged file
+    can put request bytes, with their secrets, where a header was expected)."""
+    return f"{len(line)} bytes, expected 'TYPE ID TIMESTAMP [LATENCY]'"
+
+
 def _parse_header(line: bytes, offset: int, path: str | None) -> GorRecord:
     parts = line.decode("utf-8", "replace").strip("\r").split(" ")
     if len(parts) < 3:
-        raise FormatError(f"bad .gor record header {line[:60]!r}", path=path, offset=offset)
+        raise FormatError(f"bad .gor record header ({_shape(line)})", path=path, offset=offset)
     try:
         typ = int(parts[0])
         ts = int(parts[2])
         lat = int(parts[3]) if len(parts) > 3 and not parts[3].startswith("rg.") else None
     except ValueError:
         raise FormatError(
-            f"bad .gor record header {line[:60]!r}", path=path, offset=offset
+            f"bad .gor record header ({_shape(line)})", path=path, offset=offset
         ) from None
     if not -(1 << 63) <= ts < 1 << 63 or (lat is not None and lat >= 1 << 63):
         raise FormatError(
-            f"bad .gor record header {line[:60]!r}: number out of range", path=path, offset=offset
+            f"bad .gor record header ({_shape(line)}): number out of range",
+            path=path,
+            offset=offset,
         )
     if lat is not None and lat < 0:
         lat = None

@@ -143,7 +143,7 @@ def exchange_from_dict(d: Any) -> Exchange:
         try:
             ex.conn = ConnectionId.parse(conn)
         except ValueError:
-            raise _Bad(f'"conn" is not an address pair: {conn[:60]!r}') from None
+            raise _Bad(f'"conn" is not an address pair ({len(conn)} chars)') from None
     if isinstance(d.get("session"), str):
         ex.session = d["session"]
     ex.seq = _int(d, "seq") or 0
@@ -154,7 +154,7 @@ def exchange_from_dict(d: Any) -> Exchange:
         try:
             ex.flags.add(Flag(f))
         except ValueError:
-            raise _Bad(f"unknown flag {str(f)[:40]!r}") from None
+            raise _Bad(f"unknown flag ({len(str(f))} chars)") from None
     meta = d.get("meta") or {}
     if not isinstance(meta, dict):
         raise _Bad('"meta" is not an object')

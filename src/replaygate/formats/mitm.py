@@ -13,6 +13,7 @@ UDP, DNS) are counted in ``counters.dropped["mitm_not_http"]``.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -84,12 +85,12 @@ def _flows(mio: Any, f: Any, path: str, options: ReadOptions) -> Iterator[Exchan
                 return
             except exceptions.FlowReadException as e:
                 if i == 0:
-                    raise FormatError(f"not a mitmproxy flow file: {e}", path=path) from None
+                    raise FormatError(f"not a mitmproxy flow file: {_safe(e)}", path=path) from None
                 c.dropped["truncated_record"] += 1
-                c.notes[f"{path}: unreadable after flow {i}: {e}"] += 1
+                c.notes[f"{path}: unreadable after flow {i}: {_safe(e)}"] += 1
                 return
             except Exception as e:  # mitmproxy's loader trusts its input: any error = damage
-                what = f"{type(e).__name__}: {e}"[:200]
+                what = f"{type(e).__name__}: {_safe(e)}"[:200]
                 raise FormatError(
                     f"damaged mitmproxy flow file (after flow {i}): {what}", path=path
                 ) from None
@@ -162,3 +163,12 @@ def _exchange(flow: Any, path: str, index: int) -> Exchange:
     if rs.status_code == 101:
         ex.flags.add(Flag.UPGRADE)  # a WebSocket: its messages are not HTTP exchanges
     return ex
+
+
+_QUOTED = re.compile(r"b?'(?:[^'\\]|\\.)*'" + r'|b?"(?:[^"\\]|\\.)*"')
+
+
+def _safe(e: BaseException) -> str:
+    """An error text without the flow bytes mitmproxy's loader quotes in it (a damaged flow
+    can hold a request's secrets): every quoted literal becomes its length."""
+    return _QUOTED.sub(lambda m: f"<{len(m.group())} chars>", str(e))
