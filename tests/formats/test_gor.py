@@ -11,16 +11,18 @@ from replaygate.errors import InputError, TruncatedError
 from replaygate.formats import open_reader, open_writer
 from replaygate.formats.gor import (
     SEPARATOR,
+    GorRecord,
     GorRecordParser,
     GorWriter,
     encode_record,
+    exchange_records,
     parse_bytes,
     read_exchanges,
     read_records,
     write_bytes,
 )
-from replaygate.model import ConnectionId, Flag
-from replaygate.testing import make_exchange
+from replaygate.model import ConnectionId, Exchange, Flag
+from replaygate.testing import make_exchange, make_response
 
 REQ = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"
 
@@ -375,3 +377,168 @@ def test_http09_reply_body_survives_a_round_trip(tmp_path: Path) -> None:
     assert back.response is not None
     assert back.response.head_len == 0
     assert back.response.body() == b"<html>hi</html>\n"
+
+
+# -- encoding: the one-pass writer path must give the bytes the record path always gave -------
+
+GOLDEN = Path(__file__).parent / "golden" / "encode.gor"
+
+
+def _golden_exchanges() -> list[Exchange]:
+    """Every field the encoder writes, with values that need quoting and that do not."""
+    t = 1_700_000_000_000_000_000
+    conn4 = ConnectionId("10.0.0.1", 5000, "10.0.0.2", 80)
+    conn6 = ConnectionId("::1", 40000, "fe80::1", 8080)
+    exs = [
+        make_exchange("GET", "/plain", id="a" * 40, ts_ns=t, conn=conn4),
+        make_exchange(
+            "POST",
+            "/b",
+            id="id with spaces\tand tab",
+            request_body=b"x=1",
+            ts_ns=t,
+            session="s p a c e/é%",
+            conn=conn6,
+        ),
+        make_exchange("GET", "/c", status=None, ts_ns=0, session=""),
+        make_exchange(
+            "GET",
+            "/d",
+            id="r1",
+            replayed_status=503,
+            replayed_body=b"no",
+            ts_ns=t,
+            latency_ns=0,
+            replay_latency_ns=-5,
+        ),
+        make_exchange("PUT", "/e", id="é\u2028x", ts_ns=t, session="user\ud800surrogate"),
+    ]
+    exs[0].seq = 7
+    exs[0].flags |= {Flag.MASKED, Flag.MODIFIED, Flag.MIDSTREAM}
+    exs[0].request.ts_last_ns = t + 123
+    exs[0].meta.update(
+        {"rule": "a b", "empty": "", "pct": "100%", "uni": "ü→", "safe": "a:b>c[],."}
+    )
+    exs[1].interim.append(make_response(100, b"", ts_ns=t + 5))
+    exs[1].interim.append(make_response(103, b"", ts_ns=0))
+    exs[1].replay_error = "timeout after 5 s\nsecond line"
+    exs[1].replay_ts_ns = t + 9
+    exs[2].id = ""  # written as "-"
+    exs[2].replay_error = "connect refused"  # an error with no replayed response
+    assert exs[3].response is not None
+    exs[3].response.ts_first_ns = 0  # no rg.tf
+    exs[4].request.ts_last_ns = exs[4].request.ts_first_ns - 1  # earlier than first: kept
+    exs[4].meta["m"] = "\x00\x7f\r\n"
+    return exs
+
+
+def test_golden_encoding_is_byte_identical(tmp_path: Path) -> None:
+    """Fixed bytes written by the record-at-a-time encoder before the one-pass writer."""
+    golden = GOLDEN.read_bytes()
+    exs = _golden_exchanges()
+    assert write_bytes(exs) == golden
+    assert b"".join(encode_record(r) for ex in exs for r in exchange_records(ex)) == golden
+    w = GorWriter(tmp_path / "g.gor")
+    for ex in exs:
+        w.write(ex)
+    w.close()
+    assert (tmp_path / "g.gor").read_bytes() == golden
+    assert w.records == len(parse_bytes(golden))
+    plain = GorWriter(tmp_path / "p.gor", with_metadata=False)
+    for ex in exs:
+        plain.write(ex)
+    plain.close()
+    expected = b"".join(
+        encode_record(GorRecord(r.type, r.id, r.ts_ns, r.latency_ns, r.payload))
+        for ex in exs
+        for r in exchange_records(ex)
+    )
+    assert (tmp_path / "p.gor").read_bytes() == expected
+    assert b" rg." not in expected
+
+
+def test_rotating_writer_splits_between_records_as_before(tmp_path: Path) -> None:
+    exs = _golden_exchanges()
+    w = GorWriter(tmp_path / "r.gor", max_bytes=200)
+    for ex in exs:
+        w.write(ex)
+    w.close()
+    # a file is switched before the record that finds it full
+    chunks: list[bytes] = []
+    size = 0
+    for r in (r for ex in exs for r in exchange_records(ex)):
+        data = encode_record(r)
+        if not chunks or size >= 200:
+            chunks.append(b"")
+            size = 0
+        chunks[-1] += data
+        size += len(data)
+    assert [Path(f).read_bytes() for f in w.files] == chunks
+
+
+_any_text = st.text(st.characters(codec="utf-8") | st.sampled_from("\ud800\udfff% :>[],.~"))
+
+
+@settings(max_examples=200, deadline=None)
+@given(value=_any_text)
+def test_quote_fast_path_matches_urllib(value: str) -> None:
+    from urllib.parse import quote
+
+    from replaygate.formats.gor import _SAFE, _quote
+
+    assert _quote(value) == quote(value, safe=_SAFE, errors="surrogatepass")
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    rid=_any_text,
+    session=st.one_of(st.none(), _any_text),
+    meta=st.dictionaries(_names, _any_text, max_size=3),
+    flags=st.sets(st.sampled_from(list(Flag))),
+    seq=st.integers(-3, 10**12),
+    ts=st.integers(0, 1 << 62),
+    lats=st.tuples(*[st.integers(-(10**9), 10**9)] * 3),
+    interim=st.integers(0, 2),
+    status=st.one_of(st.none(), st.integers(100, 599)),
+    replayed=st.one_of(st.none(), st.integers(100, 599)),
+    error=st.one_of(st.none(), _any_text),
+    metadata=st.booleans(),
+)
+def test_one_pass_encoding_equals_record_encoding(
+    rid: str,
+    session: str | None,
+    meta: dict[str, str],
+    flags: set[Flag],
+    seq: int,
+    ts: int,
+    lats: tuple[int, int, int],
+    interim: int,
+    status: int | None,
+    replayed: int | None,
+    error: str | None,
+    metadata: bool,
+) -> None:
+    from replaygate.formats.gor import exchange_bytes
+
+    ex = make_exchange(
+        "GET",
+        "/",
+        id=rid,
+        ts_ns=ts,
+        status=status,
+        session=session,
+        replayed_status=replayed,
+        latency_ns=lats[0],
+        replay_latency_ns=lats[1],
+    )
+    ex.conn = ConnectionId("::1", 1, "127.0.0.1", 2) if seq % 2 else None
+    ex.meta.update(meta)
+    ex.flags |= flags
+    ex.seq = seq
+    ex.request.ts_last_ns = ts + lats[2]
+    ex.interim += [make_response(100, ts_ns=ts + i * lats[2]) for i in range(interim)]
+    ex.replay_error = error
+    recs = exchange_records(ex)
+    if not metadata:
+        recs = [GorRecord(r.type, r.id, r.ts_ns, r.latency_ns, r.payload) for r in recs]
+    assert exchange_bytes(ex, metadata=metadata) == b"".join(encode_record(r) for r in recs)

@@ -27,7 +27,6 @@ like a ``.gor`` file (or a ``.gz``/``.zst`` name on bytes that are not) is a For
 from __future__ import annotations
 
 import gzip
-import io
 import os
 import re
 from collections import OrderedDict
@@ -45,6 +44,7 @@ __all__ = [
     "GorRecordParser",
     "GorWriter",
     "encode_record",
+    "exchange_bytes",
     "exchange_records",
     "open_binary",
     "read_exchanges",
@@ -55,6 +55,9 @@ SEPARATOR = "\n🐵🙈🙉\n".encode()
 _WS = re.compile(r"\s")
 # characters left as they are in rg.* values: readable addresses, no unquote on read
 _SAFE = ":>[],."
+# values made only of these come out of quote(v, safe=_SAFE) unchanged (its always-safe set
+# plus _SAFE): most values (addresses, numbers, flags, hex ids) skip quote() entirely
+_PLAIN = re.compile(r"[A-Za-z0-9_.~:>\[\],-]*").fullmatch
 META_VERSION = "1"
 _CHUNK = 1 << 20
 
@@ -78,13 +81,19 @@ def encode_record(rec: GorRecord) -> bytes:
     GoReplay writes ``-1`` for "no latency" (requests); an id must not contain whitespace
     (the header is split on spaces), so any is replaced by ``_``."""
     lat = -1 if rec.latency_ns is None or rec.latency_ns < 0 else rec.latency_ns
-    rid = rec.id if rec.id and not _WS.search(rec.id) else _WS.sub("_", rec.id) or "-"
-    head = f"{rec.type} {rid} {rec.ts_ns} {lat}"
+    head = f"{rec.type} {_record_id(rec.id)} {rec.ts_ns} {lat}"
     if rec.extra:
-        head += "".join(
-            f" rg.{k}={quote(v, safe=_SAFE, errors='surrogatepass')}" for k, v in rec.extra.items()
-        )
-    return head.encode("utf-8", "surrogatepass") + b"\n" + rec.payload + SEPARATOR
+        head += "".join(f" rg.{k}={_quote(v)}" for k, v in rec.extra.items())
+    return b"".join((head.encode("utf-8", "surrogatepass"), b"\n", rec.payload, SEPARATOR))
+
+
+def _record_id(rid: str) -> str:
+    return rid if rid and not _WS.search(rid) else _WS.sub("_", rid) or "-"
+
+
+def _quote(v: str) -> str:
+    """Percent-encode a metadata value (never a space in the result)."""
+    return v if _PLAIN(v) else quote(v, safe=_SAFE, errors="surrogatepass")
 
 
 def _shape(line: bytes) -> str:
@@ -408,6 +417,63 @@ def exchange_records(ex: Exchange) -> list[GorRecord]:
     return recs
 
 
+def exchange_bytes(ex: Exchange, *, metadata: bool = True) -> bytes:
+    """``ex`` as ``.gor`` bytes: exactly ``b"".join(map(encode_record, exchange_records(ex)))``
+    (records without their extras when ``metadata`` is false), built in one pass."""
+    return b"".join(_exchange_parts(ex, metadata))
+
+
+def _exchange_parts(ex: Exchange, metadata: bool) -> list[bytes]:
+    """Header line, payload and separator of each record of ``ex``, in order (3 per record).
+
+    The same records and fields as :func:`exchange_records` + :func:`encode_record`, without
+    building a :class:`GorRecord` and an extras dict per record; the golden and property
+    tests in ``tests/formats/test_gor.py`` hold the two paths to the same bytes."""
+    rid = _record_id(ex.id)
+    req = ex.request
+    head = f"1 {rid} {req.ts_first_ns} -1"
+    if metadata:
+        head += " rg.v=" + META_VERSION
+        if ex.conn is not None:
+            head += " rg.conn=" + _quote(str(ex.conn))
+        if ex.session is not None:
+            head += " rg.sess=" + _quote(ex.session)
+        if ex.seq:
+            head += f" rg.seq={ex.seq}"
+        if ex.flags:
+            head += " rg.flags=" + _quote(",".join(sorted(str(f) for f in ex.flags)))
+        if req.ts_last_ns and req.ts_last_ns != req.ts_first_ns:
+            head += f" rg.tl={req.ts_last_ns}"
+        for k, v in ex.meta.items():
+            head += f" rg.m.{k}={_quote(v)}"
+    parts = [(head + "\n").encode("utf-8", "surrogatepass"), req.raw, SEPARATOR]
+    for im in ex.interim:
+        lat = _lat(req, im)
+        head = f"2 {rid} {im.ts_first_ns} {-1 if lat is None else lat}"
+        head += " rg.interim=1\n" if metadata else "\n"
+        parts += (head.encode("utf-8", "surrogatepass"), im.raw, SEPARATOR)
+    r = ex.response
+    if r is not None:
+        lat = _lat(req, r)
+        head = f"2 {rid} {r.ts_first_ns or r.ts_last_ns} {-1 if lat is None else lat}"
+        if metadata and r.ts_first_ns:
+            head += f" rg.tf={r.ts_first_ns}"
+        parts += ((head + "\n").encode("utf-8", "surrogatepass"), r.raw, SEPARATOR)
+    if ex.replayed is not None or ex.replay_error is not None:
+        rp = ex.replayed
+        ts = ex.replay_ts_ns or (rp.ts_first_ns if rp is not None else 0)
+        lat = ex.replay_latency_ns
+        head = f"3 {rid} {ts} {-1 if lat is None or lat < 0 else lat}"
+        if metadata and ex.replay_error:
+            head += " rg.err=" + _quote(ex.replay_error)
+        parts += (
+            (head + "\n").encode("utf-8", "surrogatepass"),
+            rp.raw if rp is not None else b"",
+            SEPARATOR,
+        )
+    return parts
+
+
 def _lat(req: HTTPMessage, resp: HTTPMessage) -> int | None:
     if not req.ts_first_ns or not resp.ts_last_ns:
         return None
@@ -564,8 +630,22 @@ class GorWriter:
         self.records += 1
 
     def write(self, ex: Exchange) -> None:
-        for rec in exchange_records(ex):
-            self.write_record(rec)
+        parts = _exchange_parts(ex, self._meta)
+        if self._max_bytes is None and self._max_seconds is None:
+            if self._f is None:
+                self._f = self._open()
+            data = b"".join(parts)
+            self._f.write(data)
+            self._written += len(data)
+            self.records += len(parts) // 3
+            return
+        for i in range(0, len(parts), 3):  # a rotating file may switch between records
+            self._rotate_if_needed()
+            assert self._f is not None
+            data = b"".join(parts[i : i + 3])
+            self._f.write(data)
+            self._written += len(data)
+            self.records += 1
 
     def flush(self) -> None:
         if self._f is not None:
@@ -596,8 +676,4 @@ def parse_bytes(data: bytes) -> list[GorRecord]:
 
 def write_bytes(exchanges: list[Exchange]) -> bytes:
     """Serialize exchanges to ``.gor`` bytes in memory."""
-    buf = io.BytesIO()
-    for ex in exchanges:
-        for rec in exchange_records(ex):
-            buf.write(encode_record(rec))
-    return buf.getvalue()
+    return b"".join(exchange_bytes(ex) for ex in exchanges)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import zlib
 
 from ..errors import FormatError
-from ..formats.gor import _exchange_from_records, encode_record, exchange_records, parse_bytes
+from ..formats.gor import _exchange_from_records, exchange_bytes, parse_bytes
 from ..model import Exchange
 
 __all__ = [
@@ -41,7 +41,7 @@ def partition_of(ex: Exchange, partitions: int) -> int:
 
 def encode_exchange(ex: Exchange) -> tuple[bytes, dict[str, str]]:
     """Payload and headers for one exchange (``Nats-Msg-Id`` lets JetStream drop repeats)."""
-    payload = b"".join(encode_record(r) for r in exchange_records(ex))
+    payload = exchange_bytes(ex)
     msg_id = ex.id
     role = ex.meta.get("role")
     target = ex.meta.get("target")
