@@ -93,6 +93,8 @@ FLAGS: dict[str, dict[str, str]] = {
         "keep_host": "--keep-host",
         "connect_timeout": "--connect-timeout",
         "response_timeout": "--timeout",
+        "max_response_size": "--max-response-size",
+        "max_header_size": "--max-header-size",
         "redirects": "--redirects",
         "insecure": "--insecure",
         "ca_file": "--ca-file",

@@ -56,6 +56,7 @@ class Flag(enum.StrEnum):
     MODIFIED = "modified"  # a stage changed the request (rewrite, mask, middleware)
     MASKED = "masked"  # masking changed something
     INJECTED = "injected"  # created by middleware, not captured
+    REPLAY_TRUNCATED = "replay_truncated"  # replayed response cut at --max-response-size
 
 
 @dataclass(frozen=True, slots=True)

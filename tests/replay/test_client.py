@@ -12,7 +12,14 @@ from hypothesis import strategies as st
 
 from replaygate.errors import ConfigError
 from replaygate.model import Request
-from replaygate.replay import Histogram, ReplayConfig, Target, parse_ramp, run_replay
+from replaygate.replay import (
+    Histogram,
+    ReplayConfig,
+    ReplayStats,
+    Target,
+    parse_ramp,
+    run_replay,
+)
 from replaygate.replay.client import make_ssl_context, prepare_request
 from replaygate.testing import MemorySink, make_exchange
 
@@ -200,3 +207,146 @@ def test_real_app_responses(httpbin_url: str) -> None:
     for p in ("/redirect/3", "/absolute-redirect/2"):
         assert by[("GET", p)].status == 200  # type: ignore[union-attr]
     assert by[("HEAD", "/get")].body() == b""  # type: ignore[union-attr]
+
+
+class EndlessServer:
+    """A target on 127.0.0.1 that answers every request with ``head`` and then ``unit``
+    repeated until the client goes away (or ``stop``), pausing ``pause`` seconds between
+    units. Bounded: it stops writing when the client closes and after ``deadline`` seconds."""
+
+    def __init__(self, head: bytes, unit: bytes, pause: float = 0.0) -> None:
+        import socket
+
+        self.head, self.unit, self.pause = head, unit, pause
+        self.sent = 0
+        self._stop = threading.Event()
+        self._sock = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
+        self._threads: list[threading.Thread] = []
+        t = threading.Thread(target=self._accept, daemon=True)
+        t.start()
+        self._threads.append(t)
+
+    def _accept(self) -> None:
+        self._sock.settimeout(0.1)
+        while not self._stop.is_set():
+            try:
+                c, _ = self._sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            t = threading.Thread(target=self._serve, args=(c,), daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    def _serve(self, c: object) -> None:
+        import socket
+        import time
+
+        assert isinstance(c, socket.socket)
+        deadline = time.monotonic() + 60
+        with c:
+            try:
+                c.recv(65536)
+                c.sendall(self.head)
+                if not self.unit:
+                    self._stop.wait(deadline - time.monotonic())
+                while not self._stop.is_set() and time.monotonic() < deadline:
+                    c.sendall(self.unit)
+                    self.sent += len(self.unit)
+                    if self.pause:
+                        self._stop.wait(self.pause)
+            except OSError:
+                return
+
+    def close(self) -> None:
+        self._stop.set()
+        self._sock.close()
+        for t in self._threads:
+            t.join(10)
+
+
+def _replay_one(url: str, **kw: object) -> tuple[ReplayStats, MemorySink]:
+    sink = MemorySink()
+    cfg = ReplayConfig(targets=[url], max_speed=True, **kw)  # type: ignore[arg-type]
+    st = run_replay([make_exchange("GET", "/")], cfg, sink=sink)
+    return st, sink
+
+
+def test_endless_interim_responses_are_an_error_not_a_hang() -> None:
+    srv = EndlessServer(b"", b"HTTP/1.1 100 Continue\r\n\r\n" * 50)
+    try:
+        st, sink = _replay_one(srv.url, response_timeout=600.0)
+    finally:
+        srv.close()
+    assert sink.exchanges[0].replay_error == "headers_too_large"
+    assert st.errors == {"headers_too_large": 1}
+
+
+def test_interim_responses_trickling_forever_hit_the_timeout() -> None:
+    srv = EndlessServer(b"", b"HTTP/1.1 100 Continue\r\n\r\n", pause=0.01)
+    try:
+        _st, sink = _replay_one(srv.url, response_timeout=0.3)
+    finally:
+        srv.close()
+    assert sink.exchanges[0].replay_error in ("timeout", "headers_too_large")
+
+
+def test_a_head_trickling_forever_hits_the_timeout() -> None:
+    srv = EndlessServer(b"HTTP/1.1 200 OK\r\n", b"X", pause=0.01)
+    try:
+        _st, sink = _replay_one(srv.url, response_timeout=0.3)
+    finally:
+        srv.close()
+    assert sink.exchanges[0].replay_error == "timeout"
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+def test_endless_headers_are_capped(method: str) -> None:
+    srv = EndlessServer(b"HTTP/1.1 200 OK\r\n", b"X-A: " + b"a" * 1000 + b"\r\n")
+    sink = MemorySink()
+    try:
+        cfg = ReplayConfig(
+            targets=[srv.url], max_speed=True, response_timeout=600.0, max_header_size=64 << 10
+        )
+        st = run_replay([make_exchange(method, "/")], cfg, sink=sink)
+    finally:
+        srv.close()
+    assert sink.exchanges[0].replay_error == "headers_too_large"
+    assert st.errors == {"headers_too_large": 1}
+
+
+def test_endless_body_is_truncated_flagged_and_counted() -> None:
+    from replaygate.model import Flag
+
+    head = b"HTTP/1.1 200 OK\r\nContent-Length: 100000000000\r\n\r\n"
+    srv = EndlessServer(head, b"a" * 65536)
+    try:
+        st, sink = _replay_one(srv.url, response_timeout=600.0, max_response_size=1 << 20)
+    finally:
+        srv.close()
+    ex = sink.exchanges[0]
+    assert ex.replay_error is None and ex.replayed is not None
+    assert len(ex.replayed.raw) == 1 << 20
+    assert ex.replayed.status == 200 and ex.replayed.raw.startswith(head)
+    assert Flag.REPLAY_TRUNCATED in ex.flags
+    assert st.truncated == 1 and st.as_dict()["truncated"] == 1
+
+
+def test_a_response_within_the_limits_is_untouched() -> None:
+    body = b"b" * 5000
+    srv = EndlessServer(b"HTTP/1.1 200 OK\r\nContent-Length: 5000\r\n\r\n" + body, b"")
+    try:
+        st, sink = _replay_one(srv.url, max_response_size=5100, max_header_size=1024)
+    finally:
+        srv.close()
+    ex = sink.exchanges[0]
+    assert ex.replayed is not None and ex.replayed.body() == body and not ex.flags
+    assert st.truncated == 0
+
+
+@pytest.mark.parametrize("field", ["max_response_size", "max_header_size"])
+def test_size_limits_are_validated(field: str) -> None:
+    with pytest.raises(ConfigError, match=field.replace("_", "-")):
+        ReplayConfig(targets=["http://127.0.0.1:1"], **{field: 10}).validate()  # type: ignore[arg-type]

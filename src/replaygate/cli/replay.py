@@ -22,7 +22,7 @@ from typing import Any
 
 import click
 
-from ..config import load_config, parse_duration, section
+from ..config import load_config, parse_duration, parse_size, section
 from ..errors import ConfigError, InputError
 from ..formats import ReadOptions, format_of, open_reader, open_writer
 from ..model import Exchange
@@ -53,6 +53,7 @@ from ._report_options import (
 __all__ = ["FileSource", "command", "format_stats", "staged"]
 
 _DURATION_FIELDS = ("duration", "max_wait", "connect_timeout", "response_timeout")
+_SIZE_FIELDS = ("max_response_size", "max_header_size")
 
 
 def staged(
@@ -146,6 +147,11 @@ def format_stats(st: ReplayStats) -> list[str]:
             f"  send lag p50 {st.lag_p50_ms:.2f} ms, p99 {st.lag_p99_ms:.2f} ms, "
             f"{st.late} requests > 10 ms late"
         )
+    if st.truncated:
+        lines.append(
+            f"  {st.truncated} replayed responses cut at --max-response-size "
+            "(flagged replay_truncated)"
+        )
     if st.shortfall:
         lines.append(f"  SHORTFALL: {st.shortfall}")
     return lines
@@ -204,6 +210,8 @@ def build_config(options: Mapping[str, Any], config: Mapping[str, Any]) -> Repla
         kk = k.replace("-", "_")
         if kk in _DURATION_FIELDS and isinstance(data[k], str):
             data[k] = parse_duration(data[k], name=f"[replay] {k}")
+        if kk in _SIZE_FIELDS and isinstance(data[k], str):
+            data[k] = parse_size(data[k], name=f"[replay] {k}")
         if kk == "ramp" and isinstance(data[k], str):
             data[k] = parse_ramp(data[k])
     targets = list(options.get("target") or ()) or None
@@ -218,6 +226,10 @@ def build_config(options: Mapping[str, Any], config: Mapping[str, Any]) -> Repla
             ("connect_timeout", "connect_timeout"),
             ("response_timeout", "timeout"),
         )
+    }
+    sizes = {
+        f: parse_size(o[f], name=f"--{f.replace('_', '-')}") if o.get(f) is not None else None
+        for f in _SIZE_FIELDS
     }
     rc = section(
         ReplayConfig,
@@ -242,6 +254,7 @@ def build_config(options: Mapping[str, Any], config: Mapping[str, Any]) -> Repla
         allow_unsafe_target=o.get("allow_unsafe_target"),
         workers=o.get("workers"),
         **dur,
+        **sizes,
     )
     if not isinstance(rc.targets, list) or not all(isinstance(t, str) for t in rc.targets):
         raise ConfigError("[replay] targets: must be a list of URLs")
@@ -337,7 +350,23 @@ _TIMING_HELP = "Timing (one of): --speed X (default 1), --rate N, --max, --ramp 
     help="Send the recorded Host header instead of the target's.",
 )
 @click.option("--connect-timeout", metavar="D", help="Connect timeout (default 5s).")
-@click.option("--timeout", metavar="D", help="Response timeout (default 30s).")
+@click.option(
+    "--timeout",
+    metavar="D",
+    help="Response timeout, first byte sent to last byte received (default 30s).",
+)
+@click.option(
+    "--max-response-size",
+    metavar="SIZE",
+    help="Keep at most this much of each replayed response; longer ones are cut, flagged "
+    "replay_truncated and counted (default 64MiB).",
+)
+@click.option(
+    "--max-header-size",
+    metavar="SIZE",
+    help="Response heads (1xx ones included) longer than this are an error, "
+    "headers_too_large (default 1MiB).",
+)
 @click.option(
     "--redirects",
     type=int,

@@ -37,6 +37,8 @@ class ReplayConfig:
     keep_host: bool = False
     connect_timeout: float = 5.0
     response_timeout: float = 30.0
+    max_response_size: int = 64 << 20  # bytes of a replayed response kept (rest: truncated)
+    max_header_size: int = 1 << 20  # bytes of a replayed response's head(s)
     redirects: int = 0
     insecure: bool = False
     ca_file: str | None = None
@@ -82,6 +84,12 @@ class ReplayConfig:
             raise ConfigError("--connect-timeout: must be > 0")
         if not self.response_timeout > 0:
             raise ConfigError("--timeout: must be > 0")
+        if self.max_response_size < 1024:
+            raise ConfigError(
+                f"--max-response-size: must be >= 1KiB (got {self.max_response_size})"
+            )
+        if self.max_header_size < 1024:
+            raise ConfigError(f"--max-header-size: must be >= 1KiB (got {self.max_header_size})")
         if self.session_key is not None:
             kind, _, name = self.session_key.partition(":")
             if kind.lower() not in ("cookie", "header") or not name:

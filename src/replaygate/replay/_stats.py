@@ -100,6 +100,7 @@ class ReplayStats:
     late: int = 0  # requests sent more than 10 ms after their scheduled time
     exchanges: int = 0  # source exchanges taken (before copies to several targets)
     redirects_followed: int = 0
+    truncated: int = 0  # replayed responses cut at max_response_size (flagged)
     retries: int = 0  # stale keep-alive connections retried once on a fresh one
     connections: int = 0
     bytes_sent: int = 0
@@ -149,6 +150,7 @@ class ReplayStats:
             "exchanges": self.exchanges,
             "redirects_followed": self.redirects_followed,
             "retries": self.retries,
+            "truncated": self.truncated,
             "connections": self.connections,
             "bytes_sent": self.bytes_sent,
             "bytes_received": self.bytes_received,
@@ -164,6 +166,7 @@ class ReplayStats:
             "exchanges",
             "redirects_followed",
             "retries",
+            "truncated",
             "connections",
             "bytes_sent",
             "bytes_received",

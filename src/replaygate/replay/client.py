@@ -9,7 +9,14 @@ carries one request at a time (no pipelining); the raw response bytes are kept e
 Error kinds (recorded per exchange in ``ex.replay_error``): ``connect_refused``,
 ``connect_timeout``, ``connect_error``, ``dns``, ``tls``, ``reset``, ``closed`` (the server
 closed before the response was complete), ``timeout`` (no complete response within the
-response timeout), ``bad_response`` (bytes that are not HTTP).
+response timeout, counted from the first byte written to the last byte received, interim
+``1xx`` responses included), ``bad_response`` (bytes that are not HTTP),
+``headers_too_large`` (the response head, interim heads included, exceeds ``max_header``
+bytes, or more than :data:`MAX_INTERIM` interim responses came).
+
+A response longer than ``max_response`` bytes is not an error: its first ``max_response``
+bytes are kept (``Result.truncated``; the engine flags the exchange ``replay_truncated``)
+and the connection is closed, since the rest of the body would desynchronise it.
 """
 
 from __future__ import annotations
@@ -27,6 +34,9 @@ import httptools
 from ._config import Target
 
 __all__ = [
+    "DEFAULT_MAX_HEADER",
+    "DEFAULT_MAX_RESPONSE",
+    "MAX_INTERIM",
     "ConnectError",
     "Connection",
     "Result",
@@ -38,6 +48,10 @@ __all__ = [
 
 _perf_ns = time.perf_counter_ns
 _time_ns = time.time_ns
+
+DEFAULT_MAX_RESPONSE = 64 << 20  # bytes of one response (head + body) kept
+DEFAULT_MAX_HEADER = 1 << 20  # bytes of response heads (interim ones included)
+MAX_INTERIM = 32  # interim (1xx) responses before the final one
 
 
 @dataclass(slots=True)
@@ -53,6 +67,7 @@ class Result:
     sent_perf: int = 0  # perf counter, first byte written
     done_perf: int = 0  # perf counter, last byte received
     received_any: bool = False
+    truncated: bool = False  # longer than max_response: only its first bytes are kept
 
 
 class Tracker:
@@ -113,9 +128,14 @@ class Connection(asyncio.Protocol):
         loop: asyncio.AbstractEventLoop,
         timeout: float,
         tracker: Tracker | None = None,
+        *,
+        max_response: int = DEFAULT_MAX_RESPONSE,
+        max_header: int = DEFAULT_MAX_HEADER,
     ) -> None:
         self.loop = loop
         self.timeout = timeout
+        self.max_response = max_response
+        self.max_header = min(max_header, max_response)
         t = tracker if tracker is not None else Tracker()
         # open connections (closed cleanly at the end) and those with a request in flight
         # (swept for timeouts by the engine)
@@ -133,6 +153,9 @@ class Connection(asyncio.Protocol):
         self._keep_alive = True
         self._msg_start = 0
         self._status = 0
+        self._size = 0  # bytes received for the pending request
+        self._check_at = 0  # _size beyond which the limits are checked (rarely reached)
+        self._too_large: str | None = None  # set by a callback: finish with this error
         self.deadline = 0.0  # monotonic time by which the pending response must be complete
 
     # -- asyncio.Protocol ----------------------------------------------------------------
@@ -145,10 +168,13 @@ class Connection(asyncio.Protocol):
             # Bytes nobody asked for (no pipelining): the framing is lost, drop the connection.
             self.close()
             return
-        self._chunks.append(data)
         res = self._res
         assert res is not None
         res.received_any = True
+        self._size += len(data)
+        if self._size > self._check_at and self._over_limits(data):
+            return
+        self._chunks.append(data)
         if self._head_only:
             self._scan_head_only()
         else:
@@ -162,8 +188,33 @@ class Connection(asyncio.Protocol):
                 self._finish_error("bad_response")
                 self.close()
                 return
-        if self._complete:
+        if self._too_large is not None:
+            self._finish_error(self._too_large)
+            self.close()
+        elif self._complete:
             self._finish_ok()
+
+    def _over_limits(self, data: bytes) -> bool:
+        """``data`` takes the pending response past ``_check_at`` bytes. True when the
+        response was finished here: a head longer than ``max_header`` (error), or a body
+        cut at ``max_response`` bytes (kept, ``truncated``)."""
+        if self._check_at < self.max_response:  # still checking the head
+            buf = b"".join([*self._chunks, data])
+            if _head_end(buf, self._msg_start) < 0:
+                self._chunks = []
+                self._finish_error("headers_too_large")
+                self.close()
+                return True
+            self._chunks = [buf[: len(buf) - len(data)]]
+            self._check_at = self.max_response  # the head is complete: next, the body limit
+            if self._size <= self.max_response:
+                return False
+        assert self._res is not None
+        self._res.truncated = True
+        self._chunks.append(data[: len(data) - (self._size - self.max_response)])
+        self._keep_alive = False
+        self._finish_ok()
+        return True
 
     def eof_received(self) -> bool | None:
         return None  # close the transport; connection_lost does the rest
@@ -196,13 +247,25 @@ class Connection(asyncio.Protocol):
             end = _head_end(buf, self._msg_start)
             if end < 0:
                 end = len(buf)
-            assert self._res is not None
-            self._res.interim += (buf[self._msg_start : end],)
-            self._msg_start = end
+            self._interim(buf, end)
             return
         self._complete = True
         self._status = status
         self._keep_alive = p.should_keep_alive()
+
+    def _interim(self, buf: bytes, end: int) -> None:
+        """Keep the interim head ``buf[_msg_start:end]`` apart and move past it. Endless
+        interim responses hit ``MAX_INTERIM`` or ``max_header`` (``_too_large``); the buffer is
+        compacted so that many of them cost linear time."""
+        res = self._res
+        assert res is not None
+        if len(res.interim) >= MAX_INTERIM or end > self.max_header:
+            self._too_large = "headers_too_large"
+            self._chunks = [buf]
+            return
+        res.interim += (buf[self._msg_start : end],)
+        self._msg_start = end
+        self._chunks = [buf]
 
     # -- requests ------------------------------------------------------------------------
     def request(self, raw: bytes, head_only: bool) -> asyncio.Future[Result]:
@@ -228,6 +291,9 @@ class Connection(asyncio.Protocol):
         self._res = res
         self._chunks = []
         self._msg_start = 0
+        self._size = 0
+        self._check_at = self.max_header
+        self._too_large = None
         self._complete = False
         self._keep_alive = True
         self._head_only = head_only
@@ -249,9 +315,10 @@ class Connection(asyncio.Protocol):
                 return
             status = _status_of(buf[self._msg_start : self._msg_start + 16])
             if 100 <= status < 200 and status != 101:
-                assert self._res is not None
-                self._res.interim += (buf[self._msg_start : end],)
-                self._msg_start = end
+                self._interim(buf, end)
+                if self._too_large is not None:
+                    return
+                buf = self._chunks[0]
                 continue
             self._chunks = [buf[:end]]
             self._complete = True
@@ -338,9 +405,13 @@ async def connect(
     response_timeout: float,
     ssl_context: ssl.SSLContext | None,
     tracker: Tracker | None = None,
+    max_response: int = DEFAULT_MAX_RESPONSE,
+    max_header: int = DEFAULT_MAX_HEADER,
 ) -> Connection:
     """Open a connection to ``target``; raises :class:`ConnectError` with the error kind."""
-    conn = Connection(loop, response_timeout, tracker)
+    conn = Connection(
+        loop, response_timeout, tracker, max_response=max_response, max_header=max_header
+    )
     try:
         await asyncio.wait_for(
             loop.create_connection(

@@ -508,6 +508,9 @@ class Engine:
                 res.raw, ts_first_ns=ts_last, ts_last_ns=ts_last, head_len=res.head_len
             )
             ex.replay_latency_ns = lat
+            if res.truncated:
+                ex.flags.add(Flag.REPLAY_TRUNCATED)
+                st.truncated += 1
             if res.interim:
                 ex.meta["replay_interim"] = ",".join(str(_status(i)) for i in res.interim)
             st.answered += 1

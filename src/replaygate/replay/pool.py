@@ -103,6 +103,8 @@ class TargetPool:
             response_timeout=c.response_timeout,
             ssl_context=self.ssl_context,
             tracker=self.tracker,
+            max_response=c.max_response_size,
+            max_header=c.max_header_size,
         )
 
 
