@@ -40,6 +40,21 @@ def fuzz_compare(data: bytes) -> None:
         render(s)
 
 
+def fuzz_structured(data: bytes) -> None:
+    """Two bodies as HTML, CSV and plain text, and two header blocks of cookies."""
+    from replaygate.compare.diff import ResponseDiffer
+    from replaygate.testing import make_response
+
+    a, b = _parts(data, 2)
+    d = ResponseDiffer()
+    for ctype in ("text/html", "text/csv", "text/plain", ""):
+        h = [("Content-Type", ctype)] if ctype else []
+        d.diff(make_response(200, a, headers=h), make_response(200, b, headers=h))
+    ca = [("Set-Cookie", x) for x in a.decode("latin-1").split("\n")[:8]]
+    cb = [("Set-Cookie", x) for x in b.decode("latin-1").split("\n")[:8]]
+    d.diff(make_response(200, b"", headers=ca), make_response(200, b"", headers=cb))
+
+
 def fuzz_state(data: bytes) -> None:
     c = Comparator.from_state(data)
     judge(c.result(), GateConfig()).summary()
@@ -54,6 +69,7 @@ def fuzz_accepted(data: bytes) -> None:
 
 TARGETS: dict[str, Callable[[bytes], None]] = {
     "compare_responses": fuzz_compare,
+    "compare_structured": fuzz_structured,
     "compare_state": fuzz_state,
     "compare_accepted": fuzz_accepted,
 }
@@ -76,6 +92,16 @@ SEEDS: dict[str, list[bytes]] = {
                 b"HTTP/1.1 500 X\r\n\r\n",
             ]
         ),
+    ],
+    "compare_structured": [
+        _SEP.join(
+            [
+                b"<!doctype html><html><body><p id=a>x<b>y</b></p><form><input value=1></form>",
+                b"<html><body><p id=a>z</p><p>new</p><form><input value=2 name=q></form>",
+            ]
+        ),
+        _SEP.join([b'id,name,"t,x"\n1,a,2\n2,b,3\n', b'name,id\n"a\n1,3\n']),
+        _SEP.join([b"sid=1; Path=/; HttpOnly\nx=2", b"sid=2; path=/; SameSite=Lax\n=;;"]),
     ],
     "compare_state": [Comparator().to_state(), b'{"v": 1, "endpoints": {"x": {}}}'],
     "compare_accepted": [

@@ -6,19 +6,34 @@ Every difference has a *field* (what is counted: ``status``, ``header:content-ty
 *path* (``$.items[3].price``) for samples. Array indices are folded to ``[*]`` in the field so
 that one changed price in a list of 50 is one field, not 50.
 
-JSON is compared structurally (``==`` on whole subtrees first, so identical parts cost one C
-comparison); arrays named in ``order_insensitive`` compare as multisets. HTML/XML/text bodies
-are compared as line diffs, anything else by size and SHA-256. Framing headers
-(Content-Length, Transfer-Encoding, Connection) are never compared: bodies are compared after
-de-framing and decoding.
+Every body is compared by its structure, so that noise is learned per path (one volatile line
+does not make a whole page noise):
+
+- JSON structurally (``==`` on whole subtrees first, so identical parts cost one C comparison);
+  arrays named in ``order_insensitive`` compare as multisets;
+- HTML by DOM path (``body:/html/body/div#main/p[2]/text()``, ``.../@value``, elements
+  ``missing``/``extra``), see :mod:`._html`;
+- CSV by cell, columns keyed by the header (``body:csv[*].total``), other text by line
+  (``body:line[12]``), see :mod:`._text`;
+- anything else by size and SHA-256.
+
+Inside a text node, attribute, cell or line, a change of volatile tokens only (UUIDs, long
+hex/base64 ids, timestamps) is kind ``tokens`` rather than ``changed``.
+
+Cookies are compared by name: a cookie the new version stopped sending is
+``header:set-cookie:NAME missing``, one whose attributes (Path, Domain, Secure, HttpOnly,
+SameSite, whether Max-Age/Expires are set) changed is ``attributes``; a changed *value* is
+``header:set-cookie`` ``changed`` (a volatile header by default: session ids differ on every
+login; drop it from ``volatile_headers`` to judge values by learned or baseline noise).
+Framing headers (Content-Length, Transfer-Encoding, Connection) are never compared: bodies are
+compared after de-framing and decoding.
 """
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +42,8 @@ import orjson
 from ..model import Response
 from ._config import FRAMING_HEADERS, CompareConfig
 from ._glob import glob_match
+from ._html import diff_html, parse_html
+from ._text import diff_csv, diff_lines
 from .endpoints import template_segment
 
 __all__ = ["Difference", "ResponseDiffer", "body_kind"]
@@ -189,6 +206,7 @@ class ResponseDiffer:
             out.append(Difference("status", "changed", "status", a.status, b.status))
         if self.config.compare_headers and a.raw[: a.head_len] != b.raw[: b.head_len]:
             self._diff_headers(a, b, out)
+            self._diff_cookies(a, b, out)
         self._diff_bodies(a, b, out)
         return out
 
@@ -219,6 +237,37 @@ class ResponseDiffer:
             else:
                 out.append(Difference(f, "changed", f, short(", ".join(va)), short(", ".join(vb))))
 
+    def _diff_cookies(self, a: Response, b: Response, out: list[Difference]) -> None:
+        ca = _cookies(a.headers)
+        cb = _cookies(b.headers)
+        if ca == cb:
+            return
+        value_changed: list[str] = []
+        for name in sorted(ca.keys() | cb.keys()):
+            x = ca.get(name)
+            y = cb.get(name)
+            f = "header:set-cookie:" + name
+            if x is None:
+                out.append(Difference(f, "extra", f, None, short(y[0] if y else None)))
+            elif y is None:
+                out.append(Difference(f, "missing", f, short(x[0]), None))
+            else:
+                if x[1] != y[1]:
+                    out.append(Difference(f, "attributes", f, _attrs_text(x[1]), _attrs_text(y[1])))
+                if x[0] != y[0]:
+                    value_changed.append(name)
+        if value_changed:
+            f = "header:set-cookie"
+            out.append(
+                Difference(
+                    f,
+                    "changed",
+                    f + " " + ",".join(value_changed),
+                    short("; ".join(f"{n}={ca[n][0]}" for n in value_changed)),
+                    short("; ".join(f"{n}={cb[n][0]}" for n in value_changed)),
+                )
+            )
+
     # -- bodies -------------------------------------------------------------------------
     def _diff_bodies(self, a: Response, b: Response, out: list[Difference]) -> None:
         ba = a.decoded_body()
@@ -239,7 +288,7 @@ class ResponseDiffer:
                 vb = vb.replace(self._rw[0], self._rw[1])
                 if va == vb:
                     return
-            self._diff_text(va, vb, out)
+            self._diff_structured_text(a, b, va, vb, out)
         else:
             out.append(
                 Difference(
@@ -251,51 +300,35 @@ class ResponseDiffer:
                 )
             )
 
-    def _diff_text(self, ta: str, tb: str, out: list[Difference]) -> None:
-        # Tokens that change on every render (UUIDs, long hex/base64 ids, timestamps, epoch
-        # numbers) are compared apart from the text around them: a page whose CSRF token or
-        # "generated at" line varies shows kind "tokens" (noise, once learned or seen on the
-        # baseline copy), while any other change is kind "lines" and still counts.
-        na = _VOLATILE_TOKENS.sub("\x00", ta)
-        nb = _VOLATILE_TOKENS.sub("\x00", tb)
-        if na == nb:
-            ta_t = _VOLATILE_TOKENS.findall(ta)
-            tb_t = _VOLATILE_TOKENS.findall(tb)
-            pairs = [(x, y) for x, y in zip(ta_t, tb_t, strict=False) if x != y][:5]
-            out.append(
-                Difference(
-                    "body:text",
-                    "tokens",
-                    f"body ({len(pairs)}+ tokens)",
-                    short(" ".join(x for x, _ in pairs)),
-                    short(" ".join(y for _, y in pairs)),
-                )
-            )
+    def _emitter(self, out: list[Difference]) -> Callable[[str, str, object, object], bool]:
+        limit = self._limit
+
+        def emit(path: str, kind: str, x: object, y: object) -> bool:
+            f = "body:" + path
+            out.append(Difference(f, kind, f[5:], short(x, 2000), short(y, 2000)))
+            return len(out) < limit
+
+        return emit
+
+    def _diff_structured_text(
+        self, a: Response, b: Response, ta: str, tb: str, out: list[Difference]
+    ) -> None:
+        ctype = (a.header("content-type") or b.header("content-type") or "").lower()
+        emit = self._emitter(out)
+        if "html" in ctype or (not ctype and _looks_html(ta) and _looks_html(tb)):
+            da = parse_html(ta)
+            db = parse_html(tb) if da is not None else None
+            if da is not None and db is not None:
+                # comments and whitespace between tags are not part of what is compared
+                diff_html(da, db, emit, same_but_tokens)
+                return
+        if "csv" in ctype and diff_csv(ta, tb, emit, same_but_tokens):
             return
-        la = ta.splitlines()[:5000]
-        lb = tb.splitlines()[:5000]
-        minus: list[str] = []
-        plus: list[str] = []
-        changed = 0
-        for line in difflib.unified_diff(la, lb, n=0, lineterm=""):
-            if line.startswith(("---", "+++", "@@")):
-                continue
-            changed += 1
-            if line.startswith("-") and len(minus) < 20:
-                minus.append(line[1:])
-            elif line.startswith("+") and len(plus) < 20:
-                plus.append(line[1:])
-        if changed == 0 and ta != tb:  # whitespace at line ends or final newline only
-            changed = 1
-        out.append(
-            Difference(
-                "body:text",
-                "lines",
-                f"body ({changed} lines)",
-                short("\n".join(minus), 2000),
-                short("\n".join(plus), 2000),
-            )
-        )
+        self._diff_text(ta, tb, out)
+
+    def _diff_text(self, ta: str, tb: str, out: list[Difference]) -> None:
+        """Line by line, each line its own field (``body:line[12]``)."""
+        diff_lines(ta, tb, self._emitter(out), same_but_tokens)
 
     def _unordered(self, norm: str) -> bool:
         if not self._unordered_exact and not self._unordered_glob:
@@ -426,14 +459,57 @@ def _multiset_diff(a: list[bytes], b: list[bytes]) -> tuple[list[bytes], list[by
     return list((ca - cb).elements()), list((cb - ca).elements())
 
 
+def same_but_tokens(a: str, b: str) -> bool:
+    """True when ``a`` and ``b`` differ only in volatile tokens (ids, timestamps)."""
+    return _VOLATILE_TOKENS.sub("\x00", a) == _VOLATILE_TOKENS.sub("\x00", b)
+
+
+def _looks_html(t: str) -> bool:
+    head = t[:200].lstrip().lower()
+    return head.startswith(("<!doctype html", "<html"))
+
+
 def _header_map(headers: Iterable[tuple[str, str]]) -> dict[str, tuple[str, ...]]:
     m: dict[str, list[str]] = {}
     for k, v in headers:
         lk = k.lower()
-        if lk in FRAMING_HEADERS:
+        if lk in FRAMING_HEADERS or lk == "set-cookie":  # cookies: by name, see _cookies
             continue
-        if lk == "set-cookie":
-            m.setdefault(lk, []).append(v.split("=", 1)[0].strip())
-        else:
-            m.setdefault(lk, []).extend(p.strip() for p in v.split(","))
+        m.setdefault(lk, []).extend(p.strip() for p in v.split(","))
     return {k: tuple(sorted(v)) for k, v in m.items()}
+
+
+_COOKIE_FLAGS = ("path", "domain", "secure", "httponly", "samesite", "partitioned", "priority")
+
+
+def _cookies(headers: Iterable[tuple[str, str]]) -> dict[str, tuple[str, tuple[str, ...]]]:
+    """name -> (value, normalized attributes). Attribute values that are meant to vary
+    (Expires dates, Max-Age seconds) count by presence only."""
+    out: dict[str, tuple[str, tuple[str, ...]]] = {}
+    for k, v in headers:
+        if k.lower() != "set-cookie":
+            continue
+        first, _, rest = v.partition(";")
+        name, _, value = first.partition("=")
+        attrs: list[str] = []
+        for part in rest.split(";"):
+            an, eq, av = part.strip().partition("=")
+            an = an.strip().lower()
+            if not an:
+                continue
+            if an in ("expires", "max-age"):
+                attrs.append(an)
+            elif an in _COOKIE_FLAGS:
+                val = av.strip()
+                attrs.append(
+                    an
+                    + ("=" + (val.lower() if an in ("samesite", "priority") else val) if eq else "")
+                )
+            else:
+                attrs.append(an + ("=" + av.strip() if eq else ""))
+        out[name.strip()] = (value.strip(), tuple(sorted(attrs)))
+    return out
+
+
+def _attrs_text(attrs: tuple[str, ...]) -> str:
+    return "; ".join(attrs) or "(none)"

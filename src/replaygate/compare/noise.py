@@ -74,6 +74,8 @@ def normalize_field(p: str) -> str:
         return "header:" + p[7:].strip().lower()
     if p.startswith("body:"):
         p = p[5:]
+        if p.startswith(("/", "line[", "csv")):  # HTML, text and CSV paths are kept as written
+            return "body:" + p
     if not p.startswith("$"):
         p = "$." + p.lstrip(".")
     return "body:" + re.sub(r"\[\d+\]", "[*]", p)
@@ -110,7 +112,7 @@ class IgnoreRule:
             return False
         return glob_match(field, self.field) or (
             # a rule on an object path also covers everything below it
-            field.startswith(self.field + ".") or field.startswith(self.field + "[")
+            field.startswith((self.field + ".", self.field + "[", self.field + "/"))
         )
 
 
