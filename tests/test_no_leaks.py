@@ -27,6 +27,7 @@ from pathlib import Path
 from urllib.parse import quote, quote_plus
 
 import pytest
+import zstandard
 
 from replaygate.formats import open_writer
 from replaygate.model import Exchange, Request, Response
@@ -48,6 +49,21 @@ CHUNKED = "ChunkPlanted31TtBody"
 GZ_REQ = "GzipReqPlanted42WwKey"
 GZ_RESP = "GzipRespPlanted43XxTok"
 AWS = "AKIAPLANTED123456789"
+# the leaks of issue #13: fragments, trailers, folded Set-Cookie, broken multipart, base64,
+# octet-stream, Basic credentials, raw bytes in error notes
+FRAG = "FragPlanted12IdTokenAa"
+LOC_FRAG = "LocFragPlanted13AccTok"
+TRAILER_REQ = "TrailerReqPlanted14Key"
+TRAILER_RESP = "TrailerRespPlanted15Bb"
+SETCOOKIE2 = "SecondCookiePlanted16Cc"
+PW_CUT = "Pl4ntedCutPassw0rdT1"
+PW_BADB = "Pl4ntedBadBoundPassw0rdU2"
+CARD_CUT = "4716108999716531"  # Luhn-valid
+B64_PW = "Pl4ntedB64Passw0rdV3"
+B64_EMAIL = "base64.victim@leaky-corp.com"
+OCTET = "OctetPlanted17ApiKeyDd"
+BASIC_PW = "Pl4ntedBasicPassw0rdW4"
+BAD_RECORD = "BadRecordPlanted18Ee"
 SECRETS = [
     EMAIL,
     EMAIL_Q,
@@ -65,7 +81,21 @@ SECRETS = [
     GZ_REQ,
     GZ_RESP,
     AWS,
+    FRAG,
+    LOC_FRAG,
+    TRAILER_REQ,
+    TRAILER_RESP,
+    SETCOOKIE2,
+    PW_CUT,
+    PW_BADB,
+    CARD_CUT,
+    B64_PW,
+    B64_EMAIL,
+    OCTET,
+    BASIC_PW,
 ]
+#: secrets only in the wire traffic of the proxy test (not in the recorded requests)
+ONLY_IN_RESPONSES = (LOC_FRAG, TRAILER_RESP, SETCOOKIE2)
 KEY_ENV = {"REPLAYGATE_MASK_KEY": "no-leaks-test-key"}
 
 
@@ -111,6 +141,24 @@ def planted_requests(host: str) -> list[bytes]:
     gz = gzip.compress(json.dumps({"api_key": GZ_REQ}).encode())
     form = f"user=ann&password={quote_plus(PW_FORM)}".encode()
     h = f"Host: {host}"
+    cut = (  # no closing delimiter
+        f'--{boundary}\r\nContent-Disposition: form-data; name="password"\r\n\r\n{PW_CUT}'
+        f'\r\n--{boundary}\r\nContent-Disposition: form-data; name="note"\r\n\r\ncard {CARD_CUT}'
+    ).encode()
+    badb = (  # the Content-Type says another boundary
+        f'--otherBoundary\r\nContent-Disposition: form-data; name="password"\r\n\r\n'
+        f"{PW_BADB}\r\n--otherBoundary--\r\n"
+    ).encode()
+    blob = base64.b64encode(json.dumps({"password": B64_PW, "email": B64_EMAIL}).encode())
+    b64_body = json.dumps({"blob": blob.decode(), "n": 1}).encode()
+    octet = f"api_key={OCTET}\nuser=ann\n".encode()
+    tr_chunk = b'{"n": 1}'
+    trailer_body = b"%x\r\n%s\r\n0\r\nX-Api-Key: %s\r\n\r\n" % (
+        len(tr_chunk),
+        tr_chunk,
+        TRAILER_REQ.encode(),
+    )
+    basic = base64.b64encode(f"ann:{BASIC_PW}".encode()).decode()
     return [
         _head(
             [
@@ -173,6 +221,65 @@ def planted_requests(host: str) -> list[bytes]:
             ]
         )
         + gz,
+        _head(
+            [
+                f"GET /oauth/cb?state=xyz#id_token={FRAG}&token_type=bearer HTTP/1.1",
+                h,
+                f"Authorization: Basic {basic}",
+                "Connection: close",
+            ]
+        ),
+        _head(
+            [
+                "POST /api/trailers HTTP/1.1",
+                h,
+                "Content-Type: application/json",
+                "Transfer-Encoding: chunked",
+                "Trailer: X-Api-Key",
+                "Connection: close",
+            ]
+        )
+        + trailer_body,
+        _head(
+            [
+                "POST /upload/cut HTTP/1.1",
+                h,
+                f"Content-Type: multipart/form-data; boundary={boundary}",
+                f"Content-Length: {len(cut)}",
+                "Connection: close",
+            ]
+        )
+        + cut,
+        _head(
+            [
+                "POST /upload/bad HTTP/1.1",
+                h,
+                f"Content-Type: multipart/form-data; boundary={boundary}",
+                f"Content-Length: {len(badb)}",
+                "Connection: close",
+            ]
+        )
+        + badb,
+        _head(
+            [
+                "POST /api/blob HTTP/1.1",
+                h,
+                "Content-Type: application/json",
+                f"Content-Length: {len(b64_body)}",
+                "Connection: close",
+            ]
+        )
+        + b64_body,
+        _head(
+            [
+                "POST /api/octet HTTP/1.1",
+                h,
+                "Content-Type: application/octet-stream",
+                f"Content-Length: {len(octet)}",
+                "Connection: close",
+            ]
+        )
+        + octet,
     ]
 
 
@@ -192,7 +299,8 @@ class _Prod(BaseHTTPRequestHandler):
             while True:
                 size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
                 if size == 0:
-                    self.rfile.readline()
+                    while self.rfile.readline().strip():  # trailer fields
+                        pass
                     return data
                 data += self.rfile.read(size)
                 self.rfile.readline()
@@ -205,9 +313,25 @@ class _Prod(BaseHTTPRequestHandler):
         with self.server.lock:
             self.server.received.append(received)
         echo = base64.b64encode(received)  # even base64-echoed secrets are searched for
-        self.send_response(200)
+        if self.path.startswith("/oauth/"):
+            self.send_response(302)
+            self.send_header(
+                "Location", f"https://app.example.test/done#access_token={LOC_FRAG}&x=1"
+            )
+        else:
+            self.send_response(200)
         self.send_header("Set-Cookie", f"session={SETCOOKIE}; Path=/; HttpOnly")
+        self.send_header("Set-Cookie", f"lang=en; Path=/, refresh={SETCOOKIE2}; Path=/; Secure")
         self.send_header("Connection", "close")
+        if self.path.startswith("/api/trailers"):
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.send_header("Trailer", "Authorization")
+            self.end_headers()
+            self.wfile.write(
+                b"2\r\nok\r\n0\r\nAuthorization: Bearer %s\r\n\r\n" % TRAILER_RESP.encode()
+            )
+            return
         if self.path.startswith("/api/chunked"):
             self.send_header("Content-Type", "text/plain")
             self.send_header("Transfer-Encoding", "chunked")
@@ -328,7 +452,7 @@ def test_planted_secrets_are_detectable(planted: Path, tmp_path: Path) -> None:
     assert_no_leak("scan text", r.stdout + r.stderr)
 
 
-@pytest.mark.parametrize("ext", [".gor", ".har", ".jsonl", ".gor.gz"])
+@pytest.mark.parametrize("ext", [".gor", ".har", ".jsonl", ".gor.gz", ".jsonl.gz", ".gor.zst"])
 def test_convert_with_mask_leaks_nothing(planted: Path, tmp_path: Path, ext: str) -> None:
     out = tmp_path / "out"
     out.mkdir()
@@ -338,6 +462,8 @@ def test_convert_with_mask_leaks_nothing(planted: Path, tmp_path: Path, ext: str
     data = (out / f"masked{ext}").read_bytes()
     if ext.endswith(".gz"):
         data = gzip.decompress(data)
+    if ext.endswith(".zst"):
+        data = zstandard.ZstdDecompressor().decompressobj().decompress(data)
     assert_no_leak(f"masked{ext}", data)
     assert len(data) > 1000
     # and the masked file scans clean
@@ -400,7 +526,7 @@ def test_proxy_with_mask_leaks_nothing(server: _Server, tmp_path: Path) -> None:
     try:
         wait_for_port("127.0.0.1", listen, timeout=20)
         for raw in planted_requests(f"127.0.0.1:{listen}"):
-            assert _send(listen, raw).startswith(b"HTTP/1.1 200")
+            assert _send(listen, raw).startswith((b"HTTP/1.1 200", b"HTTP/1.1 302"))
         proc.send_signal(signal.SIGINT)  # a clean stop: flush the recording and exit
         stdout, stderr = proc.communicate(timeout=60)
     finally:
@@ -411,7 +537,43 @@ def test_proxy_with_mask_leaks_nothing(server: _Server, tmp_path: Path) -> None:
     assert_no_leak("proxy stdout/stderr", stdout + stderr)
     data = (out / "proxied.gor").read_bytes()
     assert data.count(b"\n1 ") + data.startswith(b"1 ") >= 6
+    for s in ONLY_IN_RESPONSES:  # the wire had them: the test is meaningful
+        assert s.encode() not in data
+    i = data.find(b"Location:")
+    assert b"/done#access_token=" in data, data[i : i + 120].decode()
     assert_no_leak("proxied.gor", data)
+    r = _rg("scan", str(out / "proxied.gor"), cwd=tmp_path)
+    assert r.returncode == 0, r.stdout
+    assert_no_leak("scan of proxied", r.stdout + r.stderr)
+
+
+def test_unmasked_recording_of_the_new_cases_is_reported(planted: Path, tmp_path: Path) -> None:
+    """Every planted place is a finding for scan (before masking): nothing is skipped."""
+    r = _rg("scan", "--json", str(planted), cwd=tmp_path)
+    assert r.returncode == 1
+    locs = {f["location"] for f in json.loads(r.stdout)["findings"] if not f["masked"]}
+    for want in (
+        "request.fragment:id_token",
+        "request.trailer.header:X-Api-Key",
+        "response.trailer.header:Authorization",
+        "request.body",
+        "response.header:",  # Location (its fragment)
+    ):
+        assert any(loc.startswith(want) for loc in locs), (want, sorted(locs))
+
+
+def test_error_notes_never_print_record_bytes(planted: Path, tmp_path: Path) -> None:
+    """A damaged record (request bytes where a record header should be) is skipped with a
+    note that says where and how long, never what it held."""
+    damaged = tmp_path / "damaged.gor"
+    bad = f"Authorization: Bearer {BAD_RECORD}\nGET /x HTTP/1.1\r\n\r\n".encode()
+    damaged.write_bytes(planted.read_bytes() + bad + "\n🐵🙈🙉\n".encode())
+    out = tmp_path / "out.gor"
+    r = _rg("convert", "-v", str(damaged), str(out), "--mask", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert b"offset" in r.stderr and b"skipped" in r.stderr, r.stderr
+    assert BAD_RECORD.encode() not in r.stderr + r.stdout + out.read_bytes()
+    assert_no_leak("convert -v stderr", r.stdout + r.stderr)
 
 
 def test_capture_with_mask_leaks_nothing(server: _Server, tmp_path: Path, needs_root: None) -> None:

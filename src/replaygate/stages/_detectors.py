@@ -30,6 +30,8 @@ __all__ = [
     "FieldMatcher",
     "Finding",
     "TextScanner",
+    "b64_encode",
+    "b64_text",
     "normalize_field",
 ]
 
@@ -272,6 +274,40 @@ def _field_patterns(names: Iterable[str]) -> list[tuple[str, str]]:
     ]
 
 
+_B64_RUN = re.compile(r"(?<![\w+/-])[A-Za-z0-9+/_-]{16,}={0,2}(?![\w+/=-])", re.ASCII)
+
+
+def b64_text(value: str) -> tuple[str, bool] | None:
+    """``value`` as base64 (standard or URL-safe alphabet) of printable UTF-8 text of 12+
+    characters: (the text, URL-safe?); None for anything else (random tokens, hex, binary)."""
+    std = "+" in value or "/" in value
+    url = "-" in value or "_" in value
+    if std and url:
+        return None
+    core = value.rstrip("=")
+    if len(core) % 4 == 1:
+        return None
+    try:
+        raw = (base64.urlsafe_b64decode if url else base64.b64decode)(core + "=" * (-len(core) % 4))
+        text = raw.decode("utf-8")
+    except (binascii.Error, ValueError):
+        return None
+    if len(text) < 12 or not all(c.isprintable() or c in "\r\n\t" for c in text):
+        return None
+    return text, url
+
+
+def b64_encode(text: str, like: str, urlsafe: bool) -> str:
+    """Encode ``text`` as ``like`` was encoded (alphabet, padding)."""
+    raw = text.encode("utf-8", "surrogatepass")
+    out = (base64.urlsafe_b64encode if urlsafe else base64.b64encode)(raw).decode()
+    if like.endswith("="):
+        return out
+    if len(like) % 4 or urlsafe:  # unpadded (URL-safe values usually are)
+        return out.rstrip("=")
+    return out
+
+
 @dataclass(frozen=True, slots=True)
 class Finding:
     """One detector match: the detector (or ``field``), where the value is, and the value."""
@@ -312,8 +348,11 @@ class TextScanner:
         self._words = tuple(sorted({_word(n) for n in field_names} - {""}))
         self.custom = list(custom)
 
-    def findings(self, text: str, *, fields: bool = True) -> Iterator[Finding]:
-        """Validated matches: detectors, then named fields, e-mails and custom patterns.
+    def findings(
+        self, text: str, *, fields: bool = True, encoded: bool = True
+    ) -> Iterator[Finding]:
+        """Validated matches: detectors, then named fields, e-mails, custom patterns and
+        base64 runs whose decoded text holds a finding (``encoded``; one level deep).
         Callers that need text order sort them (overlaps: the earlier, longer one wins)."""
         for name, rx in self._rx:
             if not _TRIGGERS[name](text):
@@ -348,6 +387,11 @@ class TextScanner:
                     start, end = m.span()
                 if end > start:
                     yield Finding(cname, start, end)
+        if encoded and len(text) >= 16:
+            for m in _B64_RUN.finditer(text):
+                dec = b64_text(m.group())
+                if dec is not None and next(self.findings(dec[0], encoded=False), None):
+                    yield Finding("base64", *m.span())
 
     def mentions_field(self, text: str) -> bool:
         low = text.lower()
@@ -360,6 +404,6 @@ class TextScanner:
     def whole(self, value: str) -> str | None:
         """The detector that matches all of ``value`` (used to keep a named field's format)."""
         for f in self.findings(value):
-            if f.start == 0 and f.end == len(value) and f.rule != "field":
+            if f.start == 0 and f.end == len(value) and f.rule not in ("field", "base64"):
                 return f.rule
         return None

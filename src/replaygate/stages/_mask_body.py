@@ -16,7 +16,9 @@ from ..errors import ConfigError
 __all__ = [
     "JsonPath",
     "body_kind",
+    "chunk_trailers",
     "encode_content",
+    "looks_like_text",
     "map_multipart",
     "map_urlencoded",
 ]
@@ -186,8 +188,15 @@ def encode_content(body: bytes, encodings: Sequence[str]) -> bytes:
 PairFn = Callable[[str, str], str | None]
 
 
-def map_urlencoded(text: str, fn: PairFn, quote_fn: Callable[[str], str]) -> str | None:
-    """Apply ``fn`` to each decoded ``name=value`` of a query string or form body.
+def map_urlencoded(
+    text: str,
+    fn: PairFn,
+    quote_fn: Callable[[str], str],
+    name_fn: Callable[[str], str | None] | None = None,
+) -> str | None:
+    """Apply ``fn`` to each decoded ``name=value`` of a query string or form body, and
+    ``name_fn`` (new name or None when unchanged) to each name: a bare ``?<token>`` or an
+    e-mail used as a key is data too.
 
     Unchanged pairs keep their exact bytes; returns None when nothing changed.
     """
@@ -206,11 +215,17 @@ def map_urlencoded(text: str, fn: PairFn, quote_fn: Callable[[str], str]) -> str
         if new is None:
             changed = True
             continue
-        if new is value or new == value:
+        new_name = name_fn(name) if name_fn is not None and name else None
+        if new_name is not None:
+            k = quote_fn(new_name)
+        if (new is value or new == value) and new_name is None:
             out.append(pair)
             continue
         changed = True
-        out.append(k + "=" + quote_fn(new))
+        if new is value or new == value:
+            out.append(k + _sep + v)
+        else:
+            out.append(k + "=" + quote_fn(new))
     return "&".join(out) if changed else None
 
 
@@ -222,17 +237,32 @@ _PART_CT = re.compile(rb"(?im)^content-type:\s*([^\r\n]+)")
 PartFn = Callable[[str, str, bool, bytes], bytes | None]
 
 
-def map_multipart(body: bytes, boundary: str, fn: PartFn) -> bytes | None:
-    """Apply ``fn`` to the content of each part; delimiters and part headers kept exactly."""
+#: unparsed bytes (preamble, epilogue, a malformed part) -> new bytes or None when unchanged
+RestFn = Callable[[bytes], bytes | None]
+
+
+def map_multipart(body: bytes, boundary: str, fn: PartFn, rest: RestFn) -> bytes | None:
+    """Apply ``fn`` to the content of each part; delimiters and part headers kept exactly.
+
+    Nothing is skipped: whatever is not a well-formed part (the preamble, the epilogue after
+    the closing delimiter, a part without a blank line after its headers, a body whose
+    boundary does not occur at all) goes to ``rest``, which scans it as text. A body cut
+    short (no closing delimiter) has its parts masked like any other.
+    """
     delim = b"--" + boundary.encode("latin-1")
     pieces = body.split(delim)
-    if len(pieces) < 3:
-        return None
     changed = False
-    out = [pieces[0]]
+    first = rest(pieces[0]) if pieces[0] else None
+    out = [pieces[0] if first is None else first]
+    changed = first is not None
     for piece in pieces[1:]:
         if piece.startswith(b"--") or (b"\n\n" not in piece and b"\r\n\r\n" not in piece):
-            out.append(piece)  # closing delimiter / epilogue / malformed part
+            tail = piece[2:] if piece.startswith(b"--") else piece
+            new_tail = rest(tail) if tail.strip() else None
+            if new_tail is not None:
+                changed = True
+                piece = piece[: len(piece) - len(tail)] + new_tail
+            out.append(piece)  # closing delimiter + epilogue / malformed part
             continue
         sep = b"\r\n\r\n" if b"\r\n\r\n" in piece else b"\n\n"
         head, _, content = piece.partition(sep)
@@ -254,3 +284,39 @@ def map_multipart(body: bytes, boundary: str, fn: PartFn) -> bytes | None:
             piece = head + sep + new + trail
         out.append(piece)
     return delim.join(out) if changed else None
+
+
+def looks_like_text(body: bytes) -> bool:
+    """A body labelled binary that is really text (UTF-8, no control bytes but whitespace):
+    ``application/octet-stream`` is often JSON or a log; such bodies are scanned."""
+    if not body or b"\x00" in body:
+        return False
+    try:
+        t = body.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return t.isprintable() or all(c.isprintable() or c in "\r\n\t" for c in t)
+
+
+def chunk_trailers(body_raw: bytes) -> tuple[int, bytes] | None:
+    """Where the trailer section of a chunked body starts and its bytes (header lines, the
+    final empty line excluded); None when the body ends without trailers or is cut short."""
+    pos, n = 0, len(body_raw)
+    while pos < n:
+        eol = body_raw.find(b"\n", pos)
+        if eol < 0:
+            return None
+        try:
+            size = int(body_raw[pos:eol].split(b";", 1)[0].strip(), 16)
+        except ValueError:
+            return None
+        pos = eol + 1
+        if size == 0:
+            tr = body_raw[pos:]
+            return (pos, tr) if tr.strip(b"\r\n") else None
+        pos += size
+        if body_raw[pos : pos + 2] == b"\r\n":
+            pos += 2
+        elif body_raw[pos : pos + 1] == b"\n":
+            pos += 1
+    return None

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
@@ -18,12 +19,14 @@ from urllib.parse import quote, quote_plus
 import orjson
 
 from ..model import HTTPMessage, Request, decode_content
-from ._detectors import FieldMatcher, Finding, TextScanner
+from ._detectors import FieldMatcher, Finding, TextScanner, b64_encode, b64_text
 from ._mask_body import (
     JsonPath,
     PathPart,
     body_kind,
+    chunk_trailers,
     encode_content,
+    looks_like_text,
     map_multipart,
     map_urlencoded,
     path_text,
@@ -56,6 +59,8 @@ JWT_CLAIMS = (
     "username",
     "user_id",
 )
+#: a comma that starts another cookie in a folded ``Set-Cookie`` (not the one in Expires)
+_SET_COOKIE_SPLIT = re.compile(r"(,[ \t]*)(?=[^;,=\s]+=)")
 _URL_HEADERS = frozenset({"location", "referer", "content-location", "origin"})
 _SKIP_HEADERS = frozenset(
     {"host", "content-length", "transfer-encoding", "content-encoding", "connection", "date"}
@@ -106,6 +111,8 @@ class Masker:
             return True
         scheme, _, cred = value.partition(" ")
         if cred and scheme.lower() in ("bearer", "basic", "token") and self.is_masked(cred):
+            return True
+        if cred and scheme.lower() == "basic" and self.k.basic_is_pseudonym(cred.strip()):
             return True
         rule = self.rules.scanner.whole(value) if whole is False else whole
         return isinstance(rule, str) and self._detector_masked(rule, value)
@@ -254,6 +261,11 @@ class Masker:
             if f.rule == "field":
                 new = self.named(v, "field", "", loc)
                 new = "" if new is None else new
+            elif f.rule == "base64":
+                b64 = self.base64(v, loc)
+                if b64 is None:
+                    continue
+                new = b64
             elif self._detector_masked(f.rule, v):
                 self.record(f.rule, loc, True)
                 continue
@@ -270,6 +282,26 @@ class Masker:
             return None, False
         out.append(text[pos:])
         return "".join(out), grew
+
+    def base64(self, value: str, loc: Loc) -> str | None:
+        """Mask what a base64 value decodes to (text or JSON) and re-encode it the same way;
+        None when it does not decode to text or nothing inside needed masking."""
+        dec = b64_text(value)
+        if dec is None:
+            return None
+        inner, urlsafe = dec
+
+        def where() -> str:
+            return f"{resolve_loc(loc)}.base64"
+
+        new: str | None = None
+        if inner.lstrip()[:1] in ("{", "["):
+            j = self.json_doc(inner, where())
+            new = j if isinstance(j, str) else None
+            if j is not False:
+                return None if new is None else b64_encode(new, value, urlsafe)
+        new = self.text(inner, where)
+        return None if new is None else b64_encode(new, value, urlsafe)
 
     # == JSON ===============================================================================
     def json_text(self, text: str, loc: str) -> str | None:
@@ -389,6 +421,8 @@ class Masker:
 
     def _one(self, value: str, rule: str, loc: Loc) -> str | None:
         """``value`` is one whole detector match (known from the raw-text pass)."""
+        if rule == "base64":
+            return self.text(value, loc)
         if self._detector_masked(rule, value):
             self.record(rule, loc, True)
             return None
@@ -450,9 +484,43 @@ class Masker:
         if new_start is not start or new_headers is not headers:
             out = cast(M, msg.with_head(" ".join(new_start), new_headers))
         body = self.body(out, side)
+        trailers = chunk_trailers(bytes(out.body_raw)) if out.is_chunked else None
+        if trailers is not None:
+            return self._with_trailers(out, body, trailers, side)
         if body is not None:
             out = cast(M, out.with_body(body))
         return out
+
+    def _with_trailers(
+        self, msg: M, body: bytes | None, trailers: tuple[int, bytes], side: str
+    ) -> M:
+        """A chunked message with trailer fields (``X-Api-Key``, ``Authorization`` after the
+        last chunk): the trailers are masked like headers and stay trailers; the body keeps
+        its chunks when unchanged, else becomes one chunk."""
+        at, raw_tr = trailers
+        text = raw_tr.decode("latin-1")
+        lines = [ln.rstrip("\r") for ln in text.split("\n")]
+        fields: list[tuple[str, str]] = []
+        for ln in lines:
+            name, sep, value = ln.partition(":")
+            if sep and name.strip():
+                fields.append((name.strip(), value.strip(" \t")))
+        new_fields = self.headers(fields, f"{side}.trailer")
+        odd = [ln for ln in lines if ln and ":" not in ln]  # not a field: scan it as text
+        new_odd = [self.text(ln, f"{side}.trailer") or ln for ln in odd]
+        if body is None and new_fields is fields and new_odd == odd:
+            return msg
+        head = bytes(msg.raw[: msg.head_len])
+        if body is None:
+            chunks = bytes(msg.body_raw[:at])
+        else:
+            chunks = (b"%x\r\n%s\r\n" % (len(body), body) if body else b"") + b"0\r\n"
+        tr = "".join(f"{k}: {v}\r\n" for k, v in new_fields)
+        tr += "".join(f"{ln}\r\n" for ln in new_odd)
+        raw = head + chunks + tr.encode("latin-1", "replace") + b"\r\n"
+        return type(msg)(
+            raw, ts_first_ns=msg.ts_first_ns, ts_last_ns=msg.ts_last_ns, head_len=len(head)
+        )
 
     def target(self, target: str, side: str) -> str | None:
         """Mask the path and query of a request target (or URL); None when unchanged."""
@@ -467,22 +535,28 @@ class Masker:
                 auth = f"{new_info}@{host}"
             prefix = f"{scheme}://{auth}"
             t = slash + rest2
+        t, h, frag = t.partition("#")
         path, q, query = t.partition("?")
-        query, h, frag = query.partition("#")
         new_path = self.path(path, f"{side}.path")
         new_query = None
         if q:
-            new_query = map_urlencoded(
-                query,
-                lambda n, v: self.pair("query", n, v, f"{side}.query:{n}"),
-                _quote_value,
-            )
+            new_query = self.urlencoded(query, "query", f"{side}.query")
         out = prefix + (path if new_path is None else new_path)
         if q:
             out += "?" + (query if new_query is None else new_query)
-        if h:
-            out += "#" + frag
+        if h:  # OAuth implicit flow: ``#access_token=...&id_token=...``
+            new_frag = self.urlencoded(frag, "query", f"{side}.fragment")
+            out += "#" + (frag if new_frag is None else new_frag)
         return None if out == target else out
+
+    def urlencoded(self, text: str, kind: str, loc: str) -> str | None:
+        """A query string, fragment or form body: pairs by name and detectors, names too."""
+        return map_urlencoded(
+            text,
+            lambda n, v: self.pair(kind, n, v, f"{loc}:{n}"),
+            _quote_value,
+            lambda n: self.text(n, f"{loc}.name"),
+        )
 
     def path(self, path: str, loc: str) -> str | None:
         from urllib.parse import unquote
@@ -548,12 +622,33 @@ class Masker:
         return out if changed else headers
 
     def cookies(self, value: str, header: str, side: str) -> str | None:
-        """Mask cookie values (names kept); ``Set-Cookie`` attributes kept."""
+        """Mask cookie values (names kept); ``Set-Cookie`` attributes kept (and scanned).
+
+        A ``Set-Cookie`` folded into one line (``a=1; Path=/, b=2; Path=/``, as some
+        proxies and HTTP libraries join them) holds several cookies: each is masked."""
+        if header == "set-cookie":
+            parts = _SET_COOKIE_SPLIT.split(value)
+            if len(parts) > 1:
+                each, seps = parts[::2], parts[1::2]
+                outs = [self._cookie_list(p, header, side) for p in each]
+                if all(o is not None and o == p for o, p in zip(outs, each, strict=True)):
+                    return value
+                res = ""
+                for i, o in enumerate(outs):
+                    if o is not None:
+                        res += (seps[i - 1] if i else ", ") if res else ""
+                        res += o
+                return res or None
+        return self._cookie_list(value, header, side)
+
+    def _cookie_list(self, value: str, header: str, side: str) -> str | None:
         r = self.rules
         every = header in r.headers
         if header == "set-cookie":
             first, semi, attrs = value.partition(";")
             pairs = [first]
+            if attrs:
+                attrs = self.text(attrs, f"{side}.cookie_attributes") or attrs
         else:
             pairs, semi, attrs = value.split(";"), "", ""
         out: list[str] = []
@@ -561,7 +656,7 @@ class Masker:
             n, eq, v = pair.partition("=")
             cname = n.strip()
             if not eq or not (every or cname.lower() in r.cookies):
-                out.append(pair)
+                out.append(self.text(pair, f"{side}.header:{header}") or pair)
                 continue
             lead = v[: len(v) - len(v.lstrip())]
             val = v.strip()
@@ -593,23 +688,25 @@ class Masker:
         kind = body_kind(ctype, data, self.rules.skip_types)
         loc = f"{side}.body"
         new: bytes | None
+        if kind == "binary" and looks_like_text(data):
+            kind = body_kind("", data, ())  # text labelled binary (octet-stream): scan it
         if kind == "binary":
             self.record("skipped_binary", loc, True)
             return None
         if kind == "multipart":
             boundary = _boundary(ctype)
-            new = map_multipart(data, boundary, lambda *a: self._part(*a, side=side))
-            if boundary and new is None:
-                return None
-            if not boundary:
+            if boundary:
+                new = map_multipart(
+                    data,
+                    boundary,
+                    lambda *a: self._part(*a, side=side),
+                    lambda b: self._text_bytes(b, loc),
+                )
+            else:
                 new = self._text_bytes(data, loc)
         elif kind == "form":
             t = data.decode("utf-8", "surrogateescape")
-            m = map_urlencoded(
-                t,
-                lambda n, v: self.pair("form", n, v, f"{side}.form:{n}"),
-                _quote_value,
-            )
+            m = self.urlencoded(t, "form", f"{side}.form")
             new = None if m is None else m.encode("utf-8", "surrogateescape")
         elif kind == "json":
             t = data.decode("utf-8", "surrogateescape")
@@ -650,6 +747,8 @@ class Masker:
             new = self.named(text, kind, name, loc)
             return None if new is None else new.encode("utf-8", "surrogateescape")
         kind = body_kind(ctype, content, r.skip_types)
+        if kind == "binary" and looks_like_text(content):
+            kind = body_kind("", content, ())
         if kind == "binary":
             return content
         t = content.decode("utf-8", "surrogateescape")
