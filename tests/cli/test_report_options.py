@@ -59,3 +59,24 @@ def test_config_and_accepted_errors(tmp_path: Path) -> None:
     assert "loopback" in str(r.exception)
     r = CliRunner().invoke(fake_replay, ["--json", str(tmp_path / "no" / "dir.json")])
     assert "directory does not exist" in str(r.exception)
+
+
+def test_routes_flag_and_a_rule_matching_nothing_warns_on_stderr(tmp_path: Path) -> None:
+    cfg = tmp_path / "replaygate.toml"
+    cfg.write_text('[compare]\nendpoints = ["GET /shop/*/*.json"]\n')
+    routes = tmp_path / "routes.txt"
+    routes.write_text("GET /a/{n}\n")
+    r = CliRunner().invoke(
+        fake_replay,
+        ["--config", str(cfg), "--routes", str(routes), "--json", str(tmp_path / "r.json")],
+    )
+    assert r.exit_code == 0, r.output
+    warning = "[compare] endpoints rule 'GET /shop/*/*.json' matched no request"
+    assert f"replaygate: warning: {warning}" in r.stderr
+    s = json.loads((tmp_path / "r.json").read_text())
+    assert s["warnings"] == [warning]
+    assert [e["endpoint"] for e in s["endpoints"]] == ["GET /a/{n}"]
+    from replaygate.errors import InputError
+
+    bad = CliRunner().invoke(fake_replay, ["--routes", str(tmp_path / "nope.txt")])
+    assert isinstance(bad.exception, InputError) and "nope.txt" in str(bad.exception)

@@ -85,3 +85,96 @@ def test_templating_is_idempotent(segs: list[str]) -> None:
     p = "/" + "/".join(segs)
     once = template_path(p)
     assert template_path(once) == once
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        ("/db/orders/982.json", "/db/orders/{int}.json"),
+        ("/db/orders/982.csv", "/db/orders/{int}.csv"),
+        ("/f/9f8e2c1a-1b2c-4d5e-8f90-1234567890ab.json", "/f/{uuid}.json"),
+        ("/reports/2024-01-31.csv", "/reports/{date}.csv"),
+        ("/db/orders.json", "/db/orders.json"),
+        ("/v1.2/x", "/v1.2/x"),
+        ("/s/QmFzZTY0SXNGdW5BbmRFYXN5", "/s/{token}"),  # base64 with digits
+        ("/s/aGVsbG9Xb3JsZEhlbGxvV29ybGQ", "/s/{token}"),
+        ("/s/dGVzdEFiY0RlZkdoaUprbE1ubw", "/s/{token}"),  # digit-less base64
+        ("/docs/GettingStartedWithReplaygate", "/docs/GettingStartedWithReplaygate"),
+    ],
+)
+def test_templates_through_extensions_and_base64(path: str, expected: str) -> None:
+    assert template_path(path) == expected
+
+
+def test_json_row_urls_are_one_endpoint() -> None:
+    from replaygate.compare import Comparator, GateConfig, judge
+    from replaygate.testing import make_exchange
+
+    c = Comparator()
+    for i in range(300):
+        c.add(make_exchange("GET", f"/fixtures/orders/{i * 7 + 3}.json", replayed_status=200))
+    names = [e["endpoint"] for e in judge(c.result(), GateConfig()).summary()["endpoints"]]
+    assert names == ["GET /fixtures/orders/{int}.json"]
+
+
+def test_cardinality_guard_folds_many_values_under_one_prefix() -> None:
+    t = EndpointTemplater(max_segment_values=5)
+    names = [t.endpoint(make_request("GET", f"/blog/post-number-{w}")) for w in "abcdefgh"]
+    # the first five were named before the guard saw enough values; later ones are folded
+    assert names[:5] == [f"GET /blog/post-number-{w}" for w in "abcde"]
+    assert names[5:] == ["GET /blog/{var}"] * 3
+    assert t.endpoint(make_request("GET", "/blog/post-number-a")) == "GET /blog/{var}"
+    assert t.endpoint(make_request("GET", "/about")) == "GET /about"
+
+
+def test_cardinality_guard_in_results_merges_endpoints() -> None:
+    from replaygate.compare import Comparator, CompareConfig, GateConfig, judge
+    from replaygate.testing import make_exchange
+
+    c = Comparator(CompareConfig(max_segment_values=10, endpoints=["GET /blog/keep-me"]))
+    for w in range(30):
+        for _ in range(2):
+            c.add(make_exchange("GET", f"/blog/post-{w}-title", replayed_status=200))
+    c.add(make_exchange("GET", "/blog/keep-me", replayed_status=200))
+    for i in range(5):
+        c.add(make_exchange("GET", f"/tags/tag{i}", replayed_status=200))
+    eps = {e["endpoint"]: e for e in judge(c.result(), GateConfig()).summary()["endpoints"]}
+    assert eps["GET /blog/{slug}"]["requests"] == 60
+    assert "GET /blog/keep-me" in eps  # named by a rule: never folded
+    assert {f"GET /tags/tag{i}" for i in range(5)} <= set(eps)
+    assert len(eps) == 7
+
+
+def test_fold_endpoints_keeps_small_groups() -> None:
+    from replaygate.compare import fold_endpoints
+
+    names = [f"GET /u/{i}x/items" for i in range(4)] + ["GET /u/{var}/items", "POST /u/a"]
+    assert fold_endpoints(names, 10) == {
+        f"GET /u/{i}x/items": "GET /u/{var}/items" for i in range(4)
+    }
+    assert fold_endpoints(names[:4], 10) == {}
+    assert fold_endpoints(names, 0) == {}
+
+
+def test_rule_that_matches_nothing_is_a_warning() -> None:
+    from replaygate.compare import Comparator, CompareConfig, GateConfig, judge
+    from replaygate.testing import make_exchange
+
+    c = Comparator(CompareConfig(endpoints=["GET /shop/*/*.json", "GET /shop/{id}"]))
+    c.add(make_exchange("GET", "/shop/12", replayed_status=200))
+    c.add(make_exchange("GET", "/shop/a/b/c.json", replayed_status=200))
+    s = judge(c.result(), GateConfig()).summary()
+    assert s["warnings"] == ["[compare] endpoints rule 'GET /shop/*/*.json' matched no request"]
+    # merged comparators (workers) add their hits
+    c2 = Comparator(CompareConfig(endpoints=["GET /shop/*/*.json", "GET /shop/{id}"]))
+    c2.add(make_exchange("GET", "/shop/a/b.json", replayed_status=200))
+    c.merge(Comparator.from_state(c2.to_state(), c2.config))
+    assert judge(c.result(), GateConfig()).summary()["warnings"] == []
+
+
+def test_rules_with_params_inside_segments_and_stars() -> None:
+    t = EndpointTemplater(["GET /db/{table}/{pk}.json", "GET /files/*.txt"])
+    assert t.endpoint(make_request("GET", "/db/orders/9.json")) == "GET /db/{table}/{pk}.json"
+    assert t.endpoint(make_request("GET", "/db/orders/9.csv")) == "GET /db/orders/{int}.csv"
+    assert t.endpoint(make_request("GET", "/files/a.txt")) == "GET /files/*.txt"
+    assert t.unmatched_rules() == []

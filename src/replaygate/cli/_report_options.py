@@ -69,6 +69,11 @@ def report_options(f: F) -> F:
             metavar="FILE",
             help="Reviewed accepted differences (TOML or JSON); expired entries fail the gate again.",
         ),
+        click.option(
+            "--routes",
+            metavar="FILE",
+            help="Name endpoints from a route list: OpenAPI 3 (JSON/YAML) or one 'GET /users/{id}' a line.",
+        ),
     ]
     for o in reversed(opts):
         f = o(f)
@@ -104,7 +109,10 @@ def start_watcher(options: Mapping[str, Any], interval: float = 2.0) -> TargetWa
 
 
 def load_report_config(options: Mapping[str, Any]) -> dict[str, Any]:
-    return load_config(options.get("config"))
+    config = load_config(options.get("config"))
+    if options.get("routes"):
+        config["compare"] = {**(config.get("compare") or {}), "routes": options["routes"]}
+    return config
 
 
 def compare_config(config: Mapping[str, Any]) -> CompareConfig:
@@ -160,6 +168,8 @@ def print_verdict(summary: Mapping[str, Any], written: list[str], *, err: bool =
     click.secho(
         f"replaygate: {'PASS' if ok else 'FAIL'}", fg="green" if ok else "red", bold=True, err=err
     )
+    for w in summary.get("warnings") or []:
+        click.echo(f"replaygate: warning: {w}", err=True)
     click.echo(
         f"  {t.get('requests', 0)} requests, {t.get('replayed', 0)} replayed, "
         f"{t.get('compared', 0)} compared, {t.get('differing', 0)} with real differences "

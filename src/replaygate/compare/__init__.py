@@ -12,7 +12,7 @@ from ._config import DEFAULT_VOLATILE_HEADERS, CompareConfig, GateConfig
 from ._result import CompareResult, EndpointResult, FieldResult
 from .accepted import AcceptedDiff, AcceptedDiffs
 from .diff import Difference, ResponseDiffer
-from .endpoints import EndpointRule, EndpointTemplater, template_path
+from .endpoints import EndpointRule, EndpointTemplater, fold_endpoints, load_routes, template_path
 from .gate import EndpointVerdict, Verdict, judge
 from .watch import TargetWatcher
 
@@ -35,7 +35,9 @@ __all__ = [
     "TargetWatcher",
     "Verdict",
     "error_type",
+    "fold_endpoints",
     "judge",
+    "load_routes",
     "status_class",
     "template_path",
 ]

@@ -21,7 +21,7 @@ from ._result import CompareResult, EndpointResult, FieldResult
 from ._stats import EndpointStats as _Endpoint
 from ._stats import counter as _counter
 from .diff import Difference, ResponseDiffer, body_kind
-from .endpoints import EndpointTemplater
+from .endpoints import EndpointTemplater, fold_endpoints, load_routes
 from .latency import TimeSeries
 from .noise import NoiseModel, VolatilityLearner
 
@@ -85,7 +85,12 @@ class Comparator:
     def __init__(self, config: CompareConfig | None = None) -> None:
         self.config = config or CompareConfig()
         self._differ = ResponseDiffer(self.config)
-        self._templater = EndpointTemplater(self.config.endpoints, self.config.endpoint_header)
+        self._templater = EndpointTemplater(
+            self.config.endpoints,
+            self.config.endpoint_header,
+            routes=load_routes(self.config.routes) if self.config.routes else (),
+            max_segment_values=self.config.max_segment_values,
+        )
         self._learner = VolatilityLearner(self._differ, self.config.learn_window)
         self._eps: dict[str, _Endpoint] = {}
         self.timeline: dict[str, TimeSeries] = {
@@ -210,6 +215,8 @@ class Comparator:
                 st = self._eps[name] = _Endpoint()
             st.merge(o, self.config.samples)
         self._learner.merge(other._learner)
+        for i, n in enumerate(other._templater.hits[: len(self._templater.hits)]):
+            self._templater.hits[i] += n
         for k, ts in other.timeline.items():
             self.timeline[k].merge(ts)
         self.skipped.update(other.skipped)
@@ -236,6 +243,7 @@ class Comparator:
                 "skipped": dict(self.skipped),
                 "target": self.target,
                 "sources": self.sources,
+                "rule_hits": self._templater.hits,
             }
         )
 
@@ -259,6 +267,9 @@ class Comparator:
             c._learner.pairs = _counter(d["learn_pairs"])
             c.target = d.get("target") or {}
             c.sources = list(d.get("sources") or [])
+            hits = d.get("rule_hits") or []
+            for i, n in enumerate(hits[: len(c._templater.hits)]):
+                c._templater.hits[i] = int(n)
         except FormatError:
             raise
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as e:
@@ -266,7 +277,32 @@ class Comparator:
         return c
 
     # -- results ------------------------------------------------------------------------
+    def _fold_endpoints(self) -> None:
+        """The cardinality guard on finished names (see ``endpoints.fold_endpoints``)."""
+        renames = fold_endpoints(
+            list(self._eps), self.config.max_segment_values, self._templater.is_automatic
+        )
+        lrn = self._learner
+        for old, new in renames.items():
+            st = self._eps.pop(old)
+            if new in self._eps:
+                self._eps[new].merge(st, self.config.samples)
+            else:
+                self._eps[new] = st
+            if old in lrn.pairs:
+                lrn.pairs[new] += lrn.pairs.pop(old)
+            if old in lrn.fields:
+                lrn.fields.setdefault(new, Counter()).update(lrn.fields.pop(old))
+
+    def warnings(self) -> list[str]:
+        """Configuration that had no effect on this traffic (shown on stderr and in reports)."""
+        return [
+            f"[compare] endpoints rule {p!r} matched no request"
+            for p in self._templater.unmatched_rules()
+        ]
+
     def result(self) -> CompareResult:
+        self._fold_endpoints()
         noise = NoiseModel(self.config)
         noise.learn_elsewhere(self._learner.pairs, self._learner.fields)
         eps: list[EndpointResult] = []
@@ -332,6 +368,7 @@ class Comparator:
             target=self.target,
             config=self.config,
             sources=list(self.sources),
+            warnings=self.warnings(),
         )
 
 

@@ -105,6 +105,11 @@ class CompareConfig:
     compare_headers: bool = True
     endpoints: list[Any] = field(default_factory=list)
     endpoint_header: str | None = None
+    # a route list naming endpoints: OpenAPI 3 (JSON/YAML) or one "METHOD /path" a line
+    routes: str | None = None
+    # cardinality guard: a path position with more distinct values under one prefix is folded
+    # to {slug}/{var} (0: never)
+    max_segment_values: int = 50
     order_insensitive: list[str] = field(default_factory=list)
     samples: int = 3
     sample_bytes: int = 4096
@@ -137,6 +142,9 @@ class CompareConfig:
             raise ConfigError(f"{n} endpoints: expected a list of rules, got {self.endpoints!r}")
         if self.endpoint_header is not None and not isinstance(self.endpoint_header, str):
             raise ConfigError(f"{n} endpoint_header: expected a header name")
+        if self.routes is not None and not isinstance(self.routes, str):
+            raise ConfigError(f"{n} routes: expected a file name, got {self.routes!r}")
+        self.max_segment_values = _nonneg(self.max_segment_values, f"{n} max_segment_values", int)
         self.samples = _nonneg(self.samples, f"{n} samples", int)
         self.sample_bytes = _nonneg(self.sample_bytes, f"{n} sample_bytes", int)
         self.max_diffs_per_exchange = max(

@@ -67,6 +67,7 @@ class CompareResult:
     target: dict[str, Any]
     config: CompareConfig
     sources: list[str] = dataclasses.field(default_factory=list)
+    warnings: list[str] = dataclasses.field(default_factory=list)
 
     def endpoint(self, name: str) -> EndpointResult | None:
         for e in self.endpoints:

@@ -369,6 +369,7 @@ def _summary(v: Verdict) -> dict[str, Any]:
         "replaygate_version": __version__,
         "generated_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "sources": res.sources,
+        "warnings": list(res.warnings),
         "totals": v.totals,
         "endpoints": endpoints,
         "status_matrix": matrix,
