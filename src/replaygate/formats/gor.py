@@ -88,6 +88,8 @@ def encode_record(rec: GorRecord) -> bytes:
 
 
 def _record_id(rid: str) -> str:
+    if rid.isalnum() and rid.isascii():  # the usual hex id: nothing to replace
+        return rid
     return rid if rid and not _WS.search(rid) else _WS.sub("_", rid) or "-"
 
 

@@ -1,18 +1,21 @@
 """``--output nats://HOST:PORT/STREAM``: publish exchanges to JetStream without blocking.
 
-``write`` puts the exchange on a bounded queue (blocking while it is full); a publisher on its
-own loop thread sends with asynchronous publish acks. While NATS is unreachable, messages wait
-in that queue (and in nats-py's reconnect buffer). Live sources (capture, proxy) put a
-BoundedSink in front, which drops and counts (``dropped['backpressure']``) instead of blocking. Publishes that fail are retried until ``close`` gives up
-after ``close_timeout``; what was never acknowledged is counted as ``dropped['stream_unacked']``.
+``write`` appends the exchange to a bounded buffer (blocking while it is full); a publisher on
+its own loop thread takes everything buffered at once, encodes each exchange once and sends
+it with asynchronous acks (:class:`~replaygate.jetstream._publish.AckPublisher`: one ack inbox,
+no future per message). While NATS is unreachable, messages wait in that buffer (and in
+nats-py's reconnect buffer). Live sources (capture, proxy) put a BoundedSink in front, which
+drops and counts (``dropped['backpressure']``) instead of blocking. Publishes that fail are
+retried until ``close`` gives up after ``close_timeout``; what was never acknowledged is
+counted as ``dropped['stream_unacked']``; an exchange NATS can never carry (bigger than the
+server's ``max_payload``) as ``dropped['stream_refused']``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import queue
 import threading
-import time
+from collections import deque
 from typing import Any
 
 from nats.aio.client import Client
@@ -22,12 +25,13 @@ from ..model import Exchange
 from ..pipeline import Counters
 from ._conn import _one_line, connect
 from ._loop import LoopThread
+from ._publish import AckPublisher
 from .codec import encode_exchange, partition_of
 from .url import StreamURL, parse_stream_url
 
 __all__ = ["NatsSink"]
 
-_STOP = object()
+_BATCH = 1024  # exchanges taken from the buffer per lock
 
 
 class NatsSink:
@@ -52,10 +56,12 @@ class NatsSink:
         self.published = 0
         self.duplicates = 0
         self._results = results
-        self._q: queue.Queue[object] = queue.Queue(max_queue)
+        self._buf: deque[Exchange] = deque()
+        self._max_queue = max(1, max_queue)
+        self._cv = threading.Condition()
+        self._stopping = False
+        self._waiting = False  # the publisher sleeps until write() wakes it
         self._in_flight = in_flight
-        self._ack_timeout = 10.0
-        self._retry: list[Exchange] = []
         self._close_timeout = close_timeout
         self._loop = LoopThread("replaygate-nats-sink")
         self._error: BaseException | None = None
@@ -77,99 +83,60 @@ class NatsSink:
         from .admin import ensure_streams
 
         self._nc = await connect(self.url, name="replaygate-sink")
-        self._js = self._nc.jetstream(publish_async_max_pending=self._in_flight)
+        self._js = self._nc.jetstream()
         if create:
             await ensure_streams(self._js, self.url)
+        self._pub = AckPublisher(self._nc, in_flight=self._in_flight)
+        await self._pub.start()
+        self._wake = asyncio.Event()
 
-    def _subject(self, ex: Exchange) -> str:
-        if self._results:
-            return f"rg.{self.url.results_stream}.r"
-        return self.url.subject(partition_of(ex, self.url.partitions))
-
-    async def _send(self, ex: Exchange, pending: dict[int, tuple[float, Exchange, Any]]) -> None:
-        """Publish without waiting for the ack (order kept on the connection); remember it."""
-        payload, headers = encode_exchange(ex)
-        # Wait here rather than in publish_async(wait_stall=...): a timed wait yields to the
-        # loop on every message, which makes nats-py flush one socket write per message.
-        while self._js.publish_async_pending() >= self._in_flight:
-            if self._done.is_set():
-                self.counters.dropped["stream_unacked"] += 1
-                return
-            await asyncio.sleep(0.002)
-        while True:
-            try:
-                fut = await self._js.publish_async(self._subject(ex), payload, headers=headers)
-                break
-            except Exception:
-                if self._done.is_set():
-                    self.counters.dropped["stream_unacked"] += 1
-                    return
-                await asyncio.sleep(0.2)
-        key = id(fut)
-        pending[key] = (time.monotonic(), ex, fut)
-
-        def done(f: asyncio.Future[Any]) -> None:
-            if pending.pop(key, None) is None:
-                return
-            if f.cancelled() or f.exception() is not None:
-                self._retry.append(ex)
-            elif getattr(f.result(), "duplicate", False):
-                self.duplicates += 1  # same Nats-Msg-Id within the window: JetStream kept one
-            else:
-                self.published += 1
-
-        fut.add_done_callback(done)
+    def _stored(self, duplicate: bool) -> None:
+        if duplicate:
+            self.duplicates += 1  # same Nats-Msg-Id within the window: JetStream kept one
+        else:
+            self.published += 1
 
     async def _publisher(self) -> None:
-        """Send in queue order; re-send (same Nats-Msg-Id: JetStream drops duplicates) what
-        was not acknowledged within ``ack_timeout`` (lost while NATS was reconnecting)."""
-        pending: dict[int, tuple[float, Exchange, Any]] = {}
-        loop = asyncio.get_running_loop()
-        stopping = False
-        while True:
-            while self._retry:
-                await self._send(self._retry.pop(0), pending)
-            now = time.monotonic()
-            for key, (t0, ex, fut) in list(pending.items()):
-                if now - t0 > self._ack_timeout:
-                    pending.pop(key, None)
-                    fut.cancel()
-                    if self._done.is_set():
-                        self.counters.dropped["stream_unacked"] += 1
+        """Send in write order, everything buffered per wake-up; then wait for the acks."""
+        pub = self._pub
+        buf = self._buf
+        results_subject = f"rg.{self.url.results_stream}.r" if self._results else None
+        partitions = self.url.partitions
+        subject = self.url.subject
+        try:
+            while True:
+                with self._cv:
+                    if len(buf) <= _BATCH:
+                        batch = list(buf)
+                        buf.clear()
                     else:
-                        self._retry.append(ex)
-            if stopping:
-                if not pending and not self._retry:
-                    return
+                        batch = [buf.popleft() for _ in range(_BATCH)]
+                    self._cv.notify_all()  # room for blocked writers
+                    if not batch:
+                        if self._stopping:
+                            break
+                        self._waiting = True
+                        self._wake.clear()
+                if not batch:
+                    try:
+                        await asyncio.wait_for(self._wake.wait(), 0.5)
+                    except TimeoutError:
+                        pass
+                    continue
+                for ex in batch:
+                    payload, headers = encode_exchange(ex)
+                    subj = results_subject or subject(partition_of(ex, partitions))
+                    await pub.publish(subj, payload, headers, self._stored)
+            while not await pub.wait_all(0.5):
                 if self._done.is_set():
-                    for _t0, _ex, fut in pending.values():
-                        fut.cancel()
-                    self.counters.dropped["stream_unacked"] += len(pending) + len(self._retry)
-                    pending.clear()
-                    self._retry.clear()
-                    return
-                await asyncio.sleep(0.05)
-                continue
-            try:
-                item = await loop.run_in_executor(None, self._q.get, True, 0.2)
-            except queue.Empty:
-                continue
-            if item is _STOP:
-                stopping = True
-                continue
-            assert isinstance(item, Exchange)
-            await self._send(item, pending)
-            # take whatever else is queued without a thread hop
-            for _ in range(1000):
-                try:
-                    more = self._q.get_nowait()
-                except queue.Empty:
                     break
-                if more is _STOP:
-                    stopping = True
-                    break
-                assert isinstance(more, Exchange)
-                await self._send(more, pending)
+        finally:
+            if self._done.is_set() or pub.pending:
+                pub.give_up()
+            self.counters.dropped["stream_unacked"] += pub.unacked
+            if pub.refused:  # NATS can never take these: counted, not retried forever
+                self.counters.dropped["stream_refused"] += pub.refused
+            await pub.close()
 
     def write(self, ex: Exchange) -> None:
         """Queue one exchange; blocks while the queue is full (like a file on a slow disk).
@@ -177,28 +144,42 @@ class NatsSink:
         Live sources put a :class:`~replaygate.pipeline.BoundedSink` in front, which drops
         and counts instead of blocking, so capture is never slowed by the stream.
         """
-        while True:
-            if self._error is not None:
-                raise self._error
-            if self._task.done():
-                exc = self._task.exception()
-                raise StreamError(f"publisher for {self.url.stream} stopped: {_one_line(exc)}")
-            try:
-                self._q.put(ex, timeout=0.5)
+        with self._cv:
+            while True:
+                if self._error is not None:
+                    raise self._error
+                if self._task.done():
+                    exc = self._task.exception()
+                    raise StreamError(f"publisher for {self.url.stream} stopped: {_one_line(exc)}")
+                if len(self._buf) < self._max_queue:
+                    break
+                self._cv.wait(0.5)
+            self._buf.append(ex)
+            if not self._waiting:
                 return
-            except queue.Full:
-                continue
+            self._waiting = False
+        self._loop.loop.call_soon_threadsafe(self._wake.set)
 
     @property
     def pending(self) -> int:
-        return self._q.qsize()
+        return len(self._buf)
 
     def close(self) -> None:
-        self._q.put(_STOP)
+        with self._cv:
+            self._stopping = True
+            self._waiting = False
+        try:
+            self._loop.loop.call_soon_threadsafe(self._wake.set)
+        except RuntimeError:
+            pass
         try:
             self._task.result(self._close_timeout)
         except TimeoutError:
             self._done.set()  # give up retrying; remaining publishes count as unacked
+            try:
+                self._loop.loop.call_soon_threadsafe(self._pub.give_up)
+            except RuntimeError:
+                pass
             try:
                 self._task.result(10)
             except Exception:
