@@ -338,6 +338,12 @@ def parse_stats_interval(text: str | None) -> float | None:
     metavar="DURATION",
     help="Expire a connection silent this long (counted if incomplete).",
 )
+@click.option(
+    "--tls-keylog",
+    default=None,
+    metavar="FILE",
+    help="Decrypt HTTPS with this NSS key log (SSLKEYLOGFILE), followed as clients write it.",
+)
 @run_options(stats_default=None, buffer=True)
 @with_traffic_options
 def command(
@@ -357,6 +363,7 @@ def command(
     buffer_size: str,
     max_queue: int,
     idle_timeout: str,
+    tls_keylog: str | None,
     config_path: str | None,
     **traffic: Any,
 ) -> None:
@@ -370,6 +377,8 @@ def command(
       replaygate capture --port 8080 --output traffic.gor
       replaygate capture -i eth0 -p 80 -p 443 --duration 10m --stats -o prod.gor.zst
       replaygate capture --bpf 'tcp port 80 and net 10.0.0.0/8' --max-seconds 1h -o p.gor
+      SSLKEYLOGFILE=/tmp/k.log curl https://... &  # then:
+      replaygate capture -p 443 --tls-keylog /tmp/k.log -o https.gor
     """
     from ..sources.capture import CaptureConfig, run_capture
 
@@ -384,6 +393,7 @@ def command(
         buffer_bytes=parse_size(buffer_size, name="--buffer-size"),
         max_queue=max_queue,
         idle_timeout_s=parse_duration(idle_timeout, name="--idle-timeout"),
+        tls_keylog=tls_keylog,
     )
     cfg.validate()
     from ..sources._libpcap import list_interfaces

@@ -23,19 +23,51 @@ from ..formats import ReadOptions, WriteOptions, format_of, open_reader, open_wr
 from ..model import Exchange
 from ..pipeline import Counters, Stage, run_pipeline
 
-__all__ = ["command", "format_note", "format_summary", "reader_options"]
+__all__ = [
+    "check_tls_keylog",
+    "command",
+    "format_note",
+    "format_summary",
+    "reader_options",
+    "tls_keylog_option",
+]
 
 LOG_FORMATS = ("nginx", "apache", "alb", "elb")
 
 
 def reader_options(
-    counters: Counters, log_format: str | None = None, host: str | None = None
+    counters: Counters,
+    log_format: str | None = None,
+    host: str | None = None,
+    tls_keylog: str | None = None,
 ) -> ReadOptions:
     """ReadOptions shared by convert and inspect."""
     extra: dict[str, Any] = {}
     if host:
         extra["host"] = host
+    if tls_keylog:
+        extra["tls_keylog"] = tls_keylog
     return ReadOptions(log_format=log_format, counters=counters, extra=extra)
+
+
+def check_tls_keylog(tls_keylog: str | None, inputs: Iterable[str]) -> None:
+    """``--tls-keylog``: the file must be readable, and only captures carry TLS."""
+    if tls_keylog is None:
+        return
+    if not any(format_of(p) == "pcap" for p in inputs):
+        raise ConfigError("--tls-keylog: only pcap/pcapng inputs carry TLS to decrypt")
+    if not os.path.isfile(tls_keylog) or not os.access(tls_keylog, os.R_OK):
+        raise InputError("--tls-keylog: no such readable file", path=tls_keylog)
+
+
+def tls_keylog_option(f: Any) -> Any:
+    return click.option(
+        "--tls-keylog",
+        default=None,
+        metavar="FILE",
+        help="NSS key log (SSLKEYLOGFILE) to decrypt HTTPS in pcap/pcapng inputs; key logs "
+        "embedded in pcapng (editcap --inject-secrets) are always used.",
+    )(f)
 
 
 def iter_inputs(paths: Iterable[str], opts: ReadOptions) -> Iterator[Exchange]:
@@ -129,6 +161,7 @@ def _remove_outputs(sink: object, output: str) -> None:
     metavar="HOST",
     help="Host header for access-log lines that do not name one.",
 )
+@tls_keylog_option
 @click.option(
     "--max-bytes",
     default=None,
@@ -164,6 +197,7 @@ def command(
     paths: tuple[str, ...],
     log_format: str | None,
     host: str | None,
+    tls_keylog: str | None,
     max_bytes: str | None,
     max_seconds: str | None,
     append: bool,
@@ -182,6 +216,7 @@ def command(
       replaygate convert capture.pcap traffic.gor
       replaygate convert a.har b.har --deny-url '\\.png$' out.gor.zst
       replaygate convert access.log --log-format nginx --host shop.test out.gor
+      replaygate convert https.pcapng --tls-keylog keys.log traffic.gor
     """
     if len(paths) < 2:
         raise click.UsageError("need at least one input and one output: convert IN... OUT")
@@ -198,6 +233,7 @@ def command(
         )
     if os.path.realpath(output) in {os.path.realpath(p) for p in inputs}:
         raise InputError("output is also an input", path=output)
+    check_tls_keylog(tls_keylog, inputs)
     wopts = WriteOptions(append=append)
     if max_bytes is not None:
         wopts.max_bytes = parse_size(max_bytes, name="--max-bytes")
@@ -215,7 +251,7 @@ def command(
     config = load_config(config_path)
     stages = _traffic_stages(traffic, config, counters)
     tally = _Tally()
-    ropts = reader_options(counters, log_format.lower() if log_format else None, host)
+    ropts = reader_options(counters, log_format.lower() if log_format else None, host, tls_keylog)
     sink = open_writer(output, wopts)
     try:
         run_pipeline(iter_inputs(inputs, ropts), [*stages, tally], sink, counters)

@@ -21,7 +21,13 @@ import orjson
 from ..formats import format_of, open_reader
 from ..model import ConnectionId, Exchange
 from ..pipeline import Counters
-from .convert import LOG_FORMATS, format_note, reader_options
+from .convert import (
+    LOG_FORMATS,
+    check_tls_keylog,
+    format_note,
+    reader_options,
+    tls_keylog_option,
+)
 
 __all__ = ["FileSummary", "command", "summarize"]
 
@@ -191,8 +197,14 @@ def render(s: FileSummary, top: int) -> str:
 @click.option(
     "--host", default=None, metavar="HOST", help="Host for access-log lines that do not name one."
 )
+@tls_keylog_option
 def command(
-    files: tuple[str, ...], as_json: bool, top: int, log_format: str | None, host: str | None
+    files: tuple[str, ...],
+    as_json: bool,
+    top: int,
+    log_format: str | None,
+    host: str | None,
+    tls_keylog: str | None,
 ) -> None:
     """Summarise traffic files: exchanges, connections, methods, status codes, top endpoints,
     time span, incomplete exchanges and why, and what could not be parsed.
@@ -207,12 +219,15 @@ def command(
     """
     for p in files:
         format_of(p)
+    check_tls_keylog(tls_keylog, files)
     out = sys.stdout.buffer
     first = True
     total = FileSummary(f"total of {len(files)} files", "all")
     for p in files:
         counters = Counters()
-        opts = reader_options(counters, log_format.lower() if log_format else None, host)
+        opts = reader_options(
+            counters, log_format.lower() if log_format else None, host, tls_keylog
+        )
         if as_json:
             for ex in open_reader(p, opts):
                 out.write(orjson.dumps(ex.summary()) + b"\n")

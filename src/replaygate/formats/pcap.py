@@ -17,17 +17,24 @@ prefer to go on pass ``extra["truncated"] = "count"``: the cut is then only coun
 
 Options read from ``ReadOptions.extra``: ``assembler`` (an ``AssemblerConfig``) or
 ``server_ports`` (ports that identify the server side when a handshake was not captured),
-``truncated`` (``"raise"``, the default, or ``"count"``).
+``truncated`` (``"raise"``, the default, or ``"count"``), ``tls_keylog`` (path of an NSS key
+log: HTTPS is decrypted, see :mod:`replaygate.protocol.tls`). Key logs embedded in pcapng
+Decryption Secrets Blocks are always used. TLS sessions that could not be decrypted are
+counted in ``dropped`` as ``tls.<reason>``; without any key, TLS connections only show in the
+``pcap.tls_flows`` note.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 
 from ..errors import FormatError, TruncatedError
 from ..model import Exchange
+from ..protocol.keylog import KeyLog, load_keylog
 from ..protocol.linklayer import Defragmenter, decode_frame
-from ..protocol.pcapfile import iter_frame_batches
+from ..protocol.pcapfile import SECRETS_TLS_KEYLOG, iter_frame_batches
+from ..protocol.tls import FAILURES, TLSConfig
 from . import ReadOptions
 
 __all__ = ["read"]
@@ -45,14 +52,31 @@ def read(path: str, options: ReadOptions) -> Iterator[Exchange]:
     if not isinstance(cfg, AssemblerConfig):
         ports = options.extra.get("server_ports") or ()
         cfg = AssemblerConfig(server_ports=frozenset(int(p) for p in ports))
+    # TLS: secrets from --tls-keylog and from the file's own Decryption Secrets Blocks
+    keys = cfg.tls.keys if cfg.tls is not None else KeyLog()
+    keylog = options.extra.get("tls_keylog")
+    if keylog:
+        load_keylog(str(keylog), keys)
+    if cfg.tls is None and keylog:
+        cfg = dataclasses.replace(cfg, tls=TLSConfig(keys))
     asm = TrafficAssembler(cfg)
+
+    def on_secrets(stype: int, data: bytes) -> None:
+        if stype != SECRETS_TLS_KEYLOG:
+            counters.dropped["pcap.unknown_secrets_block"] += 1
+            return
+        keys.feed(data)
+        keys.end()
+        if asm.config.tls is None:  # decrypt from here on (a DSB precedes its packets)
+            asm.config = dataclasses.replace(asm.config, tls=TLSConfig(keys))
+
     defrag = Defragmenter()
     cuts_before = counters.dropped["pcap.truncated_record"]
     frames = 0
     last_expire = 0
     try:
         try:
-            for batch in iter_frame_batches(path, counters):
+            for batch in iter_frame_batches(path, counters, on_secrets):
                 frames += len(batch)
                 segs = [
                     s
@@ -90,5 +114,11 @@ def read(path: str, options: ReadOptions) -> Iterator[Exchange]:
         for key, value in asm.stats.as_dict().items():
             if value:  # zeros say nothing and crowd the report; several files add up
                 counters.notes["pcap." + key] += value
+        tls = asm.stats.tls
+        if tls.sessions:
+            for reason in FAILURES:
+                n = getattr(tls, reason)
+                if n:
+                    counters.dropped["tls." + reason] += n
         if len(defrag):
             counters.dropped["link.ip_fragment_incomplete"] += len(defrag)

@@ -13,21 +13,30 @@ HTTP ports; the lower port number.
 A connection seen without its SYN is counted in ``flows_midstream``; its exchanges are flagged
 ``MIDSTREAM`` only when bytes had to be skipped to find the first message (a join that lands
 on a message boundary loses nothing). TLS, SSH and HTTP/2 connections are recognised by their
-first bytes and only counted (``non_http_flows``/``non_http_bytes``), as are connections
-whose parser found no HTTP/1 message in their first MiB.
+first bytes and only counted (``non_http_flows``/``non_http_bytes``; TLS ones also in
+``tls_flows``), as are connections whose parser found no HTTP/1 message in their first MiB.
+
+With ``AssemblerConfig.tls`` (a key log), a connection whose first bytes are a TLS record
+goes through a :class:`~replaygate.protocol.tls.TLSConnection` first: its decrypted
+application data feeds the same HTTP/1 parser, and its exchanges carry ``meta["scheme"] =
+"https"``, the SNI, version, cipher suite and ALPN (``tls.*``). Sessions that cannot be
+decrypted are counted by reason in ``stats.tls`` (``tls_<reason>`` in :meth:`as_dict`).
+Records waiting for a key that a live capture has not read yet are retried by
+:meth:`TrafficAssembler.retry_tls` and given up after ``TLSConfig.key_wait_s``.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 
 from ..model import ConnectionId, Exchange, Flag
 from . import _http1_grammar as g
 from .http1 import HTTP1StreamParser, ParserConfig
 from .segment import TcpSegment
 from .tcp import DATA, EOF, GAP, Event, StreamReassembler
+from .tls import Plain, TLSConfig, TLSConnection, TLSSessionCache, TLSStats, looks_like_tls
 
 __all__ = ["AssemblerConfig", "AssemblerStats", "TrafficAssembler"]
 
@@ -56,6 +65,7 @@ class AssemblerConfig:
     max_flows: int = 100_000
     max_buffered_bytes: int = 64 << 20
     parser: ParserConfig = field(default_factory=ParserConfig)
+    tls: TLSConfig | None = None
 
 
 @dataclass(slots=True)
@@ -67,6 +77,8 @@ class AssemblerStats:
     ``late_segments`` (data for a connection already closed). HTTP: ``skipped_bytes`` (not a
     message: mid-stream joins, garbage, resynchronisation), ``tunnel_bytes`` (after an
     Upgrade/CONNECT), ``resyncs``, ``parse_errors``; the exchange counters are by outcome.
+    TLS: ``tls_flows`` (connections that start with a TLS record) and, with a key log,
+    ``tls`` (sessions decrypted and not decrypted by reason; ``tls_<name>`` in as_dict).
     """
 
     segments: int = 0
@@ -94,9 +106,14 @@ class AssemblerStats:
     tunnel_bytes: int = 0
     resyncs: int = 0
     parse_errors: int = 0
+    tls_flows: int = 0
+    tls: TLSStats = field(default_factory=TLSStats)
 
     def as_dict(self) -> dict[str, int]:
-        return asdict(self)
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "tls"}
+        for k, v in self.tls.as_dict().items():
+            out["tls_" + k] = v
+        return out
 
 
 _Endpoint = tuple[str, int]
@@ -116,6 +133,7 @@ class _Flow:
         "rs_client",
         "rs_server",
         "syn_seen",
+        "tls",
     )
 
     def __init__(self, key: _Key, client: _Endpoint, server: _Endpoint, ts: int) -> None:
@@ -130,6 +148,7 @@ class _Flow:
         self.non_http = False
         self.syn_seen = False
         self.client_isn: int | None = None
+        self.tls: TLSConnection | None = None
 
 
 class TrafficAssembler:
@@ -143,6 +162,8 @@ class TrafficAssembler:
         self._idle_ns = int(self.config.idle_timeout_s * 1e9)
         self._next_check = 0
         self._last_key: _Key | None = None
+        self._tls_cache = TLSSessionCache()
+        self._tls_waiting: dict[_Key, _Flow] = {}
 
     # -- public API -------------------------------------------------------------------------
     def feed(self, seg: TcpSegment) -> list[Exchange]:
@@ -199,7 +220,7 @@ class TrafficAssembler:
 
     def expire(self, now_ns: int) -> list[Exchange]:
         """Flush connections idle for ``idle_timeout_s`` before ``now_ns`` (capture time)."""
-        out: list[Exchange] = []
+        out: list[Exchange] = self.retry_tls(now_ns) if self._tls_waiting else []
         limit = now_ns - self._idle_ns
         flows = self._flows
         while flows:
@@ -216,6 +237,18 @@ class TrafficAssembler:
             if ts >= limit:
                 break
             del closed[k]
+        return out
+
+    def retry_tls(self, now_ns: int) -> list[Exchange]:
+        """The key log grew, or time passed (capture time): decrypt the TLS records that
+        waited for their key, and give up on those that waited ``key_wait_s``."""
+        out: list[Exchange] = []
+        for key, flow in list(self._tls_waiting.items()):
+            tls = flow.tls
+            if tls is None or not tls.waiting:
+                del self._tls_waiting[key]
+                continue
+            out += self._deliver_tls(flow, tls.retry(now_ns))
         return out
 
     def flush(self) -> list[Exchange]:
@@ -290,6 +323,8 @@ class TrafficAssembler:
         return out
 
     def _deliver(self, flow: _Flow, from_client: bool, events: list[Event]) -> list[Exchange]:
+        if flow.tls is not None:
+            return self._deliver_tls(flow, flow.tls.feed(from_client, events, flow.last_ts))
         if flow.non_http:
             for kind, value in events:
                 if kind == DATA:
@@ -299,6 +334,12 @@ class TrafficAssembler:
         parser = flow.parser
         if parser is None:
             first = next((v for k, v in events if k == DATA), None)
+            if isinstance(first, bytes) and looks_like_tls(first, from_client):
+                self.stats.tls_flows += 1
+                tls_config = self.config.tls
+                if tls_config is not None:
+                    flow.tls = TLSConnection(tls_config, self.stats.tls, self._tls_cache)
+                    return self._deliver(flow, from_client, events)
             if from_client and isinstance(first, bytes) and first.startswith(_NOT_HTTP):
                 flow.non_http = True
                 self.stats.non_http_flows += 1
@@ -331,6 +372,33 @@ class TrafficAssembler:
             self.stats.non_http_flows += 1
         return self._count(out)
 
+    def _deliver_tls(self, flow: _Flow, items: list[Plain]) -> list[Exchange]:
+        """Decrypted events of a TLS connection into its HTTP/1 parser."""
+        tls = flow.tls
+        assert tls is not None
+        if tls.waiting:
+            self._tls_waiting[flow.key] = flow
+        else:
+            self._tls_waiting.pop(flow.key, None)
+        if not items:
+            return []
+        parser = flow.parser
+        if parser is None:
+            parser = flow.parser = HTTP1StreamParser(
+                flow.conn, config=self.config.parser, id_seed=str(flow.first_ts)
+            )
+        out: list[Exchange] = []
+        for from_client, kind, value, ts in items:
+            if kind == DATA:
+                assert isinstance(value, bytes)
+                out += (parser.client_data if from_client else parser.server_data)(value, ts)
+            elif kind == GAP:
+                assert isinstance(value, int)
+                out += (parser.client_gap if from_client else parser.server_gap)(value, ts)
+            elif kind == EOF:
+                out += (parser.client_eof if from_client else parser.server_eof)(ts)
+        return self._count(out, flow)
+
     def _close(self, flow: _Flow, *, ended: bool = False) -> list[Exchange]:
         """Flush one connection: remaining bytes, gaps, then the parser's outstanding work.
 
@@ -350,12 +418,15 @@ class TrafficAssembler:
                 st.gap_bytes += s.gap_bytes
                 st.retransmitted_bytes += s.retransmitted_bytes
                 st.out_of_order_segments += s.out_of_order_segments
+        if flow.tls is not None:
+            out += self._deliver_tls(flow, flow.tls.close())
+            self._tls_waiting.pop(flow.key, None)
         parser = flow.parser
         if parser is not None:
             if ended and not flow.non_http:
-                out += self._count(parser.client_eof(flow.last_ts))
-                out += self._count(parser.server_eof(flow.last_ts))
-            out += self._count(parser.close(flow.last_ts))
+                out += self._count(parser.client_eof(flow.last_ts), flow)
+                out += self._count(parser.server_eof(flow.last_ts), flow)
+            out += self._count(parser.close(flow.last_ts), flow)
             ps = parser.stats
             st = self.stats
             st.skipped_bytes += ps.skipped_bytes
@@ -374,9 +445,12 @@ class TrafficAssembler:
         self.stats.flows_active = len(self._flows)
         return out
 
-    def _count(self, exchanges: list[Exchange]) -> list[Exchange]:
+    def _count(self, exchanges: list[Exchange], flow: _Flow | None = None) -> list[Exchange]:
         st = self.stats
+        tls_meta = flow.tls.meta() if flow is not None and flow.tls is not None else None
         for ex in exchanges:
+            if tls_meta is not None:
+                ex.meta.update(tls_meta)
             if ex.complete:
                 st.exchanges_complete += 1
             else:

@@ -8,8 +8,10 @@ stamp in ns and file offset. It reads:
   (``a1b23c4d``) time stamps, and the old "modified" pcap (``a1b2cd34``, 24-byte records);
 * pcapng: several sections (each Section Header Block restarts the interface list and may
   change byte order), Interface Description Blocks with ``if_tsresol`` (10^-n and 2^-n) and
-  ``if_tsoffset``, Enhanced, Simple and obsolete Packet Blocks; every other block (name
-  resolution, statistics, decryption secrets, custom...) is skipped by its length.
+  ``if_tsoffset``, Enhanced, Simple and obsolete Packet Blocks, and Decryption Secrets
+  Blocks (``editcap --inject-secrets``: their secrets are collected in
+  :attr:`PcapParser.secrets`); every other block (name resolution, statistics, custom...) is
+  skipped by its length.
 
 Corrupt bytes raise :class:`~replaygate.errors.FormatError` with the file offset of the bad
 record; a file that simply stops inside a record is not an error here: :meth:`PcapParser.close`
@@ -28,7 +30,7 @@ import re
 import socket
 import struct
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -44,6 +46,7 @@ __all__ = [
     "LINKTYPE_NFLOG",
     "LINKTYPE_NULL",
     "LINKTYPE_RAW",
+    "SECRETS_TLS_KEYLOG",
     "Frame",
     "PcapParser",
     "PcapWriter",
@@ -74,6 +77,8 @@ _MAGIC_NSEC = 0xA1B23C4D
 _MAGIC_MODIFIED = 0xA1B2CD34  # Alexey Kuznetsov's patched libpcap: 8 extra bytes per record
 _PCAPNG_SHB = 0x0A0D0D0A
 _PCAPNG_BOM = 0x1A2B3C4D
+_PCAPNG_DSB = 10
+SECRETS_TLS_KEYLOG = 0x544C534B  # "TLSK": an NSS key log, in a Decryption Secrets Block
 
 
 @dataclass(slots=True)
@@ -153,6 +158,8 @@ class PcapParser:
         self._ifaces: list[_Interface] = []
         self._error: FormatError | None = None
         self.frames = 0
+        # (secrets type, data) of each Decryption Secrets Block not yet taken by the caller
+        self.secrets: list[tuple[int, bytes]] = []
 
     @property
     def kind(self) -> str:
@@ -312,6 +319,17 @@ class PcapParser:
                                  base + pos))  # fmt: skip
             elif btype == 1:  # Interface Description Block
                 self._parse_idb(buf, pos, blen, base + pos)
+            elif btype == _PCAPNG_DSB:
+                if blen < 20:
+                    raise FormatError("pcapng decryption secrets block too short",
+                                      offset=base + pos)  # fmt: skip
+                stype, slen = struct.unpack_from(e + "II", buf, pos + 8)
+                if slen > blen - 20:
+                    raise FormatError(
+                        f"pcapng decryption secrets length {slen} exceeds the block",
+                        offset=base + pos,
+                    )
+                self.secrets.append((stype, bytes(buf[pos + 16 : pos + 16 + slen])))
             elif btype == 2:  # obsolete Packet Block
                 if blen < 32:
                     raise FormatError("pcapng packet block too short", offset=base + pos)
@@ -336,7 +354,7 @@ class PcapParser:
                 if major != 1:
                     raise FormatError(f"pcapng version {major} is not supported", offset=base + pos)
                 self._ifaces = []
-            # anything else (NRB 4, ISB 5, DSB 10, custom 0xBAD/0x40000BAD, ...) is skipped
+            # anything else (NRB 4, ISB 5, custom 0xBAD/0x40000BAD, ...) is skipped
             pos = end
         return pos
 
@@ -486,8 +504,15 @@ def iter_frames(path: str, counters: Counters | None = None) -> Iterator[Frame]:
         yield from batch
 
 
-def iter_frame_batches(path: str, counters: Counters | None = None) -> Iterator[list[Frame]]:
-    """:func:`iter_frames` a chunk at a time (lists of frames), for loops that batch work."""
+def iter_frame_batches(
+    path: str,
+    counters: Counters | None = None,
+    on_secrets: Callable[[int, bytes], None] | None = None,
+) -> Iterator[list[Frame]]:
+    """:func:`iter_frames` a chunk at a time (lists of frames), for loops that batch work.
+
+    ``on_secrets(type, data)`` is called for each pcapng Decryption Secrets Block before the
+    frames read with it are yielded (a DSB precedes the packets it decrypts)."""
     path = os.fspath(path)
     source = _Chunks(path)
     parser = PcapParser()
@@ -498,6 +523,11 @@ def iter_frame_batches(path: str, counters: Counters | None = None) -> Iterator[
             frames = parser.feed(chunk)
         except FormatError as e:
             raise FormatError(e.message, path=path, offset=e.offset) from None
+        if parser.secrets:
+            if on_secrets is not None:
+                for stype, data in parser.secrets:
+                    on_secrets(stype, data)
+            parser.secrets.clear()
         if frames:
             yield frames
         if parser.error is not None:

@@ -20,6 +20,7 @@ sink. :func:`run_capture` returns them all as one flat ``dict[str, int]``.
 from __future__ import annotations
 
 import contextlib
+import os
 import struct
 import threading
 import time
@@ -62,6 +63,10 @@ class CaptureConfig:
     # when the writer is behind, pause decoding while the reader queue is under half full
     # (a burst becomes a delay); False: drop whole exchanges at once (counted)
     absorb_bursts: bool = True
+    # NSS key log to decrypt HTTPS with, followed while clients append to it (it may not
+    # exist yet); records wait up to tls_key_wait_s for their key
+    tls_keylog: str | None = None
+    tls_key_wait_s: float = 10.0
 
     def validate(self) -> None:
         for p in self.ports:
@@ -75,6 +80,12 @@ class CaptureConfig:
             raise ConfigError("--max-exchanges: must be positive")
         if self.buffer_bytes < 1 << 20:
             raise ConfigError("--buffer-size: at least 1mb")
+        if self.tls_keylog is not None:
+            d = os.path.dirname(os.path.abspath(self.tls_keylog))
+            if os.path.isdir(self.tls_keylog) or not os.path.isdir(d):
+                raise ConfigError(
+                    f"--tls-keylog {self.tls_keylog}: not a file in an existing folder"
+                )
 
 
 class _RawQueue:
@@ -184,7 +195,9 @@ class _Capture:
         q: _RawQueue,
     ) -> None:
         from ..protocol.assembler import AssemblerConfig, TrafficAssembler
+        from ..protocol.keylog import KeyLogFollower
         from ..protocol.linklayer import decode_frame
+        from ..protocol.tls import TLSConfig
 
         self.cfg = cfg
         self.rec = rec
@@ -193,8 +206,15 @@ class _Capture:
         self.q = q
         self.decode = decode_frame
         self.link = Counters()
+        self.keylog = KeyLogFollower(cfg.tls_keylog) if cfg.tls_keylog else None
+        tls = None
+        if self.keylog is not None:
+            self.keylog.poll()
+            tls = TLSConfig(self.keylog.keys, key_wait_s=cfg.tls_key_wait_s)
         self.asm = TrafficAssembler(
-            AssemblerConfig(server_ports=frozenset(cfg.ports), idle_timeout_s=cfg.idle_timeout_s)
+            AssemblerConfig(
+                server_ports=frozenset(cfg.ports), idle_timeout_s=cfg.idle_timeout_s, tls=tls
+            )
         )
         self.c: dict[str, int] = {
             "segments": 0,
@@ -225,6 +245,11 @@ class _Capture:
                 self.emit(self.asm.feed_batch(segs))
             if self.tick is not None:
                 self.tick()
+
+    def poll_keys(self) -> None:
+        """New lines in the key log: decrypt the records that waited for them."""
+        if self.keylog is not None and self.keylog.poll():
+            self.emit(self.asm.retry_tls(time.time_ns()))
 
     def emit(self, exchanges: Iterable[Exchange] | None) -> None:
         if not exchanges:
@@ -377,6 +402,7 @@ def run_capture(
     failure: BaseException | None = None
     try:
         while not stop.is_set() and not cap.done:
+            cap.poll_keys()
             cap.process(q.get_all(0.05))
             now = time.monotonic()
             if deadline is not None and now >= deadline:
@@ -400,6 +426,7 @@ def run_capture(
                 r.final_drain(config.stop_drain_s)
         cap.final = True
         cap.process(q.get_all(0))
+        cap.poll_keys()
         cap.emit(cap.asm.flush())
     except KeyboardInterrupt:
         reader_stop.set()
