@@ -129,7 +129,9 @@ class Comparator:
             ts = ex.replay_ts_ns or ex.request.ts_first_ns
             self.timeline["baseline" if is_base else "replayed"].record(ts, ex.replay_latency_ns)
         if orig is None:
-            if not is_base:
+            if err is not None or rep is not None:
+                self._add_request_only(st, ex, is_base)
+            elif not is_base:
                 st.skipped["no original response"] += 1
             return
         if ex.flags & _INCOMPLETE:
@@ -170,6 +172,41 @@ class Comparator:
             st.diffs.update(keys)
             st.signatures[keys] += 1
             self._sample(st, ex, [d for d in diffs if d.key in bounded])
+
+    def _add_request_only(self, st: _Endpoint, ex: Exchange, is_base: bool) -> None:
+        """A replayed request whose original response was not recorded (GoReplay's default
+        capture, access logs): judged on what can be judged. Replay errors and 5xx count as
+        always; the status is compared with the recorded one when the source kept it (access
+        logs: ``meta["status"]``); bodies and headers cannot be compared."""
+        rep = ex.replayed
+        err = ex.replay_error
+        recorded = _recorded_status(ex)
+        oc = status_class(recorded) if recorded is not None else "none"
+        status = st.base_status if is_base else st.status
+        if not is_base:
+            st.status_only += 1
+        if err is not None or rep is None:
+            status[f"{oc}>error"] += 1
+            if err is not None:
+                (st.base_errors if is_base else st.errors)[error_type(err)] += 1
+            return
+        status[f"{oc}>{status_class(rep.status)}"] += 1
+        new5 = rep.status >= 500 and not (recorded is not None and recorded >= 500)
+        keys: tuple[DiffKey, ...] = ()
+        if recorded is not None and recorded != rep.status:
+            keys = (("status", "changed"),)
+        if is_base:
+            st.base_compared += 1
+            st.base_new_5xx += new5
+            st.base_diffs.update(keys)
+            return
+        st.compared += 1
+        st.new_5xx += new5
+        if keys:
+            st.diffs.update(keys)
+            st.signatures[keys] += 1
+            d = Difference("status", "changed", "status", recorded, rep.status)
+            self._sample(st, ex, [d])
 
     def _sample(self, st: _Endpoint, ex: Exchange, diffs: list[Difference]) -> None:
         n = self.config.samples
@@ -305,6 +342,9 @@ class Comparator:
         self._fold_endpoints()
         noise = NoiseModel(self.config)
         noise.learn_elsewhere(self._learner.pairs, self._learner.fields)
+        noise.learn_baseline_elsewhere(
+            {k: (st.base_diffs, st.base_compared) for k, st in self._eps.items()}
+        )
         eps: list[EndpointResult] = []
         for name in sorted(self._eps):
             st = self._eps[name]
@@ -314,7 +354,7 @@ class Comparator:
             for key in sorted(st.diffs.keys() | st.base_diffs.keys()):
                 cand = st.diffs.get(key, 0)
                 base = st.base_diffs.get(key, 0)
-                why = noise.explain(
+                j = noise.classify(
                     name,
                     key,
                     cand=cand,
@@ -335,7 +375,9 @@ class Comparator:
                         baseline_rate=base / st.base_compared if st.base_compared else None,
                         learned_count=learned.get(key, 0) if learned else 0,
                         learned_pairs=pairs,
-                        noise_reason=why,
+                        noise_reason=j.noise,
+                        p_value=j.p_value,
+                        unjudged=j.unjudged,
                         explicit=explicit,
                         samples=st.samples.get(key[0], []) if cand else [],
                     )
@@ -359,6 +401,7 @@ class Comparator:
                     latency_replayed=st.lat_rep,
                     latency_baseline=st.lat_base,
                     skipped=dict(st.skipped),
+                    status_only=st.status_only,
                 )
             )
         return CompareResult(
@@ -370,6 +413,18 @@ class Comparator:
             sources=list(self.sources),
             warnings=self.warnings(),
         )
+
+
+def _recorded_status(ex: Exchange) -> int | None:
+    """The status a request-only source recorded (access logs keep it in ``meta``)."""
+    v = ex.meta.get("status")
+    if v is None:
+        return None
+    try:
+        code = int(v)
+    except ValueError:
+        return None
+    return code if 100 <= code < 600 else None
 
 
 def _host_rewrite(ex: Exchange) -> tuple[str, str] | None:

@@ -82,6 +82,14 @@ def _nonneg(v: Any, name: str, kind: type = float) -> Any:
     return kind(v)
 
 
+def _confidence(v: Any, name: str) -> float:
+    """A confidence level: ``"99%"``, ``0.99``; strictly between 50% and 100%."""
+    c = _frac(v, name)
+    if not 0.5 <= c < 1.0:
+        raise ConfigError(f"{name}: expected a confidence between 50% and 99.99%, got {v!r}")
+    return c
+
+
 def _strs(v: Any, name: str) -> list[str]:
     if isinstance(v, str):
         return [v]
@@ -117,9 +125,11 @@ class CompareConfig:
     # endpoints kept apart; beyond this, new ones share "METHOD (other endpoints)" (memory bound)
     max_endpoints: int = 1000
     # Diffy-style noise: a field is a real difference only when the candidate differs from the
-    # original clearly more often than the baseline copy does.
+    # original significantly more often than the baseline copy does (one-sided Fisher exact
+    # test at noise_confidence), and by at least these effect sizes.
     noise_relative: float = 0.2
     noise_absolute: float = 0.01
+    noise_confidence: float = 0.99
     # Learned volatility (no second copy needed): identical original requests whose responses
     # differ in a field in at least learn_min_rate of at least learn_min_pairs pairs.
     learn_min_pairs: int = 2
@@ -153,6 +163,7 @@ class CompareConfig:
         self.max_endpoints = max(1, _nonneg(self.max_endpoints, f"{n} max_endpoints", int))
         self.noise_relative = _nonneg(self.noise_relative, f"{n} noise_relative")
         self.noise_absolute = _frac(self.noise_absolute, f"{n} noise_absolute")
+        self.noise_confidence = _confidence(self.noise_confidence, f"{n} noise_confidence")
         self.learn_min_pairs = max(1, _nonneg(self.learn_min_pairs, f"{n} learn_min_pairs", int))
         self.learn_min_rate = _frac(self.learn_min_rate, f"{n} learn_min_rate")
         self.learn_window = _nonneg(self.learn_window, f"{n} learn_window", int)

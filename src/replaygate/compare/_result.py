@@ -25,6 +25,8 @@ class FieldResult:
     learned_count: int = 0
     learned_pairs: int = 0
     noise_reason: str | None = None  # None: a real difference
+    p_value: float | None = None  # one-sided Fisher test against the baseline copy, if run
+    unjudged: str | None = None  # why there is too little evidence to call it either way
     explicit: bool = False  # excluded by an ignore rule or a volatile-header list
     samples: list[dict[str, Any]] = dataclasses.field(default_factory=list)
 
@@ -52,6 +54,7 @@ class EndpointResult:
     latency_replayed: LatencyHistogram
     latency_baseline: LatencyHistogram
     skipped: dict[str, int]
+    status_only: int = 0  # replayed, no original response: status/5xx/errors/latency only
 
     @property
     def replayed(self) -> int:

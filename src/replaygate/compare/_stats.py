@@ -41,6 +41,7 @@ class EndpointStats:
         "signatures",
         "skipped",
         "status",
+        "status_only",
     )
 
     def __init__(self) -> None:
@@ -63,6 +64,8 @@ class EndpointStats:
         self.samples: dict[str, list[dict[str, Any]]] = {}
         self.full_samples = 0  # samples holding whole messages (bounded: memory)
         self.skipped: Counter[str] = Counter()
+        # replayed without an original response: judged on status/5xx/errors/latency only
+        self.status_only = 0
 
     def merge(self, o: EndpointStats, max_samples: int) -> None:
         self.requests += o.requests
@@ -82,6 +85,7 @@ class EndpointStats:
         self.lat_rep.merge(o.lat_rep)
         self.lat_base.merge(o.lat_base)
         self.skipped.update(o.skipped)
+        self.status_only += o.status_only
         self.full_samples += o.full_samples
         for f, ss in o.samples.items():
             mine = self.samples.setdefault(f, [])
@@ -108,6 +112,7 @@ class EndpointStats:
             "samples": self.samples,
             "full_samples": self.full_samples,
             "skipped": dict(self.skipped),
+            "status_only": self.status_only,
         }
 
     @classmethod
@@ -138,4 +143,5 @@ class EndpointStats:
         ):
             raise TypeError("samples must map fields to lists of objects")
         e.skipped = counter(d["skipped"])
+        e.status_only = int(d.get("status_only", 0))
         return e

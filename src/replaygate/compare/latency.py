@@ -2,8 +2,15 @@
 
 Values are recorded in microseconds (1 µs .. 1 h, 2 significant digits: 1% resolution), so the
 p50/p90/p99/max of a merged run are the same as if one process had seen every exchange.
-A regression needs both a ratio *and* an absolute delta, and a minimum number of samples on
-both sides, so that a 2 ms -> 4 ms p99 on 5 requests does not fail a release.
+A regression needs both a ratio *and* an absolute delta (the effect size), and a minimum
+number of samples on both sides, so that a 2 ms -> 4 ms p99 on 5 requests does not fail a
+release. Against a baseline copy replayed in the same run (same host, same moment, same load)
+the difference must also be *significant*: a one-sided Mann-Whitney U test (the candidate's
+latencies stochastically larger) at ``latency_confidence`` **and** a seeded bootstrap
+interval of the percentile's difference lying above zero. The tail of two identical copies
+differs by chance (p99 x1.6 under CPU contention is common); a real slowdown moves the whole
+distribution and passes both tests. Against the original capture (another host, another
+time) only the thresholds apply.
 
 :class:`TimeSeries` keeps per-second count/sum/max buckets for the "over time" charts.
 """
@@ -15,6 +22,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from hdrh.histogram import HdrHistogram
+
+from ._significance import bootstrap_percentile_delta, mann_whitney_greater
 
 __all__ = ["P99_MIN_SAMPLES", "LatencyHistogram", "TimeSeries", "latency_regression"]
 
@@ -50,6 +59,15 @@ class LatencyHistogram:
         h = self._h
         counts = h.counts[: h.counts_len]
         return [(i, c) for i, c in enumerate(counts) if c]
+
+    def buckets(self) -> list[tuple[int, int]]:
+        """``[(value_us, count), ...]`` of recorded buckets in value order (equal values are
+        one bucket: ties for rank tests)."""
+        h = self._h
+        return [
+            (h.get_highest_equivalent_value(h.get_value_from_index(i)), c)
+            for i, c in self._nonzero()
+        ]
 
     def _percentiles(self, ps: list[float], nz: list[tuple[int, int]]) -> list[int]:
         h = self._h
@@ -200,38 +218,66 @@ def latency_regression(
     max_ratio: float,
     min_delta_ms: float,
     min_samples: int,
+    confidence: float | None = None,
+    seed: str = "",
 ) -> dict[str, Any]:
     """Tail-latency comparison: ``{"percentile", "reference_ms", "replayed_ms", "ratio",
-    "delta_ms", "regressed", "enough_samples"}``.
+    "delta_ms", "regressed", "enough_samples", "test", "p_value", "interval_ms",
+    "confidence", "significant"}``.
 
     The p99 of fewer than 100 samples is in effect their maximum, so one scheduler hiccup
     would fail a release: below :data:`P99_MIN_SAMPLES` on either side the p90 is compared
     instead (and named in the result), which a real slowdown moves just as well.
+
+    ``confidence`` (a same-run baseline copy is the reference): the difference must also be
+    significant (module docstring); ``interval_ms`` is the bootstrap interval of replayed
+    minus reference at the percentile, seeded by ``seed`` (deterministic). Without it, the
+    thresholds alone decide (``test`` "threshold") and ``p_value`` is informative only.
     """
     n = min(reference.count, replayed.count)
     enough = n >= max(min_samples, 1)
+    out: dict[str, Any] = {
+        "percentile": 99,
+        "reference_ms": None,
+        "replayed_ms": None,
+        "ratio": None,
+        "delta_ms": None,
+        "regressed": False,
+        "enough_samples": False,
+        "test": "threshold" if confidence is None else "mann-whitney+bootstrap",
+        "p_value": None,
+        "interval_ms": None,
+        "confidence": confidence,
+        "significant": None,
+    }
     if not reference.count or not replayed.count:
-        return {
-            "percentile": 99,
-            "reference_ms": None,
-            "replayed_ms": None,
-            "ratio": None,
-            "delta_ms": None,
-            "regressed": False,
-            "enough_samples": False,
-        }
+        return out
     pct = 99 if n >= P99_MIN_SAMPLES else 90
     r = reference.percentile_ms(pct)
     c = replayed.percentile_ms(pct)
     ratio = c / r if r > 0 else None
     delta = round(c - r, 3)
-    regressed = bool(enough and delta >= min_delta_ms and (ratio is None or ratio >= max_ratio))
-    return {
-        "percentile": pct,
-        "reference_ms": r,
-        "replayed_ms": c,
-        "ratio": round(ratio, 3) if ratio is not None else None,
-        "delta_ms": delta,
-        "regressed": regressed,
-        "enough_samples": enough,
-    }
+    effect = delta >= min_delta_ms and (ratio is None or ratio >= max_ratio)
+    rb = reference.buckets()
+    cb = replayed.buckets()
+    p_value, _auc = mann_whitney_greater(cb, rb)
+    out.update(
+        percentile=pct,
+        reference_ms=r,
+        replayed_ms=c,
+        ratio=round(ratio, 3) if ratio is not None else None,
+        delta_ms=delta,
+        enough_samples=enough,
+        p_value=float(f"{p_value:.3g}"),
+    )
+    if confidence is None:
+        out["regressed"] = bool(enough and effect)
+        return out
+    significant = False
+    if enough:
+        lo, hi = bootstrap_percentile_delta(cb, rb, pct, confidence=confidence, seed=seed)
+        out["interval_ms"] = [round(lo / 1000.0, 3), round(hi / 1000.0, 3)]
+        significant = p_value < 1.0 - confidence and lo > 0
+    out["significant"] = significant
+    out["regressed"] = bool(enough and effect and significant)
+    return out

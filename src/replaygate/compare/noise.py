@@ -8,11 +8,19 @@ Three sources, checked in this order, each giving the reason shown in reports:
    that the field changes by itself. A field differing in at least ``learn_min_rate`` of at
    least ``learn_min_pairs`` such pairs is volatile; only the kinds of difference seen while
    learning are excused (a volatile timestamp that *disappears* is still a regression);
-3. **Diffy's method**: the same requests replayed to a second copy of the baseline. A field
-   counts only where the candidate differs from the original clearly more often than the
-   baseline copy does: ``cand_rate - base_rate >= noise_absolute`` and
-   ``cand_rate >= base_rate * (1 + noise_relative)``. A field the baseline never showed is
-   never noise.
+3. **Diffy's method, tested**: the same requests replayed to a second copy of the baseline.
+   A field counts only where the candidate differs from the original *significantly* more
+   often than the baseline copy does: a one-sided Fisher exact test of the two change rates
+   at ``noise_confidence`` (99%: p < 0.01), and by at least the effect sizes
+   ``noise_absolute`` (percentage points) and ``noise_relative``. A fixed margin is crossed by
+   chance on the second run of an identical copy; an exact test on the counts is not (at the
+   stated rate), while a path that changes in the candidate and stays put in the baseline
+   copy is significant as soon as there are a handful of replays (5 of 5 vs 0 of 5: p=0.004).
+   When the baseline copy never changed the field and there are so few replays that even
+   "changed every time in the candidate, never in the baseline" would not be significant,
+   the field borrows the baseline copy's change rate of the same field on other endpoints
+   (page layouts and middleware are shared); without one it is *unjudged*: neither noise nor
+   a regression, counted apart with its own gate threshold (``max_unjudged_rate``).
 
 Without a second copy, endpoints with too few repeated requests to learn from borrow what was
 learned on other endpoints (``learn_across_endpoints``): request ids and timestamps added by
@@ -23,15 +31,23 @@ from __future__ import annotations
 
 from collections import Counter, OrderedDict
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..errors import ConfigError
 from ..model import Request, Response
 from ._config import DEFAULT_VOLATILE_HEADERS, CompareConfig
 from ._glob import glob_match
+from ._significance import fisher_greater
 from .diff import ResponseDiffer
 
-__all__ = ["IgnoreRule", "NoiseModel", "VolatilityLearner", "normalize_field", "request_key"]
+__all__ = [
+    "IgnoreRule",
+    "Judgement",
+    "NoiseModel",
+    "VolatilityLearner",
+    "normalize_field",
+    "request_key",
+]
 
 DiffKey = tuple[str, str]
 
@@ -152,6 +168,14 @@ class VolatilityLearner:
             self.fields.setdefault(ep, Counter()).update(c)
 
 
+class Judgement(NamedTuple):
+    """What the noise model says about one difference key on one endpoint."""
+
+    noise: str | None  # why it is noise; None: not noise
+    p_value: float | None = None  # the baseline test's, when one ran
+    unjudged: str | None = None  # not noise, yet too little evidence to call it a regression
+
+
 class NoiseModel:
     """Decides, per endpoint and difference key, whether it is noise and says why."""
 
@@ -160,6 +184,9 @@ class NoiseModel:
         self.rules = [IgnoreRule(r) for r in config.ignore]
         self.volatile_headers = config.all_volatile_headers
         self.elsewhere: dict[DiffKey, tuple[str, int, int]] = {}
+        # key -> (baseline replays that changed it, baseline replays, endpoints) pooled over
+        # endpoints with enough baseline replays
+        self.base_elsewhere: dict[DiffKey, tuple[int, int, int]] = {}
 
     def explicit(self, endpoint: str, field: str) -> str | None:
         for r in self.rules:
@@ -186,35 +213,109 @@ class NoiseModel:
         pairs: int,
     ) -> str | None:
         """Why ``key`` is noise on ``endpoint``, or None when it is a real difference."""
+        return self.classify(
+            endpoint,
+            key,
+            cand=cand,
+            n=n,
+            base=base,
+            base_n=base_n,
+            learned=learned,
+            pairs=pairs,
+        ).noise
+
+    def classify(
+        self,
+        endpoint: str,
+        key: DiffKey,
+        *,
+        cand: int,
+        n: int,
+        base: int,
+        base_n: int,
+        learned: Counter[DiffKey] | None,
+        pairs: int,
+    ) -> Judgement:
+        """Noise (with why), a real difference, or too little evidence to tell."""
         field, _kind = key
         why = self.explicit(endpoint, field)
         if why:
-            return why
+            return Judgement(why)
         cfg = self.config
         if learned is not None and pairs >= cfg.learn_min_pairs:
             seen = learned.get(key, 0)
             if seen >= cfg.learn_min_pairs and seen / pairs >= cfg.learn_min_rate:
-                return (
+                return Judgement(
                     f"learned: differed in {seen} of {pairs} pairs of identical original requests"
                 )
-        if base_n > 0 and n > 0 and base > 0:
-            c = cand / n
-            b = base / base_n
-            if not (c - b >= cfg.noise_absolute and c >= b * (1 + cfg.noise_relative)):
-                return (
-                    f"baseline: differs in {b:.0%} of baseline replays vs {c:.0%} of candidate "
-                    "replays (not clearly more)"
-                )
-            return None
+        if base_n > 0 and n > 0:
+            return self._baseline_test(key, cand, n, base, base_n)
         if pairs < cfg.learn_min_pairs and cfg.learn_across_endpoints:
             other = self.elsewhere.get(key)
             if other is not None:
                 ep, seen, total = other
-                return (
+                return Judgement(
                     f"learned on {ep}: differed in {seen} of {total} pairs of identical original "
                     "requests (too few repeated requests here to learn)"
                 )
-        return None
+        return Judgement(None)
+
+    def _baseline_test(self, key: DiffKey, cand: int, n: int, base: int, base_n: int) -> Judgement:
+        cfg = self.config
+        alpha = 1.0 - cfg.noise_confidence
+        where = ""
+        if cand == 0:
+            return Judgement("differs only in baseline replays")
+        if base == 0 and fisher_greater(n, n, 0, base_n) >= alpha:
+            # even "changed in every candidate replay, in no baseline replay" would not be
+            # significant: too few replays to test on this endpoint
+            pooled = self.base_elsewhere.get(key)
+            if pooled is None:
+                return Judgement(
+                    None,
+                    unjudged=(
+                        f"changed in {cand} of {n} candidate replays and none of {base_n} "
+                        "baseline replays: too few to tell a regression from noise at "
+                        f"noise_confidence {cfg.noise_confidence:.3g}"
+                    ),
+                )
+            base, base_n, eps = pooled
+            where = f" on {eps} other endpoint{'s' if eps > 1 else ''}"
+        p = fisher_greater(cand, n, base, base_n)
+        c = cand / n
+        b = base / base_n
+        if p < alpha:
+            if c - b >= cfg.noise_absolute and c >= b * (1 + cfg.noise_relative):
+                return Judgement(None, p)
+            return Judgement(
+                f"baseline: differs in {_rate(b)} of {base_n} baseline replays{where} vs "
+                f"{_rate(c)} of {n} candidate replays: significant (p={_p(p)}) but smaller "
+                f"than noise_absolute {_rate(cfg.noise_absolute)} / noise_relative "
+                f"{cfg.noise_relative:g}",
+                p,
+            )
+        return Judgement(
+            f"baseline: differs in {_rate(b)} of {base_n} baseline replays{where} vs {_rate(c)} "
+            f"of {n} candidate replays: not significantly more (one-sided Fisher p={_p(p)}; "
+            f"needs < {_p(alpha)} at noise_confidence {cfg.noise_confidence:.3g})",
+            p,
+        )
+
+    def learn_baseline_elsewhere(
+        self, per_endpoint: Mapping[str, tuple[Counter[DiffKey], int]]
+    ) -> None:
+        """Pool the baseline copy's change counts per key over the endpoints where it changed
+        (``{endpoint: (base_diffs, base_compared)}``), for endpoints too small to test on
+        their own."""
+        pooled: dict[DiffKey, list[int]] = {}
+        for diffs, m in per_endpoint.values():
+            for key, k in diffs.items():
+                if k:
+                    pooled.setdefault(key, [0, 0, 0])
+                    pooled[key][0] += k
+                    pooled[key][1] += m
+                    pooled[key][2] += 1
+        self.base_elsewhere = {k: (v[0], v[1], v[2]) for k, v in pooled.items()}
 
     def learn_elsewhere(self, pairs: Counter[str], fields: dict[str, Counter[DiffKey]]) -> None:
         """Volatile fields learned on endpoints with enough evidence, for endpoints without."""
@@ -229,3 +330,11 @@ class NoiseModel:
                 if ok and (key not in best or n > best[key][2]):
                     best[key] = (ep, seen, n)
         self.elsewhere = best
+
+
+def _rate(x: float) -> str:
+    return f"{x:.0%}" if x == 0 or x >= 0.01 else f"{x:.2%}"
+
+
+def _p(p: float) -> str:
+    return f"{p:.2g}"
