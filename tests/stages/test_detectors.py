@@ -147,3 +147,49 @@ def test_arbitrary_text_spans_are_in_bounds(text: str) -> None:
 @given(st.from_regex(r"[a-z]{1,10}@[a-z]{2,10}\.(com|io|de)", fullmatch=True))
 def test_generated_emails_found(addr: str) -> None:
     assert ("email", addr) in found(f"x {addr} y")
+
+
+_PIECES = [
+    "a@b.io",
+    "%40",
+    "eyJhbGciOi.eyJzdWIi.sig",
+    "Bearer abcdefgh123",
+    "basic dXNlcjpwYXNz",
+    "AKIAABCDEFGHIJKLMNOP",
+    "ghp_" + "a" * 36,
+    "sk_live_abcdefghij12",
+    "xoxb-1234567890-abc",
+    "4111 1111 1111 1111",
+    "GB82WEST12345698765432",
+    "+44 20 7946 0958",
+    "(212) 555-0143",
+    "password=hunter2",
+    "PassWord: x",
+    "\u212aey",  # KELVIN SIGN: lower() makes it an ASCII k
+    "dXNlciBhQGIuaW8gb2s/Pz4+",
+    "10.0.0.1",
+    "fe80::1",
+    " ",
+    "x",
+    "1234",
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(_PIECES) | st.text(max_size=8), max_size=8))
+def test_prefilter_never_hides_a_finding(parts: list[str]) -> None:
+    """The one-pass prefilter (hyperscan, or its pure-Python twin) only gates the detectors:
+    with it, without it, the findings are the same."""
+    from replaygate.stages._detectors import DEFAULT_DETECTORS, TextScanner, _Quick
+
+    text = "".join(parts)
+    names = ["*password", "*token", "*api_key", "pin"]
+    sc = TextScanner([*DEFAULT_DETECTORS, "ipv4", "ipv6"], names)
+    with_pre = sorted(map(repr, sc.findings(text)))
+    sc.prefilter = False
+    without = sorted(map(repr, sc.findings(text)))
+    assert with_pre == without
+    py = _Quick(sc.detectors, sc.quick.words)
+    py._db = None
+    if without:
+        assert sc.quick(text) and py(text)

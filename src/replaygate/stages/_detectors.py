@@ -17,10 +17,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import ipaddress
 import re
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from ._mask_fp import iban_valid, luhn_valid
 
@@ -107,6 +110,96 @@ _TRIGGERS: dict[str, Callable[[str], bool]] = {
     "ipv4": lambda t: _IPV4_PRE.search(t) is not None,
     "ipv6": lambda t: "::" in t or _IPV6_PRE.search(t) is not None,
 }
+
+#: what every match of a detector contains (a necessary condition, stricter than the trigger
+#: where the trigger is loose): the one-pass prefilter of :class:`_Quick`
+_NEEDS: dict[str, tuple[str, ...]] = {
+    "private_key": ("PRIVATE KEY",),
+    "jwt": ("eyJ",),
+    "bearer": ("earer", "EARER"),
+    "basic": ("asic", "ASIC"),
+    "aws_access_key": (r"A(?:KIA|SIA|BIA|CCA|GPA|IDA|ROA|NPA|NVA|PKA)",),
+    "aws_secret_key": ("ecret", "ECRET"),
+    "github_token": (r"gh[pousr]_", "github_pat_"),
+    "stripe_key": ("_live_", "_test_"),
+    "slack_token": ("xox",),
+    "iban": (r"[A-Z][A-Z][0-9][0-9]",),
+    "card": (r"[0-9]{4}[ -]?[0-9]{4}",),
+    "phone": (r"\+[1-9]", r"\([0-9]{3}\)"),
+    "ipv4": (r"[0-9]\.[0-9]",),
+    "ipv6": ("::", r"[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{0,4}:"),
+    "email": ("@", "%40"),
+}
+_B64_NEED = r"[A-Za-z0-9+/_-]{16}"
+
+
+class _Quick:
+    """Could a text hold any finding at all? One pass over the text for every detector's
+    necessary literal, every field word (ignoring case) and base64 runs, with hyperscan
+    (a multi-pattern engine: ~5 us for 2 KB, vs ~240 us for the same alternation in ``re``);
+    without hyperscan, the same test made of substring searches and small regexes.
+
+    It only gates :meth:`TextScanner.findings`: a "maybe" runs the detectors as before,
+    so results are the same with or without it."""
+
+    def __init__(self, detectors: Iterable[str], words: Iterable[str]) -> None:
+        cs = [p for d in detectors for p in _NEEDS.get(d, ())] + [_B64_NEED]
+        self.words = sorted(set(words))
+        self._local = threading.local()
+        self._db, self._hs = _hs_database(tuple(cs), tuple(self.words))
+        self._lits = [p for p in cs if re.escape(p) == p]
+        self._rxs = [re.compile(p, re.ASCII) for p in cs if re.escape(p) != p]
+
+    def __call__(self, text: str) -> bool:
+        if self._db is None:
+            return self._python(text)
+        return self.scan(text.encode("utf-8", "surrogatepass")) or (
+            not text.isascii() and self._words_in(text.lower())
+        )
+
+    def scan(self, data: bytes) -> bool:
+        """The same test on bytes (UTF-8 or latin-1 text: every pattern is ASCII). Field
+        words are matched ignoring ASCII case; callers with non-ASCII text also check
+        ``text.lower()`` (``str.lower`` maps a few non-ASCII letters to ASCII ones)."""
+        if self._db is None:
+            return self._python(data.decode("latin-1"))
+        scratch = getattr(self._local, "scratch", None)
+        if scratch is None:
+            scratch = self._local.scratch = self._hs.Scratch(self._db)
+        try:
+            self._db.scan(data, match_event_handler=_stop, scratch=scratch)
+        except self._hs.ScanTerminated:
+            return True
+        return False
+
+    def _words_in(self, low: str) -> bool:
+        return any(w in low for w in self.words)
+
+    def _python(self, text: str) -> bool:
+        if any(lit in text for lit in self._lits) or any(r.search(text) for r in self._rxs):
+            return True
+        return self._words_in(text.lower())
+
+
+@functools.lru_cache(maxsize=32)  # a stage per run, but tests and scan build many
+def _hs_database(cs: tuple[str, ...], words: tuple[str, ...]) -> tuple[Any, Any]:
+    """A compiled hyperscan database (and the module), or (None, None) without hyperscan."""
+    try:
+        import hyperscan
+
+        db = hyperscan.Database()
+        exprs = [p.encode() for p in cs] + [re.escape(w).encode() for w in words]
+        caseless = hyperscan.HS_FLAG_SINGLEMATCH | hyperscan.HS_FLAG_CASELESS
+        flags = [hyperscan.HS_FLAG_SINGLEMATCH] * len(cs) + [caseless] * len(words)
+        db.compile(expressions=exprs, ids=list(range(len(exprs))), elements=len(exprs), flags=flags)
+    except Exception:  # no wheel for this platform: the pure-Python test
+        return None, None
+    return db, hyperscan
+
+
+def _stop(*_args: object) -> bool:
+    return True  # the first match answers the question: stop the scan
+
 
 _EMAIL_LOCAL_REV = re.compile(r"[A-Za-z0-9._%+-]{1,64}", re.ASCII)
 _EMAIL_DOMAIN = re.compile(
@@ -347,6 +440,9 @@ class TextScanner:
         ]
         self._words = tuple(sorted({_word(n) for n in field_names} - {""}))
         self.custom = list(custom)
+        self.quick = _Quick(self.detectors, self._words if fields else ())
+        #: custom regexes can match anything: no prefilter then
+        self.prefilter = not self.custom
 
     def findings(
         self, text: str, *, fields: bool = True, encoded: bool = True
@@ -354,6 +450,8 @@ class TextScanner:
         """Validated matches: detectors, then named fields, e-mails, custom patterns and
         base64 runs whose decoded text holds a finding (``encoded``; one level deep).
         Callers that need text order sort them (overlaps: the earlier, longer one wins)."""
+        if self.prefilter and not self.quick(text):
+            return
         for name, rx in self._rx:
             if not _TRIGGERS[name](text):
                 continue
