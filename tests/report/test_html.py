@@ -84,3 +84,15 @@ def test_sort_and_select_by_url_hash(tmp_path: Path) -> None:
     )
     assert rows == ["GET /health", "GET /items/{int}"]  # 40 requests before 42
     assert 'id="detail-title">Endpoint GET /health<' in dom.stdout
+
+
+def test_large_run_renders_in_chromium(tmp_path: Path) -> None:
+    from .test_limits import big_summary
+
+    page = tmp_path / "big.html"
+    page.write_text(render_html(big_summary()), encoding="utf-8")
+    dom = chromium(tmp_path, "--dump-dom", page.as_uri())
+    assert dom.returncode == 0
+    assert 'data-js-errors="0"' in dom.stdout and 'data-rendered="1"' in dom.stdout
+    assert "Detail (fields, samples, latency charts) kept for" in dom.stdout
+    assert dom.stdout.count("GET /area") >= 5000

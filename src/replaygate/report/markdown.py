@@ -1,5 +1,9 @@
-"""Markdown for a pull-request comment: verdict and reasons first, then a compact table of
-endpoints (failing first), noise and accepted differences folded in ``<details>``."""
+"""Markdown for a pull-request comment: verdict and the few reasons that matter first (worst
+first, see ``_rank``), then a compact table of endpoints (failing first), differences, noise
+and accepted differences folded in ``<details>``.
+
+The comment is always shorter than ``MAX_CHARS`` (GitHub cuts comments at 65,536
+characters): every section has a share of the budget and says how much it left out."""
 
 from __future__ import annotations
 
@@ -7,9 +11,13 @@ from typing import Any
 
 import orjson
 
-__all__ = ["render_markdown"]
+from ._rank import SEVERITY_LABELS, ranked_reasons
 
+__all__ = ["MAX_CHARS", "render_markdown"]
+
+MAX_CHARS = 60_000
 MAX_ROWS = 40
+TOP_REASONS = 8
 
 
 def _esc(s: Any) -> str:
@@ -21,53 +29,156 @@ def _val(v: Any) -> str:
     return text[:60] + ("…" if len(text) > 60 else "")
 
 
-def _ms(d: dict[str, Any], k: str = "p99") -> str:
-    v = d.get(k)
+def _ms(v: Any) -> str:
     return f"{v:.1f}" if isinstance(v, int | float) else "–"
 
 
-def render_markdown(summary: dict[str, Any]) -> str:
+def _cut(text: str, n: int = 300) -> str:
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+class _Doc:
+    """Lines with a character budget; sections stop (and say so) when theirs is spent."""
+
+    def __init__(self, limit: int) -> None:
+        self.lines: list[str] = []
+        self.size = 0
+        self.limit = limit
+
+    def add(self, line: str) -> None:
+        self.lines.append(line)
+        self.size += len(line) + 1
+
+    def fits(self, line: str, reserve: int) -> bool:
+        return self.size + len(line) + 1 + reserve <= self.limit
+
+    def items(
+        self, lines: list[str], share: int, more: str, reserve: int = 2000, extra: int = 0
+    ) -> None:
+        """Add ``lines`` while this section's share (and the whole budget) lasts, then one line
+        ``more`` formatted with the number left out (plus ``extra`` not even offered)."""
+        start = self.size
+        for i, line in enumerate(lines):
+            if self.size - start + len(line) + 1 > share or not self.fits(line, reserve):
+                self.add(more.format(n=len(lines) - i + extra))
+                return
+            self.add(line)
+        if extra:
+            self.add(more.format(n=extra))
+
+
+def _latency_cell(e: dict[str, Any]) -> str:
+    lat = e.get("latency_ms") or {}
+    pct = lat.get("percentile")
+    ref_ms, rep_ms = lat.get("reference_ms"), lat.get("replayed_ms")
+    if pct is None or (ref_ms is None and rep_ms is None):
+        ref = lat.get(lat.get("reference") or "original") or {}
+        return f"p99 {_ms(ref.get('p99'))} → {_ms((lat.get('replayed') or {}).get('p99'))}"
+    cell = f"p{pct} {_ms(ref_ms)} → {_ms(rep_ms)}"
+    iv = lat.get("delta_interval_ms") or lat.get("interval_ms")
+    if (
+        isinstance(iv, list | tuple)
+        and len(iv) == 2
+        and all(isinstance(x, int | float) for x in iv)
+    ):
+        cell += f" (Δ {iv[0]:+.1f}…{iv[1]:+.1f})"
+    return cell
+
+
+def render_markdown(summary: dict[str, Any], limit: int = MAX_CHARS) -> str:
     ok = summary.get("verdict") == "pass"
     t = summary.get("totals", {})
-    lines = [
-        f"## replaygate: {'✅ PASS' if ok else '❌ FAIL'}",
-        "",
+    doc = _Doc(limit - 200)
+    doc.add(f"## replaygate: {'✅ PASS' if ok else '❌ FAIL'}")
+    doc.add("")
+    unjudged = t.get("unjudged")
+    doc.add(
         f"{t.get('requests', 0)} requests, {t.get('replayed', 0)} replayed, "
         f"{t.get('compared', 0)} compared, {t.get('differing', 0)} with real differences "
         f"({t.get('diff_rate', 0):.2%}); {t.get('new_5xx', 0)} new 5xx, {t.get('errors', 0)} "
-        "replay errors.",
-        "",
-    ]
+        "replay errors"
+        + (
+            f"; {_count(unjudged)} unjudged (baseline disagrees with the original)"
+            if unjudged
+            else ""
+        )
+        + "."
+    )
+    doc.add("")
     nc = t.get("not_compared") or {}
     if nc:
-        lines[-1:] = [
-            "Not compared: " + ", ".join(f"{_esc(k)} ({n})" for k, n in sorted(nc.items())) + ".",
-            "",
-        ]
-    if summary.get("reasons"):
-        lines.append("**Why it fails:**")
-        lines.append("")
-        lines.extend(f"- {_esc(r)}" for r in summary["reasons"])
-        lines.append("")
-    eps = summary.get("endpoints", [])
-    lines += [
-        "| | Endpoint | Requests | Diff rate | p99 ms (ref → replayed) | New 5xx | Errors |",
-        "|---|---|---:|---:|---:|---:|---:|",
-    ]
+        doc.add(
+            _cut(
+                "Not compared: " + ", ".join(f"{_esc(k)} ({n})" for k, n in sorted(nc.items())),
+                1000,
+            )
+            + "."
+        )
+        doc.add("")
+    warnings = summary.get("warnings") or []
+    if warnings:
+        doc.items(
+            [f"> ⚠️ {_esc(_cut(str(w)))}" for w in warnings], 3000, "> ⚠️ … and {n} more warnings"
+        )
+        doc.add("")
+    ranked = ranked_reasons(summary)
+    if ranked:
+        doc.add("**Why it fails:** (worst first)")
+        doc.add("")
+        top = [f"- **{SEVERITY_LABELS[sev]}** {_esc(_cut(r))}" for sev, r in ranked]
+        doc.items(top[:TOP_REASONS], 6000, "- … and {n} more")
+        if len(ranked) > TOP_REASONS:
+            doc.add("")
+            doc.add(f"<details><summary>and {len(ranked) - TOP_REASONS} more reasons</summary>")
+            doc.add("")
+            doc.items(top[TOP_REASONS:], 12_000, "- … and {n} more in the JSON/HTML report")
+            doc.add("")
+            doc.add("</details>")
+        doc.add("")
+    _endpoint_table(doc, summary.get("endpoints", []))
+    _details(doc, summary)
+    text = "\n".join(doc.lines) + "\n"
+    if len(text) > limit:  # cannot happen with the shares above; a last guard all the same
+        text = text[: limit - 80].rsplit("\n", 1)[0] + "\n\n… (cut to fit a comment)\n"
+    return text
+
+
+def _count(v: Any) -> str:
+    if isinstance(v, dict):
+        return str(sum(x for x in v.values() if isinstance(x, int)))
+    return str(v)
+
+
+def _endpoint_table(doc: _Doc, eps: list[dict[str, Any]]) -> None:
+    doc.add(
+        "| | Endpoint | Requests | Diff rate | Latency, judged percentile ms (ref → replayed) "
+        "| New 5xx | Errors |"
+    )
+    doc.add("|---|---|---:|---:|---:|---:|---:|")
+    rows = []
     for e in eps[:MAX_ROWS]:
-        lat = e.get("latency_ms", {})
-        ref = lat.get(lat.get("reference") or "original", {})
-        mark = "❌" if e["verdict"] == "fail" else ("➖" if not e.get("judged", True) else "✅")
-        lines.append(
-            f"| {mark} | `{_esc(e['endpoint'])}` | {e['requests']} | {e['diff_rate']:.1%} | "
-            f"{_ms(ref)} → {_ms(lat.get('replayed', {}))} | {e.get('new_5xx', 0)} | "
+        if e.get("unjudged"):
+            mark = "❔"
+        elif e["verdict"] == "fail":
+            mark = "❌"
+        else:
+            mark = "➖" if not e.get("judged", True) else "✅"
+        rows.append(
+            f"| {mark} | `{_esc(_cut(e['endpoint'], 200))}` | {e['requests']} | "
+            f"{e['diff_rate']:.1%} | {_latency_cell(e)} | {e.get('new_5xx', 0)} | "
             f"{sum(e.get('errors', {}).values())} |"
         )
-    if len(eps) > MAX_ROWS:
-        lines.append(
-            f"| | … {len(eps) - MAX_ROWS} more endpoints in the HTML/JSON report | | | | | |"
-        )
-    lines.append("")
+    doc.items(
+        rows,
+        20_000,
+        "| | … {n} more endpoints in the HTML/JSON report | | | | | |",
+        extra=len(eps) - len(rows),
+    )
+    doc.add("")
+
+
+def _details(doc: _Doc, summary: dict[str, Any]) -> None:
+    eps = summary.get("endpoints", [])
     real = [
         (e["endpoint"], f)
         for e in eps
@@ -75,30 +186,48 @@ def render_markdown(summary: dict[str, Any]) -> str:
         if f["status"] == "regression" and f["count"]
     ]
     if real:
-        lines += ["<details><summary>Differences</summary>", ""]
-        for ep, f in real[:60]:
+        doc.add("<details><summary>Differences</summary>")
+        doc.add("")
+        lines = []
+        for ep, f in real[:200]:
             s = f["samples"][0] if f.get("samples") else {}
             ex = ""
             if s:
                 ex = f": `{_esc(_val(s.get('original')))}` → `{_esc(_val(s.get('replayed')))}`"
             lines.append(
-                f"- `{_esc(ep)}` **{_esc(f['field'])}** {f['kind']} in {f['count']} ({f['rate']:.1%}){ex}"
+                f"- `{_esc(_cut(ep, 200))}` **{_esc(_cut(f['field'], 200))}** {f['kind']} in "
+                f"{f['count']} ({f['rate']:.1%}){ex}"
             )
-        lines += ["", "</details>", ""]
+        doc.items(lines, 12_000, "- … and {n} more", reserve=1500, extra=len(real) - len(lines))
+        doc.add("")
+        doc.add("</details>")
+        doc.add("")
     noise = [(e["endpoint"], f) for e in eps for f in e.get("noise_fields", [])]
     if noise:
-        lines += ["<details><summary>Noise (excluded)</summary>", ""]
-        for ep, f in noise[:60]:
-            lines.append(f"- `{_esc(ep)}` {_esc(f['field'])} {f['kind']}: {_esc(f['reason'])}")
-        lines += ["", "</details>", ""]
+        doc.add("<details><summary>Noise (excluded)</summary>")
+        doc.add("")
+        lines = [
+            f"- `{_esc(_cut(ep, 200))}` {_esc(_cut(f['field'], 200))} {f['kind']}: "
+            f"{_esc(_cut(str(f['reason'])))}"
+            for ep, f in noise[:200]
+        ]
+        doc.items(lines, 6000, "- … and {n} more", reserve=1000, extra=len(noise) - len(lines))
+        doc.add("")
+        doc.add("</details>")
+        doc.add("")
     acc = summary.get("accepted", [])
     if acc:
-        lines += ["<details><summary>Accepted differences</summary>", ""]
+        doc.add("<details><summary>Accepted differences</summary>")
+        doc.add("")
+        lines = []
         for a in acc:
             state = "**expired**" if a.get("expired") else f"until {a['expires']}"
             what = a.get("field") or (f"status {a['status']}" if a.get("status") else "latency")
             lines.append(
-                f"- `{_esc(a['endpoint'])}` {_esc(what)}: {_esc(a['reason'])} ({_esc(a['who'])}, {state}; matched {a.get('used', 0)})"
+                f"- `{_esc(a['endpoint'])}` {_esc(what)}: {_esc(_cut(str(a['reason'])))} "
+                f"({_esc(a['who'])}, {state}; matched {a.get('used', 0)})"
             )
-        lines += ["", "</details>", ""]
-    return "\n".join(lines) + "\n"
+        doc.items(lines, 6000, "- … and {n} more", reserve=100)
+        doc.add("")
+        doc.add("</details>")
+        doc.add("")
