@@ -183,6 +183,24 @@ class AckPublisher:
         if nc._flush_queue is not None and nc._flush_queue.empty():
             await nc._flush_pending()
 
+    async def send_plain(self, subjects: list[str], payload: bytes) -> None:
+        """Fire-and-forget ``payload`` to each subject (acks of consumed messages): one write
+        for all of them when connected."""
+        nc: Any = self._nc
+        if (
+            self._fast
+            and nc.is_connected
+            and not nc.is_draining
+            and not any(_BAD_SUBJECT(s) or not s for s in subjects)
+        ):
+            tail = b" %d\r\n%b\r\n" % (len(payload), payload)
+            await nc._send_command(b"".join(b"PUB " + s.encode() + tail for s in subjects))
+            if nc._flush_queue is not None and nc._flush_queue.empty():
+                await nc._flush_pending()
+            return
+        for s in subjects:
+            await nc.publish(s, payload)
+
     async def _wait_room(self) -> None:
         while len(self._pending) >= self._in_flight and not self._giving_up:
             self._room.clear()

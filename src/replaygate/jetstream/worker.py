@@ -23,19 +23,25 @@ import math
 import os
 import random
 import socket
+import threading
 import time
 import zlib
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import orjson
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.errors import NotFoundError
 
 from ..errors import FormatError, StreamError
 from ..model import Exchange
-from ..replay import LiveReplayer, ReplayConfig
+from ..replay import ReplayConfig
+from ..replay.engine import Engine, check_no_workers, new_event_loop
 from ._conn import _one_line, connect
+from ._publish import AckPublisher
+from ._pull import PullConsumer
 from .admin import ensure_streams
 from .codec import HDR_WORKER, decode_exchange, encode_exchange
 from .url import StreamURL
@@ -92,9 +98,13 @@ class _Worker:
         self.fetchers: dict[int, asyncio.Task[None]] = {}
         self.live_workers = 1
         self.waiting: dict[str, tuple[Any, int]] = {}  # exchange id -> (msg, results still due)
-        self.results: asyncio.Queue[Exchange] = asyncio.Queue()
-        self.sem = asyncio.Semaphore(cfg.max_in_flight)
+        self.results: deque[Exchange] = deque()  # replayed, to publish
+        self.results_ready = asyncio.Event()
+        self.to_ack: list[str] = []  # ack subjects of messages whose results are all stored
+        self.ack_ready = asyncio.Event()
         self.stop = asyncio.Event()
+        self.room = asyncio.Event()  # set when max_in_flight has room for a fetch again
+        self._room_mark = cfg.max_in_flight - min(cfg.batch, max(1, cfg.max_in_flight // 4))
         self.last_activity = time.monotonic()
         self.epoch: tuple[int, float] | None = None
         self._next_send = 0.0
@@ -155,18 +165,27 @@ class _Worker:
         self.subs[p] = sub
         self.fetchers[p] = asyncio.ensure_future(self._partition_loop(p, sub))
 
-    async def _pull(self, p: int) -> Any:
-        return await self.js.pull_subscribe(
-            self.url.subject(p),
-            durable=self.url.consumer(p),
-            stream=self.url.stream,
-            config=ConsumerConfig(
-                ack_policy=AckPolicy.EXPLICIT,
-                deliver_policy=DeliverPolicy.ALL,
-                ack_wait=self.cfg.ack_wait_s,
-                max_ack_pending=self.cfg.max_in_flight * 4,
-            ),
-        )
+    async def _pull(self, p: int) -> PullConsumer:
+        """The partition's durable pull consumer (created like nats-py's pull_subscribe
+        creates it when missing), and a fetcher on it."""
+        durable = self.url.consumer(p)
+        try:
+            await self.js.consumer_info(self.url.stream, durable)
+        except NotFoundError:
+            await self.js.add_consumer(
+                self.url.stream,
+                ConsumerConfig(
+                    name=durable,
+                    durable_name=durable,
+                    filter_subject=self.url.subject(p),
+                    ack_policy=AckPolicy.EXPLICIT,
+                    deliver_policy=DeliverPolicy.ALL,
+                    ack_wait=self.cfg.ack_wait_s,
+                    max_ack_pending=self.cfg.max_in_flight * 4,
+                ),
+            )
+        api = getattr(self.js, "_prefix", "$JS.API")
+        return await PullConsumer(self.nc, api, self.url.stream, durable).start()
 
     async def _drop_partition(self, p: int) -> None:
         """Give a partition up. Its fetcher finishes the fetch in progress (so no message is
@@ -221,8 +240,9 @@ class _Worker:
 
     # -- work -----------------------------------------------------------------------------
     def result_ready(self, ex: Exchange) -> None:
-        """Called on the replayer's thread: hand the result to our loop."""
-        self.loop.call_soon_threadsafe(self.results.put_nowait, ex)
+        """Called by the engine (on our loop) for each replayed exchange."""
+        self.results.append(ex)
+        self.results_ready.set()
 
     async def _partition_loop(self, p: int, sub: Any) -> None:
         """Fetch from one partition's consumer. One task per partition, so a drained
@@ -240,25 +260,27 @@ class _Worker:
             except Exception:
                 pass
 
-    async def _stalled(self, sub: Any) -> bool:
+    async def _stalled(self, p: int) -> bool:
         """No message for a while: is the consumer really empty, or is our pull request
         lost (its leader moved to another node)?"""
         try:
-            info = await sub.consumer_info()
+            info = await self.js.consumer_info(self.url.stream, self.url.consumer(p))
         except Exception:
             return True
         return bool(info.num_pending)
 
     async def _fetch_partition(self, p: int, box: list[Any], per_msg: int) -> None:
         empty = 0
+        paced = bool(self.cfg.speed or self.cfg.rate)
         while not self.stop.is_set() and p in self.owned:
             room = self.cfg.max_in_flight - len(self.waiting)
-            if room <= 0:
-                await asyncio.sleep(0.002)
+            if room <= 0:  # woken when results free enough room (or at stop)
+                self.room.clear()
+                await self.room.wait()
                 continue
             if empty >= 5:  # re-subscribe (same durable consumer) after a failover
                 empty = 0
-                if await self._stalled(box[0]):
+                if await self._stalled(p):
                     try:
                         new = await self._pull(p)
                     except Exception:
@@ -295,56 +317,64 @@ class _Worker:
                     continue
                 if ex.id in self.waiting:  # redelivered while still in flight here
                     continue
-                self.waiting[ex.id] = (m, per_msg)
-                await self._pace(ex)
-                if not self.replayer.submit(ex):
-                    self.waiting.pop(ex.id, None)
+                if paced:
+                    await self._pace(ex)
+                if self.engine_closed:  # stopping: let another worker (or the next run) have it
                     self.stats.dropped["replay_queue_full"] += 1
                     await m.nak(delay=1)
+                    continue
+                self.waiting[ex.id] = (m, per_msg)
+                self.engine.submit_live(ex)
 
-    async def _publish_result(self, ex: Exchange, subject: str, sem: asyncio.Semaphore) -> None:
-        try:
-            payload, headers = encode_exchange(ex)
-            headers[HDR_WORKER] = self.id
-            while True:
-                try:
-                    await self.js.publish(subject, payload, headers=headers, timeout=5)
-                    break
-                except Exception:
-                    if self.stop.is_set():
-                        return
-                    await asyncio.sleep(0.5)
-            self.stats.published += 1
-            self.last_activity = time.monotonic()
-            item = self.waiting.get(ex.id)
-            if item is None:
-                return
-            msg, due = item
-            if due > 1:
-                self.waiting[ex.id] = (msg, due - 1)
-                return
-            del self.waiting[ex.id]
-            try:
-                await msg.ack()
-                self.stats.acked += 1
-            except Exception:
-                pass
-        finally:
-            sem.release()
+    def _stored(self, ex_id: str, duplicate: bool = False) -> None:
+        """One result of ``ex_id`` is in the results stream; ack the source message once
+        all of them are."""
+        self.stats.published += 1
+        self.last_activity = time.monotonic()
+        item = self.waiting.get(ex_id)
+        if item is None:
+            return
+        msg, due = item
+        if due > 1:
+            self.waiting[ex_id] = (msg, due - 1)
+            return
+        del self.waiting[ex_id]
+        if len(self.waiting) <= self._room_mark:
+            self.room.set()
+        if msg.reply:
+            self.to_ack.append(msg.reply)
+            self.ack_ready.set()
 
     async def _publish_loop(self) -> None:
+        """Publish results as the engine finishes them (acks come back asynchronously)."""
         subject = f"rg.{self.url.results_stream}.r"
-        sem = asyncio.Semaphore(self.cfg.max_in_flight)
-        tasks: set[asyncio.Task[None]] = set()
+        pub = self.pub
         while True:
-            ex = await self.results.get()
+            if not self.results:
+                self.results_ready.clear()
+                await self.results_ready.wait()
+                continue
+            ex = self.results.popleft()
             self.stats.replayed += 1
             if ex.replay_error:
                 self.stats.errors[ex.replay_error] += 1
-            await sem.acquire()
-            t = asyncio.ensure_future(self._publish_result(ex, subject, sem))
-            tasks.add(t)
-            t.add_done_callback(tasks.discard)
+            payload, headers = encode_exchange(ex)
+            headers[HDR_WORKER] = self.id
+            await pub.publish(subject, payload, headers, partial(self._stored, ex.id))
+
+    async def _ack_loop(self) -> None:
+        """Acknowledge source messages, everything ready at once (one write for many)."""
+        while True:
+            if not self.to_ack:
+                self.ack_ready.clear()
+                await self.ack_ready.wait()
+                continue
+            todo, self.to_ack = self.to_ack, []
+            try:
+                await self.pub.send_plain(todo, b"+ACK")
+                self.stats.acked += len(todo)
+            except Exception:
+                pass  # not acked: redelivered after ack_wait, the aggregator keeps one
 
     async def _drained_once(self) -> bool:
         """Every partition that holds messages has its consumer, with nothing pending and
@@ -376,6 +406,8 @@ class _Worker:
 
     async def run(self) -> WorkerStats:
         self.loop = asyncio.get_running_loop()
+        check_no_workers(self.cfg.replay)
+        self.cfg.replay.validate()
         self.nc = await connect(self.url, name=f"replaygate-worker-{self.id}")
         t_start = time.monotonic()
         try:
@@ -383,11 +415,24 @@ class _Worker:
             await ensure_streams(self.js, self.url)
             self.kv = await self.js.key_value(self.url.leases_bucket)
             self.kv_epoch = self.kv
-            self.replayer = LiveReplayer(self.cfg.replay, sink=_ResultSink(self))
-            self.replayer.start()
+            # the engine runs on this loop: no thread hop per exchange, nor per result
+            self.engine_closed = False
+            engine_stop = threading.Event()
+            self.engine = Engine(
+                self.cfg.replay,
+                sink=_ResultSink(self),
+                hooks=[],
+                loop=self.loop,
+                stop=engine_stop,
+                raise_on_unsafe=False,
+            )
+            self.pub = AckPublisher(self.nc, in_flight=self.cfg.max_in_flight)
+            await self.pub.start()
+            replaying = asyncio.ensure_future(self.engine.run_live())
             tasks = [
                 asyncio.ensure_future(self._lease_loop()),
                 asyncio.ensure_future(self._publish_loop()),
+                asyncio.ensure_future(self._ack_loop()),
             ]
             try:
                 while True:
@@ -403,35 +448,48 @@ class _Worker:
                         and await self._drained()
                     ):
                         break
-                    for t in tasks:
+                    for t in [*tasks, replaying]:
                         if t.done() and t.exception() is not None:
                             raise StreamError(f"worker failed: {_one_line(t.exception())}")
             finally:
                 self.stop.set()
-                await asyncio.to_thread(self.replayer.close, 30)
-                deadline = time.monotonic() + 10
-                while not self.results.empty() and time.monotonic() < deadline:
-                    await asyncio.sleep(0.05)  # publish what the replayer finished
-                for t in tasks:
-                    t.cancel()
-                await asyncio.gather(*tasks, return_exceptions=True)
-                fetchers = list(self.fetchers.values())
-                if fetchers:  # they stop after their fetch in progress (<= 1 s)
-                    await asyncio.wait(fetchers, timeout=5)
-                for p in list(self.owned):
-                    await self._drop_partition(p)
-                    try:
-                        await self.kv.delete(f"p{p}")
-                    except Exception:
-                        pass
-                try:
-                    await self.kv.delete(f"w.{self.id}")
-                except Exception:
-                    pass
+                await self._finish(replaying, tasks)
         finally:
             self.stats.elapsed_s = time.monotonic() - t_start
             await self.nc.close()
         return self.stats
+
+    async def _finish(self, replaying: asyncio.Future[Any], tasks: list[Any]) -> None:
+        """Answer what is in flight, publish its results and acks, give the partitions up."""
+        self.engine_closed = True
+        self.room.set()
+        self.engine.close_live()
+        done, _ = await asyncio.wait({replaying}, timeout=30)
+        if not done:
+            self.engine.stop.set()
+            self.engine.close_live()
+            await asyncio.wait({replaying}, timeout=self.cfg.replay.response_timeout + 5)
+        deadline = time.monotonic() + 10
+        while (self.results or self.pub.pending or self.to_ack) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)  # publish what the engine finished, and ack it
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self.pub.give_up()
+        await self.pub.close()
+        fetchers = list(self.fetchers.values())
+        if fetchers:  # they stop after their fetch in progress (<= 1 s)
+            await asyncio.wait(fetchers, timeout=5)
+        for p in list(self.owned):
+            await self._drop_partition(p)
+            try:
+                await self.kv.delete(f"p{p}")
+            except Exception:
+                pass
+        try:
+            await self.kv.delete(f"w.{self.id}")
+        except Exception:
+            pass
 
 
 class _ResultSink:
@@ -448,4 +506,5 @@ class _ResultSink:
 def run_worker(cfg: WorkerConfig) -> WorkerStats:
     """Run a worker until the stream is drained (``exit_when_idle_s``), ``duration_s``, or
     until interrupted."""
-    return asyncio.run(_Worker(cfg).run())
+    with asyncio.Runner(loop_factory=new_event_loop) as runner:
+        return runner.run(_Worker(cfg).run())
