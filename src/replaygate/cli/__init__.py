@@ -45,6 +45,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "replaygate.cli.inspect",
         "Summarise a traffic file, or print one JSON object per exchange.",
     ),
+    "mask-data": (
+        "replaygate.cli.mask_data",
+        "Mask a CSV/JSON/SQL data file with the traffic rules.",
+    ),
     "proxy": ("replaygate.cli.proxy", "Run a recording reverse proxy in front of an upstream."),
     "replay": ("replaygate.cli.replay", "Replay recorded traffic into a target."),
     "scan": ("replaygate.cli.scan", "Report secrets and personal data found in a traffic file."),
