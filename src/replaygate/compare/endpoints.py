@@ -272,13 +272,17 @@ class EndpointTemplater:
             return f"{method} {tpl}"
         segs = tpl.split("/")
         for i in range(1, len(segs)):
+            if not segs[i]:
+                continue
             k = (method, tuple(segs[:i]))
             if k in self._folded:
                 segs[i] = "{var}"
                 continue
             if learn and (k in self._values or len(self._values) < 100_000):
+                # values that differ only in digits (issue1, issue2...) count once here:
+                # fold_endpoints names them issue{int} when the run is judged
                 vals = self._values.setdefault(k, set())
-                vals.add(segs[i])
+                vals.add(_shape(segs[i]))
                 if len(vals) > self._limit:
                     self._folded.add(k)
                     del self._values[k]
@@ -302,9 +306,12 @@ class EndpointTemplater:
 
 def fold_endpoints(names: Iterable[str], limit: int, automatic: Any = None) -> dict[str, str]:
     """The cardinality guard over finished endpoint names (names made before a fold began, or
-    on other workers): ``{old: new}`` for the names whose path position takes more than
-    ``limit`` distinct values under the same method and prefix. ``automatic(name)`` says
-    which names may be folded (rules and routes are kept as named)."""
+    on other workers): ``{old: new}``. At each path position, under the same method and
+    prefix, values that differ only in their digits fold to their shape when there are at
+    least ``SHAPE_MIN`` of them (``issue1``, ``issue14`` -> ``issue{int}``), then a position
+    with more than ``limit`` distinct values folds to ``{slug}`` or ``{var}``. The root and
+    empty segments are never folded. ``automatic(name)`` says which names may be folded
+    (rules and routes are kept as named)."""
     if limit <= 0:
         return {}
     current = {n: n for n in names if automatic is None or automatic(n)}
@@ -313,22 +320,51 @@ def fold_endpoints(names: Iterable[str], limit: int, automatic: Any = None) -> d
         for new in current.values():
             method, _, path = new.partition(" ")
             segs = path.split("/")
-            if len(segs) > pos:
+            if len(segs) > pos and segs[pos]:
                 groups.setdefault((method, tuple(segs[:pos])), set()).add(segs[pos])
-        # "{var}": folded while the traffic was read (here or on another worker)
-        wide = {k: v for k, v in groups.items() if len(v) > limit or "{var}" in v}
         if not groups:
             break
-        if not wide:
+        renames: dict[tuple[str, tuple[str, ...]], dict[str, str]] = {}
+        for k, vals in groups.items():
+            shapes: dict[str, set[str]] = {}
+            for v in vals:
+                shapes.setdefault(_shape(v), set()).add(v)
+            table = {
+                v: shape
+                for shape, vs in shapes.items()
+                if shape != next(iter(vs)) and len(vs) >= SHAPE_MIN
+                for v in vs
+            }
+            folded = {table.get(v, v) for v in vals}
+            # "{var}": folded while the traffic was read (here or on another worker)
+            if len(folded) > limit or "{var}" in folded:
+                name = _fold_name(vals)
+                table = dict.fromkeys(vals, name)
+            if table:
+                renames[k] = table
+        if not renames:
             continue
         for old, new in current.items():
             method, _, path = new.partition(" ")
             segs = path.split("/")
-            vals = wide.get((method, tuple(segs[:pos]))) if len(segs) > pos else None
-            if vals is not None:
-                segs[pos] = _fold_name(vals)
+            if len(segs) <= pos or not segs[pos]:
+                continue
+            table = renames.get((method, tuple(segs[:pos])), {})
+            if segs[pos] in table:
+                segs[pos] = table[segs[pos]]
                 current[old] = f"{method} {'/'.join(segs)}"
     return {o: n for o, n in current.items() if o != n}
+
+
+SHAPE_MIN = 5
+_DIGITS = re.compile(r"\d+")
+
+
+def _shape(seg: str) -> str:
+    """``issue14`` -> ``issue{int}``; placeholders and digit-free words stay as they are."""
+    if "{" in seg:
+        return seg
+    return _DIGITS.sub("{int}", seg)
 
 
 def _fold_name(values: set[str]) -> str:
