@@ -5,6 +5,7 @@
     ReplaygateError                 base; str(err) is one line fit for a terminal
      ├── InputError                 a file, flag or field the user gave is wrong
      │    ├── UnknownFormatError    no reader/writer for that file name
+     │    ├── OutputError           an output file could not be written (disk full, ...)
      │    ├── FormatError           the file's bytes are not what its format says (has offset)
      │    │    └── TruncatedError   the file ends inside a record (has offset)
      │    └── ConfigError           a flag or config field is invalid (names it)
@@ -28,6 +29,7 @@ __all__ = [
     "FormatError",
     "InputError",
     "MiddlewareError",
+    "OutputError",
     "ProtocolError",
     "ReplayError",
     "ReplaygateError",
@@ -66,6 +68,10 @@ class InputError(ReplaygateError):
 
 class UnknownFormatError(InputError):
     """No reader or writer is known for this file name."""
+
+
+class OutputError(InputError):
+    """An output file the user named could not be written (disk full, read-only, ...)."""
 
 
 class FormatError(InputError):

@@ -64,6 +64,9 @@ class Counters:
     written: int = 0
     dropped: Counter[str] = field(default_factory=Counter)
     notes: Counter[str] = field(default_factory=Counter)
+    # inputs found cut short (file, offset): everything before was read; the commands report
+    # them after writing what was readable and exit 2 (see formats.raise_cuts)
+    cuts: list[tuple[str, int | None, str]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, object]:
         return {

@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from replaygate.cli import cli
-from replaygate.formats import open_reader
+from replaygate.formats import open_reader, open_writer
 from replaygate.formats.gor import read_exchanges, write_bytes
 from replaygate.testing import make_exchange
 
@@ -159,3 +159,98 @@ def test_help_says_outputs_are_overwritten() -> None:
     r = CliRunner().invoke(cli, ["convert", "--help"])
     assert r.exit_code == 0
     assert "overwritten" in r.output and "--append" in r.output
+
+
+# --- cut inputs, full disks, partial outputs, limits (#12) ----------------------------------
+
+
+def _cut_inputs(tmp_path: Path) -> dict[str, Path]:
+    """The same 40 exchanges in every writable format (compressed too), each cut at 2/3."""
+    import gzip
+
+    import zstandard
+
+    exs = [make_exchange("GET", f"/{i}", response_body=bytes(range(256)) * 4) for i in range(40)]
+    out: dict[str, Path] = {}
+    for ext in (".gor", ".jsonl", ".har"):
+        p = tmp_path / f"all{ext}"
+        w = open_writer(p)
+        for ex in exs:
+            w.write(ex)
+        w.close()
+        out[ext] = p
+    raw = {
+        ".gor.gz": gzip.compress(out[".gor"].read_bytes()),
+        ".jsonl.gz": gzip.compress(out[".jsonl"].read_bytes()),
+        ".gor.zst": zstandard.ZstdCompressor().compress(out[".gor"].read_bytes()),
+    }
+    for ext, data in raw.items():
+        out[ext] = tmp_path / f"all{ext}"
+        out[ext].write_bytes(data)
+    cut = {}
+    for ext, p in out.items():
+        data = p.read_bytes()
+        cut[ext] = tmp_path / f"cut{ext}"
+        cut[ext].write_bytes(data[: len(data) * 2 // 3])
+    return cut
+
+
+@pytest.mark.parametrize("ext", [".gor", ".jsonl", ".har", ".gor.gz", ".jsonl.gz", ".gor.zst"])
+def test_a_cut_input_of_any_format_is_written_then_reported_exit_2(
+    tmp_path: Path, ext: str
+) -> None:
+    cut = _cut_inputs(tmp_path)[ext]
+    out = tmp_path / "out.jsonl"
+    r = _run("convert", str(cut), str(out))
+    assert r.returncode == 2, r.stderr
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"replaygate: error: {cut}") and "cut" in last, r.stderr
+    assert "Traceback" not in r.stderr
+    got = [e.request.target for e in open_reader(out)]
+    assert got == [f"/{i}" for i in range(len(got))]
+    if not ext.endswith(".zst"):  # zstd emits whole blocks only: a 2/3 cut may hold none
+        assert 0 < len(got) < 40
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+@pytest.mark.parametrize("ext", [".gor", ".jsonl", ".har"])
+def test_a_full_disk_is_one_line_exit_2(tmp_path: Path, ext: str) -> None:
+    src = tmp_path / "in.gor"
+    _gor(src, 50)
+    out = tmp_path / f"full{ext}"
+    out.symlink_to("/dev/full")
+    r = _run("convert", str(src), str(out))
+    assert r.returncode == 2, r.stderr
+    assert "Traceback" not in r.stderr
+    assert f"replaygate: error: {out}: cannot write: No space left on device" in r.stderr
+
+
+def test_a_failed_conversion_says_its_output_is_partial(tmp_path: Path) -> None:
+    good = write_bytes([make_exchange("GET", f"/{i}") for i in range(3)])
+    src2 = tmp_path / "bad.jsonl"
+    src2.write_bytes(b"{nope}\n")
+    out = tmp_path / "out.gor"
+    (tmp_path / "ok.gor").write_bytes(good)
+    r = _run("convert", str(tmp_path / "ok.gor"), str(src2), str(out))
+    assert r.returncode == 2
+    assert f"{out} is incomplete: it holds the 3 exchange(s) converted before the error" in r.stderr
+    assert len(list(open_reader(out))) == 3
+
+
+@pytest.mark.parametrize("ext", [".gor", ".har", ".jsonl", ".log"])
+def test_dev_zero_named_like_a_traffic_file_fails_fast(tmp_path: Path, ext: str) -> None:
+    link = tmp_path / f"zero{ext}"
+    link.symlink_to("/dev/zero")
+    r = _run("convert", str(link), str(tmp_path / "out.gor"))
+    assert r.returncode == 2
+    assert r.stderr.startswith(f"replaygate: error: {link} (offset 0): "), r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_max_record_size_flag(tmp_path: Path) -> None:
+    src = tmp_path / "in.gor"
+    src.write_bytes(write_bytes([make_exchange("POST", "/", request_body=b"z" * 5000)]))
+    r = _run("convert", "--max-record-size", "4kb", str(src), str(tmp_path / "o.gor"))
+    assert r.returncode == 2 and "record is longer than 4KiB (limit: --max-record-size)" in r.stderr
+    r = _run("convert", "--max-record-size", "10", str(src), str(tmp_path / "o.gor"))
+    assert r.returncode == 2 and "--max-record-size: must be at least 1KiB" in r.stderr

@@ -226,3 +226,58 @@ def test_correlation_substitutions_reported(nginx: NginxServer, tmp_path: Path) 
     assert "correlation: 0 substitutions" in text  # per-rule counts, never values
     code, text = run(str(src), "-t", nginx.url, "--max", "--no-correlate")
     assert "correlation:" not in text
+
+
+# --- #12: empty and cut inputs, full disks, targets without a scheme -------------------------
+
+
+def test_an_empty_input_says_so_and_exits_2(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.gor"
+    empty.write_bytes(b"")
+    code, text = run(str(empty), "-t", "http://127.0.0.1:9", "--max")
+    assert code == 2, text
+    assert "nothing to replay: no exchanges in the input" in text.strip().splitlines()[-1]
+
+
+def test_everything_filtered_out_says_so(tmp_path: Path) -> None:
+    src = write_gor(tmp_path / "in.gor", 3)
+    code, text = run(str(src), "-t", "http://127.0.0.1:9", "--max", "--deny-url", ".")
+    assert code == 2 and "nothing to replay: every exchange was dropped" in text
+
+
+def test_a_cut_input_is_replayed_then_reported_exit_2(nginx: NginxServer, tmp_path: Path) -> None:
+    src = write_gor(tmp_path / "in.gor", 10)
+    data = src.read_bytes()
+    src.write_bytes(data + data[:50])
+    out = tmp_path / "out.gor"
+    code, text = run(str(src), "-t", nginx.url, "--max", "-o", str(out))
+    assert code == 2, text
+    assert "replay: sent 10, answered 10" in text
+    last = text.strip().splitlines()[-1]
+    assert last == (
+        f"replaygate: error: {src} (offset {len(data)}): file is cut inside a record; "
+        "every complete record before it was read"
+    )
+    assert len([r for r in read_records(out) if r.type == 3]) == 10
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_output_to_a_full_disk_is_one_line_exit_2(nginx: NginxServer, tmp_path: Path) -> None:
+    src = write_gor(tmp_path / "in.gor", 20)
+    out = tmp_path / "full.gor"
+    out.symlink_to("/dev/full")
+    code, text = run(str(src), "-t", nginx.url, "--max", "-o", str(out))
+    assert code == 2, text
+    assert "Traceback" not in text
+    assert f"replaygate: error: {out}: cannot write: No space left on device" in text
+
+
+@pytest.mark.parametrize("target", ["127.0.0.1:9", "http//127.0.0.1:9", "localhost"])
+def test_a_target_without_scheme_is_an_error(tmp_path: Path, target: str) -> None:
+    src = write_gor(tmp_path / "in.gor", 1)
+    code, text = run(str(src), "-t", target, "--max")
+    assert code == 2
+    assert text.strip() == (
+        f"replaygate: error: --target: {target!r} is not a URL: give the scheme, "
+        "http://HOST[:PORT] or https://HOST[:PORT]"
+    )

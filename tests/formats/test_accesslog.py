@@ -155,3 +155,13 @@ def test_rotated_log_names_are_access_logs(name: str) -> None:
     from replaygate.formats import format_of
 
     assert format_of(name) == "accesslog"
+
+
+def test_a_log_line_over_1mib_is_an_error_naming_the_offset(tmp_path: Path) -> None:
+    from replaygate.errors import FormatError
+
+    p = tmp_path / "long.log"
+    p.write_bytes(NGINX + b"\n" + b"\0" * (2 << 20))
+    with pytest.raises(FormatError, match=r"log line is longer than 1MiB") as e:
+        list(open_reader(p))
+    assert e.value.offset == len(NGINX) + 1

@@ -542,3 +542,82 @@ def test_one_pass_encoding_equals_record_encoding(
     if not metadata:
         recs = [GorRecord(r.type, r.id, r.ts_ns, r.latency_ns, r.payload) for r in recs]
     assert exchange_bytes(ex, metadata=metadata) == b"".join(encode_record(r) for r in recs)
+
+
+# --- linear reading, size limits, cut compressed files (#12) -------------------------------
+
+
+@pytest.mark.parametrize("mib", [2, 8])
+def test_a_big_record_in_many_pieces_is_read_in_linear_work(mib: int) -> None:
+    """Each byte is copied a bounded number of times, whatever the record size (the old
+    parser copied the whole pending buffer on every read: quadratic)."""
+    rec = encode_record(
+        GorRecord(1, "a" * 40, 1, None, b"GET / HTTP/1.1\r\n\r\n" + b"x" * (mib << 20))
+    )
+    p = GorRecordParser()
+    out = []
+    for i in range(0, len(rec), 64 << 10):
+        out += p.feed(rec[i : i + (64 << 10)])
+    assert len(out) == 1 and len(out[0].payload) == len(rec) - len(SEPARATOR) - rec.index(b"\n") - 1
+    assert p.bytes_copied <= 3 * len(rec)
+
+
+def test_a_record_over_the_limit_names_file_and_offset(tmp_path: Path) -> None:
+    from replaygate.errors import FormatError
+    from replaygate.formats import ReadOptions
+
+    small = write_bytes([make_exchange("GET", "/a")])
+    big = write_bytes([make_exchange("POST", "/b", request_body=b"y" * 5000)])
+    p = tmp_path / "big.gor"
+    p.write_bytes(small + big)
+    with pytest.raises(
+        FormatError, match=r"record is longer than 4KiB \(limit: --max-record-size\)"
+    ) as e:
+        list(open_reader(p, ReadOptions(max_record_size=4096)))
+    assert e.value.offset == len(small) and e.value.path == str(p)
+    assert len(list(open_reader(p, ReadOptions(max_record_size=8192)))) == 2
+
+
+def test_zeros_named_gor_fail_fast_without_reading_everything(tmp_path: Path) -> None:
+    from replaygate.errors import FormatError
+
+    p = tmp_path / "zero.gor"
+    p.write_bytes(b"\0" * (3 << 20))
+    with pytest.raises(FormatError, match=r"header line is longer than 1MiB: not a \.gor file"):
+        list(open_reader(p))
+
+
+def test_cut_zstd_file_is_reported(tmp_path: Path) -> None:
+    import zstandard
+
+    from replaygate.formats import ReadOptions
+
+    data = write_bytes([make_exchange("GET", f"/{i}") for i in range(50)])
+    frames = zstandard.ZstdCompressor().compress(data[:3000]) + zstandard.ZstdCompressor().compress(
+        data[3000:]
+    )
+    p = tmp_path / "two.gor.zst"
+    p.write_bytes(frames)
+    opts = ReadOptions()
+    assert len(list(open_reader(p, opts))) == 50  # both frames read
+    assert not opts.counters.cuts
+    p.write_bytes(frames[:-5])
+    opts = ReadOptions()
+    assert len(list(open_reader(p, opts))) < 50
+    assert opts.counters.dropped["truncated_record"] == 1 and len(opts.counters.cuts) == 1
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.binary(max_size=3000), st.integers(0, 10_000), st.booleans())
+def test_zstd_frame_scanner_knows_where_frames_end(data: bytes, cut: int, checksum: bool) -> None:
+    import zstandard
+
+    from replaygate.formats._zstd import FrameScanner
+
+    frame = zstandard.ZstdCompressor(write_checksum=checksum).compress(data)
+    frame2 = frame + frame
+    cut %= len(frame2) + 1
+    s = FrameScanner()
+    for i in range(0, cut, 7):
+        s.feed(frame2[i : min(cut, i + 7)])
+    assert s.at_boundary == (cut in (0, len(frame), len(frame2)))

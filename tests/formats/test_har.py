@@ -481,3 +481,100 @@ def test_lone_surrogate_escapes_do_not_break_writers() -> None:
     write_bytes([ex])
     orjson.dumps(exchange_to_dict(ex))
     orjson.dumps(exchange_to_entry(ex))
+
+
+# --- cut documents, limits, hostile numbers (#12) -------------------------------------------
+
+
+def test_a_har_cut_by_sigkill_mid_write_reads_back_every_complete_entry(tmp_path: Path) -> None:
+    """A real recorder process killed with SIGKILL while it writes: its HAR reads back."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    out = tmp_path / "live.har"
+    code = (
+        "from replaygate.formats import open_writer\n"
+        "from replaygate.testing import make_exchange\n"
+        f"w = open_writer({str(out)!r})\n"
+        "i = 0\n"
+        "while True:\n"
+        "    w.write(make_exchange('GET', f'/{i}', response_body=b'x' * 3000))\n"
+        "    i += 1\n"
+        "    if i % 20 == 0:\n"
+        "        w.flush()\n"
+        "        print(i, flush=True)\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=dict(os.environ)
+    )
+    try:
+        assert proc.stdout is not None
+        flushed = 0
+        while flushed < 100:
+            line = proc.stdout.readline()
+            assert line, "the writer process ended by itself"
+            flushed = int(line)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(60)
+        if proc.stdout is not None:
+            proc.stdout.close()
+    assert proc.returncode == -signal.SIGKILL
+    opts = ReadOptions()
+    got = list(open_reader(out, opts))
+    assert len(got) >= flushed
+    assert [e.request.target for e in got] == [f"/{i}" for i in range(len(got))]
+    assert opts.counters.dropped["truncated_record"] == 1
+    ((path, offset, msg),) = opts.counters.cuts
+    assert path == str(out) and offset is not None and f"after {len(got)} complete entries" in msg
+
+
+@pytest.mark.parametrize("keep", [0.4, 0.9, 0.95, -3, -2])
+def test_a_cut_har_keeps_complete_entries(tmp_path: Path, keep: float) -> None:
+    p = tmp_path / "o.har"
+    w = open_writer(p)
+    for i in range(30):
+        w.write(make_exchange("GET", f"/{i}", response_body=b'{"a": "q\\"x"}' * 10))
+    w.close()
+    data = p.read_bytes()
+    n = int(len(data) * keep) if keep > 0 else len(data) + int(keep)
+    p.write_bytes(data[:n])
+    opts = ReadOptions()
+    got = [e.request.target for e in open_reader(p, opts)]
+    assert got == [f"/{i}" for i in range(len(got))] and (keep < 0) == (len(got) == 30)
+    assert len(opts.counters.cuts) == 1
+
+
+def test_corruption_in_the_middle_is_still_an_error(tmp_path: Path) -> None:
+    p = tmp_path / "o.har"
+    w = open_writer(p)
+    for i in range(5):
+        w.write(make_exchange("GET", f"/{i}"))
+    w.close()
+    data = p.read_bytes()
+    p.write_bytes(data[:300] + b"\\q" + data[300:])
+    with pytest.raises(FormatError, match="invalid JSON"):
+        list(open_reader(p))
+
+
+def test_a_4301_digit_number_is_not_a_crash() -> None:
+    big = "9" * 4301
+    for field in ("status", "bodySize", "headersSize"):
+        entry = _entry()
+        entry["response"][field] = "__BIG__"
+        data = _har(entry).replace(b'"__BIG__"', big.encode())
+        list(parse_har(data, ReadOptions(), path="big.har"))
+    entry = _entry(req_headers=[{"name": "Content-Length", "value": big}])
+    list(parse_har(_har(entry), ReadOptions(), path="big.har"))
+
+
+def test_zeros_named_har_fail_at_once_and_size_is_bounded(tmp_path: Path) -> None:
+    p = tmp_path / "zero.har"
+    p.write_bytes(b"\0" * (1 << 20))
+    with pytest.raises(FormatError, match="not a HAR file: does not start with JSON"):
+        list(open_reader(p))
+    p.write_bytes(_har(_entry()) + b" " * 5000)
+    with pytest.raises(FormatError, match=r"HAR document is longer than 4KiB"):
+        list(open_reader(p, ReadOptions(max_file_size=4096)))

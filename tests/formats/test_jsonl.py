@@ -113,3 +113,38 @@ def test_gzip_jsonl(tmp_path: Path) -> None:
     lines = gzip.decompress(p.read_bytes()).splitlines()
     assert [json.loads(x)["id"] for x in lines] == [e.id for e in exs]
     assert [e.id for e in open_reader(p)] == [e.id for e in exs]
+
+
+def test_a_line_over_the_limit_names_file_and_offset(tmp_path: Path) -> None:
+    good = json.dumps(exchange_to_dict(_exchanges()[0])).encode() + b"\n"
+    p = tmp_path / "long.jsonl"
+    p.write_bytes(good + b'{"id": "' + b"x" * 5000 + b'"}\n')
+    with pytest.raises(FormatError, match=r"longer than 4KiB \(limit: --max-record-size\)") as e:
+        list(open_reader(p, ReadOptions(max_record_size=4096)))
+    assert e.value.offset == len(good)
+
+
+def test_zeros_named_jsonl_fail_at_once(tmp_path: Path) -> None:
+    p = tmp_path / "zero.jsonl"
+    p.write_bytes(b"\0" * (1 << 20))
+    with pytest.raises(FormatError, match=r"line 1: not a JSON Lines record"):
+        list(open_reader(p))
+
+
+def test_cut_gzip_is_reported_not_aborted(tmp_path: Path) -> None:
+    import gzip
+
+    lines = b"".join(
+        json.dumps(
+            exchange_to_dict(make_exchange("GET", f"/{i}", response_body=bytes(range(256)) * 8))
+        ).encode()
+        + b"\n"
+        for i in range(200)
+    )
+    data = gzip.compress(lines)
+    p = tmp_path / "cut.jsonl.gz"
+    p.write_bytes(data[: len(data) // 2])
+    opts = ReadOptions()
+    got = list(open_reader(p, opts))
+    assert 0 < len(got) < 200
+    assert opts.counters.dropped["truncated_record"] == 1 and len(opts.counters.cuts) == 1

@@ -1,4 +1,5 @@
-"""Fuzz targets for the file readers: .gor records, HAR, access-log lines, JSON Lines.
+"""Fuzz targets for the file readers: .gor records, HAR, access-log lines, JSON Lines, and
+the readers' size limits (small limits, arbitrary chunking: only FormatError may come out).
 
 Each target parses arbitrary bytes and then uses what it got the way the CLI does (summary,
 re-encoding to the other formats), so a reader that builds a broken exchange is caught too.
@@ -11,6 +12,7 @@ from collections.abc import Callable
 
 import orjson
 
+from replaygate.errors import ReplaygateError
 from replaygate.formats import ReadOptions
 from replaygate.formats.accesslog import LineError, parse_line
 from replaygate.formats.accesslog import _exchange as _log_exchange
@@ -86,6 +88,84 @@ def fuzz_mitm(data: bytes) -> None:
         _use(ex)
 
 
+def fuzz_gor_limits(data: bytes) -> None:
+    """Arbitrary bytes in arbitrary pieces through a parser with a tiny record limit."""
+    step = 1 + (data[0] if data else 0) % 37
+    p = GorRecordParser(on_bad=lambda off, why: None, max_record=64)
+    total = 0
+    for i in range(0, len(data), step):
+        for r in p.feed(data[i : i + step]):
+            assert len(r.payload) <= 64
+            total += 1
+    p.close()
+    assert p.bytes_copied <= 3 * len(data) + 64
+
+
+def fuzz_line_limits(data: bytes) -> None:
+    """JSON Lines and access logs read through the bounded line reader, tiny limits."""
+    import gzip
+    import io
+
+    from replaygate.formats._limits import bounded_lines
+    from replaygate.formats.accesslog import _lines
+
+    limit = 16 + (data[0] if data else 0)
+    lines = bounded_lines(io.BytesIO(data), limit, "fuzz.jsonl", "record", b"{")
+    for ex in parse_lines(lines, ReadOptions(), path="fuzz.jsonl"):
+        _use(ex)
+    opts = ReadOptions(max_record_size=limit)
+    for ex in _lines(io.BufferedReader(io.BytesIO(data)), "fuzz.log", None, None, opts):
+        _use(ex)
+    # the same bytes as a (possibly cut) gzip member
+    z = gzip.compress(data)[: max(10, len(data))]
+    from replaygate.formats.jsonl import _read
+
+    with gzip.open(io.BytesIO(z)) as f:
+        for ex in _read(f, "fuzz.jsonl.gz", ReadOptions()):  # type: ignore[arg-type]
+            _use(ex)
+
+
+def fuzz_har_limits(data: bytes) -> None:
+    """A HAR document under a small size limit, and every prefix shape of it (cut files)."""
+    import io
+
+    from replaygate.formats._har_import import _read_document
+
+    doc = _read_document(io.BytesIO(data), "fuzz.har", 4096)
+    cut = data[: len(data) * 2 // 3]
+    for d in (doc, cut):
+        try:
+            for ex in parse_har(d, ReadOptions(), path="fuzz.har"):
+                _use(ex)
+        except ReplaygateError:
+            pass
+
+
+def fuzz_zstd_frames(data: bytes) -> None:
+    """The zstd frame scanner never raises, and agrees with zstd on real frames cut anywhere."""
+    import io
+
+    import zstandard
+
+    from replaygate.formats._zstd import FrameScanner, ZstdReader
+
+    s = FrameScanner()
+    s.feed(data)
+    frame = zstandard.ZstdCompressor(write_checksum=bool(data[:1] > b"\x80")).compress(data)
+    cut = len(data) % (len(frame) + 1)
+    s = FrameScanner()
+    s.feed(frame[:cut])
+    assert s.at_boundary == (cut in (0, len(frame)))
+    try:
+        r = ZstdReader(io.BytesIO(frame[:cut]))
+        while r.read(4096):
+            pass
+    except EOFError:
+        assert cut not in (0, len(frame))
+    except zstandard.ZstdError:
+        pass
+
+
 def _mitm_seed() -> list[bytes]:
     import io
 
@@ -104,6 +184,10 @@ TARGETS: dict[str, Callable[[bytes], None]] = {
     "har_reader": fuzz_har,
     "accesslog_line": fuzz_accesslog,
     "jsonl_reader": fuzz_jsonl,
+    "gor_limits": fuzz_gor_limits,
+    "line_limits": fuzz_line_limits,
+    "har_limits": fuzz_har_limits,
+    "zstd_frames": fuzz_zstd_frames,
 }
 try:
     _MITM_SEEDS = _mitm_seed()
@@ -182,5 +266,12 @@ SEEDS: dict[str, list[bytes]] = {
         b'0001-01-01T00:00:00 \x00 \x00 \x00 \x00 \x00 \x00 \x00 \x00 \x00 \x00 "A \x00"',
     ],
     "jsonl_reader": [_JSONL + b"\n", _JSONL + b"\n" + _JSONL[:40]],
+    "gor_limits": [
+        b"1 abc 10 -1\n" + _REQ + SEPARATOR + b"1 def 11 -1\n" + _REQ * 4 + SEPARATOR,
+        b"\x00" * 300,
+    ],
+    "line_limits": [_JSONL + b"\n" + _JSONL[:40], b"\x00" * 300, b"{" + b" " * 400 + b"}\n"],
+    "har_limits": [_HAR, _HAR[: len(_HAR) // 2], b"\x00" * 100, b" " * 5000],
+    "zstd_frames": [b"", b"abc" * 100, bytes(range(256))],
     "mitm_reader": _MITM_SEEDS,
 }

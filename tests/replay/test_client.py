@@ -118,9 +118,10 @@ def test_target_parse() -> None:
         "/api",
         "stage.example",
     )
-    assert Target.parse("127.0.0.1:8080").host_header == "127.0.0.1:8080"
+    assert Target.parse("http://127.0.0.1:8080").host_header == "127.0.0.1:8080"
     assert Target.parse("http://[::1]:81").host_header == "[::1]:81"
-    for bad in ("ftp://x", "http://", "http://x:notaport"):
+    # #12: no scheme is an error, as --help says (was: taken as http)
+    for bad in ("ftp://x", "http://", "http://x:notaport", "127.0.0.1:8080", "http//h:80"):
         with pytest.raises(ConfigError, match="--target"):
             Target.parse(bad)
 

@@ -34,7 +34,9 @@ if TYPE_CHECKING:  # the replay package is heavy (event loop, clients); only for
 
 __all__ = [
     "close_stages",
+    "input_limit_options",
     "iter_through",
+    "read_limits",
     "replay_hooks",
     "stages_from_options",
     "traffic_options",
@@ -234,6 +236,40 @@ def traffic_options(f: F) -> F:
     for names, kwargs in reversed(_OPTIONS):
         f = click.option(*names, **kwargs)(f)
     return f
+
+
+def input_limit_options(f: F) -> F:
+    """Decorator: ``--max-record-size`` and ``--max-file-size`` for commands that read files."""
+    f = click.option(
+        "--max-file-size",
+        metavar="SIZE",
+        default=None,
+        help="Largest document read at once (HAR); larger is an error (default 2GiB).",
+    )(f)
+    f = click.option(
+        "--max-record-size",
+        metavar="SIZE",
+        default=None,
+        help="Largest .gor record or .jsonl line read; larger is an error naming the file and "
+        "offset (default 512MiB).",
+    )(f)
+    return f
+
+
+def read_limits(options: Mapping[str, Any]) -> dict[str, int]:
+    """ReadOptions keyword arguments from the ``input_limit_options`` flags."""
+    from ..config import parse_size
+
+    out: dict[str, int] = {}
+    for key in ("max_record_size", "max_file_size"):
+        text = options.get(key)
+        if text is not None:
+            flag = "--" + key.replace("_", "-")
+            n = parse_size(text, name=flag)
+            if n < 1024:
+                raise ConfigError(f"{flag}: must be at least 1KiB (got {text!r})")
+            out[key] = n
+    return out
 
 
 def _list(options: Mapping[str, Any], key: str) -> list[str] | None:

@@ -8,8 +8,9 @@ from typing import Any
 import click
 
 from ..compare import Comparator
-from ..formats import ReadOptions, open_reader
+from ..formats import ReadOptions, open_reader, raise_cuts
 from ..pipeline import Counters
+from ._options import input_limit_options, read_limits
 from ._report_options import compare_config, finish_reports, load_report_config, report_options
 
 
@@ -24,6 +25,7 @@ from ._report_options import compare_config, finish_reports, load_report_config,
     "(Diffy-style noise reference). Repeatable.",
 )
 @report_options
+@input_limit_options
 @click.option(
     "-q", "--quiet", is_flag=True, help="Print nothing; only the exit code and report files."
 )
@@ -39,8 +41,10 @@ def command(
     config = load_report_config(options)
     comparator = Comparator(compare_config(config))
     counters = Counters()
+    limits = read_limits(options)
     for path, baseline in [(f, False) for f in files] + [(f, True) for f in baseline_files]:
-        for ex in open_reader(path, ReadOptions(counters=counters)):
+        opts = ReadOptions(None, counters, extra={"truncated": "count"}, **limits)
+        for ex in open_reader(path, opts):
             counters.read += 1
             if baseline:
                 ex.meta["role"] = "baseline"
@@ -49,4 +53,5 @@ def command(
     for reason, n in counters.dropped.items():
         comparator.skipped[f"read: {reason}"] += n
     rc = finish_reports(comparator, options, config, quiet=quiet)
+    raise_cuts(counters)  # the reports are written; a cut input is still an input error
     click.get_current_context().exit(rc)

@@ -19,9 +19,17 @@ import click
 
 from ..config import load_config, parse_duration, parse_size
 from ..errors import ConfigError, InputError, ReplaygateError
-from ..formats import ReadOptions, WriteOptions, format_of, open_reader, open_writer
+from ..formats import (
+    ReadOptions,
+    WriteOptions,
+    format_of,
+    open_reader,
+    open_writer,
+    raise_cuts,
+)
 from ..model import Exchange
 from ..pipeline import Counters, Stage, run_pipeline
+from ._options import input_limit_options, read_limits
 
 __all__ = [
     "check_tls_keylog",
@@ -40,14 +48,16 @@ def reader_options(
     log_format: str | None = None,
     host: str | None = None,
     tls_keylog: str | None = None,
+    limits: dict[str, int] | None = None,
 ) -> ReadOptions:
-    """ReadOptions shared by convert and inspect."""
-    extra: dict[str, Any] = {}
+    """ReadOptions shared by convert and inspect. A cut capture is counted like any other cut
+    input and reported by the command at the end (:func:`~replaygate.formats.raise_cuts`)."""
+    extra: dict[str, Any] = {"truncated": "count"}
     if host:
         extra["host"] = host
     if tls_keylog:
         extra["tls_keylog"] = tls_keylog
-    return ReadOptions(log_format=log_format, counters=counters, extra=extra)
+    return ReadOptions(log_format=log_format, counters=counters, extra=extra, **(limits or {}))
 
 
 def check_tls_keylog(tls_keylog: str | None, inputs: Iterable[str]) -> None:
@@ -192,6 +202,7 @@ def _remove_outputs(sink: object, output: str) -> None:
     default=False,
     help="Also print the readers' notes (line numbers of dropped lines, cut offsets, ...).",
 )
+@input_limit_options
 @_with_traffic_options
 def command(
     paths: tuple[str, ...],
@@ -251,13 +262,18 @@ def command(
     config = load_config(config_path)
     stages = _traffic_stages(traffic, config, counters)
     tally = _Tally()
-    ropts = reader_options(counters, log_format.lower() if log_format else None, host, tls_keylog)
+    limits = read_limits(traffic)
+    ropts = reader_options(
+        counters, log_format.lower() if log_format else None, host, tls_keylog, limits
+    )
     sink = open_writer(output, wopts)
     try:
         run_pipeline(iter_inputs(inputs, ropts), [*stages, tally], sink, counters)
     except ReplaygateError:
         if counters.written == 0 and not append:
             _remove_outputs(sink, output)
+        else:
+            click.echo(f"replaygate: note: {_partial(sink, output, counters.written)}", err=True)
         raise
     if verbose:
         for note, n in sorted(counters.notes.items()):
@@ -270,3 +286,14 @@ def command(
                 f"replaygate: wrote {len(files)} files: {files[0]} ... {files[-1]}", err=True
             )
     sys.stderr.flush()
+    raise_cuts(counters)  # everything readable was written; the cut is still an input error
+
+
+def _partial(sink: object, output: str, written: int) -> str:
+    """What a failed conversion left behind (kept: it may be all there is of the input)."""
+    files = getattr(sink, "files", None)
+    name = output if not isinstance(files, list) or len(files) < 2 else f"{files[0]} ..."
+    return (
+        f"{name} is incomplete: it holds the {written} exchange(s) converted before the error"
+        + (" (a .har written this far is repaired when read)" if output.endswith(".har") else "")
+    )

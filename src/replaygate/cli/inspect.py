@@ -14,13 +14,15 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import click
 import orjson
 
-from ..formats import format_of, open_reader
+from ..formats import format_of, open_reader, raise_cuts
 from ..model import ConnectionId, Exchange
 from ..pipeline import Counters
+from ._options import input_limit_options, read_limits
 from .convert import (
     LOG_FORMATS,
     check_tls_keylog,
@@ -198,6 +200,7 @@ def render(s: FileSummary, top: int) -> str:
     "--host", default=None, metavar="HOST", help="Host for access-log lines that do not name one."
 )
 @tls_keylog_option
+@input_limit_options
 def command(
     files: tuple[str, ...],
     as_json: bool,
@@ -205,6 +208,7 @@ def command(
     log_format: str | None,
     host: str | None,
     tls_keylog: str | None,
+    **limit_flags: Any,
 ) -> None:
     """Summarise traffic files: exchanges, connections, methods, status codes, top endpoints,
     time span, incomplete exchanges and why, and what could not be parsed.
@@ -223,10 +227,16 @@ def command(
     out = sys.stdout.buffer
     first = True
     total = FileSummary(f"total of {len(files)} files", "all")
+    cuts = Counters()
     for p in files:
         counters = Counters()
+        counters.cuts = cuts.cuts  # every file's cut, reported after the summaries
         opts = reader_options(
-            counters, log_format.lower() if log_format else None, host, tls_keylog
+            counters,
+            log_format.lower() if log_format else None,
+            host,
+            tls_keylog,
+            read_limits(limit_flags),
         )
         if as_json:
             for ex in open_reader(p, opts):
@@ -246,3 +256,4 @@ def command(
         click.echo("")
         click.echo(render(total, top))
     out.flush()
+    raise_cuts(cuts)

@@ -24,7 +24,8 @@ import click
 
 from ..config import load_config, parse_duration, parse_size, section
 from ..errors import ConfigError, InputError
-from ..formats import ReadOptions, format_of, open_reader, open_writer
+from ..formats import ReadOptions, format_of, open_reader, open_writer, raise_cuts
+from ..formats._limits import writing
 from ..model import Exchange
 from ..pipeline import Counters, Sink, Stage, TeeSink
 from ..replay import (
@@ -37,7 +38,9 @@ from ..replay import (
 )
 from ._options import (
     close_stages,
+    input_limit_options,
     iter_through,
+    read_limits,
     replay_hooks,
     stages_from_options,
     traffic_options,
@@ -78,14 +81,22 @@ class FileSource:
         stages: Sequence[Stage],
         counters: Counters,
         log_format: str | None = None,
+        limits: Mapping[str, int] | None = None,
     ) -> None:
         self.paths = list(paths)
         self.stages = list(stages)
         self.counters = counters
         self.log_format = log_format
+        self.limits = dict(limits or {})
 
     def _raw(self) -> Iterator[Exchange]:
-        opts = ReadOptions(log_format=self.log_format, counters=self.counters)
+        # a cut input is counted (every format alike) and reported once the replay is done
+        opts = ReadOptions(
+            log_format=self.log_format,
+            counters=self.counters,
+            extra={"truncated": "count"},
+            **self.limits,
+        )
         for p in self.paths:
             yield from open_reader(p, opts)
 
@@ -406,6 +417,7 @@ _TIMING_HELP = "Timing (one of): --speed X (default 1), --rate N, --max, --ramp 
     default=None,
     help="Access-log inputs: the log format (detected when omitted).",
 )
+@input_limit_options
 @traffic_options
 @report_options
 @watch_options
@@ -429,6 +441,7 @@ def command(files: tuple[str, ...], **options: Any) -> None:
             "write .gor or .jsonl to keep the replayed responses for compare",
             err=True,
         )
+    limits = read_limits(options)
     reports = any(options.get(k) for k in ("json", "junit", "markdown", "html", "report"))
     comparator = None
     if reports:
@@ -449,7 +462,7 @@ def command(files: tuple[str, ...], **options: Any) -> None:
 
     if rc.workers == 1:
         stages = stages_from_options(options, cfg_data, counters=counters)
-        source = FileSource(files, stages, counters, log_format)
+        source = FileSource(files, stages, counters, log_format, limits)
         sinks: list[Sink] = []
         if output:
             sinks.append(open_writer(output))
@@ -492,11 +505,25 @@ def command(files: tuple[str, ...], **options: Any) -> None:
         click.echo(f"  filtered out by {reason}: {n}", err=True)
     if output:
         click.echo(f"  output: {output}", err=True)
+    if stats.exchanges == 0 and not stats.stopped:
+        raise_cuts(counters)
+        raise InputError(_nothing_replayed(counters), path=files[0] if len(files) == 1 else None)
+    rc_exit = 0
     if comparator is not None:
         for reason, n in counters.dropped.items():
             comparator.skipped[f"filtered: {reason}"] += n
         rc_exit = finish_reports(comparator, options, cfg_data, err=True)
+    raise_cuts(counters)  # after the outputs and reports: the cut is still an input error
+    if rc_exit:
         click.get_current_context().exit(rc_exit)
+
+
+def _nothing_replayed(counters: Counters) -> str:
+    filtered = sum(counters.dropped.values())
+    if filtered:
+        why = ", ".join(f"{k}={v}" for k, v in counters.dropped.most_common())
+        return f"nothing to replay: every exchange was dropped ({why})"
+    return "nothing to replay: no exchanges in the input"
 
 
 def _total(rc: ReplayConfig, files: Sequence[str]) -> int | None:
@@ -541,7 +568,7 @@ def _run_workers(
 
     def source_factory() -> Iterable[Exchange]:
         stages = stages_from_options(options, cfg_data)
-        return FileSource(files, stages, Counters(), log_format)
+        return FileSource(files, stages, Counters(), log_format, read_limits(options))
 
     def sink_factory(i: int) -> Sink | None:
         return open_writer(parts[i]) if parts else None
@@ -578,7 +605,7 @@ def _merge_parts(parts: Sequence[str], output: str) -> None:
     fmt = format_of(output)
     same = all(format_of(p) == fmt and _compression(p) == _compression(output) for p in parts)
     if same and fmt in ("gor", "jsonl"):
-        with open(output, "wb") as out:
+        with writing(output), open(output, "wb") as out:
             for p in parts:
                 with open(p, "rb") as f:
                     shutil.copyfileobj(f, out, 1 << 20)

@@ -14,19 +14,33 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from ..errors import UnknownFormatError
+from ..errors import TruncatedError, UnknownFormatError
 from ..model import Exchange
 from ..pipeline import Counters, Sink
+from ._limits import DEFAULT_MAX_FILE, DEFAULT_MAX_RECORD
 
-__all__ = ["ReadOptions", "WriteOptions", "format_of", "open_reader", "open_writer"]
+__all__ = [
+    "ReadOptions",
+    "WriteOptions",
+    "format_of",
+    "note_cut",
+    "open_reader",
+    "open_writer",
+    "raise_cuts",
+]
 
 
 @dataclass
 class ReadOptions:
-    """Options common to readers; format-specific ones go in ``extra``."""
+    """Options common to readers; format-specific ones go in ``extra``.
+
+    ``max_record_size`` bounds one record (a ``.gor`` record, a ``.jsonl`` or log line, a HAR
+    entry) and ``max_file_size`` a document read at once (HAR): see :mod:`._limits`."""
 
     log_format: str | None = None  # access logs: nginx | apache | alb | elb
     counters: Counters = field(default_factory=Counters)
+    max_record_size: int = DEFAULT_MAX_RECORD
+    max_file_size: int = DEFAULT_MAX_FILE
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -119,3 +133,29 @@ def open_writer(path: str | os.PathLike[str], options: WriteOptions | None = Non
         )
     cls = _load(writer_ref)
     return cast(Sink, cls(os.fspath(path), options or WriteOptions()))
+
+
+def note_cut(
+    counters: Counters,
+    path: str,
+    offset: int | None,
+    msg: str = "file is cut inside a record; every complete record before it was read",
+) -> None:
+    """Count an input cut short (``dropped["truncated_record"]``) and remember where, so the
+    command can report it once it has used everything before the cut."""
+    counters.dropped["truncated_record"] += 1
+    where = f" (offset {offset})" if offset is not None else ""
+    counters.notes[f"{path}{where}: {msg}"] += 1
+    counters.cuts.append((path, offset, msg))
+
+
+def raise_cuts(counters: Counters) -> None:
+    """After a command has written/used what was readable: a cut input is one line, exit 2
+    (the same for every format: .pcap, .gor, .jsonl, .har, .log, compressed or not)."""
+    if not counters.cuts:
+        return
+    path, offset, msg = counters.cuts[0]
+    more = len(counters.cuts) - 1
+    if more:
+        msg += f" (and {more} more cut input{'s' if more > 1 else ''}: see the notes)"
+    raise TruncatedError(msg, path=path, offset=offset)

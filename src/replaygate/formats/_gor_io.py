@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from ..model import Exchange
-from . import ReadOptions, WriteOptions
+from . import ReadOptions, WriteOptions, note_cut
 from .gor import GorRecord, GorWriter, read_exchanges
 
 
@@ -18,8 +18,7 @@ def read(path: str, options: ReadOptions) -> Iterator[Exchange]:
     c = options.counters
 
     def truncated(offset: int) -> None:
-        c.notes[f"{path}: file is cut at offset {offset}; every record before it was read"] += 1
-        c.dropped["truncated_record"] += 1
+        note_cut(c, path, offset)
 
     def orphan(rec: GorRecord) -> None:
         c.dropped["response_without_request"] += 1
@@ -40,6 +39,7 @@ def read(path: str, options: ReadOptions) -> Iterator[Exchange]:
         on_truncated=truncated,
         on_orphan=orphan,
         on_bad=bad,
+        max_record=options.max_record_size,
     )
 
 

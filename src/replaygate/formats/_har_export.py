@@ -13,6 +13,7 @@ from .. import __version__
 from ..errors import InputError
 from ..model import Exchange
 from . import WriteOptions
+from ._limits import writing
 
 __all__ = ["Writer", "exchange_to_entry"]
 
@@ -181,24 +182,31 @@ class Writer:
             self._f: IO[bytes] = open(path, "wb")  # noqa: SIM115 - closed in close()
         except OSError as e:
             raise InputError(f"cannot write: {e.strerror}", path=path) from None
-        self._f.write(_HEAD.encode())
+        with writing(path):
+            self._f.write(_HEAD.encode())
         self._n = 0
         self._closed = False
 
     def write(self, ex: Exchange) -> None:
         data = orjson.dumps(exchange_to_entry(ex))
-        self._f.write(b",\n" + data if self._n else data)
+        with writing(self.path):
+            self._f.write(b",\n" + data if self._n else data)
         self._n += 1
 
     def flush(self) -> None:
-        self._f.flush()
+        with writing(self.path):
+            self._f.flush()
 
     def close(self) -> None:
         if self._closed:
             return
         self._closed = True
-        self._f.write(b"\n]}}\n")
-        self._f.close()
+        try:
+            with writing(self.path):
+                self._f.write(b"\n]}}\n")
+        finally:
+            with writing(self.path):
+                self._f.close()
 
     @property
     def entries(self) -> int:

@@ -36,6 +36,7 @@ from ..errors import ConfigError, InputError
 from ..model import Exchange, Flag, stable_exchange_id
 from . import ReadOptions
 from ._http1 import build_request
+from ._limits import LOG_MAX_LINE, bounded_lines
 
 __all__ = ["FORMATS", "LogLine", "parse_line", "read"]
 
@@ -327,7 +328,8 @@ def _lines(
 
     with f:
         try:
-            for lineno, raw in enumerate(f, 1):
+            lines = bounded_lines(f, min(LOG_MAX_LINE, options.max_record_size), path, "log line")
+            for lineno, raw in enumerate(lines, 1):
                 if not raw.strip():
                     continue
                 try:

@@ -32,11 +32,12 @@ import re
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 from urllib.parse import quote, unquote
 
 from ..errors import FormatError, InputError, TruncatedError
 from ..model import ConnectionId, Exchange, Flag, HTTPMessage, Request, Response
+from ._limits import DEFAULT_MAX_RECORD, GOR_MAX_HEADER_LINE, human_size, too_large, writing
 
 __all__ = [
     "SEPARATOR",
@@ -60,6 +61,7 @@ _SAFE = ":>[],."
 _PLAIN = re.compile(r"[A-Za-z0-9_.~:>\[\],-]*").fullmatch
 META_VERSION = "1"
 _CHUNK = 1 << 20
+_FLAG = "--max-record-size"
 
 
 @dataclass(slots=True)
@@ -137,21 +139,42 @@ class GorRecordParser:
 
     After the last ``feed``, ``close()`` returns the offset of trailing bytes that do not form
     a complete record (``None`` when the input ended cleanly).
+
+    Linear in the input: a record that arrives in many pieces is appended to a buffer and
+    searched only from where the last search ended, then copied once (``bytes_copied``
+    counts the bytes copied, which tests use to check the work stays linear). A record
+    longer than ``max_record`` bytes, or a header line longer than
+    :data:`~._limits.GOR_MAX_HEADER_LINE`, is a FormatError naming the offset.
     """
 
     def __init__(
-        self, path: str | None = None, *, on_bad: Callable[[int, str], None] | None = None
+        self,
+        path: str | None = None,
+        *,
+        on_bad: Callable[[int, str], None] | None = None,
+        max_record: int = DEFAULT_MAX_RECORD,
     ) -> None:
         self._buf = bytearray()
         self._base = 0  # file offset of _buf[0]
+        self._scan = 0  # where the next search for a separator in _buf starts
+        self._header_ok = False  # the pending record's header line is known to be short
         self._path = path
         self._on_bad = on_bad
+        self._max = max_record
         self.records = 0
+        self.bytes_copied = 0
 
     def feed(self, data: bytes) -> list[GorRecord]:
         if self._buf:
-            self._buf += data
-            data = bytes(self._buf)
+            buf = self._buf
+            buf += data
+            self.bytes_copied += len(data)
+            if buf.find(SEPARATOR, self._scan) < 0:
+                self._scan = max(0, len(buf) - len(SEPARATOR) + 1)
+                self._check_pending()
+                return []
+            data = bytes(buf)
+            self.bytes_copied += len(data)
         elif not isinstance(data, bytes):
             data = bytes(data)
         out: list[GorRecord] = []
@@ -161,6 +184,8 @@ class GorRecordParser:
             sep = find(SEPARATOR, start)
             if sep < 0:
                 break
+            if sep - start > self._max:
+                raise too_large("record", self._max, self._path, self._base + start, _FLAG)
             nl = find(b"\n", start, sep)
             if nl < 0:
                 # A lone header with no payload is still a record (empty payload).
@@ -182,8 +207,27 @@ class GorRecordParser:
                     self.records += 1
             start = sep + len(SEPARATOR)
         self._buf = bytearray(data[start:]) if start < len(data) else bytearray()
+        self.bytes_copied += len(self._buf)
         self._base += start
+        self._scan = max(0, len(self._buf) - len(SEPARATOR) + 1)
+        self._header_ok = False
+        self._check_pending()
         return out
+
+    def _check_pending(self) -> None:
+        """The incomplete record in the buffer must stay within the limits."""
+        n = len(self._buf)
+        if n > self._max:
+            raise too_large("record", self._max, self._path, self._base, _FLAG)
+        if n > GOR_MAX_HEADER_LINE and not self._header_ok:
+            if self._buf.find(b"\n", 0, GOR_MAX_HEADER_LINE) < 0:
+                raise FormatError(
+                    f"record header line is longer than {human_size(GOR_MAX_HEADER_LINE)}"
+                    + ("" if self.records else ": not a .gor file"),
+                    path=self._path,
+                    offset=self._base,
+                )
+            self._header_ok = True
 
     def close(self) -> int | None:
         rest = bytes(self._buf)
@@ -223,7 +267,9 @@ def open_binary(path: str | os.PathLike[str], mode: str = "rb") -> BinaryIO:
 
             raw = open(p, mode)  # noqa: SIM115 - closed by the zstd stream
             if "r" in mode:
-                return zstandard.ZstdDecompressor().stream_reader(raw, closefd=True)
+                from ._zstd import ZstdReader
+
+                return cast(BinaryIO, ZstdReader(raw))  # reports a stream cut inside a frame
             return zstandard.ZstdCompressor(level=3).stream_writer(raw, closefd=True)
         return open(p, mode)  # type: ignore[return-value]
     except FileNotFoundError:
@@ -240,13 +286,15 @@ def read_records(
     on_truncated: Callable[[int], None] | None = None,
     strict: bool = False,
     on_bad: Callable[[int, str], None] | None = None,
+    max_record: int = DEFAULT_MAX_RECORD,
 ) -> Iterator[GorRecord]:
     """Yield every complete record of a ``.gor`` file (optionally compressed).
 
     A malformed record header after the first good record is passed to ``on_bad(offset,
-    reason)`` and skipped (raised as FormatError when ``on_bad`` is None)."""
+    reason)`` and skipped (raised as FormatError when ``on_bad`` is None). A record longer
+    than ``max_record`` bytes is a FormatError."""
     p = os.fspath(path)
-    parser = GorRecordParser(p, on_bad=on_bad)
+    parser = GorRecordParser(p, on_bad=on_bad, max_record=max_record)
     with open_binary(p) as f:
         # read1: a damaged compressed stream still yields everything before the damage
         read = getattr(f, "read1", f.read)
@@ -288,10 +336,11 @@ def _damaged(
     """A compressed stream failed: not compressed at all (nothing read yet), or cut/damaged
     after ``parser._base`` bytes of uncompressed data (everything before was yielded)."""
     kind = "zstd" if path.endswith(".zst") else "gzip"
-    if not parser.records and not parser._base and not parser._buf:
+    nothing = not parser.records and not parser._base and not parser._buf
+    if nothing and not isinstance(err, EOFError):
         raise FormatError(f"not a {kind} stream: {err}", path=path) from None
     if strict:
-        raise TruncatedError(f"{kind} stream is damaged: {err}", path=path) from None
+        raise TruncatedError(f"{kind} stream is cut or damaged: {err}", path=path) from None
     if on_truncated is not None:
         on_truncated(parser._base)
 
@@ -490,6 +539,7 @@ def read_exchanges(
     on_truncated: Callable[[int], None] | None = None,
     on_orphan: Callable[[GorRecord], None] | None = None,
     on_bad: Callable[[int, str], None] | None = None,
+    max_record: int = DEFAULT_MAX_RECORD,
 ) -> Iterator[Exchange]:
     """Group records by id into exchanges, in the order their requests appear.
 
@@ -536,7 +586,7 @@ def read_exchanges(
                 continue
             yield _exchange_from_records(req, others)
 
-    for rec in read_records(path, on_truncated=on_truncated, on_bad=on_bad):
+    for rec in read_records(path, on_truncated=on_truncated, on_bad=on_bad, max_record=max_record):
         seen_types.add(rec.type)
         key = latest.get(rec.id)
         item = pending.get(key) if key is not None else None
@@ -627,7 +677,8 @@ class GorWriter:
         if not self._meta:
             rec = GorRecord(rec.type, rec.id, rec.ts_ns, rec.latency_ns, rec.payload)
         data = encode_record(rec)
-        self._f.write(data)
+        with writing(self._f_name):
+            self._f.write(data)
         self._written += len(data)
         self.records += 1
 
@@ -649,14 +700,20 @@ class GorWriter:
             self._written += len(data)
             self.records += 1
 
+    @property
+    def _f_name(self) -> str:
+        return self.files[-1] if self.files else self.path
+
     def flush(self) -> None:
         if self._f is not None:
-            self._f.flush()
+            with writing(self._f_name):
+                self._f.flush()
 
     def close(self) -> None:
         if self._f is None:
             self._f = self._open()  # an empty run still leaves an (empty) file
-        self._f.close()
+        with writing(self._f_name):
+            self._f.close()
 
 
 def _split_ext(path: str) -> tuple[str, str]:

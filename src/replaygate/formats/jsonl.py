@@ -18,14 +18,16 @@ from __future__ import annotations
 import base64
 import binascii
 import gzip
-from collections.abc import Iterator
+import zlib
+from collections.abc import Iterable, Iterator
 from typing import IO, Any
 
 import orjson
 
 from ..errors import FormatError, InputError
 from ..model import ConnectionId, Exchange, Flag, HTTPMessage, Request, Response
-from . import ReadOptions, WriteOptions
+from . import ReadOptions, WriteOptions, note_cut
+from ._limits import bounded_lines, writing
 
 __all__ = ["Writer", "exchange_from_dict", "exchange_to_dict", "parse_lines", "read"]
 
@@ -167,7 +169,7 @@ def exchange_from_dict(d: Any) -> Exchange:
 
 
 def parse_lines(
-    lines: IO[bytes] | list[bytes], options: ReadOptions | None = None, *, path: str = "<jsonl>"
+    lines: Iterable[bytes], options: ReadOptions | None = None, *, path: str = "<jsonl>"
 ) -> Iterator[Exchange]:
     """Exchanges from JSON lines. A bad line is a FormatError naming its line number, except a
     cut last line (no newline: a crash while writing), which is counted and reported."""
@@ -183,8 +185,12 @@ def parse_lines(
             ex = exchange_from_dict(obj)
         except (orjson.JSONDecodeError, _Bad) as e:
             if not line.endswith(b"\n"):
-                c.dropped["truncated_record"] += 1
-                c.notes[f"{path}: last line {lineno} is cut (offset {start})"] += 1
+                note_cut(
+                    c,
+                    path,
+                    start,
+                    f"the last line ({lineno}) is cut; every line before it was read",
+                )
                 return
             what = "invalid JSON" if isinstance(e, orjson.JSONDecodeError) else str(e)
             if not isinstance(e, orjson.JSONDecodeError):
@@ -211,7 +217,23 @@ def read(path: str, options: ReadOptions) -> Iterator[Exchange]:
 
 def _read(f: IO[bytes], path: str, options: ReadOptions) -> Iterator[Exchange]:
     with f:
-        yield from parse_lines(f, options, path=path)
+        lines = bounded_lines(f, options.max_record_size, path, "JSON Lines record", b"{")
+        n = 0
+        try:
+            for ex in parse_lines(lines, options, path=path):
+                n += 1
+                yield ex
+        except (EOFError, OSError, zlib.error) as e:  # a .gz cut short or damaged
+            if isinstance(e, FileNotFoundError | PermissionError | IsADirectoryError):
+                raise
+            if not n and not isinstance(e, EOFError):
+                raise FormatError(f"not a gzip stream: {e}", path=path) from None
+            note_cut(
+                options.counters,
+                path,
+                None,
+                f"gzip stream is cut or damaged after {n} records ({e})",
+            )
 
 
 class Writer:
@@ -230,9 +252,15 @@ class Writer:
         self.records = 0
 
     def write(self, ex: Exchange) -> None:
-        self._f.write(orjson.dumps(exchange_to_dict(ex)) + b"\n")
+        with writing(self.path):
+            self._f.write(orjson.dumps(exchange_to_dict(ex)) + b"\n")
         self.records += 1
+
+    def flush(self) -> None:
+        with writing(self.path):
+            self._f.flush()
 
     def close(self) -> None:
         if not self._f.closed:
-            self._f.close()
+            with writing(self.path):
+                self._f.close()

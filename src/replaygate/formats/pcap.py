@@ -99,16 +99,15 @@ def read(path: str, options: ReadOptions) -> Iterator[Exchange]:
             counters.dropped["pcap.corrupt_file"] += 1
             raise
         yield from asm.flush()
-        if (
-            counters.dropped["pcap.truncated_record"] > cuts_before
-            and options.extra.get("truncated", "raise") != "count"
-        ):
-            raise TruncatedError(
+        if counters.dropped["pcap.truncated_record"] > cuts_before:
+            msg = (
                 f"capture file cut short in the middle of a packet, after {frames} frames "
-                "(every complete exchange before the cut was read)",
-                path=path,
-                offset=counters.notes["pcap.truncated_at_offset"],
+                "(every complete exchange before the cut was read)"
             )
+            offset = counters.notes["pcap.truncated_at_offset"]
+            counters.cuts.append((path, offset, msg))
+            if options.extra.get("truncated", "raise") != "count":
+                raise TruncatedError(msg, path=path, offset=offset)
     finally:
         counters.notes["pcap.frames"] += frames
         for key, value in asm.stats.as_dict().items():

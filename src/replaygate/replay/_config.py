@@ -134,7 +134,12 @@ class Target:
     def parse(cls, url: str) -> Target:
         text = url.strip()
         if "://" not in text:
-            text = "http://" + text
+            # --help says a target is a URL: "host:port" or "http//host" (a typo) is refused
+            # rather than guessed, so a typo never becomes a host named "http"
+            raise ConfigError(
+                f"--target: {url!r} is not a URL: give the scheme, http://HOST[:PORT] or "
+                "https://HOST[:PORT]"
+            )
         try:
             u = urlsplit(text)
             port = u.port
