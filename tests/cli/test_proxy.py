@@ -97,6 +97,8 @@ def test_records_until_sigterm_then_exits_0(upstream: RawHTTPServer, tmp_path: P
         (["--upstream", "http://127.0.0.1:1", "--listen", "bad"], "--listen"),
         (["--upstream", "http://127.0.0.1:1", "--tls-cert", "/no/such.pem"], "not found"),
         (["--upstream", "http://127.0.0.1:1", "--max-queue", "0"], "--max-queue"),
+        (["--upstream", "http://127.0.0.1:1", "--max-line-size", "10"], "--max-line-size"),
+        (["--upstream", "http://127.0.0.1:1", "--max-header-size", "1kb"], "--max-header-size"),
     ],
 )
 def test_bad_flags_one_line_exit_2(tmp_path: Path, args: list[str], message: str) -> None:

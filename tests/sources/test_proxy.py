@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import socket
 import ssl
@@ -356,3 +357,155 @@ def test_stop_aborts_what_does_not_finish_in_time(upstream: RawHTTPServer) -> No
     # the unfinished request is recorded flagged, not passed off as complete
     assert len(sink.exchanges) == 1 and not sink.exchanges[0].complete
     assert Flag.REQUEST_TRUNCATED in sink.exchanges[0].flags
+
+
+class _SniffingUpstream:
+    """Records every byte it receives per connection and answers each head with a 200
+    (bodies are not expected: the test sends GETs upstream and refused requests never
+    arrive)."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self.sock.getsockname()[1])
+        self.received: list[bytes] = []
+        self._threads: list[threading.Thread] = []
+        self._t = threading.Thread(target=self._accept, daemon=True)
+        self._t.start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            t = threading.Thread(target=self._serve, args=(conn,), daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    def _serve(self, conn: socket.socket) -> None:
+        got = b""
+        answered = 0
+        with conn:
+            conn.settimeout(30)
+            while True:
+                try:
+                    data = conn.recv(65536)
+                except OSError:
+                    break
+                if not data:
+                    break
+                got += data
+                while got.count(b"\r\n\r\n") > answered:
+                    answered += 1
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        self.received.append(got)
+
+    def close(self) -> None:
+        self.sock.close()
+        for t in self._threads:
+            t.join(30)
+
+
+GOOD = b"GET /ok HTTP/1.1\r\nHost: a\r\n\r\n"
+
+
+@pytest.mark.parametrize(
+    ("bad", "reason"),
+    [
+        (
+            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b"0\r\n\r\n",
+            "cl_and_te",
+        ),
+        (
+            b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: identity\r\nContent-Length: 5\r\n\r\n"
+            b"hello",
+            "cl_and_te",
+        ),
+        (
+            b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: xchunked\r\n\r\n0\r\n\r\n",
+            "bad_transfer_encoding",
+        ),
+        (
+            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 20\r\n\r\nx",
+            "duplicate_content_length",
+        ),
+        (b"GET / HTTP/1.1\r\nHost: a\r\nX: 1\r\n folded\r\n\r\n", "obs_fold"),
+    ],
+)
+@pytest.mark.parametrize("first", [True, False], ids=["first", "after-one"])
+def test_ambiguous_request_is_refused_never_forwarded(bad: bytes, reason: str, first: bool) -> None:
+    """RFC 9112 6.3 as an intermediary: 400 and close, nothing of it reaches the upstream,
+    the recording holds exactly what was forwarded, the refusal is counted by reason."""
+    up = _SniffingUpstream()
+    sink = MemorySink()
+    before = b"" if first else GOOD
+    try:
+        with (
+            ProxyServer(
+                ProxyConfig(upstream=f"http://127.0.0.1:{up.port}", listen="127.0.0.1:0"), sink
+            ) as px,
+            socket.create_connection(("127.0.0.1", px.port)) as c,
+        ):
+            c.settimeout(30)
+            c.sendall(before + bad + b"GET /after HTTP/1.1\r\nHost: a\r\n\r\n")
+            got = b""
+            while chunk := c.recv(65536):
+                got += chunk
+    finally:
+        up.close()
+    answers = got.split(b"HTTP/1.1 ")[1:]
+    assert len(answers) == (1 if first else 2), got
+    assert answers[-1].startswith(b"400 Bad Request") and reason.encode() in answers[-1]
+    assert b"".join(up.received) == before
+    assert [e.request.raw for e in sink.exchanges] == ([] if first else [GOOD])
+    st = px.stats
+    assert st["rejected_requests"] == 1 and st[f"rejected_{reason}"] == 1, st
+
+
+def test_endless_trailer_is_refused_while_other_clients_are_served(
+    upstream: RawHTTPServer,
+) -> None:
+    """A chunked request whose trailer never ends gets 431 once it passes --max-header-size
+    and is closed; a normal client beside it is answered all along."""
+    sink = MemorySink()
+    cfg = ProxyConfig(upstream=upstream.url, listen="127.0.0.1:0")
+    with (
+        ProxyServer(cfg, sink) as px,
+        socket.create_connection(("127.0.0.1", px.port)) as evil,
+        socket.create_connection(("127.0.0.1", px.port)) as normal,
+    ):
+        evil.settimeout(30)
+        normal.settimeout(30)
+        evil.sendall(b"POST /t HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n")
+        line = b"X-T: " + b"t" * 1000 + b"\r\n"
+        answered = 0
+        sent = 0
+        try:
+            while sent < 2 * cfg.max_header_bytes:
+                evil.sendall(line * 4)
+                sent += 4 * len(line)
+                normal.sendall(b"GET /n HTTP/1.1\r\nHost: a\r\n\r\n")
+                got = b""
+                while b"hello GET /n\n" not in got:
+                    chunk = normal.recv(65536)
+                    assert chunk, "the normal client was closed"
+                    got += chunk
+                answered += 1
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the proxy closed the evil connection: expected once it is refused
+        refused = b""
+        with contextlib.suppress(ConnectionResetError):
+            while chunk := evil.recv(65536):
+                refused += chunk
+    assert refused.startswith(b"HTTP/1.1 431 "), refused
+    assert answered >= 10
+    st = px.stats
+    assert st["rejected_trailers_too_large"] == 1 and st["rejected_requests"] == 1
+    assert [e.request.target for e in sink.exchanges if e.request.target == "/n"] == [
+        "/n"
+    ] * answered
+    # the refused request is recorded as far as it was forwarded (head and last chunk), flagged
+    (t,) = [e for e in sink.exchanges if e.request.target == "/t"]
+    assert t.request.raw.endswith(b"\r\n\r\n0\r\n") and Flag.REQUEST_TRUNCATED in t.flags
+    assert not t.complete

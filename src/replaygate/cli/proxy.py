@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from ..config import parse_duration
+from ..config import parse_duration, parse_size
 from ..errors import ConfigError
 from .capture import (
     StatsLine,
@@ -86,6 +86,21 @@ __all__ = ["command"]
     metavar="N",
     help="Recordings waiting for the writer before new ones are dropped (counted; traffic is never held).",
 )
+@click.option(
+    "--max-line-size",
+    default="8kb",
+    show_default=True,
+    metavar="SIZE",
+    help="Longest request line, header/trailer line or chunk-size line a client may send "
+    "(414/431/400 and closed beyond; counted rejected_<reason>).",
+)
+@click.option(
+    "--max-header-size",
+    default="64kb",
+    show_default=True,
+    metavar="SIZE",
+    help="Most header bytes (and trailer bytes) in one request (431 and closed beyond).",
+)
 @click.option("--duration", default=None, metavar="DURATION", help="Stop after DURATION.")
 @run_options(stats_default=None, buffer=False)
 @with_traffic_options
@@ -102,6 +117,8 @@ def command(
     upstream_insecure: bool,
     upstream_ca: str | None,
     max_queue: int,
+    max_line_size: str,
+    max_header_size: str,
     duration: str | None,
     stats: str | None,
     metrics_port: str | None,
@@ -112,7 +129,9 @@ def command(
 
     Bodies stream both ways, keep-alive and pipelining are kept, WebSockets and CONNECT
     pass through as tunnels (their handshake is recorded). If the recorder falls behind,
-    traffic still flows and dropped recordings are counted.
+    traffic still flows and dropped recordings are counted. Requests whose framing is
+    ambiguous (Content-Length with Transfer-Encoding, obs-fold, ...) or over the size
+    limits are refused (400/414/431, counted) and never forwarded.
 
     \b
     Examples:
@@ -135,6 +154,8 @@ def command(
         max_queue=max_queue,
         upstream_insecure=upstream_insecure,
         upstream_ca=upstream_ca,
+        max_line_bytes=parse_size(max_line_size, name="--max-line-size"),
+        max_header_bytes=parse_size(max_header_size, name="--max-header-size"),
     )
     stages = traffic_stages(traffic, config_path)
     sink = open_output(output, max_bytes, max_seconds, force=force, append=append)

@@ -23,6 +23,7 @@ from typing import Any, cast
 
 from ..model import ConnectionId
 from ._framing import ConnectionRecorder
+from ._framing_rules import Limits, error_response
 
 __all__ = ["ClientSide"]
 
@@ -44,6 +45,7 @@ class _Shared:
     connect_timeout: float
     upstream_url: str
     max_record: int
+    limits: Limits
     counts: dict[str, int]
     conns: set[ClientSide]
     open_transports: int = 0  # until connection_lost: shutdown waits for zero
@@ -67,7 +69,10 @@ class _UpstreamSide(asyncio.Protocol):
         c.rec.feed_response(data, time.time_ns())
         if c.transport is not None and not c.transport.is_closing():
             c.transport.write(data)
-        if c.client_eof and c.rec.idle and not c.rec.req.tunnelled:
+        c.forward(c.rec.take_forward())  # an upgrade answer released held client bytes
+        if c.rec.rejected is not None:
+            c.refuse()
+        elif c.client_eof and c.rec.idle and not c.rec.req.tunnelled:
             c.close()
 
     def eof_received(self) -> bool:
@@ -84,8 +89,9 @@ class _UpstreamSide(asyncio.Protocol):
             self.client.transport.pause_reading()
 
     def resume_writing(self) -> None:
-        if self.client.transport is not None and not self.client.transport.is_closing():
-            self.client.transport.resume_reading()
+        c = self.client
+        if c.transport is not None and not c.transport.is_closing() and not c.refused:
+            c.transport.resume_reading()
 
 
 class ClientSide(asyncio.Protocol):
@@ -98,6 +104,7 @@ class ClientSide(asyncio.Protocol):
         self.rec: ConnectionRecorder = ConnectionRecorder(None, shared.record)
         self.client_eof = False
         self.closing = False
+        self.refused = False
         self.done: asyncio.Future[None] | None = None
         self._held: list[bytes] = []
         self._connecting: asyncio.Task[None] | None = None
@@ -115,7 +122,12 @@ class ClientSide(asyncio.Protocol):
         local = transport.get_extra_info("sockname") or ("?", 0)
         conn = ConnectionId(str(peer[0]), int(peer[1]), str(local[0]), int(local[1]))
         self.rec = ConnectionRecorder(
-            conn, sh.record, max_record=sh.max_record, on_tunnel=self._tunnel
+            conn,
+            sh.record,
+            max_record=sh.max_record,
+            on_tunnel=self._tunnel,
+            strict=True,
+            limits=sh.limits,
         )
         loop = asyncio.get_running_loop()
         self.done = loop.create_future()
@@ -154,7 +166,7 @@ class ClientSide(asyncio.Protocol):
         self._held.clear()
         if self.client_eof and up.transport.can_write_eof():
             up.transport.write_eof()
-        if self.transport is not None and not self.transport.is_closing():
+        if self.transport is not None and not self.transport.is_closing() and not self.refused:
             self.transport.resume_reading()
 
     def _bad_gateway(self, e: BaseException) -> None:
@@ -169,12 +181,38 @@ class ClientSide(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.shared.counts["bytes_from_clients"] += len(data)
-        self.rec.feed_request(data, time.time_ns())
+        self.forward(self.rec.feed_request(data, time.time_ns()))
+        if self.rec.rejected is not None:
+            self.refuse()
+
+    def forward(self, data: bytes) -> None:
+        """Send client bytes the framer accepted (held until the upstream is connected)."""
+        if not data:
+            return
         up = self.up
         if up is None or up.transport is None:
             self._held.append(data)
         else:
             up.transport.write(data)
+
+    def refuse(self) -> None:
+        """The client's bytes were refused (ambiguous framing, a limit): read no more; once
+        the requests forwarded before have their answers, answer 400/414/431 and close."""
+        rejected = self.rec.rejected
+        assert rejected is not None
+        counts = self.shared.counts
+        if not self.refused:
+            self.refused = True
+            counts["rejected_requests"] += 1
+            key = "rejected_" + rejected[1]
+            counts[key] = counts.get(key, 0) + 1
+            if self.transport is not None and not self.transport.is_closing():
+                self.transport.pause_reading()
+        if self.closing or not self.rec.answered_before_rejection:
+            return
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(error_response(rejected[1]))
+        self.close()
 
     def eof_received(self) -> bool:
         """The client stopped sending: pass the half-close on, keep answering."""
@@ -213,6 +251,7 @@ class ClientSide(asyncio.Protocol):
         if self.up is not None:  # nothing was forwarded without an upstream: record nothing
             self.rec.close(time.time_ns())
             sh.counts["requests_without_response"] += self.rec.without_response
+            sh.counts["unframed_responses"] += self.rec.resp.gave_up
         sh.counts["active_connections"] -= 1
         sh.conns.discard(self)
         if self.done is not None and not self.done.done():

@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 from ..errors import CaptureError, ConfigError
 from ..model import Exchange
 from ..pipeline import Sink, Stage
+from ._framing_rules import Limits
 from ._proxy_conn import ClientSide, _Shared
 from ._recording import RecordingSink
 
@@ -47,6 +48,8 @@ class ProxyConfig:
     upstream_ca: str | None = None  # https upstream: CA bundle to trust
     connect_timeout_s: float = 10.0
     max_record_bytes: int = 256 << 20  # per message; longer ones are recorded cut, flagged
+    max_line_bytes: int = 8 << 10  # request line, header/trailer line, chunk-size line
+    max_header_bytes: int = 64 << 10  # all header lines of a request (and all its trailers)
     drain_timeout_s: float = 5.0  # on stop, how long open connections may finish
 
 
@@ -87,6 +90,10 @@ class ProxyServer:
 
     def __init__(self, config: ProxyConfig, sink: Sink, *, stages: Sequence[Stage] = ()) -> None:
         self.config = config
+        if not 256 <= config.max_line_bytes <= 1 << 20:
+            raise ConfigError("--max-line-size: must be between 256b and 1mb")
+        if not config.max_line_bytes <= config.max_header_bytes <= 64 << 20:
+            raise ConfigError("--max-header-size: must be between --max-line-size and 64mb")
         self._host, self._port = parse_hostport(config.listen)
         self._up_host, self._up_port, up_tls = _parse_upstream(config.upstream)
         self._server_ssl = self._make_server_ssl()
@@ -111,6 +118,8 @@ class ProxyServer:
             "errors": 0,
             "upstream_connect_errors": 0,
             "tls_handshake_errors": 0,
+            "rejected_requests": 0,
+            "unframed_responses": 0,
             "closed_idle_on_stop": 0,
             "aborted_on_stop": 0,
         }
@@ -188,6 +197,9 @@ class ProxyServer:
         sh.connect_timeout = self.config.connect_timeout_s
         sh.upstream_url = self.config.upstream
         sh.max_record = self.config.max_record_bytes
+        sh.limits = Limits(
+            max_line=self.config.max_line_bytes, max_head=self.config.max_header_bytes
+        )
         sh.counts = self._counts
         sh.conns = self._conns
         sh.record = self._record
