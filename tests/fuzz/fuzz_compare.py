@@ -55,6 +55,18 @@ def fuzz_structured(data: bytes) -> None:
     d.diff(make_response(200, b"", headers=ca), make_response(200, b"", headers=cb))
 
 
+def fuzz_routes(data: bytes) -> None:
+    """Route lists (OpenAPI JSON/YAML, plain patterns): only ConfigError may come out."""
+    from replaygate.compare import EndpointTemplater
+    from replaygate.compare._routes import parse_routes
+    from replaygate.testing import make_request
+
+    for name in ("routes.txt", "api.yaml", "api.json"):
+        rules = parse_routes(data, name)
+        t = EndpointTemplater(routes=rules)
+        t.endpoint(make_request("GET", "/users/1.json"))
+
+
 def fuzz_state(data: bytes) -> None:
     c = Comparator.from_state(data)
     judge(c.result(), GateConfig()).summary()
@@ -70,6 +82,7 @@ def fuzz_accepted(data: bytes) -> None:
 TARGETS: dict[str, Callable[[bytes], None]] = {
     "compare_responses": fuzz_compare,
     "compare_structured": fuzz_structured,
+    "compare_routes": fuzz_routes,
     "compare_state": fuzz_state,
     "compare_accepted": fuzz_accepted,
 }
@@ -102,6 +115,11 @@ SEEDS: dict[str, list[bytes]] = {
         ),
         _SEP.join([b'id,name,"t,x"\n1,a,2\n2,b,3\n', b'name,id\n"a\n1,3\n']),
         _SEP.join([b"sid=1; Path=/; HttpOnly\nx=2", b"sid=2; path=/; SameSite=Lax\n=;;"]),
+    ],
+    "compare_routes": [
+        b"GET /users/{id}\n# c\n/files/**\n",
+        b'{"openapi": "3.0.0", "servers": [{"url": "/v1"}], "paths": {"/a/{b}.json": {"get": {}}}}',
+        b"openapi: 3.1.0\npaths:\n  /u/{id}:\n    get: {}\n",
     ],
     "compare_state": [Comparator().to_state(), b'{"v": 1, "endpoints": {"x": {}}}'],
     "compare_accepted": [
