@@ -20,6 +20,7 @@ from ..compare import AcceptedDiffs, Comparator, CompareConfig, GateConfig, Targ
 from ..config import load_config, section
 from ..errors import InputError
 from ..report import write_reports
+from ..report._rank import ranked_reasons
 
 __all__ = [
     "compare_config",
@@ -32,6 +33,7 @@ __all__ = [
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
+MAX_PRINTED_REASONS = 20
 
 REPORT_NAMES = {
     "json": "report.json",
@@ -176,8 +178,14 @@ def print_verdict(summary: Mapping[str, Any], written: list[str], *, err: bool =
         f"({t.get('diff_rate', 0):.2%}), {t.get('new_5xx', 0)} new 5xx, {t.get('errors', 0)} replay errors",
         err=err,
     )
-    for r in summary.get("reasons", []):
+    ranked = ranked_reasons(summary)  # worst first: 5xx/errors, status, body, latency
+    for _sev, r in ranked[:MAX_PRINTED_REASONS]:
         click.echo(f"  - {r}", err=err)
+    if len(ranked) > MAX_PRINTED_REASONS:
+        click.echo(
+            f"  - … and {len(ranked) - MAX_PRINTED_REASONS} more (all in the JSON/HTML report)",
+            err=err,
+        )
     acc = summary.get("accepted") or []
     used = [a for a in acc if a.get("used")]
     if acc:
