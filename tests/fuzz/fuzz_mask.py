@@ -94,6 +94,22 @@ def fuzz_mask_config(data: bytes) -> None:
     MaskStage(cfg, b"k")
 
 
+_DATA_FORMATS = ("sql", "csv", "jsonl", "json", "tsv")
+
+
+def fuzz_mask_data(data: bytes) -> None:
+    """Arbitrary text as a dump / CSV / JSON file (first byte picks the format): only
+    FormatError may come out, and masking the output again changes nothing."""
+    from replaygate.stages._mask_data import DataMasker, mask_text
+
+    fmt = _DATA_FORMATS[(data[0] if data else 0) % len(_DATA_FORMATS)]
+    text = data[1:].decode("utf-8", "surrogateescape")
+    once = mask_text(DataMasker(MaskStage(_CFG, b"k").masker), text, fmt)
+    if fmt in ("sql", "jsonl"):  # CSV/JSON are re-serialized: compare the second pass
+        twice = mask_text(DataMasker(MaskStage(_CFG, b"k").masker), once, fmt)
+        assert twice == once, "masking data twice changed it"
+
+
 def fuzz_correlation(data: bytes) -> None:
     """Arbitrary bytes as original response, staging's response and a later request."""
     from replaygate.replay.correlation import CorrelationHook
@@ -117,6 +133,7 @@ TARGETS: dict[str, Callable[[bytes], None]] = {
     "mask_detectors": fuzz_detectors,
     "mask_config": fuzz_mask_config,
     "correlation": fuzz_correlation,
+    "mask_data": fuzz_mask_data,
 }
 
 SEEDS: dict[str, list[bytes]] = {
@@ -147,6 +164,25 @@ SEEDS: dict[str, list[bytes]] = {
         b"\n:sid=+@a.",
         b"\n:Basic /To/@0.Aa",
         b"\n:Basic /To.0@A.Aa",
+        b"GET /cb#id_token=abcdefgh12345&x=1 HTTP/1.1\r\nHost: h\r\n\r\n",
+        b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n"
+        b"X-Api-Key: k3y-abcdefgh\r\nnot a field a@b.io\r\n\r\n",
+        b"HTTP/1.1 302 Found\r\nLocation: https://x/#access_token=abcdefgh12\r\n"
+        b"Set-Cookie: a=1; Expires=Wed, 21 Oct 2015 07:28:00 GMT, b=s3cr3t; Path=/\r\n\r\n",
+        b"POST / HTTP/1.1\r\nContent-Type: application/octet-stream\r\n\r\n"
+        b"blob eyJwYXNzd29yZCI6ICJodW50ZXIyIiwgImVtYWlsIjogImFAYi5pbyJ9",
+        b"POST / HTTP/1.1\r\nContent-Type: multipart/form-data; boundary=q\r\n\r\n"
+        b'pre a@b.io\r\n--q\r\nname="password"\r\n\r\npw',
+    ],
+    "mask_data": [
+        b"\x00CREATE TABLE u (id int, email text, password text);\n"
+        b"INSERT INTO u VALUES (1, 'a@b.io', 'it''s'), (2, E'x\\'y', NULL);\n"
+        b"COPY u (id, email) FROM stdin;\n3\tc@d.io\n\\.\n",
+        b"\x00-- MySQL dump\nINSERT INTO `u` VALUES (1,'a\\'b@c.io','p\\\\w');\n",
+        b'\x01id,email,password\n1,a@b.io,"x,y"\n',
+        b'\x02{"email": "a@b.io", "password": "p"}\n\n[1]\n',
+        b'\x03[{"email": "a@b.io"}, {"n": [1, {"password": "p"}]}]',
+        b"\x00COPY\tA()FROM\tstdin;\x00\n\x00\n\\.\n",  # found by fuzzing
     ],
     "mask_detectors": [b"a@b.io 4111111111111111 10.0.0.1 ::1 fe80::1 +1 (555) 123-4567"],
     "mask_config": [

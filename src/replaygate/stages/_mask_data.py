@@ -443,6 +443,9 @@ class SqlMasker:
                         self._cols(m.group("table"), m.group("cols")),
                     )
                 rest = rest[end:]
+                if copy is not None:  # the data starts on the next line
+                    out.write(rest)
+                    break
                 if not rest.strip():
                     out.write(rest)
                     break
