@@ -90,6 +90,7 @@ FLAGS: dict[str, dict[str, str]] = {
         "max_wait": "--max-wait",
         "sessions": "--sessions",
         "session_key": "--session-key",
+        "order": "--order",
         "keep_host": "--keep-host",
         "connect_timeout": "--connect-timeout",
         "response_timeout": "--timeout",

@@ -163,6 +163,22 @@ def format_stats(st: ReplayStats) -> list[str]:
             f"  {st.truncated} replayed responses cut at --max-response-size "
             "(flagged replay_truncated)"
         )
+    if st.order != "none":
+        lines.append(
+            f"  order {st.order}: {st.order_waited} requests waited for their predecessors"
+            + (
+                f" (p50 {st.order_wait_p50_ms:.2f} ms, p99 {st.order_wait_p99_ms:.2f} ms, "
+                f"max {st.order_wait_max_ms:.2f} ms)"
+                if st.order_waited
+                else ""
+            )
+            + (
+                f"; {st.order_inversions} exchanges came after one they preceded "
+                "(input not in recorded order)"
+                if st.order_inversions
+                else ""
+            )
+        )
     if st.shortfall:
         lines.append(f"  SHORTFALL: {st.shortfall}")
     return lines
@@ -258,6 +274,7 @@ def build_config(options: Mapping[str, Any], config: Mapping[str, Any]) -> Repla
         limit=o.get("limit"),
         sessions=o.get("sessions"),
         session_key=o.get("session_key"),
+        order=o.get("order"),
         keep_host=o.get("keep_host"),
         redirects=o.get("redirects"),
         insecure=o.get("insecure"),
@@ -352,8 +369,15 @@ _TIMING_HELP = "Timing (one of): --speed X (default 1), --rate N, --max, --ramp 
 )
 @click.option(
     "--session-key",
-    metavar="cookie:NAME|header:NAME",
+    metavar="cookie:NAME|header:NAME|basic|bearer|auth",
     help="What makes a session (default: the original connection).",
+)
+@click.option(
+    "--order",
+    type=click.Choice(["none", "sessions", "recorded"]),
+    default=None,
+    help="Happens-before order (default recorded: no request before the exchanges that "
+    "finished before it began in the recording; sessions: per user session; none).",
 )
 @click.option(
     "--keep-host/--no-keep-host",
@@ -510,6 +534,7 @@ def command(files: tuple[str, ...], **options: Any) -> None:
         raise InputError(_nothing_replayed(counters), path=files[0] if len(files) == 1 else None)
     rc_exit = 0
     if comparator is not None:
+        comparator.replay = {k: v for k, v in stats.as_dict().items() if k.startswith("order")}
         for reason, n in counters.dropped.items():
             comparator.skipped[f"filtered: {reason}"] += n
         rc_exit = finish_reports(comparator, options, cfg_data, err=True)

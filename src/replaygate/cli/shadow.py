@@ -67,6 +67,9 @@ def _replay_stats(st: Any) -> dict[str, int | float]:
         out[f"replay_error_{k}"] = v
     for k, v in st.dropped.items():
         out[f"replay_dropped_{k}"] = v
+    if getattr(st, "order_waited", 0):
+        out["replay_order_waited"] = st.order_waited
+        out["replay_order_wait_p99_ms"] = st.order_wait_p99_ms
     for k in ("latency_p50_ms", "latency_p99_ms"):
         v = getattr(st, k, 0)
         if v:
@@ -114,8 +117,15 @@ def _replay_stats(st: Any) -> dict[str, int | float]:
 )
 @click.option(
     "--session-key",
-    metavar="cookie:NAME|header:NAME",
+    metavar="cookie:NAME|header:NAME|basic|bearer|auth",
     help="What makes a session (default: the original connection).",
+)
+@click.option(
+    "--order",
+    type=click.Choice(["none", "sessions", "recorded"]),
+    default=None,
+    help="Happens-before order (default recorded: no request before the exchanges that "
+    "finished before it began in the recording; sessions: per user session; none).",
 )
 @click.option(
     "--keep-host/--no-keep-host",
@@ -273,6 +283,9 @@ def command(
     click.echo(f"replaygate: shadow: {format_stats(result_all)}", err=True)
     seen = watcher.stop() if watcher is not None else None
     if comparator is not None:
+        as_dict = getattr(final, "as_dict", None)
+        if callable(as_dict):
+            comparator.replay = {k: v for k, v in as_dict().items() if k.startswith("order")}
         if seen is not None:
             comparator.set_target_metrics(seen)
         click.get_current_context().exit(finish_reports(comparator, reporting, cfg_data, err=True))
@@ -285,6 +298,7 @@ _REPLAY_KEYS = frozenset(
         "concurrency",
         "sessions",
         "session_key",
+        "order",
         "keep_host",
         "connect_timeout",
         "timeout",

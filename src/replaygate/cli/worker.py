@@ -22,6 +22,19 @@ __all__ = ["command"]
 @click.option("--ack-wait", default="10s", show_default=True, help="Redelivery after this.")
 @click.option("--timeout", default="30s", show_default=True, help="Response timeout.")
 @click.option("--connect-timeout", default="5s", show_default=True)
+@click.option(
+    "--order",
+    type=click.Choice(["none", "sessions", "recorded"]),
+    default="recorded",
+    show_default=True,
+    help="Happens-before order within what this worker replays (see docs/replay.md).",
+)
+@click.option(
+    "--session-key",
+    default=None,
+    metavar="cookie:NAME|header:NAME|basic|bearer|auth",
+    help="What makes a user session for --order sessions (default: the connection).",
+)
 @click.option("--keep-host", is_flag=True, help="Send the recorded Host header.")
 @click.option("--insecure", is_flag=True, help="Do not verify TLS certificates of targets.")
 @click.option("--ca-file", default=None, help="CA bundle for TLS targets.")
@@ -40,6 +53,8 @@ def command(
     ack_wait: str,
     timeout: str,
     connect_timeout: str,
+    order: str,
+    session_key: str | None,
     keep_host: bool,
     insecure: bool,
     ca_file: str | None,
@@ -57,6 +72,8 @@ def command(
         baseline=baseline,
         max_speed=True,
         concurrency=concurrency,
+        order=order,
+        session_key=session_key,
         keep_host=keep_host,
         connect_timeout=parse_duration(connect_timeout, name="--connect-timeout"),
         response_timeout=parse_duration(timeout, name="--timeout"),

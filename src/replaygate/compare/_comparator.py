@@ -101,6 +101,7 @@ class Comparator:
         self.skipped: Counter[str] = Counter()
         self.target: dict[str, Any] = {}
         self.sources: list[str] = []
+        self.replay: dict[str, Any] = {}  # how the replay ran (order used, waits)
 
     # -- feeding ------------------------------------------------------------------------
     def add(self, ex: Exchange) -> None:
@@ -412,6 +413,7 @@ class Comparator:
             config=self.config,
             sources=list(self.sources),
             warnings=self.warnings(),
+            replay=dict(self.replay),
         )
 
 

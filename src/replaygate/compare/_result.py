@@ -71,6 +71,7 @@ class CompareResult:
     config: CompareConfig
     sources: list[str] = dataclasses.field(default_factory=list)
     warnings: list[str] = dataclasses.field(default_factory=list)
+    replay: dict[str, Any] = dataclasses.field(default_factory=dict)  # replay order summary
 
     def endpoint(self, name: str) -> EndpointResult | None:
         for e in self.endpoints:

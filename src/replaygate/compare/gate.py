@@ -379,6 +379,7 @@ def _summary(v: Verdict) -> dict[str, Any]:
         "accepted_file": v.accepted.path if v.accepted else None,
         "skipped": res.skipped,
         "target": res.target,
+        "replay": res.replay,
         "gate": asdict(v.gate),
         "compare": {
             "noise_relative": cfg.noise_relative,

@@ -34,6 +34,7 @@ class ReplayConfig:
     max_wait: float | None = None
     sessions: bool = False
     session_key: str | None = None
+    order: str = "recorded"  # none | sessions | recorded (happens-before from the recording)
     keep_host: bool = False
     connect_timeout: float = 5.0
     response_timeout: float = 30.0
@@ -90,11 +91,18 @@ class ReplayConfig:
             )
         if self.max_header_size < 1024:
             raise ConfigError(f"--max-header-size: must be >= 1KiB (got {self.max_header_size})")
+        if self.order not in ("none", "sessions", "recorded"):
+            raise ConfigError(f"--order: expected none, sessions or recorded, got {self.order!r}")
         if self.session_key is not None:
             kind, _, name = self.session_key.partition(":")
-            if kind.lower() not in ("cookie", "header") or not name:
+            kind = kind.lower()
+            if not (
+                (kind in ("cookie", "header") and name)
+                or (kind in ("basic", "bearer", "auth") and not name)
+            ):
                 raise ConfigError(
-                    f"--session-key: expected cookie:NAME or header:NAME, got {self.session_key!r}"
+                    "--session-key: expected cookie:NAME, header:NAME, basic, bearer or auth, "
+                    f"got {self.session_key!r}"
                 )
         if self.split and len(self.targets) < 2:
             raise ConfigError("--split: needs at least two --target URLs")

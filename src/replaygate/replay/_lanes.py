@@ -16,6 +16,7 @@ import time
 from typing import TYPE_CHECKING
 
 from ..model import Exchange, Request
+from ._order import OrderItem
 from ._redirect import follow_redirects
 from .client import ConnectError, Connection, Result
 from .pool import Slot, TargetPool, close_slot
@@ -31,7 +32,18 @@ _REDIRECTS = frozenset((301, 302, 303, 307, 308))
 class FastLane:
     """One of ``--concurrency`` independent senders; ``done`` resolves when it runs dry."""
 
-    __slots__ = ("_copies", "_cur", "_dispatcher", "_due", "done", "engine", "loop", "slot")
+    __slots__ = (
+        "_copies",
+        "_cur",
+        "_dispatcher",
+        "_due",
+        "_item",
+        "_wake",
+        "done",
+        "engine",
+        "loop",
+        "slot",
+    )
 
     def __init__(self, engine: Engine, dispatcher: TimedDispatcher | None = None) -> None:
         self.engine = engine
@@ -40,18 +52,30 @@ class FastLane:
         self.done: asyncio.Future[None] = engine.loop.create_future()
         self._dispatcher = dispatcher  # timed modes: units are handed in, lane goes back idle
         self._due: int | None = None
+        self._item: OrderItem | None = None  # the order item of the unit being sent
         self._copies: list[tuple[Exchange, TargetPool]] = []
         # the copy in flight: exchange, pool, request, raw bytes, connection, reused?
         self._cur: tuple[Exchange, TargetPool, Request, bytes, Connection | None, bool] | None = (
             None
         )
 
+        loop = self.loop
+        pump = self._pump
+
+        def wake() -> None:  # parked until the next unit may go (order gate)
+            loop.call_soon(pump)
+
+        self._wake = wake
+
     def start(self) -> None:
         self.loop.call_soon(self._pump)
 
-    def assign(self, copies: list[tuple[Exchange, TargetPool]], due: int | None) -> None:
+    def assign(
+        self, copies: list[tuple[Exchange, TargetPool]], due: int | None, item: OrderItem | None
+    ) -> None:
         """Timed modes: send these copies now (the dispatcher chose the moment)."""
         self._due = due
+        self._item = item
         self._copies = copies[::-1]
         self._pump()
 
@@ -66,6 +90,7 @@ class FastLane:
             eng._error = e
         eng.stop.set()
         self._finish()
+        eng._wake_all()
         if self._dispatcher is not None:
             self._dispatcher.wake()
 
@@ -80,9 +105,13 @@ class FastLane:
                     self._dispatcher.release(self)
                     return
                 unit = eng._next_sync()
-                if unit is None or not isinstance(unit, tuple):
+                if unit is None:
                     self._finish()
                     return
+                if not isinstance(unit, tuple):  # held back by the order gate: park
+                    eng._waiters.append(self._wake)
+                    return
+                self._item = unit[3]
                 copies = eng._copies(unit[0], unit[2])
                 ex, pool = copies[0]
                 if len(copies) > 1:
@@ -131,7 +160,7 @@ class FastLane:
                 self.loop.create_task(self._redirects(res))
                 return
             self._cur = None
-            eng._record(ex, pool, req, raw, res, res, self._due)
+            eng._record(ex, pool, req, raw, res, res, self._due, self._item)
             self._pump()
         except BaseException as e:
             self._fail(e)
@@ -148,7 +177,7 @@ class FastLane:
                 eng.stats.redirects_followed += hops
                 ex.meta["redirects"] = str(hops)
             self._cur = None
-            eng._record(ex, pool, req, raw, first, res, self._due)
+            eng._record(ex, pool, req, raw, first, res, self._due, self._item)
             self._pump()
         except BaseException as e:
             self._fail(e)
@@ -184,12 +213,10 @@ class TimedDispatcher:
                 unit = eng._next_sync()
                 if unit is None:
                     break
-                if not isinstance(unit, tuple):  # live feed empty for now: wait for more
-                    w = loop.create_future()
-                    eng._live_waiters.append(w)
-                    await w
+                if not isinstance(unit, tuple):  # live feed empty, or order: wait
+                    await eng._park()
                     continue
-                ex, due, key = unit
+                ex, due, key, item = unit
                 if due is not None:
                     d = due - perf()
                     while d > 1_500_000:  # timers tick in ms: see Engine._send_unit
@@ -208,7 +235,7 @@ class TimedDispatcher:
                     await self._waiter
                 if eng._error is not None:
                     break
-                self._idle.pop().assign(eng._copies(ex, key), due)
+                self._idle.pop().assign(eng._copies(ex, key), due, item)
             # wait until every lane is back (its last answer recorded)
             while len(self._idle) < len(self.lanes) and eng._error is None:
                 self._waiter = loop.create_future()

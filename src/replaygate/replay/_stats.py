@@ -107,8 +107,16 @@ class ReplayStats:
     bytes_received: int = 0
     stopped: bool = False  # stopped early (Ctrl-C / stop event) before the source ended
     total: int | None = None  # expected number of requests, when known (progress/ETA)
+    order: str = "none"  # --order used: none | sessions | recorded
+    order_waited: int = 0  # requests held back until their predecessors had finished
+    order_wait_p50_ms: float = 0.0  # of the requests that waited
+    order_wait_p99_ms: float = 0.0
+    order_wait_max_ms: float = 0.0
+    order_wait_total_s: float = 0.0
+    order_inversions: int = 0  # input not in a causal order (a predecessor came later)
     latency: Histogram = field(default_factory=Histogram, repr=False)
     lag: Histogram = field(default_factory=Histogram, repr=False)
+    order_wait: Histogram = field(default_factory=Histogram, repr=False)
 
     @property
     def error_count(self) -> int:
@@ -125,6 +133,10 @@ class ReplayStats:
         self.lag_p50_ms = round(g.percentile(50) / 1000, 3)
         self.lag_p99_ms = round(g.percentile(99) / 1000, 3)
         self.lag_max_ms = round(g.max / 1000, 3)
+        w = self.order_wait
+        self.order_wait_p50_ms = round(w.percentile(50) / 1000, 3)
+        self.order_wait_p99_ms = round(w.percentile(99) / 1000, 3)
+        self.order_wait_max_ms = round(w.max / 1000, 3)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready summary (contract: keep these keys)."""
@@ -155,6 +167,13 @@ class ReplayStats:
             "bytes_sent": self.bytes_sent,
             "bytes_received": self.bytes_received,
             "stopped": self.stopped,
+            "order": self.order,
+            "order_waited": self.order_waited,
+            "order_wait_p50_ms": self.order_wait_p50_ms,
+            "order_wait_p99_ms": self.order_wait_p99_ms,
+            "order_wait_max_ms": self.order_wait_max_ms,
+            "order_wait_total_s": round(self.order_wait_total_s, 3),
+            "order_inversions": self.order_inversions,
         }
 
     def merge(self, other: ReplayStats) -> None:
@@ -170,11 +189,17 @@ class ReplayStats:
             "connections",
             "bytes_sent",
             "bytes_received",
+            "order_waited",
+            "order_wait_total_s",
+            "order_inversions",
         ):
             setattr(self, name, getattr(self, name) + getattr(other, name))
+        if other.order != "none":
+            self.order = other.order
         self.stopped = self.stopped or other.stopped
         self.errors.update(other.errors)
         self.dropped.update(other.dropped)
         self.status.update(other.status)
         self.latency.merge(other.latency)
         self.lag.merge(other.lag)
+        self.order_wait.merge(other.order_wait)

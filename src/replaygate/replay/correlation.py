@@ -295,6 +295,21 @@ class CorrelationHook:
             out = self._substitute(out, sc)
         return out
 
+    def issued_values(self, ex: Exchange) -> Iterator[str]:
+        """Values the *original* response of ``ex`` issued under these rules (for
+        ``--order sessions``: a later request carrying one waits for ``ex``)."""
+        resp = ex.response
+        if not self.config.enabled or resp is None:
+            return
+        created = ex.request.method.upper() in ("POST", "PUT", "PATCH") and (
+            200 <= resp.status < 300
+        )
+        for v, _, rule, is_id in self._pairs(resp, resp):
+            if not v or (rule.created and not created):
+                continue
+            if is_id or len(v) >= self.config.min_length:
+                yield v
+
     def stats(self) -> dict[str, int]:
         """Substitutions made per rule (``learned:<rule>`` counts values learned)."""
         d = dict(self._subs)

@@ -6,6 +6,12 @@ units (from a file source through :mod:`.scheduler`, or pushed live by
 own keep-alive connections and records the outcome on the exchange, then takes the next
 unit. So the in-flight count is bounded by C and memory by C plus the reader's window.
 
+Order (``--order``, :mod:`._order`): each unit passes the order gate before it is handed to
+a worker; a unit whose predecessors have not finished is *held* (one at most: the feed is in
+order) and the workers that asked for it park as waiters; a completion that makes the held
+unit ready wakes one of them, which wakes the next after taking it. Every answer, error,
+timeout or drop finishes its unit, so nothing waits forever.
+
 Sessions (``--sessions``): the first worker that meets a session runs it; units of a session
 that is already running are queued behind it (bounded: the feed pauses when too many wait),
 so a session's requests go out in their original order over one connection while sessions
@@ -28,6 +34,7 @@ from ..model import Exchange, Flag, Request, Response
 from ..pipeline import Sink
 from ._config import ReplayConfig, Target
 from ._lanes import FastLane, TimedDispatcher
+from ._order import OrderGate, OrderItem, credential
 from ._redirect import follow_redirects
 from ._stats import ReplayStats
 from .client import Result, Tracker, make_ssl_context, prepare_request
@@ -43,7 +50,8 @@ _LATE_NS = 10_000_000
 _BROKEN = frozenset((Flag.REQUEST_GAP, Flag.REQUEST_TRUNCATED))
 _WAIT = object()  # _next_sync: the live feed is empty for now
 
-Unit = tuple[Exchange, int | None, str | None]  # exchange, due (perf ns) or None, session key
+# exchange, due (perf ns) or None, session key, order item (None with --order none)
+Unit = tuple[Exchange, int | None, str | None, OrderItem | None]
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:
@@ -57,14 +65,20 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
 
 
 def session_key_of(ex: Exchange, spec: str | None) -> str | None:
-    """The session an exchange belongs to: ``--session-key`` (cookie:NAME / header:NAME),
-    else the exchange's session, else its original connection; None when unknown."""
+    """The session an exchange belongs to: ``--session-key`` (cookie:NAME / header:NAME /
+    basic / bearer / auth), else the exchange's session, else its original connection; None
+    when unknown."""
     if spec is not None:
         kind, _, name = spec.partition(":")
-        if kind.lower() == "header":
+        kind = kind.lower()
+        if kind == "header":
             v = ex.request.header(name)
             if v:
                 return f"h:{v}"
+        elif kind in ("basic", "bearer", "auth"):
+            cred = credential(ex.request.header("authorization"), kind)
+            if cred:
+                return cred
         else:
             for cookie in ex.request.header_values("cookie"):
                 for part in cookie.split(";"):
@@ -154,9 +168,20 @@ class Engine:
         self._last_due = 0
         self._units_due = 0
         self._error: BaseException | None = None
+        # order gate (None with --order none) and the unit it holds back
+        self.stats.order = config.order
+        self._gate: OrderGate | None = None
+        if config.order != "none":
+            from .correlation import CorrelationHook
+
+            issued = next((h.issued_values for h in hooks if isinstance(h, CorrelationHook)), None)
+            self._gate = OrderGate(config.order, session_key=config.session_key, issued=issued)
+        self._n_copies = (1 if config.split else len(self.pools)) + (1 if self.baseline else 0)
+        self._held: Unit | None = None
+        # callbacks of workers/lanes waiting for the next unit (live feed empty, order gate)
+        self._waiters: collections.deque[Callable[[], None]] = collections.deque()
         # live feed
         self._live: collections.deque[Exchange] = collections.deque()
-        self._live_waiters: collections.deque[asyncio.Future[None]] = collections.deque()
         self._live_closed = False
         self._source: Iterator[tuple[Exchange, float | None]] | None = None
         self._source_done = False
@@ -180,17 +205,27 @@ class Engine:
     def submit_live(self, ex: Exchange) -> None:
         """Called on the loop thread (via call_soon_threadsafe)."""
         self._live.append(ex)
-        if self._live_waiters:
-            w = self._live_waiters.popleft()
-            if not w.done():
-                w.set_result(None)
+        if self._waiters:
+            self._waiters.popleft()()
 
     def close_live(self) -> None:
         self._live_closed = True
-        while self._live_waiters:
-            w = self._live_waiters.popleft()
+        self._wake_all()
+
+    def _wake_all(self) -> None:
+        while self._waiters:
+            self._waiters.popleft()()
+
+    def _park(self) -> asyncio.Future[None]:
+        """A future resolved when the next unit may be available (coroutine consumers)."""
+        w = self.loop.create_future()
+
+        def wake() -> None:
             if not w.done():
                 w.set_result(None)
+
+        self._waiters.append(wake)
+        return w
 
     async def _next(self) -> Unit | None:
         """The next unit to send, or None when the run is over."""
@@ -198,14 +233,26 @@ class Engine:
             unit = self._next_sync()
             if unit is not _WAIT:
                 return unit  # type: ignore[return-value]
-            w = self.loop.create_future()
-            self._live_waiters.append(w)
-            await w
+            await self._park()
 
     def _next_sync(self) -> Unit | object | None:
-        """The next unit, None at the end, or ``_WAIT`` when the live feed is empty."""
+        """The next unit, None at the end, or ``_WAIT`` when the live feed is empty or the
+        next unit waits for its predecessors (the caller parks in ``_waiters``)."""
+        held = self._held
+        if held is not None:
+            if self.stop.is_set() or self._error is not None:
+                self._held = None
+                self.stats.dropped["stopped"] += 1
+                self._wake_all()
+                return None
+            if not self._admit(held):
+                return _WAIT
+            self._held = None
+            return held
         while True:
             if self.stop.is_set() or self._error is not None or self._source_done:
+                if self._waiters:
+                    self._wake_all()
                 return None
             if self._plain is not None:
                 try:
@@ -215,6 +262,7 @@ class Engine:
                     close = getattr(self._plain, "close", None)
                     if close is not None:
                         close()
+                    self._wake_all()
                     return None
                 due = None
             elif self._source is not None:
@@ -224,11 +272,14 @@ class Engine:
                     and c.max_speed
                     and _perf_ns() - self._start_perf >= c.duration * 1e9
                 ):
+                    self._source_done = True
+                    self._wake_all()
                     return None
                 try:
                     ex, off = next(self._source)
                 except StopIteration:
                     self._source_done = True
+                    self._wake_all()
                     return None
                 due = None if off is None else self._start_perf + int(off * 1e9)
             else:
@@ -252,7 +303,48 @@ class Engine:
                 self._last_due = due
                 self._units_due += 1
             key = session_key_of(ex, self.config.session_key) if self._need_key else None
-            return ex, due, key
+            gate = self._gate
+            if gate is None:
+                return ex, due, key, None
+            unit = (ex, due, key, gate.prepare(ex))
+            if not self._admit(unit):
+                self._held = unit
+                return _WAIT
+            return unit
+
+    def _admit(self, unit: Unit) -> bool:
+        """Let ``unit`` go if its predecessors have finished; count how long it waited."""
+        gate = self._gate
+        item = unit[3]
+        assert gate is not None and item is not None
+        if not gate.ready(item):
+            if not item.blocked_at:
+                item.blocked_at = _perf_ns()
+            return False
+        if item.blocked_at:
+            due = unit[1]
+            since = item.blocked_at if due is None or due < item.blocked_at else due
+            wait = _perf_ns() - since
+            if wait > 0:
+                st = self.stats
+                st.order_waited += 1
+                st.order_wait.record(wait // 1000)
+                st.order_wait_total_s += wait / 1e9
+        gate.begin(item, self._n_copies)
+        if self._waiters:  # the next unit may be ready too: let one more consumer look
+            self._waiters.popleft()()
+        return True
+
+    def _order_done(self, item: OrderItem, abandon: bool = False) -> None:
+        """A copy of ``item`` was answered, failed or dropped (``abandon``: all its copies)."""
+        gate = self._gate
+        assert gate is not None
+        if abandon:
+            item.left = 1
+        if gate.finish(item):
+            held = self._held
+            if held is not None and self._waiters and gate.ready(held[3]):  # type: ignore[arg-type]
+                self._waiters.popleft()()
 
     def _is_unsafe(self, ex: Exchange) -> bool:
         """Apply the safety rule; raise (file replay) or count and skip (live)."""
@@ -333,6 +425,8 @@ class Engine:
         period = min(0.1, self.config.response_timeout / 10)
         while True:
             await asyncio.sleep(period)
+            if self._waiters and (self.stop.is_set() or self._error is not None):
+                self._wake_all()  # parked workers notice the stop
             now = time.monotonic()
             for conn in list(self._tracker.waiting):
                 conn.check_timeout(now)
@@ -386,6 +480,8 @@ class Engine:
                 self._deferred -= 1
                 if self.stop.is_set() or self._error is not None:
                     self.stats.dropped["stopped"] += 1
+                    if unit[3] is not None:
+                        self._order_done(unit[3], abandon=True)
                     continue
                 await self._send_unit(unit, slot)
         finally:
@@ -430,7 +526,7 @@ class Engine:
         return out
 
     async def _send_unit(self, unit: Unit, slot: Slot) -> None:
-        ex, due, key = unit
+        ex, due, key, item = unit
         if due is not None:
             # The loop's timers tick in whole milliseconds: sleeping for a sub-millisecond
             # remainder would spin. Sleep in steps while more than a tick is left, then once
@@ -439,6 +535,8 @@ class Engine:
             while d > 1_500_000:
                 if self.stop.is_set():  # do not sit out a long recorded gap after Ctrl-C
                     self.stats.dropped["stopped"] += 1
+                    if item is not None:
+                        self._order_done(item, abandon=True)
                     return
                 await asyncio.sleep(min(d - 500_000, 200_000_000) / 1e9)
                 d = due - _perf_ns()
@@ -446,9 +544,9 @@ class Engine:
                 await asyncio.sleep(d / 1e9)
         copies = self._copies(ex, key)
         if len(copies) == 1:
-            await self._send_copy(copies[0][0], copies[0][1], slot, due)
+            await self._send_copy(copies[0][0], copies[0][1], slot, due, item)
         else:
-            await asyncio.gather(*(self._send_copy(cp, p, slot, due) for cp, p in copies))
+            await asyncio.gather(*(self._send_copy(cp, p, slot, due, item) for cp, p in copies))
 
     def _prepare(self, ex: Exchange, pool: TargetPool) -> tuple[Request, bytes]:
         req = ex.request
@@ -456,7 +554,9 @@ class Engine:
             req = h.before_send(ex, req)
         return req, prepare_request(req.raw, req.head_len, pool.host_bytes, pool.prefix)
 
-    async def _send_copy(self, ex: Exchange, pool: TargetPool, slot: Slot, due: int | None) -> None:
+    async def _send_copy(
+        self, ex: Exchange, pool: TargetPool, slot: Slot, due: int | None, item: OrderItem | None
+    ) -> None:
         req, raw = self._prepare(ex, pool)
         res = await pool.roundtrip(self.loop, slot, raw, raw.startswith(b"HEAD "))
         first = res
@@ -467,7 +567,7 @@ class Engine:
             if hops:
                 self.stats.redirects_followed += hops
                 ex.meta["redirects"] = str(hops)
-        self._record(ex, pool, req, raw, first, res, due)
+        self._record(ex, pool, req, raw, first, res, due, item)
 
     def _record(
         self,
@@ -478,8 +578,10 @@ class Engine:
         first: Result,
         res: Result,
         due: int | None,
+        item: OrderItem | None = None,
     ) -> None:
-        """Put the outcome on the exchange, count it, run the hooks, hand it to the sink."""
+        """Put the outcome on the exchange, count it, run the hooks, hand it to the sink,
+        then tell the order gate (after the hooks: correlation has learned from it)."""
         st = self.stats
         st.sent += 1
         st.bytes_sent += len(raw)
@@ -527,10 +629,15 @@ class Engine:
             except BaseException as e:
                 self._error = e
                 self.stop.set()
+                self._wake_all()
+        if item is not None:
+            self._order_done(item)
 
     # -- stats ------------------------------------------------------------------------------
     def _finish_stats(self) -> None:
         st = self.stats
+        if self._gate is not None:
+            st.order_inversions = self._gate.inversions
         now = _perf_ns()
         start = self._first_send or self._start_perf
         st.elapsed_s = max(0.0, (now - min(start, now)) / 1e9)
