@@ -535,10 +535,13 @@ def one_run(
         )
     summary_path = run / "report" / "report.json"
     summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
+    from replaygate.report._rank import ranked_reasons
+
+    ranked = [r for _sev, r in ranked_reasons(summary)] if summary else []
     return {
         "rc": rep.returncode,
         "verdict": summary.get("verdict"),
-        "reasons": summary.get("reasons") or [rep.stderr.strip()[-500:]],
+        "reasons": ranked or [rep.stderr.strip()[-500:]],
         "totals": summary.get("totals", {}),
         "record_s": rec_s,
         "dir": str(run),

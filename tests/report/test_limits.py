@@ -105,3 +105,23 @@ def test_warnings_in_reports() -> None:
         "⚠ [compare] endpoints rule &#x27;GET /shop/*/*.json&#x27; matched no request"
         in render_html(s)
     )
+
+
+def test_unjudged_counts_and_latency_intervals_are_shown(tmp_path: Any) -> None:
+    from ._summary import make_summary
+    from .test_html import chromium
+
+    s = make_summary()
+    s["totals"]["unjudged"] = 3
+    e = s["endpoints"][-1]
+    e.update(verdict="unjudged", unjudged=3, unjudged_reason="status changed on the baseline too")
+    s["endpoints"][0]["latency_ms"]["interval_ms"] = [1.5, 4.25]
+    md = render_markdown(s)
+    assert "3 unjudged" in md and "| ❔ |" in md and "(Δ +1.5…+4.2)" in md
+    page = tmp_path / "r.html"
+    page.write_text(render_html(s), encoding="utf-8")
+    assert ", 3 unjudged" in page.read_text()
+    dom = chromium(tmp_path, "--dump-dom", page.as_uri())
+    assert 'data-js-errors="0"' in dom.stdout and 'data-rendered="1"' in dom.stdout
+    assert "<b>3</b>unjudged" in dom.stdout and 'class="badge b-unjudged"' in dom.stdout
+    assert "interval of the difference +1.5 … +4.3 ms" in dom.stdout

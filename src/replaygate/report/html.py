@@ -30,6 +30,7 @@ _ROW_KEYS = (
     "verdict",
     "judged",
     "unjudged",
+    "unjudged_reason",
     "requests",
     "traffic_share",
     "replayed",

@@ -75,7 +75,7 @@ def _latency_cell(e: dict[str, Any]) -> str:
         ref = lat.get(lat.get("reference") or "original") or {}
         return f"p99 {_ms(ref.get('p99'))} → {_ms((lat.get('replayed') or {}).get('p99'))}"
     cell = f"p{pct} {_ms(ref_ms)} → {_ms(rep_ms)}"
-    iv = lat.get("delta_interval_ms") or lat.get("interval_ms")
+    iv = lat.get("interval_ms")  # confidence interval of the difference, when computed
     if (
         isinstance(iv, list | tuple)
         and len(iv) == 2
@@ -157,10 +157,10 @@ def _endpoint_table(doc: _Doc, eps: list[dict[str, Any]]) -> None:
     doc.add("|---|---|---:|---:|---:|---:|---:|")
     rows = []
     for e in eps[:MAX_ROWS]:
-        if e.get("unjudged"):
-            mark = "❔"
-        elif e["verdict"] == "fail":
+        if e["verdict"] == "fail":
             mark = "❌"
+        elif e.get("unjudged") or e["verdict"] == "unjudged":
+            mark = "❔"
         else:
             mark = "➖" if not e.get("judged", True) else "✅"
         rows.append(
