@@ -49,7 +49,7 @@ class _S:
 def test_section_and_unknown_field(tmp_path: Path) -> None:
     p = tmp_path / "r.toml"
     p.write_text("[s]\na = 5\n")
-    cfg = load_config(p)
+    cfg = load_config(p, schema=False)  # [s] is not a replaygate.toml section (#12: checked)
     s = section(_S, cfg.get("s"), name="s", b="cli")
     assert (s.a, s.b) == (5, "cli")
     with pytest.raises(ConfigError, match=r"\[s\] unknown field 'c'"):
@@ -63,3 +63,97 @@ def test_bad_toml_names_file(tmp_path: Path) -> None:
         load_config(p)
     with pytest.raises(ConfigError, match="not found"):
         load_config(tmp_path / "missing.toml")
+
+
+# --- the one schema (#12) ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "msg"),
+    [
+        ('[replay]\nconcurrency = "abc"\n', "[replay] concurrency: expected an integer, got 'abc'"),
+        ('[replay]\nspeed = "fast"\n', "[replay] speed: expected a number, got 'fast'"),
+        ("[replay]\nresponse_timeout = [1, 2]\n", "[replay] response_timeout: expected a number"),
+        ("replay = 5\n", "[replay]: must be a table"),
+        ("gate = 5\n", "[gate]: must be a table"),
+        ('compare = "x"\n', "[compare]: must be a table"),
+        ("correlation = 1\n", "[correlation]: must be a table"),
+        ("[gat]\nmax_diff_rate = 1\n", "unknown section [gat] (did you mean [gate]?)"),
+        ("targets = 5\n", "unknown top-level key 'targets' (did you mean [replay] targets?)"),
+        ("[replay]\ntargets = 5\n", "[replay] targets: expected a list of strings, got 5"),
+        ("[replay]\nspeeed = 2\n", "[replay] unknown field 'speeed' (did you mean speed?)"),
+        ("[replay]\nconcurrency = 100000000\n", "100000000 is out of range (1 to 100000)"),
+        ("[replay]\nrate = 1e-300\n", "[replay] rate: 1e-300 is out of range"),
+        ("[compare]\nsamples = true\n", "[compare] samples: expected an integer, got True"),
+        (
+            "[gate]\nmax_diff_rate = [1]\n",
+            "[gate] max_diff_rate: expected a number or a percentage",
+        ),
+        ("[middleware]\nplugins = 3\n", "[middleware] plugins: expected a string or a list"),
+        ("[filters]\nallow_url = 3\n", "[filters] allow_url: expected a list of strings, got 3"),
+    ],
+)
+def test_the_schema_names_the_key(tmp_path: Path, text: str, msg: str) -> None:
+    p = tmp_path / "replaygate.toml"
+    p.write_text(text)
+    with pytest.raises(ConfigError) as e:
+        load_config(p)
+    assert str(e.value).startswith(f"{p}: ") and msg in str(e.value), str(e.value)
+
+
+def test_a_non_utf8_config_is_one_line(tmp_path: Path) -> None:
+    p = tmp_path / "replaygate.toml"
+    p.write_bytes(b"[replay]\nspeed = 2 # \xff\xfe\n")
+    with pytest.raises(ConfigError, match="not UTF-8 text"):
+        load_config(p)
+
+
+def test_valid_values_pass_the_schema(tmp_path: Path) -> None:
+    p = tmp_path / "replaygate.toml"
+    p.write_text(
+        '[replay]\ntargets = ["http://127.0.0.1:1"]\nresponse_timeout = "10s"\n'
+        'max_response_size = "64MiB"\nramp = [[10, 5]]\nconcurrency = 8\nspeed = 2\n'
+        '[gate]\nmax_diff_rate = "2%"\nmax_p99_ratio = 2\n'
+        '[filters]\nallow_url = "^/api"\n[middleware]\nplugins = ["a:b"]\n'
+        '[rewrite]\nset_header = {X-A = "1"}\n[compare]\nignore = [{path = "$.ts"}]\n'
+    )
+    assert load_config(p)["replay"]["concurrency"] == 8
+
+
+def test_the_schema_is_the_reference_sections() -> None:
+    from replaygate import _config_reference as ref
+    from replaygate import _config_schema as schema
+
+    loaded = {n: schema._load(r) for n, r in schema.SECTION_CLASSES.items()}
+    assert loaded == ref.SECTIONS
+    assert {k: tuple(v) for k, v in schema.EXTRA_KEYS.items()} == ref.EXTRA_KEYS
+    for sec, keys in schema.STRING_NUMBERS.items():
+        assert set(keys) <= set(schema.schema(sec)), sec
+    for sec, key in schema.BOUNDS:
+        assert key in schema.schema(sec), (sec, key)
+
+
+def test_replay_and_compare_accept_and_reject_the_same_files(tmp_path: Path) -> None:
+    """Both commands check the whole file against the one schema (#12: replay accepted a
+    [compare] key that compare rejected)."""
+    import subprocess
+    import sys
+
+    from replaygate.formats.gor import write_bytes
+    from replaygate.testing import make_exchange
+
+    src = tmp_path / "in.gor"
+    src.write_bytes(write_bytes([make_exchange("GET", "/")]))
+    conf = tmp_path / "c.toml"
+    for text in ("[compare]\nsamples = -1x\n", '[compare]\nsamples = "3"\n', "[gat]\n"):
+        conf.write_text(text)
+        out = []
+        for args in (
+            ["replay", str(src), "-t", "http://127.0.0.1:9", "--config", str(conf)],
+            ["compare", str(src), "--config", str(conf)],
+        ):
+            r = subprocess.run(
+                [sys.executable, "-m", "replaygate", *args], capture_output=True, text=True
+            )
+            out.append((r.returncode, r.stderr.strip().splitlines()[-1]))
+        assert out[0] == out[1] and out[0][0] == 2, out

@@ -54,7 +54,10 @@ def parse_duration(text: str | float | int, *, name: str = "duration") -> float:
     m = _DUR.match(text)
     if not m:
         raise ConfigError(f"{name}: cannot read {text!r} as a duration (e.g. 500ms, 10s, 5m)")
-    return float(m.group(1)) * _DUR_UNITS[(m.group(2) or "s").lower()]
+    seconds = float(m.group(1)) * _DUR_UNITS[(m.group(2) or "s").lower()]
+    if not seconds <= 1e12:  # also inf (a 400-digit number): no clock holds it
+        raise ConfigError(f"{name}: {text!r} is too long a duration")
+    return seconds
 
 
 def parse_size(text: str | int, *, name: str = "size") -> int:
@@ -65,7 +68,10 @@ def parse_size(text: str | int, *, name: str = "size") -> int:
     if not m:
         raise ConfigError(f"{name}: cannot read {text!r} as a size (e.g. 512kb, 32mb, 1gb)")
     unit = (m.group(2) or "").lower().rstrip("b").rstrip("i")
-    return int(float(m.group(1)) * _SIZE_UNITS[unit])
+    n = float(m.group(1)) * _SIZE_UNITS[unit]
+    if not n <= 1 << 60:  # also inf
+        raise ConfigError(f"{name}: {text!r} is too large a size")
+    return int(n)
 
 
 def parse_percent(text: str | float, *, name: str = "percent") -> float:
@@ -86,8 +92,14 @@ def parse_percent(text: str | float, *, name: str = "percent") -> float:
     return frac
 
 
-def load_config(path: str | os.PathLike[str] | None) -> dict[str, Any]:
-    """Read a TOML config. ``None`` reads ``./replaygate.toml`` if it exists, else ``{}``."""
+def load_config(path: str | os.PathLike[str] | None, *, schema: bool = True) -> dict[str, Any]:
+    """Read a TOML config. ``None`` reads ``./replaygate.toml`` if it exists, else ``{}``.
+
+    The document is checked against the one schema of ``replaygate.toml``
+    (:mod:`replaygate._config_schema`): unknown sections and keys, wrong types and numbers out
+    of range are a ConfigError naming the file and key, whichever command reads the file.
+    ``schema=False`` reads any TOML (a ``--mask-config`` file holds ``[mask]`` keys at top
+    level)."""
     if path is None:
         p = Path(DEFAULT_CONFIG_NAME)
         if not p.is_file():
@@ -98,9 +110,20 @@ def load_config(path: str | os.PathLike[str] | None) -> dict[str, Any]:
             raise ConfigError("config file not found", path=str(p))
     try:
         with p.open("rb") as f:
-            return tomllib.load(f)
+            doc = tomllib.load(f)
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"invalid TOML: {e}", path=str(p)) from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(
+            f"not UTF-8 text (byte {e.start}): TOML files are UTF-8", path=str(p)
+        ) from None
+    except OSError as e:
+        raise ConfigError(f"cannot read: {e.strerror or e}", path=str(p)) from None
+    if schema:
+        from ._config_schema import check_document
+
+        check_document(doc, str(p))
+    return doc
 
 
 def section(cls: type[T], data: dict[str, Any] | None, *, name: str, **overrides: Any) -> T:

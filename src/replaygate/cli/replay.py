@@ -22,6 +22,7 @@ from typing import Any
 
 import click
 
+from .._config_schema import float_range, int_range
 from ..config import load_config, parse_duration, parse_size, section
 from ..errors import ConfigError, InputError
 from ..formats import ReadOptions, format_of, open_reader, open_writer, raise_cuts
@@ -336,11 +337,16 @@ _TIMING_HELP = "Timing (one of): --speed X (default 1), --rate N, --max, --ramp 
 )
 @click.option(
     "--speed",
-    type=float,
+    type=float_range("replay", "speed"),
     default=None,
     help="Replay as recorded, X times faster (default 1; 0.5 = half speed).",
 )
-@click.option("--rate", type=float, default=None, help="Fixed rate, requests per second.")
+@click.option(
+    "--rate",
+    type=float_range("replay", "rate"),
+    default=None,
+    help="Fixed rate, requests per second.",
+)
 @click.option(
     "--max",
     "max_speed",
@@ -349,7 +355,11 @@ _TIMING_HELP = "Timing (one of): --speed X (default 1), --rate N, --max, --ramp 
     help="As fast as possible with --concurrency connections.",
 )
 @click.option(
-    "--concurrency", "-c", type=int, default=None, help="Requests in flight at most (default 64)."
+    "--concurrency",
+    "-c",
+    type=int_range("replay", "concurrency"),
+    default=None,
+    help="Requests in flight at most (default 64).",
 )
 @click.option(
     "--ramp", metavar="STAGES", help='Rate stages "RATE:DURATION,...", e.g. "100:10s,500:30s".'
@@ -360,7 +370,9 @@ _TIMING_HELP = "Timing (one of): --speed X (default 1), --rate N, --max, --ramp 
     help="Start over at the end of the input (until --duration or --limit).",
 )
 @click.option("--duration", metavar="D", help="Stop after this long (10s, 5m).")
-@click.option("--limit", type=int, default=None, help="Stop after N exchanges.")
+@click.option(
+    "--limit", type=int_range("replay", "limit"), default=None, help="Stop after N exchanges."
+)
 @click.option("--max-wait", metavar="D", help="With --speed: cap long recorded gaps at D.")
 @click.option(
     "--sessions/--no-sessions",
@@ -404,7 +416,7 @@ _TIMING_HELP = "Timing (one of): --speed X (default 1), --rate N, --max, --ramp 
 )
 @click.option(
     "--redirects",
-    type=int,
+    type=int_range("replay", "redirects"),
     default=None,
     help="Follow up to N redirects to the same target (default 0: record the redirect).",
 )
@@ -417,7 +429,10 @@ _TIMING_HELP = "Timing (one of): --speed X (default 1), --rate N, --max, --ramp 
     help="Allow non-GET/HEAD/OPTIONS requests to the host the traffic was captured from.",
 )
 @click.option(
-    "--workers", type=int, default=None, help="Worker processes, split by session hash (default 1)."
+    "--workers",
+    type=int_range("replay", "workers"),
+    default=None,
+    help="Worker processes, split by session hash (default 1).",
 )
 @click.option(
     "--output",

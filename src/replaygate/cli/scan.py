@@ -156,7 +156,7 @@ def command(files: tuple[str, ...], as_json: bool, mask_config: str | None, ip: 
     """
     data: dict[str, Any] | None = None
     if mask_config is not None:
-        loaded = load_config(mask_config)
+        loaded = load_config(mask_config, schema=False)
         sub = loaded.get("mask")
         data = dict(sub) if isinstance(sub, dict) else loaded
         data.pop("enabled", None)

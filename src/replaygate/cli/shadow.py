@@ -15,6 +15,7 @@ from typing import Any
 
 import click
 
+from .._config_schema import int_range
 from ..config import load_config, parse_duration, parse_size
 from ..errors import ConfigError
 from ..model import Exchange
@@ -108,7 +109,11 @@ def _replay_stats(st: Any) -> dict[str, int | float]:
     "--split/--no-split", default=None, help="Round-robin the targets instead of broadcasting."
 )
 @click.option(
-    "--concurrency", "-c", type=int, default=None, help="Requests in flight at most (default 64)."
+    "--concurrency",
+    "-c",
+    type=int_range("replay", "concurrency"),
+    default=None,
+    help="Requests in flight at most (default 64).",
 )
 @click.option(
     "--sessions/--no-sessions",

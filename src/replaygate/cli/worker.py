@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from .._config_schema import float_range, int_range
 from ..config import parse_duration
 from ..jetstream.url import parse_stream_url
 
@@ -15,9 +16,21 @@ __all__ = ["command"]
 @click.option("--target", "targets", multiple=True, required=True, help="Target URL (repeat).")
 @click.option("--baseline", default=None, help="Second copy of the baseline, for noise.")
 @click.option("--id", "worker_id", default=None, help="Worker name (default host-pid-random).")
-@click.option("--rate", type=float, default=None, help="Global requests/s across all workers.")
-@click.option("--speed", type=float, default=None, help="As recorded, X times faster.")
-@click.option("--concurrency", type=int, default=64, show_default=True)
+@click.option(
+    "--rate",
+    type=float_range("replay", "rate"),
+    default=None,
+    help="Global requests/s across all workers.",
+)
+@click.option(
+    "--speed",
+    type=float_range("replay", "speed"),
+    default=None,
+    help="As recorded, X times faster.",
+)
+@click.option(
+    "--concurrency", type=int_range("replay", "concurrency"), default=64, show_default=True
+)
 @click.option("--max-in-flight", type=int, default=256, show_default=True)
 @click.option("--ack-wait", default="10s", show_default=True, help="Redelivery after this.")
 @click.option("--timeout", default="30s", show_default=True, help="Response timeout.")

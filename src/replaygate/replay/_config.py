@@ -48,6 +48,13 @@ class ReplayConfig:
 
     def validate(self) -> None:
         """Raise ConfigError (naming the flag) for values the engine cannot run with."""
+        from .._config_schema import BOUNDS
+
+        for (sec, key), (lo, hi) in BOUNDS.items():
+            v = getattr(self, key, None) if sec == "replay" else None
+            if isinstance(v, int | float) and not isinstance(v, bool) and not lo <= v <= hi:
+                flag = "--timeout" if key == "response_timeout" else "--" + key.replace("_", "-")
+                raise ConfigError(f"{flag}: {v!r} is out of range ({lo:g} to {hi:g})")
         if not self.targets:
             raise ConfigError("--target: at least one target URL is required")
         for t in [*self.targets, *([self.baseline] if self.baseline else [])]:
@@ -181,6 +188,11 @@ def parse_ramp(text: str) -> list[tuple[float, float]]:
         dur = parse_duration(dur_txt, name="--ramp")
         if rate < 0 or dur <= 0:
             raise ConfigError(f"--ramp: stage {part!r} needs rate >= 0 and duration > 0")
+        if 0 < rate < 1e-6 or rate > 1e7 or dur > 1e9:
+            raise ConfigError(
+                f"--ramp: stage {part!r} is out of range (rate 0 or 1e-6 to 1e7 requests/s, "
+                "duration up to 1e9 s)"
+            )
         stages.append((rate, dur))
     if not stages:
         raise ConfigError("--ramp: no stages given (e.g. 100:10s,500:30s)")

@@ -439,7 +439,7 @@ def mask_stage_from_options(
     """
     data: Mapping[str, Any] | None = None
     if config_path is not None:
-        loaded = load_config(config_path)
+        loaded = load_config(config_path, schema=False)  # [mask] or its keys at top level
         sub = loaded.get("mask")
         data = sub if isinstance(sub, Mapping) else loaded
     elif config is not None:
