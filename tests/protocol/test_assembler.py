@@ -416,3 +416,40 @@ def test_parser_config_is_passed_through() -> None:
     big = b"GET /h HTTP/1.1\r\nX-Big: " + b"b" * 500 + b"\r\n\r\n"
     out, st = feed(Conv().full(big), AssemblerConfig(parser=ParserConfig(max_head_bytes=200)))
     assert len(out) == 1 and Flag.PARSE_ERROR in out[0].flags and st.parse_errors == 1
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.integers(0, 1 << 32), st.integers(30, 300))
+def test_bare_ack_fast_path_changes_nothing(seed: int, mss: int) -> None:
+    """Bare ACKs anywhere (before a side's first byte, acknowledging holes, after FIN, from
+    the wrong side), with lost, reordered and repeated segments: the shortcut for bare ACKs
+    gives the same exchanges and counters as the general path."""
+    rnd = random.Random(seed)
+    conv = Conv(isn_c=rnd.randrange(1 << 32), isn_s=rnd.randrange(1 << 32))
+    segs = [*conv.handshake()] if rnd.random() < 0.7 else []
+    for i in range(rnd.randint(1, 4)):
+        for from_client, msg in ((True, GET.replace(b"/a", b"/%d" % i)), (False, OK)):
+            part = conv.data(from_client, msg, mss)
+            part += [p for p in part if rnd.random() < 0.2]
+            if rnd.random() < 0.3:
+                part.pop(rnd.randrange(len(part)))  # lost by the capture
+            rnd.shuffle(part)
+            for p in part:
+                segs.append(p)
+                if rnd.random() < 0.5:
+                    segs.append(conv._seg(rnd.random() < 0.5, ACK))
+    if rnd.random() < 0.7:
+        segs += [conv.fin(True), conv._seg(False, ACK), conv.fin(False), conv._seg(True, ACK)]
+    if rnd.random() < 0.3:
+        segs.insert(rnd.randrange(len(segs) + 1), conv._seg(True, ACK))
+
+    def run(fast: bool) -> tuple[object, ...]:
+        asm = TrafficAssembler()
+        asm.ack_fast_path = fast
+        out = asm.feed_batch(segs) + asm.flush()
+        return [
+            (e.id, e.request.raw, e.response.raw if e.response else None, sorted(e.flags))
+            for e in out
+        ], asm.stats.as_dict()
+
+    assert run(True) == run(False)
