@@ -281,3 +281,70 @@ def test_a_target_without_scheme_is_an_error(tmp_path: Path, target: str) -> Non
         f"replaygate: error: --target: {target!r} is not a URL: give the scheme, "
         "http://HOST[:PORT] or https://HOST[:PORT]"
     )
+
+
+def test_workers_mask_original_and_replayed_alike(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """#15: with --workers and no mask key, every process (and the source and hooks inside
+    one) made its own random key, so original and replayed values got different pseudonyms."""
+    import http.server
+    import threading
+
+    from replaygate.formats import open_reader
+
+    monkeypatch.delenv("REPLAYGATE_MASK_KEY", raising=False)
+    body = b'{"token": "abcdef123456"}'
+
+    class H(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Set-Cookie", "session=s3cr3tvalue123")
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *a: object) -> None:
+            pass
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    try:
+        w = GorWriter(tmp_path / "in.gor")
+        for i in range(12):
+            w.write(
+                make_exchange(
+                    "GET",
+                    f"/x?i={i}",
+                    id=f"{i:040x}",
+                    conn=ConnectionId("10.0.0.1", 1000 + i, "10.0.0.2", 80),
+                    response_headers=[
+                        ("Set-Cookie", "session=s3cr3tvalue123"),
+                        ("Content-Type", "application/json"),
+                    ],
+                    response_body=body,
+                )
+            )
+        w.close()
+        out = tmp_path / "out.jsonl"
+        url = f"http://127.0.0.1:{srv.server_address[1]}"
+        code, text = run(
+            str(tmp_path / "in.gor"), "-t", url, "--max", "--workers", "2", "--mask", "-o", str(out)
+        )
+    finally:
+        srv.shutdown()
+        srv.server_close()
+        t.join(10)
+    assert code == 0, text
+    got = list(open_reader(out))
+    assert len(got) == 12
+    for ex in got:
+        assert ex.response is not None and ex.replayed is not None
+        orig, repl = ex.response.header("set-cookie"), ex.replayed.header("set-cookie")
+        assert orig is not None and "s3cr3tvalue123" not in orig
+        assert orig == repl, (orig, repl)
+        assert ex.response.body() == ex.replayed.body()

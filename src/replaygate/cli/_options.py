@@ -36,6 +36,7 @@ __all__ = [
     "close_stages",
     "input_limit_options",
     "iter_through",
+    "mask_key_of",
     "read_limits",
     "replay_hooks",
     "stages_from_options",
@@ -304,11 +305,14 @@ def stages_from_options(
     config: Mapping[str, Any] | None = None,
     *,
     counters: Counters | None = None,
+    made_mask_key: bytes | None = None,
 ) -> list[Stage]:
     """Build the stages for a command from its kwargs and the loaded TOML (flags win).
 
     ``counters`` receives the stages' notes (why things were dropped or changed); a
     :class:`~replaygate.pipeline.Pipeline` binds its own counters to them anyway.
+    ``made_mask_key``: the masking key already made (read or generated) by the parent of
+    ``--workers`` processes, used instead of making one (see :func:`mask_key_of`).
     """
     from ..stages.filter import FilterConfig, FilterStage
     from ..stages.rewrite import RewriteConfig, RewriteStage
@@ -368,6 +372,7 @@ def stages_from_options(
             config_path=mask_config,
             key_file=mask_key,
             config=config,
+            key=made_mask_key,
         )
         if ms is not None:
             stages.append(ms)
@@ -411,6 +416,15 @@ def stages_from_options(
         for spec in plugin_names:
             stages.append(load_plugin_stage(spec, counters=counters))
     return stages
+
+
+def mask_key_of(stages: Sequence[Stage]) -> bytes | None:
+    """The key of the mask stage among ``stages`` (None without masking)."""
+    for st in stages:
+        key = getattr(st, "key", None) if st.name == "mask" else None
+        if isinstance(key, bytes):
+            return key
+    return None
 
 
 def replay_hooks(stages: list[Stage]) -> list[ReplayHook]:

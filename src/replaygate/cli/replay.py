@@ -41,6 +41,7 @@ from ._options import (
     close_stages,
     input_limit_options,
     iter_through,
+    mask_key_of,
     read_limits,
     replay_hooks,
     stages_from_options,
@@ -594,8 +595,21 @@ def _run_workers(
     log_format: str | None,
     counters: Counters,
 ) -> ReplayStats:
-    """``--workers N``: each process writes a part file; parts are merged afterwards."""
-    stages_from_options(options, cfg_data)  # validate the flags before forking
+    """``--workers N``: each process writes a part file; parts are merged afterwards.
+
+    The stages are built once per process and shared by its source and its hooks; the mask
+    key is made once, here, and handed to every process (a random key per process, or per
+    build, would give the original and the replayed values different pseudonyms)."""
+    # validate the flags before forking, and make the mask key (read, or random) once
+    mask_key = mask_key_of(stages_from_options(options, cfg_data))
+    built: dict[int, list[Stage]] = {}
+
+    def worker_stages() -> list[Stage]:
+        pid = os.getpid()  # a fork of this process: build its stages once, for both uses
+        if pid not in built:
+            built[pid] = stages_from_options(options, cfg_data, made_mask_key=mask_key)
+        return built[pid]
+
     need_parts = bool(output) or comparator is not None
     tmpdir = tempfile.mkdtemp(prefix="rg-replay-") if need_parts else None
     # Parts are .jsonl (lossless, reads back exactly) unless a .gor output needs no reading
@@ -607,14 +621,13 @@ def _run_workers(
     parts = [os.path.join(tmpdir, f"part{i}{ext}") for i in range(rc.workers)] if tmpdir else []
 
     def source_factory() -> Iterable[Exchange]:
-        stages = stages_from_options(options, cfg_data)
-        return FileSource(files, stages, Counters(), log_format, read_limits(options))
+        return FileSource(files, worker_stages(), Counters(), log_format, read_limits(options))
 
     def sink_factory(i: int) -> Sink | None:
         return open_writer(parts[i]) if parts else None
 
     def hooks_factory() -> list[ReplayHook]:
-        return _hooks_factory(stages_from_options(options, cfg_data), correlate, cfg_data)()
+        return _hooks_factory(worker_stages(), correlate, cfg_data)()
 
     try:
         try:

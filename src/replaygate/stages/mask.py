@@ -282,6 +282,7 @@ class MaskStage:
 
     def __init__(self, config: MaskConfig, key: bytes) -> None:
         self.config = config
+        self.key = key  # handed to --workers processes so every copy pseudonymizes alike
         self.stats = MaskStats()
         self.masker = Masker(config.rules(), key, self._record)
 
@@ -430,6 +431,7 @@ def mask_stage_from_options(
     config_path: str | None,
     key_file: str | None,
     config: Mapping[str, Any] | None,
+    key: bytes | None = None,
 ) -> Stage | None:
     """The mask stage for ``--mask`` / ``--mask-config FILE`` / ``--mask-key-file FILE`` and
     a loaded ``replaygate.toml`` (its ``[mask]`` section); None when masking is off.
@@ -455,4 +457,6 @@ def mask_stage_from_options(
     cfg = section(MaskConfig, dict(data or {}), name="mask")
     if not cfg.enabled and not enabled:
         return None
-    return MaskStage(cfg, load_mask_key(key_file))
+    # ``key``: one made once by the caller (``replay --workers``: every process, and the
+    # original and the replayed side, must pseudonymize with the same key)
+    return MaskStage(cfg, key if key is not None else load_mask_key(key_file))
