@@ -194,17 +194,23 @@ def test_tls12_resumption_without_its_own_line_uses_the_earlier_session(tmp_path
     assert out == [] and tls_stats(asm)["resumed_without_secret"] == 1
 
 
-def test_records_wait_for_a_key_that_arrives_later(tmp_path: Path) -> None:
+@pytest.mark.parametrize("fin", [False, True])
+def test_records_wait_for_a_key_that_arrives_later(tmp_path: Path, fin: bool) -> None:
+    """Live capture: the key log line is written after the packets were seen, even after
+    the connection closed (a short connection is over before the capture reads the file)."""
     kl = str(tmp_path / "keys.log")
     conv, _ = converse([(REQ, RESP)], kl, version=V13)
     keys = KeyLog()
     asm = TrafficAssembler(AssemblerConfig(tls=TLSConfig(keys)))
-    segs = segments(conv.flights, fin=False)
+    segs = segments(conv.flights, fin=fin)
     assert asm.feed_batch(segs) == []
     assert asm.stats.tls.no_key == 0  # waiting, not given up
     keys.feed(Path(kl).read_bytes())
     out = asm.retry_tls(segs[-1].ts_ns)
+    if not fin:
+        out += asm.flush()
     assert [e.response and e.response.status for e in out] == [200]
+    assert out[0].complete and asm.stats.tls.no_key == 0
 
 
 def test_records_waiting_too_long_or_too_much_are_given_up(tmp_path: Path) -> None:

@@ -166,6 +166,11 @@ class TrafficAssembler:
         self._last_key: _Key | None = None
         self._tls_cache = TLSSessionCache()
         self._tls_waiting: dict[_Key, _Flow] = {}
+        # connections that ended while their records wait for a key (live: the client has
+        # not written its key log line yet), by id: closed, finished when keys come or time
+        # runs out
+        self._tls_closing: dict[int, tuple[_Flow, bool]] = {}
+        self._final = False
 
     # -- public API -------------------------------------------------------------------------
     def feed(self, seg: TcpSegment) -> list[Exchange]:
@@ -238,7 +243,8 @@ class TrafficAssembler:
 
     def expire(self, now_ns: int) -> list[Exchange]:
         """Flush connections idle for ``idle_timeout_s`` before ``now_ns`` (capture time)."""
-        out: list[Exchange] = self.retry_tls(now_ns) if self._tls_waiting else []
+        waiting = self._tls_waiting or self._tls_closing
+        out: list[Exchange] = self.retry_tls(now_ns) if waiting else []
         limit = now_ns - self._idle_ns
         flows = self._flows
         while flows:
@@ -267,13 +273,27 @@ class TrafficAssembler:
                 del self._tls_waiting[key]
                 continue
             out += self._deliver_tls(flow, tls.retry(now_ns))
+        for fid, (flow, ended) in list(self._tls_closing.items()):
+            tls = flow.tls
+            assert tls is not None
+            out += self._deliver_tls(flow, tls.retry(now_ns))
+            if not tls.waiting:
+                del self._tls_closing[fid]
+                out += self._finish(flow, ended)
         return out
 
     def flush(self) -> list[Exchange]:
         """End of input: close every connection, returning everything outstanding."""
         out: list[Exchange] = []
-        while self._flows:
-            out += self._close(next(iter(self._flows.values())))
+        self._final = True
+        try:
+            while self._flows:
+                out += self._close(next(iter(self._flows.values())))
+            while self._tls_closing:
+                _, (flow, ended) = self._tls_closing.popitem()
+                out += self._finish(flow, ended)
+        finally:
+            self._final = False
         self._closed.clear()
         return out
 
@@ -394,10 +414,11 @@ class TrafficAssembler:
         """Decrypted events of a TLS connection into its HTTP/1 parser."""
         tls = flow.tls
         assert tls is not None
-        if tls.waiting:
-            self._tls_waiting[flow.key] = flow
-        else:
-            self._tls_waiting.pop(flow.key, None)
+        if self._flows.get(flow.key) is flow:
+            if tls.waiting:
+                self._tls_waiting[flow.key] = flow
+            else:
+                self._tls_waiting.pop(flow.key, None)
         if not items:
             return []
         parser = flow.parser
@@ -436,9 +457,22 @@ class TrafficAssembler:
                 st.gap_bytes += s.gap_bytes
                 st.retransmitted_bytes += s.retransmitted_bytes
                 st.out_of_order_segments += s.out_of_order_segments
+        self._closed[flow.key] = flow.last_ts
+        if len(self._closed) > self.config.max_flows:
+            self._closed.popitem(last=False)
+        self.stats.flows_active = len(self._flows)
+        if flow.tls is not None:
+            self._tls_waiting.pop(flow.key, None)
+            if flow.tls.waiting and not self._final:
+                self._tls_closing[id(flow)] = (flow, ended)
+                return out
+        return out + self._finish(flow, ended)
+
+    def _finish(self, flow: _Flow, ended: bool) -> list[Exchange]:
+        """The second half of closing: the TLS layer's last word, then the parser's."""
+        out: list[Exchange] = []
         if flow.tls is not None:
             out += self._deliver_tls(flow, flow.tls.close())
-            self._tls_waiting.pop(flow.key, None)
         parser = flow.parser
         if parser is not None:
             if ended and not flow.non_http:
@@ -457,10 +491,6 @@ class TrafficAssembler:
                 and (ps.skipped_bytes or ps.tunnel_bytes)
             ):
                 self.stats.non_http_flows += 1
-        self._closed[flow.key] = flow.last_ts
-        if len(self._closed) > self.config.max_flows:
-            self._closed.popitem(last=False)
-        self.stats.flows_active = len(self._flows)
         return out
 
     def _count(self, exchanges: list[Exchange], flow: _Flow | None = None) -> list[Exchange]:
