@@ -1,10 +1,12 @@
 """Recording proxy: throughput and added latency against direct calls, same run.
 
 nginx (1 worker) on loopback; ``wrk --latency`` straight at nginx, then through
-``replaygate proxy --upstream nginx -o run.gor`` (a real CLI process, recording to disk).
-Each load is measured direct and proxied back to back: unpaced (throughput) and paced with
-a Lua ``delay()`` (latency at a load both can carry). Reported: req/s, p50/p99 latency and
-the added p50/p99, the proxy's recorded/dropped counters and CPU%.
+``replaygate proxy --upstream nginx -o run.gor`` (a real CLI process, recording to disk),
+then through the reference reverse proxy: a second nginx (1 worker) with ``proxy_pass`` to
+the first over keep-alive upstream connections. Each load is measured back to back:
+unpaced (throughput) and paced with a Lua ``delay()`` (latency at a load both can carry).
+Reported: req/s, p50/p99 latency and the added p50/p99, the ratio to nginx ``proxy_pass``,
+the CPU time per proxied request of each proxy, the proxy's recorded/dropped counters.
 
     python -m bench proxy            # 5 s per run
     python -m bench proxy --seconds=15
@@ -56,6 +58,27 @@ def _wrk(url: str, conns: int, delay: int, seconds: float, tmp: Path) -> dict[st
     }
 
 
+_PROXY_PASS = """
+        location / {
+            proxy_pass http://rg_up;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }
+"""
+
+
+def _nginx_worker(ng: NginxServer) -> psutil.Process:
+    """The (single) worker process of an nginx started by NginxServer."""
+    assert ng._proc is not None
+    kids = psutil.Process(ng._proc.pid).children()
+    return kids[0] if kids else psutil.Process(ng._proc.pid)
+
+
+def _cpu_s(p: psutil.Process) -> float:
+    t = p.cpu_times()
+    return float(t.user + t.system)
+
+
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(prog="bench proxy")
     ap.add_argument("--seconds", type=float, default=5.0)
@@ -65,7 +88,14 @@ def main(argv: list[str]) -> int:
         return 0
     print(f"date: {time.strftime('%Y-%m-%d %H:%M:%S %Z')}")
     rows = []
-    with tempfile.TemporaryDirectory(prefix="rg-bench-proxy-") as d, NginxServer() as ng:
+    with (
+        tempfile.TemporaryDirectory(prefix="rg-bench-proxy-") as d,
+        NginxServer() as ng,
+        NginxServer(
+            _PROXY_PASS,
+            http_extra=f"upstream rg_up {{ server 127.0.0.1:{ng.port}; keepalive 64; }}",
+        ) as ref,
+    ):
         tmp = Path(d)
         port = free_port()
         out = tmp / "run.gor"
@@ -77,16 +107,23 @@ def main(argv: list[str]) -> int:
         try:
             wait_for_port("127.0.0.1", port)
             proc = psutil.Process(px.pid)
+            ref_proc = _nginx_worker(ref)
             for label, conns, delay in LOADS:
                 direct = _wrk(ng.url, conns, delay, a.seconds, tmp)
+                c0 = _cpu_s(ref_proc)
+                nx = _wrk(ref.url, conns, delay, a.seconds, tmp)
+                nx["cpu_us"] = (_cpu_s(ref_proc) - c0) / max(1, nx["n"]) * 1e6
+                c0 = _cpu_s(proc)
                 proc.cpu_percent(None)
                 via = _wrk(f"http://127.0.0.1:{port}/", conns, delay, a.seconds, tmp)
                 cpu = proc.cpu_percent(None)
-                rows.append((label, direct, via, cpu))
+                via["cpu_us"] = (_cpu_s(proc) - c0) / max(1, via["n"]) * 1e6
+                rows.append((label, direct, via, cpu, nx))
                 print(
                     f"  {label:<22} direct {direct['rate']:>8.0f} req/s p50 {direct['p50']:.2f} "
                     f"p99 {direct['p99']:.2f} ms | proxy {via['rate']:>8.0f} req/s "
-                    f"p50 {via['p50']:.2f} p99 {via['p99']:.2f} ms | cpu {cpu:.0f}%",
+                    f"p50 {via['p50']:.2f} p99 {via['p99']:.2f} ms | cpu {cpu:.0f}% | "
+                    f"nginx proxy_pass {nx['rate']:>8.0f} req/s",
                     flush=True,
                 )
         finally:
@@ -97,16 +134,19 @@ def main(argv: list[str]) -> int:
     print()
     print(
         "| load | direct req/s | proxy req/s | ratio | direct p50/p99 ms | proxy p50/p99 ms "
-        "| added p50/p99 ms | proxy CPU% |"
+        "| added p50/p99 ms | proxy CPU% | nginx proxy_pass req/s | proxy / proxy_pass "
+        "| CPU us/req proxy | CPU us/req proxy_pass |"
     )
-    print("|---|---|---|---|---|---|---|---|")
-    for label, dr, vr, cpu in rows:
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for label, dr, vr, cpu, nx in rows:
         print(
             f"| {label} | {dr['rate']:.0f} | {vr['rate']:.0f} | {vr['rate'] / dr['rate']:.2f} "
             f"| {dr['p50']:.2f} / {dr['p99']:.2f} | {vr['p50']:.2f} / {vr['p99']:.2f} "
-            f"| {vr['p50'] - dr['p50']:+.2f} / {vr['p99'] - dr['p99']:+.2f} | {cpu:.0f} |"
+            f"| {vr['p50'] - dr['p50']:+.2f} / {vr['p99'] - dr['p99']:+.2f} | {cpu:.0f} "
+            f"| {nx['rate']:.0f} | {vr['rate'] / nx['rate']:.2f} | {vr['cpu_us']:.1f} "
+            f"| {nx['cpu_us']:.1f} |"
         )
-    total = sum(v["n"] for _, _, v, _ in rows)
+    total = sum(v["n"] for _, _, v, _, _ in rows)
     print(
         f"\nproxied requests (wrk) {total}; proxy forwarded {counters.get('forwarded')}, "
         f"recorded {counters.get('recorded')}, dropped_recordings "

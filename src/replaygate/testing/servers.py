@@ -68,6 +68,7 @@ class NginxServer:
     ``locations`` replaces the default ``location`` blocks; ``%(root)s`` in it is the
     server's temporary directory (``static/`` under it is served at ``/static/``).
     ``keepalive_requests`` is set high so benchmarks are not cut by nginx's default of 1000.
+    ``http_extra`` goes into the ``http`` block (e.g. an ``upstream`` for ``proxy_pass``).
     """
 
     def __init__(
@@ -77,8 +78,10 @@ class NginxServer:
         workers: int = 1,
         port: int | None = None,
         access_log: bool = False,
+        http_extra: str = "",
     ) -> None:
         self.port = port or free_port()
+        self._http_extra = http_extra
         self.host = "127.0.0.1"
         self._locations = locations if locations is not None else _DEFAULT_LOCATIONS
         self._workers = workers
@@ -119,6 +122,7 @@ http {{
     keepalive_timeout 65;
     client_max_body_size 0;
     default_type text/plain;
+    {self._http_extra}
     server {{
         listen {self.host}:{self.port} reuseport backlog=4096;
         {self._locations % {"root": str(self.root)}}
