@@ -8,6 +8,10 @@ p50/p99 of |actual - recorded send offset|.
 ``--rss``: also build a 2 GB recording and report the peak RSS of replaying it (long);
 ``--rss-only`` skips the rest.
 ``--requests=N`` changes the recording size, ``--repeat=N`` the interleaved runs (best of N).
+With ``GOREPLAY_BIN=/path/to/gor`` (GoReplay 1.3.x) GoReplay replays the first 10 000 requests
+of the same recording at maximum speed (``--input-file 'FILE|100000%' --output-http``) to an
+nginx that logs every request, in the same run: its req/s and CPU per request are printed
+next to ours.
 """
 
 from __future__ import annotations
@@ -115,6 +119,35 @@ def replay_cli(args: list[str]) -> tuple[float, float, str, int]:
     return (float(m.group(1)) if m else 0.0), wall, err, peak[0]
 
 
+def goreplay(binary: str, tmp: Path, n: int) -> tuple[float, float]:
+    """GoReplay replaying ``n`` GETs at maximum speed: (req/s, CPU us per request). Requests
+    are counted in the target's access log; the run ends when all arrived or none came in
+    5 s."""
+    path = tmp / "gor.gor"
+    write_gor(path, n)
+    with NginxServer(workers=1, access_log=True) as lg:
+        log = lg.root / "access.log"
+        c0 = _child_cpu()
+        t0 = time.perf_counter()
+        p = subprocess.Popen(
+            [binary, "--input-file", f"{path}|100000%", "--output-http", lg.url],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        count, last_change, t_last = 0, time.perf_counter(), t0
+        try:
+            while count < n and time.perf_counter() - last_change < 5:
+                time.sleep(0.2)
+                now = log.read_bytes().count(b"\n") if log.exists() else 0
+                if now != count:
+                    count, last_change, t_last = now, time.perf_counter(), time.perf_counter()
+        finally:
+            p.terminate()
+            p.wait(10)
+        cpu = _child_cpu() - c0
+    return count / max(t_last - t0, 1e-9), cpu / max(count, 1) * 1e6
+
+
 def timing(url: str, tmp: Path, seconds: int) -> tuple[float, float, float, float]:
     """500 rps recorded over ``seconds``, replayed at speed 1: lag p50/p99/max, achieved."""
     from replaygate.formats import open_reader
@@ -182,6 +215,15 @@ def _throughput(ng: NginxServer, tmp: Path, n: int, full: bool, repeat: int) -> 
         f"replaygate --max -c64 --workers 2:   {r2:10.0f} req/s  ratio {r2 / w2:.0%}"
         f"  (vs wrk -t1: {r2 / w1:.0%}; wall {wall2:.1f} s)"
     )
+    gor_bin = os.environ.get("GOREPLAY_BIN")
+    if gor_bin:
+        g_rate, g_cpu = goreplay(gor_bin, tmp, min(n, 10_000))
+        print(
+            f"GoReplay ({gor_bin}), 10k GETs at max speed: {g_rate:10.0f} req/s, "
+            f"{g_cpu:.1f} us CPU/request  (replaygate / GoReplay: {r1 / max(g_rate, 1e-9):.1f}x)"
+        )
+    else:
+        print("GoReplay: not measured (set GOREPLAY_BIN=/path/to/gor to add it to this run)")
     print(
         "client CPU per request (user+sys, load-independent): "
         + ", ".join(f"{k} {v:.1f} us" for k, v in sorted(CPU.items()))
