@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+import queue
 import signal
 import socket
 import subprocess
 import sys
+import threading
+import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -223,3 +226,53 @@ def test_append_and_force_misuse(tmp_path: Path, args: list[str], message: str) 
     assert r.returncode == 2, r.stderr
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], r.stderr
+
+
+def test_full_disk_is_reported_at_once_and_traffic_flows(
+    upstream: RawHTTPServer, tmp_path: Path
+) -> None:
+    """The output fails (ENOSPC, via /dev/full): one line on stderr right away, not at
+    SIGTERM; requests are still forwarded; the end summary counts what was lost."""
+    if not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full")
+    out = tmp_path / "full.gor"
+    out.symlink_to("/dev/full")
+    port = free_port()
+    p = subprocess.Popen(
+        [BIN, "proxy", "--listen", f"127.0.0.1:{port}", "--upstream", upstream.url, "-o", str(out)],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    lines: queue.Queue[str] = queue.Queue()
+    assert p.stderr is not None
+    reader = threading.Thread(target=lambda: [lines.put(x) for x in p.stderr], daemon=True)  # type: ignore[union-attr]
+    reader.start()
+    try:
+        wait_for_port("127.0.0.1", port)
+        assert _get(port, "/first").startswith(b"HTTP/1.1 200")
+        deadline = time.monotonic() + 30
+        seen = []
+        while time.monotonic() < deadline:
+            try:
+                seen.append(lines.get(timeout=0.5))
+            except queue.Empty:
+                continue
+            if "No space left" in seen[-1]:
+                break
+        assert any("No space left" in x for x in seen), seen
+        assert p.poll() is None  # still running
+        assert _get(port, "/second").startswith(b"HTTP/1.1 200")
+        p.send_signal(signal.SIGTERM)
+        p.wait(timeout=30)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    reader.join(10)
+    p.stderr.close()
+    rest = []
+    while not lines.empty():
+        rest.append(lines.get())
+    err = "".join(seen + rest)
+    assert "forwarded=2" in err and "lost_on_sink_error=2" in err, err
+    assert p.returncode == 2

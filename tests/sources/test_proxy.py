@@ -509,3 +509,37 @@ def test_endless_trailer_is_refused_while_other_clients_are_served(
     (t,) = [e for e in sink.exchanges if e.request.target == "/t"]
     assert t.request.raw.endswith(b"\r\n\r\n0\r\n") and Flag.REQUEST_TRUNCATED in t.flags
     assert not t.complete
+
+
+def test_failed_tls_handshakes_are_counted(upstream: RawHTTPServer, cert: tuple[str, str]) -> None:
+    """Plain HTTP to a TLS listener, a client that distrusts the certificate, and one that
+    hangs up mid-handshake: each is a counted tls_handshake_error, and the proxy serves on."""
+    crt, key = cert
+    cfg = ProxyConfig(upstream=upstream.url, listen="127.0.0.1:0", tls_cert=crt, tls_key=key)
+    with ProxyServer(cfg, MemorySink()) as px:
+        with socket.create_connection(("127.0.0.1", px.port)) as s:
+            s.settimeout(30)
+            s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            with contextlib.suppress(ConnectionResetError):
+                while s.recv(65536):
+                    pass
+        distrust = ssl.create_default_context()  # system CAs: our self-signed cert fails
+        with (
+            socket.create_connection(("127.0.0.1", px.port)) as raw,
+            pytest.raises(ssl.SSLError),
+        ):
+            distrust.wrap_socket(raw, server_hostname="localhost")
+        trusting = ssl.create_default_context(cafile=crt)
+        with (
+            socket.create_connection(("127.0.0.1", px.port)) as raw,
+            trusting.wrap_socket(raw, server_hostname="localhost") as s,
+        ):
+            s.sendall(b"GET /ok HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            data = b""
+            while chunk := s.recv(65536):
+                data += chunk
+        assert data.startswith(b"HTTP/1.1 200")
+        deadline = time.monotonic() + 30
+        while px.stats["tls_handshake_errors"] < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+    assert px.stats["tls_handshake_errors"] == 2, px.stats

@@ -177,13 +177,20 @@ def command(
             err=True,
         )
         deadline = time.monotonic() + until if until else None
+        reported = False
         with stop_on_signals() as stop:
             while not stop.wait(0.2):
                 line(server.stats)
+                failure = server.recording_failure
+                if failure is not None and not reported:
+                    reported = True
+                    click.echo(f"replaygate: proxy: {failure}", err=True)
                 if deadline is not None and time.monotonic() >= deadline:
                     break
     finally:
         if metrics is not None:
             metrics.close()
-        server.stop()
-    click.echo(f"replaygate: proxy: {format_stats(server.stats)}", err=True)
+        try:
+            server.stop()  # raises if the output failed: the counters come first
+        finally:
+            click.echo(f"replaygate: proxy: {format_stats(server.stats)}", err=True)

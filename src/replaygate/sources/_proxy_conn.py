@@ -46,6 +46,8 @@ class _Shared:
     upstream_url: str
     max_record: int
     limits: Limits
+    server_ssl: ssl.SSLContext | None
+    tls_handshake_timeout: float
     counts: dict[str, int]
     conns: set[ClientSide]
     open_transports: int = 0  # until connection_lost: shutdown waits for zero
@@ -107,14 +109,78 @@ class ClientSide(asyncio.Protocol):
         self.refused = False
         self.done: asyncio.Future[None] | None = None
         self._held: list[bytes] = []
+        self._early: list[bytes] = []  # TLS: bytes decrypted before start_tls returned
         self._connecting: asyncio.Task[None] | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+        sh = self.shared
+        sh.open_transports += 1
+        if sh.server_ssl is not None:
+            # TLS is started here rather than by create_server(ssl=...), whose failed
+            # handshakes are swallowed by the event loop (SSLError is an OSError): this way
+            # each one is counted. Reading waits for start_tls (the ClientHello is its).
+            task = asyncio.get_running_loop().create_task(self._start_tls(transport))
+            sh.connecting.add(task)
+            task.add_done_callback(sh.connecting.discard)
+            return
+        self._setup(transport)
+
+    async def _start_tls(self, raw: asyncio.Transport) -> None:
+        sh = self.shared
+        assert sh.server_ssl is not None
+        loop = asyncio.get_running_loop()
+        # Bytes that arrived before start_tls (the ClientHello, usually) reached this
+        # protocol: hand them to the TLS protocol once start_tls installed it and called its
+        # connection_made (scheduled before start_tls first yields: hence two hops).
+        loop.call_soon(loop.call_soon, self._replay_hello, raw)
+        try:
+            tls = await loop.start_tls(
+                raw,
+                self,
+                sh.server_ssl,
+                server_side=True,
+                ssl_handshake_timeout=sh.tls_handshake_timeout,
+            )
+        except BaseException as e:
+            if not isinstance(e, asyncio.CancelledError):
+                sh.counts["tls_handshake_errors"] += 1
+            raw.abort()
+            loop.call_soon(self._raw_gone)
+            if not isinstance(e, Exception):
+                raise
+            return
+        if tls is None or tls.is_closing():
+            loop.call_soon(self._raw_gone)
+            return
+        self._setup(tls)
+        early, self._early = self._early, []
+        for chunk in early:
+            self.data_received(chunk)
+
+    def _replay_hello(self, raw: asyncio.Transport) -> None:
+        data, self._early = b"".join(self._early), []
+        if not data or raw.is_closing():
+            return
+        proto: Any = raw.get_protocol()
+        if hasattr(proto, "get_buffer"):  # uvloop's TLS protocol is a BufferedProtocol
+            view = memoryview(data)
+            while view:
+                buf = proto.get_buffer(len(view))
+                n = min(len(buf), len(view))
+                buf[:n] = view[:n]
+                proto.buffer_updated(n)
+                view = view[n:]
+        else:
+            proto.data_received(data)
+
+    def _raw_gone(self) -> None:
+        self.shared.open_transports -= 1
+
+    def _setup(self, transport: asyncio.Transport) -> None:
         self.transport = transport
         _nodelay(transport)
         sh = self.shared
-        sh.open_transports += 1
         sh.counts["connections"] += 1
         sh.counts["active_connections"] += 1
         sh.conns.add(self)
@@ -180,6 +246,9 @@ class ClientSide(asyncio.Protocol):
         self.close()
 
     def data_received(self, data: bytes) -> None:
+        if self.transport is None:
+            self._early.append(data)
+            return
         self.shared.counts["bytes_from_clients"] += len(data)
         self.forward(self.rec.feed_request(data, time.time_ns()))
         if self.rec.rejected is not None:
@@ -235,6 +304,8 @@ class ClientSide(asyncio.Protocol):
             up.transport.resume_reading()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self.transport is None:
+            return  # lost during the TLS handshake: _start_tls accounts for it
         self.shared.open_transports -= 1
         self.close()
 

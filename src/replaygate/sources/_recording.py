@@ -49,6 +49,7 @@ class RecordingSink:
         self._max = max_queue
         self._error: BaseException | None = None
         self._lost = 0
+        self._unflushed = 0  # counted written by the pipeline, but their flush failed
         self._dropped = 0
         self._stop = False
         self._lock = threading.Lock()
@@ -95,6 +96,7 @@ class RecordingSink:
                 time.sleep(_IDLE_S)
                 continue
             wrote = False
+            written_before = self.counters.written
             n = 0
             while q:
                 n += 1
@@ -118,12 +120,16 @@ class RecordingSink:
                     self._flush()
                 except (OSError, ReplaygateError) as e:
                     self._error = e
+                    # what this batch wrote never reached the disk: lost, not recorded
+                    unflushed = self.counters.written - written_before
+                    self._lost += unflushed
+                    self._unflushed += unflushed
 
     # -- results -----------------------------------------------------------------------------
     def stats(self) -> dict[str, int]:
         c = self.counters
         out = {
-            "recorded": c.written,
+            "recorded": c.written - self._unflushed,
             "dropped_recordings": self._dropped,
             "lost_on_sink_error": self._lost,
             "recording_queue": len(self._q),

@@ -51,6 +51,7 @@ class ProxyConfig:
     max_line_bytes: int = 8 << 10  # request line, header/trailer line, chunk-size line
     max_header_bytes: int = 64 << 10  # all header lines of a request (and all its trailers)
     drain_timeout_s: float = 5.0  # on stop, how long open connections may finish
+    tls_handshake_timeout_s: float = 10.0  # a client that does not finish it is counted
 
 
 def parse_hostport(text: str, *, name: str = "--listen") -> tuple[str, int]:
@@ -197,6 +198,8 @@ class ProxyServer:
         sh.connect_timeout = self.config.connect_timeout_s
         sh.upstream_url = self.config.upstream
         sh.max_record = self.config.max_record_bytes
+        sh.server_ssl = self._server_ssl
+        sh.tls_handshake_timeout = self.config.tls_handshake_timeout_s
         sh.limits = Limits(
             max_line=self.config.max_line_bytes, max_head=self.config.max_header_bytes
         )
@@ -207,7 +210,6 @@ class ProxyServer:
             lambda: ClientSide(sh),
             self._host,
             self._port,
-            ssl=self._server_ssl,
             reuse_address=True,
             backlog=1024,
         )
@@ -278,6 +280,19 @@ class ProxyServer:
         out = dict(self._counts)
         out.update(self._recording.stats())
         return out
+
+    @property
+    def recording_failure(self) -> str | None:
+        """One line saying why recording stopped (disk full...), once it has; traffic is
+        still forwarded and later recordings are counted ``lost_on_sink_error``."""
+        err = self._recording.failed
+        if err is None:
+            return None
+        what = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
+        return (
+            f"writing {self._recording.name} failed ({what}); still forwarding traffic, "
+            "recordings from now on are lost (counted lost_on_sink_error)"
+        )
 
     def _tunnel(self) -> None:
         self._counts["tunnels"] += 1
