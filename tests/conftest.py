@@ -37,3 +37,32 @@ def needs_root() -> None:
     """Skip (saying why) unless running as root, for raw-socket capture tests."""
     if not is_root():
         pytest.skip("needs root for raw sockets (CI runs as root)")
+
+
+@pytest.fixture
+def full_disk(tmp_path: Path) -> Iterator[Path]:
+    """A directory on a tiny tmpfs that is already full (root only: mounts it), for the
+    disk-full paths of every writer. Skips, saying why, when it cannot be mounted."""
+    import subprocess
+
+    if not is_root():
+        pytest.skip("needs root to mount a tiny tmpfs")
+    d = tmp_path / "full"
+    d.mkdir()
+    r = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(d)], capture_output=True
+    )
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs: {r.stderr.decode(errors='replace').strip()}")
+    try:
+        fd = os.open(d / "filler", os.O_WRONLY | os.O_CREAT)
+        try:
+            while os.write(fd, b"\0" * 4096):
+                pass
+        except OSError:
+            pass  # full
+        finally:
+            os.close(fd)
+        yield d
+    finally:
+        subprocess.run(["umount", "-l", str(d)], capture_output=True)

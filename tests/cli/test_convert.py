@@ -254,3 +254,15 @@ def test_max_record_size_flag(tmp_path: Path) -> None:
     assert r.returncode == 2 and "record is longer than 4KiB (limit: --max-record-size)" in r.stderr
     r = _run("convert", "--max-record-size", "10", str(src), str(tmp_path / "o.gor"))
     assert r.returncode == 2 and "--max-record-size: must be at least 1KiB" in r.stderr
+
+
+def test_a_really_full_disk_is_one_line_and_no_partial_file(
+    tmp_path: Path, full_disk: Path
+) -> None:
+    src = tmp_path / "in.gor"
+    _gor(src, 200)
+    out = full_disk / "out.gor"
+    r = _run("convert", str(src), str(out))
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert f"replaygate: error: {out}: cannot write: No space left on device" in r.stderr
+    assert not out.exists() or "is incomplete" in r.stderr

@@ -22,3 +22,12 @@ def test_json_roundtrip_and_write(tmp_path: Path) -> None:
     )
     with pytest.raises(InputError, match="directory does not exist"):
         write_reports(s, json_path=tmp_path / "nope" / "s.json")
+
+
+def test_a_full_disk_leaves_no_tmp_file_behind(full_disk: Path) -> None:
+    from replaygate.errors import OutputError
+
+    s = make_summary()
+    with pytest.raises(OutputError, match="cannot write report: No space left on device"):
+        write_reports(s, json_path=full_disk / "report.json")
+    assert sorted(p.name for p in full_disk.iterdir()) == ["filler"]

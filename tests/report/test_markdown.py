@@ -19,3 +19,19 @@ def test_table_cells_escaped() -> None:
     s["endpoints"][0]["endpoint"] = "GET /a|b"
     md = render_markdown(s)
     assert "`GET /a\\|b`" in md
+
+
+def test_control_bytes_are_made_visible_and_code_spans_are_literal() -> None:
+    """#12: raw ESC/NUL from request targets reached report.md; `&lt;` showed literally in
+    code spans on GitHub (entities are not decoded inside code)."""
+    import re
+
+    s = make_summary()
+    s["endpoints"][0]["endpoint"] = "GET /a\x1b[31m\x00<b>`x`|y"
+    s["warnings"] = ["odd target \x1b[2J <here>"]
+    md = render_markdown(s)
+    assert not re.search("[\x00-\x08\x0b-\x1f\x7f]", md), "a raw control character"
+    # literal (no &lt;), fenced past the backticks inside, the table pipe escaped
+    assert "| `` GET /a\\x1b[31m\\x00<b>`x`\\|y `` |" in md
+    assert "- `` GET /a\\x1b[31m\\x00<b>`x`|y `` " in md  # no pipe escape outside tables
+    assert "odd target \\x1b[2J &lt;here&gt;" in md or "odd target \\x1b[2J &lt;here>" in md

@@ -6,11 +6,12 @@ NATS workers looks the same. ``write_reports`` writes the ones asked for and ret
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import Any
 
-from ..errors import InputError
+from ..errors import InputError, OutputError
 from .html import render_html
 from .json import render_json
 from .junit import render_junit
@@ -46,6 +47,8 @@ def write_reports(
             tmp.write_text(text, encoding="utf-8")
             os.replace(tmp, p)
         except OSError as e:
-            raise InputError(f"cannot write report: {e.strerror}", path=str(p)) from None
+            with contextlib.suppress(OSError):
+                tmp.unlink()  # a full disk must not leave report.json.tmp behind
+            raise OutputError(f"cannot write report: {e.strerror or e}", path=str(p)) from None
         written.append(str(p))
     return written

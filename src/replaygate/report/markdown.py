@@ -7,6 +7,7 @@ characters): every section has a share of the budget and says how much it left o
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import orjson
@@ -20,8 +21,32 @@ MAX_ROWS = 40
 TOP_REASONS = 8
 
 
+# C0 controls (newlines, tabs included), DEL and C1 controls: shown as \xNN, never written raw
+# (an ESC or NUL from a request target must not reach a terminal or a PR comment as is)
+_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f]")
+_BACKTICKS = re.compile("`+")
+
+
+def _visible(s: Any) -> str:
+    return _CONTROLS.sub(lambda m: f"\\x{ord(m.group()):02x}", str(s))
+
+
 def _esc(s: Any) -> str:
-    return str(s).replace("|", "\\|").replace("\n", " ").replace("<", "&lt;")
+    """Text outside code spans: controls made visible, table pipes and HTML escaped."""
+    return _visible(s).replace("&", "&amp;").replace("|", "\\|").replace("<", "&lt;")
+
+
+def _code(s: Any, *, table: bool = False) -> str:
+    """A code span: controls made visible, nothing HTML-escaped (GitHub shows entities
+    literally inside code), a fence longer than any run of backticks inside; in a table
+    cell ``|`` is escaped as GFM tables require (also inside code)."""
+    text = _visible(s)
+    if table:
+        text = text.replace("|", "\\|")
+    runs = [len(m.group()) for m in _BACKTICKS.finditer(text)]
+    fence = "`" * (max(runs) + 1 if runs else 1)
+    pad = " " if text.startswith("`") or text.endswith("`") or runs else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
 
 
 def _val(v: Any) -> str:
@@ -164,7 +189,7 @@ def _endpoint_table(doc: _Doc, eps: list[dict[str, Any]]) -> None:
         else:
             mark = "➖" if not e.get("judged", True) else "✅"
         rows.append(
-            f"| {mark} | `{_esc(_cut(e['endpoint'], 200))}` | {e['requests']} | "
+            f"| {mark} | {_code(_cut(e['endpoint'], 200), table=True)} | {e['requests']} | "
             f"{e['diff_rate']:.1%} | {_latency_cell(e)} | {e.get('new_5xx', 0)} | "
             f"{sum(e.get('errors', {}).values())} |"
         )
@@ -193,9 +218,9 @@ def _details(doc: _Doc, summary: dict[str, Any]) -> None:
             s = f["samples"][0] if f.get("samples") else {}
             ex = ""
             if s:
-                ex = f": `{_esc(_val(s.get('original')))}` → `{_esc(_val(s.get('replayed')))}`"
+                ex = f": {_code(_val(s.get('original')))} → {_code(_val(s.get('replayed')))}"
             lines.append(
-                f"- `{_esc(_cut(ep, 200))}` **{_esc(_cut(f['field'], 200))}** {f['kind']} in "
+                f"- {_code(_cut(ep, 200))} **{_esc(_cut(f['field'], 200))}** {f['kind']} in "
                 f"{f['count']} ({f['rate']:.1%}){ex}"
             )
         doc.items(lines, 12_000, "- … and {n} more", reserve=1500, extra=len(real) - len(lines))
@@ -207,7 +232,7 @@ def _details(doc: _Doc, summary: dict[str, Any]) -> None:
         doc.add("<details><summary>Noise (excluded)</summary>")
         doc.add("")
         lines = [
-            f"- `{_esc(_cut(ep, 200))}` {_esc(_cut(f['field'], 200))} {f['kind']}: "
+            f"- {_code(_cut(ep, 200))} {_esc(_cut(f['field'], 200))} {f['kind']}: "
             f"{_esc(_cut(str(f['reason'])))}"
             for ep, f in noise[:200]
         ]
@@ -224,7 +249,7 @@ def _details(doc: _Doc, summary: dict[str, Any]) -> None:
             state = "**expired**" if a.get("expired") else f"until {a['expires']}"
             what = a.get("field") or (f"status {a['status']}" if a.get("status") else "latency")
             lines.append(
-                f"- `{_esc(a['endpoint'])}` {_esc(what)}: {_esc(_cut(str(a['reason'])))} "
+                f"- {_code(a['endpoint'])} {_esc(what)}: {_esc(_cut(str(a['reason'])))} "
                 f"({_esc(a['who'])}, {state}; matched {a.get('used', 0)})"
             )
         doc.items(lines, 6000, "- … and {n} more", reserve=100)
