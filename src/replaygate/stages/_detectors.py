@@ -142,8 +142,8 @@ class _Quick:
     It only gates :meth:`TextScanner.findings`: a "maybe" runs the detectors as before,
     so results are the same with or without it."""
 
-    def __init__(self, detectors: Iterable[str], words: Iterable[str]) -> None:
-        cs = [p for d in detectors for p in _NEEDS.get(d, ())] + [_B64_NEED]
+    def __init__(self, detectors: Iterable[str], words: Iterable[str], b64: bool = True) -> None:
+        cs = [p for d in detectors for p in _NEEDS.get(d, ())] + ([_B64_NEED] if b64 else [])
         self.words = sorted(set(words))
         self._local = threading.local()
         self._db, self._hs = _hs_database(tuple(cs), tuple(self.words))
@@ -367,6 +367,7 @@ def _field_patterns(names: Iterable[str]) -> list[tuple[str, str]]:
     ]
 
 
+_B64_SEGMENT = re.compile(r"[A-Za-z0-9+_-]{16}", re.ASCII)
 _B64_RUN = re.compile(r"(?<![\w+/-])[A-Za-z0-9+/_-]{16,}={0,2}(?![\w+/=-])", re.ASCII)
 
 
@@ -441,6 +442,7 @@ class TextScanner:
         self._words = tuple(sorted({_word(n) for n in field_names} - {""}))
         self.custom = list(custom)
         self.quick = _Quick(self.detectors, self._words if fields else ())
+        self._plain = _Quick(self.detectors, self._words if fields else (), b64=False)
         #: custom regexes can match anything: no prefilter then
         self.prefilter = not self.custom
 
@@ -490,6 +492,17 @@ class TextScanner:
                 dec = b64_text(m.group())
                 if dec is not None and next(self.findings(dec[0], encoded=False), None):
                     yield Finding("base64", *m.span())
+
+    def clean(self, text: str, *, target: bool = False) -> bool:
+        """True when no part of ``text`` cut at delimiters (header values of a head, path
+        segments and query pairs of a target) can hold a finding: no trigger, no field word,
+        no base64 run that decodes to text. For a target also no ``%`` (decoding could make
+        a trigger) and no 16-character run without ``/`` (a segment's base64 candidate)."""
+        if not self.prefilter or self._plain(text):
+            return False
+        if target:
+            return "%" not in text and _B64_SEGMENT.search(text) is None
+        return all(b64_text(m.group()) is None for m in _B64_RUN.finditer(text))
 
     def mentions_field(self, text: str) -> bool:
         low = text.lower()

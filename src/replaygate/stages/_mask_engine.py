@@ -88,6 +88,8 @@ class Rules:
 
     def action(self, kind: str, name: str = "") -> str:
         a = self.actions
+        if not a:
+            return self.default_action
         key = f"{kind}:{name}".lower()
         return a.get(key) or a.get(kind.lower()) or self.default_action
 
@@ -475,11 +477,17 @@ class Masker:
         headers = msg.headers
         start = msg.start_line
         new_start = start
-        if isinstance(msg, Request) and len(start) >= 2:
+        if isinstance(msg, Request) and len(start) >= 2 and not self._target_clean(start[1]):
             target = self.target(start[1], f"{side}")
             if target is not None:
                 new_start = [start[0], target, *start[2:]]
-        new_headers = self.headers(headers, side)
+        sc = self.rules.scanner
+        # one scan of every header line: when nothing can be found in it, only the rules by
+        # header name remain to apply (the values need no detector pass each)
+        lines = bytes(msg.raw[: msg.head_len]).decode("latin-1").partition("\n")[2]
+        folded = "\n " in lines or "\n\t" in lines  # obs-fold joins lines: not the same text
+        scan = folded or not sc.clean(lines)
+        new_headers = self.headers(headers, side, scan=scan)
         out = msg
         if new_start is not start or new_headers is not headers:
             out = cast(M, msg.with_head(" ".join(new_start), new_headers))
@@ -587,7 +595,26 @@ class Masker:
         new = self.text(value, loc)
         return value if new is None else new
 
-    def headers(self, headers: list[tuple[str, str]], side: str) -> list[tuple[str, str]]:
+    def _target_clean(self, target: str) -> bool:
+        """Nothing to mask in a request target: no finding possible in any segment or pair
+        and no query parameter masked by name."""
+        r = self.rules
+        if not r.scanner.clean(target, target=True):
+            return False
+        rest, h, frag = target.partition("#")
+        _path, q, query = rest.partition("?")
+        if not q and not h:
+            return True
+        names = r.query
+        for pair in [*query.split("&"), *frag.split("&")]:
+            name = pair.partition("=")[0].replace("+", " ")
+            if name.lower() in names or r.fields.matches(name):
+                return False
+        return True
+
+    def headers(
+        self, headers: list[tuple[str, str]], side: str, *, scan: bool = True
+    ) -> list[tuple[str, str]]:
         r = self.rules
         out: list[tuple[str, str]] = []
         changed = False
@@ -611,8 +638,10 @@ class Masker:
                     new = self.named(value, "field", ln, loc)
             elif ln in _URL_HEADERS:
                 new = self.target(value, f"{side}.header:{name}") or value
-            else:
+            elif scan:
                 new = self.text(value, loc) or value
+            else:
+                new = value
             if new is None:
                 changed = True
                 continue
@@ -710,8 +739,11 @@ class Masker:
             new = None if m is None else m.encode("utf-8", "surrogateescape")
         elif kind == "json":
             t = data.decode("utf-8", "surrogateescape")
-            found = list(self.rules.scanner.findings(t))
+            sc = self.rules.scanner
             escaped = "\\" in t
+            if sc.prefilter and not (escaped or self.rules.json_paths) and not sc.quick(t):
+                return None  # no trigger, no field word: nothing to find (one scan)
+            found = list(sc.findings(t))
             if not (found or escaped or self.rules.json_paths or self.rules.fields.mentioned(t)):
                 return None
             j = self.json_doc(t, side, hits=None if escaped else _enclosing(t, found))

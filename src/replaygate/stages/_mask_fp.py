@@ -70,7 +70,11 @@ _BITS = {"d": math.log2(10), "l": math.log2(26), "u": math.log2(26)}
 
 def _layout(chars: list[str], keep: int) -> tuple[list[int], list[int]]:
     """Positions of the checksum (tag) and of the keyed body for a candidate of this shape."""
-    cls = "".join(chars).translate(_CLS_TABLE)
+    return _layout_of("".join(chars).translate(_CLS_TABLE), keep)
+
+
+@functools.lru_cache(maxsize=8192)  # shapes repeat far more than values: compute each once
+def _layout_of(cls: str, keep: int) -> tuple[list[int], list[int]]:
     pos = [i for i, c in enumerate(cls) if c in _BITS and i >= keep]
     rest = cls[keep:]
     n_digits = rest.count("d")
@@ -161,9 +165,8 @@ class Keyed:
         self._key = key
 
     def digest(self, value: str, purpose: str = "") -> bytes:
-        return hmac.new(
-            self._key, (purpose + "\x00" + value).encode("utf-8", "surrogatepass"), hashlib.sha256
-        ).digest()
+        msg = (purpose + "\x00" + value).encode("utf-8", "surrogatepass")
+        return hmac.digest(self._key, msg, "sha256")  # one C call, same bytes as hmac.new
 
     def _stream(self, value: str, purpose: str, n: int) -> bytes:
         out = b""
