@@ -124,11 +124,14 @@ def test_input_errors_exit_2(tmp_path: Path) -> None:
 
 
 def test_real_goreplay_capture_without_replays(corpus: Path, tmp_path: Path) -> None:
-    """A real GoReplay recording (requests only): grouped into endpoints, and the gate says
-    plainly that nothing was replayed (exit 1), instead of passing an empty comparison."""
+    """A real GoReplay recording (requests only) never replayed: grouped into endpoints, and
+    one line says plainly that nothing was replayed. #11: exit 2 (fix the job), not 1 (block
+    the release)."""
     src = corpus / "ecommerce-workshop" / "requests_0.gor"
     r = CliRunner().invoke(cli, ["compare", str(src), "--json", str(tmp_path / "s.json")])
-    assert r.exit_code == 1 and "only 0 exchanges were replayed" in r.output
+    assert r.exit_code == 2
+    assert "none of 101 requests was replayed" in r.output
+    assert r.output.count("\n") == 1
     s = json.loads((tmp_path / "s.json").read_text())
     assert s["totals"]["requests"] == 101
     eps = {e["endpoint"]: e["requests"] for e in s["endpoints"]}

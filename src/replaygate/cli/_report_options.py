@@ -159,7 +159,10 @@ def finish_reports(
         markdown_path=p["markdown"],
         html_path=p["html"],
     )
-    if not quiet:
+    if verdict.job_error is not None:
+        # not a verdict on the release: the input or the job is wrong (exit 2, one line)
+        click.echo(f"replaygate: error: {verdict.job_error}", err=True)
+    elif not quiet:
         print_verdict(summary, written, err=err)
     return verdict.exit_code
 
@@ -186,6 +189,14 @@ def print_verdict(summary: Mapping[str, Any], written: list[str], *, err: bool =
             f"  - … and {len(ranked) - MAX_PRINTED_REASONS} more (all in the JSON/HTML report)",
             err=err,
         )
+    if t.get("unjudged"):
+        click.echo(
+            f"  cannot judge: {t['unjudged']} requests on {t.get('unjudged_endpoints', 0)} "
+            "endpoints (see unjudged in the reports)",
+            err=err,
+        )
+    for line in summary.get("limitations") or []:
+        click.echo(f"  not compared: {line}", err=err)
     acc = summary.get("accepted") or []
     used = [a for a in acc if a.get("used")]
     if acc:

@@ -23,7 +23,7 @@ from ._stats import counter as _counter
 from .diff import Difference, ResponseDiffer, body_kind
 from .endpoints import EndpointTemplater, fold_endpoints, load_routes
 from .latency import TimeSeries
-from .noise import NoiseModel, VolatilityLearner
+from .noise import Judgement, NoiseModel, VolatilityLearner
 
 __all__ = ["Comparator", "CompareSink"]
 
@@ -346,6 +346,30 @@ class Comparator:
         noise.learn_baseline_elsewhere(
             {k: (st.base_diffs, st.base_compared) for k, st in self._eps.items()}
         )
+        # two passes: every baseline test's p-value first, so that significance is decided
+        # over all the fields tested in the run (NoiseModel.set_tests), then classification
+        p_values: list[float] = []
+        judged: dict[tuple[str, DiffKey], Judgement] = {}
+        for final in (False, True):
+            if final:
+                noise.set_tests(p_values)
+            for name, st in self._eps.items():
+                learned = self._learner.fields.get(name)
+                pairs = self._learner.pairs.get(name, 0)
+                for key in st.diffs.keys() | st.base_diffs.keys():
+                    j = noise.classify(
+                        name,
+                        key,
+                        cand=st.diffs.get(key, 0),
+                        n=st.compared,
+                        base=st.base_diffs.get(key, 0),
+                        base_n=st.base_compared,
+                        learned=learned,
+                        pairs=pairs,
+                    )
+                    judged[(name, key)] = j
+                    if j.p_value is not None:
+                        p_values.append(j.p_value)
         eps: list[EndpointResult] = []
         for name in sorted(self._eps):
             st = self._eps[name]
@@ -355,16 +379,7 @@ class Comparator:
             for key in sorted(st.diffs.keys() | st.base_diffs.keys()):
                 cand = st.diffs.get(key, 0)
                 base = st.base_diffs.get(key, 0)
-                j = noise.classify(
-                    name,
-                    key,
-                    cand=cand,
-                    n=st.compared,
-                    base=base,
-                    base_n=st.base_compared,
-                    learned=learned,
-                    pairs=pairs,
-                )
+                j = judged[(name, key)]
                 explicit = noise.explicit(name, key[0]) is not None
                 fields.append(
                     FieldResult(

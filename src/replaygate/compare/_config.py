@@ -190,6 +190,15 @@ class GateConfig:
     # a baseline copy that itself disagrees with the original (status class changes, errors)
     # more often than this makes its noise estimate worthless: fail instead of trusting it
     max_baseline_status_change_rate: float = 0.05
+    # requests that cannot be judged (their endpoint's baseline copy disagrees with the
+    # original the way the candidate does, or too few replays to tell noise from a change)
+    max_unjudged_rate: float = 0.05
+    # latency against a same-run baseline copy: the slowdown must be significant at this
+    # confidence (Mann-Whitney U and a bootstrap interval) as well as exceed the effect size
+    latency_confidence: float = 0.99
+    # an absolute ceiling on each endpoint's replayed p99 (p90 under 100 samples), in ms;
+    # judges latency where nothing can be compared (request-only recordings)
+    max_p99_ms: float | None = None
     exact_endpoints: list[str] = field(default_factory=list)
     ignore_endpoints: list[str] = field(default_factory=list)
 
@@ -210,5 +219,9 @@ class GateConfig:
         self.max_baseline_status_change_rate = _frac(
             self.max_baseline_status_change_rate, f"{n} max_baseline_status_change_rate"
         )
+        self.max_unjudged_rate = _frac(self.max_unjudged_rate, f"{n} max_unjudged_rate")
+        self.latency_confidence = _confidence(self.latency_confidence, f"{n} latency_confidence")
+        if self.max_p99_ms is not None:
+            self.max_p99_ms = _nonneg(self.max_p99_ms, f"{n} max_p99_ms")
         self.exact_endpoints = _strs(self.exact_endpoints, f"{n} exact_endpoints")
         self.ignore_endpoints = _strs(self.ignore_endpoints, f"{n} ignore_endpoints")

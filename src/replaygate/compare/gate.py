@@ -34,6 +34,8 @@ class EndpointVerdict:
     new_5xx_rate: float
     error_rate: float
     judged: bool = True
+    unjudged: int = 0  # candidate requests that cannot be judged (see _unjudged)
+    unjudged_reason: str | None = None
 
 
 @dataclass
@@ -45,6 +47,9 @@ class Verdict:
     gate: GateConfig
     accepted: AcceptedDiffs | None
     totals: dict[str, Any] = field(default_factory=dict)
+    # the input or the job is wrong (nothing replayed, nothing read): exit 2, not a verdict
+    job_error: str | None = None
+    limitations: list[str] = field(default_factory=list)  # what could not be compared
 
     @property
     def verdict(self) -> str:
@@ -52,6 +57,9 @@ class Verdict:
 
     @property
     def exit_code(self) -> int:
+        """0 pass, 1 the release fails, 2 the input or job is wrong (:attr:`job_error`)."""
+        if self.job_error is not None:
+            return 2
         return 0 if self.passed else 1
 
     def summary(self) -> dict[str, Any]:
@@ -73,12 +81,17 @@ def judge(
     reasons: list[str] = []
     eps: list[EndpointVerdict] = []
     tot_compared = tot_diff = tot_replayed = tot_requests = 0
-    tot_new5 = tot_err = 0
+    tot_new5 = tot_err = tot_unjudged = tot_status_only = 0
+    unjudged_eps: list[EndpointVerdict] = []
     for ep in result.endpoints:
         ev = _judge_endpoint(ep, gate, accepted)
         eps.append(ev)
         if not ev.judged:
             continue
+        if ev.unjudged:
+            tot_unjudged += ev.unjudged
+            unjudged_eps.append(ev)
+        tot_status_only += ep.status_only
         tot_requests += ep.requests
         tot_compared += ep.compared
         tot_diff += ev.differing
@@ -115,6 +128,18 @@ def judge(
             f"overall: {_pct(overall_rate)} of {tot_compared} compared requests differ "
             f"(max_diff_rate {_pct(gate.max_diff_rate)})",
         )
+    unjudged_rate = tot_unjudged / tot_replayed if tot_replayed else 0.0
+    if tot_unjudged and unjudged_rate > gate.max_unjudged_rate:
+        worst = sorted(unjudged_eps, key=lambda e: -e.unjudged)[:3]
+        what = "; ".join(
+            f"{e.endpoint.endpoint} ({e.unjudged}): {e.unjudged_reason}" for e in worst
+        )
+        more = f"; and {len(unjudged_eps) - 3} more endpoints" if len(unjudged_eps) > 3 else ""
+        reasons.append(
+            f"cannot judge {tot_unjudged} of {tot_replayed} replayed requests "
+            f"({_pct(unjudged_rate)}; max_unjudged_rate {_pct(gate.max_unjudged_rate)}): "
+            f"{what}{more}"
+        )
     if accepted is not None:
         for e in accepted.entries:
             if e.expired(accepted.today) and e.used:
@@ -138,13 +163,68 @@ def judge(
         "diff_rate": round(overall_rate, 6),
         "new_5xx": tot_new5,
         "errors": tot_err,
+        "unjudged": tot_unjudged,
+        "unjudged_rate": round(unjudged_rate, 6),
+        "unjudged_endpoints": len(unjudged_eps),
+        "status_only": tot_status_only,
         "latency_ms": {
             "original": overall_lat.summary(),
             "replayed": overall_rep.summary(),
             "baseline": overall_base.summary(),
         },
     }
-    return Verdict(not reasons, reasons, eps, result, gate, accepted, totals)
+    job_error = _job_error(
+        result, tot_requests, tot_replayed, sum(e.endpoint.requests for e in eps)
+    )
+    limitations = _limitations(tot_status_only, eps)
+    return Verdict(
+        not reasons and job_error is None,
+        reasons,
+        eps,
+        result,
+        gate,
+        accepted,
+        totals,
+        job_error,
+        limitations,
+    )
+
+
+def _job_error(
+    result: CompareResult, judged_requests: int, replayed: int, requests: int
+) -> str | None:
+    """Why no verdict can be given at all (exit 2): nothing was read, or nothing was ever
+    replayed (a capture given to ``compare`` instead of ``replay --output``'s recording)."""
+    src = ", ".join(result.sources) or "the input"
+    if requests == 0:
+        return f"{src}: no exchanges to judge (empty input, or everything was filtered out)"
+    if replayed == 0 and judged_requests:
+        base = sum(e.baseline_requests for e in result.endpoints)
+        if base == 0 and not any(e.errors for e in result.endpoints):
+            return (
+                f"{src}: none of {requests} requests was replayed (no replayed responses or "
+                "errors in the recording): replay it first (replay --output writes them)"
+            )
+    return None
+
+
+def _limitations(status_only: int, eps: list[EndpointVerdict]) -> list[str]:
+    """Plain sentences saying what could not be compared."""
+    out: list[str] = []
+    if status_only:
+        recorded = sum(
+            n
+            for ev in eps
+            for k, n in ev.endpoint.status_matrix.items()
+            if not k.startswith("none>") and ev.endpoint.status_only
+        )
+        out.append(
+            f"{status_only} replayed requests had no recorded response (request-only "
+            "recording): their bodies and headers could not be compared; they were judged on "
+            "replay errors, 5xx, latency thresholds and, where the source recorded a status "
+            f"(access logs), the status ({min(recorded, status_only)} had one)"
+        )
+    return out
 
 
 def _merge(hs: list[LatencyHistogram]) -> LatencyHistogram:
@@ -165,6 +245,8 @@ def _classify(
             return "accepted", f"{act.reason} ({act.who}, until {act.expires.isoformat()})", act
         if exp is not None:
             return "regression", f"accepted difference expired on {exp.expires.isoformat()}", exp
+    if f.unjudged and not exact:
+        return "unjudged", f.unjudged, None
     return "regression", ("must match exactly" if exact and f.noise_reason else None), None
 
 
@@ -185,6 +267,7 @@ def _judge_endpoint(
         status[f.key] = (st, why)
     real = {k for k, (s, _) in status.items() if s == "regression"}
     differing = sum(n for sig, n in ep.signatures.items() if any(k in real for k in sig))
+    unjudged, unjudged_reason = _unjudged(ep, gate, status, real)
     rate = differing / ep.compared if ep.compared else 0.0
     reasons: list[str] = []
     if differing and (exact or rate > gate.max_endpoint_diff_rate):
@@ -243,6 +326,8 @@ def _judge_endpoint(
         max_ratio=gate.max_p99_ratio,
         min_delta_ms=gate.min_p99_delta_ms,
         min_samples=gate.latency_min_samples,
+        confidence=gate.latency_confidence if ref_name == "baseline" else None,
+        seed=name,
     )
     lat["reference"] = ref_name
     if lat["regressed"]:
@@ -256,15 +341,103 @@ def _judge_endpoint(
                 exp.used += 1
         if act is None:
             ratio = f"x{lat['ratio']:.2f}, " if lat["ratio"] is not None else ""
+            stats = ""
+            if lat["interval_ms"] is not None:
+                lo, hi = lat["interval_ms"]
+                stats = (
+                    f", {gate.latency_confidence:.0%} interval +{lo:.1f}..+{hi:.1f} ms, "
+                    f"Mann-Whitney p={lat['p_value']:.2g}"
+                )
             reasons.append(
                 f"p{lat['percentile']} {lat['replayed_ms']:.1f} ms vs {lat['reference_ms']:.1f} ms "
-                f"{ref_name} ({ratio}+{lat['delta_ms']:.1f} ms; max_p99_ratio x{gate.max_p99_ratio:g} "
-                f"and min_p99_delta_ms {gate.min_p99_delta_ms:g}"
+                f"{ref_name} ({ratio}+{lat['delta_ms']:.1f} ms{stats}; max_p99_ratio "
+                f"x{gate.max_p99_ratio:g} and min_p99_delta_ms {gate.min_p99_delta_ms:g}"
                 + ("; p90 as under 100 samples)" if lat["percentile"] != 99 else ")")
             )
-    verdict = "fail" if reasons and judged else "pass"
+    ceiling = _latency_ceiling(ep, gate)
+    if ceiling:
+        reasons.append(ceiling)
+    verdict = "fail" if reasons and judged else ("unjudged" if unjudged and judged else "pass")
     return EndpointVerdict(
-        ep, verdict, reasons, differing, rate, status, lat, new5_rate, err_rate, judged
+        ep,
+        verdict,
+        reasons,
+        differing,
+        rate,
+        status,
+        lat,
+        new5_rate,
+        err_rate,
+        judged,
+        unjudged,
+        unjudged_reason,
+    )
+
+
+def _changed(transition: str) -> bool:
+    a, _, b = transition.partition(">")
+    return a != b and a != "none"
+
+
+def _unjudged(
+    ep: EndpointResult,
+    gate: GateConfig,
+    status: dict[tuple[str, str], tuple[str, str | None]],
+    real: set[tuple[str, str]],
+) -> tuple[int, str | None]:
+    """Candidate requests that cannot be judged, and why.
+
+    - Where this endpoint's baseline copy disagrees with the original (its status class
+      changed, or it errored, on more than ``max_baseline_status_change_rate`` of its replays),
+      a candidate that answers the way the baseline does agrees with a broken reference: that
+      is no pass (a form POST answered 302 in production and 403 on both copies).
+    - Requests whose only differences are fields with too few replays to tell noise from a
+      regression (:class:`~replaygate.compare.noise.Judgement`).
+    """
+    why: list[str] = []
+    n_status = 0
+    base_total = sum(ep.baseline_status_matrix.values())
+    if base_total:
+        broken = {
+            t: n
+            for t, n in ep.baseline_status_matrix.items()
+            if _changed(t) and n / base_total > gate.max_baseline_status_change_rate
+        }
+        for t, n in sorted(broken.items(), key=lambda x: -x[1]):
+            c = ep.status_matrix.get(t, 0)
+            if c:
+                n_status += c
+                why.append(
+                    f"the baseline copy disagrees with the original ({t} on {n} of {base_total} "
+                    f"baseline replays) and the candidate answers the same way ({c})"
+                )
+    keys = {k for k, (s, _) in status.items() if s == "unjudged"}
+    n_fields = 0
+    if keys:
+        n_fields = sum(
+            n
+            for sig, n in ep.signatures.items()
+            if any(k in keys for k in sig) and not any(k in real for k in sig)
+        )
+        if n_fields:
+            f = next(f for f in ep.fields if f.key in keys)
+            more = f" (and {len(keys) - 1} more fields)" if len(keys) > 1 else ""
+            why.append(f"{f.field} {f.kind}{more}: {f.unjudged}")
+    total = min(n_status + n_fields, ep.replayed)
+    return total, ("; ".join(why) if total else None)
+
+
+def _latency_ceiling(ep: EndpointResult, gate: GateConfig) -> str | None:
+    """``max_p99_ms``: an absolute ceiling, judged even where nothing can be compared."""
+    h = ep.latency_replayed
+    if gate.max_p99_ms is None or h.count < max(gate.latency_min_samples, 1):
+        return None
+    pct = 99 if h.count >= 100 else 90
+    v = h.percentile_ms(pct)
+    if v <= gate.max_p99_ms:
+        return None
+    return f"p{pct} {v:.1f} ms over {h.count} replays (max_p99_ms {gate.max_p99_ms:g}" + (
+        "; p90 as under 100 samples)" if pct != 99 else ")"
     )
 
 
@@ -291,6 +464,7 @@ def _summary(v: Verdict) -> dict[str, Any]:
                 "baseline_rate": round(f.baseline_rate, 6) if f.baseline_rate is not None else None,
                 "learned_count": f.learned_count,
                 "learned_pairs": f.learned_pairs,
+                "p_value": float(f"{f.p_value:.3g}") if f.p_value is not None else None,
                 "samples": f.samples,
             }
             fields.append(row)
@@ -333,6 +507,11 @@ def _summary(v: Verdict) -> dict[str, Any]:
                             "delta_ms",
                             "regressed",
                             "enough_samples",
+                            "test",
+                            "p_value",
+                            "interval_ms",
+                            "confidence",
+                            "significant",
                         )
                     },
                 },
@@ -351,6 +530,9 @@ def _summary(v: Verdict) -> dict[str, Any]:
                 "error_rate": round(ev.error_rate, 6),
                 "skipped": ep.skipped,
                 "reasons": ev.reasons,
+                "unjudged": ev.unjudged,
+                "unjudged_reason": ev.unjudged_reason,
+                "status_only": ep.status_only,
             }
         )
     matrix: dict[str, int] = {}
@@ -366,6 +548,9 @@ def _summary(v: Verdict) -> dict[str, Any]:
     return {
         "verdict": v.verdict,
         "reasons": v.reasons,
+        "unjudged": v.totals.get("unjudged", 0),
+        "limitations": v.limitations,
+        "job_error": v.job_error,
         "replaygate_version": __version__,
         "generated_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "sources": res.sources,
@@ -384,6 +569,7 @@ def _summary(v: Verdict) -> dict[str, Any]:
         "compare": {
             "noise_relative": cfg.noise_relative,
             "noise_absolute": cfg.noise_absolute,
+            "noise_confidence": cfg.noise_confidence,
             "learn_min_pairs": cfg.learn_min_pairs,
             "learn_min_rate": cfg.learn_min_rate,
             "ignore": [str(x) for x in cfg.ignore],

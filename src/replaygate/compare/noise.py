@@ -187,6 +187,10 @@ class NoiseModel:
         # key -> (baseline replays that changed it, baseline replays, endpoints) pooled over
         # endpoints with enough baseline replays
         self.base_elsewhere: dict[DiffKey, tuple[int, int, int]] = {}
+        # Benjamini-Hochberg over the run's baseline tests (set_tests): None = test alone
+        self._cutoff: float | None = None
+        self._tests = 0
+        self._fisher: dict[tuple[int, int, int, int], float] = {}
 
     def explicit(self, endpoint: str, field: str) -> str | None:
         for r in self.rules:
@@ -281,10 +285,10 @@ class NoiseModel:
                 )
             base, base_n, eps = pooled
             where = f" on {eps} other endpoint{'s' if eps > 1 else ''}"
-        p = fisher_greater(cand, n, base, base_n)
+        p = self._fisher_p(cand, n, base, base_n)
         c = cand / n
         b = base / base_n
-        if p < alpha:
+        if p < alpha if self._cutoff is None else p <= self._cutoff:
             if c - b >= cfg.noise_absolute and c >= b * (1 + cfg.noise_relative):
                 return Judgement(None, p)
             return Judgement(
@@ -297,9 +301,36 @@ class NoiseModel:
         return Judgement(
             f"baseline: differs in {_rate(b)} of {base_n} baseline replays{where} vs {_rate(c)} "
             f"of {n} candidate replays: not significantly more (one-sided Fisher p={_p(p)}; "
-            f"needs < {_p(alpha)} at noise_confidence {cfg.noise_confidence:.3g})",
+            f"noise_confidence {cfg.noise_confidence:.3g}"
+            + (
+                f" over {self._tests} fields tested, Benjamini-Hochberg)"
+                if self._tests > 1
+                else f": needs < {_p(alpha)})"
+            ),
             p,
         )
+
+    def set_tests(self, p_values: list[float]) -> None:
+        """Decide significance over all the baseline tests of a run (Benjamini-Hochberg at
+        ``1 - noise_confidence``): a run tests hundreds of fields, and each alone at 0.1% would
+        find a few by chance. With no real difference anywhere (an identical copy) the chance
+        that *any* field is called a regression stays at 0.1%; real differences, whose
+        p-values are tiny, are found as before."""
+        alpha = 1.0 - self.config.noise_confidence
+        m = len(p_values)
+        cutoff = -1.0  # nothing significant
+        for k, p in enumerate(sorted(p_values), 1):
+            if p <= k / m * alpha:
+                cutoff = p
+        self._cutoff = cutoff
+        self._tests = m
+
+    def _fisher_p(self, a: int, n: int, b: int, m: int) -> float:
+        k = (a, n, b, m)
+        p = self._fisher.get(k)
+        if p is None:
+            p = self._fisher[k] = fisher_greater(a, n, b, m)
+        return p
 
     def learn_baseline_elsewhere(
         self, per_endpoint: Mapping[str, tuple[Counter[DiffKey], int]]

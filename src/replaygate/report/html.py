@@ -51,8 +51,11 @@ def _slim_latency(lat: dict[str, Any]) -> dict[str, Any]:
     keep = {
         k: v
         for k, v in lat.items()
-        if k in ("reference", "percentile", "reference_ms", "replayed_ms", "ratio", "regressed")
-        or "interval" in k
+        if (
+            k in ("reference", "percentile", "reference_ms", "replayed_ms", "ratio", "regressed")
+            or "interval" in k
+        )
+        and v is not None
     }
     for k in ("original", "replayed", "baseline"):
         v = lat.get(k)
@@ -62,7 +65,8 @@ def _slim_latency(lat: dict[str, Any]) -> dict[str, Any]:
 
 
 def _slim_endpoint(e: dict[str, Any]) -> dict[str, Any]:
-    row = {k: e[k] for k in _ROW_KEYS if k in e}
+    # absent means null/0 in a slim row (the page's script treats both alike)
+    row = {k: e[k] for k in _ROW_KEYS if e.get(k) is not None and (k != "unjudged" or e[k])}
     row["reasons"] = [str(r)[:200] for r in (e.get("reasons") or [])[:2]]
     row["latency_ms"] = _slim_latency(e.get("latency_ms") or {})
     row["detail"] = False
