@@ -266,3 +266,12 @@ def test_a_really_full_disk_is_one_line_and_no_partial_file(
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert f"replaygate: error: {out}: cannot write: No space left on device" in r.stderr
     assert not out.exists() or "is incomplete" in r.stderr
+
+
+def test_tls_keylog_only_for_captures(tmp_path: Path) -> None:
+    kl = tmp_path / "keys.log"
+    kl.write_text("")
+    har = tmp_path / "in.har"
+    har.write_text('{"log": {"entries": []}}')
+    r = _run("convert", str(har), str(tmp_path / "o.gor"), "--tls-keylog", str(kl))
+    assert r.returncode == 2 and "--tls-keylog: only pcap/pcapng" in r.stderr, r.stderr

@@ -156,3 +156,20 @@ def test_several_files_get_a_total(tmp_path: Path) -> None:
     assert r.output.count("exchanges:    4 (complete 2, incomplete 2)") == 2
     assert "exchanges:    8 (complete 4, incomplete 4)" in r.output
     assert "connections:  2 (+2 exchanges without connection info)" in r.output
+
+
+def test_tls_keylog_decrypts_and_names_a_missing_file(tmp_path: Path) -> None:
+    from tests.protocol.tlsconv import converse, pcap_bytes, segments
+
+    kl = tmp_path / "keys.log"
+    req = b"GET /secret HTTP/1.1\r\nHost: shop.test\r\n\r\n"
+    conv, _ = converse([(req, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")], str(kl))
+    cap = tmp_path / "https.pcap"
+    cap.write_bytes(pcap_bytes(segments(conv.flights)))
+    r = CliRunner().invoke(cli, ["inspect", str(cap), "--json", "--tls-keylog", str(kl)])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output.splitlines()[0])["target"] == "/secret"
+    _one_line_error(_run("inspect", str(cap), "--tls-keylog", str(tmp_path / "no")),
+                    "--tls-keylog", "no such readable file")  # fmt: skip
+    r = CliRunner().invoke(cli, ["inspect", str(cap)])  # without keys: counted, not silent
+    assert r.exit_code == 0 and "pcap.tls_flows: 1" in r.output

@@ -294,3 +294,29 @@ def test_helpers() -> None:
     assert version_name(0x0303) == "TLSv1.2"
     assert version_name(0x7F14) == "TLSv1.3-draft20"
     assert version_name(0x0300) == "SSLv3"
+
+
+def test_pcapng_decryption_secrets_block_is_used_without_a_flag(tmp_path: Path) -> None:
+    from replaygate.formats import ReadOptions
+    from replaygate.formats.pcap import read
+    from replaygate.pipeline import Counters
+
+    from .tlsconv import pcap_bytes
+
+    kl = tmp_path / "keys.log"
+    conv, _ = converse([(REQ, RESP)], str(kl), version=V13)
+    segs = segments(conv.flights)
+    with_dsb = tmp_path / "dsb.pcapng"
+    with_dsb.write_bytes(pcap_bytes(segs, kl.read_bytes()))
+    got = list(read(str(with_dsb), ReadOptions()))
+    assert [(e.request.target, e.response and e.response.status) for e in got] == [
+        ("/items?id=7", 200)
+    ]
+    plain = tmp_path / "plain.pcap"
+    plain.write_bytes(pcap_bytes(segs))
+    c = Counters()
+    assert list(read(str(plain), ReadOptions(counters=c))) == []  # no key: counted only
+    assert c.notes["pcap.tls_flows"] == 1 and not c.dropped
+    c = Counters()
+    got = list(read(str(plain), ReadOptions(counters=c, extra={"tls_keylog": str(kl)})))
+    assert len(got) == 1 and c.notes["pcap.tls_decrypted"] == 1

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime
 import ssl
+import struct
 import tempfile
 from dataclasses import dataclass, field
 from functools import cache
@@ -18,7 +19,7 @@ from pathlib import Path
 
 from replaygate.protocol.segment import ACK, FIN, PSH, SYN, TcpSegment
 
-__all__ = ["Conversation", "cert_files", "converse", "segments"]
+__all__ = ["Conversation", "cert_files", "converse", "pcap_bytes", "segments"]
 
 
 @cache
@@ -213,4 +214,33 @@ def segments(
         seg(False, FIN | ACK)
         sseq += 1
         seg(True, ACK)
+    return out
+
+
+def pcap_bytes(segs: list[TcpSegment], secrets: bytes | None = None) -> bytes:
+    """The segments as a capture file: classic pcap, or pcapng with ``secrets`` (an NSS key
+    log) in a Decryption Secrets Block before the packets, as ``editcap --inject-secrets``
+    writes it."""
+    from replaygate.protocol.pcapfile import build_tcp_frame
+
+    frames = [
+        (s.ts_ns, build_tcp_frame(src=s.src, dst=s.dst, sport=s.sport, dport=s.dport, seq=s.seq,
+                                  ack=s.ack, flags=s.flags, payload=s.payload))
+        for s in segs
+    ]  # fmt: skip
+    if secrets is None:
+        out = struct.pack("<IHHiIII", 0xA1B23C4D, 2, 4, 0, 0, 262144, 1)
+        for ts, f in frames:
+            out += struct.pack("<IIII", ts // 10**9, ts % 10**9, len(f), len(f)) + f
+        return out
+
+    def block(btype: int, body: bytes) -> bytes:
+        body += b"\0" * ((-len(body)) % 4)
+        return struct.pack("<II", btype, len(body) + 12) + body + struct.pack("<I", len(body) + 12)
+
+    out = block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1))
+    out += block(1, struct.pack("<HHI", 1, 0, 0) + struct.pack("<HHB3x", 9, 1, 9) + b"\0" * 4)
+    out += block(10, struct.pack("<II", 0x544C534B, len(secrets)) + secrets)
+    for ts, f in frames:
+        out += block(6, struct.pack("<IIIII", 0, ts >> 32, ts & 0xFFFFFFFF, len(f), len(f)) + f)
     return out
