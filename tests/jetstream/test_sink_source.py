@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import nats
 import pytest
 
 from replaygate.errors import StreamError
@@ -83,3 +84,39 @@ def test_buffering_across_a_server_restart(nats_server: NatsServer) -> None:
     got = list(read_stream(url))
     assert len(got) + c.dropped["stream_unacked"] == 200
     assert len(got) == 200
+
+
+def test_status_lag_counts_messages_no_worker_consumed_yet(nats_server: NatsServer) -> None:
+    """Before any worker created its consumers every message is lag; once a partition's
+    consumer acknowledged its messages, only the other partitions' count."""
+    u = parse_stream_url(nats_server.url + "/T5?partitions=2")
+    asyncio.run(admin.init(u, admin.StreamSettings()))
+    sink = NatsSink(u)
+    for i in range(20):
+        sink.write(make_exchange(target=f"/{i}", session=f"s{i}"))
+    sink.close()
+    st = asyncio.run(admin.status(u))
+    assert st["consumers"] == [] and st["lag"] == 20
+
+    async def drain_partition_0() -> int:
+
+        nc = await nats.connect(servers=list(u.servers))
+        try:
+            js = nc.jetstream()
+            sub = await js.pull_subscribe(u.subject(0), durable=u.consumer(0), stream=u.stream)
+            n = 0
+            while True:
+                try:
+                    msgs = await sub.fetch(50, timeout=2)
+                except TimeoutError:
+                    return n
+                for m in msgs:
+                    await m.ack_sync()
+                    n += 1
+        finally:
+            await nc.close()
+
+    acked = asyncio.run(drain_partition_0())
+    assert 0 < acked < 20
+    st = asyncio.run(admin.status(u))
+    assert st["lag"] == 20 - acked

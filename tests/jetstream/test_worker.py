@@ -151,3 +151,26 @@ def test_stream_cli_status_and_errors(single: NatsServer) -> None:
     assert "not a nats:// URL" in r.stderr and "Traceback" not in r.stderr
     r = subprocess.run([*BIN, "stream", "purge", url, "--yes"], capture_output=True, text=True)
     assert r.returncode == 0 and "purged 5" in r.stdout
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_stopped_worker_prints_its_summary(single: NatsServer, target: str, sig: int) -> None:
+    """SIGTERM (what systemd and Kubernetes send) and Ctrl-C stop a worker gracefully: what
+    is in flight is finished and acknowledged, the summary line is printed, exit 0."""
+    url = single.url + f"/W4{sig}?partitions=2"
+    _publish(url, 2000)
+    w = subprocess.Popen(
+        [*BIN, "worker", "--source", url, "--target", target, "--id", "w", "--rate", "200"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        _wait_for_results(url, 20)  # running: consumers exist and work is flowing
+        w.send_signal(sig)
+        _, err = w.communicate(timeout=120)
+    finally:
+        if w.poll() is None:
+            w.kill()
+            w.communicate()
+    assert w.returncode == 0, err.decode()
+    assert "worker w: fetched " in err.decode(), err.decode()

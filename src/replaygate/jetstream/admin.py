@@ -95,6 +95,7 @@ async def status(url: StreamURL) -> dict[str, Any]:
     nc = await connect(url, name="replaygate-admin")
     js = nc.jetstream()
     out: dict[str, Any] = {"streams": {}, "consumers": [], "workers": []}
+    lag = 0
     try:
         for name in (url.stream, url.results_stream):
             try:
@@ -110,7 +111,9 @@ async def status(url: StreamURL) -> dict[str, Any]:
                 "last_seq": st.last_seq,
             }
             if name == url.stream:
-                for ci in await js.consumers_info(name):
+                infos = await js.consumers_info(name)
+                lag = await _lag(js, url, {ci.name: ci for ci in infos})
+                for ci in infos:
                     out["consumers"].append(
                         {
                             "name": ci.name,
@@ -138,8 +141,25 @@ async def status(url: StreamURL) -> dict[str, Any]:
             out["workers"].append(info)
     finally:
         await nc.close()
-    out["lag"] = sum(c["pending"] + c["ack_pending"] for c in out["consumers"])
+    out["lag"] = lag
     return out
+
+
+async def _lag(js: JetStreamContext, url: StreamURL, consumers: dict[str, Any]) -> int:
+    """Messages in the traffic stream not yet acknowledged by the worker consumer of their
+    partition. A partition whose consumer no worker created yet counts all its messages
+    (so ``lag`` is not 0 while 20,000 messages wait for the first worker)."""
+    info = await js.stream_info(url.stream, subjects_filter=url.subjects)
+    lag = 0
+    for subject, count in (info.state.subjects or {}).items():
+        try:
+            p = int(subject.rsplit(".", 1)[1])
+        except ValueError:
+            lag += count  # not a partition subject: no worker reads it
+            continue
+        ci = consumers.get(url.consumer(p))
+        lag += count if ci is None else ci.num_pending + ci.num_ack_pending
+    return lag
 
 
 async def purge(url: StreamURL, *, results: bool = True) -> dict[str, int]:

@@ -22,6 +22,7 @@ import asyncio
 import math
 import os
 import random
+import signal
 import socket
 import threading
 import time
@@ -103,6 +104,7 @@ class _Worker:
         self.to_ack: list[str] = []  # ack subjects of messages whose results are all stored
         self.ack_ready = asyncio.Event()
         self.stop = asyncio.Event()
+        self.stop_requested = False  # SIGTERM/SIGINT: finish what is in flight, then return
         self.room = asyncio.Event()  # set when max_in_flight has room for a fetch again
         self._room_mark = cfg.max_in_flight - min(cfg.batch, max(1, cfg.max_in_flight // 4))
         self.last_activity = time.monotonic()
@@ -438,6 +440,8 @@ class _Worker:
                 while True:
                     await asyncio.sleep(0.5)
                     now = time.monotonic()
+                    if self.stop_requested:
+                        break
                     if self.cfg.duration_s and now - t_start >= self.cfg.duration_s:
                         break
                     idle = self.cfg.exit_when_idle_s
@@ -506,5 +510,11 @@ class _ResultSink:
 def run_worker(cfg: WorkerConfig) -> WorkerStats:
     """Run a worker until the stream is drained (``exit_when_idle_s``), ``duration_s``, or
     until interrupted."""
+    worker = _Worker(cfg)
     with asyncio.Runner(loop_factory=new_event_loop) as runner:
-        return runner.run(_Worker(cfg).run())
+        if threading.current_thread() is threading.main_thread():
+            # SIGTERM (systemd, Kubernetes) and Ctrl-C stop gracefully, so the stats return
+            loop = runner.get_loop()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, setattr, worker, "stop_requested", True)
+        return runner.run(worker.run())
