@@ -13,6 +13,7 @@ import datetime
 import ssl
 import struct
 import tempfile
+import warnings
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -76,8 +77,10 @@ def _contexts(
     client.verify_mode = ssl.CERT_NONE
     client.keylog_filename = keylog
     for ctx in (server, client):
-        ctx.minimum_version = version
-        ctx.maximum_version = version
+        with warnings.catch_warnings():  # TLS 1.0/1.1 are deprecated: tested on purpose
+            warnings.simplefilter("ignore", DeprecationWarning)
+            ctx.minimum_version = version
+            ctx.maximum_version = version
         if ciphers:
             ctx.set_ciphers(ciphers)
         if not etm:

@@ -495,7 +495,9 @@ class TrafficAssembler:
 
     def _count(self, exchanges: list[Exchange], flow: _Flow | None = None) -> list[Exchange]:
         st = self.stats
-        tls_meta = flow.tls.meta() if flow is not None and flow.tls is not None else None
+        tls_meta = (
+            flow.tls.meta() if exchanges and flow is not None and flow.tls is not None else None
+        )
         for ex in exchanges:
             if tls_meta is not None:
                 ex.meta.update(tls_meta)
