@@ -16,6 +16,8 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from replaygate.errors import ConfigError
 from replaygate.model import Exchange, Request, Response
@@ -472,3 +474,31 @@ def test_absurdly_deep_json_does_not_break_the_hook() -> None:
         [("Content-Type", "application/json")], [("Content-Type", "application/json")], deep, deep
     )
     assert hook.stats() == {}
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=30))
+def test_name_normalisation_keeps_letters_and_digits(name: str) -> None:
+    from replaygate.replay.correlation import _norm
+
+    assert _norm(name) == "".join(c for c in name.lower() if c.isalnum())
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["X-Csrf-Token", "x-csrf-token", "Location", "Set-Cookie", "A"]),
+            st.text("abc ;=", max_size=6),
+        ),
+        max_size=6,
+    )
+)
+def test_header_map_is_header_for_every_name(headers: list[tuple[str, str]]) -> None:
+    from replaygate.replay.correlation import _first_values
+
+    raw = "HTTP/1.1 200 OK\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers) + "\r\n"
+    msg = Response(raw.encode())
+    got = _first_values(msg)
+    for name in ("x-csrf-token", "X-CSRF-TOKEN", "location", "set-cookie", "a", "b"):
+        assert got.get(name.lower()) == msg.header(name)

@@ -252,6 +252,10 @@ class CorrelationHook:
             for r in self.config.rules
             if r.kind == "json" and r.name.startswith("$")
         }
+        # rules that are JSON paths, in rule order (the first that matches a value wins)
+        self._path_rules = [
+            (r, self._paths[r.name]) for r in self.config.rules if r.name in self._paths
+        ]
         self._json_names = {
             _norm(r.name): r for r in self.config.rules if r.kind == "json" and r.name[:1] != "$"
         }
@@ -337,6 +341,10 @@ class CorrelationHook:
         n_body: str | None = None
         o_json: Any = _UNSET
         n_json: Any = _UNSET
+        o_dec: bytes | None = None  # decoded bodies, computed once
+        n_dec: bytes | None = None
+        oh: dict[str, str] | None = None  # first value of each header, by lower-case name
+        nh: dict[str, str] = {}
         for rule in rules:
             if rule.kind == "cookie":
                 oc, nc = _set_cookies(orig), _set_cookies(new)
@@ -344,13 +352,16 @@ class CorrelationHook:
                     if (rule.name == "*" or name == rule.name) and name in nc:
                         yield ov, nc[name], rule, rule.id
             elif rule.kind == "header":
-                ov2, nv2 = orig.header(rule.name), new.header(rule.name)
+                if oh is None:
+                    oh, nh = _first_values(orig), _first_values(new)
+                ov2, nv2 = oh.get(rule.name.lower()), nh.get(rule.name.lower())
                 if ov2 and nv2:
                     yield ov2, nv2, rule, rule.id
             elif rule.kind == "location":
                 yield from ((o, n, rule, True) for o, n in _location_ids(orig, new))
         if self._json_names or self._paths:
-            o_json, n_json = _json_of(orig), _json_of(new)
+            o_dec, n_dec = orig.decoded_body(), new.decoded_body()
+            o_json, n_json = _json_of(orig, o_dec), _json_of(new, n_dec)
             if o_json is not _UNSET and n_json is not _UNSET:
                 try:
                     ovals = dict(self._json_values(o_json))
@@ -362,8 +373,10 @@ class CorrelationHook:
                     if got is not None:
                         yield ov, got[0], rule, rule.id
         if self._regex:
-            o_body = _text_of(orig)
-            n_body = _text_of(new)
+            if o_dec is None or n_dec is None:
+                o_dec, n_dec = orig.decoded_body(), new.decoded_body()
+            o_body = _text_of(orig, o_dec)
+            n_body = _text_of(new, n_dec)
             for rule, rx in self._regex:
                 om = [_grp(m) for m in rx.finditer(o_body)]
                 if not om:
@@ -379,15 +392,8 @@ class CorrelationHook:
             for k, v in doc.items():
                 p = (*path, k)
                 rule = self._json_names.get(_norm(k))
-                if rule is None and self._paths:
-                    rule = next(
-                        (
-                            r
-                            for r in self.config.rules
-                            if r.name in self._paths and self._paths[r.name].matches(p)
-                        ),
-                        None,
-                    )
+                if rule is None and self._path_rules:
+                    rule = next((r for r, jp in self._path_rules if jp.matches(p)), None)
                 if rule is not None and isinstance(v, str | int) and not isinstance(v, bool):
                     yield p, (str(v), rule)
                 elif isinstance(v, dict | list):
@@ -395,15 +401,8 @@ class CorrelationHook:
         elif isinstance(doc, list):
             for i, v in enumerate(doc):
                 p = (*path, i)
-                if self._paths and not isinstance(v, dict | list):
-                    rule = next(
-                        (
-                            r
-                            for r in self.config.rules
-                            if r.name in self._paths and self._paths[r.name].matches(p)
-                        ),
-                        None,
-                    )
+                if self._path_rules and not isinstance(v, dict | list):
+                    rule = next((r for r, jp in self._path_rules if jp.matches(p)), None)
                     if rule is not None and isinstance(v, str | int) and not isinstance(v, bool):
                         yield p, (str(v), rule)
                         continue
@@ -526,8 +525,22 @@ class _Unset:
 _UNSET: Any = _Unset()
 
 
+_NOT_ALNUM = re.compile(r"[^a-z0-9]")
+
+
 def _norm(name: str) -> str:
+    """Lower case, letters and digits only (``X-CSRF_token`` -> ``xcsrftoken``)."""
+    if name.isascii():
+        return _NOT_ALNUM.sub("", name.lower())
     return "".join(c for c in name.lower() if c.isalnum())
+
+
+def _first_values(msg: HTTPMessage) -> dict[str, str]:
+    """``msg.header(name)`` for every name at once: the first value by lower-case name."""
+    out: dict[str, str] = {}
+    for k, v in msg.headers:
+        out.setdefault(k.lower(), v)
+    return out
 
 
 def _grp(m: re.Match[str]) -> str:
@@ -561,14 +574,15 @@ def _location_ids(orig: HTTPMessage, new: HTTPMessage) -> Iterator[tuple[str, st
             yield o, n
 
 
-def _text_of(msg: HTTPMessage) -> str:
+def _text_of(msg: HTTPMessage, body: bytes) -> str:
+    """Head and decoded ``body`` of ``msg`` as text (what regex rules search)."""
     head = msg.raw[: msg.head_len].decode("latin-1")
-    return head + msg.decoded_body().decode("utf-8", "replace")
+    return head + body.decode("utf-8", "replace")
 
 
-def _json_of(msg: HTTPMessage) -> Any:
+def _json_of(msg: HTTPMessage, body: bytes) -> Any:
+    """The JSON document in ``msg`` (decoded ``body``), or _UNSET."""
     ct = (msg.header("content-type") or "").lower()
-    body = msg.decoded_body()
     if "json" not in ct and body.lstrip()[:1] not in (b"{", b"["):
         return _UNSET
     try:
