@@ -68,3 +68,59 @@ def test_summary_says_which_order_and_waits(recording: str, tmp_path: Path) -> N
         )
     assert r.exit_code == 0, r.output
     assert "order recorded:" in r.output and "waited for their predecessors" in r.output
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [
+        ["--rate", "3000"],
+        ["--speed", "50"],
+        ["--max", "--sessions"],
+        ["--max", "--baseline", "BASELINE"],
+        ["--max", "--order", "sessions", "--sessions", "-c", "4"],
+    ],
+    ids=["rate", "speed", "sessions", "baseline", "order-sessions-c4"],
+)
+def test_every_timing_mode_and_worker_path(
+    recording: str, tmp_path: Path, flags: list[str]
+) -> None:
+    out = tmp_path / "out.jsonl"
+    with StatefulApp() as fresh, StatefulApp() as base:
+        args = [base.url if f == "BASELINE" else f for f in flags]
+        r = CliRunner().invoke(
+            cli, ["replay", recording, "--target", fresh.url, "-o", str(out), *args]
+        )
+        assert r.exit_code == 0, r.output
+    assert status_differences(str(out)) == []
+
+
+def test_coroutine_workers(recording: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from replaygate.replay.engine import Engine
+
+    monkeypatch.setattr(Engine, "fast_lanes", False)
+    with StatefulApp() as fresh:
+        assert _replay(recording, fresh.url, tmp_path / "out.jsonl") == []
+
+
+def test_live_replayer_keeps_the_order(recording: str) -> None:
+    """The feed of shadow and NATS workers: exchanges pushed one by one from a thread."""
+    from replaygate.replay import LiveReplayer, ReplayConfig
+    from replaygate.replay.correlation import CorrelationHook
+    from replaygate.testing import MemorySink
+
+    sink = MemorySink()
+    with StatefulApp() as fresh:
+        rp = LiveReplayer(
+            ReplayConfig(targets=[fresh.url], max_speed=True), sink=sink, hooks=[CorrelationHook()]
+        )
+        rp.start()
+        for ex in open_reader(recording):
+            assert rp.submit(ex)
+        st = rp.close(60)
+    assert st.order == "recorded" and st.sent == len(sink.exchanges)
+    bad = [
+        e.request.target
+        for e in sink.exchanges
+        if e.replayed is None or e.response is None or e.replayed.status != e.response.status
+    ]
+    assert bad == []
