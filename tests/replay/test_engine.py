@@ -448,3 +448,62 @@ def test_connection_close_responses_reconnect(server: TestServer) -> None:
     out, st = replay(gets(["/close"] * 5), cfg(server.url, concurrency=1))
     assert [e.replayed.body() for e in out if e.replayed] == [b"until the end"] * 5
     assert st.connections == 5 and not st.errors
+
+
+# -- --order (happens-before from the recording) ------------------------------------------------
+def _span(path: str, start_ms: int, end_ms: int, i: int) -> Exchange:
+    return make_exchange(
+        "GET",
+        path,
+        id=f"{i:040x}",
+        ts_ns=T0 + start_ms * 1_000_000,
+        latency_ns=(end_ms - start_ms) * 1_000_000,
+        conn=ConnectionId("10.0.0.1", 40000 + i, "10.0.0.2", 80),
+    )
+
+
+def test_recorded_order_holds_a_request_until_its_predecessor_finished(
+    server: TestServer,
+) -> None:
+    exs = [
+        _span("/slow?ms=200", 0, 10, 0),  # A
+        _span("/c", 5, 30, 1),  # C overlaps A: may go at once
+        _span("/b", 20, 21, 2),  # B began after A ended: waits for A
+    ]
+    _, st = replay(exs, cfg(server.url))
+    seen = {s.target: s.order for s in server.seen}
+    assert seen["/b"] > seen["/slow?ms=200"]
+    assert st.order == "recorded" and st.order_waited >= 1 and st.answered == 3
+    assert st.as_dict()["order_waited"] == st.order_waited
+
+
+def test_a_failed_predecessor_does_not_block(server: TestServer) -> None:
+    exs = [_span("/reset", 0, 1, 0), _span("/after", 2, 3, 1), _span("/after2", 4, 5, 2)]
+    _, st = replay(exs, cfg(server.url, concurrency=4))
+    assert st.errors["reset"] == 1 and st.answered == 2
+
+
+def test_stop_while_a_request_waits_for_its_predecessor(server: TestServer) -> None:
+    exs = [_span("/hang?s=2", 0, 1, 0), _span("/b", 2, 3, 1), _span("/c", 4, 5, 2)]
+    stop = threading.Event()
+    result: list[ReplayStats] = []
+    t = threading.Thread(target=lambda: result.append(run_replay(exs, cfg(server.url), stop=stop)))
+    t.start()
+    for _ in range(2000):  # poll (<= 20 s) until A reached the server
+        if server.seen:
+            break
+        threading.Event().wait(0.01)
+    stop.set()
+    t.join(60)
+    assert not t.is_alive() and result
+    st = result[0]
+    assert st.stopped and st.sent == 1 and st.dropped["stopped"] >= 1
+    assert [s.target for s in server.seen] == ["/hang?s=2"]
+
+
+def test_order_none_and_sessions_modes(server: TestServer) -> None:
+    exs = [_span("/slow?ms=50", 0, 10, 0), _span("/b", 20, 21, 1)]
+    _, st = replay(exs, cfg(server.url, order="none"))
+    assert st.order == "none" and st.order_waited == 0 and st.answered == 2
+    _, st = replay(exs, cfg(server.url, order="sessions"))
+    assert st.order == "sessions" and st.answered == 2  # different connections: independent
