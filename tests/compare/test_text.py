@@ -127,3 +127,12 @@ def test_cookie_attributes_compared_values_of_expiry_are_not() -> None:
 def test_arbitrary_csv_never_raises(a: str, b: str) -> None:
     assert keys(a.encode(), a.encode()) == []
     keys(a.encode(), b.encode())
+
+
+def test_repeated_lines_and_rows_align_without_cascades() -> None:
+    h = [("Content-Type", "text/plain")]
+    same = b"x\n" * 5000
+    changed = same.replace(b"x", b"y", 3)
+    assert keys(same, changed, h) == [(f"body:line[{i}]", "changed") for i in (1, 2, 3)]
+    rows = b"id,v\n" + b"1,2\n" * 3000
+    assert keys(rows, rows.replace(b"1,2\n", b"1,3\n", 1)) == [("body:csv[*].v", "changed")]

@@ -17,11 +17,12 @@ parsing algorithm like html5lib (same trees on broken markup) at lxml's speed or
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
+
+from ._text import align
 
 __all__ = ["HtmlNode", "diff_html", "parse_html"]
 
@@ -152,28 +153,46 @@ def _diff_children(
     ca, cb = a.children, b.children
     if not ca and not cb:
         return True
-    sm = difflib.SequenceMatcher(None, [c.digest for c in ca], [c.digest for c in cb], False)
-    for op, i1, i2, j1, j2 in sm.get_opcodes():
+    # bounded alignment (see _text.align); what it leaves unaligned is paired by signature
+    # below, and identical pairs cost nothing
+    for op, i1, i2, j1, j2 in align([c.digest for c in ca], [c.digest for c in cb]):
         if op == "equal":
             continue
-        # pair same-signature siblings in order inside the changed block, recurse into pairs
         xa, xb = ca[i1:i2], cb[j1:j2]
-        inner = difflib.SequenceMatcher(
-            None, [c.signature for c in xa], [c.signature for c in xb], False
-        )
-        for op2, k1, k2, l1, l2 in inner.get_opcodes():
-            if op2 == "equal":
-                for x, y in zip(xa[k1:k2], xb[l1:l2], strict=True):
-                    if not _diff_node(x, y, path + "/" + x.step, emit, tokens):
-                        return False
-                continue
-            for x in xa[k1:k2]:
-                if not emit(path + "/" + x.step, "missing", _outline(x), None):
-                    return False
-            for y in xb[l1:l2]:
-                if not emit(path + "/" + y.step, "extra", None, _outline(y)):
-                    return False
+        pairs, missing, extra = _pair_by_signature(xa, xb)
+        for x, y in pairs:
+            if not _diff_node(x, y, path + "/" + x.step, emit, tokens):
+                return False
+        for x in missing:
+            if not emit(path + "/" + x.step, "missing", _outline(x), None):
+                return False
+        for y in extra:
+            if not emit(path + "/" + y.step, "extra", None, _outline(y)):
+                return False
     return True
+
+
+def _pair_by_signature(
+    xa: list[HtmlNode], xb: list[HtmlNode]
+) -> tuple[list[tuple[HtmlNode, HtmlNode]], list[HtmlNode], list[HtmlNode]]:
+    """The k-th child with a given tag (and id) on one side pairs with the k-th on the other;
+    the rest is missing or extra. Linear, whatever the number of siblings."""
+    queues: dict[str, list[HtmlNode]] = {}
+    for y in reversed(xb):
+        queues.setdefault(y.signature, []).append(y)
+    pairs: list[tuple[HtmlNode, HtmlNode]] = []
+    missing: list[HtmlNode] = []
+    used: set[int] = set()
+    for x in xa:
+        q = queues.get(x.signature)
+        if q:
+            y = q.pop()
+            pairs.append((x, y))
+            used.add(id(y))
+        else:
+            missing.append(x)
+    extra = [y for y in xb if id(y) not in used]
+    return pairs, missing, extra
 
 
 def _outline(n: HtmlNode, limit: int = 200) -> str:

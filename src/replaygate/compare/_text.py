@@ -12,15 +12,45 @@ from __future__ import annotations
 import csv
 import difflib
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Hashable, Sequence
 
-__all__ = ["diff_csv", "diff_lines"]
+__all__ = ["align", "diff_csv", "diff_lines"]
 
 MAX_LINES = 5000
 MAX_ROWS = 5000
 
 Emit = Callable[[str, str, object, object], bool]
 Tokens = Callable[[str, str], bool]
+Opcode = tuple[str, int, int, int, int]
+ALIGN_CELLS = 250_000  # items x items beyond which the middle is paired in order, not aligned
+
+
+def align(a: Sequence[Hashable], b: Sequence[Hashable]) -> list[Opcode]:
+    """``SequenceMatcher`` opcodes with a bounded cost: the common head and tail are cut off
+    first (most changes are local), and a middle too large to align cheaply is one
+    ``replace`` block (the caller pairs its items in order)."""
+    n, m = len(a), len(b)
+    lo = 0
+    while lo < n and lo < m and a[lo] == b[lo]:
+        lo += 1
+    hi = 0
+    while hi < n - lo and hi < m - lo and a[n - 1 - hi] == b[m - 1 - hi]:
+        hi += 1
+    out: list[Opcode] = []
+    if lo:
+        out.append(("equal", 0, lo, 0, lo))
+    ma, mb = a[lo : n - hi], b[lo : m - hi]
+    if ma or mb:
+        if len(ma) * len(mb) <= ALIGN_CELLS:
+            sm = difflib.SequenceMatcher(None, ma, mb)  # autojunk: repeated items stay cheap
+            out.extend(
+                (op, i1 + lo, i2 + lo, j1 + lo, j2 + lo) for op, i1, i2, j1, j2 in sm.get_opcodes()
+            )
+        else:
+            out.append(("replace", lo, n - hi, lo, m - hi))
+    if hi:
+        out.append(("equal", n - hi, n, m - hi, m))
+    return out
 
 
 def diff_lines(ta: str, tb: str, emit: Emit, tokens: Tokens, prefix: str = "line") -> None:
@@ -30,13 +60,14 @@ def diff_lines(ta: str, tb: str, emit: Emit, tokens: Tokens, prefix: str = "line
         if ta != tb:  # line ends or the final newline only
             emit(f"{prefix}[{len(la)}]", "changed", ta[-20:], tb[-20:])
         return
-    sm = difflib.SequenceMatcher(None, la, lb, False)
-    for op, i1, i2, j1, j2 in sm.get_opcodes():
+    for op, i1, i2, j1, j2 in align(la, lb):
         if op == "equal":
             continue
         n = min(i2 - i1, j2 - j1)
         for k in range(n):
             x, y = la[i1 + k], lb[j1 + k]
+            if x == y:
+                continue
             kind = "tokens" if tokens(x, y) else "changed"
             if not emit(f"{prefix}[{i1 + k + 1}]", kind, x, y):
                 return
@@ -81,8 +112,7 @@ def diff_csv(ta: str, tb: str, emit: Emit, tokens: Tokens) -> bool:
     db = [tuple(_cell(r, cols_b[c]) for c in shared) for r in rb[1:]]
     if len(da) != len(db) and not emit("csv", "length", len(da), len(db)):
         return True
-    sm = difflib.SequenceMatcher(None, da, db, False)
-    for op, i1, i2, j1, j2 in sm.get_opcodes():
+    for op, i1, i2, j1, j2 in align(da, db):
         if op == "equal":
             continue
         n = min(i2 - i1, j2 - j1)
