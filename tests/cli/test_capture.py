@@ -211,6 +211,7 @@ def test_without_cap_net_raw_says_what_to_do(needs_root: None, tmp_path: Path) -
         (["-p", "80", "-o", "x.gor", "--stats", "0s"], "--stats"),
         (["-p", "80", "-o", "x.har", "--max-bytes", "1mb"], "rotation"),
         (["-p", "80", "-o", "x.gor", "--metrics-port", "nope"], "--metrics-port"),
+        (["-p", "443", "-o", "x.gor", "--tls-keylog", "/nonexistent/k.log"], "--tls-keylog"),
     ],
 )
 def test_bad_flags_exit_2_one_line(tmp_path: Path, args: list[str], message: str) -> None:

@@ -53,9 +53,10 @@ TLS13_SUITES = (
 
 
 class TLSNginx:
-    def __init__(self, ng: NginxServer, tls_port: int) -> None:
+    def __init__(self, ng: NginxServer, tls_port: int, hrr_port: int) -> None:
         self.ng = ng
         self.tls_port = tls_port
+        self.hrr_port = hrr_port  # TLS 1.3 with P-256 only: clients' X25519 share -> HRR
         self.plain_port = ng.port
 
 
@@ -64,7 +65,7 @@ def tls_nginx() -> Iterator[TLSNginx]:
     if nginx_binary() is None:
         pytest.skip("nginx is not installed (apt-get install nginx-light)")
     cert, key = cert_files()
-    port, plain = free_port(), free_port()
+    port, plain, hrr = free_port(), free_port(), free_port()
     # /post is proxied (to /posted on the plain listener) so that nginx reads the whole body
     # before it answers: a `return` answers at once, before the upload ends, and tshark does
     # not pair a response that precedes the end of its request (we do).
@@ -80,10 +81,18 @@ def tls_nginx() -> Iterator[TLSNginx]:
         location = /posted {{ return 200 "posted"; }}
         location /static/ {{ alias %(root)s/static/; }}
         location / {{ return 200 "ok"; }}
-    """
+    }}
+    server {{
+        listen 127.0.0.1:{hrr} ssl;
+        ssl_certificate {cert};
+        ssl_certificate_key {key};
+        ssl_protocols TLSv1.3;
+        ssl_ecdh_curve prime256v1;
+        location / {{ return 200 "hrr"; }}
+    """  # a second server block: NginxServer closes it
     with NginxServer(locations, port=plain) as ng:
         (ng.root / "static" / "big.bin").write_bytes(os.urandom(1 << 20))
-        yield TLSNginx(ng, port)
+        yield TLSNginx(ng, port, hrr)
 
 
 def _need(*tools: str) -> None:
@@ -258,7 +267,7 @@ def test_captures_decrypted_like_tshark(tmp_path: Path, tls_nginx: TLSNginx,
     keylog = tmp_path / "keys.log"
     pcap = tmp_path / "https.pcap"
     port = tls_nginx.tls_port
-    dump = Tcpdump(pcap, (port, tls_nginx.plain_port))
+    dump = Tcpdump(pcap, (port, tls_nginx.plain_port, tls_nginx.hrr_port))
     try:
         dump.wait_for(tls_nginx.plain_port, "/probe-start")
         for suite in TLS13_SUITES:
@@ -271,6 +280,8 @@ def test_captures_decrypted_like_tshark(tmp_path: Path, tls_nginx: TLSNginx,
         _python_client(port, keylog, ssl.TLSVersion.TLSv1_2)
         _python_client(port, keylog, ssl.TLSVersion.TLSv1_3)
         _openssl_key_update(port, keylog)
+        _curl(["/hrr/1", "/hrr/2"], tls_nginx.hrr_port, keylog, "--tlsv1.3",
+              "--curves", "X25519:P-256")  # fmt: skip
         dump.wait_for(tls_nginx.plain_port, "/probe-end")
     finally:
         dump.stop()
@@ -282,7 +293,7 @@ def test_captures_decrypted_like_tshark(tmp_path: Path, tls_nginx: TLSNginx,
     ours = [(e.request.method, e.request.target, e.response.status if e.response else None,
              len(e.request.body()), len(e.response.body()) if e.response else None)
             for e in https]  # fmt: skip
-    theirs = _tshark_rows(pcap, keylog, port)
+    theirs = _tshark_rows(pcap, keylog, port) + _tshark_rows(pcap, keylog, tls_nginx.hrr_port)
     only_ours = sorted(map(repr, set(ours) - set(theirs)))
     only_tshark = sorted(map(repr, set(theirs) - set(ours)))
     assert sorted(map(repr, ours)) == sorted(map(repr, theirs)), (only_ours, only_tshark)
@@ -296,6 +307,7 @@ def test_captures_decrypted_like_tshark(tmp_path: Path, tls_nginx: TLSNginx,
     notes = counters.notes
     assert notes["pcap.tls_key_updates"] >= 1
     assert ("GET", "/ku-after", 200, 0, 2) in ours
+    assert ("GET", "/hrr/2", 200, 0, 3) in ours
     assert ("GET", "/static/big.bin", 200, 0, 1 << 20) in ours
     assert ("POST", "/post", 200, 300_000, 6) in ours
     assert not [k for k in counters.dropped if k.startswith("tls.")], dict(counters.dropped)

@@ -614,7 +614,10 @@ class TLSConnection:
         version = r.num(2)
         random = r.take(32)
         if random == _HRR_RANDOM:
-            return  # HelloRetryRequest: a second ClientHello follows, same client random
+            # HelloRetryRequest (TLS 1.3 only): a second ClientHello follows, with the same
+            # client random, maybe after a compatibility ChangeCipherSpec
+            self.tls13 = True
+            return
         old_draft = version >> 8 == 0x7F and (version & 0xFF) < 22
         sid = b"" if old_draft else r.vec(1)
         suite_id = r.num(2)
