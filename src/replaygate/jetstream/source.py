@@ -19,6 +19,7 @@ from ..model import Exchange
 from ..pipeline import Counters
 from ._conn import _one_line, connect
 from ._loop import LoopThread
+from ._pull import PullConsumer
 from .codec import MSG_ID, decode_exchange
 from .url import StreamURL, parse_stream_url
 
@@ -35,7 +36,7 @@ def read_stream(
     """Yield the exchanges a stream holds now, in stream order."""
     u = parse_stream_url(url) if isinstance(url, str) else url
     c = counters if counters is not None else Counters()
-    q: queue.Queue[object] = queue.Queue(maxsize=4 * batch)
+    q: queue.Queue[object] = queue.Queue(maxsize=4)  # batches
     lt = LoopThread("replaygate-nats-source")
 
     async def pump() -> None:
@@ -51,25 +52,32 @@ def read_stream(
             last = info.state.last_seq
             if info.state.messages == 0:
                 return
-            sub = await js.pull_subscribe(
-                f"rg.{u.stream}.>",
-                stream=u.stream,
-                config=ConsumerConfig(
+            ci = await js.add_consumer(
+                u.stream,
+                ConsumerConfig(
+                    filter_subject=f"rg.{u.stream}.>",
                     ack_policy=AckPolicy.NONE,
                     deliver_policy=DeliverPolicy.ALL,
                     inactive_threshold=30.0,
                 ),
             )
+            api = getattr(js, "_prefix", "$JS.API")
+            sub = await PullConsumer(nc, api, u.stream, ci.name).start()
             seen = 0
             while seen < last:
                 try:
                     msgs = await sub.fetch(batch, timeout=2)
                 except TimeoutError:
                     break
-                for m in msgs:
-                    seen = m.metadata.sequence.stream
-                    await _put(q, (m.data, (m.headers or {}).get(MSG_ID)))
+                if msgs:
+                    seen = msgs[-1].metadata.sequence.stream
+                    # one queue item per batch: the reader thread is woken once for all
+                    await _put(q, [(m.data, (m.headers or {}).get(MSG_ID)) for m in msgs])
             await sub.unsubscribe()
+            try:
+                await js.delete_consumer(u.stream, ci.name)
+            except Exception:
+                pass  # it expires after inactive_threshold anyway
         finally:
             await nc.close()
 
@@ -93,19 +101,19 @@ def read_stream(
                 if fut.done() and q.empty():
                     break
                 continue
-            assert isinstance(item, tuple)
-            data, msg_id = item
-            if dedup and msg_id is not None:
-                if msg_id in seen_ids:
-                    c.dropped["duplicate"] += 1
+            assert isinstance(item, list)
+            for data, msg_id in item:
+                if dedup and msg_id is not None:
+                    if msg_id in seen_ids:
+                        c.dropped["duplicate"] += 1
+                        continue
+                    seen_ids.add(msg_id)
+                try:
+                    ex = decode_exchange(data)
+                except FormatError:
+                    c.dropped["undecodable_message"] += 1
                     continue
-                seen_ids.add(msg_id)
-            try:
-                ex = decode_exchange(data)
-            except FormatError:
-                c.dropped["undecodable_message"] += 1
-                continue
-            yield ex
+                yield ex
         exc = fut.exception()
         if isinstance(exc, StreamError):
             raise exc
