@@ -280,6 +280,27 @@ def test_safety_refuses_unsafe_methods_to_captured_host(server: TestServer) -> N
     assert out[0].replayed is not None
 
 
+@pytest.mark.parametrize("how", ["host-by-name", "mapped-target", "proxy-upstream"])
+def test_safety_rule_compares_addresses_not_names(server: TestServer, how: str) -> None:
+    """The recorded Host is resolved (localhost is 127.0.0.1), IPv4-mapped IPv6 targets
+    are the IPv4 address, and a proxy recording's upstream is the captured host."""
+    host, target = f"127.0.0.1:{server.port}", server.url
+    if how == "host-by-name":
+        host = f"localhost:{server.port}"
+    elif how == "mapped-target":
+        target = f"http://[::ffff:127.0.0.1]:{server.port}"
+    post = make_exchange("POST", "/orders", request_body=b"{}", id="e" * 40)
+    if how == "proxy-upstream":  # Host as the client sent it, conn = the proxy's own port
+        post.request = make_request("POST", "/orders", body=b"{}", host="shop.test")
+        post.conn = ConnectionId("127.0.0.1", 40000, "127.0.0.1", free_port())
+        post.meta["upstream"] = server.url
+    else:
+        post.request = make_request("POST", "/orders", body=b"{}", host=host)
+    with pytest.raises(ReplayError, match="allow-unsafe-target"):
+        run_replay([post], cfg(target))
+    assert not server.seen
+
+
 def test_redirects(server: TestServer) -> None:
     exs = gets(["/redirect?to=/final&code=301"])
     out, _ = replay(exs, cfg(server.url))

@@ -543,3 +543,31 @@ def test_failed_tls_handshakes_are_counted(upstream: RawHTTPServer, cert: tuple[
         while px.stats["tls_handshake_errors"] < 2 and time.monotonic() < deadline:
             time.sleep(0.02)
     assert px.stats["tls_handshake_errors"] == 2, px.stats
+
+
+@pytest.mark.parametrize("ext", [".gor", ".jsonl", ".har"])
+def test_recordings_name_their_upstream_so_replay_refuses_it(
+    upstream: RawHTTPServer, tmp_path: Path, ext: str
+) -> None:
+    """The Host a client sends and the proxy's own address say nothing about where the
+    requests ran: the upstream is recorded (meta upstream) and the replay safety rule
+    refuses unsafe methods to it."""
+    from replaygate.errors import ReplayError
+    from replaygate.formats import open_writer
+    from replaygate.replay import ReplayConfig, run_replay
+
+    out = tmp_path / f"rec{ext}"
+    with (
+        ProxyServer(
+            ProxyConfig(upstream=upstream.url, listen="127.0.0.1:0"), open_writer(out)
+        ) as px,
+        socket.create_connection(("127.0.0.1", px.port)) as s,
+    ):
+        s.sendall(b"POST /orders HTTP/1.1\r\nHost: shop.test\r\nContent-Length: 2\r\n"
+                  b"Connection: close\r\n\r\n{}")  # fmt: skip
+        while s.recv(65536):
+            pass
+    back = list(open_reader(out))
+    assert [e.meta.get("upstream") for e in back] == [upstream.url]
+    with pytest.raises(ReplayError, match="allow-unsafe-target"):
+        run_replay(back, ReplayConfig(targets=[upstream.url]))

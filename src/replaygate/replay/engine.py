@@ -36,6 +36,7 @@ from ._config import ReplayConfig, Target
 from ._lanes import FastLane, TimedDispatcher
 from ._order import OrderGate, OrderItem, credential
 from ._redirect import follow_redirects
+from ._safety import AddressBook
 from ._stats import ReplayStats
 from .client import Result, Tracker, make_ssl_context, prepare_request
 from .hooks import ReplayHook
@@ -151,9 +152,10 @@ class Engine:
             else None
         )
         self._unsafe_addrs: set[tuple[str, int]] = set()
+        self._addresses = AddressBook()
         if not config.allow_unsafe_target:
             for p in self._all_pools:
-                self._unsafe_addrs |= p.addresses()
+                self._unsafe_addrs |= self._addresses.addresses(p.target.host, (p.target.port,))
         self._need_key = config.sessions or config.split
         self._sessions: dict[str, _Session] = {}
         self._idle = SlotLRU(max(16, config.concurrency))
@@ -348,20 +350,7 @@ class Engine:
 
     def _is_unsafe(self, ex: Exchange) -> bool:
         """Apply the safety rule; raise (file replay) or count and skip (live)."""
-        captured: set[tuple[str, int]] = set()
-        host = ex.request.host
-        if host:
-            h, _, port = (
-                host.rpartition(":") if host.rpartition(":")[2].isdigit() else (host, "", "")
-            )
-            h = h.strip("[]").lower()
-            if port:
-                captured.add((h, int(port)))
-            else:
-                captured.add((h, 80))
-                captured.add((h, 443))
-        if ex.conn is not None:
-            captured.add((ex.conn.dst.lower(), ex.conn.dport))
+        captured = self._addresses.captured(ex)
         hit = captured & self._unsafe_addrs
         if not hit:
             return False

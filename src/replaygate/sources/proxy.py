@@ -99,6 +99,9 @@ class ProxyServer:
         self._up_host, self._up_port, up_tls = _parse_upstream(config.upstream)
         self._server_ssl = self._make_server_ssl()
         self._up_ssl: ssl.SSLContext | None = self._make_client_ssl() if up_tls else None
+        h = f"[{self._up_host}]" if ":" in self._up_host else self._up_host
+        # recorded with every exchange (meta "upstream"): the replay safety rule needs it
+        self.upstream_url = f"{'https' if up_tls else 'http'}://{h}:{self._up_port}"
         self._recording = RecordingSink(sink, stages, max_queue=config.max_queue)
         self.port = self._port
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -299,6 +302,7 @@ class ProxyServer:
 
     def _record(self, ex: Exchange) -> None:
         self._counts["forwarded"] += 1
+        ex.meta["upstream"] = self.upstream_url
         self._recording.write(ex)
 
 
