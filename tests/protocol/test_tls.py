@@ -324,3 +324,12 @@ def test_pcapng_decryption_secrets_block_is_used_without_a_flag(tmp_path: Path) 
     c = Counters()
     got = list(read(str(plain), ReadOptions(counters=c, extra={"tls_keylog": str(kl)})))
     assert len(got) == 1 and c.notes["pcap.tls_decrypted"] == 1
+
+
+def test_joined_without_syn_the_hellos_say_who_is_the_client(tmp_path: Path) -> None:
+    """No SYN and a client port below the server's: the ClientHello decides."""
+    kl = str(tmp_path / "keys.log")
+    conv, _ = converse([(REQ, RESP)], kl, version=V12)
+    segs = segments(conv.flights, client=("10.0.0.1", 80), server=("10.0.0.2", 50443), syn=False)
+    out, _ = run(segs, load_keylog(kl))
+    assert [(e.request.target, e.conn and e.conn.sport) for e in out] == [("/items?id=7", 80)]

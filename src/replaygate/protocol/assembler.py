@@ -7,8 +7,8 @@ closes the connection on FIN from both sides, on RST, on idle expiry or when ``m
 reached (oldest idle first). Everything that ends badly is counted in :class:`AssemblerStats`.
 
 Which side is the client, in order of trust: who sent the SYN (or the SYN-ACK); the configured
-``server_ports``; which side's first bytes are a request line or a status line; well-known
-HTTP ports; the lower port number.
+``server_ports``; which side's first bytes are a request line or a status line (or a TLS
+ClientHello or ServerHello); well-known HTTP ports; the lower port number.
 
 A connection seen without its SYN is counted in ``flows_midstream``; its exchanges are flagged
 ``MIDSTREAM`` only when bytes had to be skipped to find the first message (a join that lands
@@ -325,6 +325,8 @@ class TrafficAssembler:
         p = seg.payload
         if p.startswith(b"HTTP/"):
             return False
+        if len(p) > 5 and p[0] == 0x16 and p[1] == 3 and p[5] in (1, 2):
+            return p[5] == 1  # a TLS ClientHello (from the client) or ServerHello
         if g.REQUEST_LINE.match(p) is not None:
             return True
         if (seg.dport in _WELL_KNOWN) != (seg.sport in _WELL_KNOWN):
