@@ -192,3 +192,21 @@ def test_values_that_differ_in_digits_fold_to_their_shape() -> None:
     t = EndpointTemplater(max_segment_values=5)
     got = {t.endpoint(make_request("GET", f"/issue{i}")) for i in range(1, 41)}
     assert got == {f"GET /issue{i}" for i in range(1, 41)}  # one shape: no {var} while reading
+
+
+def test_ignore_rule_for_an_endpoint_that_never_came_is_a_warning() -> None:
+    from replaygate.compare import Comparator, CompareConfig
+    from replaygate.testing import make_exchange
+
+    cfg = CompareConfig(
+        ignore=[
+            {"endpoint": "GET /shop/*", "field": "$.x"},
+            {"endpoint": "GET /users/*", "field": "$.y"},
+            "$.z",
+        ]
+    )
+    c = Comparator(cfg)
+    c.add(make_exchange("GET", "/users/1", replayed_status=200))
+    assert c.result().warnings == [
+        "[compare] ignore rule for endpoint 'GET /shop/*' matched no endpoint"
+    ]

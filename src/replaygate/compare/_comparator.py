@@ -17,6 +17,7 @@ import orjson
 
 from ..model import Exchange, Flag, Response
 from ._config import CompareConfig
+from ._glob import glob_match
 from ._result import CompareResult, EndpointResult, FieldResult
 from ._stats import EndpointStats as _Endpoint
 from ._stats import counter as _counter
@@ -334,10 +335,15 @@ class Comparator:
 
     def warnings(self) -> list[str]:
         """Configuration that had no effect on this traffic (shown on stderr and in reports)."""
-        return [
+        out = [
             f"[compare] endpoints rule {p!r} matched no request"
             for p in self._templater.unmatched_rules()
         ]
+        for r in self.config.ignore:  # an ignore rule scoped to an endpoint that never came
+            pat = r.get("endpoint") if isinstance(r, dict) else None
+            if isinstance(pat, str) and not any(glob_match(n, pat) for n in self._eps):
+                out.append(f"[compare] ignore rule for endpoint {pat!r} matched no endpoint")
+        return out
 
     def result(self) -> CompareResult:
         self._fold_endpoints()
