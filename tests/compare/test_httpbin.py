@@ -91,6 +91,8 @@ def test_identical_copy_passes_with_noise(two_httpbins: tuple[_Server, _Server])
             targets=[f"http://127.0.0.1:{b.port}"],
             baseline=f"http://127.0.0.1:{a.port}",
             max_speed=True,
+            # A is both the captured upstream and the baseline copy: its POSTs are expected
+            allow_unsafe_target=True,
         ),
         sink=sink,
     )
