@@ -32,6 +32,7 @@ import json
 import multiprocessing
 import os
 import re
+import resource
 import signal
 import subprocess
 import sys
@@ -70,7 +71,14 @@ def write_overlapping(path: Path, n: int, overlap: int, gap_ns: int = 10_000) ->
             f.write(f"2 {rid} {ts + lat} {lat}\n".encode() + resp + SEPARATOR)
 
 
-def replay_rate(path: Path, url: str, order: str) -> tuple[float, str]:
+def _child_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def replay_rate(path: Path, url: str, order: str) -> tuple[float, str, float]:
+    """req/s achieved, requests that waited, CPU seconds of the replay process."""
+    cpu0 = _child_cpu()
     r = subprocess.run(
         [
             *(REPLAYGATE, "replay", str(path), "--target", url, "--max", "-c", "64"),
@@ -84,7 +92,8 @@ def replay_rate(path: Path, url: str, order: str) -> tuple[float, str]:
         raise RuntimeError(r.stderr.strip()[-500:])
     m = re.search(r"rate ([\d.]+) req/s achieved", r.stderr)
     waited = re.search(r"order \w+: (\d+) requests waited", r.stderr)
-    return (float(m.group(1)) if m else 0.0), (waited.group(1) if waited else "-")
+    cpu = _child_cpu() - cpu0
+    return (float(m.group(1)) if m else 0.0), (waited.group(1) if waited else "-"), cpu
 
 
 def throughput(n: int, overlap: int, repeat: int) -> bool:
@@ -92,11 +101,13 @@ def throughput(n: int, overlap: int, repeat: int) -> bool:
         path = Path(d) / "overlap.gor"
         write_overlapping(path, n, overlap)
         best: dict[str, float] = {"none": 0.0, "recorded": 0.0}
+        cpu: dict[str, float] = {"none": float("inf"), "recorded": float("inf")}
         waited = "-"
         for _ in range(repeat):
             for order in ("none", "recorded"):
-                rate, w = replay_rate(path, ng.url, order)
+                rate, w, c = replay_rate(path, ng.url, order)
                 best[order] = max(best[order], rate)
+                cpu[order] = min(cpu[order], c / n * 1e6)
                 if order == "recorded":
                     waited = w
         ratio = best["recorded"] / best["none"] if best["none"] else 0.0
@@ -104,9 +115,13 @@ def throughput(n: int, overlap: int, repeat: int) -> bool:
             f"order throughput ({n} requests, each overlapping the next {overlap}, --max -c 64, "
             f"best of {repeat}):"
         )
-        print(f"  --order none      {best['none']:>10,.0f} req/s")
-        print(f"  --order recorded  {best['recorded']:>10,.0f} req/s  ({waited} waited)")
+        print(f"  --order none      {best['none']:>10,.0f} req/s  {cpu['none']:6.1f} CPU us/req")
+        print(
+            f"  --order recorded  {best['recorded']:>10,.0f} req/s  "
+            f"{cpu['recorded']:6.1f} CPU us/req  ({waited} waited)"
+        )
         print(f"  ratio recorded/none: {ratio:.3f}  (goal >= 0.90)")
+        print(f"  CPU per request recorded/none: {cpu['recorded'] / cpu['none']:.3f}")
         return ratio >= 0.90
 
 

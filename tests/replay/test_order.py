@@ -41,7 +41,7 @@ def _ex(start_ms: int, end_ms: int | None, conn: int = 0, **kw: object) -> Excha
 
 
 def simulate(
-    exs: list[Exchange], gate: OrderGate, conc: int, durations: list[int]
+    exs: list[Exchange], gate: OrderGate, conc: int, durations: list[int], admit: bool = False
 ) -> tuple[dict[int, int], dict[int, int], int]:
     """Send times, finish times (fake clock) and the most in flight at once."""
     sends: dict[int, int] = {}
@@ -59,9 +59,13 @@ def simulate(
                 held = (i, gate.prepare(exs[i]))
                 i += 1
             idx, item = held
-            if not gate.ready(item):
-                break
-            gate.begin(item)
+            if admit:  # the engine's one-call form
+                if not gate.admit(item):
+                    break
+            else:
+                if not gate.ready(item):
+                    break
+                gate.begin(item)
             sends[idx] = t
             heapq.heappush(inflight, (t + durations[idx % len(durations)], idx, item))
             held = None
@@ -107,6 +111,7 @@ intervals = st.lists(
     st.integers(1, 8),
     st.lists(st.integers(1, 50), min_size=1, max_size=10),
     st.booleans(),
+    st.booleans(),
 )
 def test_no_exchange_before_a_predecessor_finished(
     spans: list[tuple[int, int, int, bool]],
@@ -114,6 +119,7 @@ def test_no_exchange_before_a_predecessor_finished(
     conc: int,
     durations: list[int],
     request_only: bool,
+    admit: bool,
 ) -> None:
     exs = [
         _ex(s, None if (request_only and no_end) else s + d, conn=c) for s, d, c, no_end in spans
@@ -124,7 +130,7 @@ def test_no_exchange_before_a_predecessor_finished(
     else:
         exs.sort(key=lambda e: (_end(e), e.request.ts_first_ns))
     gate = OrderGate("recorded")
-    sends, fin, _ = simulate(exs, gate, conc, durations)
+    sends, fin, _ = simulate(exs, gate, conc, durations, admit)
     assert len(sends) == len(exs)
     _check_recorded(exs, sends, fin)
 

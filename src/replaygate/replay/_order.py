@@ -166,6 +166,37 @@ class OrderGate:
                 return top[0] > item.start
         return True
 
+    def admit(self, item: OrderItem, copies: int = 1) -> bool:
+        """:meth:`ready` then :meth:`begin` in one call (the engine's hot path)."""
+        deps = item.deps
+        while deps:
+            if not deps[-1].done:
+                return False
+            deps.pop()
+        item.left = copies
+        if self._recorded:
+            heap = self._heap
+            while heap:
+                top = heap[0]
+                if top[2].done:
+                    heapq.heappop(heap)
+                    continue
+                if top[0] <= item.start:
+                    return False
+                break
+            end = item.end
+            if end is not None:
+                heapq.heappush(heap, (end, item.seq, item))
+                self._in_flight += 1
+                if len(heap) > 4 * self._in_flight + 1024:
+                    self._compact()
+        return True
+
+    def _compact(self) -> None:
+        """Finished entries piled up under a long one in flight: drop them."""
+        self._heap = [h for h in self._heap if not h[2].done]
+        heapq.heapify(self._heap)
+
     def begin(self, item: OrderItem, copies: int = 1) -> None:
         """``item`` is let go; it finishes after ``copies`` calls to :meth:`finish`."""
         item.left = copies
@@ -173,9 +204,8 @@ class OrderGate:
             heap = self._heap
             heapq.heappush(heap, (item.end, item.seq, item))
             self._in_flight += 1
-            if len(heap) > 4 * self._in_flight + 1024:  # finished entries piled up: compact
-                self._heap = [h for h in heap if not h[2].done]
-                heapq.heapify(self._heap)
+            if len(heap) > 4 * self._in_flight + 1024:
+                self._compact()
 
     def finish(self, item: OrderItem) -> bool:
         """One copy of ``item`` has its answer (or error); True when the item is finished."""

@@ -319,7 +319,7 @@ class Engine:
         gate = self._gate
         item = unit[3]
         assert gate is not None and item is not None
-        if not gate.ready(item):
+        if not gate.admit(item, self._n_copies):
             if not item.blocked_at:
                 item.blocked_at = _perf_ns()
             return False
@@ -332,7 +332,6 @@ class Engine:
                 st.order_waited += 1
                 st.order_wait.record(wait // 1000)
                 st.order_wait_total_s += wait / 1e9
-        gate.begin(item, self._n_copies)
         if self._waiters:  # the next unit may be ready too: let one more consumer look
             self._waiters.popleft()()
         return True
