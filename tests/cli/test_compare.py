@@ -138,3 +138,31 @@ def test_real_goreplay_capture_without_replays(corpus: Path, tmp_path: Path) -> 
     assert eps["POST /api/v2/storefront/cart/add_item"] == 2
     assert "GET /assets/favicon-{hash}.ico" in eps
     assert sum(eps.values()) == 101
+
+
+def test_empty_input_exit_2(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.gor"
+    empty.write_bytes(b"")
+    r = CliRunner().invoke(cli, ["compare", str(empty)])
+    assert r.exit_code == 2 and "no exchanges to judge" in r.output
+    assert r.output.count("\n") == 1
+
+
+def test_request_only_recording_replayed_passes(tmp_path: Path) -> None:
+    """#11: a request-only recording (GoReplay's default capture) replayed to a target that
+    answered 200 to all: judged on errors/5xx/status, passes, and says what was not compared."""
+    from replaygate.formats.gor import GorWriter
+    from replaygate.testing import make_exchange
+
+    path = tmp_path / "replayed.gor"
+    w = GorWriter(path)
+    for i in range(300):
+        ex = make_exchange("GET", f"/items/{i}", replayed_status=200, replayed_body=b"ok")
+        ex.response = None
+        w.write(ex)
+    w.close()
+    r = CliRunner().invoke(cli, ["compare", str(path), "--json", str(tmp_path / "s.json")])
+    assert r.exit_code == 0, r.output
+    assert "300 replayed" in r.output and "bodies and headers could not be compared" in r.output
+    s = json.loads((tmp_path / "s.json").read_text())
+    assert s["totals"]["status_only"] == 300 and s["limitations"]

@@ -348,3 +348,19 @@ def test_workers_mask_original_and_replayed_alike(
         assert orig is not None and "s3cr3tvalue123" not in orig
         assert orig == repl, (orig, repl)
         assert ex.response.body() == ex.replayed.body()
+
+
+def test_unreachable_target_exit_2(tmp_path: Path) -> None:
+    """#11: when no request ever reaches the target, the job is wrong (exit 2, one line), not
+    the release (and not a success)."""
+    import socket
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()  # nothing listens there now: connections are refused at once
+    src = write_gor(tmp_path / "in.gor", 3)
+    code, text = run(str(src), "-t", f"http://127.0.0.1:{port}", "--max")
+    assert code == 2, text
+    assert "the target was unreachable for every request (connect_refused=3)" in text
+    assert text.count("replaygate: error:") == 1 and "Traceback" not in text

@@ -161,7 +161,8 @@ def finish_reports(
     )
     if verdict.job_error is not None:
         # not a verdict on the release: the input or the job is wrong (exit 2, one line)
-        click.echo(f"replaygate: error: {verdict.job_error}", err=True)
+        if not quiet:
+            click.echo(f"replaygate: error: {verdict.job_error}", err=True)
     elif not quiet:
         print_verdict(summary, written, err=err)
     return verdict.exit_code

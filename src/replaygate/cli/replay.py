@@ -24,7 +24,7 @@ import click
 
 from .._config_schema import float_range, int_range
 from ..config import load_config, parse_duration, parse_size, section
-from ..errors import ConfigError, InputError
+from ..errors import ConfigError, InputError, ReplayError
 from ..formats import ReadOptions, format_of, open_reader, open_writer, raise_cuts
 from ..formats._limits import writing
 from ..model import Exchange
@@ -548,15 +548,35 @@ def command(files: tuple[str, ...], **options: Any) -> None:
     if stats.exchanges == 0 and not stats.stopped:
         raise_cuts(counters)
         raise InputError(_nothing_replayed(counters), path=files[0] if len(files) == 1 else None)
+    unreachable = _unreachable(stats)
     rc_exit = 0
     if comparator is not None:
         comparator.replay = {k: v for k, v in stats.as_dict().items() if k.startswith("order")}
         for reason, n in counters.dropped.items():
             comparator.skipped[f"filtered: {reason}"] += n
-        rc_exit = finish_reports(comparator, options, cfg_data, err=True)
+        rc_exit = finish_reports(
+            comparator, options, cfg_data, err=True, quiet=unreachable is not None
+        )
     raise_cuts(counters)  # after the outputs and reports: the cut is still an input error
+    if unreachable is not None:
+        raise ReplayError(unreachable)
     if rc_exit:
         click.get_current_context().exit(rc_exit)
+
+
+_CONNECT_ERRORS = frozenset(("connect_refused", "connect_timeout", "connect_error", "dns"))
+
+
+def _unreachable(stats: ReplayStats) -> str | None:
+    """One line when no request ever reached a target (exit 2: the job is wrong, not the
+    release): every request failed to connect."""
+    if stats.answered or not stats.errors or not set(stats.errors) <= _CONNECT_ERRORS:
+        return None
+    kinds = ", ".join(f"{k}={n}" for k, n in stats.errors.most_common())
+    return (
+        f"the target was unreachable for every request ({kinds}): check --target and that "
+        "it is running"
+    )
 
 
 def _nothing_replayed(counters: Counters) -> str:

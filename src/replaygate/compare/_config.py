@@ -194,7 +194,7 @@ class GateConfig:
     # original the way the candidate does, or too few replays to tell noise from a change)
     max_unjudged_rate: float = 0.05
     # latency against a same-run baseline copy: the slowdown must be significant at this
-    # confidence (Mann-Whitney U and a bootstrap interval) as well as exceed the effect size
+    # confidence (one-sided Mann-Whitney U) as well as exceed the effect size
     latency_confidence: float = 0.99
     # an absolute ceiling on each endpoint's replayed p99 (p90 under 100 samples), in ms;
     # judges latency where nothing can be compared (request-only recordings)

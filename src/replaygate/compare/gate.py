@@ -176,7 +176,7 @@ def judge(
     job_error = _job_error(
         result, tot_requests, tot_replayed, sum(e.endpoint.requests for e in eps)
     )
-    limitations = _limitations(tot_status_only, eps)
+    limitations = _limitations(tot_status_only)
     return Verdict(
         not reasons and job_error is None,
         reasons,
@@ -205,24 +205,33 @@ def _job_error(
                 f"{src}: none of {requests} requests was replayed (no replayed responses or "
                 "errors in the recording): replay it first (replay --output writes them)"
             )
+    errors: dict[str, int] = {}
+    for e in result.endpoints:
+        for k, n in e.errors.items():
+            errors[k] = errors.get(k, 0) + n
+    compared = sum(e.compared for e in result.endpoints)
+    if replayed and not compared and errors and set(errors) <= _UNREACHABLE:
+        kinds = ", ".join(f"{k} ({n})" for k, n in sorted(errors.items()))
+        return (
+            f"the target was unreachable for every one of {replayed} replayed requests "
+            f"({kinds}): check the target URL and that it is running"
+        )
     return None
 
 
-def _limitations(status_only: int, eps: list[EndpointVerdict]) -> list[str]:
+# error types (see _comparator.error_type) that mean no connection was ever made
+_UNREACHABLE = frozenset(("refused", "dns", "connect_error"))
+
+
+def _limitations(status_only: int) -> list[str]:
     """Plain sentences saying what could not be compared."""
     out: list[str] = []
     if status_only:
-        recorded = sum(
-            n
-            for ev in eps
-            for k, n in ev.endpoint.status_matrix.items()
-            if not k.startswith("none>") and ev.endpoint.status_only
-        )
         out.append(
             f"{status_only} replayed requests had no recorded response (request-only "
             "recording): their bodies and headers could not be compared; they were judged on "
-            "replay errors, 5xx, latency thresholds and, where the source recorded a status "
-            f"(access logs), the status ({min(recorded, status_only)} had one)"
+            "replay errors, 5xx, latency thresholds (max_p99_ms) and, where the source recorded "
+            "a status (access logs), the status"
         )
     return out
 
