@@ -174,3 +174,39 @@ def test_stopped_worker_prints_its_summary(single: NatsServer, target: str, sig:
             w.communicate()
     assert w.returncode == 0, err.decode()
     assert "worker w: fetched " in err.decode(), err.decode()
+
+
+def test_stateful_app_through_a_worker_keeps_the_order(single: NatsServer, tmp_path: Path) -> None:
+    """A recording of the stateful app (accounts, created ids, reconnects) published to a
+    one-partition stream and replayed by one worker (--order recorded, correlation): every
+    status as recorded."""
+    from replaygate.formats import open_reader
+    from replaygate.testing.stateful import StatefulApp, drive_users, record_through_proxy
+
+    rec = str(tmp_path / "rec.gor")
+    with StatefulApp() as app:
+        record_through_proxy(app.url, rec, lambda url: drive_users(url, users=4, items=3))
+    url = f"{single.url}/STATE?partitions=1"
+    sink = NatsSink(url)
+    n = 0
+    for ex in open_reader(rec):
+        sink.write(ex)
+        n += 1
+    sink.close()
+    with StatefulApp() as fresh:
+        w = _worker(url, fresh.url, "w-order")
+        try:
+            _, err = w.communicate(timeout=180)
+        finally:
+            if w.poll() is None:
+                w.kill()
+                w.communicate()
+        assert w.returncode == 0, err
+    got = list(read_stream(f"{single.url}/STATE-RESULTS", dedup=True))
+    assert len(got) == n
+    bad = [
+        f"{e.request.method} {e.request.target}"
+        for e in got
+        if e.replayed is None or e.response is None or e.replayed.status != e.response.status
+    ]
+    assert bad == []

@@ -48,6 +48,11 @@ __all__ = ["command"]
     metavar="cookie:NAME|header:NAME|basic|bearer|auth",
     help="What makes a user session for --order sessions (default: the connection).",
 )
+@click.option(
+    "--correlate/--no-correlate",
+    default=True,
+    help="Substitute session tokens and created ids learned from the targets (default on).",
+)
 @click.option("--keep-host", is_flag=True, help="Send the recorded Host header.")
 @click.option("--insecure", is_flag=True, help="Do not verify TLS certificates of targets.")
 @click.option("--ca-file", default=None, help="CA bundle for TLS targets.")
@@ -68,6 +73,7 @@ def command(
     connect_timeout: str,
     order: str,
     session_key: str | None,
+    correlate: bool,
     keep_host: bool,
     insecure: bool,
     ca_file: str | None,
@@ -106,6 +112,7 @@ def command(
         if exit_when_idle
         else None,
         duration_s=parse_duration(duration, name="--duration") if duration else None,
+        correlate=correlate,
     )
     try:
         stats = run_worker(cfg)

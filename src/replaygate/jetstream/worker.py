@@ -62,6 +62,7 @@ class WorkerConfig:
     exit_when_idle_s: float | None = None  # exit once the stream is drained and idle this long
     duration_s: float | None = None
     batch: int = 64
+    correlate: bool = True  # substitute staging's session tokens and created ids
 
 
 @dataclass
@@ -420,10 +421,15 @@ class _Worker:
             # the engine runs on this loop: no thread hop per exchange, nor per result
             self.engine_closed = False
             engine_stop = threading.Event()
+            hooks: list[Any] = []
+            if self.cfg.correlate:
+                from ..replay.correlation import CorrelationHook
+
+                hooks.append(CorrelationHook())
             self.engine = Engine(
                 self.cfg.replay,
                 sink=_ResultSink(self),
-                hooks=[],
+                hooks=hooks,
                 loop=self.loop,
                 stop=engine_stop,
                 raise_on_unsafe=False,
