@@ -57,6 +57,7 @@ class Flag(enum.StrEnum):
     MASKED = "masked"  # masking changed something
     INJECTED = "injected"  # created by middleware, not captured
     REPLAY_TRUNCATED = "replay_truncated"  # replayed response cut at --max-response-size
+    MALFORMED_REQUEST_LINE = "malformed_request_line"  # odd method, no target, glued version
 
 
 @dataclass(frozen=True, slots=True)
@@ -378,13 +379,18 @@ class Request(HTTPMessage):
 
     @property
     def target(self) -> str:
-        """The request target exactly as sent (origin-form, absolute-form, ...)."""
+        """The request target exactly as sent (origin-form, absolute-form, ...); empty
+        when the line has none (``GET HTTP/1.1``)."""
         s = self.start_line
+        if len(s) == 2 and s[1].startswith("HTTP/1."):
+            return ""
         return s[1] if len(s) > 1 else ""
 
     @property
     def version(self) -> str:
         s = self.start_line
+        if len(s) == 2 and s[1].startswith("HTTP/1."):
+            return s[1]
         return s[2] if len(s) > 2 else "HTTP/0.9"
 
     @property

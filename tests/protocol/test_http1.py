@@ -400,6 +400,36 @@ CASES: dict[str, tuple[list[Step], list[tuple[Any, ...]]]] = {
         ],
         [S("GET", "/", 200, 0, 0, [F.PARSE_ERROR]), S("GET", "/", 200, 0, 2, [F.DESYNC])],
     ),
+    # malformed request lines still make exchanges, flagged (Zeek logs them with a weird)
+    "odd method name": (
+        [("c", b"M@GIC /x HTTP/1.1\r\nHost: a\r\n\r\n" + GET), ("s", OK + OK)],
+        [
+            S("M@GIC", "/x", 200, 0, 2, [F.MALFORMED_REQUEST_LINE]),
+            S("GET", "/", 200, 0, 2),
+        ],
+    ),
+    "method longer than a token": (
+        [("c", b"X" * 40 + b" /y HTTP/1.1\r\n\r\n"), ("s", OK)],
+        [S("X" * 40, "/y", 200, 0, 2, [F.MALFORMED_REQUEST_LINE])],
+    ),
+    "no target": (
+        [("c", b"GET HTTP/1.1\r\nHost: a\r\n\r\n" + GET), ("s", OK + OK)],
+        [S("GET", "", 200, 0, 2, [F.MALFORMED_REQUEST_LINE]), S("GET", "/", 200, 0, 2)],
+    ),
+    "version glued to the target": (
+        [
+            ("c", b"POST /pathHTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc" + GET),
+            ("s", OK + OK),
+        ],
+        [
+            S("POST", "/pathHTTP/1.1", 200, 3, 2, [F.MALFORMED_REQUEST_LINE]),
+            S("GET", "/", 200, 0, 2),
+        ],
+    ),
+    "two spaces and a tab": (
+        [("c", b"GET  /z\tHTTP/1.0\r\n\r\n"), ("s", OK)],
+        [S("GET", "", 200, 0, 2, [F.MALFORMED_REQUEST_LINE])],
+    ),
     "absolute-form target": (
         [("c", b"GET http://example.com/x?y=1 HTTP/1.1\r\n\r\n"), ("s", OK)],
         [S("GET", "http://example.com/x?y=1", 200, 0, 2)],

@@ -24,6 +24,18 @@ _TOKEN = rb"[!#$%&'*+.^_`|~0-9A-Za-z-]"
 
 # A complete request line: method SP target SP HTTP/x.y, CRLF or LF.
 REQUEST_LINE = re.compile(rb"(" + _TOKEN + rb"{1,32}) +([^ \r\n]+) +HTTP/(\d)\.(\d)[ \t]*\r?\n")
+# A request line that is not well-formed but still plainly one (real captures have them; Zeek
+# logs them with a weird): any printable method, then the target, possibly missing or with
+# the version glued to it, then HTTP/1.x at the end of the line. Tried only at a message
+# start after REQUEST_LINE failed, never to resynchronise.
+MALFORMED_REQUEST_LINE = re.compile(
+    rb"([\x21-\x7e]{1,64}) +[^ \r\n]*?[ \t]*HTTP/1\.(\d)[ \t]*\r?\n"
+)
+# An unfinished line that may still become one (a method, then at most one target word).
+MALFORMED_PREFIX = re.compile(
+    rb"[\x21-\x7e]{1,64}(?: +[^ \r\n]*)?"
+    rb"(?:[ \t]+(?:|H|HT|HTT|HTTP|HTTP/|HTTP/1|HTTP/1\.|HTTP/1\.\d[ \t]*\r?))?\Z"
+)
 # HTTP/0.9: "METHOD target" and nothing else on the line (0.9 knew only GET, but servers and
 # Zeek accept any method); the target must look like one, so that junk is not taken for it.
 REQUEST_LINE_09 = re.compile(rb"([A-Z]{3,16}) +(/[^ \r\n]*|https?://[^ \r\n]+)[ \t]*\r?\n")

@@ -68,6 +68,7 @@ class ParserStats:
     skipped_bytes: int = 0
     resyncs: int = 0
     parse_errors: int = 0
+    malformed_request_lines: int = 0
     tunnel_bytes: int = 0
 
     def as_dict(self) -> dict[str, int]:
@@ -465,18 +466,24 @@ class HTTP1StreamParser:
             c.pos = m0.end()
             return True
         m = g.REQUEST_LINE.match(buf, pos)
+        malformed = False
         if m is None:
             nl = buf.find(b"\n", pos)
             if nl < 0:
-                if c.avail <= self.config.max_line_bytes and g.is_request_prefix(buf, pos):
+                if c.avail <= self.config.max_line_bytes and (
+                    g.is_request_prefix(buf, pos) or g.MALFORMED_PREFIX.match(buf, pos)
+                ):
                     return False  # wait for the rest of the line
                 return self._to_resync(c)
-            m9 = g.REQUEST_LINE_09.match(buf, pos)
-            if m9 is not None and c.pending is None:
-                self._new_request(m9.group(1), m9.end() - pos, g.Framing(), http09=True)
-                return True
-            return self._to_resync(c)
-        if m.group(3) == b"2":  # "PRI * HTTP/2.0": an HTTP/2 connection, not ours to parse
+            m = g.MALFORMED_REQUEST_LINE.match(buf, pos)
+            if m is None:
+                m9 = g.REQUEST_LINE_09.match(buf, pos)
+                if m9 is not None and c.pending is None:
+                    self._new_request(m9.group(1), m9.end() - pos, g.Framing(), http09=True)
+                    return True
+                return self._to_resync(c)
+            malformed = True  # still plainly a request line: kept, flagged
+        elif m.group(3) == b"2":  # "PRI * HTTP/2.0": an HTTP/2 connection, not ours to parse
             self._tunnel()
             return True
         line_end = m.end()
@@ -495,7 +502,9 @@ class HTTP1StreamParser:
             c.scan = c.base + max(len(buf) - 2, line_end - 1)
             return False
         framing = g.framing_headers(buf, line_end, end)
-        self._new_request(m.group(1), end - pos, framing)
+        if malformed:
+            self.stats.malformed_request_lines += 1
+        self._new_request(m.group(1), end - pos, framing, malformed=malformed)
         return True
 
     def _new_request(
@@ -506,6 +515,7 @@ class HTTP1StreamParser:
         *,
         http09: bool = False,
         cut: bool = False,
+        malformed: bool = False,
     ) -> None:
         c = self._c
         c.begin(c.ts_at(c.base + c.pos))
@@ -518,6 +528,8 @@ class HTTP1StreamParser:
         e.expect_continue = framing.expect_continue
         if http09:
             c.msg_flags.add(Flag.HTTP09)
+        if malformed:
+            c.msg_flags.add(Flag.MALFORMED_REQUEST_LINE)
         c.started = True
         c.entry = e
         c.take(head_len)
