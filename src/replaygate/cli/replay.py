@@ -482,6 +482,12 @@ def command(files: tuple[str, ...], **options: Any) -> None:
             err=True,
         )
     limits = read_limits(options)
+    if rc.workers > 1 and rc.order != "none":
+        click.echo(
+            f"replaygate: note: --order {rc.order} holds within each of the {rc.workers} worker "
+            "processes (split by session), not across them",
+            err=True,
+        )
     reports = any(options.get(k) for k in ("json", "junit", "markdown", "html", "report"))
     comparator = None
     if reports:
