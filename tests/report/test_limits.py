@@ -72,6 +72,7 @@ def test_reasons_ordered_by_severity() -> None:
             "GET /d: 42 new 5xx of 300 requests (14%, baseline 0%; max_new_5xx_rate 0%)",
             "only 0 exchanges were replayed (min_replayed 1); ...",
             "GET /e: 3 replay errors of 10 (30%; max_error_rate 1%): timeout (3)",
+            "cannot judge 10 of 54 replayed requests (18.5%; max_unjudged_rate 5%): GET /u (4)",
         ],
         "endpoints": [
             {"endpoint": "GET /d", "requests": 300, "verdict": "fail", "diff_rate": 0.0},
@@ -85,6 +86,7 @@ def test_reasons_ordered_by_severity() -> None:
         "GET /e",
         "GET /c",
         "GET /a",
+        "cannot judge 10 of 54 replayed requests (18.5%; max_unjudged_rate 5%)",
         "GET /b",
     ]
     md = render_markdown({**s, "verdict": "fail", "totals": {}})

@@ -6,7 +6,7 @@ The gate lists its reasons in the order it checks them; a person wants the worst
 1. new 5xx and replay errors;
 2. status changes (a reason whose top differences include ``status``);
 3. body and header regressions (including the overall difference rate);
-4. anything else (expired accepted differences, unjudged endpoints...);
+4. anything else (expired accepted differences, requests that cannot be judged...);
 5. latency.
 
 Within a severity, reasons about endpoints with more traffic come first. The JSON summary keeps
@@ -34,9 +34,7 @@ RankedReason = tuple[int, str]  # (severity, text)
 
 _LATENCY = re.compile(r"(?:^|: )(?:p\d{2}(?:\.\d)?|latency|median)\b", re.IGNORECASE)
 _ERRORS = re.compile(r"\bnew 5xx\b|\breplay errors?\b|\b5xx\b.*\bnew\b", re.IGNORECASE)
-_RUN = re.compile(
-    r"^only \d+ exchanges|the baseline copy itself|cannot judge|no exchanges?\b", re.IGNORECASE
-)
+_RUN = re.compile(r"^only \d+ exchanges|the baseline copy itself|no exchanges?\b", re.IGNORECASE)
 
 
 def severity(text: str) -> int:
