@@ -61,6 +61,20 @@ def _stop(p: subprocess.Popen[str]) -> str:
     return err
 
 
+def _wait_stats(p: subprocess.Popen[str], key: str, n: int, timeout: float = 60.0) -> None:
+    """Read the ``--stats`` lines on stderr until one shows ``key`` >= ``n`` (instead of
+    sleeping and hoping the traffic went through); the process keeps running."""
+    assert p.stderr is not None
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = p.stderr.readline()
+        if not line:
+            return  # exited: the caller's checks say why
+        if _num(line, key) >= n:
+            return
+    pytest.fail(f"no stats line with {key} >= {n} within {timeout} s")
+
+
 def _num(summary: str, key: str) -> int:
     m = re.search(rf"\b{key}=(\d+)", summary)
     return int(m.group(1)) if m else 0
@@ -77,10 +91,13 @@ def test_help() -> None:
 def test_shadow_replays_and_records(needs_root: None, prod: RawHTTPServer, tmp_path: Path) -> None:
     out = tmp_path / "shadow.gor"
     with RawHTTPServer() as staging:
-        p = _shadow(["-i", "lo", "-p", str(prod.port), "-t", staging.url, "-o", str(out)])
+        p = _shadow(
+            ["-i", "lo", "-p", str(prod.port), "-t", staging.url, "-o", str(out),
+             "--stats", "0.2s"]
+        )  # fmt: skip
         for i in range(5):
             assert _get(prod.port, f"/s{i}").startswith(b"HTTP/1.1 200")
-        time.sleep(1.0)
+        _wait_stats(p, "replay_answered", 5)
         err = _stop(p)
     summary = err.strip().splitlines()[-1]
     assert _num(summary, "exchanges") == 5 and _num(summary, "replay_answered") == 5, summary
@@ -123,7 +140,7 @@ def test_dead_target_drops_and_counts_never_slows_capture(
         for i in range(n):
             assert _get(prod.port, f"/d{i}").startswith(b"HTTP/1.1 200")
         assert time.monotonic() - t0 < 20  # production traffic was never held up
-        time.sleep(1.0)
+        _wait_stats(p, "exchanges", n)
         err = _stop(p)
     summary = err.strip().splitlines()[-1]
     assert _num(summary, "exchanges") == n, summary
@@ -154,11 +171,11 @@ def test_shadow_judges_online(needs_root: None, prod: RawHTTPServer, tmp_path: P
     with RawHTTPServer() as staging:
         p = _shadow(
             ["-i", "lo", "-p", str(prod.port), "-t", staging.url, "-o", str(out),
-             "--json", str(rep), "--watch-pid", str(os.getpid())]
+             "--json", str(rep), "--watch-pid", str(os.getpid()), "--stats", "0.2s"]
         )  # fmt: skip
         for i in range(4):
             assert _get(prod.port, f"/j{i}").startswith(b"HTTP/1.1 200")
-        time.sleep(1.0)
+        _wait_stats(p, "replay_answered", 4)
         p.send_signal(signal.SIGINT)
         _, err = p.communicate(timeout=60)
     assert p.returncode in (0, 1), err

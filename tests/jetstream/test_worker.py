@@ -61,9 +61,20 @@ def _wait_for_results(url: str, n: int, timeout: float = 60.0) -> None:
     raise AssertionError(f"fewer than {n} results after {timeout} s")
 
 
-def _results(url: str) -> list[str]:
+def _results(url: str, timeout: float = 120.0) -> list[str]:
+    """The result ids; retried while the cluster recovers (a node was just killed: reads may
+    time out until the stream has a leader again), within a generous deadline."""
+    from replaygate.errors import StreamError
+
     stream = url.split("?")[0] + "-RESULTS"
-    return [ex.id for ex in read_stream(stream, dedup=True)]
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return [ex.id for ex in read_stream(stream, dedup=True)]
+        except StreamError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
 
 
 @pytest.fixture
@@ -106,9 +117,8 @@ def test_kill_a_worker_mid_run(single: NatsServer, target: str) -> None:
     url = single.url + "/W2?partitions=8"
     ids = _publish(url, 3000)
     victim = _worker(url, target, "victim", "--rate", "300")
-    time.sleep(2.5)  # the victim holds leases and has messages in flight
+    _wait_for_results(url, 100)  # the victim holds leases and has messages in flight
     survivor = _worker(url, target, "survivor")
-    time.sleep(1.0)
     victim.send_signal(signal.SIGKILL)
     victim.communicate()
     _, err = survivor.communicate(timeout=180)

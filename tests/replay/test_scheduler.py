@@ -91,23 +91,31 @@ def _served(exs: list, **kw: object) -> tuple:  # type: ignore[type-arg]
         return st, s.seen
 
 
-def test_rate_mode_holds_the_rate_loosely() -> None:
+# Against a real server, only what cannot depend on the machine's load is asserted: every
+# request is sent, the asked rate is the schedule's, and the achieved rate is never *above* it
+# (nothing is sent before its due time; a late start is measured from the schedule, so a
+# catch-up burst does not read as a higher rate). How close to the asked rate a busy machine
+# gets is not a property of the code; the schedules themselves are checked exactly above.
+_EARLY = 1.02  # sends may be up to half a timer tick early
+
+
+def test_rate_mode_never_exceeds_the_asked_rate() -> None:
     st, seen = _served(recorded([1] * 59), rate=200.0)
     assert st.sent == 60 and len(seen) == 60
     assert st.asked_rate == 200
-    assert 100 < st.achieved_rate < 400  # loose: shared CI machines
-    assert 0.15 < st.elapsed_s < 3
+    assert 0 < st.achieved_rate <= 200 * _EARLY
 
 
-def test_speed_mode_follows_recording_loosely() -> None:
+def test_speed_mode_follows_recording() -> None:
     st, _ = _served(recorded([20] * 10), speed=2.0)
-    assert st.sent == 11 and 0.05 < st.elapsed_s < 2
+    assert st.sent == 11
     assert st.asked_rate == pytest.approx(100, rel=0.05)  # 10 gaps of 10 ms
+    assert 0 < st.achieved_rate <= 100 * 1.05 * _EARLY
 
 
 def test_max_wait_skips_long_gaps() -> None:
     st, _ = _served(recorded([60_000, 60_000]), max_wait=0.05)
-    assert st.sent == 3 and st.elapsed_s < 5
+    assert st.sent == 3 and st.elapsed_s < 60  # not the two recorded minutes (generous)
 
 
 def test_ramp_duration_limit_loop_against_server() -> None:

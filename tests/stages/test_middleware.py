@@ -430,6 +430,10 @@ def test_close_error_still_closes_everything_after(tmp_path: Path) -> None:
     )
     first = MiddlewareStage(MiddlewareConfig(command=failing))
     second = MiddlewareStage(MiddlewareConfig(command="cat"))
+    # Start the second child now: on a busy machine the first one may still hold every
+    # exchange when it fails, so none would reach the second and start it (and ``.proc``
+    # below would start a fresh one instead of checking that this one was closed).
+    assert second.proc.poll() is None
     sink = MemorySink()
     with pytest.raises(MiddlewareError, match="exited with status 4"):
         run_pipeline(exchanges(5), [first, second], sink)

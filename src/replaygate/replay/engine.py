@@ -629,7 +629,13 @@ class Engine:
         now = _perf_ns()
         start = self._first_send or self._start_perf
         st.elapsed_s = max(0.0, (now - min(start, now)) / 1e9)
-        span = (self._last_send - self._first_send) / 1e9
+        # From the schedule's first due time when there is one: a late start (connections slow
+        # to open on a busy machine) followed by a catch-up must not read as a rate above the
+        # one asked (nothing is sent before its due time, so this never over-reports).
+        first = self._first_send
+        if self._first_due is not None and 0 < self._first_due < first:
+            first = self._first_due
+        span = (self._last_send - first) / 1e9
         n = self._units_sent
         if n >= 2 and span > 0:
             st.achieved_rate = (n - 1) / span
