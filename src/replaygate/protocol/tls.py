@@ -321,7 +321,7 @@ class TLSConnection:
             self._release()
             if self._held:
                 self._fail(self._wait_reason())
-        if self.failed is None and self.hello and not self.keyed:
+        if self.failed is None and not self.keyed:
             self._fail("handshake_incomplete")
         return self._take()
 
@@ -353,29 +353,24 @@ class TLSConnection:
         if not d.buf and not self.hello and from_client and data[:1] and data[0] & 0x80:
             self._fail("unsupported_version", len(data))  # SSLv2 ClientHello
             return
-        buf = d.buf
+        buf = d.buf  # only unprocessed bytes (deleting from the front is cheap)
         buf += data
-        pos = 0
-        n = len(buf)
-        while n - pos >= 5:
-            ctype = buf[pos]
-            version = (buf[pos + 1] << 8) | buf[pos + 2]
-            length = (buf[pos + 3] << 8) | buf[pos + 4]
-            if not 20 <= ctype <= 24 or buf[pos + 1] != 3 or length > _MAX_FRAGMENT:
-                del buf[:pos]
+        while len(buf) >= 5:
+            ctype = buf[0]
+            version = (buf[1] << 8) | buf[2]
+            length = (buf[3] << 8) | buf[4]
+            if not 20 <= ctype <= 24 or buf[1] != 3 or length > _MAX_FRAGMENT:
                 self._fail("bad_record")
                 return
-            end = pos + 5 + length
-            if end > n:
+            end = 5 + length
+            if end > len(buf):
                 break
+            frag = bytes(buf[5:end])
+            del buf[:end]
             self.stats.records += 1
-            self._item(from_client, ctype, version, bytes(buf[pos + 5 : end]), ts)
-            pos = end
+            self._item(from_client, ctype, version, frag, ts)
             if self.failed is not None:
-                self.stats.undecrypted_bytes += n - pos
-                buf.clear()
                 return
-        del buf[:pos]
 
     def _item(self, from_client: bool, ctype: int, version: int, frag: bytes, ts: int) -> None:
         if self.failed is not None:
