@@ -232,3 +232,16 @@ def test_masked_capture_finds_its_records_in_the_masked_database(tmp_path: Path)
         (ex.request.method, ex.replayed.status if ex.replayed else 0) for ex in replayed
     )
     assert statuses == [("GET", 200)] * 3 + [("POST", 200)] * 3, statuses
+
+
+def test_no_partial_output_on_bad_input(tmp_path: Path) -> None:
+    (tmp_path / "a.jsonl").write_text('{"email": "a@b.io"}\n' * 50 + "oops\n")
+    (tmp_path / "b.sql.gz").write_bytes(b"not gzip at all")
+    r = _rg("mask-data", "a.jsonl", "-o", "out.jsonl", cwd=tmp_path)
+    assert r.returncode == 2 and b"line 51: not JSON" in r.stderr
+    r = _rg("mask-data", "b.sql.gz", "-o", "out.sql", cwd=tmp_path)
+    assert r.returncode == 2 and b"damaged or truncated gzip data" in r.stderr, r.stderr
+    assert b"not gzip" not in r.stderr
+    r = _rg("mask-data", "a.jsonl", "-o", "no/such/dir/out.jsonl", cwd=tmp_path)
+    assert r.returncode == 2 and r.stderr.count(b"\n") == 1, r.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.jsonl", "b.sql.gz"]

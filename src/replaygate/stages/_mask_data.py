@@ -22,6 +22,7 @@ import io
 import itertools
 import os
 import re
+import zlib
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -91,11 +92,11 @@ class DataStats:
         }
 
 
-def _open(path: str, mode: str) -> IO[str]:
+def _open(path: str, mode: str, gz: bool | None = None) -> IO[str]:
     if path == "-":
         raise InputError("mask-data reads and writes files, not standard input/output", path=path)
     try:
-        if path.lower().endswith(".gz"):
+        if path.lower().endswith(".gz") if gz is None else gz:
             return cast(
                 IO[str],
                 gzip.open(path, mode + "t", encoding="utf-8", errors="surrogateescape", newline=""),
@@ -160,8 +161,9 @@ class DataMasker:
         if fmt not in DATA_FORMATS:
             raise InputError(f"--format: {fmt!r} is not one of {', '.join(DATA_FORMATS)}")
         inp = _open(src, "r")
+        tmp = f"{dst}.part{os.getpid()}"  # renamed when complete: no half-masked output
         try:
-            out = _open(dst, "w")
+            out = _open(tmp, "w", gz=dst.lower().endswith(".gz"))
             try:
                 {
                     "csv": lambda: self.csv(inp, out, src, ","),
@@ -172,18 +174,21 @@ class DataMasker:
                 }[fmt]()
             finally:
                 out.close()
+            os.replace(tmp, dst)
         except UnicodeDecodeError as e:
             raise FormatError(f"not UTF-8 text ({e.reason})", path=src) from None
-        except (OSError, EOFError) as e:
-            if (
-                isinstance(e, OSError)
-                and e.errno is not None
-                and not isinstance(e, gzip.BadGzipFile)
-            ):
-                raise InputError(f"cannot read or write ({e.strerror})", path=src) from None
-            raise FormatError(f"damaged compressed file ({e})", path=src) from None
+        except (gzip.BadGzipFile, EOFError, zlib.error):
+            raise FormatError("damaged or truncated gzip data", path=src) from None
+        except InputError as e:
+            if e.path == tmp:
+                raise InputError(e.message, path=dst) from None
+            raise
+        except OSError as e:
+            raise InputError(f"cannot read or write ({e.strerror})", path=dst) from None
         finally:
             inp.close()
+            if os.path.exists(tmp):
+                os.unlink(tmp)
         return self.stats
 
     def csv(self, inp: IO[str], out: IO[str], path: str, delimiter: str) -> None:
