@@ -8,6 +8,7 @@ import socket
 import threading
 import time
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -215,6 +216,35 @@ def test_port_reuse_starts_a_new_connection() -> None:
         s.ts_ns += 10**6
     out, st = feed(first[:-1] + second)  # the first one never sees the server's FIN
     assert len(out) == 2 and all(e.complete for e in out) and st.flows_total == 2
+
+
+def _syn_again(seg: TcpSegment, later_ns: int) -> TcpSegment:
+    """The same SYN retransmitted (same ISN; its TCP timestamp option, which the assembler
+    does not read, and its capture time differ)."""
+    return TcpSegment(
+        seg.ts_ns + later_ns, seg.src, seg.sport, seg.dst, seg.dport, seg.seq, seg.ack,
+        seg.flags, seg.payload,
+    )  # fmt: skip
+
+
+def test_retransmitted_syn_is_one_connection() -> None:
+    segs = Conv().full()
+    syn = segs[0]
+    for where in (1, 2, 3, 4, len(segs) - 1):  # before the SYN-ACK ... after the data
+        again = _syn_again(syn, 500)
+        out, st = feed([*segs[:where], again, *segs[where:]])
+        assert len(out) == 1 and out[0].complete, (where, [e.flags for e in out])
+        assert st.flows_total == 1, where
+
+
+def test_syn_retransmitted_after_close_is_late_not_a_new_connection() -> None:
+    segs = Conv().full()
+    again = _syn_again(segs[0], 10**6)
+    late_data = _syn_again(segs[2], 10**6)  # the request, retransmitted, captured late
+    late_data.flags = PSH | ACK
+    out, st = feed([*segs, again, late_data])
+    assert len(out) == 1 and st.flows_total == 1
+    assert st.late_segments == 2
 
 
 def test_tls_flow_is_counted_not_parsed() -> None:
@@ -453,3 +483,25 @@ def test_bare_ack_fast_path_changes_nothing(seed: int, mss: int) -> None:
         ], asm.stats.as_dict()
 
     assert run(True) == run(False)
+
+
+@pytest.mark.parametrize("lost", [2, 3, 5])
+def test_pipelined_answers_across_a_lost_segment_keep_their_lengths(lost: int) -> None:
+    """A segment lost by the capture (the peer's ACK says it was delivered) inside pipelined
+    answers: the answer it cut is flagged, every later answer keeps its exact body."""
+    conv = Conv()
+    bodies = [b"first-" + b"a" * 60, b"second-" + b"b" * 30, b"third-" + b"c" * 45]
+    resp = b"".join(
+        b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(b), b) for b in bodies
+    )
+    segs = [*conv.handshake(), *conv.data(True, GET * 3)]
+    answer = conv.data(False, resp, mss=24)
+    segs += [s for i, s in enumerate(answer) if i != lost]
+    segs.append(conv._seg(True, ACK))  # the client acknowledged everything
+    segs += [conv.fin(True), conv.fin(False)]
+    out, st = feed(segs)
+    assert st.gaps == 1
+    got = [e.response.body() if e.complete and e.response else None for e in out]
+    cut = 0 if lost < 5 else 1  # segments 2-3 are inside the first body, 5 in the second
+    assert got == [None if i == cut else b for i, b in enumerate(bodies)]
+    assert Flag.RESPONSE_GAP in out[cut].flags

@@ -317,6 +317,51 @@ CASES: dict[str, tuple[list[Step], list[tuple[Any, ...]]]] = {
         ],
         [S("GET", "/", 200, 0, 2, [F.RESPONSE_GAP]), S("GET", "/", 200, 0, 2)],
     ),
+    # pipelined answers across a capture gap: each keeps its own framing (body lengths)
+    "gap across the boundary of pipelined responses": (
+        [
+            ("c", GET + GET + GET),
+            ("s", b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nab"),
+            ("sg", 8 + 12),  # the rest of the first body and the start of the second head
+            ("s", OK[12:] + b"HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\nsurvive"),
+        ],
+        [
+            S("GET", "/", 200, 0, 2, [F.RESPONSE_GAP]),
+            S("GET", "/", None, flags=[F.RESPONSE_GAP]),
+            S("GET", "/", 200, 0, 7),
+        ],
+    ),
+    "pipelined HEAD answer after a gap has no body": (
+        [
+            ("c", GET + b"HEAD / HTTP/1.1\r\n\r\n" + GET),
+            ("s", b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nab"),
+            ("sg", 8),
+            ("s", b"HTTP/1.1 200 OK\r\nContent-Length: 50\r\n\r\n" + OK),
+        ],
+        [
+            S("GET", "/", 200, 0, 2, [F.RESPONSE_GAP]),
+            S("HEAD", "/", 200, 0, 0),
+            S("GET", "/", 200, 0, 2),
+        ],
+    ),
+    "pipelined 304 and 204 after a gap in a chunked body": (
+        [
+            ("c", GET + GET + GET + GET),
+            ("s", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\na\r\n0123"),
+            ("sg", 6),
+            (
+                "s",
+                b"\r\n0\r\n\r\nHTTP/1.1 304 Not Modified\r\nContent-Length: 9\r\n\r\n"
+                b"HTTP/1.1 204 No Content\r\nContent-Length: 3\r\n\r\n" + OK,
+            ),
+        ],
+        [
+            S("GET", "/", 200, 0, 4, [F.RESPONSE_GAP]),
+            S("GET", "/", 304, 0, 0),
+            S("GET", "/", 204, 0, 0),
+            S("GET", "/", 200, 0, 2),
+        ],
+    ),
     "lf-only line ends": (
         [
             ("c", b"GET /lf HTTP/1.1\nHost: a\n\n"),
@@ -725,3 +770,49 @@ def test_real_nginx_pipelined_keepalive(nginx: NginxServer) -> None:
     bodies = [len(e.response.body()) for e in out if e.response]
     assert bodies == [len(b'{"id": 1, "name": "demo", "tags": ["a", "b"]}'), 0, 0, 2, 6, 9]
     assert b"".join(e.response.raw for e in out if e.response) == b"".join(chunks)
+
+
+@st.composite
+def _pipelined_answers(draw: st.DrawFn) -> tuple[list[bytes], list[bytes]]:
+    """Responses to pipelined GETs: sized or chunked bodies (distinct, so a body can be
+    traced back to the response it came from)."""
+    n = draw(st.integers(2, 6))
+    bodies, raws = [], []
+    for i in range(n):
+        body = (b"%d:" % i) + draw(st.binary(min_size=0, max_size=120)).replace(b":", b"_")
+        if draw(st.booleans()):
+            raw = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body
+        else:
+            cut = draw(st.integers(0, len(body)))
+            parts = [p for p in (body[:cut], body[cut:]) if p]
+            chunks = b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in parts)
+            raw = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + chunks + b"0\r\n\r\n"
+        bodies.append(body)
+        raws.append(raw)
+    return bodies, raws
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_pipelined_answers(), st.integers(0, 2000), st.integers(1, 400))
+def test_pipelined_answers_across_a_gap_keep_their_bodies(
+    answers: tuple[list[bytes], list[bytes]], at: int, size: int
+) -> None:
+    """Whatever a gap swallows of pipelined answers, every answer reported complete has
+    exactly the body that was sent in one response, and the answers after the gap that
+    start after it are all found, in order."""
+    bodies, raws = answers
+    stream = b"".join(raws)
+    at = at % len(stream)
+    size = min(size, len(stream) - at)
+    steps: list[Step] = [("c", GET * len(raws)), ("s", stream[:at]), ("sg", size)]
+    steps.append(("s", stream[at + size :]))
+    out = run(steps)
+    complete = [e for e in out if e.response is not None and e.complete]
+    for e in complete:
+        assert e.response is not None
+        assert e.response.body() in bodies, e.response.raw
+    # the answers that start after the gap's end come out whole, in order, last ones last
+    starts = [sum(len(r) for r in raws[:i]) for i in range(len(raws))]
+    after = [bodies[i] for i, s0 in enumerate(starts) if s0 >= at + size]
+    got = [e.response.body() for e in out if e.response is not None and e.complete]
+    assert got[len(got) - len(after) :] == after

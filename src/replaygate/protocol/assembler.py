@@ -160,7 +160,8 @@ class TrafficAssembler:
         self.config = config or AssemblerConfig()
         self.stats = AssemblerStats()
         self._flows: OrderedDict[_Key, _Flow] = OrderedDict()
-        self._closed: OrderedDict[_Key, int] = OrderedDict()  # recently closed, for late segments
+        # recently closed, for late segments: key -> (last capture time, client ISN or -1)
+        self._closed: OrderedDict[_Key, tuple[int, int]] = OrderedDict()
         self._idle_ns = int(self.config.idle_timeout_s * 1e9)
         self._next_check = 0
         self._last_key: _Key | None = None
@@ -219,7 +220,10 @@ class TrafficAssembler:
         if flow is None:
             if not seg.payload and not syn:
                 return out  # a bare ACK/FIN/RST of a connection we do not track
-            if not syn and key in self._closed:
+            gone = self._closed.get(key)
+            if gone is not None and (not syn or (flags & 0x10) or gone[1] == seg.seq):
+                # a late segment of a closed connection, or its SYN (or SYN-ACK)
+                # retransmitted: the same ISN is the same connection, not a new one
                 st.late_segments += 1
                 st.retransmitted_bytes += len(seg.payload)
                 return out
@@ -257,7 +261,7 @@ class TrafficAssembler:
             out += self._close(flow)
         closed = self._closed
         while closed:
-            k, ts = next(iter(closed.items()))
+            k, (ts, _) = next(iter(closed.items()))
             if ts >= limit:
                 break
             del closed[k]
@@ -459,7 +463,8 @@ class TrafficAssembler:
                 st.gap_bytes += s.gap_bytes
                 st.retransmitted_bytes += s.retransmitted_bytes
                 st.out_of_order_segments += s.out_of_order_segments
-        self._closed[flow.key] = flow.last_ts
+        isn = flow.client_isn if flow.client_isn is not None else -1
+        self._closed[flow.key] = (flow.last_ts, isn)
         if len(self._closed) > self.config.max_flows:
             self._closed.popitem(last=False)
         self.stats.flows_active = len(self._flows)
