@@ -505,3 +505,11 @@ def test_pipelined_answers_across_a_lost_segment_keep_their_lengths(lost: int) -
     cut = 0 if lost < 5 else 1  # segments 2-3 are inside the first body, 5 in the second
     assert got == [None if i == cut else b for i, b in enumerate(bodies)]
     assert Flag.RESPONSE_GAP in out[cut].flags
+
+
+def test_malformed_request_lines_are_counted() -> None:
+    conv = Conv()
+    segs = conv.full(req=b"GET /pathHTTP/1.1\r\nHost: h\r\n\r\n")
+    out, st = feed(segs)
+    assert len(out) == 1 and Flag.MALFORMED_REQUEST_LINE in out[0].flags and out[0].complete
+    assert st.malformed_request_lines == 1 and st.as_dict()["malformed_request_lines"] == 1

@@ -106,6 +106,7 @@ class AssemblerStats:
     tunnel_bytes: int = 0
     resyncs: int = 0
     parse_errors: int = 0
+    malformed_request_lines: int = 0
     tls_flows: int = 0
     tls: TLSStats = field(default_factory=TLSStats)
 
@@ -492,6 +493,7 @@ class TrafficAssembler:
             st.tunnel_bytes += ps.tunnel_bytes
             st.resyncs += ps.resyncs
             st.parse_errors += ps.parse_errors
+            st.malformed_request_lines += ps.malformed_request_lines
             if (
                 parser.exchanges_emitted == 0
                 and not flow.non_http
