@@ -32,3 +32,17 @@ def test_control_characters_and_names_survive() -> None:
     root = ET.fromstring(render_junit(s))
     names = [c.get("name") for c in root.iter("testcase")]
     assert "GET /a\ufffd|b<c>" in names
+
+
+def test_unjudged_endpoints_are_skipped_with_the_reason() -> None:
+    s = make_summary(failing=False)
+    e = s["endpoints"][0]
+    e.update(verdict="unjudged", unjudged=8, unjudged_reason="the baseline copy disagrees")
+    s["totals"]["unjudged"] = 8
+    root = ET.fromstring(render_junit(s))
+    suite = root.find("testsuite")
+    assert suite is not None and suite.get("skipped") == "1"
+    case = next(c for c in suite.findall("testcase") if c.get("name") == e["endpoint"])
+    sk = case.find("skipped")
+    assert sk is not None and "cannot judge 8 requests" in (sk.get("message") or "")
+    assert "8 unjudged" in render_junit(s)

@@ -29,7 +29,11 @@ def render_junit(summary: dict[str, Any]) -> str:
         tests=str(len(eps) + 1),
         failures=str(failures + (1 if gate_reasons else 0)),
         errors="0",
-        skipped=str(len(eps) - len(judged)),
+        skipped=str(
+            len(eps)
+            - len(judged)
+            + sum(1 for e in judged if e.get("unjudged") and e["verdict"] != "fail")
+        ),
     )
     gate = ET.SubElement(suite, "testcase", classname="replaygate", name="replaygate gate")
     totals = summary.get("totals", {})
@@ -38,7 +42,8 @@ def render_junit(summary: dict[str, Any]) -> str:
         f.text = _clean("\n".join(gate_reasons))
     ET.SubElement(gate, "system-out").text = _clean(
         f"verdict {summary.get('verdict')}: {totals.get('compared', 0)} compared, "
-        f"{totals.get('differing', 0)} differing"
+        f"{totals.get('differing', 0)} differing, {totals.get('unjudged', 0)} unjudged"
+        + "".join(f"\nnot compared: {x}" for x in summary.get("limitations") or [])
     )
     for e in eps:
         lat = e.get("latency_ms", {})
@@ -55,6 +60,11 @@ def render_junit(summary: dict[str, Any]) -> str:
         elif e["verdict"] == "fail":
             f = ET.SubElement(tc, "failure", message=_clean(e["reasons"][0]), type="regression")
             f.text = _clean("\n".join(e["reasons"]))
+        elif e.get("unjudged"):
+            why = e.get("unjudged_reason") or "the baseline copy disagrees with the original"
+            ET.SubElement(
+                tc, "skipped", message=_clean(f"cannot judge {e['unjudged']} requests: {why}")
+            )
         out = [
             f"requests {e['requests']}, compared {e['compared']}, differing {e['differing']} "
             f"({e['diff_rate']:.2%})",
