@@ -121,6 +121,14 @@ class Masker:
 
     def _detector_masked(self, rule: str, v: str) -> bool:
         k = self.k
+        # the format's own mark first (a reserved domain, a test card range, RGMASKED): a
+        # string test, where the generic checksum below costs a SHA-256; same answer
+        if rule == "email" and k.email_is_pseudonym(v):
+            return True
+        if rule == "card" and k.card_is_pseudonym(v):
+            return True
+        if rule == "jwt" and k.jwt_is_pseudonym(v):
+            return True
         if REDACT_RE.fullmatch(v) or fp_is_pseudonym(v):  # any of our pseudonyms
             return True
         if rule == "email":
