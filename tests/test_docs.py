@@ -272,3 +272,11 @@ def test_readme_command_lines_parse() -> None:
             sub.make_context(sub.name, list(args[1:])).close()
         except click.ClickException as e:
             pytest.fail(f"README.md: `{line}` does not parse: {e.format_message()}")
+
+
+def test_readme_says_how_to_get_replaygate_on_path() -> None:
+    """#12: after `make demo` the tour's `replaygate` is only at .venv/bin/replaygate."""
+    readme = _read(DOCS.parent / "README.md")
+    tour = readme.index("## A five-minute tour")
+    assert ". .venv/bin/activate" in readme[:tour]
+    assert ".venv/bin/replaygate" in readme[:tour]

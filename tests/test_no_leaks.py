@@ -612,7 +612,13 @@ def test_capture_with_mask_leaks_nothing(server: _Server, tmp_path: Path, needs_
             early += line
         for raw in planted_requests(f"127.0.0.1:{port}"):
             _send(port, raw)
-        time.sleep(0.5)  # the last packets reach the capture socket
+        # the recorder flushes when idle: wait until the requests are in the file
+        captured = out / "captured.gor"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and proc.poll() is None:
+            if captured.exists() and captured.read_bytes().count(b"POST /") >= 5:
+                break
+            time.sleep(0.1)
         proc.send_signal(signal.SIGINT)
         stdout, stderr = proc.communicate(timeout=60)
         stderr = early + stderr

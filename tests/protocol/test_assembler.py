@@ -356,10 +356,14 @@ def test_live_loopback_capture(needs_root: None, nginx: NginxServer) -> None:
     stop = threading.Event()
 
     def capture(cap: socket.socket) -> None:
-        while not stop.is_set():
+        # after ``stop``, drain what the socket already holds (frames on lo are queued before
+        # the sending call returns), then end: no sleeping for "the last packets"
+        while True:
             try:
                 frame, addr = cap.recvfrom(1 << 17)
             except TimeoutError:
+                if stop.is_set():
+                    return
                 continue
             if addr[2] != socket.PACKET_OUTGOING:  # lo shows every packet out and in: keep one
                 frames.append((time.time_ns(), frame))
@@ -381,7 +385,6 @@ def test_live_loopback_capture(needs_root: None, nginx: NginxServer) -> None:
                     sent += 6
                     while c.recv(65536):
                         pass
-            time.sleep(0.3)
         finally:
             stop.set()
             reader.join()

@@ -124,10 +124,13 @@ def test_duration_stops_and_no_track_responses(needs_root: None) -> None:
         )
         sink = MemorySink()
         result: dict[str, int] = {}
-        t = threading.Thread(target=lambda: result.update(run_capture(cfg, sink)))
+        ready = threading.Event()
+        t = threading.Thread(
+            target=lambda: result.update(run_capture(cfg, sink, on_ready=ready.set))
+        )
         t0 = time.monotonic()
         t.start()
-        time.sleep(0.5)
+        assert ready.wait(30), "capture did not start"
         _get("127.0.0.1", srv.port, "/only-request")
         t.join(30)
         assert not t.is_alive() and time.monotonic() - t0 < 20
@@ -195,13 +198,14 @@ def test_disk_full_stops_writing_and_reports_losses(needs_root: None) -> None:
 
         def run() -> None:
             try:
-                run_capture(cfg, sink, stop=stop)
+                run_capture(cfg, sink, stop=stop, on_ready=ready.set)
             except CaptureError as e:
                 errors.append(e)
 
+        ready = threading.Event()
         t = threading.Thread(target=run)
         t.start()
-        time.sleep(0.5)
+        assert ready.wait(30), "capture did not start"
         for i in range(5):
             _get("127.0.0.1", srv.port, f"/d{i}")
         t.join(30)  # stops by itself once the sink failed
