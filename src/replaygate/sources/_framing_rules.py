@@ -85,6 +85,16 @@ _TOKEN = rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
 _REQUEST_LINE = re.compile(rb"(" + _TOKEN + rb") ([\x21-\x7e\x80-\xff]+) HTTP/1\.(\d)")
 _FIELD_NAME = re.compile(_TOKEN)
 _BAD_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+# Fast path (one C-level match per head): a well-formed request line, then field lines that
+# are all `token ":" value` with CRLF or LF, then the blank line. Only a head that fails it
+# is taken apart line by line to name the reason.
+_HEAD_OK = re.compile(
+    rb"(" + _TOKEN + rb") [\x21-\x7e\x80-\xff]+ HTTP/1\.(\d)\r?\n"
+    rb"((?:" + _TOKEN + rb":[\t\x20-\x7e\x80-\xff]*\r?\n)*)\r?\n"
+)
+_FRAMING_FIELD = re.compile(
+    rb"(?im)^(content-length|transfer-encoding|upgrade)[ \t]*:[ \t]*([^\r\n]*?)[ \t]*\r?$"
+)
 _CHUNK_LINE = re.compile(rb"([0-9A-Fa-f]{1,16})(?:[ \t]*;[\x09\x20-\x7e\x80-\xff]*)?\r?\n")
 # codings that may precede the final chunked (RFC 9110 8.4.1 registry)
 _CODINGS = {b"gzip", b"x-gzip", b"deflate", b"compress", b"x-compress"}
@@ -157,6 +167,21 @@ def check_request_head(head: bytes, limits: Limits) -> RequestHead | str:
     """An accepted head's framing, or the reason (a key of :data:`REASONS`) to refuse it."""
     if len(head) > limits.max_head:
         return "headers_too_large"
+    m = _HEAD_OK.fullmatch(head)
+    if m is not None and (len(head) <= limits.max_line or _lines_fit(head, limits.max_line)):
+        fields: dict[bytes, list[bytes]] = {}
+        for name, value in _FRAMING_FIELD.findall(m.group(3)):
+            fields.setdefault(name.lower(), []).append(value)
+        return _framing(m.group(1).decode("latin-1"), m.group(2), fields)
+    return _check_slowly(head, limits)
+
+
+def _lines_fit(head: bytes, max_line: int) -> bool:
+    return all(len(line) <= max_line + 1 for line in head.split(b"\n"))
+
+
+def _check_slowly(head: bytes, limits: Limits) -> RequestHead | str:
+    """Line by line, to say which rule a head breaks (or accept it after all)."""
     lines = _lines(head)
     if isinstance(lines, str):
         return lines
@@ -171,7 +196,10 @@ def check_request_head(head: bytes, limits: Limits) -> RequestHead | str:
     fields, reason = check_fields(lines[1:], limits)
     if reason is not None:
         return reason
-    method = m.group(1).decode("latin-1")
+    return _framing(m.group(1).decode("latin-1"), m.group(3), fields)
+
+
+def _framing(method: str, minor: bytes, fields: dict[bytes, list[bytes]]) -> RequestHead | str:
     te_values = fields.get(b"transfer-encoding")
     cl_values = fields.get(b"content-length")
     chunked = False
@@ -179,7 +207,7 @@ def check_request_head(head: bytes, limits: Limits) -> RequestHead | str:
     if te_values is not None:
         if cl_values is not None:
             return "cl_and_te"
-        if m.group(3) == b"0":
+        if minor == b"0":
             return "te_in_http10"
         codings = [c.strip(b" \t").lower() for v in te_values for c in v.split(b",")]
         if codings[-1:] != [b"chunked"] or any(c not in _CODINGS for c in codings[:-1]):
