@@ -3,9 +3,9 @@ compared with ``tshark -o tls.keylog_file:FILE``; and live: ``capture --tls-keyl
 client writes its key log, then the capture is replayed.
 
 Clients: curl (``SSLKEYLOGFILE``; TLS 1.2 and 1.3, one connection per cipher suite, several
-requests on each, a 1 MB body), Python ``ssl`` (``keylog_filename``; keep-alive, a 300 KB
-POST, session resumption in TLS 1.2 and 1.3) and ``openssl s_client`` (a TLS 1.3 KeyUpdate
-between two requests). Root-only (tcpdump and raw sockets); skipped with the reason
+requests on each, a 1 MB body, a HelloRetryRequest), Python ``ssl`` (``keylog_filename``;
+keep-alive, a 300 KB POST, session resumption in TLS 1.2 and 1.3) and ``openssl s_client`` (a
+TLS 1.3 KeyUpdate between two requests; a request sent as 0-RTT early data). Root-only (tcpdump and raw sockets); skipped with the reason
 otherwise. CI runs as root.
 """
 
@@ -77,6 +77,7 @@ def tls_nginx() -> Iterator[TLSNginx]:
         ssl_ciphers ALL:@SECLEVEL=0;
         ssl_conf_command Ciphersuites {":".join(TLS13_SUITES)};
         ssl_session_cache shared:rgtls:1m;
+        ssl_early_data on;
         location = /post {{ proxy_pass http://127.0.0.1:{plain}/posted; }}
         location = /posted {{ return 200 "posted"; }}
         location /static/ {{ alias %(root)s/static/; }}
@@ -233,6 +234,24 @@ def _openssl_key_update(port: int, keylog: Path) -> None:
             proc.stdout.close()
 
 
+def _openssl_early_data(port: int, keylog: Path, tmp: Path) -> None:
+    """A TLS 1.3 resumption carrying its first request as 0-RTT early data."""
+    sess, early = tmp / "sess.pem", tmp / "early.txt"
+    early.write_bytes(b"GET /early HTTP/1.1\r\nHost: localhost\r\n\r\n")
+    base = ["openssl", "s_client", "-connect", f"127.0.0.1:{port}", "-servername", "localhost",
+            "-tls1_3", "-keylogfile", str(keylog), "-ign_eof"]  # fmt: skip
+    close = b"Host: localhost\r\nConnection: close\r\n\r\n"
+    first = subprocess.run([*base, "-sess_out", str(sess)], input=b"GET /ed-1 HTTP/1.1\r\n" + close,
+                           capture_output=True, timeout=60)  # fmt: skip
+    assert b"200 OK" in first.stdout, first.stderr[-300:]
+    second = subprocess.run(
+        [*base, "-sess_in", str(sess), "-early_data", str(early)],
+        input=b"GET /ed-2 HTTP/1.1\r\n" + close, capture_output=True, timeout=60,
+    )  # fmt: skip
+    out = second.stdout + second.stderr
+    assert b"Early data was accepted" in out and out.count(b"200 OK") == 2, out[-500:]
+
+
 def _tshark_rows(pcap: Path, keylog: Path, port: int) -> list[tuple[Any, ...]]:
     """(method, target, status, request Content-Length, response Content-Length) of every
     HTTPS request tshark decrypts, paired by ``http.response_in``."""
@@ -280,6 +299,7 @@ def test_captures_decrypted_like_tshark(tmp_path: Path, tls_nginx: TLSNginx,
         _python_client(port, keylog, ssl.TLSVersion.TLSv1_2)
         _python_client(port, keylog, ssl.TLSVersion.TLSv1_3)
         _openssl_key_update(port, keylog)
+        _openssl_early_data(port, keylog, tmp_path)
         _curl(["/hrr/1", "/hrr/2"], tls_nginx.hrr_port, keylog, "--tlsv1.3",
               "--curves", "X25519:P-256")  # fmt: skip
         dump.wait_for(tls_nginx.plain_port, "/probe-end")
@@ -302,12 +322,15 @@ def test_captures_decrypted_like_tshark(tmp_path: Path, tls_nginx: TLSNginx,
     ciphers = {e.meta["tls.cipher"] for e in https}
     assert set(TLS13_SUITES) | set(TLS12_SUITES.values()) <= ciphers
     assert {e.meta["tls.version"] for e in https} == {"TLSv1.2", "TLSv1.3"}
-    assert sum(e.meta.get("tls.resumed") == "1" for e in https) == 2
+    # Python's resumed connections (TLS 1.2, 1.3) and the 0-RTT one (two requests)
+    assert sum(e.meta.get("tls.resumed") == "1" for e in https) == 4
     assert {e.meta.get("tls.sni") for e in https} == {"localhost"}
     notes = counters.notes
     assert notes["pcap.tls_key_updates"] >= 1
     assert ("GET", "/ku-after", 200, 0, 2) in ours
     assert ("GET", "/hrr/2", 200, 0, 3) in ours
+    assert ("GET", "/early", 200, 0, 2) in ours  # 0-RTT
+    assert notes["pcap.tls_early_data_skipped"] == 0
     assert ("GET", "/static/big.bin", 200, 0, 1 << 20) in ours
     assert ("POST", "/post", 200, 300_000, 6) in ours
     assert not [k for k in counters.dropped if k.startswith("tls.")], dict(counters.dropped)

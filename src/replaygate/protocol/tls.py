@@ -13,7 +13,9 @@ derives the record keys:
   resumed session without its own ``CLIENT_RANDOM`` line reuses the master secret of the
   session it resumes when that one was seen earlier (by session id or ticket).
 * TLS 1.3 (and drafts 20+) from ``CLIENT_/SERVER_HANDSHAKE_TRAFFIC_SECRET`` and
-  ``CLIENT_/SERVER_TRAFFIC_SECRET_0``, following KeyUpdates.
+  ``CLIENT_/SERVER_TRAFFIC_SECRET_0``, following KeyUpdates and HelloRetryRequests; 0-RTT
+  early data with ``CLIENT_EARLY_TRAFFIC_SECRET`` (records the server rejected are skipped
+  and counted).
 
 Rules:
 
@@ -270,6 +272,9 @@ class TLSConnection:
         self._client_session_id = b""
         self._offered_ticket = b""
         self._early_offered = False
+        self._early_held: list[tuple[int, bytes, int]] = []  # 0-RTT records before ServerHello
+        self._early_cipher: RecordCipher | None = None
+        self._early_done = False
         self._pending: _Params | None = None
         self._server_done = False  # TLS 1.2: ServerHelloDone since the last ServerHello
         self.tls13 = False
@@ -440,8 +445,12 @@ class TLSConnection:
                 self._ccs(from_client, d)
             elif ctype == _APPDATA:
                 if from_client and self._early_offered and not self.keyed:
-                    self.stats.early_data_skipped += 1  # 0-RTT data before the ServerHello
-                    self.stats.undecrypted_bytes += len(frag)
+                    # 0-RTT data: its suite is known at the ServerHello
+                    if sum(len(f) for _, f, _ in self._early_held) < self.config.max_held_bytes:
+                        self._early_held.append((version, frag, ts))
+                    else:
+                        self.stats.early_data_skipped += 1
+                        self.stats.undecrypted_bytes += len(frag)
                 else:
                     self._fail("cut_before_handshake", len(frag))
             return True
@@ -452,8 +461,7 @@ class TLSConnection:
             ctype, plain = cipher.decrypt(ctype, version, frag)
         except DecryptError:
             if from_client and self.tls13 and self._early_offered and not d.app:
-                self.stats.early_data_skipped += 1  # 0-RTT data under the early secret
-                self.stats.undecrypted_bytes += len(frag)
+                self._early_record(version, frag, ts)  # 0-RTT data under the early secret
                 return True
             self._fail("decrypt_error", len(frag))
             return True
@@ -464,6 +472,24 @@ class TLSConnection:
         elif ctype == _CCS and not self.tls13:
             self._ccs(from_client, d)
         return True
+
+    def _early_record(self, version: int, frag: bytes, ts: int) -> None:
+        """A 0-RTT record: decrypted with ``CLIENT_EARLY_TRAFFIC_SECRET`` when the key log has
+        it and the server accepted it (a rejected one does not decrypt: skipped, counted)."""
+        cipher = self._early_cipher
+        if cipher is not None and not self._early_done:
+            try:
+                ctype, plain = cipher.decrypt(_APPDATA, version, frag)
+            except DecryptError:
+                pass
+            else:
+                if ctype == _APPDATA:
+                    self._app(True, plain, ts)
+                elif ctype == _HANDSHAKE and plain[:1] == b"\x05":
+                    self._early_done = True  # EndOfEarlyData
+                return
+        self.stats.early_data_skipped += 1
+        self.stats.undecrypted_bytes += len(frag)
 
     def _app(self, from_client: bool, plain: bytes, ts: int) -> None:
         if not plain:
@@ -517,6 +543,8 @@ class TLSConnection:
     def _ccs(self, from_client: bool, d: _Dir) -> None:
         p = self._pending
         if p is None:
+            if from_client and self.hello and not self.keyed:
+                return  # TLS 1.3 middlebox-compatibility CCS before the ServerHello (0-RTT)
             self._fail("cut_before_handshake")
             return
         if not from_client and not self._server_done and not self.resumed:
@@ -645,6 +673,15 @@ class TLSConnection:
             for d in (self._c, self._s):
                 d.encrypted = True
                 d.cipher = None
+            if self._early_offered:
+                early = self.config.keys.get(self.client_random, "CLIENT_EARLY_TRAFFIC_SECRET")
+                if early is not None:
+                    self._early_cipher = tls13_cipher(
+                        early, suite, aad_header=self._aad_header, prefix=self._prefix
+                    )
+                held, self._early_held = self._early_held, []
+                for version, frag, ts in held:
+                    self._early_record(version, frag, ts)
             return
         if not 0x0301 <= version <= 0x0303:
             self._fail("unsupported_version")
