@@ -157,5 +157,5 @@ def test_stop_does_not_wait_out_a_long_gap() -> None:
     with TestServer() as s:
         t = time.monotonic()
         st = run_replay(exs, ReplayConfig(targets=[s.url]), stop=stop)
-        assert time.monotonic() - t < 5
+        assert time.monotonic() - t < 30  # not the recorded minute (generous on a busy box)
     assert st.sent == 1 and st.stopped and st.dropped["stopped"] >= 1
