@@ -165,3 +165,18 @@ def test_a_log_line_over_1mib_is_an_error_naming_the_offset(tmp_path: Path) -> N
     with pytest.raises(FormatError, match=r"log line is longer than 1MiB") as e:
         list(open_reader(p))
     assert e.value.offset == len(NGINX) + 1
+
+
+def test_a_cut_log_gz_is_a_cut_and_a_non_gzip_is_an_error(tmp_path: Path) -> None:
+    from replaygate.errors import FormatError
+
+    data = gzip.compress(b"".join(NGINX + b"\n" for _ in range(3000)))
+    p = tmp_path / "cut.log.gz"
+    p.write_bytes(data[: len(data) // 2])
+    opts = ReadOptions()
+    got = list(open_reader(p, opts))
+    assert 0 < len(got) < 3000
+    assert opts.counters.dropped["truncated_record"] == 1 and len(opts.counters.cuts) == 1
+    p.write_bytes(b"\0" * 100)
+    with pytest.raises(FormatError, match="not a gzip stream"):
+        list(open_reader(p))

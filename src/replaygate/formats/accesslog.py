@@ -27,14 +27,15 @@ import gzip
 import ipaddress
 import os
 import re
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import IO
 
-from ..errors import ConfigError, InputError
+from ..errors import ConfigError, FormatError, InputError
 from ..model import Exchange, Flag, stable_exchange_id
-from . import ReadOptions
+from . import ReadOptions, note_cut
 from ._http1 import build_request
 from ._limits import LOG_MAX_LINE, bounded_lines
 
@@ -326,10 +327,12 @@ def _lines(
             c.notes[f"{path}:{lineno}: {detail}"] += 1
         noted[reason] = n + 1
 
+    read_any = False
     with f:
         try:
             lines = bounded_lines(f, min(LOG_MAX_LINE, options.max_record_size), path, "log line")
             for lineno, raw in enumerate(lines, 1):
+                read_any = True
                 if not raw.strip():
                     continue
                 try:
@@ -345,9 +348,17 @@ def _lines(
                     )
                     continue
                 yield _exchange(ll, path, lineno, default_host)
-        except (OSError, EOFError) as e:  # damaged .log.gz
-            c.dropped["accesslog_damaged_file"] += 1
-            c.notes[f"{path}: compressed stream is damaged: {e}"] += 1
+        except (OSError, EOFError, zlib.error) as e:  # a cut or damaged .log.gz
+            if isinstance(e, FileNotFoundError | PermissionError | IsADirectoryError):
+                raise
+            if not read_any and not isinstance(e, EOFError):
+                raise FormatError(f"not a gzip stream: {e}", path=path) from None
+            note_cut(
+                c,
+                path,
+                None,
+                f"compressed stream is cut or damaged ({e}); every line before it was read",
+            )
 
 
 def _exchange(ll: LogLine, path: str, lineno: int, default_host: str | None) -> Exchange:
