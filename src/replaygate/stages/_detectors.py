@@ -143,8 +143,13 @@ class _Quick:
     so results are the same with or without it."""
 
     def __init__(self, detectors: Iterable[str], words: Iterable[str], b64: bool = True) -> None:
-        cs = [p for d in detectors for p in _NEEDS.get(d, ())] + ([_B64_NEED] if b64 else [])
+        needs = [(d, p) for d in detectors for p in _NEEDS.get(d, ())]
+        if b64:
+            needs.append(("base64", _B64_NEED))
+        cs = [p for _d, p in needs]
         self.words = sorted(set(words))
+        #: what each pattern id stands for: a detector, "base64", or "words"
+        self._tags = [d for d, _p in needs] + ["words"] * len(self.words)
         self._local = threading.local()
         self._db, self._hs = _hs_database(tuple(cs), tuple(self.words))
         self._lits = [p for p in cs if re.escape(p) == p]
@@ -171,6 +176,25 @@ class _Quick:
         except self._hs.ScanTerminated:
             return True
         return False
+
+    def which(self, text: str) -> set[str] | None:
+        """Which detectors (and ``words``, ``base64``) could match in ``text``: the detectors
+        left out cannot (their necessary literal is absent). None without hyperscan."""
+        if self._db is None:
+            return None
+        scratch = getattr(self._local, "scratch", None)
+        if scratch is None:
+            scratch = self._local.scratch = self._hs.Scratch(self._db)
+        ids: list[int] = []
+        self._db.scan(
+            text.encode("utf-8", "surrogatepass"),
+            match_event_handler=lambda i, *_a: ids.append(i),
+            scratch=scratch,
+        )
+        tags = {self._tags[i] for i in ids}
+        if "words" not in tags and not text.isascii() and self._words_in(text.lower()):
+            tags.add("words")
+        return tags
 
     def _words_in(self, low: str) -> bool:
         return any(w in low for w in self.words)
@@ -452,10 +476,15 @@ class TextScanner:
         """Validated matches: detectors, then named fields, e-mails, custom patterns and
         base64 runs whose decoded text holds a finding (``encoded``; one level deep).
         Callers that need text order sort them (overlaps: the earlier, longer one wins)."""
-        if self.prefilter and not self.quick(text):
-            return
+        tags: set[str] | None = None
+        if self.prefilter:
+            tags = self.quick.which(text)
+            if tags is None and not self.quick(text):
+                return
+            if tags is not None and not tags:
+                return
         for name, rx in self._rx:
-            if not _TRIGGERS[name](text):
+            if (tags is not None and name not in tags) or not _TRIGGERS[name](text):
                 continue
             inner = f"{name}_v"
             has_inner = inner in rx.groupindex
@@ -465,7 +494,7 @@ class TextScanner:
                 if check is not None and not check(text[start:end]):
                     continue
                 yield Finding(name, start, end)
-        if fields and self._fields:
+        if fields and self._fields and (tags is None or "words" in tags):
             low = text.lower()
             present = {w for w in self._words if w in low}
             if present:
@@ -477,7 +506,7 @@ class TextScanner:
                     inner = next(g for g in r.groupindex if g.endswith("_v"))
                     for m in r.finditer(low if same else text):
                         yield Finding("field", *m.span(inner))
-        if self._email and ("@" in text or "%40" in text):
+        if self._email and (tags is None or "email" in tags) and ("@" in text or "%40" in text):
             yield from _emails(text)
         for cname, crx in self.custom:
             for m in crx.finditer(text):
@@ -487,7 +516,7 @@ class TextScanner:
                     start, end = m.span()
                 if end > start:
                     yield Finding(cname, start, end)
-        if encoded and len(text) >= 16:
+        if encoded and len(text) >= 16 and (tags is None or "base64" in tags):
             for m in _B64_RUN.finditer(text):
                 dec = b64_text(m.group())
                 if dec is not None and next(self.findings(dec[0], encoded=False), None):
