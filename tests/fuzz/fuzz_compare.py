@@ -55,6 +55,18 @@ def fuzz_structured(data: bytes) -> None:
     d.diff(make_response(200, b"", headers=ca), make_response(200, b"", headers=cb))
 
 
+def fuzz_tokens(data: bytes) -> None:
+    """Token recognition on arbitrary text: never raises; masking only shortens; every token
+    found is in the text; a text differs from itself only in tokens."""
+    from replaygate.compare._tokens import find_tokens, mask_tokens, only_tokens_differ
+
+    a, b = (x.decode("utf-8", "replace") for x in _parts(data, 2))
+    assert len(mask_tokens(a)) <= len(a)
+    assert all(t in a for t in find_tokens(a))
+    assert only_tokens_differ(a, a)
+    only_tokens_differ(a, b)
+
+
 def fuzz_routes(data: bytes) -> None:
     """Route lists (OpenAPI JSON/YAML, plain patterns): only ConfigError may come out."""
     from replaygate.compare import EndpointTemplater
@@ -83,12 +95,22 @@ TARGETS: dict[str, Callable[[bytes], None]] = {
     "compare_responses": fuzz_compare,
     "compare_structured": fuzz_structured,
     "compare_routes": fuzz_routes,
+    "compare_tokens": fuzz_tokens,
     "compare_state": fuzz_state,
     "compare_accepted": fuzz_accepted,
 }
 
 _J = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n"
 SEEDS: dict[str, list[bytes]] = {
+    "compare_tokens": [
+        _SEP.join(
+            [
+                b'<input name="csrf" value="IjRlYjQ1NmQ0Ig.Z1Mbkw.kXbRmQvTzPaWfLsNcYeHgUjDvBr">',
+                b'<input name="csrf" value="IjhmMjE0ZGE3Ig.Z1McAA.QpWoEiRuTyLaKsJdHfGzXcVbNmM">',
+            ]
+        ),
+        b"at 2026-12-06T07:00:00Z id 3f2504e0-4f89-41d3-9a0c-0305e82c3301",
+    ],
     "compare_responses": [
         _SEP.join(
             [

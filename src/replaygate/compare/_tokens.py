@@ -24,6 +24,7 @@ word never is.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import re
@@ -39,11 +40,12 @@ _SHAPES = (
 )
 # candidate runs: signed forms (segments joined by "." or ":"), plain base64/base64url runs,
 # long numbers
-_SIGNED = r"[A-Za-z0-9_\-]+(?:[.:][A-Za-z0-9_\-]+){1,3}"
+_SIGNED = r"(?:[A-Za-z0-9_\-]+[.:]){1,3}[A-Za-z0-9_\-]{16,}"  # the signature comes last
 _RUN = r"[A-Za-z0-9_\-+/]{16,}={0,2}"
-TOKEN_RE = re.compile(rf"{_SHAPES}|(?<![A-Za-z0-9_\-])(?:{_SIGNED}|{_RUN}|\d{{10,}})")
+TOKEN_RE = re.compile(rf"(?<![A-Za-z0-9_\-])(?:{_SHAPES}|{_SIGNED}|{_RUN}|\d{{10,}})")
 
 _HEX = re.compile(r"^[0-9a-fA-F]+$")
+_DIGIT = re.compile(r"\d")
 # English letter frequencies (%): words and identifiers use e, t, a, o... and mostly lower
 # case; random base64 letters are uniform over 52
 _FREQ = dict(
@@ -125,35 +127,39 @@ def _entropy(s: str) -> float:
     return -sum(c / n * math.log2(c / n) for c in Counter(s).values())
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def is_random_token(s: str) -> bool:
-    """Whether one run of base64/base64url/hex characters looks random (not a word)."""
+    """Whether one run of base64/base64url/hex characters looks random (not a word).
+    Cached: two renders of a page share almost every run."""
     s = s.rstrip("=")
     n = len(s)
     if n < _MIN_RUN:
         return n >= 10 and s.isdigit()
     if s.isdigit():
         return True
-    if _HEX.match(s) and any(c.isdigit() for c in s) and any(not c.isdigit() for c in s):
+    has_digit = _DIGIT.search(s) is not None
+    if has_digit and _HEX.match(s):
         return True
+    upper = s != s.lower()
+    lower = s != s.upper()
+    if not (upper and lower) and (not has_digit or "/" in s):
+        return False  # one-case words, slugs and paths
     classes = [_cls(c) for c in s]
-    kinds = set(classes)
     switches = sum(1 for a, b in itertools.pairwise(classes) if a != b) / (n - 1)
     # random data over k symbols keeps close to log2(min(n, k)) bits per character
     h = _entropy(s)
-    if {1, 2} <= kinds:  # mixed case: base64 / base62
-        if 0 in kinds:
+    if upper and lower:  # mixed case: base64 / base62
+        if has_digit:
             return h >= 0.8 * math.log2(min(n, 40)) and switches >= 0.3
         return _wordlike(s) < 0.0
-    if 0 in kinds and (1 in kinds or 2 in kinds) and "/" not in s:  # base36 / base32 / ids
-        digits = classes.count(0)
-        return (
-            n >= 20
-            and 3 <= digits <= n - 3
-            and switches >= 0.2
-            and h >= 0.75 * math.log2(min(n, 30))
-            and _wordlike(s, case=False) < 0.25
-        )
-    return False
+    digits = classes.count(0)  # base36 / base32 / ids
+    return (
+        n >= 20
+        and 3 <= digits <= n - 3
+        and switches >= 0.2
+        and h >= 0.75 * math.log2(min(n, 30))
+        and _wordlike(s, case=False) < 0.25
+    )
 
 
 def _is_token(t: str) -> bool:
