@@ -7,8 +7,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from replaygate.model import Request
+from replaygate.model import Exchange, Request, Response
+from replaygate.replay._order import OrderGate, carried_values, credential, user_keys
 from replaygate.replay.client import Connection, Result, prepare_request
+from replaygate.replay.correlation import CorrelationHook
 
 __all__ = ["SEEDS", "TARGETS", "frame_response"]
 
@@ -70,9 +72,31 @@ def fuzz_prepare_request(data: bytes) -> None:
     assert isinstance(out, bytes)
 
 
+_HOOK = CorrelationHook()
+
+
+def fuzz_order_keys(data: bytes) -> None:
+    """Request bytes (credentials, cookies, targets) and response bytes (issued values),
+    split at ``\0|\0``, through the order gate's keys and both gate modes."""
+    req_raw, _, resp_raw = data.partition(_CUT)
+    ex = Exchange(id="x", request=Request(req_raw, ts_first_ns=1), response=Response(resp_raw))
+    for spec in (None, "basic", "bearer", "auth", "cookie:sid", "header:X-User"):
+        assert all(isinstance(k, str) for k in user_keys(ex, spec))
+    list(carried_values(ex))
+    for v in ex.request.header_values("authorization"):
+        credential(v)
+    for mode in ("recorded", "sessions"):
+        gate = OrderGate(mode, issued=_HOOK.issued_values)
+        for _ in range(2):
+            item = gate.prepare(ex)
+            assert gate.admit(item) in (True, False)
+            gate.finish(item)
+
+
 TARGETS: dict[str, Callable[[bytes], None]] = {
     "replay.response_framing": fuzz_response_framing,
     "replay.prepare_request": fuzz_prepare_request,
+    "replay.order_keys": fuzz_order_keys,
 }
 
 SEEDS: dict[str, list[bytes]] = {
@@ -86,5 +110,12 @@ SEEDS: dict[str, list[bytes]] = {
     "replay.prepare_request": [
         b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\n\r\nabc",
         b"GET / HTTP/1.1\nhost:b\n\n",
+    ],
+    "replay.order_keys": [
+        b"GET /items/abc?x=1 HTTP/1.1\r\nAuthorization: Basic YWxpY2U6cHc=\r\n"
+        b"Cookie: sid=0123456789abcdef0123\r\n\r\n\x00|\x00HTTP/1.1 201 Created\r\n"
+        b'Set-Cookie: sid=zz\r\nContent-Type: application/json\r\n\r\n{"id": "abc"}',
+        b"POST /login HTTP/1.1\r\nAuthorization: Bearer a.eyJzdWIiOiJ1NDIifQ.b\r\n\r\n",
+        b"GET / HTTP/1.1\r\nAuthorization: Basic !!!\r\nCookie: ;=;a\r\n\r\n\x00|\x00junk",
     ],
 }
