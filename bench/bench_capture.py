@@ -5,11 +5,15 @@ each step is a number of connections plus a per-request Lua ``delay()`` that pac
 last step is unpaced). For every step, started before wrk and stopped after it:
 
 * ``replaygate capture -i lo -p PORT -o step.gor`` (a real CLI process; CPU% via psutil),
-* ``tcpdump -i lo -B 65536 -w step.pcap port PORT`` as the reference capturer.
+* ``tcpdump -i lo -B 65536 -w step.pcap port PORT`` as the reference capturer,
+* with ``GOREPLAY_BIN=/path/to/gor`` (GoReplay 1.3.x) also ``gor --input-raw :PORT
+  --input-raw-track-response --output-file step-gr.gor``, GoReplay capturing the same traffic.
 
 Reported per step: requests wrk completed, exchanges replaygate captured complete, exchanges
 found complete in tcpdump's pcap (counted with replaygate's pcap reader), kernel drops and
-every other loss counter replaygate printed, CPU% of the capture process. The highest rate
+every other loss counter replaygate printed, CPU% of the capture process, and the **CPU time
+per captured exchange** of each capturer (user+sys of the whole process after start-up, its
+drain after wrk included; for tcpdump per exchange found in its pcap). The highest rate
 at which replaygate captured 100% is printed at the end, and whether every shortfall above
 it shows up in the counters (no silent loss).
 
@@ -69,8 +73,35 @@ def _count_pcap(path: Path) -> int:
     return sum(1 for ex in open_reader(path) if ex.complete)
 
 
+def _stop(p: subprocess.Popen[str]) -> tuple[str, float]:
+    """SIGINT, wait; (stderr, CPU seconds user+sys of the whole run)."""
+    import threading
+
+    err: list[str] = []
+    assert p.stderr is not None
+    reader = threading.Thread(target=lambda: err.append(p.stderr.read()), daemon=True)  # type: ignore[union-attr]
+    reader.start()
+    p.send_signal(signal.SIGINT)
+    _, status, ru = os.wait4(p.pid, 0)
+    p.returncode = os.waitstatus_to_exitcode(status)
+    reader.join(60)
+    return "".join(err), ru.ru_utime + ru.ru_stime
+
+
+def _goreplay_complete(path: Path) -> int:
+    """Exchanges with both request and response in GoReplay's output (it may add _N)."""
+    from replaygate.formats.gor import read_exchanges
+
+    n = 0
+    for f in sorted(path.parent.glob(path.stem + "*.gor")):
+        n += sum(1 for ex in read_exchanges(f) if ex.response is not None)
+    return n
+
+
 def _step(ng: NginxServer, conns: int, delay: int, seconds: float, tmp: Path) -> dict[str, Any]:
     gor, pcap = tmp / "step.gor", tmp / "step.pcap"
+    gr_out = tmp / "step-gr.gor"
+    gr_bin = os.environ.get("GOREPLAY_BIN")
     cap = subprocess.Popen(
         [BIN, "capture", "-i", "lo", "-p", str(ng.port), "-o", str(gor)],
         stderr=subprocess.PIPE,
@@ -80,27 +111,37 @@ def _step(ng: NginxServer, conns: int, delay: int, seconds: float, tmp: Path) ->
     while "capturing on" not in cap.stderr.readline():
         if cap.poll() is not None:
             raise RuntimeError("capture did not start")
+    startup_cpu = sum(psutil.Process(cap.pid).cpu_times()[:2])  # imports: not per exchange
     td = subprocess.Popen(
         ["tcpdump", "-i", "lo", "-B", "65536", "-s", "0", "-w", str(pcap), "port", str(ng.port)],
         stderr=subprocess.PIPE,
         text=True,
     )
+    gr = None
+    if gr_bin:
+        gr = subprocess.Popen(
+            [gr_bin, "--input-raw", f":{ng.port}", "--input-raw-track-response",
+             "--output-file", str(gr_out), "--output-file-append"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
     time.sleep(1.0)  # tcpdump up
     proc = psutil.Process(cap.pid)
     proc.cpu_percent(None)
     sent, rate = _wrk(ng.url, conns, delay, seconds, tmp)
     cpu = proc.cpu_percent(None)
     time.sleep(1.0)  # let the last packets and FINs arrive
-    td.send_signal(signal.SIGINT)
-    _, td_err = td.communicate(timeout=60)
+    td_err, td_cpu = _stop(td)
+    gr_cpu = _stop(gr)[1] if gr is not None else 0.0
     cpu_s = sum(proc.cpu_times()[:2])
     t_stop = time.monotonic()
-    cap.send_signal(signal.SIGINT)
-    _, err = cap.communicate(timeout=300)
+    err, cap_cpu = _stop(cap)
     drain_s = time.monotonic() - t_stop  # backlog still being decoded/written after wrk
     s = _summary(err)
     m = re.search(r"(\d+) packets dropped by kernel", td_err)
     ref = _count_pcap(pcap)
+    gr_n = _goreplay_complete(gr_out) if gr is not None else -1
+    for f in tmp.glob("step-gr*.gor"):
+        f.unlink()
     gor.unlink(missing_ok=True)
     pcap.unlink(missing_ok=True)
     losses = {
@@ -127,6 +168,10 @@ def _step(ng: NginxServer, conns: int, delay: int, seconds: float, tmp: Path) ->
         "tcpdump_drops": int(m.group(1)) if m else -1,
         "cpu": cpu,
         "cpu_s": cpu_s,
+        "cpu_total_s": cap_cpu - startup_cpu,
+        "tcpdump_cpu_s": td_cpu,
+        "goreplay": gr_n,
+        "goreplay_cpu_s": gr_cpu,
         "drain_s": drain_s,
         "losses": losses,
     }
@@ -149,17 +194,25 @@ def run_steps(steps: list[tuple[int, int]], seconds: float) -> int:
     print()
     print(
         "| wrk -c / delay | req/s (wrk) | sent | replaygate complete | tcpdump complete "
-        "| capture CPU% during wrk | capture CPU s (to wrk end) | stop+drain s | loss counters |"
+        "| capture CPU% during wrk | capture CPU s (to wrk end) | stop+drain s | loss counters "
+        "| CPU us/exchange: replaygate | tcpdump | GoReplay (complete) |"
     )
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         pct = 100 * r["captured"] / max(1, r["sent"])
         tpct = 100 * r["tcpdump"] / max(1, r["sent"])
         loss = ", ".join(f"{k}={v}" for k, v in sorted(r["losses"].items())) or "none"
+        ours = r["cpu_total_s"] / max(1, r["captured"]) * 1e6
+        td_us = r["tcpdump_cpu_s"] / max(1, r["tcpdump"]) * 1e6
+        gr = (
+            f"{r['goreplay_cpu_s'] / max(1, r['goreplay']) * 1e6:.1f} ({r['goreplay']})"
+            if r["goreplay"] >= 0
+            else "not run (GOREPLAY_BIN)"
+        )
         print(
             f"| {r['conns']} / {r['delay'] or 'unpaced'} | {r['rate']:.0f} | {r['sent']} "
             f"| {r['captured']} ({pct:.2f}%) | {r['tcpdump']} ({tpct:.2f}%) | {r['cpu']:.0f} "
-            f"| {r['cpu_s']:.1f} | {r['drain_s']:.1f} | {loss} |"
+            f"| {r['cpu_s']:.1f} | {r['drain_s']:.1f} | {loss} | {ours:.1f} | {td_us:.1f} | {gr} |"
         )
     full = [r for r in rows if r["captured"] >= r["sent"]]
     best = max((r["rate"] for r in full), default=0.0)
