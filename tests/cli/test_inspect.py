@@ -173,3 +173,6 @@ def test_tls_keylog_decrypts_and_names_a_missing_file(tmp_path: Path) -> None:
                     "--tls-keylog", "no such readable file")  # fmt: skip
     r = CliRunner().invoke(cli, ["inspect", str(cap)])  # without keys: counted, not silent
     assert r.exit_code == 0 and "pcap.tls_flows: 1" in r.output
+    assert "1 TLS connections not decrypted (give --tls-keylog FILE)" in r.output
+    r = CliRunner().invoke(cli, ["inspect", str(cap), "--tls-keylog", str(kl)])
+    assert "https:        1 TLS connections, 1 decrypted to HTTP/1" in r.output

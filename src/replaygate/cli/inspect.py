@@ -138,6 +138,15 @@ def render(s: FileSummary, top: int) -> str:
     if s.without_conn:
         conns += f" (+{s.without_conn} exchanges without connection info)"
     lines.append(f"  connections:  {conns}")
+    tls_flows = s.counters.notes.get("pcap.tls_flows", 0)
+    if tls_flows:
+        if s.counters.notes.get("pcap.tls_sessions", 0):
+            done = s.counters.notes.get("pcap.tls_decrypted", 0)
+            lines.append(f"  https:        {tls_flows} TLS connections, {done} decrypted to HTTP/1"
+                         " (the others by reason under unparsed/dropped)")  # fmt: skip
+        else:
+            lines.append(f"  https:        {tls_flows} TLS connections not decrypted"
+                         " (give --tls-keylog FILE)")  # fmt: skip
     if s.first_ns is not None and s.last_ns is not None:
         span = (s.last_ns - s.first_ns) / 1e9
         lines.append(f"  time span:    {_iso(s.first_ns)} .. {_iso(s.last_ns)} ({span:.1f} s)")
