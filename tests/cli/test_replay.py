@@ -364,3 +364,15 @@ def test_unreachable_target_exit_2(tmp_path: Path) -> None:
     assert code == 2, text
     assert "the target was unreachable for every request (connect_refused=3)" in text
     assert text.count("replaygate: error:") == 1 and "Traceback" not in text
+
+
+def test_a_cut_input_with_workers_is_reported_too(nginx: NginxServer, tmp_path: Path) -> None:
+    src = write_gor(tmp_path / "in.gor", 10)
+    data = src.read_bytes()
+    src.write_bytes(data + data[:50])
+    code, text = run(str(src), "-t", nginx.url, "--max", "--workers", "2")
+    assert code == 2, text
+    assert "replay: sent 10, answered 10" in text
+    assert (
+        text.strip().splitlines()[-1].startswith(f"replaygate: error: {src} (offset {len(data)})")
+    )

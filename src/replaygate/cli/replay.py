@@ -10,6 +10,7 @@ A progress bar goes to stderr on a terminal (``--progress`` forces it); a summar
 
 from __future__ import annotations
 
+import contextlib
 import mmap
 import os
 import shutil
@@ -24,7 +25,7 @@ import click
 
 from .._config_schema import float_range, int_range
 from ..config import load_config, parse_duration, parse_size, section
-from ..errors import ConfigError, InputError, ReplayError
+from ..errors import ConfigError, InputError, ReplayError, ReplaygateError
 from ..formats import ReadOptions, format_of, open_reader, open_writer, raise_cuts
 from ..formats._limits import writing
 from ..model import Exchange
@@ -666,6 +667,7 @@ def _run_workers(
             )
         finally:
             progress.done()
+        _find_cuts(files, log_format, read_limits(options), counters)
         if output:
             _merge_parts(parts, output)
         if comparator is not None:
@@ -676,6 +678,20 @@ def _run_workers(
         if tmpdir:
             shutil.rmtree(tmpdir, ignore_errors=True)
     return stats
+
+
+def _find_cuts(
+    files: Sequence[str], log_format: str | None, limits: Mapping[str, int], counters: Counters
+) -> None:
+    """The worker processes read the inputs with counters of their own: read the files once
+    more here, after the run (no reading thread across the fork), so that a cut input is
+    reported exactly as without ``--workers``. Errors were the workers' to report."""
+    seen = Counters()
+    paths = [f for f in files if format_of(f) != "nats"]
+    with contextlib.suppress(ReplaygateError):
+        for _ in FileSource(paths, [], seen, log_format, limits):
+            pass
+    counters.cuts.extend(seen.cuts)
 
 
 def _merge_parts(parts: Sequence[str], output: str) -> None:

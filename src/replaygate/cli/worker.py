@@ -31,7 +31,7 @@ __all__ = ["command"]
 @click.option(
     "--concurrency", type=int_range("replay", "concurrency"), default=64, show_default=True
 )
-@click.option("--max-in-flight", type=int, default=256, show_default=True)
+@click.option("--max-in-flight", type=click.IntRange(1, 1_000_000), default=256, show_default=True)
 @click.option("--ack-wait", default="10s", show_default=True, help="Redelivery after this.")
 @click.option("--timeout", default="30s", show_default=True, help="Response timeout.")
 @click.option("--connect-timeout", default="5s", show_default=True)
