@@ -82,7 +82,7 @@ def test_bad_toml_names_file(tmp_path: Path) -> None:
         ("targets = 5\n", "unknown top-level key 'targets' (did you mean [replay] targets?)"),
         ("[replay]\ntargets = 5\n", "[replay] targets: expected a list of strings, got 5"),
         ("[replay]\nspeeed = 2\n", "[replay] unknown field 'speeed' (did you mean speed?)"),
-        ("[replay]\nconcurrency = 100000000\n", "100000000 is out of range (1 to 100000)"),
+        ("[replay]\nconcurrency = 100000000\n", "100000000 is out of range (1 to 65536)"),
         ("[replay]\nrate = 1e-300\n", "[replay] rate: 1e-300 is out of range"),
         ("[compare]\nsamples = true\n", "[compare] samples: expected an integer, got True"),
         (

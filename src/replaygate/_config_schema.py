@@ -77,7 +77,7 @@ STRING_NUMBERS: dict[str, dict[str, str]] = {
 
 # (section, key) -> (min, max) of a number; the flags have the same bounds
 BOUNDS: dict[tuple[str, str], tuple[float, float]] = {
-    ("replay", "concurrency"): (1, 100_000),
+    ("replay", "concurrency"): (1, 65_536),  # one socket each: beyond, file descriptors run out
     ("replay", "workers"): (1, 1024),
     ("replay", "speed"): (1e-6, 1e6),
     ("replay", "rate"): (1e-6, 1e7),

@@ -113,6 +113,14 @@ def test_config_section(nginx: NginxServer, tmp_path: Path) -> None:
         (["--session-key", "ip"], "--session-key"),
         (["--speed", "2", "--max"], "--speed"),
         (["-o", "out.xyz"], "unknown file extension"),
+        # #12: numbers with sane bounds (1.6 GB for --concurrency 100000000; OverflowError)
+        (["--max", "--concurrency", "100000000"], "not in the range 1<=x<=65536"),
+        (["--rate", "1e-300"], "--rate"),
+        (["--speed", "1e-300"], "--speed"),
+        (["--ramp", "1e-300:10s"], "out of range"),
+        (["--workers", "100000"], "--workers"),
+        (["--duration", "9" * 400 + "h"], "too long a duration"),
+        (["--max-response-size", "9" * 400 + "t"], "too large a size"),
     ],
 )
 def test_bad_flags_are_one_line_exit_2(tmp_path: Path, args: list[str], msg: str) -> None:
