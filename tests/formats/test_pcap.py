@@ -241,6 +241,22 @@ CAPTURERS = {
 }
 
 
+def _wait_until_captured(out: Path, n: int, proc: subprocess.Popen[bytes]) -> None:
+    """Poll the capturer's file until it holds ``n`` complete exchanges besides the probes
+    (instead of sleeping for the capturer to hand packets over); generous deadline."""
+    import time
+
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            exs, _ = read_all(out, truncated="count")
+        except FormatError:
+            exs = []  # caught mid-write
+        if sum(1 for e in exs if e.complete and e.request.target != "/probe") >= n:
+            return
+        time.sleep(0.1)
+
+
 def _traffic(host: str, port: int) -> list[tuple[str, str, int]]:
     """Real clients: keep-alive, a 300 KB POST (TSO/GRO-sized segments), chunked upload,
     HEAD, 204, 304, 404. Returns (method, target, status) as the client saw them."""
@@ -308,7 +324,6 @@ def test_real_capture_of_nginx_traffic(
     exactly the exchanges the client made."""
     import shutil
     import signal
-    import time
 
     argv = CAPTURERS[capturer]
     if shutil.which(argv[0]) is None:
@@ -319,7 +334,8 @@ def test_real_capture_of_nginx_traffic(
     try:
         _wait_until_capturing(out, nginx.host, nginx.port, proc)
         seen = _traffic(nginx.host, nginx.port)
-        time.sleep(1.5)  # dumpcap hands packets over when its kernel ring block times out
+        # dumpcap hands packets over when its kernel ring block times out: wait for them
+        _wait_until_captured(out, len(seen), proc)
     finally:
         proc.send_signal(signal.SIGINT)
         try:
@@ -347,7 +363,6 @@ def test_real_capture_over_ipv6_loopback(tmp_path: Path, needs_root: None) -> No
     import signal
     import socket
     import threading
-    import time
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
     if shutil.which("tcpdump") is None:
@@ -402,7 +417,7 @@ def test_real_capture_over_ipv6_loopback(tmp_path: Path, needs_root: None) -> No
             r.read()
             seen.append((method, target, r.status))
         conn.close()
-        time.sleep(0.3)
+        _wait_until_captured(out, len(seen), proc)
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=20)
