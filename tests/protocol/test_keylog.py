@@ -105,3 +105,13 @@ def test_any_bytes_any_split_never_raise_and_split_does_not_matter(data: bytes, 
         bytes.fromhex(CR), "CLIENT_RANDOM"
     )
     assert pieces.stats.secrets == whole.stats.secrets
+
+
+def test_bounded_key_log_forgets_the_oldest_connections() -> None:
+    k = KeyLog(max_connections=2)
+    for i in range(4):
+        k.add_line(f"CLIENT_RANDOM {i:064x} {'11' * 48}")
+    assert k.get(bytes.fromhex(f"{0:064x}"), "CLIENT_RANDOM") is None
+    assert k.get(bytes.fromhex(f"{3:064x}"), "CLIENT_RANDOM") is not None
+    assert len(k) == 2 and k.stats.evicted == 2
+    assert KeyLogFollower("x").keys.max_connections == 1_000_000

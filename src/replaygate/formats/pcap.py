@@ -113,6 +113,10 @@ def read(path: str, options: ReadOptions) -> Iterator[Exchange]:
         for key, value in asm.stats.as_dict().items():
             if value:  # zeros say nothing and crowd the report; several files add up
                 counters.notes["pcap." + key] += value
+        if keys.stats.lines:
+            for k, v in keys.stats.as_dict().items():
+                if v:
+                    counters.notes["pcap.tls_keylog_" + k] += v
         tls = asm.stats.tls
         if tls.sessions:
             for reason in FAILURES:

@@ -41,13 +41,15 @@ _MAX_LINE = 4096  # a longer "line" is not a key log line
 
 @dataclass(slots=True)
 class KeyLogStats:
-    """``secrets``: distinct (client random, label) pairs known; ``ignored``: lines with a label
-    not needed for decryption; ``malformed``: lines that are not key log lines."""
+    """``secrets``: distinct (client random, label) pairs added; ``ignored``: lines with a
+    label not needed for decryption; ``malformed``: lines that are not key log lines;
+    ``evicted``: connections forgotten, oldest first, to stay under ``max_connections``."""
 
     lines: int = 0
     secrets: int = 0
     ignored: int = 0
     malformed: int = 0
+    evicted: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -55,9 +57,13 @@ class KeyLogStats:
 
 class KeyLog:
     """Secrets by client random and label; ``generation`` grows whenever a secret is added,
-    so a session waiting for its key knows when to look again."""
+    so a session waiting for its key knows when to look again. ``max_connections`` bounds
+    memory when a live capture follows a key log for days: beyond it the oldest
+    connections' secrets are forgotten (a key is needed only around its handshake, and a
+    resumed TLS 1.2 session reuses the master secret the capture already derived)."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_connections: int | None = None) -> None:
+        self.max_connections = max_connections
         self._secrets: dict[bytes, dict[str, bytes]] = {}
         self._partial = b""
         self.generation = 0
@@ -113,7 +119,13 @@ class KeyLog:
         return self.add(client_random, label, secret)
 
     def add(self, client_random: bytes, label: str, secret: bytes) -> int:
-        entry = self._secrets.setdefault(client_random, {})
+        entry = self._secrets.get(client_random)
+        if entry is None:
+            entry = self._secrets[client_random] = {}
+            limit = self.max_connections
+            if limit is not None and len(self._secrets) > limit:
+                del self._secrets[next(iter(self._secrets))]
+                self.stats.evicted += 1
         if entry.get(label) == secret:
             return 0
         if label not in entry:
@@ -156,7 +168,7 @@ class KeyLogFollower:
 
     def __init__(self, path: str, keys: KeyLog | None = None) -> None:
         self.path = path
-        self.keys = keys if keys is not None else KeyLog()
+        self.keys = keys if keys is not None else KeyLog(max_connections=1_000_000)
         self._pos = 0
         self._ino: int | None = None
 

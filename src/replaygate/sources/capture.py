@@ -313,6 +313,9 @@ class _Capture:
             out["packets_dropped_kernel"] += d
             out["packets_dropped_interface"] += i
         out.update(self.c)
+        if self.keylog is not None:
+            for k, v in self.keylog.keys.stats.as_dict().items():
+                out[f"tls_keylog_{k}"] = v
         for k, v in _flat(self.asm.stats.as_dict()).items():
             out[f"assembler_{k}"] = v
         out["flows_expired_incomplete"] = out.get(
