@@ -106,7 +106,9 @@ def _latency_cell(e: dict[str, Any]) -> str:
         and len(iv) == 2
         and all(isinstance(x, int | float) for x in iv)
     ):
-        cell += f" (Δ {iv[0]:+.1f}…{iv[1]:+.1f})"
+        conf = lat.get("confidence")
+        pct_txt = f"{conf:.0%} " if isinstance(conf, float) else ""
+        cell += f" ({pct_txt}Δ {iv[0]:+.1f}…{iv[1]:+.1f})"
     return cell
 
 
@@ -125,6 +127,11 @@ def render_markdown(summary: dict[str, Any], limit: int = MAX_CHARS) -> str:
         + (
             f"; {_count(unjudged)} unjudged (baseline disagrees with the original)"
             if unjudged
+            else ""
+        )
+        + (
+            f"; {t['status_only']} judged on status only (no recorded response body)"
+            if t.get("status_only")
             else ""
         )
         + "."
