@@ -621,3 +621,40 @@ def test_zstd_frame_scanner_knows_where_frames_end(data: bytes, cut: int, checks
     for i in range(0, cut, 7):
         s.feed(frame2[i : min(cut, i + 7)])
     assert s.at_boundary == (cut in (0, len(frame), len(frame2)))
+
+
+_piece = st.sampled_from(
+    [SEPARATOR, b"\n", b"\r\n", b" ", b"1 ab 10 -1", b"2 ab 11 5 rg.tf=3", b"3 x 1 2 rg.err=a%20b",
+     b"x y", b"1 id", b"9 a b", b"GET / HTTP/1.1\r\n\r\n", b"\xf0\x9f", b"rg.v=1"]
+)  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_piece, max_size=14))
+def test_whole_message_parse_equals_the_streaming_parser(pieces: list[bytes]) -> None:
+    """parse_bytes' shortcut for data ending with a separator: same records, same errors."""
+    from replaygate.errors import FormatError
+
+    data = b"".join(pieces) + SEPARATOR
+
+    def streaming() -> object:
+        try:
+            p = GorRecordParser()
+            recs = p.feed(data)
+            assert p.close() is None
+            return [
+                (r.type, r.id, r.ts_ns, r.latency_ns, r.payload, r.extra, r.offset) for r in recs
+            ]
+        except FormatError as e:
+            return ("error", type(e), e.message, e.offset)
+
+    def whole() -> object:
+        try:
+            recs = parse_bytes(data)
+            return [
+                (r.type, r.id, r.ts_ns, r.latency_ns, r.payload, r.extra, r.offset) for r in recs
+            ]
+        except FormatError as e:
+            return ("error", type(e), e.message, e.offset)
+
+    assert whole() == streaming()

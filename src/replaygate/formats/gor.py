@@ -725,12 +725,33 @@ def _split_ext(path: str) -> tuple[str, str]:
 
 
 def parse_bytes(data: bytes) -> list[GorRecord]:
-    """Parse a whole in-memory ``.gor`` byte string (tests, middleware)."""
+    """Parse a whole in-memory ``.gor`` byte string (stream messages, middleware, tests)."""
+    if type(data) is bytes and data.endswith(SEPARATOR):
+        return _parse_whole(data)
     p = GorRecordParser()
     recs = p.feed(data)
     if p.close() is not None:
         raise TruncatedError("data ends inside a record", offset=p._base)
     return recs
+
+
+def _parse_whole(data: bytes) -> list[GorRecord]:
+    """:class:`GorRecordParser` on bytes that end with a separator, without its streaming
+    bookkeeping (one message of a stream is decoded this way per exchange): the same records
+    and the same errors (a property test in tests/formats/test_gor.py compares the two)."""
+    out: list[GorRecord] = []
+    start = 0
+    for chunk in data.split(SEPARATOR)[:-1]:
+        if len(chunk) > DEFAULT_MAX_RECORD:
+            raise too_large("record", DEFAULT_MAX_RECORD, None, start, _FLAG)
+        nl = chunk.find(b"\n")
+        header, payload = (chunk, b"") if nl < 0 else (chunk[:nl], chunk[nl + 1 :])
+        if header.strip():
+            rec = _parse_header(header, start, None)
+            rec.payload = payload
+            out.append(rec)
+        start += len(chunk) + len(SEPARATOR)
+    return out
 
 
 def write_bytes(exchanges: list[Exchange]) -> bytes:
