@@ -66,7 +66,7 @@ class OrderItem:
         self.start = start
         self.end = end
         self.done = False
-        self.deps: list[OrderItem] = []
+        self.deps: list[OrderItem] | None = None  # explicit predecessors (chains, issuers)
         self.left = 1  # copies (targets, baseline) still to answer
         self.blocked_at = 0  # when it was first found not ready (engine clock), 0 = never
 
@@ -118,7 +118,8 @@ class OrderGate:
         start = ex.request.ts_first_ns
         resp = ex.response
         end: int | None = None
-        if resp is not None and Flag.NO_RESPONSE not in ex.flags:
+        flags = ex.flags
+        if resp is not None and not (flags and Flag.NO_RESPONSE in flags):
             e = resp.ts_last_ns
             if e and e >= start:
                 end = e
@@ -152,7 +153,7 @@ class OrderGate:
     def ready(self, item: OrderItem) -> bool:
         """May ``item`` go now? (Cheap; called again after each completion while it waits.)"""
         deps = item.deps
-        while deps:
+        while deps:  # None or a list
             if not deps[-1].done:
                 return False
             deps.pop()
@@ -169,7 +170,7 @@ class OrderGate:
     def admit(self, item: OrderItem, copies: int = 1) -> bool:
         """:meth:`ready` then :meth:`begin` in one call (the engine's hot path)."""
         deps = item.deps
-        while deps:
+        while deps:  # None or a list
             if not deps[-1].done:
                 return False
             deps.pop()
@@ -229,7 +230,7 @@ class OrderGate:
         prev = self._open.get(key)
         if prev is not None:
             if not prev.done:
-                item.deps.append(prev)
+                item.deps = [prev]
             if item.end is not None or prev.done:
                 del self._open[key]
         if item.end is None:
@@ -250,14 +251,14 @@ class OrderGate:
                 hit = issuers.get(v)
                 if hit is not None:
                     it, k = hit
-                    if not it.done and it not in item.deps:
-                        item.deps.append(it)
+                    if not it.done:
+                        _add_dep(item, it)
                     if k is not None:
                         joined.append(k)
         sid, tails = self._users.join(keys, joined)
         for t in tails:
-            if not t.done and t not in item.deps:
-                item.deps.append(t)
+            if not t.done:
+                _add_dep(item, t)
         self._users.set_tail(sid, item)
         if self._issued is not None and ex.response is not None:
             for v in self._issued(ex):
@@ -267,6 +268,13 @@ class OrderGate:
                 issuers[v] = (item, keys[0] if keys else None)
             while len(issuers) > self._max_keys:
                 del issuers[next(iter(issuers))]
+
+
+def _add_dep(item: OrderItem, dep: OrderItem) -> None:
+    if item.deps is None:
+        item.deps = [dep]
+    elif dep not in item.deps:
+        item.deps.append(dep)
 
 
 class _UserSessions:

@@ -308,11 +308,15 @@ class Engine:
             gate = self._gate
             if gate is None:
                 return ex, due, key, None
-            unit = (ex, due, key, gate.prepare(ex))
-            if not self._admit(unit):
-                self._held = unit
-                return _WAIT
-            return unit
+            item = gate.prepare(ex)
+            unit = (ex, due, key, item)
+            if gate.admit(item, self._n_copies):  # the common case: nothing to wait for
+                if self._waiters:  # the next unit may be ready too: let one more look
+                    self._waiters.popleft()()
+                return unit
+            item.blocked_at = _perf_ns()
+            self._held = unit
+            return _WAIT
 
     def _admit(self, unit: Unit) -> bool:
         """Let ``unit`` go if its predecessors have finished; count how long it waited."""
@@ -342,10 +346,15 @@ class Engine:
         assert gate is not None
         if abandon:
             item.left = 1
-        if gate.finish(item):
-            held = self._held
-            if held is not None and self._waiters and gate.ready(held[3]):  # type: ignore[arg-type]
-                self._waiters.popleft()()
+        if gate.finish(item) and self._held is not None:
+            self._held_may_go()
+
+    def _held_may_go(self) -> None:
+        """Something finished: wake one consumer if the held unit may go now."""
+        held = self._held
+        assert held is not None and self._gate is not None and held[3] is not None
+        if self._waiters and self._gate.ready(held[3]):
+            self._waiters.popleft()()
 
     def _is_unsafe(self, ex: Exchange) -> bool:
         """Apply the safety rule; raise (file replay) or count and skip (live)."""
@@ -619,7 +628,10 @@ class Engine:
                 self.stop.set()
                 self._wake_all()
         if item is not None:
-            self._order_done(item)
+            gate = self._gate
+            assert gate is not None
+            if gate.finish(item) and self._held is not None:
+                self._held_may_go()
 
     # -- stats ------------------------------------------------------------------------------
     def _finish_stats(self) -> None:
