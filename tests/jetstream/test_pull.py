@@ -76,3 +76,16 @@ def test_acked_messages_are_not_redelivered(nats_server: NatsServer) -> None:
 
     targets, unacked = asyncio.run(run())
     assert targets == [f"/{i}" for i in range(10)] and unacked == 0
+
+
+def test_delivery_count_read_from_the_ack_subject() -> None:
+    from nats.aio.msg import Msg
+
+    from replaygate.jetstream.worker import _deliveries
+
+    for reply in (
+        "$JS.ACK.S.c0.3.10.9.1700000000000000000.5",
+        "$JS.ACK.dom.acchash.S.c0.2.10.9.1700000000000000000.5.rand",
+    ):
+        m = Msg(_client=None, subject="rg.S.p.0", reply=reply)  # type: ignore[arg-type]
+        assert _deliveries(m) == m.metadata.num_delivered
