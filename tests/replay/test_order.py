@@ -312,3 +312,25 @@ def test_sessions_property_each_user_in_order(users: list[tuple[int, int]], conc
                 assert sends[i] >= fin[last[k]]
         for k in keys:
             last[k] = i
+
+
+def test_request_only_without_connection_is_not_ordered() -> None:
+    """GoReplay's request-only files: no end, no connection: nothing to wait for."""
+    g = OrderGate("recorded")
+    exs = [make_exchange(ts_ns=T0 + i * MS, status=None) for i in range(3)]
+    items = [g.prepare(e) for e in exs[:1]]
+    g.begin(items[0])
+    for e in exs[1:]:
+        it = g.prepare(e)
+        assert g.ready(it)
+        g.begin(it)
+
+
+def test_request_only_on_one_connection_is_chained() -> None:
+    g = OrderGate("recorded")
+    a = g.prepare(_ex(0, None, conn=1))
+    g.begin(a)
+    b = g.prepare(_ex(5, None, conn=1))
+    assert not g.ready(b)
+    g.finish(a)
+    assert g.ready(b)

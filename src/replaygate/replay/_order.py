@@ -14,10 +14,11 @@ request, one push and an amortised pop per completion. Finished entries are drop
 and the heap is compacted when they pile up, so memory follows what is in flight.
 
 Exchanges with no recorded end (request-only recordings, ``no_response``) cannot order
-anything across sessions: they are ordered within their session (the original connection,
-or ``--session-key``), which is what the wire itself guarantees (HTTP/1 sends the next
+anything across sessions: they are ordered within their session (the original connection or
+the recorded session), which is what the wire itself guarantees (HTTP/1 sends the next
 request on a connection after the previous answer), and later exchanges of that session wait
-for them.
+for them. With neither an end nor a session (GoReplay's request-only files) nothing shows a
+dependency and nothing waits: ``--order sessions`` orders such recordings per user.
 
 ``--order sessions``: each exchange waits for the previous one of its *user session*, and for
 the exchange whose original response issued a value it carries (a cookie, a token, an id the
@@ -223,10 +224,7 @@ class OrderGate:
         """recorded mode: order within the session around exchanges with no recorded end."""
         key: object = ex.session or ex.conn
         if key is None:
-            if item.end is None:
-                key = ""  # nothing known at all: keep such exchanges in input order
-            else:
-                return
+            return  # no end, no session: nothing shows a dependency (GoReplay's request files)
         prev = self._open.get(key)
         if prev is not None:
             if not prev.done:
