@@ -124,3 +124,17 @@ def test_fp_any_text_is_recognised_and_stable(v: str) -> None:
 def test_numeric_pseudonyms_round_trip_through_int(n: int) -> None:
     p = K.fp(str(n), numeric=True)
     assert str(int(p)) == p and fp_is_pseudonym(p)
+
+
+_SHAPES = st.text(alphabet="aZ09-_.@:x", max_size=40) | st.text(max_size=40)
+
+
+@given(_SHAPES, st.integers(min_value=0, max_value=6), st.binary(min_size=1, max_size=8))
+@settings(max_examples=400)
+def test_fast_pseudonym_check_equals_the_reference(v: str, keep: int, key: bytes) -> None:
+    from replaygate.stages._mask_fp import _fp_is_pseudonym_slow
+
+    fp_is_pseudonym.cache_clear()
+    assert fp_is_pseudonym(v, keep) == _fp_is_pseudonym_slow(v, keep)
+    p = Keyed(key).fp(v, keep)  # true pseudonyms too, not only (mostly) false ones
+    assert fp_is_pseudonym(p, keep) == _fp_is_pseudonym_slow(p, keep)

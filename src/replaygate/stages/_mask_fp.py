@@ -110,9 +110,41 @@ def _checksum(chars: list[str], tag: list[int]) -> list[str]:
     return out
 
 
+#: the alphabet of each ASCII letter or digit (what a checksum position may hold)
+_ALPHABET_OF = {c: a for a in (_DIGITS, _LOWER, _UPPER) for c in a}
+
+
+def _checksum_holds(value: str, tag: list[int]) -> bool:
+    """``_checksum(list(value), tag) == [value[i] for i in tag]``, stopping at the first
+    position that differs (a real secret fails at the first one 9 times in 10 or more)."""
+    blank = list(value)
+    for i in tag:
+        blank[i] = "\x00"
+    digest = hashlib.sha256(
+        b"rg-fp1\x00" + "".join(blank).encode("utf-8", "surrogatepass")
+    ).digest()
+    n = int.from_bytes(digest, "big")
+    alphabet_of = _ALPHABET_OF
+    for i in tag:
+        c = value[i]
+        alphabet = alphabet_of[c]
+        n, r = divmod(n, len(alphabet))
+        if alphabet[r] != c:
+            return False
+    return True
+
+
 @functools.lru_cache(maxsize=65536)  # values repeat (cookies, e-mails): check each once
 def fp_is_pseudonym(value: str, keep: int = 0) -> bool:
     """True when ``value`` carries a valid format-preserving checksum (see module doc)."""
+    tag, body = _layout_of(value.translate(_CLS_TABLE), keep)
+    if not tag or len(body) < _MIN_BODY:
+        return False
+    return _checksum_holds(value, tag)
+
+
+def _fp_is_pseudonym_slow(value: str, keep: int = 0) -> bool:
+    """The reference form of :func:`fp_is_pseudonym` (property tests hold them equal)."""
     chars = list(value)
     tag, body = _layout(chars, keep)
     if not tag or len(body) < _MIN_BODY:
