@@ -11,7 +11,8 @@ import orjson
 
 from .. import __version__
 from ..errors import InputError
-from ..model import Exchange
+from ..model import Exchange, HTTPMessage
+from ..protocol import h2msg
 from . import WriteOptions
 from ._limits import writing
 
@@ -78,7 +79,7 @@ def exchange_to_entry(ex: Exchange) -> dict[str, Any]:
         "url": _url(ex),
         "httpVersion": req.version,
         "cookies": _cookies(req.header("cookie")),
-        "headers": _hlist(req.headers),
+        "headers": _hlist(_fields(req)),
         "queryString": [
             {"name": k, "value": v} for k, v in parse_qsl(req.query, keep_blank_values=True)
         ],
@@ -113,7 +114,7 @@ def exchange_to_entry(ex: Exchange) -> dict[str, Any]:
             "statusText": resp.reason,
             "httpVersion": resp.version,
             "cookies": [],
-            "headers": _hlist(resp.headers),
+            "headers": _hlist(_fields(resp)),
             "content": _content(body, resp.header("content-type") or ""),
         }
         if ex.meta.get("har.body") == "omitted":  # not recorded: say so again, not ""
@@ -138,6 +139,7 @@ def exchange_to_entry(ex: Exchange) -> dict[str, Any]:
         ours["seq"] = ex.seq
     if ex.meta:
         ours["meta"] = dict(ex.meta)
+    _h2_trailers(ex, ours)
     entry: dict[str, Any] = {
         "startedDateTime": _iso(ex.ts_ns),
         "time": round(send + wait + receive, 6),
@@ -152,6 +154,20 @@ def exchange_to_entry(ex: Exchange) -> dict[str, Any]:
     if ex.replay_error:
         entry["_error"] = ex.replay_error
     return entry
+
+
+def _fields(msg: HTTPMessage) -> list[tuple[str, str]]:
+    """Headers as sent: an HTTP/2 message without the chunked framing we gave its trailers."""
+    return h2msg.fields(msg) if h2msg.is_http2(msg) else msg.headers
+
+
+def _h2_trailers(ex: Exchange, ours: dict[str, Any]) -> None:
+    """HTTP/2 trailers (gRPC status, ...) ride in ``_replaygate``: HAR has no place for them."""
+    for key, msg in (("request", ex.request), ("response", ex.response)):
+        if msg is not None and h2msg.is_http2(msg):
+            tr = h2msg.trailers(msg)
+            if tr is not None:
+                ours[f"{key}_trailers"] = [[k, v] for k, v in tr]
 
 
 def _cookies(header: str | None) -> list[dict[str, str]]:

@@ -15,8 +15,9 @@ from urllib.parse import urlencode
 import orjson
 
 from ..errors import FormatError, InputError
-from ..model import ConnectionId, Exchange, Flag, Response, decode_content
+from ..model import ConnectionId, Exchange, Flag, Request, Response, decode_content
 from ..model import stable_exchange_id as _stable_id
+from ..protocol import h2msg
 from . import ReadOptions, note_cut
 from ._http1 import build_request, build_response, clean_text, encode_body, is_bodiless
 from ._limits import too_large
@@ -381,7 +382,8 @@ def _entry_to_exchange(entry: Any, index: int, path: str) -> Exchange:
     before_send = sum(_ms(_num(tm, k)) for k in ("blocked", "dns", "connect"))
     send, wait = _ms(_num(tm, "send")), _ms(_num(tm, "wait"))
     req_last = ts + before_send + send if tm else ts
-    version = _version(_str(req, "httpVersion"), meta)
+    h2 = bool(ours) and _str(req, "httpVersion") == h2msg.VERSION  # ours: exact, lossless
+    version = h2msg.VERSION if h2 else _version(_str(req, "httpVersion"), meta)
     headers = _headers(req)
     names = {k.lower() for k, _ in headers}
     cookies = req.get("cookies")
@@ -407,17 +409,20 @@ def _entry_to_exchange(entry: Any, index: int, path: str) -> Exchange:
     elif not ours and _declared_length(headers, req) > 0:
         # Chrome leaves out large or binary request bodies: say so, never replay it as empty
         meta["har.request_body"] = "omitted"
-    request = build_request(
-        method,
-        target,
-        headers,
-        body,
-        host=authority or None,
-        version=version,
-        add_length=not ours,
-        ts_first_ns=ts,
-        ts_last_ns=req_last,
-    )
+    if h2:
+        request = _h2_request(method, target, headers, body, ours, ts, req_last)
+    else:
+        request = build_request(
+            method,
+            target,
+            headers,
+            body,
+            host=authority or None,
+            version=version,
+            add_length=not ours,
+            ts_first_ns=ts,
+            ts_last_ns=req_last,
+        )
     ex = Exchange(id=_exchange_id(ours, path, index, started, url), request=request, meta=meta)
     _restore_ours(ex, ours)
     if meta.get("har.request_body") == "omitted" and not ours:
@@ -439,7 +444,9 @@ def _entry_to_exchange(entry: Any, index: int, path: str) -> Exchange:
         if isinstance(err, str) and err:
             meta.setdefault("error", clean_text(err))
         return ex
-    ex.response = _response(resp, status, method, meta, ts, req_last, wait, total)
+    ex.response = _response(
+        resp, status, method, meta, ts, req_last, wait, total, ours if h2 else None
+    )
     if status == 101 and not ours:
         ex.flags.add(Flag.UPGRADE)  # what follows the handshake is not HTTP
     if meta.get("har.body") == "omitted" and not ours:
@@ -456,6 +463,7 @@ def _response(
     req_last: int,
     wait: int,
     total: int,
+    h2: dict[str, Any] | None = None,
 ) -> Response:
     rversion = _version(_str(resp, "httpVersion"), {})
     headers = _headers(resp)
@@ -473,6 +481,17 @@ def _response(
             meta["har.body"] = "omitted"
     last = ts + total if total else req_last + wait
     first = min(req_last + wait, last) if wait else last
+    if h2 is not None and _str(resp, "httpVersion") == h2msg.VERSION:
+        try:
+            return h2msg.build_response(
+                [(":status", f"{status:03d}"), *headers],
+                body,
+                _trailer_list(h2, "response_trailers"),
+                ts_first_ns=first,
+                ts_last_ns=max(last, first),
+            )
+        except h2msg.FieldError as e:
+            raise _BadEntry(f"HTTP/2 response: {e}") from None
     return build_response(
         status,
         _str(resp, "statusText") or None,
@@ -534,6 +553,40 @@ def _exchange_id(ours: dict[str, Any], path: str, index: int, started: str, url:
     return _stable_id(
         "har", clean_text(os.path.basename(path)), index, clean_text(started), clean_text(url)
     )
+
+
+def _trailer_list(ours: dict[str, Any], key: str) -> list[tuple[str, str]] | None:
+    v = ours.get(key)
+    if not isinstance(v, list):
+        return None
+    return [
+        (clean_text(p[0]), clean_text(p[1]))
+        for p in v
+        if isinstance(p, list) and len(p) == 2 and all(isinstance(x, str) for x in p)
+    ]
+
+
+def _h2_request(
+    method: str,
+    target: str,
+    headers: list[tuple[str, str]],
+    body: bytes,
+    ours: dict[str, Any],
+    ts: int,
+    last: int,
+) -> Request:
+    """Our own HTTP/2 entry, rebuilt exactly (see :mod:`replaygate.protocol.h2msg`)."""
+    try:
+        req, _ = h2msg.build_request(
+            [(":method", method), (":path", target), *headers],
+            body,
+            _trailer_list(ours, "request_trailers"),
+            ts_first_ns=ts,
+            ts_last_ns=last,
+        )
+    except h2msg.FieldError as e:
+        raise _BadEntry(f"HTTP/2 request: {e}") from None
+    return req
 
 
 def _restore_ours(ex: Exchange, ours: dict[str, Any]) -> None:
