@@ -5,6 +5,7 @@ The public API is what ``__all__`` lists; modules whose names start with ``_`` a
 
 from __future__ import annotations
 
+from ._version import __version__
 from .errors import (
     CaptureError,
     ConfigError,
@@ -19,11 +20,27 @@ from .errors import (
     TruncatedError,
     UnknownFormatError,
 )
-from .formats import ReadOptions, WriteOptions, open_reader, open_writer
+from .formats import (
+    FormatPlugin,
+    ReadOptions,
+    WriteOptions,
+    open_reader,
+    open_writer,
+    register_format,
+)
 from .model import ConnectionId, Exchange, Flag, HTTPMessage, Request, Response
 from .pipeline import BoundedSink, Counters, Pipeline, Sink, Stage, run_pipeline
 
-__version__ = "0.1.0"
+# The composition root registers the formats that live outside ``formats`` the way a third
+# party would: nats://HOST:PORT/STREAM "paths" are a JetStream stream (scale-out).
+register_format(
+    FormatPlugin(
+        "nats",
+        reader="replaygate.jetstream._io:read",
+        writer="replaygate.jetstream._io:Writer",
+        prefixes=("nats://", "tls://"),
+    )
+)
 
 __all__ = [
     "BoundedSink",
@@ -34,6 +51,7 @@ __all__ = [
     "Exchange",
     "Flag",
     "FormatError",
+    "FormatPlugin",
     "HTTPMessage",
     "InputError",
     "MiddlewareError",
@@ -54,5 +72,6 @@ __all__ = [
     "__version__",
     "open_reader",
     "open_writer",
+    "register_format",
     "run_pipeline",
 ]

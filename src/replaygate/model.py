@@ -16,6 +16,7 @@ import enum
 import hashlib
 import os
 import zlib
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +24,7 @@ from urllib.parse import urlsplit
 
 __all__ = [
     "ConnectionId",
+    "Counters",
     "Exchange",
     "Flag",
     "HTTPMessage",
@@ -79,6 +81,27 @@ class ConnectionId:
         src, sport = _split_hostport(left)
         dst, dport = _split_hostport(right)
         return cls(src, sport, dst, dport)
+
+
+@dataclass
+class Counters:
+    """What a run saw and what it did not pass on, by reason. Printed at exit, exported."""
+
+    read: int = 0
+    written: int = 0
+    dropped: Counter[str] = field(default_factory=Counter)
+    notes: Counter[str] = field(default_factory=Counter)
+    # inputs found cut short (file, offset): everything before was read; the commands report
+    # them after writing what was readable and exit 2 (see formats.raise_cuts)
+    cuts: list[tuple[str, int | None, str]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "read": self.read,
+            "written": self.written,
+            "dropped": dict(self.dropped),
+            "notes": dict(self.notes),
+        }
 
 
 def _host(h: str) -> str:

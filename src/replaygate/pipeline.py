@@ -14,12 +14,10 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
-from .model import Exchange
+from .model import Counters, Exchange
 
 __all__ = [
     "BoundedSink",
@@ -54,27 +52,6 @@ class Sink(Protocol):
     def write(self, ex: Exchange) -> None: ...
 
     def close(self) -> None: ...
-
-
-@dataclass
-class Counters:
-    """What a run saw and what it did not pass on, by reason. Printed at exit, exported."""
-
-    read: int = 0
-    written: int = 0
-    dropped: Counter[str] = field(default_factory=Counter)
-    notes: Counter[str] = field(default_factory=Counter)
-    # inputs found cut short (file, offset): everything before was read; the commands report
-    # them after writing what was readable and exit 2 (see formats.raise_cuts)
-    cuts: list[tuple[str, int | None, str]] = field(default_factory=list)
-
-    def as_dict(self) -> dict[str, object]:
-        return {
-            "read": self.read,
-            "written": self.written,
-            "dropped": dict(self.dropped),
-            "notes": dict(self.notes),
-        }
 
 
 class Pipeline:

@@ -12,7 +12,7 @@ import datetime as dt
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .. import __version__
+from .._version import __version__
 from ._config import GateConfig
 from ._glob import glob_match
 from ._result import CompareResult, EndpointResult, FieldResult

@@ -3,6 +3,12 @@
 Every reader is a function ``read(path, options) -> Iterator[Exchange]`` and every writer a
 class ``Writer(path, options)`` that is a :class:`~replaygate.pipeline.Sink`. This registry maps
 extensions to them lazily, so importing replaygate does not import every format.
+
+Formats that live outside this package are plugins: :func:`register_format` adds one (a name,
+its file extensions or URL prefixes, and ``"module:attribute"`` references loaded on first
+use), and packages may ship one through the ``replaygate.formats`` entry-point group (the
+entry point names a :class:`FormatPlugin`). NATS JetStream ``nats://`` streams are registered
+this way by the package root, so this package never imports :mod:`replaygate.jetstream`.
 """
 
 from __future__ import annotations
@@ -15,11 +21,13 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 from ..errors import TruncatedError, UnknownFormatError
-from ..model import Exchange
-from ..pipeline import Counters, Sink
+from ..model import Counters, Exchange
+from ..pipeline import Sink
 from ._limits import DEFAULT_MAX_FILE, DEFAULT_MAX_RECORD
 
 __all__ = [
+    "ENTRY_POINT_GROUP",
+    "FormatPlugin",
     "ReadOptions",
     "WriteOptions",
     "format_of",
@@ -27,7 +35,10 @@ __all__ = [
     "open_reader",
     "open_writer",
     "raise_cuts",
+    "register_format",
 ]
+
+ENTRY_POINT_GROUP = "replaygate.formats"
 
 
 @dataclass
@@ -82,17 +93,63 @@ _FORMATS: dict[str, tuple[str | None, str | None]] = {
     "har": ("replaygate.formats.har:read", "replaygate.formats.har:Writer"),
     "mitm": ("replaygate.formats.mitm:read", None),
     "jsonl": ("replaygate.formats.jsonl:read", "replaygate.formats.jsonl:Writer"),
-    # nats://HOST:PORT/STREAM "paths": a JetStream stream instead of a file (scale-out)
-    "nats": ("replaygate.jetstream._io:read", "replaygate.jetstream._io:Writer"),
     "accesslog": ("replaygate.formats.accesslog:read", None),
 }
+
+
+# URL prefix -> format name (streams rather than files, e.g. ``nats://``)
+_PREFIXES: dict[str, str] = {}
+
+
+@dataclass(frozen=True)
+class FormatPlugin:
+    """A format that lives outside this package.
+
+    ``reader`` is a ``"module:function"`` reference to ``read(path, options)`` and ``writer``
+    one to a ``Writer(path, options)`` sink class (either may be ``None``); they are imported
+    on first use. A path is this format's when it ends with one of ``extensions`` or starts
+    with one of ``prefixes`` (URLs such as ``nats://``)."""
+
+    name: str
+    reader: str | None = None
+    writer: str | None = None
+    extensions: tuple[str, ...] = ()
+    prefixes: tuple[str, ...] = ()
+
+
+def register_format(plugin: FormatPlugin) -> None:
+    """Make ``open_reader``/``open_writer`` (and so every command) accept a plugin's format."""
+    _FORMATS[plugin.name] = (plugin.reader, plugin.writer)
+    for ext in plugin.extensions:
+        _EXTENSIONS[ext.lower()] = plugin.name
+    for prefix in plugin.prefixes:
+        _PREFIXES[prefix.lower()] = plugin.name
+
+
+_entry_points_loaded = False
+
+
+def _load_entry_points() -> None:
+    """Register the formats that installed packages declare, once, on first need."""
+    global _entry_points_loaded
+    if _entry_points_loaded:
+        return
+    _entry_points_loaded = True
+    import importlib.metadata
+
+    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        plugin = ep.load()
+        if isinstance(plugin, FormatPlugin) and plugin.name not in _FORMATS:
+            register_format(plugin)
 
 
 def format_of(path: str | os.PathLike[str]) -> str:
     """The format name for a file name; raises UnknownFormatError naming the file."""
     p = os.fspath(path).lower()
-    if p.startswith(("nats://", "tls://")):
-        return "nats"
+    _load_entry_points()
+    for prefix, name in _PREFIXES.items():
+        if p.startswith(prefix):
+            return name
     best = ""
     for ext in _EXTENSIONS:
         if p.endswith(ext) and len(ext) > len(best):

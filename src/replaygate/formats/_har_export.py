@@ -9,7 +9,7 @@ from urllib.parse import parse_qsl
 
 import orjson
 
-from .. import __version__
+from .._version import __version__
 from ..errors import InputError
 from ..model import Exchange, HTTPMessage
 from ..protocol import h2msg

@@ -25,7 +25,7 @@ import socket
 import struct
 from collections import OrderedDict
 
-from ..pipeline import Counters
+from ..model import Counters
 from .segment import TcpSegment
 
 __all__ = ["SUPPORTED_LINKTYPES", "Defragmenter", "decode_frame"]

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 from ..errors import FormatError, InputError, TruncatedError
-from ..pipeline import Counters
+from ..model import Counters
 from .segment import ACK, FIN, PSH, SYN
 
 __all__ = [
