@@ -23,6 +23,7 @@ LAYERS: dict[str, int] = {
     "_config_schema": 1,
     "metrics": 1,
     "model": 1,
+    "jsonpath": 1,
     "config": 2,
     "pipeline": 2,
     "protocol": 2,

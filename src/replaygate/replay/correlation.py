@@ -30,8 +30,8 @@ from urllib.parse import quote, quote_plus, urlsplit
 import orjson
 
 from ..errors import ConfigError
+from ..jsonpath import JsonPath
 from ..model import Exchange, HTTPMessage, Request
-from ..stages._mask_body import JsonPath
 
 __all__ = [
     "DEFAULT_RULES",
@@ -156,7 +156,7 @@ class CorrelationConfig:
                 except re.error as e:
                     raise ConfigError(f"[correlation] rules[{i}].name: bad regex ({e})") from None
             elif pr.kind == "json" and pr.name.startswith("$"):
-                JsonPath.parse(pr.name)
+                JsonPath.parse(pr.name, f"[correlation] rules[{i}].name")
         if self.default_rules:
             parsed = [*DEFAULT_RULES, *parsed]
         self.rules = parsed
