@@ -53,6 +53,8 @@ from urllib.parse import urlencode
 
 BIN = str(Path(sys.executable).parent / "replaygate")
 SECRET = "replaygate-soak-shared-secret"  # the same deploy secret on every copy
+# browsing users per run: enough requests per endpoint for the gate to judge each one
+USERS = {"datasette": 8, "roundup": 8}
 
 
 # -- helpers -----------------------------------------------------------------------------------
@@ -238,7 +240,7 @@ def ds_traffic(port: int, seed: int) -> None:
     import random
 
     rnd = random.Random(seed)
-    for user in range(4):
+    for user in range(USERS["datasette"]):
         b = Browser(port, {"Accept": "text/html,application/json"})
         b.get("/")
         b.get("/shop")
@@ -338,7 +340,7 @@ def ru_traffic(port: int, seed: int) -> None:
     import random
 
     rnd = random.Random(seed)
-    for user in range(3):
+    for user in range(USERS["roundup"]):
         b = Browser(port)
         home = b.get("/")
         b.get("/issue?@columns=id,title,status,priority&@sort=-activity&@pagesize=20")
