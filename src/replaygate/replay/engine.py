@@ -526,17 +526,7 @@ class Engine:
             return [(ex, chosen[0])]
         out = []
         for p in [*chosen, *([self.baseline] if self.baseline else [])]:
-            cp = Exchange(
-                id=ex.id,
-                request=ex.request,
-                response=ex.response,
-                conn=ex.conn,
-                session=ex.session,
-                seq=ex.seq,
-                flags=set(ex.flags),
-                interim=list(ex.interim),
-                meta=dict(ex.meta),
-            )
+            cp = ex.copy()
             cp.meta["target"] = p.target.url
             if self.baseline is not None:
                 cp.meta["role"] = p.role
