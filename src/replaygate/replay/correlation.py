@@ -256,6 +256,11 @@ class CorrelationHook:
         self._path_rules = [
             (r, self._paths[r.name]) for r in self.config.rules if r.name in self._paths
         ]
+        # head rules in order, each with the lower-case bytes the original head must contain
+        # for the rule to find a value there (None: always look)
+        self._head_rules = [
+            (r, _needle(r)) for r in self.config.rules if r.kind in ("cookie", "header", "location")
+        ]
         self._json_names = {
             _norm(r.name): r for r in self.config.rules if r.kind == "json" and r.name[:1] != "$"
         }
@@ -271,14 +276,19 @@ class CorrelationHook:
         while len(self._scopes) > _MAX_SESSIONS:
             del self._scopes[next(iter(self._scopes))]
         glob = self._targets.setdefault(target, _Scope(cap=1024))
-        created = (
-            ex.request.method.upper() in ("POST", "PUT", "PATCH")
-            and 200 <= ex.response.status < 300
-            and 200 <= ex.replayed.status < 300
-        )
+        created: bool | None = None  # worked out only for a value of a ``created`` rule
         for orig, new, rule, is_id in self._pairs(ex.response, ex.replayed):
-            if orig == new or not orig or not new or (rule.created and not created):
+            if orig == new or not orig or not new:
                 continue
+            if rule.created:
+                if created is None:
+                    created = (
+                        ex.request.method.upper() in ("POST", "PUT", "PATCH")
+                        and 200 <= ex.response.status < 300
+                        and 200 <= ex.replayed.status < 300
+                    )
+                if not created:
+                    continue
             if not is_id and len(orig) < self.config.min_length:
                 continue
             scope.learn(orig, new, rule.rule_name, is_id)
@@ -289,8 +299,14 @@ class CorrelationHook:
         if not self.config.enabled:
             return request
         target = ex.meta.get("target", "")
+        glob = self._targets.get(target)
+        if glob is None or not (glob.tokens or glob.ids):
+            # nothing learned for the target (a session's values are in its target's too)
+            return request
         scopes = [
-            s for s in (self._scopes.get((target, session_of(ex))), self._targets.get(target)) if s
+            s
+            for s in (self._scopes.get((target, session_of(ex))), glob)
+            if s is not None and (s.tokens or s.ids)  # an empty scope substitutes nothing
         ]
         if not scopes:
             return request
@@ -336,16 +352,17 @@ class CorrelationHook:
     def _pairs(
         self, orig: HTTPMessage, new: HTTPMessage
     ) -> Iterator[tuple[str, str, CorrelationRule, bool]]:
-        rules = self.config.rules
-        o_body: str | None = None
-        n_body: str | None = None
-        o_json: Any = _UNSET
-        n_json: Any = _UNSET
+        # Every value is issued by the *original* response: what it cannot carry is never
+        # parsed, decoded or looked for in staging's answer (a cheap look at the original
+        # head first; names are ASCII-lowered bytes, a superset of the parsed names' match).
+        ohead = orig.raw[: orig.head_len].lower()
         o_dec: bytes | None = None  # decoded bodies, computed once
         n_dec: bytes | None = None
         oh: dict[str, str] | None = None  # first value of each header, by lower-case name
         nh: dict[str, str] = {}
-        for rule in rules:
+        for rule, needle in self._head_rules:
+            if needle is not None and needle not in ohead:
+                continue  # the original has no such header: no value from this rule
             if rule.kind == "cookie":
                 oc, nc = _set_cookies(orig), _set_cookies(new)
                 for name, ov in oc.items():
@@ -360,27 +377,34 @@ class CorrelationHook:
             elif rule.kind == "location":
                 yield from ((o, n, rule, True) for o, n in _location_ids(orig, new))
         if self._json_names or self._paths:
-            o_dec, n_dec = orig.decoded_body(), new.decoded_body()
-            o_json, n_json = _json_of(orig, o_dec), _json_of(new, n_dec)
-            if o_json is not _UNSET and n_json is not _UNSET:
-                try:
-                    ovals = dict(self._json_values(o_json))
-                    nvals = dict(self._json_values(n_json))
-                except RecursionError:  # absurdly deep documents: nothing learned from them
-                    ovals, nvals = {}, {}
-                for key, (ov, rule) in ovals.items():
-                    got = nvals.get(key)
-                    if got is not None:
-                        yield ov, got[0], rule, rule.id
+            o_dec = _decoded(orig)
+            o_json = _json_of(orig, o_dec)
+            if o_json is not _UNSET:
+                n_dec = new.decoded_body()
+                n_json = _json_of(new, n_dec)
+                if n_json is not _UNSET:
+                    try:
+                        ovals = dict(self._json_values(o_json))
+                        nvals = dict(self._json_values(n_json))
+                    except RecursionError:  # absurdly deep documents: nothing learned
+                        ovals, nvals = {}, {}
+                    for key, (ov, rule) in ovals.items():
+                        got = nvals.get(key)
+                        if got is not None:
+                            yield ov, got[0], rule, rule.id
         if self._regex:
-            if o_dec is None or n_dec is None:
-                o_dec, n_dec = orig.decoded_body(), new.decoded_body()
+            if o_dec is None:
+                o_dec = _decoded(orig)
             o_body = _text_of(orig, o_dec)
-            n_body = _text_of(new, n_dec)
+            n_body: str | None = None
             for rule, rx in self._regex:
                 om = [_grp(m) for m in rx.finditer(o_body)]
                 if not om:
                     continue
+                if n_body is None:
+                    if n_dec is None:
+                        n_dec = new.decoded_body()
+                    n_body = _text_of(new, n_dec)
                 nm = [_grp(m) for m in rx.finditer(n_body)]
                 for ov, nv in zip(om, nm, strict=False):
                     yield ov, nv, rule, rule.id
@@ -541,6 +565,22 @@ def _first_values(msg: HTTPMessage) -> dict[str, str]:
     for k, v in msg.headers:
         out.setdefault(k.lower(), v)
     return out
+
+
+def _needle(rule: CorrelationRule) -> bytes | None:
+    """Bytes a head must contain (lower-cased) to have the header ``rule`` reads."""
+    name = {"cookie": "set-cookie", "location": "location"}.get(rule.kind, rule.name.lower())
+    try:
+        return name.encode("latin-1") if name else None
+    except UnicodeEncodeError:  # never equal to a parsed (latin-1) name: look anyway
+        return None
+
+
+def _decoded(msg: HTTPMessage) -> bytes:
+    """``msg.decoded_body()``; an empty body without parsing the head."""
+    if msg.head_len >= len(msg.raw):
+        return b""
+    return msg.decoded_body()
 
 
 def _grp(m: re.Match[str]) -> str:
