@@ -7,30 +7,25 @@ exchanges go: source thread -> bounded queue (overflow: drop whole exchanges, co
 reported once at the end, with the count. When the queue runs empty the sink is flushed, so a
 ``kill -9`` loses at most what arrived in the last instant.
 
-Why not :class:`~replaygate.pipeline.BoundedSink` (same contract): its ``queue.Queue``
-wakes the writer thread on every exchange, and that thread switch (lock release + GIL
-handoff) measured ~45 µs per exchange inside the proxy's event loop, more than forwarding
-the request. Here the producer only appends to a deque (atomic under the GIL) and the writer
-drains it in batches, sleeping a few milliseconds when it is empty.
+The queue and the writer thread are :class:`~replaygate.pipeline.BoundedSink`'s (a deque
+drained in batches, see there why); this subclass adds the stages, the flush after each
+batch, and the counts and the one error a live recorder reports.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections import deque
 from collections.abc import Sequence
 
 from ..errors import CaptureError, ReplaygateError
 from ..model import Exchange
-from ..pipeline import Counters, Pipeline, Sink, Stage
+from ..pipeline import BoundedSink, Counters, Pipeline, Sink, Stage
 
 __all__ = ["RecordingSink"]
 
-_IDLE_S = 0.005  # writer poll interval when the queue is empty (adds at most this latency)
 
-
-class RecordingSink:
+class RecordingSink(BoundedSink):
     """A never-blocking sink with stages in its writer thread and counted losses.
 
     ``write`` is safe from any thread and never blocks. ``close`` drains the queue, flushes
@@ -38,25 +33,23 @@ class RecordingSink:
     failed, saying how many exchanges were lost (everything was still counted).
     """
 
+    failures = (OSError, ReplaygateError)
+
     def __init__(
         self, sink: Sink, stages: Sequence[Stage] = (), *, max_queue: int = 10_000, name: str = ""
     ) -> None:
         self.name = name or getattr(sink, "path", "") or type(sink).__name__
-        self.counters = Counters()
-        self._pipeline = Pipeline(stages, sink, self.counters)
+        counters = Counters()
+        self._pipeline = Pipeline(stages, sink, counters)
         self._flush = getattr(sink, "flush", None)
-        self._q: deque[Exchange] = deque()
-        self._max = max_queue
-        self._error: BaseException | None = None
         self._lost = 0
         self._unflushed = 0  # counted written by the pipeline, but their flush failed
         self._dropped = 0
-        self._stop = False
+        self._written_before = 0
         self._lock = threading.Lock()
         self._closed = False
         self.submitted = 0
-        self._thread = threading.Thread(target=self._run, name="replaygate-writer", daemon=True)
-        self._thread.start()
+        super().__init__(sink, max_queue, counters)
 
     # -- producer side -----------------------------------------------------------------------
     def write(self, ex: Exchange) -> None:
@@ -65,10 +58,6 @@ class RecordingSink:
             self._dropped += 1
             return
         self._q.append(ex)
-
-    @property
-    def pending(self) -> int:
-        return len(self._q)
 
     @property
     def failed(self) -> BaseException | None:
@@ -85,45 +74,26 @@ class RecordingSink:
             time.sleep(0.001)
         return True
 
-    # -- writer thread -----------------------------------------------------------------------
-    def _run(self) -> None:
-        q = self._q
-        feed = self._pipeline.feed
-        while True:
-            if not q:
-                if self._stop:
-                    return
-                time.sleep(_IDLE_S)
-                continue
-            wrote = False
-            written_before = self.counters.written
-            n = 0
-            while q:
-                n += 1
-                if n & 7 == 0:
-                    # Hand the GIL back now and then: the producer is an event loop or a
-                    # capture reader, and would otherwise wait up to the interpreter's switch
-                    # interval (5 ms) after every syscall while this thread writes a backlog.
-                    time.sleep(0)
-                ex = q.popleft()
-                if self._error is not None:
-                    self._lost += 1
-                    continue
-                try:
-                    feed(ex)
-                    wrote = True
-                except (OSError, ReplaygateError) as e:
-                    self._error = e
-                    self._lost += 1
-            if wrote and self._flush is not None and self._error is None:
-                try:
-                    self._flush()
-                except (OSError, ReplaygateError) as e:
-                    self._error = e
-                    # what this batch wrote never reached the disk: lost, not recorded
-                    unflushed = self.counters.written - written_before
-                    self._lost += unflushed
-                    self._unflushed += unflushed
+    # -- writer thread (BoundedSink's loop) ----------------------------------------------------
+    def _deliver(self, ex: Exchange) -> None:
+        self._pipeline.feed(ex)
+
+    def _lose(self) -> None:
+        self._lost += 1
+
+    def _before_batch(self) -> None:
+        self._written_before = self.counters.written
+
+    def _after_batch(self, delivered: int) -> None:
+        if delivered and self._flush is not None and self._error is None:
+            try:
+                self._flush()
+            except (OSError, ReplaygateError) as e:
+                self._error = e
+                # what this batch wrote never reached the disk: lost, not recorded
+                unflushed = self.counters.written - self._written_before
+                self._lost += unflushed
+                self._unflushed += unflushed
 
     # -- results -----------------------------------------------------------------------------
     def stats(self) -> dict[str, int]:
@@ -143,8 +113,7 @@ class RecordingSink:
             if self._closed:
                 return
             self._closed = True
-        self._stop = True
-        self._thread.join()
+        self._drain()
         try:
             self._pipeline.close()
         except (OSError, ReplaygateError) as e:
