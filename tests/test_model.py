@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import gzip
 
 import pytest
@@ -108,3 +109,30 @@ def test_connection_id_roundtrip() -> None:
 
 def test_make_response_reason() -> None:
     assert make_response(404).reason == "Not Found"
+
+
+def test_copy_is_independent_and_shares_the_messages() -> None:
+    from replaygate.testing import make_exchange
+
+    ex = make_exchange("POST", "/a", request_body=b"x")
+    ex.flags.add(Flag.MASKED)
+    ex.meta["k"] = "v"
+    cp = ex.copy()
+    names = [f.name for f in dataclasses.fields(ex)]
+    assert [getattr(cp, n) for n in names] == [getattr(ex, n) for n in names]
+    assert cp.request is ex.request and cp.response is ex.response
+    cp.flags.add(Flag.INJECTED)
+    cp.meta["k"] = "w"
+    cp.interim.append(ex.request)  # type: ignore[arg-type]
+    assert ex.flags == {Flag.MASKED} and ex.meta == {"k": "v"} and ex.interim == []
+
+
+def test_incomplete_flags_are_what_complete_checks() -> None:
+    from replaygate.model import INCOMPLETE_FLAGS
+    from replaygate.testing import make_exchange
+
+    for flag in INCOMPLETE_FLAGS | {Flag.NO_RESPONSE}:
+        ex = make_exchange()
+        ex.flags.add(flag)
+        assert not ex.complete, flag
+    assert make_exchange().complete

@@ -23,6 +23,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 __all__ = [
+    "INCOMPLETE_FLAGS",
     "ConnectionId",
     "Counters",
     "Exchange",
@@ -60,6 +61,20 @@ class Flag(enum.StrEnum):
     INJECTED = "injected"  # created by middleware, not captured
     REPLAY_TRUNCATED = "replay_truncated"  # replayed response cut at --max-response-size
     MALFORMED_REQUEST_LINE = "malformed_request_line"  # odd method, no target, glued version
+
+
+# The flags that say an exchange's bytes are not whole: it cannot be judged as if it were.
+INCOMPLETE_FLAGS = frozenset(
+    {
+        Flag.REQUEST_GAP,
+        Flag.RESPONSE_GAP,
+        Flag.REQUEST_TRUNCATED,
+        Flag.RESPONSE_TRUNCATED,
+        Flag.PARSE_ERROR,
+        Flag.ORPHAN_RESPONSE,
+    }
+)
+_NOT_COMPLETE = INCOMPLETE_FLAGS | {Flag.NO_RESPONSE}
 
 
 @dataclass(frozen=True, slots=True)
@@ -508,16 +523,26 @@ class Exchange:
 
     @property
     def complete(self) -> bool:
-        bad = {
-            Flag.NO_RESPONSE,
-            Flag.REQUEST_GAP,
-            Flag.RESPONSE_GAP,
-            Flag.REQUEST_TRUNCATED,
-            Flag.RESPONSE_TRUNCATED,
-            Flag.PARSE_ERROR,
-            Flag.ORPHAN_RESPONSE,
-        }
-        return self.response is not None and not (self.flags & bad)
+        return self.response is not None and not (self.flags & _NOT_COMPLETE)
+
+    def copy(self) -> Exchange:
+        """An exchange that can be changed without touching this one: the messages (immutable)
+        are shared; flags, interim responses and meta are copied."""
+        return Exchange(
+            id=self.id,
+            request=self.request,
+            response=self.response,
+            replayed=self.replayed,
+            conn=self.conn,
+            session=self.session,
+            seq=self.seq,
+            flags=set(self.flags),
+            interim=list(self.interim),
+            replay_error=self.replay_error,
+            replay_ts_ns=self.replay_ts_ns,
+            replay_latency_ns=self.replay_latency_ns,
+            meta=dict(self.meta),
+        )
 
     def summary(self) -> dict[str, Any]:
         """The per-exchange record of ``inspect --json`` (contract: keep these keys)."""

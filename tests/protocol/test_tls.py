@@ -24,6 +24,7 @@ from replaygate.protocol.tls import (
     version_name,
 )
 
+from . import h2frames
 from .tlsconv import converse, segments
 
 V10, V11 = ssl.TLSVersion.TLSv1, ssl.TLSVersion.TLSv1_1
@@ -124,14 +125,19 @@ def test_wrong_key_is_a_decrypt_error(tmp_path: Path) -> None:
     assert out == [] and tls_stats(asm)["decrypt_error"] == 1
 
 
-def test_h2_alpn_is_counted_as_http2(tmp_path: Path) -> None:
+def test_h2_alpn_goes_to_the_http2_parser(tmp_path: Path) -> None:
+    # #17: decrypted h2 is parsed (it used to be counted as tls.http2 and dropped)
     kl = str(tmp_path / "keys.log")
-    conv, _ = converse([(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", b"\0\0\0\4\0\0\0\0\0")], kl,
-                       alpn=["h2"])  # fmt: skip
+    client, server = h2frames.simple([(h2frames.get("/x"), b"")], [([(":status", "200")], b"hi")])
+    conv, _ = converse([(client, server)], kl, alpn=["h2"])
     out, asm = run(segments(conv.flights), load_keylog(kl))
-    assert out == []
+    (ex,) = out
+    assert ex.request.raw == b"GET /x HTTP/2\r\nhost: a.test\r\n\r\n"
+    assert ex.response is not None and ex.response.raw == b"HTTP/2 200\r\n\r\nhi"
+    assert ex.meta["tls.alpn"] == "h2" and ex.meta["h2.stream"] == "1" and ex.complete
     s = tls_stats(asm)
-    assert s["http2"] == 1 and s["http2_bytes"] > 0
+    assert "http2" not in s and "http2_bytes" not in s and s["decrypted"] == 1
+    assert asm.stats.http2_flows == 1
 
 
 def test_alpn_http11_is_recorded(tmp_path: Path) -> None:

@@ -502,3 +502,20 @@ def test_header_map_is_header_for_every_name(headers: list[tuple[str, str]]) -> 
     got = _first_values(msg)
     for name in ("x-csrf-token", "X-CSRF-TOKEN", "location", "set-cookie", "a", "b"):
         assert got.get(name.lower()) == msg.header(name)
+
+
+def test_answers_that_issue_nothing_are_not_parsed_and_requests_go_untouched() -> None:
+    """Learning looks at the original answer's head bytes first: no Set-Cookie, token header,
+    Location, JSON or HTML form means nothing is parsed or decoded (staging's answer is not
+    even looked at); with nothing learned for the target, a request is passed as is."""
+    hook = CorrelationHook()
+    orig = Response(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok")
+    new = Response(b"HTTP/1.1 200 OK\r\nSet-Cookie: sid=abcdefgh123\r\n\r\n")
+    req = Request(b"GET /a?sid=abcdefgh123 HTTP/1.1\r\nHost: h\r\n\r\n")
+    ex = Exchange(id="1", request=req, response=orig, replayed=new)
+    assert hook.before_send(ex, req) is req
+    hook.after_response(ex)
+    assert orig._headers is None and new._headers is None
+    req2 = Request(b"GET /b HTTP/1.1\r\nHost: h\r\nCookie: sid=abcdefgh123\r\n\r\n")
+    assert hook.before_send(Exchange(id="2", request=req2), req2) is req2
+    assert hook.summary() == "correlation: 0 substitutions, 0 values learned"

@@ -193,3 +193,27 @@ def test_prefilter_never_hides_a_finding(parts: list[str]) -> None:
     py._db = None
     if without:
         assert sc.quick(text) and py(text)
+
+
+_KV_TEXT = st.lists(
+    st.sampled_from(["pin", "PIN", "sid", "otp", "x", "-", "_", "=", ":", " ", '"', "'", "é", "1"]),
+    max_size=30,
+).map("".join)
+
+
+@given(_KV_TEXT)
+@settings(max_examples=300)
+def test_field_patterns_with_the_boundary_after_the_name_match_as_before(text: str) -> None:
+    """``pin(?<![\\w-]pin)`` (fast: starts with a literal) finds what ``(?<![\\w-])pin``
+    found, ignoring case or not."""
+    import re
+
+    from replaygate.stages._detectors import _field_patterns
+
+    for _n, pat in _field_patterns(["pin", "sid", "*otp", "pass*"]):
+        old = re.sub(r"^(\w+)\(\?<!\[\\w-\]\1\)", r"(?<![\\w-])\1", pat)
+        for flags in (re.ASCII, re.ASCII | re.IGNORECASE):
+            new_rx, old_rx = re.compile(pat, flags), re.compile(old, flags)
+            assert [m.span() for m in new_rx.finditer(text)] == [
+                m.span() for m in old_rx.finditer(text)
+            ]

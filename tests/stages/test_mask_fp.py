@@ -138,3 +138,16 @@ def test_fast_pseudonym_check_equals_the_reference(v: str, keep: int, key: bytes
     assert fp_is_pseudonym(v, keep) == _fp_is_pseudonym_slow(v, keep)
     p = Keyed(key).fp(v, keep)  # true pseudonyms too, not only (mostly) false ones
     assert fp_is_pseudonym(p, keep) == _fp_is_pseudonym_slow(p, keep)
+
+
+@given(
+    _SHAPES | st.from_regex(r"[0-9]{1,20}", fullmatch=True),
+    st.integers(min_value=0, max_value=6),
+    st.booleans(),
+    st.binary(min_size=1, max_size=8),
+)
+@settings(max_examples=400)
+def test_fast_fp_equals_the_reference(v: str, keep: int, numeric: bool, key: bytes) -> None:
+    k = Keyed(key)
+    assert k.fp(v, keep, numeric=numeric) == k._fp_slow(v, keep, numeric=numeric)
+    assert k.fp(v, keep, check=False) == k._fp_slow(v, keep, check=False)

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 import orjson
 
-from ..model import Exchange, Flag, Response
+from ..model import INCOMPLETE_FLAGS, Exchange, Response
 from ._config import CompareConfig
 from ._glob import glob_match
 from ._result import CompareResult, EndpointResult, FieldResult
@@ -30,16 +30,7 @@ __all__ = ["Comparator", "CompareSink"]
 
 DiffKey = tuple[str, str]
 MAX_FULL_SAMPLES = 12  # per endpoint: samples that keep request and both responses
-_INCOMPLETE = frozenset(
-    (
-        Flag.REQUEST_GAP,
-        Flag.RESPONSE_GAP,
-        Flag.REQUEST_TRUNCATED,
-        Flag.RESPONSE_TRUNCATED,
-        Flag.PARSE_ERROR,
-        Flag.ORPHAN_RESPONSE,
-    )
-)
+_INCOMPLETE = INCOMPLETE_FLAGS
 
 
 MAX_FIELDS = 2000  # per endpoint; further keys count as one "(other fields)" key per kind

@@ -10,7 +10,8 @@ A file is a sequence of records::
 have only three header fields (no latency). GoReplay splits the header line on spaces and
 reads the first fields only, so replaygate carries its own metadata as extra ``rg.<key>=<value>``
 fields (values percent-encoded, never containing a space); GoReplay ignores them and
-replaygate reads them back. Version of this metadata: ``rg.v=1``.
+replaygate reads them back. Version of this metadata: ``rg.v=1``; older versions are upgraded
+on reading by the converters in :mod:`._gor_compat`.
 
 Like GoReplay (``input_file.go``: split on spaces, at least three fields, ``meta[2]`` is the
 timestamp, ``-1`` is "no latency") a reader must ignore fields it does not know; the test
@@ -37,6 +38,8 @@ from urllib.parse import quote, unquote
 
 from ..errors import FormatError, InputError, TruncatedError
 from ..model import ConnectionId, Exchange, Flag, HTTPMessage, Request, Response
+from ._gor_compat import META_VERSION as _META_VERSION
+from ._gor_compat import upgrade
 from ._limits import DEFAULT_MAX_RECORD, GOR_MAX_HEADER_LINE, human_size, too_large, writing
 
 __all__ = [
@@ -59,7 +62,7 @@ _SAFE = ":>[],."
 # values made only of these come out of quote(v, safe=_SAFE) unchanged (its always-safe set
 # plus _SAFE): most values (addresses, numbers, flags, hex ids) skip quote() entirely
 _PLAIN = re.compile(r"[A-Za-z0-9_.~:>\[\],-]*").fullmatch
-META_VERSION = "1"
+META_VERSION = str(_META_VERSION)
 _CHUNK = 1 << 20
 _FLAG = "--max-record-size"
 
@@ -383,7 +386,10 @@ def _exchange_from_records(req: GorRecord, others: list[GorRecord]) -> Exchange:
     (``End - Start``). A request with a latency and without our ``rg.v`` marks the latter.
     """
     e = req.extra
-    per_message = req.latency_ns is not None and "v" not in e
+    version = e.get("v")
+    if version is not None and version != META_VERSION:
+        upgrade(e, [r.extra for r in others])
+    per_message = req.latency_ns is not None and version is None
     last = _int_field(e, "tl")
     if not last and per_message and req.latency_ns is not None:
         last = req.ts_ns + req.latency_ns

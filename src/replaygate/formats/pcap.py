@@ -31,6 +31,7 @@ from collections.abc import Iterator
 
 from ..errors import FormatError, TruncatedError
 from ..model import Exchange
+from ..protocol.http2 import FAILURES as HTTP2_FAILURES
 from ..protocol.keylog import KeyLog, load_keylog
 from ..protocol.linklayer import Defragmenter, decode_frame
 from ..protocol.pcapfile import SECRETS_TLS_KEYLOG, iter_frame_batches
@@ -123,5 +124,9 @@ def read(path: str, options: ReadOptions) -> Iterator[Exchange]:
                 n = getattr(tls, reason)
                 if n:
                     counters.dropped["tls." + reason] += n
+        for reason in HTTP2_FAILURES:
+            n = asm.stats.http2["http2_" + reason]
+            if n:
+                counters.dropped["http2." + reason] += n
         if len(defrag):
             counters.dropped["link.ip_fragment_incomplete"] += len(defrag)

@@ -27,13 +27,14 @@ Records waiting for a key that a live capture has not read yet are retried by
 
 from __future__ import annotations
 
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
 
 from ..model import ConnectionId, Exchange, Flag
 from . import _http1_grammar as g
 from .http1 import HTTP1StreamParser, ParserConfig
+from .http2 import HTTP2Parser, looks_like_preface, looks_like_settings
 from .segment import TcpSegment
 from .tcp import DATA, EOF, GAP, Event, StreamReassembler
 from .tls import Plain, TLSConfig, TLSConnection, TLSSessionCache, TLSStats, looks_like_tls
@@ -44,7 +45,7 @@ _WELL_KNOWN = frozenset(
     {80, 81, 591, 3000, 3128, 5000, 8000, 8008, 8080, 8081, 8088, 8443, 8888, 9000, 9090}
 )
 # First bytes that are certainly not HTTP/1 from a client: TLS records, SSH, HTTP/2 preface.
-_NOT_HTTP = (b"\x16\x03", b"\x80", b"SSH-", b"PRI * HTTP/2")
+_NOT_HTTP = (b"\x16\x03", b"\x80", b"SSH-")
 # A connection whose parser skipped this much without finding any message stops being parsed.
 _GIVE_UP_BYTES = 1 << 20
 
@@ -108,12 +109,17 @@ class AssemblerStats:
     parse_errors: int = 0
     malformed_request_lines: int = 0
     tls_flows: int = 0
+    http2_flows: int = 0
     tls: TLSStats = field(default_factory=TLSStats)
+    http2: Counter[str] = field(default_factory=Counter)
 
     def as_dict(self) -> dict[str, int]:
-        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "tls"}
+        out = {
+            f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("tls", "http2")
+        }
         for k, v in self.tls.as_dict().items():
             out["tls_" + k] = v
+        out.update(self.http2)  # http2_<reason>: connections not parsed (further), by reason
         return out
 
 
@@ -145,7 +151,7 @@ class _Flow:
         self.last_ts = ts
         self.rs_client: StreamReassembler | None = None
         self.rs_server: StreamReassembler | None = None
-        self.parser: HTTP1StreamParser | None = None
+        self.parser: HTTP1StreamParser | HTTP2Parser | None = None
         self.non_http = False
         self.syn_seen = False
         self.client_isn: int | None = None
@@ -383,15 +389,22 @@ class TrafficAssembler:
                 self.stats.tls_flows += 1
                 tls_config = self.config.tls
                 if tls_config is not None:
-                    flow.tls = TLSConnection(tls_config, self.stats.tls, self._tls_cache)
+                    flow.tls = TLSConnection(
+                        tls_config, self.stats.tls, self._tls_cache, parse_http2=True
+                    )
                     return self._deliver(flow, from_client, events)
             if from_client and isinstance(first, bytes) and first.startswith(_NOT_HTTP):
                 flow.non_http = True
                 self.stats.non_http_flows += 1
                 return self._deliver(flow, from_client, events)
-            parser = flow.parser = HTTP1StreamParser(
-                flow.conn, config=self.config.parser, id_seed=str(flow.first_ts)
-            )
+            if isinstance(first, bytes) and (
+                looks_like_preface(first) if from_client else looks_like_settings(first)
+            ):
+                parser = flow.parser = self._http2(flow, "http")
+            else:
+                parser = flow.parser = HTTP1StreamParser(
+                    flow.conn, config=self.config.parser, id_seed=str(flow.first_ts)
+                )
         out: list[Exchange] = []
         ts = flow.last_ts
         if from_client:
@@ -430,9 +443,12 @@ class TrafficAssembler:
             return []
         parser = flow.parser
         if parser is None:
-            parser = flow.parser = HTTP1StreamParser(
-                flow.conn, config=self.config.parser, id_seed=str(flow.first_ts)
-            )
+            if tls.http2:  # ALPN h2
+                parser = flow.parser = self._http2(flow, None)
+            else:
+                parser = flow.parser = HTTP1StreamParser(
+                    flow.conn, config=self.config.parser, id_seed=str(flow.first_ts)
+                )
         out: list[Exchange] = []
         for from_client, kind, value, ts in items:
             if kind == DATA:
@@ -444,6 +460,10 @@ class TrafficAssembler:
             elif kind == EOF:
                 out += (parser.client_eof if from_client else parser.server_eof)(ts)
         return self._count(out, flow)
+
+    def _http2(self, flow: _Flow, scheme: str | None) -> HTTP2Parser:
+        self.stats.http2_flows += 1
+        return HTTP2Parser(flow.conn, id_seed=str(flow.first_ts), scheme=scheme)
 
     def _close(self, flow: _Flow, *, ended: bool = False) -> list[Exchange]:
         """Flush one connection: remaining bytes, gaps, then the parser's outstanding work.
@@ -494,6 +514,8 @@ class TrafficAssembler:
             st.resyncs += ps.resyncs
             st.parse_errors += ps.parse_errors
             st.malformed_request_lines += ps.malformed_request_lines
+            if isinstance(parser, HTTP2Parser):
+                st.http2.update(parser.counts)
             if (
                 parser.exchanges_emitted == 0
                 and not flow.non_http

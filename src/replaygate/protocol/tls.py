@@ -252,9 +252,15 @@ class TLSConnection:
     """Both directions of one TLS connection; see the module docstring."""
 
     def __init__(
-        self, config: TLSConfig, stats: TLSStats, cache: TLSSessionCache | None = None
+        self,
+        config: TLSConfig,
+        stats: TLSStats,
+        cache: TLSSessionCache | None = None,
+        *,
+        parse_http2: bool = False,
     ) -> None:
         self.config = config
+        self.parse_http2 = parse_http2  # h2 plaintext goes out (an HTTP/2 parser reads it)
         self.stats = stats
         self.cache = cache if cache is not None else TLSSessionCache()
         self._c = _Dir()
@@ -494,7 +500,7 @@ class TLSConnection:
     def _app(self, from_client: bool, plain: bytes, ts: int) -> None:
         if not plain:
             return
-        if self.http2:
+        if self.http2 and not self.parse_http2:
             self.stats.http2_bytes += len(plain)
             return
         if not self.app_data:
@@ -709,4 +715,5 @@ class TLSConnection:
             self.alpn = protos[0]
             if self.alpn == "h2" and not self.http2:
                 self.http2 = True
-                self.stats.http2 += 1
+                if not self.parse_http2:
+                    self.stats.http2 += 1

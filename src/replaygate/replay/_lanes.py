@@ -6,23 +6,66 @@ request. A lane is a plain object chained on the connection's completion callbac
 arrives (inside ``data_received``), the outcome is recorded, and the next request is written
 right there. Anything unusual (connecting, the stale keep-alive retry, redirects) falls back
 to a short coroutine that calls the lane again when done. Results are identical to the
-coroutine workers (same ``Engine._record``), which the tests run through both paths.
+coroutine workers (same ``Engine.record``), which the tests run through both paths.
 """
 
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import Protocol
 
 from ..model import Exchange, Request
+from ._config import ReplayConfig
 from ._order import OrderItem
 from ._redirect import follow_redirects
+from ._stats import ReplayStats
 from .client import ConnectError, Connection, Result
 from .pool import Slot, TargetPool, close_slot
 
-if TYPE_CHECKING:
-    from .engine import Engine
+# what the engine hands out: the exchange, when it is due (perf_counter ns, None = now), its
+# session key and its order item
+Unit = tuple[Exchange, int | None, str | None, OrderItem | None]
+
+
+class LaneHost(Protocol):
+    """What lanes need from the engine (:class:`~replaygate.replay.engine.Engine`), and all:
+    the lanes never touch its private state."""
+
+    loop: asyncio.AbstractEventLoop
+    stop: threading.Event
+    config: ReplayConfig
+    stats: ReplayStats
+
+    @property
+    def failed(self) -> bool: ...
+
+    def fail(self, e: BaseException) -> None: ...
+
+    def next_unit(self) -> Unit | object | None: ...
+
+    def park(self) -> asyncio.Future[None]: ...
+
+    def wait_for_unit(self, wake: Callable[[], None]) -> None: ...
+
+    def copies_of(self, ex: Exchange, key: str | None) -> list[tuple[Exchange, TargetPool]]: ...
+
+    def prepare(self, ex: Exchange, pool: TargetPool) -> tuple[Request, bytes]: ...
+
+    def record(
+        self,
+        ex: Exchange,
+        pool: TargetPool,
+        req: Request,
+        raw: bytes,
+        first: Result,
+        res: Result,
+        due: int | None,
+        item: OrderItem | None = None,
+    ) -> None: ...
+
 
 __all__ = ["FastLane", "TimedDispatcher"]
 
@@ -45,7 +88,7 @@ class FastLane:
         "slot",
     )
 
-    def __init__(self, engine: Engine, dispatcher: TimedDispatcher | None = None) -> None:
+    def __init__(self, engine: LaneHost, dispatcher: TimedDispatcher | None = None) -> None:
         self.engine = engine
         self.loop = engine.loop
         self.slot: Slot = {}
@@ -86,11 +129,8 @@ class FastLane:
 
     def _fail(self, e: BaseException) -> None:
         eng = self.engine
-        if eng._error is None:
-            eng._error = e
-        eng.stop.set()
         self._finish()
-        eng._wake_all()
+        eng.fail(e)
         if self._dispatcher is not None:
             self._dispatcher.wake()
 
@@ -104,19 +144,19 @@ class FastLane:
                 if self._dispatcher is not None:
                     self._dispatcher.release(self)
                     return
-                unit = eng._next_sync()
+                unit = eng.next_unit()
                 if unit is None:
                     self._finish()
                     return
                 if not isinstance(unit, tuple):  # held back by the order gate: park
-                    eng._waiters.append(self._wake)
+                    eng.wait_for_unit(self._wake)
                     return
                 self._item = unit[3]
-                copies = eng._copies(unit[0], unit[2])
+                copies = eng.copies_of(unit[0], unit[2])
                 ex, pool = copies[0]
                 if len(copies) > 1:
                     self._copies = copies[:0:-1]  # the others, popped in order
-            req, raw = eng._prepare(ex, pool)
+            req, raw = eng.prepare(ex, pool)
             conn = self.slot.get(pool.index)
             if conn is None or conn.closed:
                 self._cur = (ex, pool, req, raw, None, False)
@@ -160,7 +200,7 @@ class FastLane:
                 self.loop.create_task(self._redirects(res))
                 return
             self._cur = None
-            eng._record(ex, pool, req, raw, res, res, self._due, self._item)
+            eng.record(ex, pool, req, raw, res, res, self._due, self._item)
             self._pump()
         except BaseException as e:
             self._fail(e)
@@ -177,7 +217,7 @@ class FastLane:
                 eng.stats.redirects_followed += hops
                 ex.meta["redirects"] = str(hops)
             self._cur = None
-            eng._record(ex, pool, req, raw, first, res, self._due, self._item)
+            eng.record(ex, pool, req, raw, first, res, self._due, self._item)
             self._pump()
         except BaseException as e:
             self._fail(e)
@@ -189,7 +229,7 @@ class TimedDispatcher:
     for the live feed, and hands the unit to an idle lane, which writes at once. No lane idle at the due time means the target is
     behind: the dispatcher waits for one and the lag is measured on the request."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: LaneHost) -> None:
         self.engine = engine
         self.lanes = [FastLane(engine, self) for _ in range(engine.config.concurrency)]
         self._idle: list[FastLane] = list(self.lanes)
@@ -210,11 +250,11 @@ class TimedDispatcher:
         perf = time.perf_counter_ns
         try:
             while True:
-                unit = eng._next_sync()
+                unit = eng.next_unit()
                 if unit is None:
                     break
                 if not isinstance(unit, tuple):  # live feed empty, or order: wait
-                    await eng._park()
+                    await eng.park()
                     continue
                 ex, due, key, item = unit
                 if due is not None:
@@ -230,14 +270,14 @@ class TimedDispatcher:
                             await asyncio.sleep(d / 1e9)
                     if eng.stop.is_set():
                         break
-                while not self._idle and eng._error is None:
+                while not self._idle and not eng.failed:
                     self._waiter = loop.create_future()
                     await self._waiter
-                if eng._error is not None:
+                if eng.failed:
                     break
-                self._idle.pop().assign(eng._copies(ex, key), due, item)
+                self._idle.pop().assign(eng.copies_of(ex, key), due, item)
             # wait until every lane is back (its last answer recorded)
-            while len(self._idle) < len(self.lanes) and eng._error is None:
+            while len(self._idle) < len(self.lanes) and not eng.failed:
                 self._waiter = loop.create_future()
                 await self._waiter
         finally:

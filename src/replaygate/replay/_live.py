@@ -69,7 +69,7 @@ class LiveReplayer:
 
         def snap() -> None:
             try:
-                eng._finish_stats()
+                eng.finish_stats()
                 fut.set_result(copy.deepcopy(eng.stats))
             except BaseException as e:
                 fut.set_exception(e)
@@ -124,7 +124,7 @@ class LiveReplayer:
                 target.dropped["not_running"] += 1
             return False
         with self._lock:
-            if self._in_transit + len(eng._live) >= self.max_queue:
+            if self._in_transit + eng.live_backlog >= self.max_queue:
                 eng.stats.dropped["backpressure"] += 1
                 return False
             self._in_transit += 1

@@ -377,8 +377,8 @@ class CorrelationHook:
             elif rule.kind == "location":
                 yield from ((o, n, rule, True) for o, n in _location_ids(orig, new))
         if self._json_names or self._paths:
-            o_dec = _decoded(orig)
-            o_json = _json_of(orig, o_dec)
+            o_dec = _decoded(orig, ohead)
+            o_json = _json_of(orig, o_dec) if _maybe_json(ohead, o_dec) else _UNSET
             if o_json is not _UNSET:
                 n_dec = new.decoded_body()
                 n_json = _json_of(new, n_dec)
@@ -394,7 +394,7 @@ class CorrelationHook:
                             yield ov, got[0], rule, rule.id
         if self._regex:
             if o_dec is None:
-                o_dec = _decoded(orig)
+                o_dec = _decoded(orig, ohead)
             o_body = _text_of(orig, o_dec)
             n_body: str | None = None
             for rule, rx in self._regex:
@@ -576,11 +576,20 @@ def _needle(rule: CorrelationRule) -> bytes | None:
         return None
 
 
-def _decoded(msg: HTTPMessage) -> bytes:
-    """``msg.decoded_body()``; an empty body without parsing the head."""
+def _decoded(msg: HTTPMessage, head: bytes) -> bytes:
+    """``msg.decoded_body()`` (``head``: its head, lower-cased); without parsing the head when
+    it names neither a transfer nor a content encoding (the body is then the bytes as is)."""
     if msg.head_len >= len(msg.raw):
         return b""
-    return msg.decoded_body()
+    if b"-encoding" in head:
+        return msg.decoded_body()
+    return msg.raw[msg.head_len :]
+
+
+def _maybe_json(head: bytes, body: bytes) -> bool:
+    """False when ``_json_of`` would find no document: no "json" in the head (so none in
+    the content type) and a body that does not start like one."""
+    return b"json" in head or body.lstrip()[:1] in (b"{", b"[")
 
 
 def _grp(m: re.Match[str]) -> str:

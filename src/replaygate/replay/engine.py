@@ -33,7 +33,7 @@ from ..errors import ConfigError, ReplayError
 from ..model import Exchange, Flag, Request, Response
 from ..pipeline import Sink
 from ._config import ReplayConfig, Target
-from ._lanes import FastLane, TimedDispatcher
+from ._lanes import FastLane, TimedDispatcher, Unit
 from ._order import OrderGate, OrderItem, credential
 from ._redirect import follow_redirects
 from ._safety import AddressBook
@@ -49,10 +49,9 @@ _perf_ns = time.perf_counter_ns
 _SAFE_PREFIXES = (b"GET ", b"HEAD ", b"OPTIONS ")
 _LATE_NS = 10_000_000
 _BROKEN = frozenset((Flag.REQUEST_GAP, Flag.REQUEST_TRUNCATED))
-_WAIT = object()  # _next_sync: the live feed is empty for now
+_WAIT = object()  # next_unit: the live feed is empty for now
 
 # exchange, due (perf ns) or None, session key, order item (None with --order none)
-Unit = tuple[Exchange, int | None, str | None, OrderItem | None]
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:
@@ -214,11 +213,33 @@ class Engine:
         self._live_closed = True
         self._wake_all()
 
+    # -- what the lanes (``_lanes.LaneHost``) use besides next_unit/park/copies_of/prepare/record
+
+    @property
+    def failed(self) -> bool:
+        return self._error is not None
+
+    def fail(self, e: BaseException) -> None:
+        """Stop the run on the first error (kept, raised by :meth:`run`) and wake every waiter."""
+        if self._error is None:
+            self._error = e
+        self.stop.set()
+        self._wake_all()
+
+    def wait_for_unit(self, wake: Callable[[], None]) -> None:
+        """Call ``wake`` once the unit :meth:`next_unit` held back may be available."""
+        self._waiters.append(wake)
+
+    @property
+    def live_backlog(self) -> int:
+        """Live exchanges submitted and not yet taken."""
+        return len(self._live)
+
     def _wake_all(self) -> None:
         while self._waiters:
             self._waiters.popleft()()
 
-    def _park(self) -> asyncio.Future[None]:
+    def park(self) -> asyncio.Future[None]:
         """A future resolved when the next unit may be available (coroutine consumers)."""
         w = self.loop.create_future()
 
@@ -232,12 +253,12 @@ class Engine:
     async def _next(self) -> Unit | None:
         """The next unit to send, or None when the run is over."""
         while True:
-            unit = self._next_sync()
+            unit = self.next_unit()
             if unit is not _WAIT:
                 return unit  # type: ignore[return-value]
-            await self._park()
+            await self.park()
 
-    def _next_sync(self) -> Unit | object | None:
+    def next_unit(self) -> Unit | object | None:
         """The next unit, None at the end, or ``_WAIT`` when the live feed is empty or the
         next unit waits for its predecessors (the caller parks in ``_waiters``)."""
         held = self._held
@@ -413,7 +434,7 @@ class Engine:
             await self._tracker.close_all()
         if self._error is not None:
             raise self._error
-        self._finish_stats()
+        self.finish_stats()
         if self.on_progress is not None:
             self.on_progress(self.stats)
         return self.stats
@@ -432,7 +453,7 @@ class Engine:
         assert self.on_progress is not None
         while True:
             await asyncio.sleep(0.5)
-            self._finish_stats()
+            self.finish_stats()
             self.on_progress(self.stats)
 
     async def _worker(self) -> None:
@@ -485,7 +506,7 @@ class Engine:
             del self._sessions[st.key]
             self._idle.put(st.key, slot)
 
-    def _copies(self, ex: Exchange, key: str | None) -> list[tuple[Exchange, TargetPool]]:
+    def copies_of(self, ex: Exchange, key: str | None) -> list[tuple[Exchange, TargetPool]]:
         single = self._single
         if single is not None:
             ex.meta["target"] = single.target.url
@@ -505,17 +526,7 @@ class Engine:
             return [(ex, chosen[0])]
         out = []
         for p in [*chosen, *([self.baseline] if self.baseline else [])]:
-            cp = Exchange(
-                id=ex.id,
-                request=ex.request,
-                response=ex.response,
-                conn=ex.conn,
-                session=ex.session,
-                seq=ex.seq,
-                flags=set(ex.flags),
-                interim=list(ex.interim),
-                meta=dict(ex.meta),
-            )
+            cp = ex.copy()
             cp.meta["target"] = p.target.url
             if self.baseline is not None:
                 cp.meta["role"] = p.role
@@ -539,13 +550,13 @@ class Engine:
                 d = due - _perf_ns()
             if d > 500_000:
                 await asyncio.sleep(d / 1e9)
-        copies = self._copies(ex, key)
+        copies = self.copies_of(ex, key)
         if len(copies) == 1:
             await self._send_copy(copies[0][0], copies[0][1], slot, due, item)
         else:
             await asyncio.gather(*(self._send_copy(cp, p, slot, due, item) for cp, p in copies))
 
-    def _prepare(self, ex: Exchange, pool: TargetPool) -> tuple[Request, bytes]:
+    def prepare(self, ex: Exchange, pool: TargetPool) -> tuple[Request, bytes]:
         req = ex.request
         for h in self.hooks:
             req = h.before_send(ex, req)
@@ -554,7 +565,7 @@ class Engine:
     async def _send_copy(
         self, ex: Exchange, pool: TargetPool, slot: Slot, due: int | None, item: OrderItem | None
     ) -> None:
-        req, raw = self._prepare(ex, pool)
+        req, raw = self.prepare(ex, pool)
         res = await pool.roundtrip(self.loop, slot, raw, raw.startswith(b"HEAD "))
         first = res
         if self.config.redirects and res.error is None and res.status in _REDIRECTS:
@@ -564,9 +575,9 @@ class Engine:
             if hops:
                 self.stats.redirects_followed += hops
                 ex.meta["redirects"] = str(hops)
-        self._record(ex, pool, req, raw, first, res, due, item)
+        self.record(ex, pool, req, raw, first, res, due, item)
 
-    def _record(
+    def record(
         self,
         ex: Exchange,
         pool: TargetPool,
@@ -634,7 +645,7 @@ class Engine:
                 self._held_may_go()
 
     # -- stats ------------------------------------------------------------------------------
-    def _finish_stats(self) -> None:
+    def finish_stats(self) -> None:
         st = self.stats
         if self._gate is not None:
             st.order_inversions = self._gate.inversions

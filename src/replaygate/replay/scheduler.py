@@ -142,17 +142,8 @@ def scheduled(
 
 
 def _loop_copy(ex: Exchange, k: int) -> Exchange:
-    meta = dict(ex.meta)
-    meta["loop"] = str(k)
-    meta.setdefault("orig_id", ex.id)
-    return Exchange(
-        id=stable_exchange_id(ex.id, k),
-        request=ex.request,
-        response=ex.response,
-        conn=ex.conn,
-        session=ex.session,
-        seq=ex.seq,
-        flags=set(ex.flags),
-        interim=list(ex.interim),
-        meta=meta,
-    )
+    cp = ex.copy()
+    cp.id = stable_exchange_id(ex.id, k)
+    cp.meta["loop"] = str(k)
+    cp.meta.setdefault("orig_id", ex.id)
+    return cp

@@ -223,6 +223,40 @@ class Keyed:
         false skips the "already a pseudonym?" test when the caller has done it."""
         if check and fp_is_pseudonym(value, keep):
             return value
+        text = value if value.isascii() else "".join(c if c.isascii() else "x" for c in value)
+        cls = text.translate(_CLS_TABLE)  # d, l, u or "." per character
+        rest = cls[keep:]
+        fill = "d" if "d" in rest and "l" not in rest and "u" not in rest else "l"
+        while True:
+            tag, body = _layout_of(cls, keep)
+            if tag and len(body) >= _MIN_BODY:
+                break
+            cls += fill
+            text += _CLASS[fill][0]
+        chars = list(text)
+        stream = self._stream(value, "fp", len(body))
+        for j, i in enumerate(body):
+            alphabet = _CLASS[cls[i]]
+            if numeric and j == 0 and alphabet is _DIGITS:
+                chars[i] = "123456789"[stream[j] % 9]
+            else:
+                chars[i] = alphabet[stream[j] % len(alphabet)]
+        for i in tag:
+            chars[i] = "\x00"
+        digest = hashlib.sha256(b"rg-fp1\x00" + "".join(chars).encode("utf-8", "surrogatepass"))
+        n = int.from_bytes(digest.digest(), "big")
+        for i in tag:  # the checksum of the rest, as :func:`_checksum` computes it
+            alphabet = _CLASS[cls[i]]
+            n, r = divmod(n, len(alphabet))
+            chars[i] = alphabet[r]
+        return "".join(chars)
+
+    def _fp_slow(
+        self, value: str, keep: int = 0, *, numeric: bool = False, check: bool = True
+    ) -> str:
+        """The reference form of :meth:`fp` (property tests hold them equal)."""
+        if check and fp_is_pseudonym(value, keep):
+            return value
         chars = [c if c.isascii() else "x" for c in value]
         fill = "d" if chars and all(_cls(c) == "d" for c in chars[keep:] if _cls(c)) else "l"
         if not any(_cls(c) for c in chars[keep:]):
