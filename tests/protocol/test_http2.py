@@ -264,3 +264,65 @@ def test_property_garbage_never_raises(client: bytes, server: bytes) -> None:
         out, _ = run(c, server, step=13)
         for ex in out:
             ex.summary()
+
+
+UPGRADE_REQ = (
+    b"GET /u HTTP/1.1\r\nHost: a.test\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+    b"Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n"
+)
+SWITCH = b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n"
+
+
+@pytest.mark.parametrize("glued", [True, False])
+def test_assembler_follows_an_upgrade_to_h2c(glued: bool) -> None:
+    ss, cs = f.Side(), f.Side()
+    server_h2 = f.settings() + ss.headers(1, OK) + ss.data(1, b"upgraded")
+    client_h2 = PREFACE + f.settings() + cs.headers(3, f.get("/next"), end=True)
+    server_h2 += ss.headers(3, OK, end=True)
+
+    def seg(ts: int, client: bool, seq: int, data: bytes) -> TcpSegment:
+        if client:
+            return TcpSegment(ts, "127.0.0.1", 40000, "127.0.0.1", 8080, seq, 0, 0x18, data)
+        return TcpSegment(ts, "127.0.0.1", 8080, "127.0.0.1", 40000, seq, 0, 0x18, data)
+
+    segs = [seg(1, True, 1, UPGRADE_REQ)]
+    if glued:
+        segs += [
+            seg(2, False, 1, SWITCH + server_h2),
+            seg(3, True, 1 + len(UPGRADE_REQ), client_h2),
+        ]
+    else:
+        segs += [
+            seg(2, False, 1, SWITCH),
+            seg(3, True, 1 + len(UPGRADE_REQ), client_h2),
+            seg(4, False, 1 + len(SWITCH), server_h2),
+        ]
+    asm = TrafficAssembler()
+    out = asm.feed_batch(segs) + asm.flush()
+    by = {e.meta.get("h2.stream"): e for e in out}
+    assert set(by) == {"1", "3"}, out
+    one = by["1"]
+    assert one.request.raw == UPGRADE_REQ and [r.status for r in one.interim] == [101]
+    assert one.response is not None and one.response.raw.endswith(b"\r\n\r\nupgraded")
+    assert Flag.UPGRADE not in one.flags and one.complete
+    assert by["3"].request.target == "/next" and by["3"].complete
+    assert asm.stats.http2["http2_upgrades"] == 1 and asm.stats.tunnel_bytes == 0
+
+
+def test_other_upgrades_stay_tunnels() -> None:
+    ws_req = UPGRADE_REQ.replace(b"h2c", b"websocket")
+    ws_resp = SWITCH.replace(b"h2c", b"websocket")
+    asm = TrafficAssembler()
+    out = (
+        asm.feed_batch(
+            [
+                TcpSegment(1, "127.0.0.1", 40000, "127.0.0.1", 8080, 1, 0, 0x18, ws_req),
+                TcpSegment(
+                    2, "127.0.0.1", 8080, "127.0.0.1", 40000, 1, 0, 0x18, ws_resp + b"\x81\x02hi"
+                ),
+            ]
+        )
+        + asm.flush()
+    )
+    (ex,) = out
+    assert Flag.UPGRADE in ex.flags and asm.stats.tunnel_bytes == 4 and not asm.stats.http2_flows

@@ -420,6 +420,13 @@ class TrafficAssembler:
                 out += on_gap(value, ts)
             elif kind == EOF:
                 out += on_eof(ts)
+            if isinstance(parser, HTTP1StreamParser) and parser.tunnel_start is not None:
+                h2 = self._h2c_upgrade(flow, parser, out, ts)
+                if h2 is not None:  # the rest of the connection is HTTP/2
+                    parser = h2
+                    on_data = h2.client_data if from_client else h2.server_data
+                    on_gap = h2.client_gap if from_client else h2.server_gap
+                    on_eof = h2.client_eof if from_client else h2.server_eof
         if (
             parser.exchanges_emitted == 0
             and not out
@@ -460,6 +467,40 @@ class TrafficAssembler:
             elif kind == EOF:
                 out += (parser.client_eof if from_client else parser.server_eof)(ts)
         return self._count(out, flow)
+
+    def _h2c_upgrade(
+        self, flow: _Flow, parser: HTTP1StreamParser, out: list[Exchange], ts: int
+    ) -> HTTP2Parser | None:
+        """``Upgrade: h2c`` answered 101: the upgrade request becomes stream 1 of a new
+        HTTP/2 parser (its 101 an interim response), which reads the bytes after the 101."""
+        rest = parser.take_tunnel_start()
+        assert rest is not None
+        up = next(
+            (
+                e
+                for e in out
+                if Flag.UPGRADE in e.flags
+                and e.response is not None
+                and e.response.status == 101
+                and "h2c" in [v.lower() for v in e.request.header_values("upgrade")]
+                and (e.response.header("upgrade") or "").strip().lower() == "h2c"
+            ),
+            None,
+        )
+        if up is None:
+            return None
+        out.remove(up)
+        self._parser_stats(parser)
+        self.stats.tunnel_bytes -= len(rest[0]) + len(rest[1])
+        h2 = flow.parser = self._http2(flow, up.meta.get("scheme", "http"))
+        assert up.response is not None
+        h2.upgraded(up.request, up.response)
+        self.stats.http2["http2_upgrades"] += 1
+        if rest[0]:
+            out += h2.client_data(rest[0], ts)
+        if rest[1]:
+            out += h2.server_data(rest[1], ts)
+        return h2
 
     def _http2(self, flow: _Flow, scheme: str | None) -> HTTP2Parser:
         self.stats.http2_flows += 1
@@ -507,15 +548,8 @@ class TrafficAssembler:
                 out += self._count(parser.client_eof(flow.last_ts), flow)
                 out += self._count(parser.server_eof(flow.last_ts), flow)
             out += self._count(parser.close(flow.last_ts), flow)
+            self._parser_stats(parser)
             ps = parser.stats
-            st = self.stats
-            st.skipped_bytes += ps.skipped_bytes
-            st.tunnel_bytes += ps.tunnel_bytes
-            st.resyncs += ps.resyncs
-            st.parse_errors += ps.parse_errors
-            st.malformed_request_lines += ps.malformed_request_lines
-            if isinstance(parser, HTTP2Parser):
-                st.http2.update(parser.counts)
             if (
                 parser.exchanges_emitted == 0
                 and not flow.non_http
@@ -523,6 +557,17 @@ class TrafficAssembler:
             ):
                 self.stats.non_http_flows += 1
         return out
+
+    def _parser_stats(self, parser: HTTP1StreamParser | HTTP2Parser) -> None:
+        ps = parser.stats
+        st = self.stats
+        st.skipped_bytes += ps.skipped_bytes
+        st.tunnel_bytes += ps.tunnel_bytes
+        st.resyncs += ps.resyncs
+        st.parse_errors += ps.parse_errors
+        st.malformed_request_lines += ps.malformed_request_lines
+        if isinstance(parser, HTTP2Parser):
+            st.http2.update(parser.counts)
 
     def _count(self, exchanges: list[Exchange], flow: _Flow | None = None) -> list[Exchange]:
         st = self.stats

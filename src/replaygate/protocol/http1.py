@@ -267,6 +267,14 @@ class HTTP1StreamParser:
         self._client_ending = False
         self._out: list[Exchange] = []
         self.exchanges_emitted = 0
+        self.tunnel_start: tuple[bytes, bytes] | None = None
+        self._tunnel_taken = False
+
+    def take_tunnel_start(self) -> tuple[bytes, bytes] | None:
+        """The bytes each side had sent past a protocol switch, once (then None)."""
+        rest, self.tunnel_start = self.tunnel_start, None
+        self._tunnel_taken = True
+        return rest
 
     # -- public API -------------------------------------------------------------------------
     def client_data(self, data: bytes, ts_ns: int) -> list[Exchange]:
@@ -585,7 +593,12 @@ class HTTP1StreamParser:
         self._tunnel()
 
     def _tunnel(self) -> None:
-        """Stop parsing both directions; count what is left as tunnel bytes."""
+        """Stop parsing both directions; count what is left as tunnel bytes. What was left
+        is kept in :attr:`tunnel_start` (client, server) for whoever speaks the new protocol
+        (the assembler hands an ``Upgrade: h2c`` connection to the HTTP/2 parser)."""
+        if self.tunnel_start is None and not self._tunnel_taken:
+            c, s = self._c, self._s
+            self.tunnel_start = (bytes(c.buf[c.pos :]), bytes(s.buf[s.pos :]))
         for side in (self._c, self._s):
             self.stats.tunnel_bytes += side.drop_all()
             side.state = _TUNNEL

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 
 import hpack
 
-from ..model import ConnectionId, Exchange, Flag, Request
+from ..model import ConnectionId, Exchange, Flag, Request, Response
 from . import h2msg
 from .http1 import ParserStats
 
@@ -110,6 +110,7 @@ class _Stream:
     reset: str | None = None
     pushed_by: int = 0
     request: Request | None = None  # h2c upgrade: stream 1's request is HTTP/1.1 text
+    switching: Response | None = None  # and its 101 response
 
 
 class _Dir:
@@ -154,11 +155,12 @@ class HTTP2Parser:
         self.streams_seen = 0
 
     # -- input ------------------------------------------------------------------------------
-    def upgraded(self, request: Request) -> None:
-        """An ``Upgrade: h2c`` request was answered 101: it is stream 1's request, and the
-        client's preface comes next."""
+    def upgraded(self, request: Request, switching: Response | None = None) -> None:
+        """An ``Upgrade: h2c`` request was answered 101 (``switching``, kept as an interim
+        response): it is stream 1's request, and the client's preface comes next."""
         st = self._stream(1)
         st.request = request
+        st.switching = switching
         st.req.ended = True
         st.req.ts_first, st.req.ts_last = request.ts_first_ns, request.ts_last_ns
 
@@ -396,6 +398,8 @@ class HTTP2Parser:
         if st.pushed_by:
             meta["h2.pushed_by"] = str(st.pushed_by)
         ex = Exchange(id=self._id(st.sid, req.ts_first_ns), request=req, conn=self.conn, meta=meta)
+        if st.switching is not None:
+            ex.interim.append(st.switching)
         try:
             for fields, its in st.resp.interim:
                 ex.interim.append(h2msg.build_response(fields, ts_first_ns=its, ts_last_ns=its))
