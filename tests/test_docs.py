@@ -280,3 +280,42 @@ def test_readme_says_how_to_get_replaygate_on_path() -> None:
     tour = readme.index("## A five-minute tour")
     assert ". .venv/bin/activate" in readme[:tour]
     assert ".venv/bin/replaygate" in readme[:tour]
+
+
+# -- docs/architecture.md names only what exists -------------------------------------------
+
+ARCHITECTURE_MD = DOCS / "architecture.md"
+_SRC = ROOT / "src" / "replaygate"
+
+
+def _architecture_names() -> tuple[set[str], set[str]]:
+    text = _read(ARCHITECTURE_MD)
+    dotted = set(re.findall(r"\breplaygate(?:\.\w+)+", text))
+    files = set(re.findall(r"(?<![\w./-])(\w+(?:/\w+)*\.py|\w+/)(?![\w/])", text))
+    return dotted, files
+
+
+def test_architecture_names_real_modules() -> None:
+    import importlib
+
+    dotted, files = _architecture_names()
+    assert len(dotted) > 10 and len(files) > 20
+    missing = []
+    for name in sorted(dotted):
+        parts = name.split(".")
+        for n in range(len(parts), 0, -1):  # the longest prefix that is a module or package
+            path = _SRC.joinpath(*parts[1:n])
+            if path.with_suffix(".py").is_file() or (path / "__init__.py").is_file():
+                break
+        rest = parts[n:]
+        mod = importlib.import_module(".".join(parts[:n]))
+        if len(rest) > 1 or (rest and not hasattr(mod, rest[0])):
+            missing.append(name)
+    everything = {p.relative_to(_SRC).as_posix() for p in _SRC.rglob("*")}
+    for f in sorted(files):
+        name = f.rstrip("/")
+        if (ROOT / name).exists():  # a path from the repository root (tests/...)
+            continue
+        if not any(e == name or e.endswith("/" + name) for e in everything):
+            missing.append(f)
+    assert not missing, f"docs/architecture.md names what does not exist: {missing}"
