@@ -552,8 +552,9 @@ class TextScanner:
         return next(self.findings(text), None) is not None
 
     def whole(self, value: str) -> str | None:
-        """The detector that matches all of ``value`` (used to keep a named field's format)."""
-        for f in self.findings(value):
+        """The detector that matches all of ``value`` (used to keep a named field's format).
+        Named fields and base64 runs are no detector here: they are not looked for."""
+        for f in self.findings(value, fields=False, encoded=False):
             if f.start == 0 and f.end == len(value) and f.rule not in ("field", "base64"):
                 return f.rule
         return None

@@ -185,17 +185,21 @@ class Masker:
             self._det_cache[key] = out
         return out
 
-    def named(self, value: str, kind: str, name: str, loc: Loc) -> str | None:
+    def named(
+        self, value: str, kind: str, name: str, loc: Loc, whole: str | bool | None = False
+    ) -> str | None:
         """Mask a value that is secret because of *where* it is (header, cookie, field...).
 
         Keeps a known format when the whole value has one (an e-mail stays an e-mail, a JWT a
         JWT, ``Bearer x`` keeps its scheme). Returns None to drop, ``value`` when unchanged.
+        ``whole``: the detector matching all of ``value`` (or None) when the caller knows it.
         """
         if not value:
             return value
         rule = kind
         cached = self._named_cache.get(value)
-        whole = self.rules.scanner.whole(value) if cached is None else False
+        if cached is None and whole is False:
+            whole = self.rules.scanner.whole(value)
         if cached is True or (cached is None and self.is_masked(value, whole)):
             self._remember(value, True)
             self.record(rule, loc, True)
@@ -356,9 +360,20 @@ class Masker:
         if isinstance(node, dict):
             changed = False
             out: dict[str, Any] = {}
+            json_paths = self.rules.json_paths
             for key, val in node.items():
+                if secret:
+                    sec = secret
+                elif fields.matches(key):
+                    sec = "field"
+                elif json_paths and self._path_rule([*path, key]):
+                    sec = "json"
+                else:
+                    sec = ""
+                    if _plain_leaf(val, hits):  # most nodes: nothing to find, no path needed
+                        out[key] = val
+                        continue
                 p = [*path, key]
-                sec = secret or self._secret_key(key, p, fields)
                 if sec and not secret and self.rules.action(sec, key) == "drop":
                     self.record(sec, f"{loc}.json:{path_text(p)}", False)
                     changed = True  # a secret key dropped whole, whatever its value
@@ -373,9 +388,13 @@ class Masker:
         if isinstance(node, list):
             changed = False
             lst: list[Any] = []
+            json_paths = self.rules.json_paths
             for i, val in enumerate(node):
+                if not (secret or json_paths) and _plain_leaf(val, hits):
+                    lst.append(val)
+                    continue
                 p = [*path, i]
-                sec = secret or ("json" if self.rules.json_paths and self._path_rule(p) else "")
+                sec = secret or ("json" if json_paths and self._path_rule(p) else "")
                 new, ch = self._walk(val, p, loc, fields, sec, hits)
                 if new is _DROP:
                     changed = True
@@ -392,7 +411,11 @@ class Masker:
         if isinstance(node, str):
             if secret:
                 name = next((p for p in reversed(path) if isinstance(p, str)), "")
-                new = self.named(node, secret, name, where)
+                whole: str | bool | None = False
+                if hits is not None:  # the raw-text pass saw what matches all of it
+                    rule = hits.get(node)
+                    whole = None if rule is None else (rule if rule != "base64" and rule else False)
+                new = self.named(node, secret, name, where, whole)
                 return (_DROP if new is None else new), new != node
             if hits is not None:
                 rule = hits.get(node)
@@ -807,6 +830,22 @@ class _Drop:
 
 
 _DROP: Any = _Drop()
+
+
+#: integers in this range have at most 12 characters: too short for a card number
+_SHORT_INT = range(-(10**10), 10**12)
+
+
+def _plain_leaf(val: Any, hits: dict[str, str] | None) -> bool:
+    """A value under no secret name that :meth:`Masker._walk` would return unchanged, known
+    without a call: a string that holds no detector hit of the raw-text pass, a number too
+    short to be a card, a boolean or null."""
+    t = type(val)
+    if t is str:
+        return hits is not None and val not in hits
+    if t is int:
+        return val in _SHORT_INT
+    return t is float or t is bool or val is None
 
 
 def _enclosing(t: str, found: list[Finding]) -> dict[str, str]:
