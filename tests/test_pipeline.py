@@ -58,3 +58,49 @@ def test_an_inner_error_stops_writing_and_is_raised_by_close() -> None:
         sink.close()
     assert inner.got == ["e0"] and inner.closed
     assert sink.counters.dropped["sink_error"] == 4
+
+
+class Twice:
+    """Drops /drop, doubles /twice (an injected copy), keeps the rest."""
+
+    name = "twice"
+
+    def process(self, ex: Exchange) -> tuple[Exchange, ...]:
+        if ex.request.target == "/drop":
+            return ()
+        if ex.request.target == "/twice":
+            cp = ex.copy()
+            cp.id += "-copy"
+            return (ex, cp)
+        return (ex,)
+
+    def close(self) -> tuple[Exchange, ...]:
+        return ()
+
+
+class ListSink:
+    def __init__(self) -> None:
+        self.got: list[str] = []
+
+    def write(self, ex: Exchange) -> None:
+        self.got.append(ex.id)
+
+    def close(self) -> None:
+        pass
+
+
+def test_push_and_pull_modes_give_the_same_exchanges_and_counts() -> None:
+    from replaygate.pipeline import iter_through, run_pipeline
+
+    def source() -> list[Exchange]:
+        return [make_exchange(target=t, id=t) for t in ("/a", "/drop", "/twice", "/b")]
+
+    sink = ListSink()
+    pushed = run_pipeline(source(), [Twice(), Twice()], sink)
+    pulled = Counters()
+    got = [ex.id for ex in iter_through(source(), [Twice(), Twice()], pulled)]
+    assert (
+        got == sink.got == ["/a", "/twice", "/twice-copy", "/twice-copy", "/twice-copy-copy", "/b"]
+    )
+    assert pushed.read == pulled.read == 4
+    assert pushed.dropped == pulled.dropped == {"twice": 1}

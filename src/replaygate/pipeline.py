@@ -15,7 +15,7 @@ from __future__ import annotations
 import collections
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Protocol, runtime_checkable
 
 from .model import Counters, Exchange
@@ -27,6 +27,10 @@ __all__ = [
     "Sink",
     "Stage",
     "TeeSink",
+    "bind_counters",
+    "close_stages",
+    "iter_through",
+    "push",
     "run_pipeline",
 ]
 
@@ -55,6 +59,42 @@ class Sink(Protocol):
     def close(self) -> None: ...
 
 
+def bind_counters(stages: Iterable[Stage], counters: Counters) -> None:
+    """Stages that count notes (or their own drops) report into the run's counters."""
+    for st in stages:
+        bind = getattr(st, "bind_counters", None)
+        if callable(bind):
+            bind(counters)
+
+
+def push(
+    stages: Sequence[Stage],
+    i: int,
+    ex: Exchange,
+    counters: Counters,
+    emit: Callable[[Exchange], None],
+) -> None:
+    """The one push loop: ``ex`` through ``stages[i:]``, what comes out of the last to
+    ``emit``. An empty answer is the stage's drop, counted under its name, unless the stage
+    holds exchanges back (middleware) and counts its real drops itself (``counts_own_drops``).
+    """
+    while i < len(stages):
+        out = stages[i].process(ex)
+        if isinstance(out, tuple) and len(out) == 1:
+            ex = out[0]
+            i += 1
+            continue
+        outs = list(out)
+        if not outs:
+            if not getattr(stages[i], "counts_own_drops", False):
+                counters.dropped[stages[i].name] += 1
+            return
+        for o in outs:
+            push(stages, i + 1, o, counters, emit)
+        return
+    emit(ex)
+
+
 class Pipeline:
     """Stages in order in front of one sink, with counters."""
 
@@ -64,34 +104,16 @@ class Pipeline:
         self.stages = list(stages)
         self.sink = sink
         self.counters = counters or Counters()
-        for st in self.stages:
-            # Stages that count notes (or their own drops) report into the run's counters.
-            bind = getattr(st, "bind_counters", None)
-            if callable(bind):
-                bind(self.counters)
+        bind_counters(self.stages, self.counters)
 
     def _run_from(self, start: int, items: Iterable[Exchange]) -> None:
         for ex in items:
             self._push(start, ex)
 
     def _push(self, i: int, ex: Exchange) -> None:
-        stages = self.stages
-        while i < len(stages):
-            out = stages[i].process(ex)
-            if isinstance(out, tuple) and len(out) == 1:
-                ex = out[0]
-                i += 1
-                continue
-            outs = list(out)
-            if not outs:
-                # A stage that holds exchanges back (middleware) returns () without dropping
-                # and counts its real drops itself (``counts_own_drops = True``).
-                if not getattr(stages[i], "counts_own_drops", False):
-                    self.counters.dropped[stages[i].name] += 1
-                return
-            for o in outs:
-                self._push(i + 1, o)
-            return
+        push(self.stages, i, ex, self.counters, self._write)
+
+    def _write(self, ex: Exchange) -> None:
         self.sink.write(ex)
         self.counters.written += 1
 
@@ -135,6 +157,56 @@ def run_pipeline(
     finally:
         p.close()
     return p.counters
+
+
+def iter_through(
+    source: Iterable[Exchange], stages: Sequence[Stage], counters: Counters | None = None
+) -> Iterator[Exchange]:
+    """The pull mode: yield what ``stages`` pass on for ``source`` (the replay engine's input).
+
+    Counts like :class:`Pipeline` (``read``, ``dropped`` by stage; the consumer counts what it
+    writes). At the end of the source, stages that can ``drain`` (middleware) release what
+    they hold but stay open, so replayed responses still reach them as replay hooks; the
+    others are closed. Call :func:`close_stages` after the replay.
+    """
+    counters = counters or Counters()
+    bind_counters(stages, counters)
+    out: list[Exchange] = []
+    emit = out.append
+    for ex in source:
+        counters.read += 1
+        push(stages, 0, ex, counters, emit)
+        if out:
+            yield from out
+            out.clear()
+    for i, st in enumerate(stages):
+        drain = getattr(st, "drain", None)
+        for o in drain() if callable(drain) else st.close():
+            push(stages, i + 1, o, counters, emit)
+            if out:
+                yield from out
+                out.clear()
+
+
+def close_stages(stages: Sequence[Stage], counters: Counters | None = None) -> None:
+    """After a replay fed by :func:`iter_through`: close the stages it only drained (stops
+    middleware processes). Exchanges released this late cannot be replayed any more: counted
+    under ``dropped["after_replay"]``. Every stage is closed even if one fails; the first
+    error is raised."""
+    counters = counters or Counters()
+    error: BaseException | None = None
+    for st in stages:
+        if not callable(getattr(st, "drain", None)):
+            continue  # closed by iter_through at the end of the source
+        try:
+            late = list(st.close())
+        except BaseException as e:
+            error = error or e
+            continue
+        if late:
+            counters.dropped["after_replay"] += len(late)
+    if error is not None:
+        raise error
 
 
 _IDLE_S = 0.005  # writer poll interval when the queue is empty (adds at most this latency)

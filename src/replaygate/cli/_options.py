@@ -19,15 +19,14 @@ Bad values raise :class:`~replaygate.errors.ConfigError` naming the flag, e.g.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from ..config import section
 from ..errors import ConfigError
-from ..model import Exchange
-from ..pipeline import Counters, Stage
+from ..pipeline import Counters, Stage, close_stages, iter_through
 
 if TYPE_CHECKING:  # the replay package is heavy (event loop, clients); only for typing
     from ..replay.hooks import ReplayHook
@@ -446,67 +445,3 @@ def replay_hooks(stages: list[Stage]) -> list[ReplayHook]:
         elif st.name == "mask" and hasattr(st, "replay_hook"):  # masks staging's responses
             hooks.append(st.replay_hook())
     return hooks
-
-
-def iter_through(
-    source: Iterable[Exchange], stages: Sequence[Stage], counters: Counters | None = None
-) -> Iterator[Exchange]:
-    """Yield what ``stages`` pass on for ``source``: the replay engine's input.
-
-    Counts like :class:`~replaygate.pipeline.Pipeline` (``read``, ``dropped`` by stage; the
-    consumer counts what it writes). At the end of the source, stages that can ``drain``
-    (middleware) release what they hold but stay open, so replayed responses still reach
-    them through :func:`replay_hooks`; the others are closed. Call :func:`close_stages`
-    after the replay.
-    """
-    counters = counters or Counters()
-    for st in stages:
-        bind = getattr(st, "bind_counters", None)
-        if callable(bind):
-            bind(counters)
-
-    def push(i: int, ex: Exchange) -> Iterator[Exchange]:
-        while i < len(stages):
-            out = stages[i].process(ex)
-            if isinstance(out, tuple) and len(out) == 1:
-                ex = out[0]
-                i += 1
-                continue
-            outs = list(out)
-            if not outs:
-                if not getattr(stages[i], "counts_own_drops", False):
-                    counters.dropped[stages[i].name] += 1
-                return
-            for o in outs:
-                yield from push(i + 1, o)
-            return
-        yield ex
-
-    for ex in source:
-        counters.read += 1
-        yield from push(0, ex)
-    for i, st in enumerate(stages):
-        drain = getattr(st, "drain", None)
-        for o in drain() if callable(drain) else st.close():
-            yield from push(i + 1, o)
-
-
-def close_stages(stages: Sequence[Stage], counters: Counters | None = None) -> None:
-    """After a replay fed by :func:`iter_through`: close the stages it only drained (stops
-    middleware processes). Exchanges released this late cannot be replayed any more: counted
-    under ``dropped["after_replay"]``. Every stage is closed even if one fails; the first
-    error is raised."""
-    counters = counters or Counters()
-    error: BaseException | None = None
-    for st in stages:
-        if not callable(getattr(st, "drain", None)):
-            continue  # closed by iter_through at the end of the source
-        try:
-            late = list(st.close())
-        except BaseException as e:
-            error = error or e
-            continue
-        if late:
-            counters.dropped["after_replay"] += len(late)
-    if error is not None:
-        raise error
