@@ -254,3 +254,51 @@ def test_clean_head_shortcut_changes_nothing(lines: list[str], target: str) -> N
     b = slow.mask_exchange(Exchange(id="a", request=Request(raw)))
     assert a.request.raw == b.request.raw
     assert fast.stats.as_dict() == slow.stats.as_dict()
+
+
+_JSON_VALUES = st.sampled_from(
+    [
+        "alice@corp.io",
+        "u5f3a9c1e2b@example.com",
+        "4111 1111 1111 1111",
+        "card 4111-1111-1111-1111 on file",
+        "pw-123456789",
+        "tok_9f8e7d6c5b4a39281706f5e4",
+        "ghp_" + "a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8",
+        "Bearer abcdefghijklmnopqrstuvwxyz012345",
+        "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjMifQ.c2lnbmF0dXJlLWJ5dGVzLWhlcmU",
+        base64.b64encode(b"mail me at bob@corp.io please").decode(),
+        "GB82 WEST 1234 5698 7654 32",
+        "+44 20 7946 0958",
+        "password=hunter2",
+        "[1, 2]",
+        "plain words",
+        "",
+    ]
+) | st.sampled_from([4111111111111111, 12, -3, 1.5, True, None])
+_JSON_KEYS = st.sampled_from(["id", "email", "password", "access_token", "note", "card", "pin"])
+_JSON_DOCS = st.recursive(
+    _JSON_VALUES,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_JSON_KEYS, inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_JSON_DOCS)
+def test_json_raw_text_hits_change_nothing(doc: object) -> None:
+    """The JSON fast path (detector hits found once in the raw text, the other strings not
+    scanned, the whole-value detector taken from the hits) gives the same bytes and counts
+    as scanning every string value."""
+    import orjson
+
+    from replaygate.stages._mask_engine import _enclosing
+
+    text = orjson.dumps(doc).decode()
+    fast = MaskStage(MaskConfig(), KEY)
+    slow = MaskStage(MaskConfig(), KEY)
+    found = list(fast.masker.rules.scanner.findings(text))
+    a = fast.masker.json_doc(text, "request", hits=_enclosing(text, found))
+    b = slow.masker.json_doc(text, "request", hits=None)
+    assert a == b
+    assert fast.stats.as_dict() == slow.stats.as_dict()
