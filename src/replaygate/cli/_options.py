@@ -2,15 +2,10 @@
 
 ``@traffic_options`` adds the filter / sampling / masking / rewrite / middleware / plugin
 flags to a click command; :func:`stages_from_options` turns the command's keyword arguments
-(plus the ``[filters]``, ``[rewrite]`` and ``[middleware]`` sections of replaygate.toml; flags
-win) into the list of stages, in this order::
-
-    filters -> sampling -> mask -> rewrites -> middleware -> plugins
-
-Why that order: filtering and sampling first, so nothing that is thrown away costs work;
-masking before rewrites, so the headers users *set for staging* (a staging token) are not
-masked away; masking before middleware and plugins, so external processes and user code never
-see raw secrets. GoReplay's flag names are accepted as aliases (``--http-allow-url`` ...).
+into :class:`~replaygate.stages.defaults.TrafficOptions` and the stages are built, with the
+``[filters]``, ``[mask]``, ``[rewrite]`` and ``[middleware]`` sections of replaygate.toml
+(flags win), by :func:`~replaygate.stages.defaults.default_stages`, in its one order. GoReplay's
+flag names are accepted as aliases (``--http-allow-url`` ...).
 
 Bad values raise :class:`~replaygate.errors.ConfigError` naming the flag, e.g.
 ``--allow-url: bad regex '(': missing ), unterminated subpattern at position 0``.
@@ -18,15 +13,14 @@ Bad values raise :class:`~replaygate.errors.ConfigError` naming the flag, e.g.
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from ..config import section
 from ..errors import ConfigError
 from ..pipeline import Counters, Stage, close_stages, iter_through
+from ..stages.defaults import TrafficOptions, default_stages, mask_key_of
 
 if TYPE_CHECKING:  # the replay package is heavy (event loop, clients); only for typing
     from ..replay.hooks import ReplayHook
@@ -272,33 +266,6 @@ def read_limits(options: Mapping[str, Any]) -> dict[str, int]:
     return out
 
 
-def _list(options: Mapping[str, Any], key: str) -> list[str] | None:
-    v = options.get(key)
-    if v is None or v == () or v == []:
-        return None
-    if isinstance(v, str):
-        return [v]
-    return [str(x) for x in v]
-
-
-def _section(config: Mapping[str, Any] | None, name: str) -> dict[str, Any] | None:
-    if not config:
-        return None
-    data = config.get(name)
-    if data is None:
-        return None
-    if not isinstance(data, Mapping):
-        raise ConfigError(f"[{name}] must be a table")
-    return dict(data)
-
-
-def _limiter(text: str, *, flag: str) -> tuple[str, str]:
-    name, sep, pct = text.rpartition(":")
-    if not sep or not name.strip() or not pct.strip():
-        raise ConfigError(f"{flag}: expected 'NAME: PERCENT' (e.g. 'X-User: 25%'), got {text!r}")
-    return name.strip(), pct.strip()
-
-
 def stages_from_options(
     options: Mapping[str, Any],
     config: Mapping[str, Any] | None = None,
@@ -306,124 +273,11 @@ def stages_from_options(
     counters: Counters | None = None,
     made_mask_key: bytes | None = None,
 ) -> list[Stage]:
-    """Build the stages for a command from its kwargs and the loaded TOML (flags win).
-
-    ``counters`` receives the stages' notes (why things were dropped or changed); a
-    :class:`~replaygate.pipeline.Pipeline` binds its own counters to them anyway.
-    ``made_mask_key``: the masking key already made (read or generated) by the parent of
-    ``--workers`` processes, used instead of making one (see :func:`mask_key_of`).
-    """
-    from ..stages.filter import FilterConfig, FilterStage
-    from ..stages.rewrite import RewriteConfig, RewriteStage
-    from ..stages.sample import RandomSampleStage, SampleStage
-
-    counters = counters or Counters()
-    stages: list[Stage] = []
-
-    sample = options.get("sample")
-    sample_by = options.get("sample_by")
-    for flag, key, kind in (
-        ("--http-header-limiter", "http_header_limiter", "header"),
-        ("--http-param-limiter", "http_param_limiter", "query"),
-    ):
-        text = options.get(key)
-        if text:
-            name, pct = _limiter(str(text), flag=flag)
-            sample, sample_by = pct, f"{kind}:{name}"
-
-    fc = section(
-        FilterConfig,
-        _section(config, "filters"),
-        name="filters",
-        allow_url=_list(options, "allow_url"),
-        deny_url=_list(options, "deny_url"),
-        allow_method=_list(options, "allow_method"),
-        deny_method=_list(options, "deny_method"),
-        allow_header=_list(options, "allow_header"),
-        deny_header=_list(options, "deny_header"),
-        allow_basic_auth=_list(options, "allow_basic_auth"),
-        url_match=options.get("url_match"),
-        sample=sample,
-        sample_by=sample_by,
-        sample_random=options.get("sample_random"),
+    """The stages for a command's keyword arguments (the ``@traffic_options`` flags) and the
+    loaded TOML: :func:`replaygate.stages.defaults.default_stages` builds them."""
+    return default_stages(
+        TrafficOptions.of(options), config, counters=counters, mask_key=made_mask_key
     )
-    if fc.active or fc.url_match != "path":
-        stages.append(FilterStage(fc, counters))
-    if fc.sample is not None:
-        stages.append(SampleStage(fc.sample, fc.sample_by, counters))
-    elif fc.sample_by is not None:
-        raise ConfigError("--sample-by: needs --sample PERCENT")
-    if fc.sample_random is not None:
-        stages.append(RandomSampleStage(fc.sample_random))
-
-    mask_on = bool(options.get("mask"))
-    mask_config = options.get("mask_config")
-    mask_key = options.get("mask_key_file")
-    if mask_on or mask_config or mask_key or (config and "mask" in config):
-        try:
-            # imported only when masking is asked for; a missing module is a clear error
-            mask_mod = importlib.import_module("replaygate.stages.mask")
-        except ImportError:
-            raise ConfigError("--mask: masking is not available in this installation") from None
-        mask_stage_from_options = mask_mod.mask_stage_from_options
-        ms = mask_stage_from_options(
-            enabled=mask_on or bool(mask_config),
-            config_path=mask_config,
-            key_file=mask_key,
-            config=config,
-            key=made_mask_key,
-        )
-        if ms is not None:
-            stages.append(ms)
-
-    rc = section(
-        RewriteConfig,
-        _section(config, "rewrite"),
-        name="rewrite",
-        rewrite_url=_list(options, "rewrite_url"),
-        rewrite_header=_list(options, "rewrite_header"),
-        set_header=_list(options, "set_header"),
-        remove_header=_list(options, "remove_header"),
-        set_param=_list(options, "set_param"),
-    )
-    if rc.active:
-        stages.append(RewriteStage(rc, counters))
-
-    mw_section = _section(config, "middleware") or {}
-    plugin_names = _list(options, "plugin")
-    if plugin_names is None:
-        plugin_names = [str(p) for p in mw_section.pop("plugins", None) or []]
-    else:
-        mw_section.pop("plugins", None)
-    if options.get("middleware") or mw_section.get("command"):
-        from ..stages.middleware import MiddlewareConfig, MiddlewareStage
-
-        mc = section(
-            MiddlewareConfig,
-            mw_section,
-            name="middleware",
-            command=options.get("middleware"),
-            on_error=options.get("middleware_on_error"),
-        )
-        stages.append(MiddlewareStage(mc, counters))
-    elif options.get("middleware_on_error"):
-        raise ConfigError("--middleware-on-error: needs --middleware")
-
-    if plugin_names:
-        from ..stages.plugins import load_plugin_stage
-
-        for spec in plugin_names:
-            stages.append(load_plugin_stage(spec, counters=counters))
-    return stages
-
-
-def mask_key_of(stages: Sequence[Stage]) -> bytes | None:
-    """The key of the mask stage among ``stages`` (None without masking)."""
-    for st in stages:
-        key = getattr(st, "key", None) if st.name == "mask" else None
-        if isinstance(key, bytes):
-            return key
-    return None
 
 
 def replay_hooks(stages: list[Stage]) -> list[ReplayHook]:

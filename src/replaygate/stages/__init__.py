@@ -1,9 +1,9 @@
 """Pipeline stages: what happens to each exchange between a source and a sink.
 
 One implementation serves capture, proxy, convert, replay, shadow and worker; the CLI builds
-the list with :func:`replaygate.cli._options.stages_from_options`, in this order::
+the list with :func:`replaygate.stages.defaults.default_stages`, in this order::
 
-    filter -> sample -> mask -> rewrite -> middleware -> plugins
+    filter -> sample -> random sample -> mask -> rewrite -> middleware -> plugins
 
 * :mod:`~replaygate.stages.filter`: allow/deny by URL, method, header, basic-auth user.
 * :mod:`~replaygate.stages.sample`: consistent (hash of a key) and random sampling.
