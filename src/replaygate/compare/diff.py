@@ -42,6 +42,8 @@ import orjson
 from ..model import Response
 from ._config import FRAMING_HEADERS, CompareConfig
 from ._glob import glob_match
+from ._grpc import diff_trees, grpc_status, is_grpc
+from ._grpc import tree as grpc_tree
 from ._html import diff_html, parse_html
 from ._text import diff_csv, diff_lines
 from ._tokens import only_tokens_differ
@@ -198,11 +200,25 @@ class ResponseDiffer:
         out: list[Difference] = []
         if a.status != b.status:
             out.append(Difference("status", "changed", "status", a.status, b.status))
+        grpc = is_grpc(a) and is_grpc(b)
+        if grpc and (sa := grpc_status(a)) != (sb := grpc_status(b)):
+            out.append(Difference("status", "changed", "grpc-status", sa, sb))
         if self.config.compare_headers and a.raw[: a.head_len] != b.raw[: b.head_len]:
             self._diff_headers(a, b, out)
             self._diff_cookies(a, b, out)
-        self._diff_bodies(a, b, out)
+        if not grpc or not self._diff_grpc(a, b, out):
+            self._diff_bodies(a, b, out)
         return out
+
+    def _diff_grpc(self, a: Response, b: Response, out: list[Difference]) -> bool:
+        """gRPC messages as field-number trees (see :mod:`._grpc`); False: not framed as
+        gRPC, compared as any body."""
+        ta, tb = grpc_tree(a), grpc_tree(b)
+        if ta is None or tb is None:
+            return False
+        for f, kind, path, x, y in diff_trees(ta, tb, self._limit - len(out)):
+            out.append(Difference(f, kind, path, short(x, 2000), short(y, 2000)))
+        return True
 
     # -- headers ------------------------------------------------------------------------
     def _diff_headers(self, a: Response, b: Response, out: list[Difference]) -> None:
