@@ -5,10 +5,13 @@ ReplaygateError (in practice: nothing; every failure is counted by reason)."""
 
 from __future__ import annotations
 
+import gzip
 from collections.abc import Callable
 
 import hpack
 
+from replaygate.compare.diff import ResponseDiffer
+from replaygate.protocol import h2msg
 from replaygate.protocol.http2 import PREFACE, HTTP2Parser
 
 from ..protocol import h2frames as f
@@ -49,6 +52,19 @@ def hpack_block(data: bytes) -> None:
         ex.summary()
 
 
+_GRPC = [(":status", "200"), ("content-type", "application/grpc"), ("grpc-encoding", "gzip")]
+
+
+def grpc_compare(data: bytes) -> None:
+    """Two gRPC bodies (split on the first ``||``)
+    through the differ: framing, gzip, protobuf decoding, tree diff."""
+    a, _, b = data.partition(b"||")
+    ra = h2msg.build_response(_GRPC, a, [("grpc-status", "0")])
+    rb = h2msg.build_response(_GRPC, b, [("grpc-status", "13")])
+    for d in ResponseDiffer().diff(ra, rb):
+        d.as_dict()
+
+
 def _script(client: bytes, server: bytes, step: int = 50) -> bytes:
     out = b""
     for i in range(0, max(len(client), len(server)), step):
@@ -80,8 +96,13 @@ def _seeds() -> list[bytes]:
 TARGETS: dict[str, Callable[[bytes], None]] = {
     "http2_stream": http2_stream,
     "hpack_block": hpack_block,
+    "grpc_compare": grpc_compare,
 }
 SEEDS: dict[str, list[bytes]] = {
+    "grpc_compare": [
+        b"\0\0\0\0\x0c\x0a\x05Jason\x10\xe9\x07\x20\x01||\0\0\0\0\x07\x0a\x05Jasom",
+        b"\x01\0\0\0\x19" + gzip.compress(b"\x0a\x03abc", mtime=0) + b"||",
+    ],
     "http2_stream": [b"\0" + s for s in _seeds()],
     "hpack_block": [
         hpack.Encoder().encode([(b":method", b"GET"), (b":path", b"/"), (b"x-a", b"b" * 40)]),

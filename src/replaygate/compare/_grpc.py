@@ -26,6 +26,7 @@ from ..protocol import h2msg
 __all__ = ["decode_message", "diff_trees", "grpc_status", "is_grpc", "messages", "tree"]
 
 _MAX_DEPTH = 32
+_MAX_MESSAGE = 64 << 20  # inflated size of one compressed message, at most
 
 
 class _NotProto(Exception):
@@ -63,14 +64,14 @@ def messages(msg: HTTPMessage) -> list[bytes] | None:
             return None
         pos += 5 + n
         if flag:
+            if enc not in ("gzip", "x-gzip", "deflate"):
+                return None
+            d = zlib.decompressobj(16 + zlib.MAX_WBITS if enc != "deflate" else zlib.MAX_WBITS)
             try:
-                if enc in ("gzip", "x-gzip"):
-                    data = zlib.decompress(data, 16 + zlib.MAX_WBITS)
-                elif enc == "deflate":
-                    data = zlib.decompress(data)
-                elif enc != "identity":
-                    return None
+                data = d.decompress(data, _MAX_MESSAGE)
             except zlib.error:
+                return None
+            if d.unconsumed_tail:  # a bomb: more than _MAX_MESSAGE once inflated
                 return None
         out.append(data)
     return out
