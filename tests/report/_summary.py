@@ -5,12 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from replaygate.compare import Comparator, GateConfig, judge
+from replaygate.replay._stats import ReplayStats
 
 from ..compare._helpers import jex
 
 
-def make_summary(*, failing: bool = True) -> dict[str, Any]:
+def make_summary(*, failing: bool = True, replay: dict[str, Any] | None = None) -> dict[str, Any]:
     c = Comparator()
+    if replay is not None:
+        c.replay = replay  # how the replay ran, as replay/shadow set it
     for i in range(40):
         o = {"id": i, "rid": f"o{i}", "html": "</script><script>alert(1)</script><!--"}
         r = {"id": i, "rid": f"c{i}", "html": o["html"]}
@@ -45,3 +48,14 @@ def make_summary(*, failing: bool = True) -> dict[str, Any]:
         }
     )
     return judge(c.result(), GateConfig()).summary()
+
+
+def replay_facts(order: str = "recorded", waited: int = 45) -> dict[str, Any]:
+    """The ``order*`` fields of a finished replay's stats, as ``replay``/``shadow`` pass them."""
+    st = ReplayStats(order=order)
+    for us in range(waited):
+        st.order_wait.record(1000 + us * 1500)  # microseconds
+        st.order_wait_total_s += (1000 + us * 1500) / 1e6
+    st.order_waited = waited
+    st.finish_percentiles()
+    return {k: v for k, v in st.as_dict().items() if k.startswith("order")}

@@ -12,7 +12,7 @@ import pytest
 
 from replaygate.report import render_html
 
-from ._summary import make_summary
+from ._summary import make_summary, replay_facts
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 FLAGS = [
@@ -46,6 +46,16 @@ def test_self_contained() -> None:
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", html)
     assert "<script>alert(1)</script>" not in html  # captured bodies cannot break out
     assert 'id="verdict-text">FAIL<' in html
+
+
+def test_replay_order_is_shown_server_side() -> None:
+    page = render_html(make_summary(replay=replay_facts("recorded", 45)))
+    m = re.search(r'<div class="meta" id="run">([^<]*)</div>', page)
+    assert m is not None  # rendered in the header, without the script
+    assert m.group(1).startswith("Replay order: recorded")
+    assert "45 requests waited for their predecessors (p50 " in m.group(1)
+    assert '"order_waited":45' in page  # and in the embedded summary the script reads
+    assert '<div class="meta" id="run"></div>' in render_html(make_summary())
 
 
 def test_renders_in_chromium(tmp_path: Path) -> None:

@@ -4,7 +4,7 @@ from xml.etree import ElementTree as ET
 
 from replaygate.report import render_junit
 
-from ._summary import make_summary
+from ._summary import make_summary, replay_facts
 
 
 def test_one_testcase_per_endpoint() -> None:
@@ -46,3 +46,19 @@ def test_unjudged_endpoints_are_skipped_with_the_reason() -> None:
     sk = case.find("skipped")
     assert sk is not None and "cannot judge 8 requests" in (sk.get("message") or "")
     assert "8 unjudged" in render_junit(s)
+
+
+def test_replay_order_is_a_property_and_in_the_gate_output() -> None:
+    facts = replay_facts("recorded", 45)
+    root = ET.fromstring(render_junit(make_summary(replay=facts)))
+    suite = root.find("testsuite")
+    assert suite is not None
+    children = list(suite)
+    assert children[0].tag == "properties"  # before the test cases, as the schema wants
+    props = {p.get("name"): p.get("value") for p in children[0].iter("property")}
+    assert props["replay.order"] == "recorded" and props["replay.order_waited"] == "45"
+    assert props["replay.order_wait_p99_ms"] == str(facts["order_wait_p99_ms"])
+    gate = next(c for c in suite.findall("testcase") if c.get("name") == "replaygate gate")
+    out = gate.findtext("system-out") or ""
+    assert "Replay order: recorded" in out and "45 requests waited" in out
+    assert ET.fromstring(render_junit(make_summary())).find("testsuite/properties") is None

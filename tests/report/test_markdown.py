@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from replaygate.report import render_markdown
 
-from ._summary import make_summary
+from ._summary import make_summary, replay_facts
 
 
 def test_markdown_pr_comment() -> None:
@@ -35,3 +35,11 @@ def test_control_bytes_are_made_visible_and_code_spans_are_literal() -> None:
     assert "| `` GET /a\\x1b[31m\\x00<b>`x`\\|y `` |" in md
     assert "- `` GET /a\\x1b[31m\\x00<b>`x`|y `` " in md  # no pipe escape outside tables
     assert "odd target \\x1b[2J &lt;here&gt;" in md or "odd target \\x1b[2J &lt;here>" in md
+
+
+def test_the_replay_order_and_its_waits_are_shown() -> None:
+    md = render_markdown(make_summary(replay=replay_facts("recorded", 45)))
+    line = next(ln for ln in md.splitlines() if ln.startswith("Replay order: recorded"))
+    assert "45 requests waited for their predecessors (p50 " in line and ", max " in line
+    assert md.index(line) < md.index("| | Endpoint |")  # with the run facts, before the table
+    assert "Replay order" not in render_markdown(make_summary())  # compare alone: unknown

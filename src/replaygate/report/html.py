@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 
+from ._facts import order_line
 from ._rank import SEVERITY_LABELS, ranked_reasons
 
 __all__ = ["DETAIL_BUDGET", "render_html"]
@@ -163,6 +164,7 @@ def render_html(summary: dict[str, Any]) -> str:
         ("__REASONS__", _reasons_html(summary)),
         ("__WARNINGS__", warnings),
         ("__META__", meta),
+        ("__RUN__", html.escape(order_line(summary) or "")),
     ):
         out = out.replace(k, v)
     return out + data + after

@@ -7,6 +7,8 @@ from __future__ import annotations
 from typing import Any
 from xml.etree import ElementTree as ET
 
+from ._facts import order_line
+
 __all__ = ["render_junit"]
 
 
@@ -35,6 +37,13 @@ def render_junit(summary: dict[str, Any]) -> str:
             + sum(1 for e in judged if e.get("unjudged") and e["verdict"] != "fail")
         ),
     )
+    rep = summary.get("replay")
+    if isinstance(rep, dict) and rep:
+        # how the replay ran (order used, waits): properties come before the test cases
+        props = ET.SubElement(suite, "properties")
+        for k, v in sorted(rep.items()):
+            if isinstance(v, str | int | float) and not isinstance(v, bool):
+                ET.SubElement(props, "property", name=f"replay.{k}", value=_clean(str(v)))
     gate = ET.SubElement(suite, "testcase", classname="replaygate", name="replaygate gate")
     totals = summary.get("totals", {})
     if gate_reasons:
@@ -44,6 +53,7 @@ def render_junit(summary: dict[str, Any]) -> str:
         f"verdict {summary.get('verdict')}: {totals.get('compared', 0)} compared, "
         f"{totals.get('differing', 0)} differing, {totals.get('unjudged', 0)} unjudged"
         + "".join(f"\nnot compared: {x}" for x in summary.get("limitations") or [])
+        + (f"\n{order_line(summary)}" if order_line(summary) else "")
     )
     for e in eps:
         lat = e.get("latency_ms", {})
