@@ -239,7 +239,21 @@ def test_chunk_trailers_never_raises(data: bytes) -> None:
         ),
         max_size=4,
     ),
-    st.sampled_from(["/", "/api/v1/items?q=1", "/u/a%40b.io", "/cb#id_token=x", "/p?p_w_d=1"]),
+    st.sampled_from(
+        [
+            "/",
+            "/api/v1/items?q=1",
+            "/u/a%40b.io",
+            "/cb#id_token=x",
+            "/p?p_w_d=1",
+            "/api/token/x?page=2",
+            "/api/v1/x?q=api_key:abc",
+            "/session=abc/pin",
+            "/a/secret:x#pin",
+            "/a?x=1&password=y",
+            "/tokens?sort=otp",
+        ]
+    ),
 )
 def test_clean_head_shortcut_changes_nothing(lines: list[str], target: str) -> None:
     """The one-scan shortcut for clean heads and targets gives the same bytes and the same
@@ -301,4 +315,26 @@ def test_json_raw_text_hits_change_nothing(doc: object) -> None:
     a = fast.masker.json_doc(text, "request", hits=_enclosing(text, found))
     b = slow.masker.json_doc(text, "request", hits=None)
     assert a == b
+    assert fast.stats.as_dict() == slow.stats.as_dict()
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from(
+            ["api", "token", "session", "pin", "key", "=", ":", "/", "?", "&", "#", "x", "1_", "-"]
+        ),
+        max_size=12,
+    ).map(lambda parts: "/" + "".join(parts))
+)
+def test_targets_with_field_words_mask_as_without_the_shortcut(target: str) -> None:
+    """A target whose only trigger is a field word used by no field pattern is taken as
+    clean: same bytes and counts as scanning every segment and pair."""
+    raw = f"GET {target} HTTP/1.1\r\nHost: h\r\n\r\n".encode()
+    fast = MaskStage(MaskConfig(), KEY)
+    slow = MaskStage(MaskConfig(), KEY)
+    slow.masker.rules.scanner.prefilter = False
+    a = fast.mask_exchange(Exchange(id="a", request=Request(raw)))
+    b = slow.mask_exchange(Exchange(id="a", request=Request(raw)))
+    assert a.request.raw == b.request.raw
     assert fast.stats.as_dict() == slow.stats.as_dict()

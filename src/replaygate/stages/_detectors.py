@@ -537,11 +537,29 @@ class TextScanner:
         segments and query pairs of a target) can hold a finding: no trigger, no field word,
         no base64 run that decodes to text. For a target also no ``%`` (decoding could make
         a trigger) and no 16-character run without ``/`` (a segment's base64 candidate)."""
-        if not self.prefilter or self._plain(text):
+        if not self.prefilter:
+            return False
+        if self._plain(text) and not (target and self._only_unused_words(text)):
             return False
         if target:
             return "%" not in text and _B64_SEGMENT.search(text) is None
         return all(b64_text(m.group()) is None for m in _B64_RUN.finditer(text))
+
+    def _only_unused_words(self, text: str) -> bool:
+        """An ASCII target whose only trigger is a field word that no field pattern uses
+        there (``/api/v1/items``: the word of ``*api_key``, never followed by ``=``). Field
+        patterns start after a non-word character or anywhere and match forwards, so none
+        matching the whole target means none matches any of its segments, names or values
+        (cut at ``/ ? & = #``, all non-word characters)."""
+        if not text.isascii() or self._plain.which(text) != {"words"}:
+            return False
+        low = text.lower()
+        for word, need, rx, _rx_i in self._fields:
+            if (word and word not in low) or need not in low:
+                continue
+            if rx.search(low) is not None:
+                return False
+        return True
 
     def mentions_field(self, text: str) -> bool:
         low = text.lower()
