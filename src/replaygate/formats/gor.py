@@ -390,27 +390,28 @@ def _exchange_from_records(req: GorRecord, others: list[GorRecord]) -> Exchange:
     if version is not None and version != META_VERSION:
         upgrade(e, [r.extra for r in others])
     per_message = req.latency_ns is not None and version is None
-    last = _int_field(e, "tl")
+    last = _int_field(e, "tl") if e else 0
     if not last and per_message and req.latency_ns is not None:
         last = req.ts_ns + req.latency_ns
     request = Request(req.payload, ts_first_ns=req.ts_ns, ts_last_ns=last or req.ts_ns)
     ex = Exchange(id=req.id, request=request)
-    if "conn" in e:
-        ex.conn = _conn(e["conn"])
-    if "sess" in e:
-        ex.session = e["sess"]
-    ex.seq = _int_field(e, "seq")
-    if e.get("flags"):
-        for f in e["flags"].split(","):
-            try:
-                ex.flags.add(Flag(f))
-            except ValueError:
-                ex.meta.setdefault("unknown_flags", "")
-                ex.meta["unknown_flags"] += f + ","
-    if len(e) > 1:  # only rg.v: nothing more to look at
-        for k, v in e.items():
-            if k.startswith("m."):
-                ex.meta[k[2:]] = v
+    if e:  # replaygate's metadata (GoReplay's own files have none)
+        if "conn" in e:
+            ex.conn = _conn(e["conn"])
+        if "sess" in e:
+            ex.session = e["sess"]
+        ex.seq = _int_field(e, "seq")
+        if e.get("flags"):
+            for f in e["flags"].split(","):
+                try:
+                    ex.flags.add(Flag(f))
+                except ValueError:
+                    ex.meta.setdefault("unknown_flags", "")
+                    ex.meta["unknown_flags"] += f + ","
+        if len(e) > 1:  # only rg.v: nothing more to look at
+            for k, v in e.items():
+                if k.startswith("m."):
+                    ex.meta[k[2:]] = v
     for r in others:
         if r.type == 2:
             # GoReplay stores response start time and latency; last byte = start + latency
@@ -563,7 +564,7 @@ def read_exchanges(
 
     def ready(item: list[Any]) -> bool:
         req, others = item
-        if req is None:
+        if req is None or not others:  # no response yet: never ready (see below)
             return False
         have = {r.type for r in others if r.extra.get("interim") != "1"}
         # A response may arrive at any distance, so a request alone is never "ready"; it is
@@ -574,23 +575,19 @@ def read_exchanges(
             return False
         return 3 in have or (3 not in seen_types and len(pending) > 1)
 
-    def release_front(force: bool) -> Iterator[Exchange]:
-        while pending:
-            key = next(iter(pending))
-            item = pending[key]
-            if not force and not ready(item) and len(pending) <= window:
-                return
-            del pending[key]
-            req, others = item
-            rid = req.id if req is not None else others[0].id
-            if latest.get(rid) == key:
-                del latest[rid]
-            if req is None:
-                for o in others:
-                    if on_orphan is not None:
-                        on_orphan(o)
-                continue
-            yield _exchange_from_records(req, others)
+    def pop_front(key: int, item: list[Any]) -> Exchange | None:
+        """Take the front exchange out: built, or None for orphan responses (reported)."""
+        del pending[key]
+        req, others = item
+        rid = req.id if req is not None else others[0].id
+        if latest.get(rid) == key:
+            del latest[rid]
+        if req is None:
+            for o in others:
+                if on_orphan is not None:
+                    on_orphan(o)
+            return None
+        return _exchange_from_records(req, others)
 
     for rec in read_records(path, on_truncated=on_truncated, on_bad=on_bad, max_record=max_record):
         seen_types.add(rec.type)
@@ -608,8 +605,19 @@ def read_exchanges(
         # Only a change to the oldest pending exchange (or the window filling up) can let
         # exchanges out, so most records cost no scan at all.
         if len(pending) > window or next(iter(pending)) == key:
-            yield from release_front(False)
-    yield from release_front(True)
+            while pending:  # release the front while it is ready or the window is full
+                front = next(iter(pending))
+                item = pending[front]
+                if len(pending) <= window and not ready(item):
+                    break
+                ex = pop_front(front, item)
+                if ex is not None:
+                    yield ex
+    while pending:
+        front = next(iter(pending))
+        ex = pop_front(front, pending[front])
+        if ex is not None:
+            yield ex
 
 
 class GorWriter:
