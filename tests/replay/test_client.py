@@ -57,6 +57,30 @@ def test_prepare_request_table(raw: bytes, want: bytes) -> None:
     assert prep(raw) == want
 
 
+@pytest.mark.parametrize(
+    ("raw", "want"),
+    [
+        (b"GET /a HTTP/2\r\nhost: prod\r\n\r\n", b"GET /a HTTP/1.1\r\nhost: stage:8080\r\n\r\n"),
+        (
+            b"POST /g HTTP/2\r\nhost: prod\r\nte: trailers\r\n\r\nabc",
+            b"POST /g HTTP/1.1\r\nhost: stage:8080\r\nte: trailers\r\nContent-Length: 3\r\n\r\nabc",
+        ),
+        (
+            b"POST /t HTTP/2\r\nhost: p\r\ntransfer-encoding: chunked\r\n\r\n1\r\na\r\n0\r\nx: 1\r\n\r\n",
+            b"POST /t HTTP/1.1\r\nhost: stage:8080\r\ntransfer-encoding: chunked\r\n\r\n"
+            b"1\r\na\r\n0\r\nx: 1\r\n\r\n",
+        ),
+        (
+            b"GET /HTTP/2 HTTP/1.1\r\nHost: s\r\n\r\n",
+            b"GET /HTTP/2 HTTP/1.1\r\nHost: stage:8080\r\n\r\n",
+        ),
+    ],
+)
+def test_http2_recordings_are_sent_as_http11(raw: bytes, want: bytes) -> None:
+    # #17: HTTP/2 recordings replay to an HTTP/1.1 target
+    assert prep(raw) == want
+
+
 def test_unchanged_request_is_the_same_object() -> None:
     raw = b"GET /a HTTP/1.1\r\nHost: stage:8080\r\nX: y\r\n\r\n"
     assert prep(raw) is raw

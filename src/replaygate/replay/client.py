@@ -447,10 +447,19 @@ async def connect(
 def prepare_request(raw: bytes, head_len: int, host: bytes | None, prefix: bytes = b"") -> bytes:
     """The bytes to send: ``raw`` with the Host value replaced by ``host`` (None keeps it),
     ``prefix`` prepended to an origin-form target, and Content-Length corrected when it does
-    not match the (non-chunked) body. Everything else is kept byte for byte."""
+    not match the (non-chunked) body; an ``HTTP/2`` request line says ``HTTP/1.1`` (the
+    replay speaks HTTP/1.1; trailers already ride in a chunked body). Everything else is
+    kept byte for byte."""
     head = raw[:head_len]
     low = head.lower()
     changed = False
+    eol = head.find(b"\n")
+    if eol > 0 and (head[eol - 8 : eol] == b" HTTP/2\r" or head[eol - 7 : eol] == b" HTTP/2"):
+        # an HTTP/2 recording (protocol/h2msg) is sent as HTTP/1.1: the text already is
+        cut = head.rfind(b" HTTP/2", 0, eol)
+        head = head[:cut] + b" HTTP/1.1" + head[cut + 7 :]
+        low = head.lower()
+        changed = True
     if host is not None:
         i = low.find(b"\nhost:")
         if i >= 0:
