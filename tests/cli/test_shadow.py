@@ -149,6 +149,52 @@ def test_dead_target_drops_and_counts_never_slows_capture(
     assert _num(summary, "replay_sent") + dropped <= n
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ([], "--force"),
+        (["--append", "--force"], "--append and --force"),
+        (["--append", "-o", "old.har"], "--append"),
+        (["--append", "--max-bytes", "1mb"], "--append"),
+    ],
+)
+def test_existing_output_is_refused(tmp_path: Path, args: list[str], message: str) -> None:
+    """Like capture/proxy: a non-empty -o is refused before anything starts (so also without
+    root), one line, exit 2, the old file intact (it used to be overwritten)."""
+    for name in ("old.gor", "old.har"):
+        (tmp_path / name).write_bytes(b"precious")
+    r = subprocess.run(
+        [BIN, "shadow", "-p", "80", "-t", "http://127.0.0.1:9", "-o", "old.gor", *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=tmp_path,
+    )
+    assert r.returncode == 2, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], r.stderr
+    assert (tmp_path / "old.gor").read_bytes() == b"precious"
+    assert (tmp_path / "old.har").read_bytes() == b"precious"
+
+
+@pytest.mark.root
+def test_append_adds_and_force_replaces(
+    needs_root: None, prod: RawHTTPServer, tmp_path: Path
+) -> None:
+    out = tmp_path / "shadow.gor"
+    with RawHTTPServer() as staging:
+        for i, flags in enumerate(([], ["--append"], ["--force"])):
+            p = _shadow(
+                ["-i", "lo", "-p", str(prod.port), "-t", staging.url, "-o", str(out),
+                 "--stats", "0.2s", *flags]
+            )  # fmt: skip
+            assert _get(prod.port, f"/run{i}").startswith(b"HTTP/1.1 200")
+            _wait_stats(p, "replay_answered", 1)
+            _stop(p)
+            got = [e.request.target for e in open_reader(out)]
+            assert got == {0: ["/run0"], 1: ["/run0", "/run1"], 2: ["/run2"]}[i], (flags, got)
+
+
 def test_bad_flags(tmp_path: Path) -> None:
     r = subprocess.run(
         [BIN, "shadow", "-p", "80", "-t", "ftp://x"], capture_output=True, text=True, timeout=30

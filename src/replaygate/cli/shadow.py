@@ -23,10 +23,12 @@ from ..pipeline import Sink, TeeSink
 from ._options import replay_hooks
 from ._report_options import compare_config, finish_reports, start_watcher, watch_options
 from .capture import (
+    check_output_flags,
     format_stats,
     metrics_server,
     open_output,
     output_options,
+    overwrite_options,
     parse_stats_interval,
     remove_if_empty,
     run_options,
@@ -156,9 +158,11 @@ def _replay_stats(st: Any) -> dict[str, int | float]:
     "-o",
     default=None,
     metavar="FILE",
-    help="Record requests, original and replayed responses (.gor, .har, .jsonl).",
+    help="Record requests, original and replayed responses (.gor, .har, .jsonl). An existing "
+    "non-empty FILE is refused unless --force or --append.",
 )
 @output_options
+@overwrite_options
 @click.option("--duration", default=None, metavar="DURATION", help="Stop after DURATION.")
 @click.option(
     "--max-exchanges", default=None, type=int, metavar="N", help="Stop after capturing N exchanges."
@@ -187,6 +191,8 @@ def command(
     output: str | None,
     max_bytes: str | None,
     max_seconds: str | None,
+    force: bool,
+    append: bool,
     duration: str | None,
     max_exchanges: int | None,
     max_queue: int,
@@ -211,6 +217,10 @@ def command(
     from ..sources.capture import CaptureConfig, run_capture
     from .replay import build_config
 
+    if output:
+        check_output_flags(output, max_bytes, max_seconds, force=force, append=append)
+    elif force or append:
+        raise ConfigError("--force/--append: only with --output")
     if max_queue <= 0:
         raise ConfigError("--max-queue: must be positive")
     cap = CaptureConfig(
@@ -238,7 +248,7 @@ def command(
     stages = traffic_stages(traffic, config_path)
     sinks: list[Sink] = []
     if output:
-        sinks.append(open_output(output, max_bytes, max_seconds))
+        sinks.append(open_output(output, max_bytes, max_seconds, force=force, append=append))
     comparator = None
     if any(reporting.get(k) for k in ("json", "junit", "markdown", "html", "report")):
         from ..compare import Comparator, CompareSink

@@ -1,6 +1,6 @@
 """Recorders never destroy an earlier recording by accident.
 
-``capture -o`` and ``proxy -o`` refuse an output that already holds data unless told what to
+``capture -o``, ``proxy -o`` and ``shadow -o`` refuse an output that already holds data unless told what to
 do with it: ``--force`` overwrites it, ``--append`` adds to it (formats made of independent
 records only: ``.gor`` and ``.jsonl``, compressed or not). Why refuse rather than overwrite
 like ``tcpdump -w``: a recorder is usually started again with the same command line after a
