@@ -479,6 +479,8 @@ class TextScanner:
         self._plain = _Quick(self.detectors, self._words if fields else (), b64=False)
         #: custom regexes can match anything: no prefilter then
         self.prefilter = not self.custom
+        #: base64 run -> does not decode to text (head runs repeat: application/json)
+        self._b64_runs: dict[str, bool] = {}
 
     def findings(
         self, text: str, *, fields: bool = True, encoded: bool = True
@@ -543,7 +545,18 @@ class TextScanner:
             return False
         if target:
             return "%" not in text and _B64_SEGMENT.search(text) is None
-        return all(b64_text(m.group()) is None for m in _B64_RUN.finditer(text))
+        cache = self._b64_runs
+        for m in _B64_RUN.finditer(text):
+            run = m.group()
+            plain = cache.get(run)
+            if plain is None:
+                plain = b64_text(run) is None
+                if len(cache) >= 4096:
+                    cache.clear()
+                cache[run] = plain
+            if not plain:
+                return False
+        return True
 
     def _only_unused_words(self, text: str) -> bool:
         """An ASCII target whose only trigger is a field word that no field pattern uses
