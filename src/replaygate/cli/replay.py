@@ -48,6 +48,7 @@ from ._options import (
     stages_from_options,
     traffic_options,
 )
+from ._replay_options import ReplayOptions, correlate_option, replay_options
 from ._report_options import (
     compare_config,
     finish_reports,
@@ -321,23 +322,6 @@ _TIMING_HELP = "Timing (one of): --speed X (default 1), --rate N, --max, --ramp 
 @click.command("replay", epilog=_TIMING_HELP)
 @click.argument("files", nargs=-1, required=True, metavar="FILE...")
 @click.option(
-    "--target",
-    "-t",
-    multiple=True,
-    metavar="URL",
-    help="Target base URL (http:// or https://). Repeat to broadcast to several.",
-)
-@click.option(
-    "--split/--no-split",
-    default=None,
-    help="Round-robin the targets instead of broadcasting (sticky by session).",
-)
-@click.option(
-    "--baseline",
-    metavar="URL",
-    help="Also send every request to this second copy of the baseline (noise reference for compare).",
-)
-@click.option(
     "--speed",
     type=float_range("replay", "speed"),
     default=None,
@@ -357,13 +341,6 @@ _TIMING_HELP = "Timing (one of): --speed X (default 1), --rate N, --max, --ramp 
     help="As fast as possible with --concurrency connections.",
 )
 @click.option(
-    "--concurrency",
-    "-c",
-    type=int_range("replay", "concurrency"),
-    default=None,
-    help="Requests in flight at most (default 64).",
-)
-@click.option(
     "--ramp", metavar="STAGES", help='Rate stages "RATE:DURATION,...", e.g. "100:10s,500:30s".'
 )
 @click.option(
@@ -376,60 +353,6 @@ _TIMING_HELP = "Timing (one of): --speed X (default 1), --rate N, --max, --ramp 
     "--limit", type=int_range("replay", "limit"), default=None, help="Stop after N exchanges."
 )
 @click.option("--max-wait", metavar="D", help="With --speed: cap long recorded gaps at D.")
-@click.option(
-    "--sessions/--no-sessions",
-    default=None,
-    help="Replay each original connection (or session key) in order over one connection; sessions in parallel.",
-)
-@click.option(
-    "--session-key",
-    metavar="cookie:NAME|header:NAME|basic|bearer|auth",
-    help="What makes a session (default: the original connection).",
-)
-@click.option(
-    "--order",
-    type=click.Choice(["none", "sessions", "recorded"]),
-    default=None,
-    help="Happens-before order (default recorded: no request before the exchanges that "
-    "finished before it began in the recording; sessions: per user session; none).",
-)
-@click.option(
-    "--keep-host/--no-keep-host",
-    default=None,
-    help="Send the recorded Host header instead of the target's.",
-)
-@click.option("--connect-timeout", metavar="D", help="Connect timeout (default 5s).")
-@click.option(
-    "--timeout",
-    metavar="D",
-    help="Response timeout, first byte sent to last byte received (default 30s).",
-)
-@click.option(
-    "--max-response-size",
-    metavar="SIZE",
-    help="Keep at most this much of each replayed response; longer ones are cut, flagged "
-    "replay_truncated and counted (default 64MiB).",
-)
-@click.option(
-    "--max-header-size",
-    metavar="SIZE",
-    help="Response heads (1xx ones included) longer than this are an error, "
-    "headers_too_large (default 1MiB).",
-)
-@click.option(
-    "--redirects",
-    type=int_range("replay", "redirects"),
-    default=None,
-    help="Follow up to N redirects to the same target (default 0: record the redirect).",
-)
-@click.option("--insecure", is_flag=True, default=None, help="Do not verify TLS certificates.")
-@click.option("--ca-file", metavar="PEM", help="Verify TLS with these CA certificates.")
-@click.option(
-    "--allow-unsafe-target",
-    is_flag=True,
-    default=None,
-    help="Allow non-GET/HEAD/OPTIONS requests to the host the traffic was captured from.",
-)
 @click.option(
     "--workers",
     type=int_range("replay", "workers"),
@@ -448,21 +371,18 @@ _TIMING_HELP = "Timing (one of): --speed X (default 1), --rate N, --max, --ramp 
     help="Progress bar on stderr (default: when stderr is a terminal).",
 )
 @click.option(
-    "--correlate/--no-correlate",
-    default=True,
-    help="Substitute session tokens learned from staging's responses (default on).",
-)
-@click.option(
     "--log-format",
     type=click.Choice(["nginx", "apache", "alb", "elb"]),
     default=None,
     help="Access-log inputs: the log format (detected when omitted).",
 )
+@replay_options
+@correlate_option
 @input_limit_options
 @traffic_options
 @report_options
 @watch_options
-def command(files: tuple[str, ...], **options: Any) -> None:
+def command(files: tuple[str, ...], replay: ReplayOptions, **options: Any) -> None:
     """Replay the recorded traffic in FILE... into --target URL(s).
 
     Request bytes are sent as recorded (header order, case, duplicates); only the Host header
@@ -471,7 +391,7 @@ def command(files: tuple[str, ...], **options: Any) -> None:
     --allow-unsafe-target.
     """
     cfg_data = load_config(options.get("config"))
-    rc = build_config(options, cfg_data)
+    rc = replay.config(cfg_data, **options)
     for f in files:
         if format_of(f) != "nats" and not os.path.exists(f):
             raise InputError("no such file", path=f)

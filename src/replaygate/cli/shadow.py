@@ -15,12 +15,12 @@ from typing import Any
 
 import click
 
-from .._config_schema import int_range
 from ..config import load_config, parse_duration, parse_size
 from ..errors import ConfigError
 from ..model import Exchange
 from ..pipeline import Sink, TeeSink
 from ._options import replay_hooks
+from ._replay_options import ReplayOptions, replay_options
 from ._report_options import compare_config, finish_reports, start_watcher, watch_options
 from .capture import (
     check_output_flags,
@@ -100,60 +100,6 @@ def _replay_stats(st: Any) -> dict[str, int | float]:
 )
 @click.option("--bpf", default=None, metavar="EXPR", help="A BPF filter instead of --port.")
 @click.option(
-    "--target",
-    "-t",
-    multiple=True,
-    required=True,
-    metavar="URL",
-    help="Where to replay (repeat to broadcast).",
-)
-@click.option(
-    "--split/--no-split", default=None, help="Round-robin the targets instead of broadcasting."
-)
-@click.option(
-    "--concurrency",
-    "-c",
-    type=int_range("replay", "concurrency"),
-    default=None,
-    help="Requests in flight at most (default 64).",
-)
-@click.option(
-    "--sessions/--no-sessions",
-    default=None,
-    help="Keep each original connection's requests in order on one connection.",
-)
-@click.option(
-    "--session-key",
-    metavar="cookie:NAME|header:NAME|basic|bearer|auth",
-    help="What makes a session (default: the original connection).",
-)
-@click.option(
-    "--order",
-    type=click.Choice(["none", "sessions", "recorded"]),
-    default=None,
-    help="Happens-before order (default recorded: no request before the exchanges that "
-    "finished before it began in the recording; sessions: per user session; none).",
-)
-@click.option(
-    "--keep-host/--no-keep-host",
-    default=None,
-    help="Send the recorded Host header instead of the target's.",
-)
-@click.option("--connect-timeout", metavar="D", help="Connect timeout (default 5s).")
-@click.option("--timeout", metavar="D", help="Response timeout (default 30s).")
-@click.option(
-    "--insecure", is_flag=True, default=None, help="Do not verify the target's TLS certificate."
-)
-@click.option(
-    "--ca-file", metavar="PEM", help="Verify the target's TLS with these CA certificates."
-)
-@click.option(
-    "--allow-unsafe-target",
-    is_flag=True,
-    default=None,
-    help="Allow non-GET/HEAD/OPTIONS requests to the host the traffic was captured from.",
-)
-@click.option(
     "--output",
     "-o",
     default=None,
@@ -161,6 +107,7 @@ def _replay_stats(st: Any) -> dict[str, int | float]:
     help="Record requests, original and replayed responses (.gor, .har, .jsonl). An existing "
     "non-empty FILE is refused unless --force or --append.",
 )
+@replay_options
 @output_options
 @overwrite_options
 @click.option("--duration", default=None, metavar="DURATION", help="Stop after DURATION.")
@@ -200,6 +147,7 @@ def command(
     metrics_port: str | None,
     buffer_size: str,
     config_path: str | None,
+    replay: ReplayOptions,
     **options: Any,
 ) -> None:
     """Capture traffic on --port and replay each request to --target as it is seen.
@@ -215,7 +163,6 @@ def command(
     from ..replay import LiveReplayer
     from ..sources._libpcap import list_interfaces
     from ..sources.capture import CaptureConfig, run_capture
-    from .replay import build_config
 
     if output:
         check_output_flags(output, max_bytes, max_seconds, force=force, append=append)
@@ -240,11 +187,10 @@ def command(
     report_keys = {"json", "junit", "markdown", "html", "report", "accepted"}
     report_keys |= {"watch_metrics", "watch_pid"}
     reporting = {k: options.pop(k) for k in list(options) if k in report_keys}
-    traffic = {k: v for k, v in options.items() if k not in _REPLAY_KEYS}
-    replay_opts = {k: v for k, v in options.items() if k in _REPLAY_KEYS}
-    replay_opts["max_speed"] = True  # live: send as soon as captured, bounded by concurrency
+    traffic = options
     cfg_data = load_config(config_path)
-    rc = build_config(replay_opts, cfg_data)
+    # live: send as soon as captured, bounded by concurrency
+    rc = replay.config(cfg_data, max_speed=True)
     stages = traffic_stages(traffic, config_path)
     sinks: list[Sink] = []
     if output:
@@ -304,21 +250,3 @@ def command(
         if seen is not None:
             comparator.set_target_metrics(seen)
         click.get_current_context().exit(finish_reports(comparator, reporting, cfg_data, err=True))
-
-
-_REPLAY_KEYS = frozenset(
-    {
-        "target",
-        "split",
-        "concurrency",
-        "sessions",
-        "session_key",
-        "order",
-        "keep_host",
-        "connect_timeout",
-        "timeout",
-        "insecure",
-        "ca_file",
-        "allow_unsafe_target",
-    }
-)

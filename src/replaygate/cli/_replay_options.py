@@ -1,0 +1,205 @@
+"""The replay flags shared by ``replay``, ``shadow`` and ``worker``: defined once, here.
+
+``@replay_options`` adds the flags that say where and how requests are sent (targets,
+connections, sessions and order, timeouts, limits, TLS, the safety rule) and hands the
+command one :class:`ReplayOptions` (keyword ``replay``) instead of loose keywords;
+:meth:`ReplayOptions.config` turns it, with the ``[replay]`` section of replaygate.toml under
+it, into the library's :class:`~replaygate.replay.ReplayConfig`. ``@correlate_option`` is the
+session-token correlation switch of ``replay`` and ``worker``. Timing flags (``--speed``,
+``--rate`` ...) stay with the commands that schedule (``replay``; ``worker`` has its own global
+rate): ``shadow`` sends as soon as it captures.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+from .._config_schema import int_range
+
+if TYPE_CHECKING:  # the replay package is heavy (event loop, clients); only for typing
+    from ..replay import ReplayConfig
+
+__all__ = ["ReplayOptions", "correlate_option", "replay_options"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass(frozen=True)
+class ReplayOptions:
+    """What the replay flags say; ``None``: not given (the TOML or the default applies)."""
+
+    target: tuple[str, ...] = ()
+    split: bool | None = None
+    baseline: str | None = None
+    concurrency: int | None = None
+    sessions: bool | None = None
+    session_key: str | None = None
+    order: str | None = None
+    keep_host: bool | None = None
+    connect_timeout: str | None = None
+    timeout: str | None = None
+    max_response_size: str | None = None
+    max_header_size: str | None = None
+    redirects: int | None = None
+    insecure: bool | None = None
+    ca_file: str | None = None
+    allow_unsafe_target: bool | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+    def config(self, toml: Mapping[str, Any], **more: Any) -> ReplayConfig:
+        """The ReplayConfig: ``[replay]`` from ``toml``, these flags and ``more`` (timing
+        flags, ``max_speed``) on top."""
+        from .replay import build_config
+
+        return build_config({**self.as_dict(), **more}, toml)
+
+
+# (names..., keyword, kwargs) in the order they appear in --help
+_OPTIONS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
+    (
+        ("--target", "-t", "target"),
+        dict(
+            multiple=True,
+            metavar="URL",
+            help="Target base URL (http:// or https://). Repeat to broadcast to several.",
+        ),
+    ),
+    (
+        ("--split/--no-split", "split"),
+        dict(
+            default=None,
+            help="Round-robin the targets instead of broadcasting (sticky by session).",
+        ),
+    ),
+    (
+        ("--baseline", "baseline"),
+        dict(
+            metavar="URL",
+            help="Also send every request to this second copy of the baseline (noise "
+            "reference for compare).",
+        ),
+    ),
+    (
+        ("--concurrency", "-c", "concurrency"),
+        dict(
+            type=int_range("replay", "concurrency"),
+            default=None,
+            help="Requests in flight at most (default 64).",
+        ),
+    ),
+    (
+        ("--sessions/--no-sessions", "sessions"),
+        dict(
+            default=None,
+            help="Replay each original connection (or session key) in order over one "
+            "connection; sessions in parallel.",
+        ),
+    ),
+    (
+        ("--session-key", "session_key"),
+        dict(
+            metavar="cookie:NAME|header:NAME|basic|bearer|auth",
+            help="What makes a session (default: the original connection).",
+        ),
+    ),
+    (
+        ("--order", "order"),
+        dict(
+            type=click.Choice(["none", "sessions", "recorded"]),
+            default=None,
+            help="Happens-before order (default recorded: no request before the exchanges "
+            "that finished before it began in the recording; sessions: per user session; "
+            "none).",
+        ),
+    ),
+    (
+        ("--keep-host/--no-keep-host", "keep_host"),
+        dict(default=None, help="Send the recorded Host header instead of the target's."),
+    ),
+    (
+        ("--connect-timeout", "connect_timeout"),
+        dict(metavar="D", help="Connect timeout (default 5s)."),
+    ),
+    (
+        ("--timeout", "timeout"),
+        dict(
+            metavar="D",
+            help="Response timeout, first byte sent to last byte received (default 30s).",
+        ),
+    ),
+    (
+        ("--max-response-size", "max_response_size"),
+        dict(
+            metavar="SIZE",
+            help="Keep at most this much of each replayed response; longer ones are cut, "
+            "flagged replay_truncated and counted (default 64MiB).",
+        ),
+    ),
+    (
+        ("--max-header-size", "max_header_size"),
+        dict(
+            metavar="SIZE",
+            help="Response heads (1xx ones included) longer than this are an error, "
+            "headers_too_large (default 1MiB).",
+        ),
+    ),
+    (
+        ("--redirects", "redirects"),
+        dict(
+            type=int_range("replay", "redirects"),
+            default=None,
+            help="Follow up to N redirects to the same target (default 0: record the redirect).",
+        ),
+    ),
+    (
+        ("--insecure", "insecure"),
+        dict(is_flag=True, default=None, help="Do not verify TLS certificates."),
+    ),
+    (
+        ("--ca-file", "ca_file"),
+        dict(metavar="PEM", help="Verify TLS with these CA certificates."),
+    ),
+    (
+        ("--allow-unsafe-target", "allow_unsafe_target"),
+        dict(
+            is_flag=True,
+            default=None,
+            help="Allow non-GET/HEAD/OPTIONS requests to the host the traffic was captured from.",
+        ),
+    ),
+]
+
+_NAMES = tuple(f.name for f in dataclasses.fields(ReplayOptions))
+
+
+def replay_options(f: F) -> F:
+    """Decorator: the replay flags, handed to the command as ``replay: ReplayOptions``."""
+
+    @functools.wraps(f)
+    def command(*args: Any, **kwargs: Any) -> Any:
+        values = {name: kwargs.pop(name) for name in _NAMES}
+        values["target"] = tuple(values["target"] or ())
+        return f(*args, replay=ReplayOptions(**values), **kwargs)
+
+    wrapped: Any = command
+    for names, kw in reversed(_OPTIONS):
+        wrapped = click.option(*names, **kw)(wrapped)
+    return wrapped  # type: ignore[no-any-return]
+
+
+def correlate_option(f: F) -> F:
+    """Decorator: ``--correlate/--no-correlate`` (default on)."""
+    return click.option(
+        "--correlate/--no-correlate",
+        default=True,
+        help="Substitute session tokens and created ids learned from the targets' responses "
+        "(default on).",
+    )(f)
