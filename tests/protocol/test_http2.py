@@ -326,3 +326,18 @@ def test_other_upgrades_stay_tunnels() -> None:
     )
     (ex,) = out
     assert Flag.UPGRADE in ex.flags and asm.stats.tunnel_bytes == 4 and not asm.stats.http2_flows
+
+
+def test_bounds_streams_and_header_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
+    import replaygate.protocol.http2 as h2mod
+
+    monkeypatch.setattr(h2mod, "_MAX_OPEN_STREAMS", 3)
+    cs = f.Side()
+    client = PREFACE + b"".join(cs.headers(1 + 2 * i, f.get(f"/{i}")) for i in range(5))
+    out, p = run(client, b"")
+    assert p.counts["http2_too_many_streams"] == 2
+    assert [e.request.target for e in out] == ["/0", "/1", "/2", "/3", "/4"]
+    assert all(Flag.REQUEST_TRUNCATED in e.flags and Flag.NO_RESPONSE in e.flags for e in out)
+    flood = PREFACE + f.frame(f.HEADERS, 0, 1, b"\x82") + f.frame(f.CONT, 0, 1, b"\0" * (1 << 20))
+    _, p2 = run(flood, b"")
+    assert p2.failed == "header_block_too_large"

@@ -41,13 +41,22 @@ from .http1 import ParserStats
 __all__ = ["FAILURES", "PREFACE", "HTTP2Parser", "looks_like_preface", "looks_like_settings"]
 
 # Reasons a connection (or a stream) was not turned into exchanges, counted as http2_<reason>
-FAILURES = ("midstream", "gap", "hpack_error", "frame_error", "bad_field", "stream_without_request")
+FAILURES = (
+    "midstream",
+    "gap",
+    "hpack_error",
+    "frame_error",
+    "header_block_too_large",
+    "bad_field",
+    "stream_without_request",
+)
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 _DATA, _HEADERS, _PRIORITY, _RST, _SETTINGS, _PUSH, _PING, _GOAWAY, _WINDOW, _CONT = range(10)
 _END_STREAM, _END_HEADERS, _PADDED, _PRIO = 0x1, 0x4, 0x8, 0x20
 _MAX_FRAME = (1 << 24) - 1
 _MAX_HEADER_LIST = 1 << 20
+_MAX_OPEN_STREAMS = 10_000  # streams begun and not ended on one connection
 _ERRORS = [
     "NO_ERROR",
     "PROTOCOL_ERROR",
@@ -153,6 +162,7 @@ class HTTP2Parser:
         self.stats = ParserStats()  # the HTTP/1 counters the assembler sums (skipped bytes)
         self.exchanges_emitted = 0
         self.streams_seen = 0
+        self._evicted: list[Exchange] = []
 
     # -- input ------------------------------------------------------------------------------
     def upgraded(self, request: Request, switching: Response | None = None) -> None:
@@ -243,6 +253,8 @@ class HTTP2Parser:
                 del buf[:pos]
                 return self._numbered(out) + self._fail(e.reason, ts, Flag.PARSE_ERROR)
         del buf[:pos]
+        if self._evicted:
+            out, self._evicted = self._evicted + out, []
         return self._numbered(out)
 
     def _frame(
@@ -281,6 +293,8 @@ class HTTP2Parser:
             if d.cont is None or d.cont[0] != sid:
                 raise _Broken("frame_error")
             d.cont[3].extend(p)
+            if len(d.cont[3]) > _MAX_HEADER_LIST:  # a CONTINUATION flood, or not HTTP/2
+                raise _Broken("header_block_too_large")
             if flags & _END_HEADERS:
                 return self._block(d, client, ts)
             return []
@@ -345,6 +359,10 @@ class HTTP2Parser:
     def _stream(self, sid: int) -> _Stream:
         st = self._streams.get(sid)
         if st is None:
+            if len(self._streams) >= _MAX_OPEN_STREAMS:  # bounded memory: oldest given up
+                oldest = next(iter(self._streams.values()))
+                self.counts["http2_too_many_streams"] += 1
+                self._evicted += self._done(oldest, force=True)
             st = self._streams[sid] = _Stream(sid)
             self.streams_seen += 1
         return st
@@ -364,6 +382,7 @@ class HTTP2Parser:
             return []
         if st.reset is not None:
             ex.meta["h2.reset"] = st.reset
+        if force:
             if not st.req.ended:
                 ex.flags.add(Flag.REQUEST_TRUNCATED)
             if ex.response is None:
