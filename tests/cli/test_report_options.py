@@ -80,3 +80,26 @@ def test_routes_flag_and_a_rule_matching_nothing_warns_on_stderr(tmp_path: Path)
 
     bad = CliRunner().invoke(fake_replay, ["--routes", str(tmp_path / "nope.txt")])
     assert isinstance(bad.exception, InputError) and "nope.txt" in str(bad.exception)
+
+
+def test_every_reporting_command_takes_the_report_flags_alike() -> None:
+    """The report flags are defined once (report_output_options) and shared."""
+    import importlib
+
+    import click
+
+    from replaygate.cli._report_options import REPORT_OUTPUT_KEYS, report_output_options
+
+    @click.command()
+    @report_output_options
+    def reference(**kw: object) -> None:  # pragma: no cover - not invoked
+        pass
+
+    ref = {p.name: p for p in reference.params}
+    assert set(ref) == set(REPORT_OUTPUT_KEYS)
+    for name in ("compare", "replay", "shadow", "aggregate"):
+        cmd = importlib.import_module(f"replaygate.cli.{name}").command
+        got = {p.name: p for p in cmd.params}
+        for key, p in ref.items():
+            assert key in got, f"{name}: no --{key}"
+            assert (got[key].opts, got[key].default) == (p.opts, p.default), f"{name} {key}"

@@ -28,8 +28,10 @@ __all__ = [
     "gate_config",
     "load_report_config",
     "report_options",
+    "report_output_options",
     "start_watcher",
     "watch_options",
+    "with_routes",
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -43,9 +45,12 @@ REPORT_NAMES = {
 }
 
 
-def report_options(f: F) -> F:
-    """Add the report/gate flags (keywords: json, junit, markdown, html, report, config,
-    accepted)."""
+REPORT_OUTPUT_KEYS = ("json", "junit", "markdown", "html", "report", "accepted", "routes")
+
+
+def report_output_options(f: F) -> F:
+    """Add the report flags (keywords: json, junit, markdown, html, report, accepted, routes):
+    for commands that read ``replaygate.toml`` through a ``--config`` of their own."""
     opts = [
         click.option("--json", "json", metavar="PATH", help="Write the JSON summary here."),
         click.option(
@@ -61,12 +66,6 @@ def report_options(f: F) -> F:
             help="Write all four reports into DIR (report.json, report.xml, report.md, report.html).",
         ),
         click.option(
-            "--config",
-            "config",
-            metavar="FILE",
-            help="replaygate.toml with [compare] and [gate] sections (default: ./replaygate.toml if present).",
-        ),
-        click.option(
             "--accepted",
             metavar="FILE",
             help="Reviewed accepted differences (TOML or JSON); expired entries fail the gate again.",
@@ -80,6 +79,25 @@ def report_options(f: F) -> F:
     for o in reversed(opts):
         f = o(f)
     return f
+
+
+def report_options(f: F) -> F:
+    """Add the report/gate flags (keywords: json, junit, markdown, html, report, config,
+    accepted, routes)."""
+    f = report_output_options(f)
+    return click.option(
+        "--config",
+        "config",
+        metavar="FILE",
+        help="replaygate.toml with [compare] and [gate] sections (default: ./replaygate.toml if present).",
+    )(f)
+
+
+def with_routes(config: dict[str, Any], options: Mapping[str, Any]) -> dict[str, Any]:
+    """``--routes FILE`` on top of the ``[compare]`` section."""
+    if options.get("routes"):
+        config["compare"] = {**(config.get("compare") or {}), "routes": options["routes"]}
+    return config
 
 
 def watch_options(f: F) -> F:
@@ -111,10 +129,7 @@ def start_watcher(options: Mapping[str, Any], interval: float = 2.0) -> TargetWa
 
 
 def load_report_config(options: Mapping[str, Any]) -> dict[str, Any]:
-    config = load_config(options.get("config"))
-    if options.get("routes"):
-        config["compare"] = {**(config.get("compare") or {}), "routes": options["routes"]}
-    return config
+    return with_routes(load_config(options.get("config")), options)
 
 
 def compare_config(config: Mapping[str, Any]) -> CompareConfig:

@@ -21,7 +21,15 @@ from ..model import Exchange
 from ..pipeline import Sink, TeeSink
 from ._options import replay_hooks
 from ._replay_options import ReplayOptions, replay_options
-from ._report_options import compare_config, finish_reports, start_watcher, watch_options
+from ._report_options import (
+    REPORT_OUTPUT_KEYS,
+    compare_config,
+    finish_reports,
+    report_output_options,
+    start_watcher,
+    watch_options,
+    with_routes,
+)
 from .capture import (
     check_output_flags,
     format_stats,
@@ -122,12 +130,7 @@ def _replay_stats(st: Any) -> dict[str, int | float]:
     metavar="N",
     help="Exchanges waiting for the target before new ones are dropped (counted).",
 )
-@click.option("--json", "json", metavar="PATH", help="Write the JSON summary (compare) here.")
-@click.option("--junit", metavar="PATH", help="Write JUnit XML (one test case per endpoint).")
-@click.option("--markdown", metavar="PATH", help="Write a Markdown summary.")
-@click.option("--html", metavar="PATH", help="Write the self-contained HTML report.")
-@click.option("--report", metavar="DIR", help="Write all four reports into DIR.")
-@click.option("--accepted", metavar="FILE", help="Reviewed accepted differences (TOML or JSON).")
+@report_output_options
 @watch_options
 @run_options(stats_default="10s", buffer=True)
 @with_traffic_options
@@ -184,11 +187,10 @@ def command(
         if name not in known:
             raise ConfigError(f"--interface {name}: no such interface (known: {', '.join(known)})")
     interval = parse_stats_interval(stats)
-    report_keys = {"json", "junit", "markdown", "html", "report", "accepted"}
-    report_keys |= {"watch_metrics", "watch_pid"}
+    report_keys = {*REPORT_OUTPUT_KEYS, "watch_metrics", "watch_pid"}
     reporting = {k: options.pop(k) for k in list(options) if k in report_keys}
     traffic = options
-    cfg_data = load_config(config_path)
+    cfg_data = with_routes(load_config(config_path), reporting)
     # live: send as soon as captured, bounded by concurrency
     rc = replay.config(cfg_data, max_speed=True)
     stages = traffic_stages(traffic, config_path)
