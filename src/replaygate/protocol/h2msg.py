@@ -26,6 +26,7 @@ only ``HTTP/1.x`` lines, so they skip these records instead of replaying them as
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 
 from ..model import HTTPMessage, Request, Response
@@ -44,7 +45,6 @@ __all__ = [
 
 VERSION = "HTTP/2"
 _TE = ("transfer-encoding", "chunked")
-_BAD = frozenset("\r\n\x00")
 
 Fields = Sequence[tuple[str, str]]
 
@@ -57,10 +57,14 @@ def is_http2(msg: HTTPMessage) -> bool:
     return msg.version == VERSION
 
 
+_BAD_NAME = re.compile(r"[\r\n\x00 \t:]").search
+_BAD_VALUE = re.compile(r"[\r\n\x00]").search
+
+
 def _check(name: str, value: str) -> None:
-    if not name or any(c in _BAD or c in " \t:" for c in name):
+    if not name or _BAD_NAME(name):
         raise FieldError(f"bad field name ({len(name)} chars)")
-    if any(c in _BAD for c in value):
+    if _BAD_VALUE(value):
         raise FieldError(f"field {name!r} has CR, LF or NUL in its value")
 
 
@@ -108,7 +112,7 @@ def build_request(
                 raise FieldError(f"unknown request pseudo-field {k!r}")
             if k in pseudo:
                 raise FieldError(f"duplicate {k}")
-            if any(c in _BAD or c == " " for c in v):
+            if _BAD_VALUE(v) or " " in v:
                 raise FieldError(f"{k} has a space, CR, LF or NUL")
             pseudo[k] = v
         else:
