@@ -2,7 +2,9 @@
 
 ``python -m bench replay`` (default, < 2 min): nginx (1 worker, ``return 200 "ok"``) on
 loopback; a generated .gor of 200k GETs; ``replaygate replay --max --concurrency 64`` with 1
-and 2 workers next to ``wrk -t1 -c64`` / ``wrk -t2 -c64`` in the same run -> req/s and ratio.
+and 2 workers (``--no-correlate``) and with 1 worker and the default flags (correlation on)
+next to ``wrk -t1 -c64`` / ``wrk -t2 -c64`` in the same run -> req/s, ratio and client CPU
+per request.
 Then timing accuracy: 500 rps recorded for 10 s (``--full``: 60 s) replayed at ``--speed 1``,
 p50/p99 of |actual - recorded send offset|.
 ``--rss``: also build a 2 GB recording and report the peak RSS of replaying it (long);
@@ -78,12 +80,13 @@ def wrk(url: str, threads: int, conns: int, seconds: int) -> float:
     return float(m.group(1)) if m else 0.0
 
 
-def replay_cli(args: list[str]) -> tuple[float, float, str, int]:
-    """Run the CLI; returns (achieved req/s, wall s, stderr, peak RSS bytes of the tree)."""
+def replay_cli(args: list[str], *, correlate: bool = False) -> tuple[float, float, str, int]:
+    """Run the CLI; returns (achieved req/s, wall s, stderr, peak RSS bytes of the tree).
+    ``correlate``: the defaults (token correlation on), else ``--no-correlate``."""
     t = time.perf_counter()
     c0 = _child_cpu()
     p = subprocess.Popen(
-        [REPLAYGATE, "replay", *args, "--no-progress", "--no-correlate"],
+        [REPLAYGATE, "replay", *args, "--no-progress", *([] if correlate else ["--no-correlate"])],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
@@ -115,6 +118,8 @@ def replay_cli(args: list[str]) -> tuple[float, float, str, int]:
     m = re.search(r"rate ([\d.]+) req/s achieved", err)
     sent = re.search(r"replay: sent (\d+)", err)
     tool = "replaygate --workers 2" if "--workers" in args else "replaygate"
+    if correlate:
+        tool += " (defaults: correlation on)"
     _cpu_note(tool, _child_cpu() - c0, float(sent.group(1)) if sent else 0)
     return (float(m.group(1)) if m else 0.0), wall, err, peak[0]
 
@@ -193,7 +198,7 @@ def _throughput(ng: NginxServer, tmp: Path, n: int, full: bool, repeat: int) -> 
     url = ng.url + "/"
     wrk(url, 1, 64, 1)  # warm up
     # interleaved, best of `repeat` each: the machine is shared, so alternate the tools
-    w1 = r1 = w2 = r2 = 0.0
+    w1 = r1 = w2 = r2 = rd = 0.0
     wall1 = wall2 = 0.0
     rss1 = 0
     for _ in range(repeat):
@@ -203,6 +208,9 @@ def _throughput(ng: NginxServer, tmp: Path, n: int, full: bool, repeat: int) -> 
         w2 = max(w2, wrk(url, 2, 64, 5))
         r, wall2, _, _ = replay_cli([str(src), "-t", ng.url, "--max", "-c", "64", "--workers", "2"])
         r2 = max(r2, r)
+        # the defaults (correlation on, --order recorded): what a user runs without flags
+        r, _, _, _ = replay_cli([str(src), "-t", ng.url, "--max", "-c", "64"], correlate=True)
+        rd = max(rd, r)
     print(f"best of {repeat} runs each, interleaved")
     print(f"wrk -t1 -c64:                        {w1:10.0f} req/s")
     print(
@@ -210,6 +218,7 @@ def _throughput(ng: NginxServer, tmp: Path, n: int, full: bool, repeat: int) -> 
         f"ratio {r1 / w1:.0%}  (wall {wall1:.1f} s incl. startup, peak RSS "
         f"{rss1 / 1e6:.0f} MB)"
     )
+    print(f"same, default flags (correlation on):{rd:10.0f} req/s  ratio {rd / w1:.0%}")
     print(f"wrk -t2 -c64:                        {w2:10.0f} req/s")
     print(
         f"replaygate --max -c64 --workers 2:   {r2:10.0f} req/s  ratio {r2 / w2:.0%}"
