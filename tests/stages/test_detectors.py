@@ -217,3 +217,18 @@ def test_field_patterns_with_the_boundary_after_the_name_match_as_before(text: s
             assert [m.span() for m in new_rx.finditer(text)] == [
                 m.span() for m in old_rx.finditer(text)
             ]
+
+
+@given(
+    st.lists(
+        st.sampled_from(
+            ["A", "b", "9", "+", "/", "-", "_", "=", " ", '"', "é", "AAAAAAAAAAAAAAAA"]
+        ),
+        max_size=40,
+    ).map("".join)
+)
+@settings(max_examples=400)
+def test_b64_runs_are_the_base64_run_pattern_s_spans(text: str) -> None:
+    from replaygate.stages._detectors import _B64_RUN, b64_runs
+
+    assert list(b64_runs(text)) == [m.span() for m in _B64_RUN.finditer(text)]

@@ -402,6 +402,20 @@ def _field_patterns(names: Iterable[str]) -> list[tuple[str, str]]:
 
 _B64_SEGMENT = re.compile(r"[A-Za-z0-9+_-]{16}", re.ASCII)
 _B64_RUN = re.compile(r"(?<![\w+/-])[A-Za-z0-9+/_-]{16,}={0,2}(?![\w+/=-])", re.ASCII)
+_B64_CHARS = re.compile(r"[A-Za-z0-9+/_-]{16,}", re.ASCII)
+_B64_TAIL = re.compile(r"={0,2}(?![\w+/=-])", re.ASCII)
+
+
+def b64_runs(text: str) -> Iterator[tuple[int, int]]:
+    """The spans of :data:`_B64_RUN` in ``text``, found faster: each maximal run of base64
+    characters (a search that starts with a character class, where ``re`` tried the
+    look-behind at every position), then its padding and end checked once. The same spans:
+    the look-behind's class is the run's, so a match can only start where a run starts, and
+    a run whose end fails fails from every start inside it."""
+    for m in _B64_CHARS.finditer(text):
+        tail = _B64_TAIL.match(text, m.end())
+        if tail is not None:
+            yield m.start(), tail.end()
 
 
 def b64_text(value: str) -> tuple[str, bool] | None:
@@ -529,10 +543,10 @@ class TextScanner:
                 if end > start:
                     yield Finding(cname, start, end)
         if encoded and len(text) >= 16 and (tags is None or "base64" in tags):
-            for m in _B64_RUN.finditer(text):
-                dec = b64_text(m.group())
+            for start, end in b64_runs(text):
+                dec = b64_text(text[start:end])
                 if dec is not None and next(self.findings(dec[0], encoded=False), None):
-                    yield Finding("base64", *m.span())
+                    yield Finding("base64", start, end)
 
     def clean(self, text: str, *, target: bool = False) -> bool:
         """True when no part of ``text`` cut at delimiters (header values of a head, path
@@ -546,8 +560,8 @@ class TextScanner:
         if target:
             return "%" not in text and _B64_SEGMENT.search(text) is None
         cache = self._b64_runs
-        for m in _B64_RUN.finditer(text):
-            run = m.group()
+        for start, end in b64_runs(text):
+            run = text[start:end]
             plain = cache.get(run)
             if plain is None:
                 plain = b64_text(run) is None
