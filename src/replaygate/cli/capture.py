@@ -28,6 +28,7 @@ from ..config import load_config, parse_duration, parse_size
 from ..errors import ConfigError, InputError
 from ..formats import WriteOptions, format_of, open_writer
 from ..pipeline import Counters, Sink, Stage
+from ._output import write_options
 
 __all__ = [
     "check_output_flags",
@@ -110,17 +111,7 @@ def open_output(
         raise InputError("directory does not exist", path=d)
     if not os.access(d, os.W_OK):
         raise InputError("directory is not writable", path=d)
-    w = WriteOptions(append=append)
-    if max_bytes is not None:
-        w.max_bytes = parse_size(max_bytes, name="--max-bytes")
-        if w.max_bytes <= 0:
-            raise ConfigError("--max-bytes: must be positive")
-    if max_seconds is not None:
-        w.max_seconds = parse_duration(max_seconds, name="--max-seconds")
-        if w.max_seconds <= 0:
-            raise ConfigError("--max-seconds: must be positive")
-    if (w.max_bytes or w.max_seconds) and fmt != "gor":
-        raise ConfigError("--max-bytes/--max-seconds: rotation is for .gor outputs only")
+    w = write_options(output, append=append, max_bytes=max_bytes, max_seconds=max_seconds)
     return open_writer(output, w)
 
 

@@ -17,11 +17,10 @@ from typing import Any
 
 import click
 
-from ..config import load_config, parse_duration, parse_size
+from ..config import load_config
 from ..errors import ConfigError, InputError, ReplaygateError
 from ..formats import (
     ReadOptions,
-    WriteOptions,
     format_of,
     open_reader,
     open_writer,
@@ -30,6 +29,7 @@ from ..formats import (
 from ..model import Exchange
 from ..pipeline import Counters, Stage, run_pipeline
 from ._options import input_limit_options, read_limits
+from ._output import write_options
 
 __all__ = [
     "check_tls_keylog",
@@ -245,19 +245,9 @@ def command(
     if os.path.realpath(output) in {os.path.realpath(p) for p in inputs}:
         raise InputError("output is also an input", path=output)
     check_tls_keylog(tls_keylog, inputs)
-    wopts = WriteOptions(append=append)
-    if max_bytes is not None:
-        wopts.max_bytes = parse_size(max_bytes, name="--max-bytes")
-        if wopts.max_bytes <= 0:
-            raise ConfigError("--max-bytes: must be positive")
-    if max_seconds is not None:
-        wopts.max_seconds = parse_duration(max_seconds, name="--max-seconds")
-        if wopts.max_seconds <= 0:
-            raise ConfigError("--max-seconds: must be positive")
+    wopts = write_options(output, append=append, max_bytes=max_bytes, max_seconds=max_seconds)
     if append and format_of(output) == "har":
         raise ConfigError("--append: a HAR file is one JSON document; append to .gor or .jsonl")
-    if (wopts.max_bytes or wopts.max_seconds) and format_of(output) != "gor":
-        raise ConfigError("--max-bytes/--max-seconds: rotation is for .gor outputs only")
     counters = Counters()
     config = load_config(config_path)
     stages = _traffic_stages(traffic, config, counters)

@@ -57,7 +57,7 @@ from ._report_options import (
     watch_options,
 )
 
-__all__ = ["FileSource", "command", "format_stats", "staged"]
+__all__ = ["FileSource", "command", "format_replay_stats", "staged"]
 
 _DURATION_FIELDS = ("duration", "max_wait", "connect_timeout", "response_timeout")
 _SIZE_FIELDS = ("max_response_size", "max_header_size")
@@ -140,7 +140,7 @@ def _count(m: mmap.mmap | bytes, needle: bytes, step: int = 64 << 20) -> int:
     return n
 
 
-def format_stats(st: ReplayStats) -> list[str]:
+def format_replay_stats(st: ReplayStats) -> list[str]:
     """The end-of-run summary lines."""
     errs = ", ".join(f"{k}={v}" for k, v in st.errors.most_common())
     drops = ", ".join(f"{k}={v}" for k, v in st.dropped.most_common())
@@ -466,7 +466,7 @@ def command(files: tuple[str, ...], replay: ReplayOptions, **options: Any) -> No
         seen = watcher.stop()
         if comparator is not None:
             comparator.set_target_metrics(seen)
-    for line in [*format_stats(stats), *hook_lines]:
+    for line in [*format_replay_stats(stats), *hook_lines]:
         click.echo(line, err=True)
     for reason, n in counters.dropped.items():
         click.echo(f"  filtered out by {reason}: {n}", err=True)
