@@ -16,6 +16,10 @@ def test_parse_single_and_cluster() -> None:
     assert c.servers == ("nats://a:1", "nats://b:2", "nats://c:3")
     assert c.partitions == 4
     assert c.results_stream == "OUT"
+    assert c.key == "connection"
+    assert parse_stream_url("nats://h:1/T?key=user").key == "user"
+    assert parse_stream_url("nats://h:1/T?key=Cookie:sid").key == "cookie:sid"
+    assert parse_stream_url("nats://h:1/T?key=header:X-User").key == "header:X-User"
 
 
 @pytest.mark.parametrize(
@@ -27,6 +31,8 @@ def test_parse_single_and_cluster() -> None:
         ("nats://h:1/a.b", "may use only"),
         ("nats://h:1/T?partitions=0", "partitions must be"),
         ("nats://h:1/T?partitions=x", "partitions must be"),
+        ("nats://h:1/T?key=users", "is not a partition key"),
+        ("nats://h:1/T?key=cookie:", "is not a partition key"),
     ],
 )
 def test_bad_urls_name_the_flag(text: str, msg: str) -> None:

@@ -25,8 +25,9 @@ from ..model import Exchange
 from ..pipeline import Counters
 from ._conn import _one_line, connect
 from ._loop import LoopThread
+from ._partition import Partitioner
 from ._publish import AckPublisher
-from .codec import encode_exchange, partition_of
+from .codec import encode_exchange
 from .url import StreamURL, parse_stream_url
 
 __all__ = ["NatsSink"]
@@ -55,6 +56,8 @@ class NatsSink:
         self.counters = counters or Counters()
         self.published = 0
         self.duplicates = 0
+        # ?key=: by connection (default) or by user, so one user's traffic is one partition
+        self.partitioner = Partitioner(self.url.partitions, self.url.key)
         self._results = results
         self._buf: deque[Exchange] = deque()
         self._max_queue = max(1, max_queue)
@@ -101,7 +104,7 @@ class NatsSink:
         pub = self._pub
         buf = self._buf
         results_subject = f"rg.{self.url.results_stream}.r" if self._results else None
-        partitions = self.url.partitions
+        partition_of = self.partitioner
         subject = self.url.subject
         try:
             while True:
@@ -125,7 +128,7 @@ class NatsSink:
                     continue
                 for ex in batch:
                     payload, headers = encode_exchange(ex)
-                    subj = results_subject or subject(partition_of(ex, partitions))
+                    subj = results_subject or subject(partition_of(ex))
                     await pub.publish(subj, payload, headers, self._stored)
             while not await pub.wait_all(0.5):
                 if self._done.is_set():

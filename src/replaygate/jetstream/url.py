@@ -1,4 +1,7 @@
-"""``nats://host:port[,host:port...]/STREAM[?partitions=N&results=NAME]`` parsing."""
+"""``nats://host:port[,host:port...]/STREAM[?partitions=N&results=NAME&key=K]`` parsing.
+
+``key`` chooses what keeps exchanges in one partition when publishing: ``connection``
+(default) or a user key (``user``, ``cookie:NAME``, ...: see ``_partition``)."""
 
 from __future__ import annotations
 
@@ -8,7 +11,14 @@ from urllib.parse import parse_qs, urlsplit
 
 from ..errors import ConfigError
 
-__all__ = ["DEFAULT_PARTITIONS", "StreamURL", "is_stream_url", "parse_stream_url"]
+__all__ = [
+    "DEFAULT_PARTITIONS",
+    "KEY_SPECS",
+    "StreamURL",
+    "check_key",
+    "is_stream_url",
+    "parse_stream_url",
+]
 
 DEFAULT_PARTITIONS = 16
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,200}$")
@@ -22,6 +32,7 @@ class StreamURL:
     stream: str
     partitions: int = DEFAULT_PARTITIONS
     results: str | None = None
+    key: str = "connection"  # partition key when publishing (see _partition)
 
     @property
     def results_stream(self) -> str:
@@ -44,6 +55,20 @@ class StreamURL:
 
     def with_stream(self, name: str) -> StreamURL:
         return StreamURL(self.servers, name, self.partitions, None)
+
+
+KEY_SPECS = "connection, user, cookie:NAME, header:NAME, basic, bearer or auth"
+
+
+def check_key(key: str, *, name: str = "key") -> str:
+    """The partition key spec, validated (ConfigError naming ``name`` when wrong)."""
+    kind, sep, arg = key.partition(":")
+    kind = kind.lower()
+    if not sep and kind in ("connection", "user", "basic", "bearer", "auth"):
+        return kind
+    if sep and kind in ("cookie", "header") and arg.strip():
+        return f"{kind}:{arg.strip()}"
+    raise ConfigError(f"{name}: {key!r} is not a partition key (use {KEY_SPECS})")
 
 
 def is_stream_url(text: str) -> bool:
@@ -75,7 +100,10 @@ def parse_stream_url(text: str, *, name: str = "url") -> StreamURL:
             partitions = 0
         if not 1 <= partitions <= 1024:
             raise ConfigError(f"{name}: partitions must be 1..1024")
+    key = "connection"
+    if "key" in q:
+        key = check_key(q["key"][-1], name=f"{name} key")
     results = q["results"][-1] if "results" in q else None
     if results is not None and not _NAME.match(results):
         raise ConfigError(f"{name}: results stream name {results!r} is invalid")
-    return StreamURL(servers, stream, partitions, results)
+    return StreamURL(servers, stream, partitions, results, key)
