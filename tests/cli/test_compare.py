@@ -5,6 +5,7 @@ import re
 from pathlib import Path
 
 import orjson
+import pytest
 from click.testing import CliRunner
 
 from replaygate.cli import cli
@@ -166,3 +167,17 @@ def test_request_only_recording_replayed_passes(tmp_path: Path) -> None:
     assert "300 replayed" in r.output and "bodies and headers could not be compared" in r.output
     s = json.loads((tmp_path / "s.json").read_text())
     assert s["totals"]["status_only"] == 300 and s["limitations"]
+
+
+def test_bad_proto_descriptor_set_is_one_line_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from replaygate.cli import main
+
+    write_run(tmp_path / "cand.gor", bad=False)
+    bad = tmp_path / "x.pb"
+    bad.write_bytes(b"\xff\xff")
+    with pytest.raises(SystemExit) as e:
+        main(["compare", str(tmp_path / "cand.gor"), "--proto-descriptor-set", str(bad)])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "--proto-descriptor-set" in err and err.count("\n") == 1, err

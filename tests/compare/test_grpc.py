@@ -142,3 +142,80 @@ _scalar = st.one_of(st.integers(0, 2**63), st.text(alphabet="abcXYZ 09", min_siz
 def test_flat_messages_round_trip(values: dict[int, int | str]) -> None:
     data = b"".join(field(k, v) for k, v in values.items())
     assert decode_message(data) == {str(k): v for k, v in values.items()}
+
+
+def _descriptor_set() -> bytes:
+    """What ``protoc -o`` writes for::
+
+    package shop;
+    message Item { string name = 1; int32 qty = 2; }
+    message Cart { string id = 1; int64 total = 2; repeated Item items = 3; }
+    service Carts { rpc Get (Cart) returns (Cart); }
+    """
+    item = (
+        field(1, "Item")
+        + field(2, field(1, "name") + field(3, 1) + field(5, 9))
+        + field(2, field(1, "qty") + field(3, 2) + field(5, 5))
+    )
+    cart = (
+        field(1, "Cart")
+        + field(2, field(1, "id") + field(3, 1) + field(5, 9))
+        + field(2, field(1, "total") + field(3, 2) + field(5, 3))
+        + field(
+            2, field(1, "items") + field(3, 3) + field(4, 3) + field(5, 11) + field(6, ".shop.Item")
+        )
+    )
+    svc = field(1, "Carts") + field(
+        2, field(1, "Get") + field(2, ".shop.Cart") + field(3, ".shop.Cart")
+    )
+    fd = field(1, "shop.proto") + field(2, "shop") + field(4, item) + field(4, cart) + field(6, svc)
+    return field(1, fd)
+
+
+CART_A = (
+    field(1, "c7")
+    + field(2, 42)
+    + field(3, field(1, "apple") + field(2, 3))
+    + field(3, field(1, "pear") + field(2, 1))
+)
+CART_B = (
+    field(1, "c7")
+    + field(2, 42)
+    + field(3, field(1, "apple") + field(2, 4))
+    + field(3, field(1, "pear") + field(2, 1))
+)
+
+
+def test_descriptor_set_names_fields(tmp_path: Any) -> None:
+    from replaygate.compare import CompareConfig
+    from replaygate.compare._grpc import ProtoNames
+
+    names = ProtoNames.parse(_descriptor_set())
+    assert names.outputs == {"/shop.Carts/Get": ".shop.Cart"}
+    assert names.name(decode_message(CART_A), "/shop.Carts/Get") == {
+        "id": "c7",
+        "total": 42,
+        "items": [{"name": "apple", "qty": 3}, {"name": "pear", "qty": 1}],
+    }
+    p = tmp_path / "shop.pb"
+    p.write_bytes(_descriptor_set())
+    differ = ResponseDiffer(CompareConfig(proto_descriptor_set=str(p)))
+    d = differ.diff(grpc_response(CART_A), grpc_response(CART_B), grpc_method="/shop.Carts/Get")
+    assert [(x.field, x.path, x.original, x.replayed) for x in d] == [
+        ("grpc:$.items[*].qty", "grpc:$.items[0].qty", 3, 4)
+    ]
+    # another method, or no method: field numbers
+    d = differ.diff(grpc_response(CART_A), grpc_response(CART_B))
+    assert [x.field for x in d] == ["grpc:$.3[*].2"]
+
+
+def test_bad_descriptor_set_is_one_config_error(tmp_path: Any) -> None:
+    from replaygate.compare import CompareConfig
+    from replaygate.errors import ConfigError
+
+    p = tmp_path / "x.pb"
+    p.write_bytes(b"not a descriptor set")
+    with pytest.raises(ConfigError, match="not a descriptor set"):
+        ResponseDiffer(CompareConfig(proto_descriptor_set=str(p)))
+    with pytest.raises(ConfigError, match="cannot read"):
+        ResponseDiffer(CompareConfig(proto_descriptor_set=str(tmp_path / "missing.pb")))

@@ -75,6 +75,12 @@ def report_output_options(f: F) -> F:
             metavar="FILE",
             help="Name endpoints from a route list: OpenAPI 3 (JSON/YAML) or one 'GET /users/{id}' a line.",
         ),
+        click.option(
+            "--proto-descriptor-set",
+            "proto_descriptor_set",
+            metavar="FILE",
+            help="Name gRPC message fields from a descriptor set (protoc -o FILE --include_imports).",
+        ),
     ]
     for o in reversed(opts):
         f = o(f)
@@ -97,6 +103,11 @@ def with_routes(config: dict[str, Any], options: Mapping[str, Any]) -> dict[str,
     """``--routes FILE`` on top of the ``[compare]`` section."""
     if options.get("routes"):
         config["compare"] = {**(config.get("compare") or {}), "routes": options["routes"]}
+    if options.get("proto_descriptor_set"):
+        config["compare"] = {
+            **(config.get("compare") or {}),
+            "proto_descriptor_set": options["proto_descriptor_set"],
+        }
     return config
 
 

@@ -150,7 +150,7 @@ class Comparator:
         rc = status_class(rep.status)
         (st.base_status if is_base else st.status)[f"{oc}>{rc}"] += 1
         new5 = rep.status >= 500 and not orig.status >= 500
-        diffs = self._differ.diff(orig, rep, _host_rewrite(ex))
+        diffs = self._differ.diff(orig, rep, _host_rewrite(ex), ex.request.path)
         if is_base:
             st.base_compared += 1
             st.base_new_5xx += new5

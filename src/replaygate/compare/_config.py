@@ -115,6 +115,8 @@ class CompareConfig:
     endpoint_header: str | None = None
     # a route list naming endpoints: OpenAPI 3 (JSON/YAML) or one "METHOD /path" a line
     routes: str | None = None
+    # gRPC field names: a descriptor set as `protoc -o FILE --include_imports` writes it
+    proto_descriptor_set: str | None = None
     # cardinality guard: a path position with more distinct values under one prefix is folded
     # to {slug}/{var} (0: never)
     max_segment_values: int = 50
@@ -154,6 +156,8 @@ class CompareConfig:
             raise ConfigError(f"{n} endpoint_header: expected a header name")
         if self.routes is not None and not isinstance(self.routes, str):
             raise ConfigError(f"{n} routes: expected a file name, got {self.routes!r}")
+        if self.proto_descriptor_set is not None and not isinstance(self.proto_descriptor_set, str):
+            raise ConfigError(f"{n} proto_descriptor_set: expected a file name")
         self.max_segment_values = _nonneg(self.max_segment_values, f"{n} max_segment_values", int)
         self.samples = _nonneg(self.samples, f"{n} samples", int)
         self.sample_bytes = _nonneg(self.sample_bytes, f"{n} sample_bytes", int)

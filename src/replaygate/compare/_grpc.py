@@ -23,13 +23,21 @@ from typing import Any
 from ..model import HTTPMessage, Response
 from ..protocol import h2msg
 
-__all__ = ["decode_message", "diff_trees", "grpc_status", "is_grpc", "messages", "tree"]
+__all__ = [
+    "ProtoNames",
+    "decode_message",
+    "diff_trees",
+    "grpc_status",
+    "is_grpc",
+    "messages",
+    "tree",
+]
 
 _MAX_DEPTH = 32
 _MAX_MESSAGE = 64 << 20  # inflated size of one compressed message, at most
 
 
-class _NotProto(Exception):
+class _NotProto(ValueError):
     pass
 
 
@@ -214,3 +222,93 @@ def _kind(v: Any) -> str:
     if isinstance(v, list):
         return "repeated"
     return "text" if isinstance(v, str) else "number"
+
+
+class ProtoNames:
+    """Field names from a descriptor set (``protoc -o FILE --include_imports``), read with
+    the schema-less decoder itself (a ``FileDescriptorSet`` is a protobuf message): which
+    message type each ``/package.Service/Method`` answers with, and each type's field names.
+    """
+
+    def __init__(self) -> None:
+        # ".pkg.Type" -> {field number: (name, ".pkg.FieldType" or "")}
+        self.types: dict[str, dict[int, tuple[str, str]]] = {}
+        self.outputs: dict[str, str] = {}  # "/pkg.Service/Method" -> ".pkg.Type"
+
+    @classmethod
+    def load(cls, path: str) -> ProtoNames:
+        from ..errors import ConfigError
+
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except OSError as e:
+            raise ConfigError(f"--proto-descriptor-set {path}: cannot read: {e.strerror}") from None
+        try:
+            return cls.parse(data)
+        except (ValueError, TypeError, KeyError):
+            raise ConfigError(
+                f"--proto-descriptor-set {path}: not a descriptor set (protoc -o FILE)"
+            ) from None
+
+    @classmethod
+    def parse(cls, data: bytes) -> ProtoNames:
+        names = cls()
+        top = _decode(data, 0)
+        for fd in _many(top.get("1")):
+            pkg = fd.get("2", "") if isinstance(fd.get("2"), str) else ""
+            prefix = "." + pkg if pkg else ""
+            for m in _many(fd.get("4")):
+                names._message(prefix, m)
+            for svc in _many(fd.get("6")):
+                sname = f"{pkg}.{svc['1']}" if pkg else str(svc["1"])
+                for meth in _many(svc.get("2")):
+                    names.outputs[f"/{sname}/{meth['1']}"] = str(meth.get("3", ""))
+        if not names.types:
+            raise ValueError("no message types")
+        return names
+
+    def _message(self, prefix: str, m: dict[str, Any]) -> None:
+        full = f"{prefix}.{m['1']}"
+        fields: dict[int, tuple[str, str]] = {}
+        for fl in _many(m.get("2")):
+            if isinstance(fl.get("3"), int) and isinstance(fl.get("1"), str):
+                tn = fl.get("6")
+                fields[fl["3"]] = (fl["1"], tn if isinstance(tn, str) else "")
+        self.types[full] = fields
+        for nested in _many(m.get("3")):
+            self._message(full, nested)
+
+    def name(self, tree: Any, method: str) -> Any:
+        """``tree`` with field numbers replaced by names where the method's output type
+        says (unknown fields keep their number)."""
+        typ = self.outputs.get(method)
+        if typ is None:
+            return tree
+        if isinstance(tree, list):  # a streaming answer
+            return [self._named(t, typ, 0) for t in tree]
+        return self._named(tree, typ, 0)
+
+    def _named(self, tree: Any, typ: str, depth: int) -> Any:
+        fields = self.types.get(typ)
+        if fields is None or not isinstance(tree, dict) or depth > _MAX_DEPTH:
+            return tree
+        out: dict[str, Any] = {}
+        for k, v in tree.items():
+            name, sub = fields.get(int(k), (k, "")) if k.isdigit() else (k, "")
+            if sub:
+                v = (
+                    [self._named(x, sub, depth + 1) for x in v]
+                    if isinstance(v, list)
+                    else (self._named(v, sub, depth + 1))
+                )
+            out[name] = v
+        return out
+
+
+def _many(v: Any) -> list[dict[str, Any]]:
+    """A repeated message field: one occurrence decodes as a dict, several as a list."""
+    if v is None:
+        return []
+    items = v if isinstance(v, list) else [v]
+    return [x for x in items if isinstance(x, dict)]

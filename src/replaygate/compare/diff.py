@@ -42,7 +42,7 @@ import orjson
 from ..model import Response
 from ._config import FRAMING_HEADERS, CompareConfig
 from ._glob import glob_match
-from ._grpc import diff_trees, grpc_status, is_grpc
+from ._grpc import ProtoNames, diff_trees, grpc_status, is_grpc
 from ._grpc import tree as grpc_tree
 from ._html import diff_html, parse_html
 from ._text import diff_csv, diff_lines
@@ -166,6 +166,8 @@ class ResponseDiffer:
         self._unordered_cache: dict[str, bool] = {}
         self._limit = self.config.max_diffs_per_exchange
         self._rw: tuple[str, str] | None = None
+        path = self.config.proto_descriptor_set
+        self._proto = ProtoNames.load(path) if path else None
 
     # -- public -------------------------------------------------------------------------
     def diff(
@@ -173,6 +175,7 @@ class ResponseDiffer:
         a: Response | None,
         b: Response | None,
         host_rewrite: tuple[str, str] | None = None,
+        grpc_method: str | None = None,
     ) -> list[Difference]:
         """Differences from original ``a`` to replayed ``b`` (missing responses are one
         ``status`` difference).
@@ -181,6 +184,9 @@ class ResponseDiffer:
         Host than the capture, so a replayed value that equals the original once the replay's
         authority is written back (``Location: http://staging:8080/x``, an echoed Host, an
         absolute URL in JSON) is not a difference.
+
+        ``grpc_method``: the request's path (``/pkg.Service/Method``), which names gRPC
+        message fields when a descriptor set is configured.
         """
         self._rw = host_rewrite if host_rewrite and host_rewrite[0] != host_rewrite[1] else None
         if a is None or b is None:
@@ -206,16 +212,20 @@ class ResponseDiffer:
         if self.config.compare_headers and a.raw[: a.head_len] != b.raw[: b.head_len]:
             self._diff_headers(a, b, out)
             self._diff_cookies(a, b, out)
-        if not grpc or not self._diff_grpc(a, b, out):
+        if not grpc or not self._diff_grpc(a, b, out, grpc_method):
             self._diff_bodies(a, b, out)
         return out
 
-    def _diff_grpc(self, a: Response, b: Response, out: list[Difference]) -> bool:
+    def _diff_grpc(
+        self, a: Response, b: Response, out: list[Difference], method: str | None
+    ) -> bool:
         """gRPC messages as field-number trees (see :mod:`._grpc`); False: not framed as
         gRPC, compared as any body."""
         ta, tb = grpc_tree(a), grpc_tree(b)
         if ta is None or tb is None:
             return False
+        if self._proto is not None and method:
+            ta, tb = self._proto.name(ta, method), self._proto.name(tb, method)
         for f, kind, path, x, y in diff_trees(ta, tb, self._limit - len(out)):
             out.append(Difference(f, kind, path, short(x, 2000), short(y, 2000)))
         return True

@@ -157,7 +157,7 @@ class VolatilityLearner:
         self.pairs[endpoint] += 1
         if prev.raw == resp.raw:
             return
-        keys = {d.key for d in self._differ.diff(prev, resp)}
+        keys = {d.key for d in self._differ.diff(prev, resp, grpc_method=req.path)}
         if keys:
             c = self.fields.setdefault(endpoint, Counter())
             c.update(keys)
