@@ -28,6 +28,7 @@ from ..config import load_config, parse_duration, parse_size
 from ..errors import ConfigError, InputError
 from ..formats import WriteOptions, format_of, open_writer
 from ..pipeline import Counters, Sink, Stage
+from ._capture_options import CaptureOptions, capture_options
 from ._output import write_options
 
 __all__ = [
@@ -276,23 +277,7 @@ def parse_stats_interval(text: str | None) -> float | None:
 
 
 @click.command("capture", context_settings={"help_option_names": ["-h", "--help"]})
-@click.option(
-    "--interface",
-    "-i",
-    "interfaces",
-    multiple=True,
-    metavar="IF",
-    help="Interface to capture on (repeatable; default: all, including lo, via 'any').",
-)
-@click.option(
-    "--port", "-p", "ports", multiple=True, type=int, metavar="P", help="Server port (repeatable)."
-)
-@click.option(
-    "--bpf",
-    default=None,
-    metavar="EXPR",
-    help="A BPF filter instead of --port (e.g. 'tcp port 80 and host 10.0.0.5').",
-)
+@capture_options
 @click.option(
     "--output",
     "-o",
@@ -303,12 +288,6 @@ def parse_stats_interval(text: str | None) -> float | None:
 )
 @output_options
 @overwrite_options
-@click.option(
-    "--duration", default=None, metavar="DURATION", help="Stop after DURATION (e.g. 30s, 10m)."
-)
-@click.option(
-    "--max-exchanges", default=None, type=int, metavar="N", help="Stop after N exchanges."
-)
 @click.option(
     "--track-responses/--no-track-responses",
     default=True,
@@ -338,16 +317,12 @@ def parse_stats_interval(text: str | None) -> float | None:
 @run_options(stats_default=None, buffer=True)
 @with_traffic_options
 def command(
-    interfaces: tuple[str, ...],
-    ports: tuple[int, ...],
-    bpf: str | None,
+    capture: CaptureOptions,
     output: str,
     max_bytes: str | None,
     max_seconds: str | None,
     force: bool,
     append: bool,
-    duration: str | None,
-    max_exchanges: int | None,
     track_responses: bool,
     stats: str | None,
     metrics_port: str | None,
@@ -371,28 +346,16 @@ def command(
       SSLKEYLOGFILE=/tmp/k.log curl https://... &  # then:
       replaygate capture -p 443 --tls-keylog /tmp/k.log -o https.gor
     """
-    from ..sources.capture import CaptureConfig, run_capture
+    from ..sources.capture import run_capture
 
     check_output_flags(output, max_bytes, max_seconds, force=force, append=append)
-    cfg = CaptureConfig(
-        interfaces=list(interfaces),
-        ports=list(ports),
-        bpf=bpf,
-        duration=parse_duration(duration, name="--duration") if duration else None,
-        max_exchanges=max_exchanges,
+    cfg = capture.config(
         track_responses=track_responses,
         buffer_bytes=parse_size(buffer_size, name="--buffer-size"),
         max_queue=max_queue,
         idle_timeout_s=parse_duration(idle_timeout, name="--idle-timeout"),
         tls_keylog=tls_keylog,
     )
-    cfg.validate()
-    from ..sources._libpcap import list_interfaces
-
-    known = list_interfaces()
-    for name in cfg.interfaces:
-        if name not in known:
-            raise ConfigError(f"--interface {name}: no such interface (known: {', '.join(known)})")
     if max_queue <= 0:
         raise ConfigError("--max-queue: must be positive")
     interval = parse_stats_interval(stats)

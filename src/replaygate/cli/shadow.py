@@ -15,10 +15,11 @@ from typing import Any
 
 import click
 
-from ..config import load_config, parse_duration, parse_size
+from ..config import load_config, parse_size
 from ..errors import ConfigError
 from ..model import Exchange
 from ..pipeline import Sink, TeeSink
+from ._capture_options import CaptureOptions, capture_options
 from ._options import replay_hooks
 from ._replay_options import ReplayOptions, replay_options
 from ._report_options import (
@@ -89,24 +90,7 @@ def _replay_stats(st: Any) -> dict[str, int | float]:
 
 
 @click.command("shadow", context_settings={"help_option_names": ["-h", "--help"]})
-@click.option(
-    "--interface",
-    "-i",
-    "interfaces",
-    multiple=True,
-    metavar="IF",
-    help="Interface to capture on (repeatable; default: all, via 'any').",
-)
-@click.option(
-    "--port",
-    "-p",
-    "ports",
-    multiple=True,
-    type=int,
-    metavar="P",
-    help="Server port to capture (repeatable).",
-)
-@click.option("--bpf", default=None, metavar="EXPR", help="A BPF filter instead of --port.")
+@capture_options
 @click.option(
     "--output",
     "-o",
@@ -118,10 +102,6 @@ def _replay_stats(st: Any) -> dict[str, int | float]:
 @replay_options
 @output_options
 @overwrite_options
-@click.option("--duration", default=None, metavar="DURATION", help="Stop after DURATION.")
-@click.option(
-    "--max-exchanges", default=None, type=int, metavar="N", help="Stop after capturing N exchanges."
-)
 @click.option(
     "--max-queue",
     default=10_000,
@@ -135,16 +115,12 @@ def _replay_stats(st: Any) -> dict[str, int | float]:
 @run_options(stats_default="10s", buffer=True)
 @with_traffic_options
 def command(
-    interfaces: tuple[str, ...],
-    ports: tuple[int, ...],
-    bpf: str | None,
+    capture: CaptureOptions,
     output: str | None,
     max_bytes: str | None,
     max_seconds: str | None,
     force: bool,
     append: bool,
-    duration: str | None,
-    max_exchanges: int | None,
     max_queue: int,
     stats: str,
     metrics_port: str | None,
@@ -164,8 +140,7 @@ def command(
       replaygate shadow -p 8080 -t http://127.0.0.1:9090 -o shadow.gor --stats 30s
     """
     from ..replay import LiveReplayer
-    from ..sources._libpcap import list_interfaces
-    from ..sources.capture import CaptureConfig, run_capture
+    from ..sources.capture import run_capture
 
     if output:
         check_output_flags(output, max_bytes, max_seconds, force=force, append=append)
@@ -173,19 +148,7 @@ def command(
         raise ConfigError("--force/--append: only with --output")
     if max_queue <= 0:
         raise ConfigError("--max-queue: must be positive")
-    cap = CaptureConfig(
-        interfaces=list(interfaces),
-        ports=list(ports),
-        bpf=bpf,
-        duration=parse_duration(duration, name="--duration") if duration else None,
-        max_exchanges=max_exchanges,
-        buffer_bytes=parse_size(buffer_size, name="--buffer-size"),
-    )
-    cap.validate()
-    known = list_interfaces()
-    for name in cap.interfaces:
-        if name not in known:
-            raise ConfigError(f"--interface {name}: no such interface (known: {', '.join(known)})")
+    cap = capture.config(buffer_bytes=parse_size(buffer_size, name="--buffer-size"))
     interval = parse_stats_interval(stats)
     report_keys = {*REPORT_OUTPUT_KEYS, "watch_metrics", "watch_pid"}
     reporting = {k: options.pop(k) for k in list(options) if k in report_keys}

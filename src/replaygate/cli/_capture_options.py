@@ -1,0 +1,111 @@
+"""The capture flags shared by ``capture`` and ``shadow``: defined once, here.
+
+``@capture_options`` adds where and how long to capture (``--interface``, ``--port``,
+``--bpf``, ``--duration``, ``--max-exchanges``) and hands the command one
+:class:`CaptureOptions` (keyword ``capture``); :meth:`CaptureOptions.config` checks it and
+builds the library's :class:`~replaygate.sources.capture.CaptureConfig`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+from ..config import parse_duration
+from ..errors import ConfigError
+
+if TYPE_CHECKING:  # the capture module loads libpcap; only for typing
+    from ..sources.capture import CaptureConfig
+
+__all__ = ["CaptureOptions", "capture_options"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass(frozen=True)
+class CaptureOptions:
+    """What the capture flags say."""
+
+    interfaces: tuple[str, ...] = ()
+    ports: tuple[int, ...] = ()
+    bpf: str | None = None
+    duration: str | None = None
+    max_exchanges: int | None = None
+
+    def config(self, **more: Any) -> CaptureConfig:
+        """The checked CaptureConfig (``more``: the command's other capture settings); an
+        unknown interface is one line naming it and the known ones."""
+        from ..sources._libpcap import list_interfaces
+        from ..sources.capture import CaptureConfig
+
+        cfg = CaptureConfig(
+            interfaces=list(self.interfaces),
+            ports=list(self.ports),
+            bpf=self.bpf,
+            duration=parse_duration(self.duration, name="--duration") if self.duration else None,
+            max_exchanges=self.max_exchanges,
+            **more,
+        )
+        cfg.validate()
+        known = list_interfaces()
+        for name in cfg.interfaces:
+            if name not in known:
+                raise ConfigError(
+                    f"--interface {name}: no such interface (known: {', '.join(known)})"
+                )
+        return cfg
+
+
+_OPTIONS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
+    (
+        ("--interface", "-i", "interfaces"),
+        dict(
+            multiple=True,
+            metavar="IF",
+            help="Interface to capture on (repeatable; default: all, including lo, via 'any').",
+        ),
+    ),
+    (
+        ("--port", "-p", "ports"),
+        dict(multiple=True, type=int, metavar="P", help="Server port (repeatable)."),
+    ),
+    (
+        ("--bpf", "bpf"),
+        dict(
+            default=None,
+            metavar="EXPR",
+            help="A BPF filter instead of --port (e.g. 'tcp port 80 and host 10.0.0.5').",
+        ),
+    ),
+    (
+        ("--duration", "duration"),
+        dict(default=None, metavar="DURATION", help="Stop after DURATION (e.g. 30s, 10m)."),
+    ),
+    (
+        ("--max-exchanges", "max_exchanges"),
+        dict(default=None, type=int, metavar="N", help="Stop after capturing N exchanges."),
+    ),
+]
+
+_NAMES = tuple(f.name for f in dataclasses.fields(CaptureOptions))
+
+
+def capture_options(f: F) -> F:
+    """Decorator: the capture flags, handed to the command as ``capture: CaptureOptions``."""
+
+    @functools.wraps(f)
+    def command(*args: Any, **kwargs: Any) -> Any:
+        values = {name: kwargs.pop(name) for name in _NAMES}
+        values["interfaces"] = tuple(values["interfaces"] or ())
+        values["ports"] = tuple(values["ports"] or ())
+        return f(*args, capture=CaptureOptions(**values), **kwargs)
+
+    wrapped: Any = command
+    for names, kw in reversed(_OPTIONS):
+        wrapped = click.option(*names, **kw)(wrapped)
+    return wrapped  # type: ignore[no-any-return]
