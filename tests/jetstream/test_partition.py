@@ -14,6 +14,7 @@ from replaygate.jetstream._partition import Partitioner
 from replaygate.jetstream.codec import decode_exchange, partition_of
 from replaygate.jetstream.url import parse_stream_url
 from replaygate.model import ConnectionId, Exchange
+from replaygate.pipeline import Counters
 from replaygate.testing import make_exchange
 from replaygate.testing.nats import NatsServer
 
@@ -106,16 +107,26 @@ def test_bounded_memory() -> None:
 def test_sink_publishes_each_user_to_one_subject(nats_server: NatsServer) -> None:
     url = nats_server.url + "/TP?partitions=8&key=user"
     users = _users(12)
-    sink = NatsSink(url)
+    counters = Counters()
+    sink = NatsSink(url, counters=counters)
     for e in _interleaved(users):
         sink.write(e)
+    shared = _conn()  # then the known users on one connection: conflicts, counted
+    named = [u for u in users if u.startswith("user")]
+    for u in named:
+        sink.write(make_exchange("GET", "/z", request_headers=[_basic(u)], conn=shared))
     sink.close()
-    total = sum(len(v) for v in users.values())
+    clash = sink.partitioner.conflicts
+    assert clash >= 1  # crc32 is fixed: these 12 users do not all hash to one partition
+    assert counters.notes.get("stream_partition_conflicts", 0) == clash
+    total = sum(len(v) for v in users.values()) + len(named)
     assert sink.published == total
     subjects = asyncio.run(_subjects(parse_stream_url(url).stream, nats_server.url, total))
     owner = {e.id: u for u, exs in users.items() for e in exs}
     by_user: dict[str, set[str]] = {}
     for ex_id, subj in subjects.items():
+        if ex_id not in owner:
+            continue  # the ones on the shared connection
         by_user.setdefault(owner[ex_id], set()).add(subj)
     assert set(by_user) == set(users)
     assert all(len(s) == 1 for s in by_user.values()), by_user

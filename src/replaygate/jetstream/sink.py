@@ -126,10 +126,15 @@ class NatsSink:
                     except TimeoutError:
                         pass
                     continue
+                conflicts = partition_of.conflicts
                 for ex in batch:
                     payload, headers = encode_exchange(ex)
                     subj = results_subject or subject(partition_of(ex))
                     await pub.publish(subj, payload, headers, self._stored)
+                if partition_of.conflicts != conflicts:  # ?key=user: a user's keys disagreed
+                    self.counters.notes["stream_partition_conflicts"] += (
+                        partition_of.conflicts - conflicts
+                    )
             while not await pub.wait_all(0.5):
                 if self._done.is_set():
                     break
