@@ -478,35 +478,37 @@ def prepare_request(raw: bytes, head_len: int, host: bytes | None, prefix: bytes
             if eol >= 0:
                 head = head[: eol + 1] + b"Host: " + host + b"\r\n" + head[eol + 1 :]
                 changed = True
-    if host is not None:
-        # absolute-form (captured in front of a proxy): the authority would override Host,
-        # so send origin-form to the target
-        sp = head.find(b" ")
-        if sp >= 0 and head[sp + 1 : sp + 9].lower().startswith((b"http://", b"https://")):
-            start = head.find(b"://", sp) + 3
-            ends = [i for i in (head.find(b" ", start), head.find(b"\r", start)) if i >= 0]
-            nl = head.find(b"\n", start)
-            end = min([*ends, nl if nl >= 0 else len(head)])
-            slash = head.find(b"/", start, end)
-            qm = head.find(b"?", start, end)
-            cut = min(x for x in (slash, qm, end) if x >= 0)
-            rest = head[cut:end] if cut < end else b""
-            if not rest.startswith(b"/"):
-                rest = b"/" + rest
-            head = head[: sp + 1] + rest + head[end:]
-            changed = True
-    if prefix:
-        sp = head.find(b" ")
-        if sp >= 0 and head[sp + 1 : sp + 2] == b"/":
-            head = head[: sp + 1] + prefix + head[sp + 1 :]
-            changed = True
+    sp = head.find(b" ")
+    # absolute-form (captured in front of a proxy): the authority would override Host, so
+    # send origin-form to the target (a target starting with "/", the usual, is not one)
+    if (
+        host is not None
+        and sp >= 0
+        and head[sp + 1 : sp + 2] != b"/"
+        and head[sp + 1 : sp + 9].lower().startswith((b"http://", b"https://"))
+    ):
+        start = head.find(b"://", sp) + 3
+        ends = [i for i in (head.find(b" ", start), head.find(b"\r", start)) if i >= 0]
+        nl = head.find(b"\n", start)
+        end = min([*ends, nl if nl >= 0 else len(head)])
+        slash = head.find(b"/", start, end)
+        qm = head.find(b"?", start, end)
+        cut = min(x for x in (slash, qm, end) if x >= 0)
+        rest = head[cut:end] if cut < end else b""
+        if not rest.startswith(b"/"):
+            rest = b"/" + rest
+        head = head[: sp + 1] + rest + head[end:]
+        changed = True
+    if prefix and sp >= 0 and head[sp + 1 : sp + 2] == b"/":  # (head[: sp + 1] is as found)
+        head = head[: sp + 1] + prefix + head[sp + 1 :]
+        changed = True
     body_len = len(raw) - head_len
     if b"\ncontent-length:" in low or (body_len and b"\ntransfer-encoding:" not in low):
         head, fixed = _fix_content_length(head, body_len)
         changed = changed or fixed
     if not changed:
         return raw
-    return head + raw[head_len:]
+    return head + raw[head_len:] if head_len < len(raw) else head
 
 
 def _fix_content_length(head: bytes, body_len: int) -> tuple[bytes, bool]:
