@@ -96,7 +96,7 @@ def test_every_reporting_command_takes_the_report_flags_alike() -> None:
         pass
 
     ref = {p.name: p for p in reference.params}
-    assert set(ref) == set(REPORT_OUTPUT_KEYS)
+    assert set(REPORT_OUTPUT_KEYS) <= set(ref)
     for name in ("compare", "replay", "shadow", "aggregate"):
         cmd = importlib.import_module(f"replaygate.cli.{name}").command
         got = {p.name: p for p in cmd.params}

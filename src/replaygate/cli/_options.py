@@ -13,8 +13,10 @@ Bad values raise :class:`~replaygate.errors.ConfigError` naming the flag, e.g.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import click
 
@@ -33,6 +35,7 @@ __all__ = [
     "read_limits",
     "replay_hooks",
     "stages_from_options",
+    "traffic_group",
     "traffic_options",
 ]
 
@@ -230,6 +233,21 @@ def traffic_options(f: F) -> F:
     for names, kwargs in reversed(_OPTIONS):
         f = click.option(*names, **kwargs)(f)
     return f
+
+
+_TRAFFIC_NAMES = tuple(f.name for f in dataclasses.fields(TrafficOptions))
+
+
+def traffic_group(f: F) -> F:
+    """Decorator: the traffic flags (``@traffic_options``), handed to the command as one
+    ``traffic: TrafficOptions`` instead of loose keywords."""
+
+    @functools.wraps(f)
+    def command(*args: Any, **kwargs: Any) -> Any:
+        values = {name: kwargs.pop(name) for name in _TRAFFIC_NAMES}
+        return f(*args, traffic=TrafficOptions.of(values), **kwargs)
+
+    return traffic_options(cast(F, command))
 
 
 def input_limit_options(f: F) -> F:

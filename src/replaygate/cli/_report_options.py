@@ -45,7 +45,16 @@ REPORT_NAMES = {
 }
 
 
-REPORT_OUTPUT_KEYS = ("json", "junit", "markdown", "html", "report", "accepted", "routes")
+REPORT_OUTPUT_KEYS = (
+    "json",
+    "junit",
+    "markdown",
+    "html",
+    "report",
+    "accepted",
+    "routes",
+    "proto_descriptor_set",
+)
 
 
 def report_output_options(f: F) -> F:

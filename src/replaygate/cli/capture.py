@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -30,6 +30,9 @@ from ..formats import WriteOptions, format_of, open_writer
 from ..pipeline import Counters, Sink, Stage
 from ._capture_options import CaptureOptions, capture_options
 from ._output import write_options
+
+if TYPE_CHECKING:
+    from ..stages.defaults import TrafficOptions
 
 __all__ = [
     "check_output_flags",
@@ -133,17 +136,18 @@ def remove_if_empty(path: str) -> None:
             os.remove(path)
 
 
-def traffic_stages(traffic: Mapping[str, Any], config_path: str | None) -> list[Stage]:
+def traffic_stages(traffic: TrafficOptions, config_path: str | None) -> list[Stage]:
     """The filter/sample/mask/rewrite/middleware stages from the shared traffic flags."""
-    from ._options import stages_from_options
+    from ..stages.defaults import default_stages
 
-    return stages_from_options(dict(traffic), load_config(config_path), counters=Counters())
+    return default_stages(traffic, load_config(config_path), counters=Counters())
 
 
 def with_traffic_options(f: F) -> F:
-    from ._options import traffic_options
+    """The traffic flags, handed to the command as ``traffic: TrafficOptions``."""
+    from ._options import traffic_group
 
-    return traffic_options(f)
+    return traffic_group(f)
 
 
 def run_options(*, stats_default: str | None, buffer: bool) -> Callable[[F], F]:
@@ -331,7 +335,7 @@ def command(
     idle_timeout: str,
     tls_keylog: str | None,
     config_path: str | None,
-    **traffic: Any,
+    traffic: TrafficOptions,
 ) -> None:
     """Capture HTTP/1.x exchanges from network interfaces into FILE.
 

@@ -27,8 +27,9 @@ from ..formats import (
     raise_cuts,
 )
 from ..model import Exchange
-from ..pipeline import Counters, Stage, run_pipeline
-from ._options import input_limit_options, read_limits
+from ..pipeline import Counters, run_pipeline
+from ..stages.defaults import TrafficOptions, default_stages
+from ._options import input_limit_options, read_limits, traffic_group
 from ._output import write_options
 
 __all__ = [
@@ -131,22 +132,6 @@ def format_summary(c: Counters, incomplete: int, why: Counter[str]) -> str:
     return ", ".join(parts)
 
 
-def _traffic_stages(kwargs: dict[str, Any], config: dict[str, Any], c: Counters) -> list[Stage]:
-    try:
-        from ._options import stages_from_options
-    except ImportError:  # pragma: no cover - the options module ships with the package
-        return []
-    return stages_from_options(kwargs, config, counters=c)
-
-
-def _with_traffic_options(f: Any) -> Any:
-    try:
-        from ._options import traffic_options
-    except ImportError:  # pragma: no cover
-        return f
-    return traffic_options(f)
-
-
 def _remove_outputs(sink: object, output: str) -> None:
     """Do not leave an empty output behind when the input turned out to be bad."""
     files = getattr(sink, "files", None)
@@ -203,7 +188,7 @@ def _remove_outputs(sink: object, output: str) -> None:
     help="Also print the readers' notes (line numbers of dropped lines, cut offsets, ...).",
 )
 @input_limit_options
-@_with_traffic_options
+@traffic_group
 def command(
     paths: tuple[str, ...],
     log_format: str | None,
@@ -215,7 +200,8 @@ def command(
     config_path: str | None,
     quiet: bool,
     verbose: bool,
-    **traffic: Any,
+    traffic: TrafficOptions,
+    **limits: Any,
 ) -> None:
     """Convert traffic files: IN... (any readable format) into OUT (.gor, .har, .jsonl).
 
@@ -250,11 +236,11 @@ def command(
         raise ConfigError("--append: a HAR file is one JSON document; append to .gor or .jsonl")
     counters = Counters()
     config = load_config(config_path)
-    stages = _traffic_stages(traffic, config, counters)
+    stages = default_stages(traffic, config, counters=counters)
     tally = _Tally()
-    limits = read_limits(traffic)
+    read_sizes = read_limits(limits)
     ropts = reader_options(
-        counters, log_format.lower() if log_format else None, host, tls_keylog, limits
+        counters, log_format.lower() if log_format else None, host, tls_keylog, read_sizes
     )
     sink = open_writer(output, wopts)
     try:

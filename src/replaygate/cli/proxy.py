@@ -8,12 +8,12 @@ SIGINT/SIGTERM: stop accepting, let open connections finish, flush, print counte
 from __future__ import annotations
 
 import time
-from typing import Any
 
 import click
 
 from ..config import parse_duration, parse_size
 from ..errors import ConfigError
+from ..stages.defaults import TrafficOptions
 from .capture import (
     StatsLine,
     check_output_flags,
@@ -123,7 +123,7 @@ def command(
     stats: str | None,
     metrics_port: str | None,
     config_path: str | None,
-    **traffic: Any,
+    traffic: TrafficOptions,
 ) -> None:
     """Forward clients to --upstream unchanged and record every exchange into FILE.
 

@@ -19,11 +19,11 @@ from ..config import load_config, parse_size
 from ..errors import ConfigError
 from ..model import Exchange
 from ..pipeline import Sink, TeeSink
+from ..stages.defaults import TrafficOptions
 from ._capture_options import CaptureOptions, capture_options
 from ._options import replay_hooks
 from ._replay_options import ReplayOptions, replay_options
 from ._report_options import (
-    REPORT_OUTPUT_KEYS,
     compare_config,
     finish_reports,
     report_output_options,
@@ -127,7 +127,8 @@ def command(
     buffer_size: str,
     config_path: str | None,
     replay: ReplayOptions,
-    **options: Any,
+    traffic: TrafficOptions,
+    **reporting: Any,
 ) -> None:
     """Capture traffic on --port and replay each request to --target as it is seen.
 
@@ -150,9 +151,6 @@ def command(
         raise ConfigError("--max-queue: must be positive")
     cap = capture.config(buffer_bytes=parse_size(buffer_size, name="--buffer-size"))
     interval = parse_stats_interval(stats)
-    report_keys = {*REPORT_OUTPUT_KEYS, "watch_metrics", "watch_pid"}
-    reporting = {k: options.pop(k) for k in list(options) if k in report_keys}
-    traffic = options
     cfg_data = with_routes(load_config(config_path), reporting)
     # live: send as soon as captured, bounded by concurrency
     rc = replay.config(cfg_data, max_speed=True)
