@@ -38,6 +38,7 @@ from ..replay import (
     run_replay,
     run_replay_parallel,
 )
+from ..stages.defaults import TrafficOptions, default_stages
 from ._options import (
     close_stages,
     input_limit_options,
@@ -45,8 +46,7 @@ from ._options import (
     mask_key_of,
     read_limits,
     replay_hooks,
-    stages_from_options,
-    traffic_options,
+    traffic_group,
 )
 from ._replay_options import ReplayOptions, correlate_option, replay_options
 from ._report_options import (
@@ -379,10 +379,12 @@ _TIMING_HELP = "Timing (one of): --speed X (default 1), --rate N, --max, --ramp 
 @replay_options
 @correlate_option
 @input_limit_options
-@traffic_options
+@traffic_group
 @report_options
 @watch_options
-def command(files: tuple[str, ...], replay: ReplayOptions, **options: Any) -> None:
+def command(
+    files: tuple[str, ...], replay: ReplayOptions, traffic: TrafficOptions, **options: Any
+) -> None:
     """Replay the recorded traffic in FILE... into --target URL(s).
 
     Request bytes are sent as recorded (header order, case, duplicates); only the Host header
@@ -428,7 +430,7 @@ def command(files: tuple[str, ...], replay: ReplayOptions, **options: Any) -> No
     hook_lines: list[str] = []
 
     if rc.workers == 1:
-        stages = stages_from_options(options, cfg_data, counters=counters)
+        stages = default_stages(traffic, cfg_data, counters=counters)
         source = FileSource(files, stages, counters, log_format, limits)
         sinks: list[Sink] = []
         if output:
@@ -452,7 +454,8 @@ def command(files: tuple[str, ...], replay: ReplayOptions, **options: Any) -> No
         stats = _run_workers(
             files,
             rc,
-            options,
+            traffic,
+            limits,
             cfg_data,
             output,
             comparator,
@@ -533,7 +536,8 @@ def _total(rc: ReplayConfig, files: Sequence[str]) -> int | None:
 def _run_workers(
     files: Sequence[str],
     rc: ReplayConfig,
-    options: Mapping[str, Any],
+    traffic: TrafficOptions,
+    limits: dict[str, int],
     cfg_data: Mapping[str, Any],
     output: str | None,
     comparator: Any,
@@ -548,13 +552,13 @@ def _run_workers(
     key is made once, here, and handed to every process (a random key per process, or per
     build, would give the original and the replayed values different pseudonyms)."""
     # validate the flags before forking, and make the mask key (read, or random) once
-    mask_key = mask_key_of(stages_from_options(options, cfg_data))
+    mask_key = mask_key_of(default_stages(traffic, cfg_data))
     built: dict[int, list[Stage]] = {}
 
     def worker_stages() -> list[Stage]:
         pid = os.getpid()  # a fork of this process: build its stages once, for both uses
         if pid not in built:
-            built[pid] = stages_from_options(options, cfg_data, made_mask_key=mask_key)
+            built[pid] = default_stages(traffic, cfg_data, mask_key=mask_key)
         return built[pid]
 
     need_parts = bool(output) or comparator is not None
@@ -568,7 +572,7 @@ def _run_workers(
     parts = [os.path.join(tmpdir, f"part{i}{ext}") for i in range(rc.workers)] if tmpdir else []
 
     def source_factory() -> Iterable[Exchange]:
-        return FileSource(files, worker_stages(), Counters(), log_format, read_limits(options))
+        return FileSource(files, worker_stages(), Counters(), log_format, limits)
 
     def sink_factory(i: int) -> Sink | None:
         return open_writer(parts[i]) if parts else None
@@ -587,7 +591,7 @@ def _run_workers(
             )
         finally:
             progress.done()
-        _find_cuts(files, log_format, read_limits(options), counters)
+        _find_cuts(files, log_format, limits, counters)
         if output:
             _merge_parts(parts, output)
         if comparator is not None:
