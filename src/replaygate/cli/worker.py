@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from .._config_schema import float_range
@@ -58,20 +60,24 @@ def command(
         speed=speed,
         max_in_flight=max_in_flight,
         ack_wait_s=parse_duration(ack_wait, name="--ack-wait"),
-        exit_when_idle_s=parse_duration(exit_when_idle, name="--exit-when-idle")
-        if exit_when_idle
-        else None,
-        duration_s=parse_duration(duration, name="--duration") if duration else None,
+        exit_when_idle_s=_seconds(exit_when_idle, "--exit-when-idle"),
+        duration_s=_seconds(duration, "--duration"),
         correlate=correlate,
     )
     try:
         stats = run_worker(cfg)
     except KeyboardInterrupt:
         return
-    d = stats.as_dict()
-    click.echo(
+    click.echo(_summary(stats.as_dict()), err=True)
+
+
+def _summary(d: dict[str, Any]) -> str:
+    return (
         f"worker {d['worker_id']}: fetched {d['fetched']}, replayed {d['replayed']},"
         f" published {d['published']}, acked {d['acked']}, redelivered {d['redelivered']},"
-        f" errors {d['errors']}, {d['rate']} req/s",
-        err=True,
+        f" errors {d['errors']}, {d['rate']} req/s"
     )
+
+
+def _seconds(text: str | None, flag: str) -> float | None:
+    return parse_duration(text, name=flag) if text else None
