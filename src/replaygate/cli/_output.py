@@ -3,11 +3,31 @@ convert): rotation flags parsed and checked once."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
 from ..config import parse_duration, parse_size
 from ..errors import ConfigError
 from ..formats import WriteOptions, format_of
 
-__all__ = ["write_options"]
+F = TypeVar("F", bound=Callable[..., Any])
+
+__all__ = ["max_queue_option", "write_options"]
+
+
+def max_queue_option(waiting_for: str, note: str = "") -> Callable[[F], F]:
+    """``--max-queue N`` (default 10,000, positive): the bounded queue in front of what
+    ``waiting_for`` names; what does not fit is dropped and counted."""
+    return click.option(
+        "--max-queue",
+        default=10_000,
+        show_default=True,
+        type=int,
+        metavar="N",
+        help=f"{waiting_for} before new ones are dropped (counted{note}).",
+    )
 
 
 def write_options(

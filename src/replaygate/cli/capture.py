@@ -29,7 +29,7 @@ from ..errors import ConfigError, InputError
 from ..formats import WriteOptions, format_of, open_writer
 from ..pipeline import Counters, Sink, Stage
 from ._capture_options import CaptureOptions, capture_options
-from ._output import write_options
+from ._output import max_queue_option, write_options
 
 if TYPE_CHECKING:
     from ..stages.defaults import TrafficOptions
@@ -297,14 +297,7 @@ def parse_stats_interval(text: str | None) -> float | None:
     default=True,
     help="Record original responses with latency (default), or requests only.",
 )
-@click.option(
-    "--max-queue",
-    default=10_000,
-    show_default=True,
-    type=int,
-    metavar="N",
-    help="Exchanges waiting for the writer before new ones are dropped (counted).",
-)
+@max_queue_option("Exchanges waiting for the writer")
 @click.option(
     "--idle-timeout",
     default="120s",

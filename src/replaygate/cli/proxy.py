@@ -14,6 +14,7 @@ import click
 from ..config import parse_duration, parse_size
 from ..errors import ConfigError
 from ..stages.defaults import TrafficOptions
+from ._output import max_queue_option
 from .capture import (
     StatsLine,
     check_output_flags,
@@ -78,14 +79,7 @@ __all__ = ["command"]
     metavar="PEM",
     help="CA bundle to verify the https upstream with.",
 )
-@click.option(
-    "--max-queue",
-    default=10_000,
-    show_default=True,
-    type=int,
-    metavar="N",
-    help="Recordings waiting for the writer before new ones are dropped (counted; traffic is never held).",
-)
+@max_queue_option("Recordings waiting for the writer", "; traffic is never held")
 @click.option(
     "--max-line-size",
     default="8kb",

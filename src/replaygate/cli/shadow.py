@@ -22,6 +22,7 @@ from ..pipeline import Sink, TeeSink
 from ..stages.defaults import TrafficOptions
 from ._capture_options import CaptureOptions, capture_options
 from ._options import replay_hooks
+from ._output import max_queue_option
 from ._replay_options import ReplayOptions, replay_options
 from ._report_options import (
     compare_config,
@@ -102,14 +103,7 @@ def _replay_stats(st: Any) -> dict[str, int | float]:
 @replay_options
 @output_options
 @overwrite_options
-@click.option(
-    "--max-queue",
-    default=10_000,
-    show_default=True,
-    type=int,
-    metavar="N",
-    help="Exchanges waiting for the target before new ones are dropped (counted).",
-)
+@max_queue_option("Exchanges waiting for the target")
 @report_output_options
 @watch_options
 @run_options(stats_default="10s", buffer=True)
