@@ -58,7 +58,8 @@ REPORT_OUTPUT_KEYS = (
 
 
 def report_output_options(f: F) -> F:
-    """Add the report flags (keywords: json, junit, markdown, html, report, accepted, routes):
+    """Add the report flags (keywords: json, junit, markdown, html, report, accepted, routes,
+    proto_descriptor_set):
     for commands that read ``replaygate.toml`` through a ``--config`` of their own."""
     opts = [
         click.option("--json", "json", metavar="PATH", help="Write the JSON summary here."),
@@ -109,7 +110,7 @@ def report_options(f: F) -> F:
 
 
 def with_routes(config: dict[str, Any], options: Mapping[str, Any]) -> dict[str, Any]:
-    """``--routes FILE`` on top of the ``[compare]`` section."""
+    """``--routes FILE`` and ``--proto-descriptor-set FILE`` on top of ``[compare]``."""
     if options.get("routes"):
         config["compare"] = {**(config.get("compare") or {}), "routes": options["routes"]}
     if options.get("proto_descriptor_set"):
