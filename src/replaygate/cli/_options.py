@@ -28,9 +28,12 @@ if TYPE_CHECKING:  # the replay package is heavy (event loop, clients); only for
     from ..replay.hooks import ReplayHook
 
 __all__ = [
+    "LOG_FORMATS",
     "close_stages",
     "input_limit_options",
     "iter_through",
+    "log_format_option",
+    "log_host_option",
     "mask_key_of",
     "read_limits",
     "replay_hooks",
@@ -248,6 +251,29 @@ def traffic_group(f: F) -> F:
         return f(*args, traffic=TrafficOptions.of(values), **kwargs)
 
     return traffic_options(cast(F, command))
+
+
+LOG_FORMATS = ("nginx", "apache", "alb", "elb")
+
+
+def log_format_option(f: F) -> F:
+    """``--log-format`` for commands that read access logs."""
+    return click.option(
+        "--log-format",
+        type=click.Choice(LOG_FORMATS, case_sensitive=False),
+        default=None,
+        help="Access-log format of .log inputs (default: detected per line).",
+    )(f)
+
+
+def log_host_option(f: F) -> F:
+    """``--host`` for access-log lines that do not name one."""
+    return click.option(
+        "--host",
+        default=None,
+        metavar="HOST",
+        help="Host header for access-log lines that do not name one.",
+    )(f)
 
 
 def input_limit_options(f: F) -> F:

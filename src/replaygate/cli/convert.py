@@ -29,7 +29,13 @@ from ..formats import (
 from ..model import Exchange
 from ..pipeline import Counters, run_pipeline
 from ..stages.defaults import TrafficOptions, default_stages
-from ._options import input_limit_options, read_limits, traffic_group
+from ._options import (
+    input_limit_options,
+    log_format_option,
+    log_host_option,
+    read_limits,
+    traffic_group,
+)
 from ._output import write_options
 
 __all__ = [
@@ -40,8 +46,6 @@ __all__ = [
     "reader_options",
     "tls_keylog_option",
 ]
-
-LOG_FORMATS = ("nginx", "apache", "alb", "elb")
 
 
 def reader_options(
@@ -144,18 +148,8 @@ def _remove_outputs(sink: object, output: str) -> None:
 
 @click.command("convert", context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("paths", nargs=-1, required=True, metavar="IN... OUT")
-@click.option(
-    "--log-format",
-    type=click.Choice(LOG_FORMATS, case_sensitive=False),
-    default=None,
-    help="Access-log format of .log inputs (default: detected per line).",
-)
-@click.option(
-    "--host",
-    default=None,
-    metavar="HOST",
-    help="Host header for access-log lines that do not name one.",
-)
+@log_format_option
+@log_host_option
 @tls_keylog_option
 @click.option(
     "--max-bytes",

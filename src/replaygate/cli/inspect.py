@@ -22,9 +22,8 @@ import orjson
 from ..formats import format_of, open_reader, raise_cuts
 from ..model import ConnectionId, Exchange
 from ..pipeline import Counters
-from ._options import input_limit_options, read_limits
+from ._options import input_limit_options, log_format_option, log_host_option, read_limits
 from .convert import (
-    LOG_FORMATS,
     check_tls_keylog,
     format_note,
     reader_options,
@@ -199,15 +198,8 @@ def render(s: FileSummary, top: int) -> str:
     type=click.IntRange(min=1),
     help="How many endpoints to list.",
 )
-@click.option(
-    "--log-format",
-    type=click.Choice(LOG_FORMATS, case_sensitive=False),
-    default=None,
-    help="Access-log format of .log files (default: detected per line).",
-)
-@click.option(
-    "--host", default=None, metavar="HOST", help="Host for access-log lines that do not name one."
-)
+@log_format_option
+@log_host_option
 @tls_keylog_option
 @input_limit_options
 def command(

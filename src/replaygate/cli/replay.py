@@ -43,6 +43,7 @@ from ._options import (
     close_stages,
     input_limit_options,
     iter_through,
+    log_format_option,
     mask_key_of,
     read_limits,
     replay_hooks,
@@ -370,12 +371,7 @@ _TIMING_HELP = "Timing (one of): --speed X (default 1), --rate N, --max, --ramp 
     default=None,
     help="Progress bar on stderr (default: when stderr is a terminal).",
 )
-@click.option(
-    "--log-format",
-    type=click.Choice(["nginx", "apache", "alb", "elb"]),
-    default=None,
-    help="Access-log inputs: the log format (detected when omitted).",
-)
+@log_format_option
 @replay_options
 @correlate_option
 @input_limit_options
