@@ -30,6 +30,7 @@ if TYPE_CHECKING:  # the replay package is heavy (event loop, clients); only for
 __all__ = [
     "LOG_FORMATS",
     "close_stages",
+    "config_option",
     "input_limit_options",
     "iter_through",
     "log_format_option",
@@ -254,6 +255,17 @@ def traffic_group(f: F) -> F:
 
 
 LOG_FORMATS = ("nginx", "apache", "alb", "elb")
+
+
+def config_option(f: F) -> F:
+    """``--config FILE`` (keyword ``config_path``): the replaygate.toml to read."""
+    return click.option(
+        "--config",
+        "config_path",
+        default=None,
+        metavar="FILE",
+        help="replaygate.toml to read (default: ./replaygate.toml if present).",
+    )(f)
 
 
 def log_format_option(f: F) -> F:

@@ -29,6 +29,7 @@ from ..errors import ConfigError, InputError
 from ..formats import WriteOptions, format_of, open_writer
 from ..pipeline import Counters, Sink, Stage
 from ._capture_options import CaptureOptions, capture_options
+from ._options import config_option
 from ._output import max_queue_option, write_options
 
 if TYPE_CHECKING:
@@ -155,13 +156,7 @@ def run_options(*, stats_default: str | None, buffer: bool) -> Callable[[F], F]:
     capture): the run flags capture, proxy and shadow share."""
 
     def deco(f: F) -> F:
-        f = click.option(
-            "--config",
-            "config_path",
-            default=None,
-            metavar="FILE",
-            help="replaygate.toml to read (default: ./replaygate.toml if present).",
-        )(f)
+        f = config_option(f)
         if buffer:
             f = click.option(
                 "--buffer-size",

@@ -30,6 +30,7 @@ from ..model import Exchange
 from ..pipeline import Counters, run_pipeline
 from ..stages.defaults import TrafficOptions, default_stages
 from ._options import (
+    config_option,
     input_limit_options,
     log_format_option,
     log_host_option,
@@ -166,13 +167,7 @@ def _remove_outputs(sink: object, output: str) -> None:
 @click.option(
     "--append", is_flag=True, default=False, help="Append to an existing .gor/.jsonl output."
 )
-@click.option(
-    "--config",
-    "config_path",
-    default=None,
-    metavar="FILE",
-    help="replaygate.toml to read (default: ./replaygate.toml if present).",
-)
+@config_option
 @click.option("--quiet", "-q", is_flag=True, default=False, help="Do not print the summary line.")
 @click.option(
     "--verbose",

@@ -10,6 +10,7 @@ import click
 
 from ..config import load_config
 from ..stages._mask_data import DATA_FORMATS, mask_data_file
+from ._options import config_option
 
 __all__ = ["command"]
 
@@ -31,13 +32,7 @@ __all__ = ["command"]
     default=None,
     help="Pseudonymisation key file (else $REPLAYGATE_MASK_KEY).",
 )
-@click.option(
-    "--config",
-    "config_path",
-    default=None,
-    metavar="FILE",
-    help="replaygate.toml to read (default: ./replaygate.toml if present).",
-)
+@config_option
 @click.option("--json", "as_json", is_flag=True, help="Print the counts as one JSON object.")
 @click.option("--quiet", "-q", is_flag=True, default=False, help="Do not print the summary line.")
 def command(
