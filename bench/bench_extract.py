@@ -5,7 +5,7 @@
 
 Generates a classic pcap of N exchanges (default 100 000) on keep-alive connections of K
 exchanges each, with mixed sizes (small GETs, POSTs with bodies, responses from 120 B to
-32 KiB, some chunked), built with :func:`replaygate.protocol.pcapfile.synth_flow`: handshake,
+32 KiB, some chunked), built with :func:`replaygate.testing.frames.synth_flow`: handshake,
 MSS segmentation, ACKs, FIN. Then, in the same run, times:
 
 * frames only: ``iter_frames`` + ``decode_frame`` (this area's share of the work);
@@ -31,7 +31,8 @@ from pathlib import Path
 
 from replaygate.formats import ReadOptions
 from replaygate.pipeline import Counters
-from replaygate.protocol.pcapfile import PcapWriter, iter_frames, synth_flow
+from replaygate.protocol.pcapfile import PcapWriter, iter_frames
+from replaygate.testing.frames import synth_flow
 
 __all__ = ["generate", "main"]
 

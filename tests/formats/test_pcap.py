@@ -17,8 +17,9 @@ from replaygate.errors import FormatError, InputError, TruncatedError
 from replaygate.formats import ReadOptions, open_reader
 from replaygate.model import Flag
 from replaygate.pipeline import Counters
-from replaygate.protocol.pcapfile import PcapWriter, build_tcp_frame, synth_flow
+from replaygate.protocol.pcapfile import PcapWriter
 from replaygate.protocol.segment import ACK, PSH
+from replaygate.testing.frames import build_tcp_frame, synth_flow
 
 REQ = b"GET /items/%d HTTP/1.1\r\nHost: shop.test\r\n\r\n"
 RESP = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"

@@ -13,13 +13,8 @@ from collections.abc import Callable
 from replaygate.formats import ReadOptions
 from replaygate.pipeline import Counters
 from replaygate.protocol.linklayer import Defragmenter, decode_frame
-from replaygate.protocol.pcapfile import (
-    PcapParser,
-    PcapWriter,
-    build_ip_packet,
-    frame_ip_packet,
-    synth_flow,
-)
+from replaygate.protocol.pcapfile import PcapParser, PcapWriter
+from replaygate.testing.frames import build_ip_packet, frame_ip_packet, synth_flow
 
 __all__ = ["SEEDS", "TARGETS"]
 

@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 
 from replaygate.pipeline import Counters
 from replaygate.protocol.linklayer import SUPPORTED_LINKTYPES, Defragmenter, decode_frame
-from replaygate.protocol.pcapfile import build_ip_packet, build_tcp_frame, frame_ip_packet
 from replaygate.protocol.segment import ACK, PSH, SYN, TcpSegment
+from replaygate.testing.frames import build_ip_packet, build_tcp_frame, frame_ip_packet
 
 TS = 1_700_000_000_000_000_000
 PAYLOAD = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"

@@ -17,15 +17,9 @@ from hypothesis import strategies as st
 
 from replaygate.errors import FormatError, InputError, TruncatedError
 from replaygate.pipeline import Counters
-from replaygate.protocol.pcapfile import (
-    Frame,
-    PcapParser,
-    PcapWriter,
-    build_tcp_frame,
-    iter_frames,
-    synth_flow,
-)
+from replaygate.protocol.pcapfile import Frame, PcapParser, PcapWriter, iter_frames
 from replaygate.protocol.segment import ACK, PSH
+from replaygate.testing.frames import build_tcp_frame, synth_flow
 
 T0 = 1_700_000_000_123_456_789
 

@@ -224,7 +224,7 @@ def pcap_bytes(segs: list[TcpSegment], secrets: bytes | None = None) -> bytes:
     """The segments as a capture file: classic pcap, or pcapng with ``secrets`` (an NSS key
     log) in a Decryption Secrets Block before the packets, as ``editcap --inject-secrets``
     writes it."""
-    from replaygate.protocol.pcapfile import build_tcp_frame
+    from replaygate.testing.frames import build_tcp_frame
 
     frames = [
         (s.ts_ns, build_tcp_frame(src=s.src, dst=s.dst, sport=s.sport, dport=s.dport, seq=s.seq,
