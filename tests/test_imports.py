@@ -20,6 +20,7 @@ ROOT = Path(replaygate.__file__).parent
 LAYERS: dict[str, int] = {
     "_version": 0,
     "errors": 0,
+    "_histogram": 0,
     "_config_schema": 1,
     "metrics": 1,
     "model": 1,

@@ -1,4 +1,4 @@
-"""Latency per endpoint: HDR histograms that merge exactly across workers.
+"""Latency per endpoint: histograms that merge exactly across workers.
 
 Values are recorded in microseconds (1 µs .. 1 h, 2 significant digits: 1% resolution), so the
 p50/p90/p99/max of a merged run are the same as if one process had seen every exchange.
@@ -26,6 +26,7 @@ from typing import Any
 
 from hdrh.histogram import HdrHistogram
 
+from .._histogram import Histogram, bucket_key, highest, lowest, width
 from ._significance import bootstrap_percentile_delta, mann_whitney_greater
 
 __all__ = ["P99_MIN_SAMPLES", "LatencyHistogram", "TimeSeries", "latency_regression"]
@@ -36,81 +37,72 @@ _DIGITS = 2
 
 
 class LatencyHistogram:
-    """A mergeable latency histogram (HDR) recording nanoseconds, reporting milliseconds."""
+    """A mergeable latency histogram recording nanoseconds, reporting milliseconds.
+
+    The counts are the package's one :class:`~replaygate._histogram.Histogram` (in
+    microseconds, clamped to 1 µs .. 1 h); a bucket is reported by its highest value and a
+    percentile takes the value of rank ``round(p% * count)``, as HDR histograms do, and the
+    state is HDR's encoding."""
 
     __slots__ = ("_h",)
 
     def __init__(self) -> None:
-        self._h = HdrHistogram(_LOW_US, _HIGH_US, _DIGITS, word_size=4)
+        self._h = Histogram()
 
     def record_ns(self, ns: int) -> None:
         us = ns // 1000
-        self._h.record_value(min(max(us, _LOW_US), _HIGH_US))
+        self._h.record(min(max(us, _LOW_US), _HIGH_US))
 
     @property
     def count(self) -> int:
-        return int(self._h.get_total_count())
+        return self._h.count
 
     def merge(self, other: LatencyHistogram) -> None:
         if other.count:
-            self._h.add(other._h)
-
-    def _nonzero(self) -> list[tuple[int, int]]:
-        """``[(counts index, count), ...]`` of recorded buckets, in value order. hdrh's own
-        iterators and percentile queries walk every bucket with Python objects (~10 ms per
-        query); one pass over the counts array is ~0.3 ms."""
-        h = self._h
-        counts = h.counts[: h.counts_len]
-        return [(i, c) for i, c in enumerate(counts) if c]
+            self._h.merge(other._h)
 
     def buckets(self) -> list[tuple[int, int]]:
         """``[(value_us, count), ...]`` of recorded buckets in value order (equal values are
         one bucket: ties for rank tests)."""
-        h = self._h
-        return [
-            (h.get_highest_equivalent_value(h.get_value_from_index(i)), c)
-            for i, c in self._nonzero()
-        ]
+        return [(highest(k), c) for k, c in self._h.buckets()]
 
     def _percentiles(self, ps: list[float], nz: list[tuple[int, int]]) -> list[int]:
-        h = self._h
         total = self.count
         targets = [max(int(min(p, 100.0) * total / 100 + 0.5), 1) for p in ps]
         out = [0] * len(ps)
         run = 0
         j = 0
         order = sorted(range(len(ps)), key=lambda k: targets[k])
-        for i, c in nz:
+        for key, c in nz:
             run += c
             while j < len(order) and run >= targets[order[j]]:
-                out[order[j]] = h.get_highest_equivalent_value(h.get_value_from_index(i))
+                out[order[j]] = highest(key)
                 j += 1
             if j == len(order):
                 break
         return out
 
+    def _max(self) -> int:
+        return highest(bucket_key(self._h.max)) if self._h.max else 0
+
     def percentile_ms(self, p: float) -> float:
         if not self.count:
             return 0.0
-        return round(self._percentiles([p], self._nonzero())[0] / 1000.0, 3)
+        return round(self._percentiles([p], self._h.buckets())[0] / 1000.0, 3)
 
     def summary(self) -> dict[str, Any]:
         """``{"count", "p50", "p90", "p99", "max", "mean"}`` in milliseconds."""
         if not self.count:
             return {"count": 0}
-        h = self._h
-        nz = self._nonzero()
+        nz = self._h.buckets()
         p50, p90, p99 = self._percentiles([50.0, 90.0, 99.0], nz)
-        mean = (
-            sum(c * h._hdr_median_equiv_value(h.get_value_from_index(i)) for i, c in nz)
-            / self.count
-        )
+        mean = sum(c * (lowest(k) + (width(k) >> 1)) for k, c in nz) / self.count
         return {
             "count": self.count,
             "p50": round(p50 / 1000.0, 3),
             "p90": round(p90 / 1000.0, 3),
             "p99": round(p99 / 1000.0, 3),
-            "max": round(h.get_max_value() / 1000.0, 3),
+            "max": round(self._max() / 1000.0, 3),
             "mean": round(mean / 1000.0, 3),
         }
 
@@ -118,31 +110,43 @@ class LatencyHistogram:
         """``[[upper_ms, count], ...]`` on a log scale, for the distribution charts."""
         if not self.count:
             return []
-        h = self._h
-        nz = self._nonzero()
-        lo = max(int(h.get_value_from_index(nz[0][0])), 1)
-        hi = max(int(h.get_max_value()), lo + 1)
+        nz = self._h.buckets()
+        lo = max(lowest(nz[0][0]), 1)
+        hi = max(self._max(), lo + 1)
         ratio = (hi / lo) ** (1.0 / buckets)
         edges = [lo * ratio ** (i + 1) for i in range(buckets)]
         edges[-1] = float(hi)
         counts = [0] * buckets
         k = 0
-        for i, c in nz:
-            v = h.get_value_from_index(i)
+        for key, c in nz:
+            v = lowest(key)
             while k < buckets - 1 and v > edges[k]:
                 k += 1
             counts[k] += c
         return [[round(e / 1000.0, 3), float(c)] for e, c in zip(edges, counts, strict=True)]
 
     def to_state(self) -> str:
-        return base64.b64encode(self._h.encode()).decode() if self.count else ""
+        """HDR's V2 encoding (base64 of its base64 text: the format of earlier versions)."""
+        if not self.count:
+            return ""
+        hdr = HdrHistogram(_LOW_US, _HIGH_US, _DIGITS, word_size=4)
+        for k, c in self._h.buckets():
+            hdr.record_value(lowest(k), c)
+        return base64.b64encode(hdr.encode()).decode()
 
     @classmethod
     def from_state(cls, s: str) -> LatencyHistogram:
         h = cls()
         if s:
             try:
-                h._h.add(HdrHistogram.decode(base64.b64decode(s)))
+                hdr = HdrHistogram.decode(base64.b64decode(s))
+                counts = hdr.counts[: hdr.counts_len]
+                for i, c in enumerate(counts):
+                    if c:
+                        v = int(hdr.get_value_from_index(i))
+                        if v > _HIGH_US:
+                            raise IndexError(v)
+                        h._h.record(v, int(c))
             except Exception as e:  # hdrh raises its own, zlib and struct errors
                 raise ValueError(f"bad latency histogram: {type(e).__name__}") from None
         return h

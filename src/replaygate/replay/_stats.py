@@ -1,79 +1,18 @@
 """Replay statistics: what was sent, answered, lost, how fast and how late.
 
-The histogram is a tiny log-linear one (128 sub-buckets per power of two, < 0.8% error) in
-microseconds: recording is one dict update, it merges across worker processes by adding
-counts, and its memory is bounded whatever the run length.
+Latency, lag and order waits are recorded in microseconds in the package's one histogram
+(:mod:`replaygate._histogram`): bounded memory, merged across worker processes by adding counts.
 """
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from .._histogram import Histogram
+
 __all__ = ["Histogram", "ReplayStats"]
-
-
-class Histogram:
-    """Log-linear histogram of non-negative integers (we record microseconds)."""
-
-    __slots__ = ("count", "counts", "max")
-
-    def __init__(self) -> None:
-        self.counts: dict[int, int] = {}
-        self.count = 0
-        self.max = 0
-
-    def record(self, v: int) -> None:
-        if v < 0:
-            v = 0
-        if v >= 256:
-            s = v.bit_length() - 8
-            key = (s << 16) | (v >> s)
-        else:
-            key = v
-        c = self.counts
-        c[key] = c.get(key, 0) + 1
-        self.count += 1
-        if v > self.max:
-            self.max = v
-
-    @staticmethod
-    def _value(key: int) -> float:
-        if key < 65536:
-            return float(key)
-        s = key >> 16
-        return ((key & 0xFFFF) << s) + ((1 << s) - 1) / 2
-
-    def percentile(self, p: float) -> float:
-        """Value at percentile ``p`` (0..100); 0 when empty."""
-        if not self.count:
-            return 0.0
-        rank = max(1, math.ceil(p / 100 * self.count))
-        seen = 0
-        for key in sorted(self.counts):
-            seen += self.counts[key]
-            if seen >= rank:
-                return min(self._value(key), float(self.max))
-        return float(self.max)
-
-    def merge(self, other: Histogram) -> None:
-        for k, n in other.counts.items():
-            self.counts[k] = self.counts.get(k, 0) + n
-        self.count += other.count
-        self.max = max(self.max, other.max)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"counts": {str(k): v for k, v in self.counts.items()}, "max": self.max}
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Histogram:
-        h = cls()
-        h.counts = {int(k): int(v) for k, v in d.get("counts", {}).items()}
-        h.count = sum(h.counts.values())
-        h.max = int(d.get("max", 0))
-        return h
 
 
 @dataclass
