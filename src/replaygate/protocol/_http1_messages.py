@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from ..model import Flag, Request, Response
 from . import _http1_grammar as g
+from ._http1_edges import Edges
 from ._http1_state import (
     CHUNK_SIZE,
     CLOSE,
@@ -17,13 +18,12 @@ from ._http1_state import (
     SIZED,
     TUNNEL,
     Entry,
-    ParserBase,
 )
 
 __all__ = ["Messages"]
 
 
-class Messages(ParserBase):
+class Messages(Edges):
     """Heads and message boundaries of both sides."""
 
     # -- client side ------------------------------------------------------------------------

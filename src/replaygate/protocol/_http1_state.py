@@ -232,8 +232,11 @@ class Side:
 
 
 class ParserBase:
-    """What the parts of the parser share: the attributes :class:`HTTP1StreamParser` sets up
-    and the steps each part calls in another (defined there; these stubs only name them)."""
+    """What the parts of the parser share: the attributes :class:`HTTP1StreamParser` sets up,
+    and the steps :class:`Edges` calls in :class:`Messages` (its subclass) and the driver.
+
+    One chain of single inheritance (ParserBase <- Edges <- Messages <- HTTP1StreamParser),
+    so the modules can also be compiled (mypyc has no multiple inheritance of classes)."""
 
     conn: ConnectionId | None
     config: ParserConfig
@@ -284,14 +287,4 @@ class ParserBase:
         raise NotImplementedError
 
     def _tunnel(self) -> None:
-        raise NotImplementedError
-
-    # edges (_http1_edges)
-    def _body(self, side: Side, *, client: bool) -> bool:
-        raise NotImplementedError
-
-    def _to_resync(self, side: Side) -> bool:
-        raise NotImplementedError
-
-    def _resync(self, side: Side, *, client: bool) -> bool:
         raise NotImplementedError

@@ -38,14 +38,13 @@ import hashlib
 from collections import deque
 
 from ..model import ConnectionId, Exchange, Flag, Request, Response
-from ._http1_edges import Edges
 from ._http1_messages import Messages
 from ._http1_state import ENDED, HEAD, TUNNEL, Entry, ParserConfig, ParserStats, Side
 
 __all__ = ["HTTP1StreamParser", "ParserConfig", "ParserStats"]
 
 
-class HTTP1StreamParser(Messages, Edges):
+class HTTP1StreamParser(Messages):
     """Parse both directions of one connection; see the module docstring for the rules."""
 
     def __init__(
