@@ -38,10 +38,11 @@ LAYERS: dict[str, int] = {
     "testing": 4,
     "jetstream": 5,
     "_config_reference": 5,
-    "demo": 6,
-    "": 6,  # the package root: the public facade and where plugins are registered
-    "cli": 7,
-    "__main__": 8,
+    "runner": 6,  # the library-level run: connects sources, stages, replay, compare, reports
+    "demo": 7,
+    "": 7,  # the package root: the public facade and where plugins are registered
+    "cli": 8,
+    "__main__": 9,
 }
 
 # The one schema of replaygate.toml names each section's dataclass, in the layer that owns it,

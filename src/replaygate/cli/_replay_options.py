@@ -21,11 +21,14 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from .._config_schema import int_range
+from ..config import parse_duration, parse_size, section
+from ..errors import ConfigError
+from ._flags import duration_option, rate_option, speed_option
 
 if TYPE_CHECKING:  # the replay package is heavy (event loop, clients); only for typing
     from ..replay import ReplayConfig
 
-__all__ = ["ReplayOptions", "correlate_option", "replay_options"]
+__all__ = ["ReplayOptions", "build_config", "correlate_option", "replay_options", "timing_options"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -57,8 +60,6 @@ class ReplayOptions:
     def config(self, toml: Mapping[str, Any], **more: Any) -> ReplayConfig:
         """The ReplayConfig: ``[replay]`` from ``toml``, these flags and ``more`` (timing
         flags, ``max_speed``) on top."""
-        from .replay import build_config
-
         return build_config({**self.as_dict(), **more}, toml)
 
 
@@ -195,6 +196,53 @@ def replay_options(f: F) -> F:
     return wrapped  # type: ignore[no-any-return]
 
 
+TIMING_HELP = "Timing (one of): --speed X (default 1), --rate N, --max, --ramp STAGES."
+
+
+def timing_options(f: F) -> F:
+    """Decorator: how ``replay`` schedules (``--speed``, ``--rate``, ``--max``, ``--ramp``)
+    and how long (``--loop``, ``--duration``, ``--limit``, ``--max-wait``), ``--workers``;
+    keywords for :meth:`ReplayOptions.config`."""
+    opts = [
+        speed_option,
+        rate_option,
+        click.option(
+            "--max",
+            "max_speed",
+            is_flag=True,
+            default=None,
+            help="As fast as possible with --concurrency connections.",
+        ),
+        click.option(
+            "--ramp",
+            metavar="STAGES",
+            help='Rate stages "RATE:DURATION,...", e.g. "100:10s,500:30s".',
+        ),
+        click.option(
+            "--loop/--no-loop",
+            default=None,
+            help="Start over at the end of the input (until --duration or --limit).",
+        ),
+        duration_option,
+        click.option(
+            "--limit",
+            type=int_range("replay", "limit"),
+            default=None,
+            help="Stop after N exchanges.",
+        ),
+        click.option("--max-wait", metavar="D", help="With --speed: cap long recorded gaps at D."),
+        click.option(
+            "--workers",
+            type=int_range("replay", "workers"),
+            default=None,
+            help="Worker processes, split by session hash (default 1).",
+        ),
+    ]
+    for o in reversed(opts):
+        f = o(f)
+    return f
+
+
 def correlate_option(f: F) -> F:
     """Decorator: ``--correlate/--no-correlate`` (default on)."""
     return click.option(
@@ -203,3 +251,73 @@ def correlate_option(f: F) -> F:
         help="Substitute session tokens and created ids learned from the targets' responses "
         "(default on).",
     )(f)
+
+
+_DURATION_FIELDS = ("duration", "max_wait", "connect_timeout", "response_timeout")
+_SIZE_FIELDS = ("max_response_size", "max_header_size")
+
+
+def build_config(options: Mapping[str, Any], config: Mapping[str, Any]) -> ReplayConfig:
+    """ReplayConfig from the ``[replay]`` section with the flags on top."""
+    from ..replay import ReplayConfig, parse_ramp
+
+    data = dict(config.get("replay") or {})
+    for k in list(data):
+        kk = k.replace("-", "_")
+        if kk in _DURATION_FIELDS and isinstance(data[k], str):
+            data[k] = parse_duration(data[k], name=f"[replay] {k}")
+        if kk in _SIZE_FIELDS and isinstance(data[k], str):
+            data[k] = parse_size(data[k], name=f"[replay] {k}")
+        if kk == "ramp" and isinstance(data[k], str):
+            data[k] = parse_ramp(data[k])
+    targets = list(options.get("target") or ()) or None
+    if targets is None and "targets" not in data:
+        raise ConfigError("--target: at least one target URL is required (or [replay] targets)")
+    o = options
+    dur = {
+        k: parse_duration(o[f], name=f"--{f.replace('_', '-')}") if o.get(f) is not None else None
+        for k, f in (
+            ("duration", "duration"),
+            ("max_wait", "max_wait"),
+            ("connect_timeout", "connect_timeout"),
+            ("response_timeout", "timeout"),
+        )
+    }
+    sizes = {
+        f: parse_size(o[f], name=f"--{f.replace('_', '-')}") if o.get(f) is not None else None
+        for f in _SIZE_FIELDS
+    }
+    rc = section(
+        ReplayConfig,
+        data,
+        name="replay",
+        targets=targets,
+        split=o.get("split"),
+        baseline=o.get("baseline"),
+        speed=o.get("speed"),
+        rate=o.get("rate"),
+        max_speed=o.get("max_speed"),
+        concurrency=o.get("concurrency"),
+        ramp=parse_ramp(o["ramp"]) if o.get("ramp") else None,
+        loop=o.get("loop"),
+        limit=o.get("limit"),
+        sessions=o.get("sessions"),
+        session_key=o.get("session_key"),
+        order=o.get("order"),
+        keep_host=o.get("keep_host"),
+        redirects=o.get("redirects"),
+        insecure=o.get("insecure"),
+        ca_file=o.get("ca_file"),
+        allow_unsafe_target=o.get("allow_unsafe_target"),
+        workers=o.get("workers"),
+        **dur,
+        **sizes,
+    )
+    if not isinstance(rc.targets, list) or not all(isinstance(t, str) for t in rc.targets):
+        raise ConfigError("[replay] targets: must be a list of URLs")
+    if rc.ramp is not None:
+        rc.ramp = [(float(r), float(d)) for r, d in rc.ramp]
+    if o.get("speed") is not None and (rc.rate is not None or rc.max_speed or rc.ramp):
+        raise ConfigError("--speed: cannot be combined with --rate, --max or --ramp")
+    rc.validate()
+    return rc

@@ -9,18 +9,17 @@ and returns the exit code (0 pass, 1 fail).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
-from ..compare import AcceptedDiffs, Comparator, CompareConfig, GateConfig, TargetWatcher, judge
-from ..config import load_config, section
-from ..errors import InputError
-from ..report import write_reports
+from ..compare import Comparator, TargetWatcher, Verdict
+from ..config import load_config
 from ..report._rank import ranked_reasons
+from ..runner import Reports
+from ..runner._output import compare_config, gate_config, judge_and_write
+from ._options import config_option
 
 __all__ = [
     "compare_config",
@@ -29,6 +28,8 @@ __all__ = [
     "load_report_config",
     "report_options",
     "report_output_options",
+    "reports_of",
+    "show_verdict",
     "start_watcher",
     "watch_options",
     "with_routes",
@@ -36,14 +37,6 @@ __all__ = [
 
 F = TypeVar("F", bound=Callable[..., Any])
 MAX_PRINTED_REASONS = 20
-
-REPORT_NAMES = {
-    "json": "report.json",
-    "junit": "report.xml",
-    "markdown": "report.md",
-    "html": "report.html",
-}
-
 
 REPORT_OUTPUT_KEYS = (
     "json",
@@ -98,15 +91,23 @@ def report_output_options(f: F) -> F:
 
 
 def report_options(f: F) -> F:
-    """Add the report/gate flags (keywords: json, junit, markdown, html, report, config,
-    accepted, routes)."""
-    f = report_output_options(f)
-    return click.option(
-        "--config",
-        "config",
-        metavar="FILE",
-        help="replaygate.toml with [compare] and [gate] sections (default: ./replaygate.toml if present).",
-    )(f)
+    """Add the report/gate flags (keywords: json, junit, markdown, html, report,
+    config_path, accepted, routes, proto_descriptor_set)."""
+    return config_option(report_output_options(f))
+
+
+def reports_of(options: Mapping[str, Any]) -> Reports | None:
+    """The reports the flags ask for (None: no report flag, nothing to compare)."""
+    if not any(options.get(k) for k in ("json", "junit", "markdown", "html", "report")):
+        return None
+    return Reports(
+        json=options.get("json"),
+        junit=options.get("junit"),
+        markdown=options.get("markdown"),
+        html=options.get("html"),
+        directory=options.get("report"),
+        accepted=options.get("accepted"),
+    )
 
 
 def with_routes(config: dict[str, Any], options: Mapping[str, Any]) -> dict[str, Any]:
@@ -150,28 +151,7 @@ def start_watcher(options: Mapping[str, Any], interval: float = 2.0) -> TargetWa
 
 
 def load_report_config(options: Mapping[str, Any]) -> dict[str, Any]:
-    return with_routes(load_config(options.get("config")), options)
-
-
-def compare_config(config: Mapping[str, Any]) -> CompareConfig:
-    return section(CompareConfig, dict(config.get("compare") or {}), name="compare")
-
-
-def gate_config(config: Mapping[str, Any]) -> GateConfig:
-    return section(GateConfig, dict(config.get("gate") or {}), name="gate")
-
-
-def _paths(options: Mapping[str, Any]) -> dict[str, str | None]:
-    paths: dict[str, str | None] = {k: options.get(k) for k in REPORT_NAMES}
-    d = options.get("report")
-    if d:
-        try:
-            os.makedirs(d, exist_ok=True)
-        except OSError as e:
-            raise InputError(f"cannot create report directory: {e.strerror}", path=d) from None
-        for k, name in REPORT_NAMES.items():
-            paths[k] = paths[k] or str(Path(d) / name)
-    return paths
+    return with_routes(load_config(options.get("config_path")), options)
 
 
 def finish_reports(
@@ -183,24 +163,21 @@ def finish_reports(
     quiet: bool = False,
 ) -> int:
     """Judge, write the reports asked for, print the verdict; return the exit code."""
-    gate = gate_config(config)
-    accepted = AcceptedDiffs.load(options["accepted"]) if options.get("accepted") else None
-    verdict = judge(comparator.result(), gate, accepted)
-    summary = verdict.summary()
-    p = _paths(options)
-    written = write_reports(
-        summary,
-        json_path=p["json"],
-        junit_path=p["junit"],
-        markdown_path=p["markdown"],
-        html_path=p["html"],
-    )
+    reports = reports_of(options) or Reports(accepted=options.get("accepted"))
+    verdict, written = judge_and_write(comparator, reports, config)
+    return show_verdict(verdict, written, err=err, quiet=quiet)
+
+
+def show_verdict(
+    verdict: Verdict, written: list[str], *, err: bool = False, quiet: bool = False
+) -> int:
+    """Print the verdict (or the job error: one line) unless ``quiet``; the exit code."""
     if verdict.job_error is not None:
         # not a verdict on the release: the input or the job is wrong (exit 2, one line)
         if not quiet:
             click.echo(f"replaygate: error: {verdict.job_error}", err=True)
     elif not quiet:
-        print_verdict(summary, written, err=err)
+        print_verdict(verdict.summary(), written, err=err)
     return verdict.exit_code
 
 

@@ -1,0 +1,126 @@
+"""Flags that several commands or option groups take, each defined once, here.
+
+A flag named alike in two commands means the same thing there, with the same definition
+(``tests/cli/test_flags.py`` walks every command and holds them to it); option groups
+(``_options``, ``_replay_options``, ``_capture_options``, ``_report_options``) are built
+from these where they share one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from .._config_schema import float_range
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+__all__ = [
+    "append_option",
+    "duration_option",
+    "force_option",
+    "mask_config_option",
+    "mask_key_file_option",
+    "quiet_option",
+    "rate_option",
+    "rotation_options",
+    "speed_option",
+]
+
+
+def duration_option(f: F) -> F:
+    """``--duration DURATION``: stop after this long (capture, proxy, replay, shadow, worker)."""
+    return click.option(
+        "--duration", default=None, metavar="DURATION", help="Stop after DURATION (e.g. 30s, 10m)."
+    )(f)
+
+
+def speed_option(f: F) -> F:
+    """``--speed X`` (replay, worker)."""
+    return click.option(
+        "--speed",
+        type=float_range("replay", "speed"),
+        default=None,
+        help="Replay as recorded, X times faster (default 1; 0.5 = half speed).",
+    )(f)
+
+
+def rate_option(f: F) -> F:
+    """``--rate N`` (replay; a worker's is global, shared by all workers)."""
+    return click.option(
+        "--rate",
+        type=float_range("replay", "rate"),
+        default=None,
+        help="Fixed rate, requests per second (worker: across all workers).",
+    )(f)
+
+
+def quiet_option(f: F) -> F:
+    """``--quiet/-q`` (convert, mask-data, compare, aggregate)."""
+    return click.option(
+        "--quiet",
+        "-q",
+        is_flag=True,
+        default=False,
+        help="Print no summary; errors, the exit code and the files written only.",
+    )(f)
+
+
+def append_option(f: F) -> F:
+    """``--append``: add to an existing output (recorders refuse one otherwise)."""
+    return click.option(
+        "--append",
+        is_flag=True,
+        default=False,
+        help="Add to an existing .gor/.jsonl output (recorders otherwise refuse to start).",
+    )(f)
+
+
+def force_option(f: F) -> F:
+    """``--force``: a recorder may overwrite an output that holds data."""
+    return click.option(
+        "--force",
+        is_flag=True,
+        default=False,
+        help="Overwrite an existing output (by default a non-empty one is refused).",
+    )(f)
+
+
+def rotation_options(f: F) -> F:
+    """``--max-bytes SIZE`` and ``--max-seconds DURATION`` (rotation of .gor outputs)."""
+    f = click.option(
+        "--max-seconds",
+        default=None,
+        metavar="DURATION",
+        help="Rotate .gor output every DURATION (e.g. 10m): name_0.gor, name_1.gor, ...",
+    )(f)
+    return click.option(
+        "--max-bytes",
+        default=None,
+        metavar="SIZE",
+        help="Rotate .gor output after SIZE (e.g. 64mb): name_0.gor, name_1.gor, ...",
+    )(f)
+
+
+def mask_config_option(f: F) -> F:
+    """``--mask-config FILE`` (the traffic flags, mask-data, scan)."""
+    return click.option(
+        "--mask-config",
+        "mask_config",
+        metavar="FILE",
+        default=None,
+        help="Masking rules (TOML, [mask] section; default: the --mask profile); implies --mask.",
+    )(f)
+
+
+def mask_key_file_option(f: F) -> F:
+    """``--mask-key-file FILE`` (the traffic flags, mask-data)."""
+    return click.option(
+        "--mask-key-file",
+        "mask_key_file",
+        metavar="FILE",
+        default=None,
+        help="Pseudonymisation key file (else $REPLAYGATE_MASK_KEY).",
+    )(f)
