@@ -53,6 +53,9 @@ class _Shared:
     open_transports: int = 0  # until connection_lost: shutdown waits for zero
     connecting: set[asyncio.Task[None]]
     record: Callable[[Any], None]
+    # HTTP/2 (``_proxy_h2``): takes a TLS connection whose ALPN chose h2 (with the bytes
+    # decrypted early); None when the proxy speaks HTTP/1 only
+    h2_accept: Callable[[asyncio.Transport, list[bytes]], bool] | None = None
 
 
 class _UpstreamSide(asyncio.Protocol):
@@ -152,6 +155,8 @@ class ClientSide(asyncio.Protocol):
             return
         if tls is None or tls.is_closing():
             loop.call_soon(self._raw_gone)
+            return
+        if sh.h2_accept is not None and sh.h2_accept(tls, self._early):
             return
         self._setup(tls)
         early, self._early = self._early, []

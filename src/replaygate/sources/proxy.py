@@ -30,6 +30,7 @@ from ..model import Exchange
 from ..pipeline import Sink, Stage
 from ._framing_rules import Limits
 from ._proxy_conn import ClientSide, _Shared
+from ._proxy_h2 import H2Front
 from ._recording import RecordingSink
 
 __all__ = ["ProxyConfig", "ProxyServer", "parse_hostport"]
@@ -52,6 +53,9 @@ class ProxyConfig:
     max_header_bytes: int = 64 << 10  # all header lines of a request (and all its trailers)
     drain_timeout_s: float = 5.0  # on stop, how long open connections may finish
     tls_handshake_timeout_s: float = 10.0  # a client that does not finish it is counted
+    http2: bool = True  # accept HTTP/2: ALPN h2 on TLS, h2c (prior knowledge, Upgrade)
+    upstream_http2: bool = False  # HTTP/2 clients' streams go upstream over HTTP/2
+    max_concurrent_streams: int = 100  # per HTTP/2 client connection
 
 
 def parse_hostport(text: str, *, name: str = "--listen") -> tuple[str, int]:
@@ -108,6 +112,7 @@ class ProxyServer:
         self._thread: threading.Thread | None = None
         self._server: asyncio.base_events.Server | None = None
         self._conns: set[ClientSide] = set()
+        self._h2: H2Front | None = None
         self._shared = _Shared()
         self._shared.connecting = set()
         self._stopped = False
@@ -136,7 +141,7 @@ class ProxyServer:
         if not c.tls_cert:
             raise ConfigError("--tls-key given without --tls-cert")
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.set_alpn_protocols(["http/1.1"])
+        ctx.set_alpn_protocols(["h2", "http/1.1"] if c.http2 else ["http/1.1"])
         try:
             ctx.load_cert_chain(c.tls_cert, c.tls_key)
         except FileNotFoundError as e:
@@ -145,13 +150,13 @@ class ProxyServer:
             raise ConfigError(f"--tls-cert/--tls-key: cannot load certificate/key: {e}") from None
         return ctx
 
-    def _make_client_ssl(self) -> ssl.SSLContext:
+    def _make_client_ssl(self, alpn: Sequence[str] = ("http/1.1",)) -> ssl.SSLContext:
         c = self.config
         try:
             ctx = ssl.create_default_context(cafile=c.upstream_ca)
         except (OSError, ssl.SSLError) as e:
             raise ConfigError(f"--upstream-ca: cannot load {c.upstream_ca}: {e}") from None
-        ctx.set_alpn_protocols(["http/1.1"])
+        ctx.set_alpn_protocols(list(alpn))
         if c.upstream_insecure:
             ctx.check_hostname = False
             ctx.verify_mode = ssl.CERT_NONE
@@ -209,8 +214,20 @@ class ProxyServer:
         sh.counts = self._counts
         sh.conns = self._conns
         sh.record = self._record
+        factory: Any = lambda: ClientSide(sh)  # noqa: E731
+        if self.config.http2:
+            self._h2 = H2Front(
+                sh,
+                max_streams=self.config.max_concurrent_streams,
+                upstream_http2=self.config.upstream_http2,
+                up_tls=self._up_ssl is not None,
+                make_up_ssl=self._make_client_ssl,
+            )
+            sh.h2_accept = self._h2.accept_tls
+            if self._server_ssl is None:
+                factory = self._h2.sniffer
         server = await loop.create_server(
-            lambda: ClientSide(sh),
+            factory,
             self._host,
             self._port,
             reuse_address=True,
@@ -249,7 +266,10 @@ class ProxyServer:
             self._server.close()
         # idle keep-alive connections go now; those with a request in flight may finish
         deadline = time.monotonic() + self.config.drain_timeout_s
-        while self._conns and time.monotonic() < deadline:
+        h2 = self._h2.conns if self._h2 is not None else set()
+        if self._h2 is not None:
+            self._h2.drain()  # HTTP/2: GOAWAY, close once the streams in flight are done
+        while (self._conns or h2) and time.monotonic() < deadline:
             for c in list(self._conns):
                 if c.up is not None and c.rec.idle and not c.rec.req.tunnelled:
                     self._counts["closed_idle_on_stop"] += 1
@@ -261,6 +281,8 @@ class ProxyServer:
         for c in list(self._conns):
             self._counts["aborted_on_stop"] += 1
             c.abort()
+        if self._h2 is not None:
+            self._h2.abort()
         # the event loop may only close once every transport has really gone
         for _ in range(200):
             if sh.open_transports <= 0 and not sh.connecting:

@@ -1,0 +1,734 @@
+"""HTTP/2 clients of the recording proxy: each stream forwarded, and recorded as one exchange.
+
+How a connection becomes HTTP/2: TLS with ALPN ``h2`` (``ClientSide`` hands the connection
+over after the handshake), or cleartext h2c, decided from the first bytes by
+:class:`Sniffer` (:func:`~replaygate.sources._h2_fields.sniff`): the client preface (prior
+knowledge) or an HTTP/1.1 request with ``Upgrade: h2c`` (answered ``101``, then that request
+is stream 1, RFC 7540 §3.2). Anything else goes to the HTTP/1 path untouched.
+
+Framing and HPACK are the ``h2`` library's (sans-I/O); this module moves bytes and events.
+Each stream goes to the upstream through :mod:`._proxy_h2_up` (HTTP/2 multiplexed on one
+upstream connection, or HTTP/1.1 on a pool of connections, one stream at a time each).
+
+**Flow control, both ways, bounded.** Client DATA is acknowledged (WINDOW_UPDATE) only once
+the upstream took it, so a slow upstream closes the client's window instead of filling
+memory. Upstream bytes wait in the stream's ``out`` queue until the client's window lets
+them go; past ``_HIGH`` bytes the upstream is no longer read for that stream (HTTP/1: its
+connection is paused; HTTP/2: its window is not reopened). The header list is bounded by
+``--max-header-size`` (SETTINGS_MAX_HEADER_LIST_SIZE, enforced by the HPACK decoder); what
+is recorded of a body is capped like HTTP/1's (flagged ``*_truncated`` beyond).
+
+Counters (created when first needed, next to the HTTP/1 ones): ``h2_connections``,
+``h2_streams``, ``h2_resets_from_client`` / ``_from_upstream`` / ``_sent``,
+``h2_goaway_from_client`` / ``_from_upstream``, ``h2_protocol_errors``, ``h2_bad_fields``,
+``grpc_needs_http2_upstream``...
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, cast
+
+import h2.config
+import h2.connection
+import h2.errors
+import h2.events
+import h2.exceptions
+import h2.settings
+import h11
+
+from ..model import ConnectionId, Exchange, Flag, new_exchange_id
+from ..protocol import h2msg
+from ._h2_fields import Sniffed, h2_request_fields, is_grpc, sniff
+from ._proxy_conn import ClientSide, _nodelay, _Shared
+
+if TYPE_CHECKING:
+    from ._proxy_h2_up import Upstream
+
+__all__ = ["H2Front", "Sniffer"]
+
+_LOW = 64 << 10  # below this, a paused side is read again
+_HIGH = 256 << 10  # above this, the side that fills a stream's queue is paused
+_CONN_WINDOW = 1 << 20  # connection receive window offered to clients (bounds buffering)
+_SWITCHING = b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n"
+
+
+def error_name(code: int) -> str:
+    try:
+        return str(h2.errors.ErrorCodes(code).name)
+    except ValueError:
+        return str(code)
+
+
+def decode(headers: Any) -> list[tuple[str, str]]:
+    return [
+        (
+            k.decode("latin-1") if isinstance(k, bytes) else k,
+            v.decode("latin-1") if isinstance(v, bytes) else v,
+        )
+        for k, v in headers
+    ]
+
+
+class H2Front:
+    """What every HTTP/2 client connection shares: settings, counters, the upstream choice."""
+
+    def __init__(
+        self,
+        sh: _Shared,
+        *,
+        max_streams: int,
+        upstream_http2: bool,
+        up_tls: bool,
+        make_up_ssl: Callable[[list[str]], ssl.SSLContext],
+    ) -> None:
+        self.sh = sh
+        self.max_streams = max_streams
+        self.conns: set[Any] = set()  # H2Conn and undecided Sniffer
+        # HTTP/2 upstream: forced (--upstream-http2), or offered by ALPN to an https
+        # upstream (learned once: an upstream that answers http/1.1 gets HTTP/1.1 from then)
+        self.upstream_http2 = upstream_http2 or up_tls
+        self.forced = upstream_http2
+        self.up_ssl_h2: ssl.SSLContext | None = (
+            make_up_ssl(["h2"] if upstream_http2 else ["h2", "http/1.1"]) if up_tls else None
+        )
+        self.last_connect_error = ""
+
+    def count(self, key: str, n: int = 1) -> None:
+        c = self.sh.counts
+        c[key] = c.get(key, 0) + n
+
+    def sniffer(self) -> asyncio.Protocol:
+        return Sniffer(self)
+
+    def accept_tls(self, transport: asyncio.Transport, early: list[bytes]) -> bool:
+        """After the TLS handshake: take the connection if ALPN chose h2."""
+        sslobj = transport.get_extra_info("ssl_object")
+        if sslobj is None or sslobj.selected_alpn_protocol() != "h2":
+            return False
+        conn = H2Conn(self, transport, scheme="https", via="alpn")
+        transport.set_protocol(conn)
+        conn.start()
+        for chunk in early:
+            conn.data_received(chunk)
+        early.clear()
+        return True
+
+    def drain(self) -> None:
+        for c in list(self.conns):
+            c.drain()
+
+    def abort(self) -> None:
+        for c in list(self.conns):
+            self.sh.counts["aborted_on_stop"] += 1
+            c.abort()
+
+
+class Sniffer(asyncio.Protocol):
+    """A cleartext connection until its first bytes say HTTP/1 or HTTP/2."""
+
+    def __init__(self, front: H2Front) -> None:
+        self.front = front
+        self.transport: asyncio.Transport | None = None
+        self.buf = b""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+        self.front.conns.add(self)
+
+    def data_received(self, data: bytes) -> None:
+        self.buf += data
+        kind = sniff(self.buf, self.front.sh.limits.max_head)
+        if kind == Sniffed.NEED_MORE:
+            return
+        self.front.conns.discard(self)
+        assert self.transport is not None
+        buf, self.buf = self.buf, b""
+        if kind == Sniffed.HTTP1:
+            self._http1(buf)
+            return
+        conn = H2Conn(self.front, self.transport, scheme="http", via="prior-knowledge")
+        self.transport.set_protocol(conn)
+        if kind == Sniffed.H2:
+            conn.start()
+            conn.data_received(buf)
+        else:
+            conn.via = "upgrade"
+            conn.upgrade(buf)
+
+    def _http1(self, buf: bytes) -> ClientSide:
+        assert self.transport is not None
+        side = ClientSide(self.front.sh)
+        self.transport.set_protocol(side)
+        side.connection_made(self.transport)
+        if buf:
+            side.data_received(buf)
+        return side
+
+    def eof_received(self) -> bool:
+        self.front.conns.discard(self)
+        buf, self.buf = self.buf, b""
+        return self._http1(buf).eof_received()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.front.conns.discard(self)
+
+    def drain(self) -> None:
+        self.abort()  # nothing was asked yet: nothing is owed
+
+    def abort(self) -> None:
+        self.front.conns.discard(self)
+        if self.transport is not None:
+            self.transport.abort()
+
+
+class Stream:
+    """One client stream: what is recorded of it, and its way through the proxy."""
+
+    def __init__(self, conn: H2Conn, sid: int, fields: list[tuple[str, str]], seq: int) -> None:
+        self.conn = conn
+        self.sid = sid
+        self.seq = seq
+        self.fields = fields
+        now = time.time_ns()
+        self.req_ts = [now, now]
+        self.req_body: list[bytes] = []
+        self.req_kept = 0
+        self.req_cut = False
+        self.req_trailers: list[tuple[str, str]] | None = None
+        self.req_ended = False
+        self.unacked = 0  # client DATA taken but not yet acknowledged (upstream is full)
+        self.up: Upstream | None = None
+        self.up_state: Any = None  # the upstream's own per-stream state
+        self.forwarded = False  # the upstream accepted the request (connected)
+        self.interim: list[tuple[list[tuple[str, str]], int]] = []
+        self.resp_fields: list[tuple[str, str]] | None = None
+        self.resp_ts = [0, 0]
+        self.resp_body: list[bytes] = []
+        self.resp_kept = 0
+        self.resp_cut = False
+        self.resp_trailers: list[tuple[str, str]] | None = None
+        self.headers_sent = False  # a final response head went to the client
+        self.resp_done = False  # the upstream finished the response
+        self.resp_sent = False  # ... and the client was told (END_STREAM)
+        self.out: deque[bytes] = deque()
+        self.out_bytes = 0
+        self.up_paused = False
+        self.reset: str | None = None
+        self.closed = False
+
+    def keep(self, body: list[bytes], kept: int, data: bytes) -> tuple[int, bool]:
+        room = self.conn.front.sh.max_record - kept
+        if len(data) > room:
+            data = data[: max(room, 0)]
+            cut = True
+        else:
+            cut = False
+        if data:
+            body.append(data)
+        return kept + len(data), cut
+
+    # -- called by the upstream ----------------------------------------------------------------
+    def on_informational(self, fields: list[tuple[str, str]]) -> None:
+        self.interim.append((fields, time.time_ns()))
+        self.conn.send_headers(self, fields, end=False)
+
+    def on_response(self, fields: list[tuple[str, str]], end: bool = False) -> None:
+        now = time.time_ns()
+        self.resp_fields = fields
+        self.resp_ts = [now, now]
+        self.headers_sent = True
+        self.conn.send_headers(self, fields, end=end)
+        if end:
+            self.resp_done = self.resp_sent = True
+            self.conn.maybe_done(self)
+
+    def on_data(self, data: bytes) -> None:
+        self.resp_ts[1] = time.time_ns()
+        self.resp_kept, cut = self.keep(self.resp_body, self.resp_kept, data)
+        self.resp_cut |= cut
+        self.out.append(data)
+        self.out_bytes += len(data)
+        self.conn.flush(self)
+
+    def on_end(self, trailers: list[tuple[str, str]] | None) -> None:
+        self.resp_ts[1] = time.time_ns()
+        self.resp_trailers = trailers
+        self.resp_done = True
+        self.conn.flush(self)
+
+    def on_error(self, message: str, code: int = h2.errors.ErrorCodes.INTERNAL_ERROR) -> None:
+        """The upstream failed this stream: a 502 if nothing was answered yet, else reset."""
+        if self.closed:
+            return
+        self.resp_done = True
+        if self.resp_fields is None and not self.conn.closing:
+            self.conn.bad_gateway(self, message)
+        else:
+            self.conn.reset_stream(self, code)
+
+    def on_reset(self, code: int) -> None:
+        self.conn.front.count("h2_resets_from_upstream")
+        self.resp_done = True
+        self.conn.reset_stream(self, code)
+
+    def up_drained(self) -> None:
+        self.conn.ack(self)
+
+
+class H2Conn(asyncio.Protocol):
+    """One client connection speaking HTTP/2 (server side of ``h2``)."""
+
+    def __init__(self, front: H2Front, transport: asyncio.Transport, *, scheme: str, via: str):
+        self.front = front
+        self.transport = transport
+        self.scheme = scheme
+        self.via = via
+        sh = front.sh
+        cfg = h2.config.H2Configuration(client_side=False, header_encoding=None)
+        self.h2 = h2.connection.H2Connection(cfg)
+        self.h2.local_settings = h2.settings.Settings(
+            client=False,
+            initial_values={
+                h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: front.max_streams,
+                h2.settings.SettingCodes.MAX_HEADER_LIST_SIZE: sh.limits.max_head,
+            },
+        )
+        self.h2.decoder.max_header_list_size = sh.limits.max_head
+        self.streams: dict[int, Stream] = {}
+        self.seq = 0
+        self.up: Upstream | None = None
+        self.retired: list[Upstream] = []  # upstreams that said GOAWAY, finishing streams
+        self.closing = False
+        self.draining = False
+        self.write_paused = False
+        peer = transport.get_extra_info("peername") or ("?", 0)
+        local = transport.get_extra_info("sockname") or ("?", 0)
+        self.cid = ConnectionId(str(peer[0]), int(peer[1]), str(local[0]), int(local[1]))
+
+    # -- setup -----------------------------------------------------------------------------------
+    def _opened(self) -> None:
+        sh = self.front.sh
+        _nodelay(self.transport)
+        sh.open_transports += 1
+        sh.counts["connections"] += 1
+        sh.counts["active_connections"] += 1
+        self.front.count("h2_connections")
+        self.front.conns.add(self)
+
+    def start(self) -> None:
+        """Prior knowledge or ALPN: our SETTINGS first, the client's preface comes."""
+        self._opened()
+        self.h2.initiate_connection()
+        self.h2.increment_flow_control_window(_CONN_WINDOW - 65535)
+        self.send()
+
+    def upgrade(self, buf: bytes) -> None:
+        """``Upgrade: h2c``: read the HTTP/1.1 request (and its body), answer 101, and make
+        it stream 1; the bytes after it are the client's preface."""
+        self._opened()
+        self.front.count("h2c_upgrades")
+        self._h11: h11.Connection | None = h11.Connection(
+            h11.SERVER, max_incomplete_event_size=self.front.sh.limits.max_head + 1024
+        )
+        self._up_req: h11.Request | None = None
+        self._up_body: list[bytes] = []
+        self._upgrade_data(buf)
+
+    def _upgrade_data(self, data: bytes) -> None:
+        c = self._h11
+        assert c is not None
+        c.receive_data(data)
+        while True:
+            try:
+                ev = c.next_event()
+            except h11.RemoteProtocolError:
+                self.front.sh.counts["rejected_requests"] += 1
+                self.transport.write(
+                    b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+                )
+                self.close()
+                return
+            if ev is h11.NEED_DATA:
+                return
+            if isinstance(ev, h11.Request):
+                self._up_req = ev
+            elif isinstance(ev, h11.Data):
+                self._up_body.append(bytes(ev.data))
+            elif isinstance(ev, h11.EndOfMessage) or ev is h11.PAUSED:
+                break
+        req = self._up_req
+        assert req is not None
+        rest = c.trailing_data[0]
+        self._h11 = None
+        headers = decode(req.headers)
+        settings = next(v for k, v in headers if k == "http2-settings")
+        try:
+            self.h2.initiate_upgrade_connection(settings.encode("latin-1"))
+        except Exception:  # bad base64 or bad SETTINGS payload: a client error
+            self.front.sh.counts["rejected_requests"] += 1
+            self.transport.write(
+                b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+            )
+            self.close()
+            return
+        self.transport.write(_SWITCHING)
+        self.h2.increment_flow_control_window(_CONN_WINDOW - 65535)
+        self.send()
+        fields = h2_request_fields(
+            req.method.decode("latin-1"), req.target.decode("latin-1"), headers, self.scheme
+        )
+        st = self._new_stream(1, fields)
+        body = b"".join(self._up_body)
+        st.req_kept, st.req_cut = st.keep(st.req_body, 0, body)
+        st.req_ended = True
+        self._begin(st, end=not body)
+        if body and st.up is not None:
+            st.up.send_data(st, body)
+        if body and st.up is not None:
+            st.up.end_request(st)
+        if rest:
+            self.data_received(bytes(rest))
+
+    # -- client bytes ----------------------------------------------------------------------------
+    def data_received(self, data: bytes) -> None:
+        if self.closing:
+            return
+        self.front.sh.counts["bytes_from_clients"] += len(data)
+        if getattr(self, "_h11", None) is not None:
+            self._upgrade_data(data)
+            return
+        try:
+            events = self.h2.receive_data(data)
+        except h2.exceptions.ProtocolError:
+            self.front.count("h2_protocol_errors")
+            self.send()
+            self.close()
+            return
+        for ev in events:
+            self._event(ev)
+        self.send()
+
+    def _event(self, ev: Any) -> None:
+        if isinstance(ev, h2.events.RequestReceived):
+            new = self._new_stream(ev.stream_id, decode(ev.headers))
+            self._begin(new, end=ev.stream_ended is not None)
+            return
+        if isinstance(ev, h2.events.ConnectionTerminated):
+            self.front.count("h2_goaway_from_client")
+            self.draining = True
+            if not self.streams:
+                self.close()
+            return
+        if isinstance(ev, h2.events.WindowUpdated | h2.events.RemoteSettingsChanged):
+            sid = getattr(ev, "stream_id", 0)
+            for s in list(self.streams.values()):
+                if not sid or s.sid == sid:
+                    self.flush(s)
+            return
+        st = self.streams.get(getattr(ev, "stream_id", 0))
+        if isinstance(ev, h2.events.DataReceived):
+            if st is None or st.closed or st.up is None:
+                self._ack_now(ev.stream_id, ev.flow_controlled_length)
+                return
+            st.req_ts[1] = time.time_ns()
+            st.req_kept, cut = st.keep(st.req_body, st.req_kept, ev.data)
+            st.req_cut |= cut
+            st.unacked += ev.flow_controlled_length
+            st.up.send_data(st, ev.data)
+            self.ack(st)
+        elif isinstance(ev, h2.events.StreamReset):
+            self.front.count("h2_resets_from_client")
+            if st is not None:
+                st.reset = error_name(ev.error_code)
+                st.closed = True
+                if st.up is not None:
+                    st.up.cancel(st)
+                self.maybe_done(st, force=True)
+        elif st is None:
+            return
+        elif isinstance(ev, h2.events.TrailersReceived):
+            st.req_trailers = decode(ev.headers)
+        elif isinstance(ev, h2.events.StreamEnded) and not st.req_ended:
+            st.req_ended = True
+            st.req_ts[1] = time.time_ns()
+            if st.up is not None and not st.closed:
+                st.up.end_request(st)
+            self.maybe_done(st)
+
+    def _new_stream(self, sid: int, fields: list[tuple[str, str]]) -> Stream:
+        self.front.count("h2_streams")
+        st = Stream(self, sid, fields, self.seq)
+        self.seq += 1
+        self.streams[sid] = st
+        return st
+
+    def _begin(self, st: Stream, end: bool) -> None:
+        """Send the request on: to the upstream, or refused with a clear answer."""
+        if end:
+            st.req_ended = True
+        method = next((v for k, v in st.fields if k == ":method"), "")
+        if method == "CONNECT":
+            self.front.count("h2_connect_refused")
+            self._answer(st, 501, "replaygate proxy: CONNECT over HTTP/2 is not forwarded\n")
+            return
+        self.reroute(st, end, [])
+
+    def reroute(self, st: Stream, end: bool, pending: list[bytes]) -> None:
+        """Give a stream to this connection's upstream (again, after a GOAWAY or when an
+        https upstream answered ALPN with http/1.1), with the body bytes it already has."""
+        if st.closed or self.closing:
+            return
+        from ._proxy_h2_up import upstream_for
+
+        up = upstream_for(self, st)
+        if up is None:  # HTTP/1.1 upstream and a gRPC call
+            self.front.count("grpc_needs_http2_upstream")
+            self._grpc_refuse(st)
+            return
+        st.up = up
+        up.open(st, end and not pending)
+        for data in pending:
+            up.send_data(st, data)
+        if end and pending:
+            up.end_request(st)
+
+    def ack(self, st: Stream) -> None:
+        """Acknowledge the client's DATA once the upstream can take more."""
+        if st.unacked and (st.up is None or st.closed or st.up.buffered(st) < _LOW):
+            n, st.unacked = st.unacked, 0
+            self._ack_now(st.sid, n)
+            self.send()
+
+    def _ack_now(self, sid: int, n: int) -> None:
+        if n and not self.closing:
+            try:
+                self.h2.acknowledge_received_data(n, sid)
+            except h2.exceptions.ProtocolError:
+                pass
+
+    # -- toward the client -------------------------------------------------------------------------
+    def send(self) -> None:
+        data = self.h2.data_to_send()
+        if data and not self.transport.is_closing():
+            self.transport.write(data)
+
+    def _alive(self, st: Stream) -> bool:
+        return not (st.closed or self.closing)
+
+    def send_headers(self, st: Stream, fields: list[tuple[str, str]], end: bool) -> None:
+        if not self._alive(st):
+            return
+        try:
+            self.h2.send_headers(st.sid, fields, end_stream=end)
+        except h2.exceptions.ProtocolError:
+            # a field HTTP/2 cannot carry: the client gets a reset, we count it
+            self.front.count("h2_bad_fields")
+            self.reset_stream(st, h2.errors.ErrorCodes.INTERNAL_ERROR)
+            return
+        self.send()
+
+    def flush(self, st: Stream) -> None:
+        """Send a stream's queued response bytes as far as the client's windows allow."""
+        sent = 0
+        while st.out and self._alive(st) and not self.write_paused:
+            try:
+                room = min(
+                    self.h2.local_flow_control_window(st.sid), self.h2.max_outbound_frame_size
+                )
+            except h2.exceptions.ProtocolError:
+                break
+            if room <= 0:
+                break
+            chunk = st.out[0]
+            if len(chunk) > room:
+                st.out[0] = chunk[room:]
+                chunk = chunk[:room]
+            else:
+                st.out.popleft()
+            self.h2.send_data(st.sid, chunk)
+            sent += len(chunk)
+        if sent:
+            st.out_bytes -= sent
+            if st.up is not None:
+                st.up.consumed(st, sent)
+        if st.resp_done and not st.out and not st.resp_sent and self._alive(st):
+            st.resp_sent = True
+            if not st.headers_sent:
+                pass
+            elif st.resp_trailers:
+                self.h2.send_headers(st.sid, st.resp_trailers, end_stream=True)
+            else:
+                self.h2.end_stream(st.sid)
+        self.send()
+        if st.up is not None:
+            if st.up_paused and st.out_bytes < _LOW:
+                st.up_paused = False
+                st.up.resume(st)
+            elif not st.up_paused and st.out_bytes > _HIGH:
+                st.up_paused = True
+                st.up.pause(st)
+        if st.resp_sent:
+            self.maybe_done(st)
+
+    def reset_stream(self, st: Stream, code: int) -> None:
+        if self._alive(st):
+            self.front.count("h2_resets_sent")
+            st.reset = error_name(code)
+            try:
+                self.h2.reset_stream(st.sid, code)
+            except h2.exceptions.ProtocolError:
+                pass
+            self.send()
+        st.closed = True
+        if st.up is not None:
+            st.up.cancel(st)
+        self.maybe_done(st, force=True)
+
+    def _answer(self, st: Stream, status: int, text: str) -> None:
+        """The proxy's own answer (the upstream gave none): sent, never recorded as a
+        response (the exchange, if it was forwarded, is recorded without one)."""
+        body = text.encode()
+        fields = [(":status", str(status)), ("content-type", "text/plain"),
+                  ("content-length", str(len(body)))]  # fmt: skip
+        st.resp_done = True
+        if self._alive(st) and not st.headers_sent:
+            st.headers_sent = True
+            self.h2.send_headers(st.sid, fields)
+            st.out.append(body)
+            st.out_bytes += len(body)
+        self.flush(st)
+        self.maybe_done(st)
+
+    def bad_gateway(self, st: Stream, message: str) -> None:
+        if is_grpc(st.fields):
+            self._grpc_error(st, 14, message)  # UNAVAILABLE
+            return
+        self._answer(st, 502, f"replaygate proxy: {message}\n")
+
+    def _grpc_refuse(self, st: Stream) -> None:
+        self._grpc_error(
+            st,
+            14,
+            "replaygate proxy: gRPC needs an HTTP/2 upstream; the upstream is HTTP/1.1 "
+            "(start the proxy with --upstream-http2)",
+        )
+
+    def _grpc_error(self, st: Stream, code: int, message: str) -> None:
+        """A trailers-only gRPC answer: the client's library shows ``message``."""
+        fields = [(":status", "200"), ("content-type", "application/grpc"),
+                  ("grpc-status", str(code)), ("grpc-message", message.replace("\n", " "))]  # fmt: skip
+        st.resp_done = True
+        if self._alive(st) and not st.headers_sent:
+            st.headers_sent = True
+            self.h2.send_headers(st.sid, fields, end_stream=True)
+            self.send()
+        st.resp_sent = True
+        self.maybe_done(st)
+
+    # -- the end of a stream ---------------------------------------------------------------------
+    def maybe_done(self, st: Stream, force: bool = False) -> None:
+        if self.streams.get(st.sid) is not st:
+            return
+        if not force and not ((st.req_ended or st.closed) and (st.resp_sent or st.closed)):
+            return
+        del self.streams[st.sid]
+        st.closed = True
+        if st.unacked:
+            self._ack_now(st.sid, st.unacked)
+            st.unacked = 0
+        if st.up is not None:
+            st.up.finished(st)
+        if st.forwarded:
+            self._record(st)
+        if self.draining and not self.streams:
+            self.send()
+            self.close()
+
+    def _record(self, st: Stream) -> None:
+        sh = self.front.sh
+        try:
+            req, meta = h2msg.build_request(
+                st.fields, b"".join(st.req_body), st.req_trailers,
+                ts_first_ns=st.req_ts[0], ts_last_ns=st.req_ts[1],
+            )  # fmt: skip
+        except h2msg.FieldError:
+            self.front.count("h2_bad_fields")
+            return
+        meta.setdefault("scheme", self.scheme)
+        meta["h2.stream"] = str(st.sid)
+        meta["h2.via"] = self.via
+        if st.reset is not None:
+            meta["h2.reset"] = st.reset
+        ex = Exchange(id=new_exchange_id(), request=req, conn=self.cid, seq=st.seq, meta=meta)
+        if st.req_cut or not st.req_ended:
+            ex.flags.add(Flag.REQUEST_TRUNCATED)
+        try:
+            for fields, ts in st.interim:
+                ex.interim.append(h2msg.build_response(fields, ts_first_ns=ts, ts_last_ns=ts))
+            if st.resp_fields is not None:
+                ex.response = h2msg.build_response(
+                    st.resp_fields, b"".join(st.resp_body), st.resp_trailers,
+                    ts_first_ns=st.resp_ts[0], ts_last_ns=st.resp_ts[1] or st.resp_ts[0],
+                )  # fmt: skip
+                if st.resp_cut or not st.resp_sent:
+                    ex.flags.add(Flag.RESPONSE_TRUNCATED)
+        except h2msg.FieldError:
+            self.front.count("h2_bad_fields")
+            ex.flags.add(Flag.PARSE_ERROR)
+        if ex.response is None:
+            ex.flags.add(Flag.NO_RESPONSE)
+            sh.counts["requests_without_response"] += 1
+        sh.record(ex)
+
+    # -- flow control of the client transport ------------------------------------------------------
+    def pause_writing(self) -> None:
+        self.write_paused = True
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        for st in list(self.streams.values()):
+            self.flush(st)
+
+    def eof_received(self) -> bool:
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.front.sh.open_transports -= 1
+        self.close()
+
+    # -- shutdown ----------------------------------------------------------------------------------
+    def drain(self) -> None:
+        """Stop: no new streams (GOAWAY); close once the streams in flight are answered."""
+        if not self.streams:
+            self.front.sh.counts["closed_idle_on_stop"] += 1
+            self.close()
+            return
+        if not self.draining:
+            self.draining = True
+            self.h2.close_connection()
+            self.send()
+
+    def close(self) -> None:
+        if self.closing:
+            return
+        self.closing = True
+        self.transport.close()
+        for st in list(self.streams.values()):
+            st.closed = True
+            if st.up is not None:
+                st.up.cancel(st)
+            self.maybe_done(st, force=True)
+        for up in [*self.retired, *([self.up] if self.up is not None else [])]:
+            up.close()
+        sh = self.front.sh
+        sh.counts["active_connections"] -= 1
+        self.front.conns.discard(self)
+
+    def abort(self) -> None:
+        self.transport.abort()
+        self.close()
