@@ -34,8 +34,8 @@ Rules:
 from __future__ import annotations
 
 import hashlib
-from collections import OrderedDict, deque
-from dataclasses import asdict, dataclass
+from collections import deque
+from dataclasses import dataclass
 
 from ._tls_crypto import (
     SUITES,
@@ -47,7 +47,8 @@ from ._tls_crypto import (
     tls13_cipher,
     tls13_next_secret,
 )
-from .keylog import KeyLog
+from ._tls_session import FAILURES, TLSConfig, TLSSessionCache, TLSStats
+from ._tls_wire import _alpn_list, _Bad, _extensions, _Reader, looks_like_tls, version_name
 from .tcp import DATA, EOF, GAP, Event
 
 __all__ = [
@@ -69,152 +70,6 @@ _MAX_FRAGMENT = (1 << 14) + 2048
 _MAX_HANDSHAKE = 1 << 20
 _HRR_RANDOM = hashlib.sha256(b"HelloRetryRequest").digest()
 _EOF_MARK, _GAP_MARK = -1, -2
-
-FAILURES = (
-    "no_key",
-    "unsupported_suite",
-    "unsupported_version",
-    "resumed_without_secret",
-    "cut_before_handshake",
-    "handshake_incomplete",
-    "http2",
-    "decrypt_error",
-    "bad_record",
-    "gap",
-    "key_wait_overflow",
-)
-
-
-@dataclass(frozen=True, slots=True)
-class TLSConfig:
-    """``keys``: the secrets (grows while a live capture follows the key log).
-    ``key_wait_s``: capture time a record may wait for its key. ``max_held_bytes``: bytes
-    one connection may hold while waiting."""
-
-    keys: KeyLog
-    key_wait_s: float = 10.0
-    max_held_bytes: int = 4 << 20
-
-
-@dataclass(slots=True)
-class TLSStats:
-    """Sessions seen, decrypted, and, by reason (:data:`FAILURES`), not decrypted.
-
-    ``decrypted``: sessions with application data decrypted; ``resumed``: resumed sessions
-    (decrypted or not); ``undecrypted_bytes``: TLS bytes of failed sessions;
-    ``http2_bytes``: decrypted bytes of h2 sessions (not parsed yet);
-    ``early_data_skipped``: 0-RTT records not decrypted."""
-
-    sessions: int = 0
-    decrypted: int = 0
-    resumed: int = 0
-    renegotiations: int = 0
-    key_updates: int = 0
-    records: int = 0
-    plaintext_bytes: int = 0
-    no_key: int = 0
-    unsupported_suite: int = 0
-    unsupported_version: int = 0
-    resumed_without_secret: int = 0
-    cut_before_handshake: int = 0
-    handshake_incomplete: int = 0
-    http2: int = 0
-    decrypt_error: int = 0
-    bad_record: int = 0
-    gap: int = 0
-    key_wait_overflow: int = 0
-    early_data_skipped: int = 0
-    undecrypted_bytes: int = 0
-    http2_bytes: int = 0
-
-    def as_dict(self) -> dict[str, int]:
-        return asdict(self)
-
-
-class TLSSessionCache:
-    """Master secrets of TLS 1.2 sessions seen in this capture, by session id and by ticket,
-    so that a resumption whose own key log line is missing can still be decrypted."""
-
-    def __init__(self, max_entries: int = 10_000) -> None:
-        self._max = max_entries
-        self._m: OrderedDict[bytes, bytes] = OrderedDict()
-
-    def put(self, kind: bytes, key: bytes, master: bytes) -> None:
-        if key:
-            self._m[kind + key] = master
-            self._m.move_to_end(kind + key)
-            while len(self._m) > self._max:
-                self._m.popitem(last=False)
-
-    def get(self, kind: bytes, key: bytes) -> bytes | None:
-        return self._m.get(kind + key) if key else None
-
-
-def looks_like_tls(data: bytes, from_client: bool = True) -> bool:
-    """Do these first bytes of a stream look like a TLS record (or, from the client, an
-    SSLv2-format ClientHello)?"""
-    if len(data) >= 3 and 20 <= data[0] <= 23 and data[1] == 3 and data[2] <= 4:
-        return True
-    if data[:1] == b"\x16" and len(data) < 3:  # a handshake record cut after 1-2 bytes
-        return len(data) < 2 or data[1] == 3
-    return from_client and len(data) >= 5 and data[0] & 0x80 != 0 and data[2] == 1
-
-
-def version_name(v: int) -> str:
-    if v == 0x0300:
-        return "SSLv3"
-    if 0x0301 <= v <= 0x0304:
-        return f"TLSv1.{v - 0x0301}"
-    if v >> 8 == 0x7F:
-        return f"TLSv1.3-draft{v & 0xFF}"
-    return f"0x{v:04x}"
-
-
-class _Bad(Exception):
-    """A handshake message that does not parse."""
-
-
-class _Reader:
-    __slots__ = ("b", "p")
-
-    def __init__(self, b: bytes) -> None:
-        self.b = b
-        self.p = 0
-
-    def take(self, n: int) -> bytes:
-        if self.p + n > len(self.b):
-            raise _Bad("short")
-        self.p += n
-        return self.b[self.p - n : self.p]
-
-    def num(self, n: int) -> int:
-        return int.from_bytes(self.take(n), "big")
-
-    def vec(self, n: int) -> bytes:
-        return self.take(self.num(n))
-
-    def rest(self) -> int:
-        return len(self.b) - self.p
-
-
-def _extensions(r: _Reader) -> dict[int, bytes]:
-    out: dict[int, bytes] = {}
-    if r.rest() < 2:
-        return out
-    er = _Reader(r.vec(2))
-    while er.rest() >= 4:
-        t = er.num(2)
-        out[t] = er.vec(2)
-    return out
-
-
-def _alpn_list(data: bytes) -> list[str]:
-    r = _Reader(data)
-    lr = _Reader(r.vec(2))
-    out = []
-    while lr.rest():
-        out.append(lr.vec(1).decode("ascii", "replace"))
-    return out
 
 
 @dataclass(slots=True)
