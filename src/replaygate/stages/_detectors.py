@@ -17,14 +17,16 @@ from __future__ import annotations
 
 import base64
 import binascii
-import functools
 import ipaddress
 import re
-import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
 
+from ._detect_fields import FIELD_NEEDS as _FIELD_NEEDS
+from ._detect_fields import FieldMatcher, normalize_field
+from ._detect_fields import field_patterns as _field_patterns
+from ._detect_fields import field_word as _word
+from ._detect_quick import Quick as _Quick
 from ._mask_fp import iban_valid, luhn_valid
 
 __all__ = [
@@ -111,119 +113,6 @@ _TRIGGERS: dict[str, Callable[[str], bool]] = {
     "ipv6": lambda t: "::" in t or _IPV6_PRE.search(t) is not None,
 }
 
-#: what every match of a detector contains (a necessary condition, stricter than the trigger
-#: where the trigger is loose): the one-pass prefilter of :class:`_Quick`
-_NEEDS: dict[str, tuple[str, ...]] = {
-    "private_key": ("PRIVATE KEY",),
-    "jwt": ("eyJ",),
-    "bearer": ("earer", "EARER"),
-    "basic": ("asic", "ASIC"),
-    "aws_access_key": (r"A(?:KIA|SIA|BIA|CCA|GPA|IDA|ROA|NPA|NVA|PKA)",),
-    "aws_secret_key": ("ecret", "ECRET"),
-    "github_token": (r"gh[pousr]_", "github_pat_"),
-    "stripe_key": ("_live_", "_test_"),
-    "slack_token": ("xox",),
-    "iban": (r"[A-Z][A-Z][0-9][0-9]",),
-    "card": (r"[0-9]{4}[ -]?[0-9]{4}",),
-    "phone": (r"\+[1-9]", r"\([0-9]{3}\)"),
-    "ipv4": (r"[0-9]\.[0-9]",),
-    "ipv6": ("::", r"[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{0,4}:"),
-    "email": ("@", "%40"),
-}
-_B64_NEED = r"[A-Za-z0-9+/_-]{16}"
-
-
-class _Quick:
-    """Could a text hold any finding at all? One pass over the text for every detector's
-    necessary literal, every field word (ignoring case) and base64 runs, with hyperscan
-    (a multi-pattern engine: ~5 us for 2 KB, vs ~240 us for the same alternation in ``re``);
-    without hyperscan, the same test made of substring searches and small regexes.
-
-    It only gates :meth:`TextScanner.findings`: a "maybe" runs the detectors as before,
-    so results are the same with or without it."""
-
-    def __init__(self, detectors: Iterable[str], words: Iterable[str], b64: bool = True) -> None:
-        needs = [(d, p) for d in detectors for p in _NEEDS.get(d, ())]
-        if b64:
-            needs.append(("base64", _B64_NEED))
-        cs = [p for _d, p in needs]
-        self.words = sorted(set(words))
-        #: what each pattern id stands for: a detector, "base64", or "words"
-        self._tags = [d for d, _p in needs] + ["words"] * len(self.words)
-        self._local = threading.local()
-        self._db, self._hs = _hs_database(tuple(cs), tuple(self.words))
-        self._lits = [p for p in cs if re.escape(p) == p]
-        self._rxs = [re.compile(p, re.ASCII) for p in cs if re.escape(p) != p]
-
-    def __call__(self, text: str) -> bool:
-        if self._db is None:
-            return self._python(text)
-        return self.scan(text.encode("utf-8", "surrogatepass")) or (
-            not text.isascii() and self._words_in(text.lower())
-        )
-
-    def scan(self, data: bytes) -> bool:
-        """The same test on bytes (UTF-8 or latin-1 text: every pattern is ASCII). Field
-        words are matched ignoring ASCII case; callers with non-ASCII text also check
-        ``text.lower()`` (``str.lower`` maps a few non-ASCII letters to ASCII ones)."""
-        if self._db is None:
-            return self._python(data.decode("latin-1"))
-        scratch = getattr(self._local, "scratch", None)
-        if scratch is None:
-            scratch = self._local.scratch = self._hs.Scratch(self._db)
-        try:
-            self._db.scan(data, match_event_handler=_stop, scratch=scratch)
-        except self._hs.ScanTerminated:
-            return True
-        return False
-
-    def which(self, text: str) -> set[str] | None:
-        """Which detectors (and ``words``, ``base64``) could match in ``text``: the detectors
-        left out cannot (their necessary literal is absent). None without hyperscan."""
-        if self._db is None:
-            return None
-        scratch = getattr(self._local, "scratch", None)
-        if scratch is None:
-            scratch = self._local.scratch = self._hs.Scratch(self._db)
-        ids: list[int] = []
-        self._db.scan(
-            text.encode("utf-8", "surrogatepass"),
-            match_event_handler=lambda i, *_a: ids.append(i),
-            scratch=scratch,
-        )
-        tags = {self._tags[i] for i in ids}
-        if "words" not in tags and not text.isascii() and self._words_in(text.lower()):
-            tags.add("words")
-        return tags
-
-    def _words_in(self, low: str) -> bool:
-        return any(w in low for w in self.words)
-
-    def _python(self, text: str) -> bool:
-        if any(lit in text for lit in self._lits) or any(r.search(text) for r in self._rxs):
-            return True
-        return self._words_in(text.lower())
-
-
-@functools.lru_cache(maxsize=32)  # a stage per run, but tests and scan build many
-def _hs_database(cs: tuple[str, ...], words: tuple[str, ...]) -> tuple[Any, Any]:
-    """A compiled hyperscan database (and the module), or (None, None) without hyperscan."""
-    try:
-        import hyperscan
-
-        db = hyperscan.Database()
-        exprs = [p.encode() for p in cs] + [re.escape(w).encode() for w in words]
-        caseless = hyperscan.HS_FLAG_SINGLEMATCH | hyperscan.HS_FLAG_CASELESS
-        flags = [hyperscan.HS_FLAG_SINGLEMATCH] * len(cs) + [caseless] * len(words)
-        db.compile(expressions=exprs, ids=list(range(len(exprs))), elements=len(exprs), flags=flags)
-    except Exception:  # no wheel for this platform: the pure-Python test
-        return None, None
-    return db, hyperscan
-
-
-def _stop(*_args: object) -> bool:
-    return True  # the first match answers the question: stop the scan
-
 
 _EMAIL_LOCAL_REV = re.compile(r"[A-Za-z0-9._%+-]{1,64}", re.ASCII)
 _EMAIL_DOMAIN = re.compile(
@@ -292,112 +181,6 @@ _VALIDATORS: dict[str, Callable[[str], bool]] = {
     "ipv6": _ipv6_ok,
     "phone": _phone_ok,
 }
-
-
-def normalize_field(name: str) -> str:
-    """``X-Access_Token`` -> ``xaccesstoken``: how field names are compared."""
-    return "".join(c for c in name.lower() if c.isalnum())
-
-
-class FieldMatcher:
-    """Which field names mean "secret", by normalised name (``X-Access_Token`` ->
-    ``xaccesstoken``). A pattern is a name (exact), ``*name`` (ends with), ``name*``
-    (starts with) or ``*name*`` (contains): ``*token`` matches ``csrf_token`` but not
-    ``max_tokens``."""
-
-    def __init__(self, patterns: Iterable[str]) -> None:
-        self.patterns = tuple(p for p in patterns if normalize_field(p))
-        alts = []
-        for p in self.patterns:
-            core = re.escape(normalize_field(p))
-            alts.append(
-                (".*" if p.startswith("*") else "") + core + (".*" if p.endswith("*") else "")
-            )
-        self._rx = re.compile("(?:" + "|".join(alts) + ")") if alts else None
-        pieces = {max(re.split(r"[^a-z0-9]+", p.lower()), key=len) for p in self.patterns} - {""}
-        self._words = re.compile("|".join(sorted(map(re.escape, pieces)))) if pieces else None
-        self._cache: dict[str, bool] = {}
-
-    def matches(self, name: str) -> bool:
-        hit = self._cache.get(name)
-        if hit is None:
-            n = normalize_field(name)
-            hit = bool(n) and self._rx is not None and self._rx.fullmatch(n) is not None
-            if len(self._cache) < 4096:
-                self._cache[name] = hit
-        return hit
-
-    def mentioned(self, text: str) -> bool:
-        """Could ``text`` contain one of these names (a cheap, loose pre-check)?"""
-        return self._words is not None and self._words.search(text.lower()) is not None
-
-    def extended(self, more: Iterable[str]) -> FieldMatcher:
-        return FieldMatcher((*self.patterns, *more))
-
-
-def _word(pattern: str) -> str:
-    """The longest literal piece of a field pattern: a cheap ``in`` test before its regex."""
-    return max(re.split(r"[^a-z0-9]+", pattern.lower()), key=len)
-
-
-#: a literal every match of a (non key=value) field pattern holds, in the lower-cased text
-_FIELD_NEEDS = {"field_part": "name=", "field_html": "name=", "field_xml": "</"}
-
-
-def _field_patterns(names: Iterable[str]) -> list[tuple[str, str]]:
-    """Named fields in free text (logs, YAML, HTML, XML, echoed requests):
-
-    * ``password=...``, ``"api_key": "..."``, ``token: ...``
-    * a multipart part ``name="password"`` followed by its content
-    * an HTML input ``name="password" ... value="..."`` and an XML element ``<password>``
-    """
-
-    def alt(n: str) -> str:
-        return re.sub(r"(?:\\-|_)", "[-_]?", re.escape(n.strip("*").lower()))
-
-    pats = [n for n in names if normalize_field(n)]
-    if not pats:
-        return []
-    alts = sorted({alt(n) for n in pats}, key=len, reverse=True)
-    name = r"[\w-]{0,40}?(?:" + "|".join(alts) + r")"
-    # key=value, one regex per name so that it starts with a literal (``re`` then scans
-    # for it quickly; an alternation of names is tried at every position, 100x slower);
-    # exact names need a boundary before them, prefix patterns (``password*``) allow a tail
-    out: list[tuple[str, str]] = []
-    for n in sorted(pats, key=len, reverse=True):
-        a = alt(n)
-        head = "" if n.startswith("*") else r"(?<![\w-])"
-        if head and a.isalnum():
-            # the same boundary tested after the literal name (``pin(?<![\w-]pin)``): the
-            # pattern then starts with a literal that ``re`` finds quickly, where a leading
-            # look-behind is tried at every position (10x slower; same matches)
-            a, head = f"{a}(?<![\\w-]{a})", ""
-        tail = r"[\w-]{0,40}" if n.endswith("*") else ""
-        out.append(
-            (
-                "kv:" + _word(n),
-                head + a + tail + r"(?:\\{0,7}[\"'])?[ \t]*[:=][ \t]*(?:\\{0,7}[\"'])?"
-                r"(?P<field_v>(?:(?:bearer|basic|token|digest|negotiate)[ \t]+)?"
-                r"[^\"'&\s<>,;{}\[\]\\]{1,4096})",
-            )
-        )
-    return [
-        *out,
-        (
-            "field_part",
-            r"\bname=[\"']?" + name + r"[\"']?[^\r\n]{0,200}(?:\r?\n[^\r\n]{1,200}){0,8}"
-            r"\r?\n\r?\n(?P<field_part_v>[^\r\n]{1,4096})",
-        ),
-        (
-            "field_html",
-            r"\bname=[\"']" + name + r"[\"'][^>]{0,200}?\bvalue=[\"']"
-            r"(?P<field_html_v>[^\"'<>]{1,4096})",
-        ),
-        (
-            "field_xml",
-            r"<(?P<field_xml_n>" + name + r")>(?P<field_xml_v>[^<]{1,4096})</(?P=field_xml_n)>",
-        ),
-    ]
 
 
 _B64_SEGMENT = re.compile(r"[A-Za-z0-9+_-]{16}", re.ASCII)

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from ..jsonpath import JsonPath, PathPart
 
 __all__ = [
+    "BINARY_TYPES",
     "JsonPath",
     "PathPart",
     "body_kind",
@@ -40,7 +41,8 @@ _KEY = re.compile(r"[A-Za-z_$][\w$-]{0,63}")
 
 # -- content types ------------------------------------------------------------------------
 
-_BINARY_PREFIXES = (
+#: content-type prefixes whose bodies are not scanned by default (``[mask] binary_types``)
+BINARY_TYPES: tuple[str, ...] = (
     "image/",
     "audio/",
     "video/",
@@ -54,7 +56,6 @@ _BINARY_PREFIXES = (
     "application/protobuf",
     "application/grpc",
     "application/wasm",
-    "application/vnd.ms-",
     "application/x-tar",
 )
 

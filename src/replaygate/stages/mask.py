@@ -36,8 +36,9 @@ from ..errors import ConfigError
 from ..model import ConnectionId, Exchange, Flag, HTTPMessage, Request
 from ..pipeline import Stage
 from ._detectors import ALL_DETECTORS, DEFAULT_DETECTORS, FieldMatcher, TextScanner
-from ._mask_body import JsonPath
+from ._mask_body import BINARY_TYPES, JsonPath
 from ._mask_engine import Loc, Masker, Rules
+from ._mask_values import findings_summary
 
 __all__ = [
     "ACTIONS",
@@ -111,23 +112,6 @@ DEFAULT_FIELDS: tuple[str, ...] = (
     "authorization",
 )
 
-_BINARY_TYPES = (
-    "image/",
-    "audio/",
-    "video/",
-    "font/",
-    "application/octet-stream",
-    "application/pdf",
-    "application/zip",
-    "application/gzip",
-    "application/x-gzip",
-    "application/x-protobuf",
-    "application/protobuf",
-    "application/grpc",
-    "application/wasm",
-    "application/x-tar",
-)
-
 
 @dataclass
 class MaskConfig:
@@ -164,7 +148,7 @@ class MaskConfig:
     ip_addresses: bool = False
     keep_headers: list[str] = field(default_factory=list)
     responses: bool = True
-    binary_types: list[str] = field(default_factory=lambda: list(_BINARY_TYPES))
+    binary_types: list[str] = field(default_factory=lambda: list(BINARY_TYPES))
 
     def __post_init__(self) -> None:
         if not isinstance(self.action, str) or self.action not in ACTIONS:
@@ -254,13 +238,8 @@ class MaskStats:
         """One line for stderr at exit: ``mask: 120 values masked in 40 of 100 exchanges
         (email=60, header=40, ...), 12 already masked``."""
         n = sum(self.findings.values())
-        per = ", ".join(f"{k}={v}" for k, v in sorted(self.findings.items()))
-        out = f"mask: {n} value{'s' * (n != 1)} masked in {self.changed} of {self.exchanges} exchanges"
-        if per:
-            out += f" ({per})"
-        done = sum(self.already_masked.values())
-        if done:
-            out += f", {done} already masked"
+        head = f"mask: {n} value{'s' * (n != 1)} masked in {self.changed} of {self.exchanges}"
+        out = findings_summary(f"{head} exchanges", self.findings, self.already_masked)
         if self.skipped_binary:
             out += f", {self.skipped_binary} binary bodies not scanned"
         return out

@@ -1,0 +1,131 @@
+"""The one-pass prefilter of the detectors: could a text hold any finding at all?
+
+Every detector has a necessary literal (``eyJ`` for a JWT, ``@`` for an e-mail, four digits
+for a card...); one hyperscan database holds them all, the field words (ignoring case) and a
+base64 run, so one pass answers for every detector. Without hyperscan the same test is made
+of substring searches and small regexes. It only gates :meth:`~._detectors.TextScanner.findings`:
+results are the same with or without it.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import threading
+from collections.abc import Iterable
+from typing import Any
+
+__all__ = ["NEEDS", "Quick"]
+
+#: what every match of a detector contains (a necessary condition, stricter than the trigger
+#: where the trigger is loose): the one-pass prefilter of :class:`Quick`
+NEEDS: dict[str, tuple[str, ...]] = {
+    "private_key": ("PRIVATE KEY",),
+    "jwt": ("eyJ",),
+    "bearer": ("earer", "EARER"),
+    "basic": ("asic", "ASIC"),
+    "aws_access_key": (r"A(?:KIA|SIA|BIA|CCA|GPA|IDA|ROA|NPA|NVA|PKA)",),
+    "aws_secret_key": ("ecret", "ECRET"),
+    "github_token": (r"gh[pousr]_", "github_pat_"),
+    "stripe_key": ("_live_", "_test_"),
+    "slack_token": ("xox",),
+    "iban": (r"[A-Z][A-Z][0-9][0-9]",),
+    "card": (r"[0-9]{4}[ -]?[0-9]{4}",),
+    "phone": (r"\+[1-9]", r"\([0-9]{3}\)"),
+    "ipv4": (r"[0-9]\.[0-9]",),
+    "ipv6": ("::", r"[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{0,4}:"),
+    "email": ("@", "%40"),
+}
+_B64_NEED = r"[A-Za-z0-9+/_-]{16}"
+
+
+class Quick:
+    """Could a text hold any finding at all? One pass over the text for every detector's
+    necessary literal, every field word (ignoring case) and base64 runs, with hyperscan
+    (a multi-pattern engine: ~5 us for 2 KB, vs ~240 us for the same alternation in ``re``);
+    without hyperscan, the same test made of substring searches and small regexes.
+
+    It only gates :meth:`TextScanner.findings`: a "maybe" runs the detectors as before,
+    so results are the same with or without it."""
+
+    def __init__(self, detectors: Iterable[str], words: Iterable[str], b64: bool = True) -> None:
+        needs = [(d, p) for d in detectors for p in NEEDS.get(d, ())]
+        if b64:
+            needs.append(("base64", _B64_NEED))
+        cs = [p for _d, p in needs]
+        self.words = sorted(set(words))
+        #: what each pattern id stands for: a detector, "base64", or "words"
+        self._tags = [d for d, _p in needs] + ["words"] * len(self.words)
+        self._local = threading.local()
+        self._db, self._hs = _hs_database(tuple(cs), tuple(self.words))
+        self._lits = [p for p in cs if re.escape(p) == p]
+        self._rxs = [re.compile(p, re.ASCII) for p in cs if re.escape(p) != p]
+
+    def __call__(self, text: str) -> bool:
+        if self._db is None:
+            return self._python(text)
+        return self.scan(text.encode("utf-8", "surrogatepass")) or (
+            not text.isascii() and self._words_in(text.lower())
+        )
+
+    def scan(self, data: bytes) -> bool:
+        """The same test on bytes (UTF-8 or latin-1 text: every pattern is ASCII). Field
+        words are matched ignoring ASCII case; callers with non-ASCII text also check
+        ``text.lower()`` (``str.lower`` maps a few non-ASCII letters to ASCII ones)."""
+        if self._db is None:
+            return self._python(data.decode("latin-1"))
+        scratch = getattr(self._local, "scratch", None)
+        if scratch is None:
+            scratch = self._local.scratch = self._hs.Scratch(self._db)
+        try:
+            self._db.scan(data, match_event_handler=_stop, scratch=scratch)
+        except self._hs.ScanTerminated:
+            return True
+        return False
+
+    def which(self, text: str) -> set[str] | None:
+        """Which detectors (and ``words``, ``base64``) could match in ``text``: the detectors
+        left out cannot (their necessary literal is absent). None without hyperscan."""
+        if self._db is None:
+            return None
+        scratch = getattr(self._local, "scratch", None)
+        if scratch is None:
+            scratch = self._local.scratch = self._hs.Scratch(self._db)
+        ids: list[int] = []
+        self._db.scan(
+            text.encode("utf-8", "surrogatepass"),
+            match_event_handler=lambda i, *_a: ids.append(i),
+            scratch=scratch,
+        )
+        tags = {self._tags[i] for i in ids}
+        if "words" not in tags and not text.isascii() and self._words_in(text.lower()):
+            tags.add("words")
+        return tags
+
+    def _words_in(self, low: str) -> bool:
+        return any(w in low for w in self.words)
+
+    def _python(self, text: str) -> bool:
+        if any(lit in text for lit in self._lits) or any(r.search(text) for r in self._rxs):
+            return True
+        return self._words_in(text.lower())
+
+
+@functools.lru_cache(maxsize=32)  # a stage per run, but tests and scan build many
+def _hs_database(cs: tuple[str, ...], words: tuple[str, ...]) -> tuple[Any, Any]:
+    """A compiled hyperscan database (and the module), or (None, None) without hyperscan."""
+    try:
+        import hyperscan
+
+        db = hyperscan.Database()
+        exprs = [p.encode() for p in cs] + [re.escape(w).encode() for w in words]
+        caseless = hyperscan.HS_FLAG_SINGLEMATCH | hyperscan.HS_FLAG_CASELESS
+        flags = [hyperscan.HS_FLAG_SINGLEMATCH] * len(cs) + [caseless] * len(words)
+        db.compile(expressions=exprs, ids=list(range(len(exprs))), elements=len(exprs), flags=flags)
+    except Exception:  # no wheel for this platform: the pure-Python test
+        return None, None
+    return db, hyperscan
+
+
+def _stop(*_args: object) -> bool:
+    return True  # the first match answers the question: stop the scan

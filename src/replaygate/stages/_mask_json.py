@@ -1,0 +1,269 @@
+"""Masking JSON documents: a walk of the parsed document that masks values under secret
+names and ``json_paths``, detector findings in strings, and the claims inside JWTs.
+
+The raw-text pass of :meth:`~._mask_engine.Masker.body` hands the walk the strings that hold
+a detector match (``hits``), so every other string is passed over without a scan.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+
+from ._detectors import FieldMatcher, Finding
+from ._mask_body import PathPart, path_text
+from ._mask_fp import fp_is_pseudonym
+from ._mask_values import Loc, ValueMasker
+
+__all__ = ["JsonMasker"]
+
+
+class JsonMasker(ValueMasker):
+    """:class:`ValueMasker` plus JSON documents (and the JWTs whose claims are JSON)."""
+
+    def json_text(self, text: str, loc: str) -> str | None:
+        """Mask a JSON document; None when it is not JSON or nothing changed."""
+        r = self.json_doc(text, loc)
+        return r if isinstance(r, str) else None
+
+    def json_doc(
+        self,
+        text: str,
+        loc: str,
+        fields: FieldMatcher | None = None,
+        hits: dict[str, str] | None = None,
+    ) -> str | bool:
+        """The masked document, or False when ``text`` is not JSON, True when unchanged.
+
+        ``hits``: when the text has no escapes, every detector match in the raw text and the
+        string that encloses it; other string values are then not scanned (the fast path).
+        """
+        try:
+            doc = orjson.loads(text.encode("utf-8", "surrogateescape"))
+        except orjson.JSONDecodeError:
+            try:
+                doc = json.loads(text)
+            except (ValueError, RecursionError):
+                return False
+        try:
+            new, changed = self._walk(doc, [], loc, fields or self.rules.fields, "", hits)
+            return _dumps(new) if changed else True
+        except RecursionError:  # absurdly deep nesting: mask it as plain text instead
+            return False
+
+    def _walk(
+        self,
+        node: Any,
+        path: list[PathPart],
+        loc: str,
+        fields: FieldMatcher,
+        secret: str,
+        hits: dict[str, str] | None = None,
+    ) -> tuple[Any, bool]:
+        if isinstance(node, dict):
+            changed = False
+            out: dict[str, Any] = {}
+            json_paths = self.rules.json_paths
+            for key, val in node.items():
+                if secret:
+                    sec = secret
+                elif fields.matches(key):
+                    sec = "field"
+                elif json_paths and self._path_rule([*path, key]):
+                    sec = "json"
+                else:
+                    sec = ""
+                    if _plain_leaf(val, hits):  # most nodes: nothing to find, no path needed
+                        out[key] = val
+                        continue
+                p = [*path, key]
+                if sec and not secret and self.rules.action(sec, key) == "drop":
+                    self.record(sec, f"{loc}.json:{path_text(p)}", False)
+                    changed = True  # a secret key dropped whole, whatever its value
+                    continue
+                new, ch = self._walk(val, p, loc, fields, sec, hits)
+                if new is _DROP:
+                    changed = True
+                    continue
+                out[key] = new
+                changed |= ch
+            return (out if changed else node), changed
+        if isinstance(node, list):
+            changed = False
+            lst: list[Any] = []
+            json_paths = self.rules.json_paths
+            for i, val in enumerate(node):
+                if not (secret or json_paths) and _plain_leaf(val, hits):
+                    lst.append(val)
+                    continue
+                p = [*path, i]
+                sec = secret or ("json" if json_paths and self._path_rule(p) else "")
+                new, ch = self._walk(val, p, loc, fields, sec, hits)
+                if new is _DROP:
+                    changed = True
+                    continue
+                lst.append(new)
+                changed |= ch
+            return (lst if changed else node), changed
+        if isinstance(node, bool) or node is None:
+            return node, False
+
+        def where() -> str:
+            return f"{loc}.json:{path_text(path)}"
+
+        if isinstance(node, str):
+            if secret:
+                name = next((p for p in reversed(path) if isinstance(p, str)), "")
+                whole: str | bool | None = False
+                if hits is not None:  # the raw-text pass saw what matches all of it
+                    rule = hits.get(node)
+                    whole = None if rule is None else (rule if rule != "base64" and rule else False)
+                new = self.named(node, secret, name, where, whole)
+                return (_DROP if new is None else new), new != node
+            if hits is not None:
+                rule = hits.get(node)
+                if rule is None:
+                    return node, False
+                if rule:
+                    one = self._one(node, rule, where)
+                    return (node if one is None else one), one is not None
+            s = node.lstrip()[:1]
+            if s in ("{", "[") and len(node) > 1:
+                nested = self.json_doc(node, where(), fields)
+                if isinstance(nested, str):
+                    return nested, True
+                if nested is True:
+                    return node, False
+            t = self.text(node, where)
+            return (node if t is None else t), t is not None
+        if isinstance(node, int):
+            if secret:
+                name = next((p for p in reversed(path) if isinstance(p, str)), "")
+                return self._named_number(node, secret, name, where)
+            # not looked up in the raw-text hits: there a card number after a comma (an
+            # array ``[1,4111111111111111]``) is no match, the card pattern refusing a digit
+            # run that follows ``,`` (a decimal separator in text)
+            if 13 <= len(str(node)) <= 19 and "card" in self.rules.scanner.detectors:
+                t = self.text(str(node), where)
+                if t is not None and t.isdigit():
+                    return int(t), True
+            return node, False
+        if isinstance(node, float) and secret:
+            name = next((p for p in reversed(path) if isinstance(p, str)), "")
+            new = self.named(repr(node), secret, name, where)
+            return (_DROP if new is None else new), True
+        return node, False
+
+    def _one(self, value: str, rule: str, loc: Loc) -> str | None:
+        """``value`` is one whole detector match (known from the raw-text pass)."""
+        if rule == "base64":
+            return self.text(value, loc)
+        if self._detector_masked(rule, value):
+            self.record(rule, loc, True)
+            return None
+        self.record(rule, loc, False)
+        new = self._apply(self.rules.action(rule), rule, value) or ""
+        return None if new == value else new
+
+    def _named_number(self, node: int, kind: str, name: str, where: Loc) -> tuple[Any, bool]:
+        text = str(node)
+        if fp_is_pseudonym(text):
+            self.record(kind, where, True)
+            return node, False
+        self.record(kind, where, False)
+        action = self.rules.action(kind, name)
+        if action == "drop":
+            return _DROP, True
+        if action == "redact":
+            return self.k.redact(text), True
+        return int(self.k.fp(text, numeric=True)), True
+
+    def _secret_key(self, key: str, path: list[PathPart], fields: FieldMatcher) -> str:
+        """``field`` (a secret name), ``json`` (a json_paths rule) or "" (not secret)."""
+        if fields.matches(key):
+            return "field"
+        return "json" if self.rules.json_paths and self._path_rule(path) else ""
+
+    def _path_rule(self, path: Sequence[PathPart]) -> bool:
+        return any(jp.matches(path) for jp in self.rules.json_paths)
+
+    def jwt(self, token: str) -> str:
+        """A well-formed JWT: header kept, identifying claims masked, signature replaced."""
+        parts = token.split(".")
+        if self.k.jwt_is_pseudonym(token):
+            return token
+        try:
+            header = json.loads(_b64url_decode(parts[0]))
+            payload = json.loads(_b64url_decode(parts[1]))
+            if isinstance(payload, dict | list):
+                payload = self._walk(payload, [], "jwt", self._jwt_fields, "")[0]
+            h = _b64url(_dumps(header).encode())
+            p = _b64url(_dumps(payload).encode())
+        except (ValueError, binascii.Error, RecursionError):  # not a real JWT inside
+            h = _b64url(b'{"alg":"none","typ":"JWT"}')
+            p = _b64url(_dumps({"sub": self.k.fp(token)}).encode())
+        return f"{h}.{p}.{self.k.jwt_signature(token, len(parts[2]) if len(parts) > 2 else 43)}"
+
+
+class _Drop:
+    pass
+
+
+_DROP: Any = _Drop()
+
+
+#: integers in this range have at most 12 characters: too short for a card number
+_SHORT_INT = range(-(10**10), 10**12)
+
+
+def _plain_leaf(val: Any, hits: dict[str, str] | None) -> bool:
+    """A value under no secret name that :meth:`Masker._walk` would return unchanged, known
+    without a call: a string that holds no detector hit of the raw-text pass, a number too
+    short to be a card, a boolean or null."""
+    t = type(val)
+    if t is str:
+        return hits is not None and val not in hits
+    if t is int:
+        return val in _SHORT_INT
+    return t is float or t is bool or val is None
+
+
+def _enclosing(t: str, found: list[Finding]) -> dict[str, str]:
+    """Each match and the JSON string around it (``t`` has no escapes, so the quotes before
+    and after a match delimit the string value that holds it) -> the rule when the match is
+    the whole string (no need to scan it again), else "" (scan it)."""
+    out: dict[str, str] = {}
+    for f in found:
+        v = t[f.start : f.end]
+        qs = t.rfind('"', 0, f.start)
+        qe = t.find('"', f.end)
+        if qs + 1 == f.start and qe == f.end and f.rule != "field":
+            if out.get(v, f.rule) == f.rule:
+                out[v] = f.rule
+            else:
+                out[v] = ""  # two rules for one value: let the scan decide
+            continue
+        out.setdefault(v, "")
+        if qs >= 0 and qe >= 0:
+            out[t[qs + 1 : qe]] = ""
+    return out
+
+
+def _b64url_decode(s: str) -> bytes:
+    return base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))
+
+
+def _b64url(b: bytes) -> str:
+    return base64.urlsafe_b64encode(b).decode().rstrip("=")
+
+
+def _dumps(doc: Any) -> str:
+    try:
+        return orjson.dumps(doc).decode()
+    except TypeError:  # integers beyond 64 bits
+        return json.dumps(doc, ensure_ascii=False, separators=(",", ":"))

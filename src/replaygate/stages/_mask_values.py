@@ -1,0 +1,335 @@
+"""Masking values: the pseudonym of one value, by detector or by where it is (a secret
+header, cookie or field), and detector findings in free text.
+
+:class:`ValueMasker` is the bottom layer of :class:`~._mask_engine.Masker` (JSON documents in
+:mod:`._mask_json`, HTTP messages in :mod:`._mask_engine` build on it). It is pure: the same
+value always masks to the same text under one key. Every finding is reported through
+``record`` (rule, location, already masked?), never with its value.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from ._detectors import FieldMatcher, TextScanner, b64_encode, b64_text
+from ._mask_fp import REDACT_RE, Keyed, fp_is_pseudonym
+
+if TYPE_CHECKING:
+    from ._mask_body import JsonPath
+
+__all__ = [
+    "JWT_CLAIMS",
+    "Loc",
+    "Recorder",
+    "Rules",
+    "ValueMasker",
+    "findings_summary",
+    "resolve_loc",
+]
+
+#: a location, or how to build it: only recorders that report locations (scan) build them
+Loc = str | Callable[[], str]
+#: (rule, location, already masked?) for every finding; counts only, never values
+Recorder = Callable[[str, Loc, bool], None]
+
+#: JWT claims that identify a person or a session, pseudonymized inside masked tokens
+JWT_CLAIMS = (
+    "sub",
+    "email",
+    "name",
+    "given_name",
+    "family_name",
+    "preferred_username",
+    "nickname",
+    "upn",
+    "unique_name",
+    "jti",
+    "sid",
+    "phone_number",
+    "oid",
+    "username",
+    "user_id",
+)
+_TOKEN_KEEP = {"aws_access_key": 4, "slack_token": 5}
+
+
+@dataclass
+class Rules:
+    """Compiled masking rules (built by :class:`replaygate.stages.mask.MaskConfig`)."""
+
+    default_action: str
+    headers: frozenset[str]
+    keep_headers: frozenset[str]
+    cookies: frozenset[str]
+    query: frozenset[str]
+    form: frozenset[str]
+    json_paths: list[JsonPath]
+    fields: FieldMatcher
+    scanner: TextScanner
+    actions: dict[str, str]
+    skip_types: tuple[str, ...]
+    responses: bool = True
+
+    def action(self, kind: str, name: str = "") -> str:
+        a = self.actions
+        if not a:
+            return self.default_action
+        key = f"{kind}:{name}".lower()
+        return a.get(key) or a.get(kind.lower()) or self.default_action
+
+
+class ValueMasker:
+    """Masks values and free text according to :class:`Rules` with the pseudonyms of one key
+    (JSON documents and JWTs: :class:`~._mask_json.JsonMasker`, which extends it)."""
+
+    def __init__(self, rules: Rules, key: bytes, record: Recorder | None = None) -> None:
+        self.rules = rules
+        self.k = Keyed(key)
+        self.record: Recorder = record or (lambda rule, loc, masked: None)
+        self._jwt_fields = rules.fields.extended(JWT_CLAIMS)
+        self._named_cache: dict[str, str | bool] = {}
+        self._det_cache: dict[str, str] = {}
+
+    # == values ============================================================================
+    def is_masked(self, value: str, whole: str | bool | None = False) -> bool:
+        """True for anything this engine (with any key) could have produced. ``whole``:
+        the detector matching all of ``value`` when the caller already knows it."""
+        if REDACT_RE.fullmatch(value) or fp_is_pseudonym(value):
+            return True
+        scheme, _, cred = value.partition(" ")
+        if cred and scheme.lower() in ("bearer", "basic", "token") and self.is_masked(cred):
+            return True
+        if cred and scheme.lower() == "basic" and self.k.basic_is_pseudonym(cred.strip()):
+            return True
+        rule = self.rules.scanner.whole(value) if whole is False else whole
+        return isinstance(rule, str) and self._detector_masked(rule, value)
+
+    def _detector_masked(self, rule: str, v: str) -> bool:
+        k = self.k
+        # the format's own mark first (a reserved domain, a test card range, RGMASKED): a
+        # string test, where the generic checksum below costs a SHA-256; same answer
+        if rule == "email" and k.email_is_pseudonym(v):
+            return True
+        if rule == "card" and k.card_is_pseudonym(v):
+            return True
+        if rule == "jwt" and k.jwt_is_pseudonym(v):
+            return True
+        if REDACT_RE.fullmatch(v) or fp_is_pseudonym(v):  # any of our pseudonyms
+            return True
+        if rule == "email":
+            return k.email_is_pseudonym(v)
+        if rule == "card":
+            return k.card_is_pseudonym(v)
+        if rule == "jwt":
+            return k.jwt_is_pseudonym(v)
+        if rule == "iban":
+            return k.iban_is_pseudonym(v)
+        if rule == "phone":
+            return k.phone_is_pseudonym(v)
+        if rule == "basic":
+            return k.basic_is_pseudonym(v)
+        if rule == "private_key":
+            return k.pem_is_pseudonym(v)
+        if rule in ("ipv4", "ipv6"):
+            return k.ip_is_pseudonym(v)
+        if rule == "bearer" and v.startswith("eyJ") and v.count(".") == 2:
+            return k.jwt_is_pseudonym(v)
+        return fp_is_pseudonym(v, _token_keep(rule, v))
+
+    def _detector_pseudonym(self, rule: str, v: str) -> str:
+        k = self.k
+        if rule == "email":
+            return k.email(v)
+        if rule == "card":
+            return k.card(v)
+        if rule == "jwt" or (rule == "bearer" and v.startswith("eyJ") and v.count(".") == 2):
+            return self.jwt(v)
+        if rule == "iban":
+            return k.iban(v)
+        if rule == "phone":
+            return k.phone(v)
+        if rule == "basic":
+            return k.basic(v)
+        if rule == "private_key":
+            return k.pem(v)
+        if rule in ("ipv4", "ipv6"):
+            return k.ip(v)
+        return k.fp(v, _token_keep(rule, v))
+
+    def _apply(self, action: str, rule: str, value: str) -> str | None:
+        if action == "drop":
+            return None
+        if action == "redact":
+            return self.k.redact(value)
+        key = rule + "\x00" + value
+        out = self._det_cache.get(key)
+        if out is None:
+            out = self._detector_pseudonym(rule, value)
+            if len(self._det_cache) >= 50_000:
+                self._det_cache.clear()
+            self._det_cache[key] = out
+        return out
+
+    def named(
+        self, value: str, kind: str, name: str, loc: Loc, whole: str | bool | None = False
+    ) -> str | None:
+        """Mask a value that is secret because of *where* it is (header, cookie, field...).
+
+        Keeps a known format when the whole value has one (an e-mail stays an e-mail, a JWT a
+        JWT, ``Bearer x`` keeps its scheme). Returns None to drop, ``value`` when unchanged.
+        ``whole``: the detector matching all of ``value`` (or None) when the caller knows it.
+        """
+        if not value:
+            return value
+        rule = kind
+        cached = self._named_cache.get(value)
+        if cached is None and whole is False:
+            whole = self.rules.scanner.whole(value)
+        if cached is True or (cached is None and self.is_masked(value, whole)):
+            self._remember(value, True)
+            self.record(rule, loc, True)
+            return value
+        self.record(rule, loc, False)
+        action = self.rules.action(kind, name)
+        if action == "drop":
+            return None
+        if action == "redact":
+            return self.k.redact(value)
+        if isinstance(cached, str):
+            return cached
+        scheme, sp, cred = value.partition(" ")
+        if sp and cred and scheme.lower() in ("bearer", "basic", "token"):
+            if scheme.lower() == "basic":
+                out = f"{scheme} {self.k.basic(cred.strip())}"
+            else:
+                out = f"{scheme} {self._opaque(cred.strip())}"
+        else:
+            out = self._opaque(value, whole)
+        self._remember(value, out)
+        return out
+
+    def _remember(self, value: str, result: str | bool) -> None:
+        """Values repeat (a session cookie on every request): remember what they mask to."""
+        if len(self._named_cache) >= 50_000:
+            self._named_cache.clear()
+        self._named_cache[value] = result
+
+    def _opaque(self, value: str, whole: str | bool | None = False) -> str:
+        det = self.rules.scanner.whole(value) if whole is False else whole
+        if isinstance(det, str) and det not in ("bearer", "basic"):
+            return self._detector_pseudonym(det, value)
+        if value.startswith("eyJ") and value.count(".") == 2:
+            return self.jwt(value)
+        return self.k.fp(value, check=False)
+
+    # == text ===============================================================================
+    def text(self, text: str, loc: Loc) -> str | None:
+        """Mask detector findings (and ``field=value`` pairs) in free text; None if unchanged.
+
+        A pseudonym of another length (short values grow to carry their checksum, e-mails
+        change length) can form a new match with the text next to it (``/To/`` + ``@x.io``);
+        then the result is masked again, silently, until nothing changes, so that masking
+        stays idempotent.
+        """
+        result, grew = self._text_once(text, loc)
+        if result is None or not grew:
+            return result
+        record = self.record
+        self.record = lambda rule, loc, masked: None
+        try:
+            for _ in range(4):
+                again, _grew = self._text_once(result, loc)
+                if again is None:
+                    break
+                result = again
+        finally:
+            self.record = record
+        return result
+
+    def _text_once(self, text: str, loc: Loc) -> tuple[str | None, bool]:
+        out: list[str] = []
+        grew = False
+        pos = 0  # end of the text copied so far
+        seen = 0  # end of the last finding handled: overlapping ones are skipped
+        changed = False
+        for f in sorted(self.rules.scanner.findings(text), key=lambda f: (f.start, -f.end)):
+            if f.start < seen:
+                continue  # overlaps an earlier finding (masked or not)
+            seen = f.end
+            v = text[f.start : f.end]
+            if f.rule == "field":
+                new = self.named(v, "field", "", loc)
+                new = "" if new is None else new
+            elif f.rule == "base64":
+                b64 = self.base64(v, loc)
+                if b64 is None:
+                    continue
+                new = b64
+            elif self._detector_masked(f.rule, v):
+                self.record(f.rule, loc, True)
+                continue
+            else:
+                self.record(f.rule, loc, False)
+                new = self._apply(self.rules.action(f.rule), f.rule, v) or ""
+            if new != v:
+                out.append(text[pos : f.start])
+                out.append(new)
+                pos = f.end
+                changed = True
+                grew = grew or len(new) != len(v)
+        if not changed:
+            return None, False
+        out.append(text[pos:])
+        return "".join(out), grew
+
+    def base64(self, value: str, loc: Loc) -> str | None:
+        """Mask what a base64 value decodes to (text or JSON) and re-encode it the same way;
+        None when it does not decode to text or nothing inside needed masking."""
+        dec = b64_text(value)
+        if dec is None:
+            return None
+        inner, urlsafe = dec
+
+        def where() -> str:
+            return f"{resolve_loc(loc)}.base64"
+
+        new: str | None = None
+        if inner.lstrip()[:1] in ("{", "["):
+            j = self.json_doc(inner, where())
+            new = j if isinstance(j, str) else None
+            if j is not False:
+                return None if new is None else b64_encode(new, value, urlsafe)
+        new = self.text(inner, where)
+        return None if new is None else b64_encode(new, value, urlsafe)
+
+    def json_doc(self, text: str, loc: str) -> str | bool:
+        """Overridden by the JSON layer: base64 values may hold JSON."""
+        raise NotImplementedError
+
+    def jwt(self, token: str) -> str:
+        """Overridden by the JSON layer: a JWT's claims are JSON."""
+        raise NotImplementedError
+
+
+def findings_summary(head: str, findings: Counter[str], already_masked: Counter[str]) -> str:
+    """``head (email=60, header=40, ...), 12 already masked``: the counts of a run."""
+    per = ", ".join(f"{k}={v}" for k, v in sorted(findings.items()))
+    out = f"{head} ({per})" if per else head
+    done = sum(already_masked.values())
+    return f"{out}, {done} already masked" if done else out
+
+
+def resolve_loc(loc: Loc) -> str:
+    """The location text of a :data:`Loc`."""
+    return loc if isinstance(loc, str) else loc()
+
+
+def _token_keep(rule: str, v: str) -> int:
+    if rule == "github_token":
+        return 11 if v.startswith("github_pat_") else 4
+    if rule == "stripe_key":
+        return v.find("_", 3) + 1
+    return _TOKEN_KEEP.get(rule, 0)
