@@ -68,6 +68,6 @@ def run_replay(
         loop.close()
         if sink is not None:
             sink.close()
-    if stop.is_set() and engine._error is None:
+    if stop.is_set() and not engine.failed:
         stats.stopped = True
     return stats

@@ -12,62 +12,16 @@ coroutine workers (same ``Engine.record``), which the tests run through both pat
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
-from collections.abc import Callable
-from typing import Protocol
 
 from ..model import Exchange, Request
-from ._config import ReplayConfig
+from ._host import LaneHost, Unit
 from ._order import OrderItem
 from ._redirect import follow_redirects
-from ._stats import ReplayStats
 from .client import ConnectError, Connection, Result
 from .pool import Slot, TargetPool, close_slot
 
-# what the engine hands out: the exchange, when it is due (perf_counter ns, None = now), its
-# session key and its order item
-Unit = tuple[Exchange, int | None, str | None, OrderItem | None]
-
-
-class LaneHost(Protocol):
-    """What lanes need from the engine (:class:`~replaygate.replay.engine.Engine`), and all:
-    the lanes never touch its private state."""
-
-    loop: asyncio.AbstractEventLoop
-    stop: threading.Event
-    config: ReplayConfig
-    stats: ReplayStats
-
-    @property
-    def failed(self) -> bool: ...
-
-    def fail(self, e: BaseException) -> None: ...
-
-    def next_unit(self) -> Unit | object | None: ...
-
-    def park(self) -> asyncio.Future[None]: ...
-
-    def wait_for_unit(self, wake: Callable[[], None]) -> None: ...
-
-    def copies_of(self, ex: Exchange, key: str | None) -> list[tuple[Exchange, TargetPool]]: ...
-
-    def prepare(self, ex: Exchange, pool: TargetPool) -> tuple[Request, bytes]: ...
-
-    def record(
-        self,
-        ex: Exchange,
-        pool: TargetPool,
-        req: Request,
-        raw: bytes,
-        first: Result,
-        res: Result,
-        due: int | None,
-        item: OrderItem | None = None,
-    ) -> None: ...
-
-
-__all__ = ["FastLane", "TimedDispatcher"]
+__all__ = ["FastLane", "TimedDispatcher", "Unit"]
 
 _REDIRECTS = frozenset((301, 302, 303, 307, 308))
 
@@ -174,7 +128,7 @@ class FastLane:
             if retry:
                 self.engine.stats.retries += 1
             try:
-                conn = await pool._connect(self.loop)
+                conn = await pool.connect(self.loop)
             except ConnectError as e:
                 self.slot.pop(pool.index, None)
                 self._on_result(Result(error=e.kind))

@@ -19,9 +19,10 @@ if TYPE_CHECKING:
     from .client import Result
     from .pool import Slot, TargetPool
 
-__all__ = ["follow_redirects", "redirect_request"]
+__all__ = ["REDIRECTS", "follow_redirects", "redirect_request"]
 
-_CODES = frozenset((301, 302, 303, 307, 308))
+REDIRECTS = frozenset((301, 302, 303, 307, 308))  # the statuses followed
+_CODES = REDIRECTS
 
 
 def _location(res: Result) -> str | None:

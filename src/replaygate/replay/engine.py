@@ -12,10 +12,9 @@ order) and the workers that asked for it park as waiters; a completion that make
 unit ready wakes one of them, which wakes the next after taking it. Every answer, error,
 timeout or drop finishes its unit, so nothing waits forever.
 
-Sessions (``--sessions``): the first worker that meets a session runs it; units of a session
-that is already running are queued behind it (bounded: the feed pauses when too many wait),
-so a session's requests go out in their original order over one connection while sessions
-run in parallel.
+Senders: callback lanes (:mod:`._lanes`) for ``--max`` and timed modes, coroutine workers
+(:mod:`._sessions`) for ``--sessions``; both see the engine only through
+:class:`~._host.LaneHost`. Rates: :mod:`._rate`.
 """
 
 from __future__ import annotations
@@ -23,24 +22,26 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import signal
 import threading
 import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 
-from ..errors import ConfigError, ReplayError
+from ..errors import ReplayError
 from ..model import Exchange, Flag, Request, Response
 from ..pipeline import Sink
 from ._config import ReplayConfig, Target
-from ._lanes import FastLane, TimedDispatcher, Unit
-from ._order import OrderGate, OrderItem, credential
-from ._redirect import follow_redirects
+from ._host import WAIT, Unit
+from ._lanes import FastLane, TimedDispatcher
+from ._loop import check_no_workers, install_sigint, new_event_loop
+from ._order import OrderGate, OrderItem
+from ._rate import SendClock, finish_rates
 from ._safety import AddressBook
+from ._sessions import CoroutineWorkers, session_key_of
 from ._stats import ReplayStats
 from .client import Result, Tracker, make_ssl_context, prepare_request
 from .hooks import ReplayHook
-from .pool import Slot, SlotLRU, TargetPool, close_slot
+from .pool import TargetPool, close_slot
 from .scheduler import Schedule, scheduled
 
 __all__ = ["Engine", "check_no_workers", "install_sigint", "new_event_loop", "session_key_of"]
@@ -49,55 +50,6 @@ _perf_ns = time.perf_counter_ns
 _SAFE_PREFIXES = (b"GET ", b"HEAD ", b"OPTIONS ")
 _LATE_NS = 10_000_000
 _BROKEN = frozenset((Flag.REQUEST_GAP, Flag.REQUEST_TRUNCATED))
-_WAIT = object()  # next_unit: the live feed is empty for now
-
-# exchange, due (perf ns) or None, session key, order item (None with --order none)
-
-
-def new_event_loop() -> asyncio.AbstractEventLoop:
-    """uvloop when available (3-4x faster I/O), else the default loop."""
-    try:
-        import uvloop
-
-        return uvloop.new_event_loop()
-    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
-        return asyncio.new_event_loop()
-
-
-def session_key_of(ex: Exchange, spec: str | None) -> str | None:
-    """The session an exchange belongs to: ``--session-key`` (cookie:NAME / header:NAME /
-    basic / bearer / auth), else the exchange's session, else its original connection; None
-    when unknown."""
-    if spec is not None:
-        kind, _, name = spec.partition(":")
-        kind = kind.lower()
-        if kind == "header":
-            v = ex.request.header(name)
-            if v:
-                return f"h:{v}"
-        elif kind in ("basic", "bearer", "auth"):
-            cred = credential(ex.request.header("authorization"), kind)
-            if cred:
-                return cred
-        else:
-            for cookie in ex.request.header_values("cookie"):
-                for part in cookie.split(";"):
-                    k, sep, v = part.strip().partition("=")
-                    if sep and k == name and v:
-                        return f"c:{v}"
-    if ex.session is not None:
-        return ex.session
-    if ex.conn is not None:
-        return str(ex.conn)
-    return None
-
-
-class _Session:
-    __slots__ = ("key", "queue")
-
-    def __init__(self, key: str) -> None:
-        self.key = key
-        self.queue: collections.deque[Unit] = collections.deque()
 
 
 class Engine:
@@ -156,18 +108,8 @@ class Engine:
             for p in self._all_pools:
                 self._unsafe_addrs |= self._addresses.addresses(p.target.host, (p.target.port,))
         self._need_key = config.sessions or config.split
-        self._sessions: dict[str, _Session] = {}
-        self._idle = SlotLRU(max(16, config.concurrency))
-        self._deferred = 0
-        self._max_deferred = max(1000, 16 * config.concurrency)
         self._rr = 0
-        self._start_perf = 0
-        self._first_send = 0
-        self._last_send = 0
-        self._units_sent = 0
-        self._first_due: int | None = None
-        self._last_due = 0
-        self._units_due = 0
+        self.clock = SendClock()
         self._error: BaseException | None = None
         # order gate (None with --order none) and the unit it holds back
         self.stats.order = config.order
@@ -250,16 +192,8 @@ class Engine:
         self._waiters.append(wake)
         return w
 
-    async def _next(self) -> Unit | None:
-        """The next unit to send, or None when the run is over."""
-        while True:
-            unit = self.next_unit()
-            if unit is not _WAIT:
-                return unit  # type: ignore[return-value]
-            await self.park()
-
     def next_unit(self) -> Unit | object | None:
-        """The next unit, None at the end, or ``_WAIT`` when the live feed is empty or the
+        """The next unit, None at the end, or ``WAIT`` when the live feed is empty or the
         next unit waits for its predecessors (the caller parks in ``_waiters``)."""
         held = self._held
         if held is not None:
@@ -269,7 +203,7 @@ class Engine:
                 self._wake_all()
                 return None
             if not self._admit(held):
-                return _WAIT
+                return WAIT
             self._held = None
             return held
         while True:
@@ -293,7 +227,7 @@ class Engine:
                 if (
                     c.duration is not None
                     and c.max_speed
-                    and _perf_ns() - self._start_perf >= c.duration * 1e9
+                    and _perf_ns() - self.clock.start >= c.duration * 1e9
                 ):
                     self._source_done = True
                     self._wake_all()
@@ -304,10 +238,10 @@ class Engine:
                     self._source_done = True
                     self._wake_all()
                     return None
-                due = None if off is None else self._start_perf + int(off * 1e9)
+                due = None if off is None else self.clock.start + int(off * 1e9)
             else:
                 if not self._live:
-                    return None if self._live_closed else _WAIT
+                    return None if self._live_closed else WAIT
                 ex = self._live.popleft()
                 due = None
             raw = ex.request.raw
@@ -321,10 +255,7 @@ class Engine:
                 continue
             self.stats.exchanges += 1
             if due is not None:
-                if self._first_due is None:
-                    self._first_due = due
-                self._last_due = due
-                self._units_due += 1
+                self.clock.due(due)
             key = session_key_of(ex, self.config.session_key) if self._need_key else None
             gate = self._gate
             if gate is None:
@@ -337,7 +268,7 @@ class Engine:
                 return unit
             item.blocked_at = _perf_ns()
             self._held = unit
-            return _WAIT
+            return WAIT
 
     def _admit(self, unit: Unit) -> bool:
         """Let ``unit`` go if its predecessors have finished; count how long it waited."""
@@ -361,12 +292,11 @@ class Engine:
             self._waiters.popleft()()
         return True
 
-    def _order_done(self, item: OrderItem, abandon: bool = False) -> None:
-        """A copy of ``item`` was answered, failed or dropped (``abandon``: all its copies)."""
+    def abandon(self, item: OrderItem) -> None:
+        """Every copy of ``item`` was dropped (stopped before it went out)."""
         gate = self._gate
         assert gate is not None
-        if abandon:
-            item.left = 1
+        item.left = 1
         if gate.finish(item) and self._held is not None:
             self._held_may_go()
 
@@ -396,13 +326,14 @@ class Engine:
     # -- running ---------------------------------------------------------------------------
     async def _run(self) -> ReplayStats:
         c = self.config
-        self._start_perf = _perf_ns() + 50_000_000  # a moment to open the first connections
+        self.clock.start = _perf_ns() + 50_000_000  # a moment to open the first connections
         progress = (
             self.loop.create_task(self._progress_loop()) if self.on_progress is not None else None
         )
         sweeper = self.loop.create_task(self._sweep_timeouts())
         workers: list[asyncio.Future[None]]
         lanes: list[FastLane] = []
+        coroutines: CoroutineWorkers | None = None
         lanes_ok = self.fast_lanes and not c.sessions
         if lanes_ok and c.max_speed and self._source is not None:
             lanes = [FastLane(self) for _ in range(c.concurrency)]
@@ -414,7 +345,8 @@ class Engine:
             lanes = dispatcher.lanes
             workers = [self.loop.create_task(dispatcher.run())]
         else:
-            workers = [self.loop.create_task(self._worker()) for _ in range(c.concurrency)]
+            coroutines = CoroutineWorkers(self)
+            workers = coroutines.start()
         try:
             await asyncio.gather(*workers)
         finally:
@@ -430,7 +362,8 @@ class Engine:
                 progress.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await progress
-            self._idle.close()
+            if coroutines is not None:
+                coroutines.close()
             await self._tracker.close_all()
         if self._error is not None:
             raise self._error
@@ -455,56 +388,6 @@ class Engine:
             await asyncio.sleep(0.5)
             self.finish_stats()
             self.on_progress(self.stats)
-
-    async def _worker(self) -> None:
-        slot: Slot = {}
-        try:
-            while True:
-                try:
-                    unit = await self._next()
-                except BaseException as e:
-                    self._error = e
-                    return
-                if unit is None:
-                    return
-                key = unit[2]
-                if key is not None and self.config.sessions:
-                    st = self._sessions.get(key)
-                    if st is not None:
-                        st.queue.append(unit)
-                        self._deferred += 1
-                        # too many requests wait behind running sessions: pause the feed
-                        while (
-                            self._deferred >= self._max_deferred
-                            and not self.stop.is_set()
-                            and self._error is None
-                        ):
-                            await asyncio.sleep(0.002)
-                        continue
-                    st = _Session(key)
-                    self._sessions[key] = st
-                    await self._run_session(st, unit)
-                    continue
-                await self._send_unit(unit, slot)
-        finally:
-            close_slot(slot)
-
-    async def _run_session(self, st: _Session, first: Unit) -> None:
-        slot = self._idle.take(st.key)
-        try:
-            await self._send_unit(first, slot)
-            while st.queue:
-                unit = st.queue.popleft()
-                self._deferred -= 1
-                if self.stop.is_set() or self._error is not None:
-                    self.stats.dropped["stopped"] += 1
-                    if unit[3] is not None:
-                        self._order_done(unit[3], abandon=True)
-                    continue
-                await self._send_unit(unit, slot)
-        finally:
-            del self._sessions[st.key]
-            self._idle.put(st.key, slot)
 
     def copies_of(self, ex: Exchange, key: str | None) -> list[tuple[Exchange, TargetPool]]:
         single = self._single
@@ -533,49 +416,11 @@ class Engine:
             out.append((cp, p))
         return out
 
-    async def _send_unit(self, unit: Unit, slot: Slot) -> None:
-        ex, due, key, item = unit
-        if due is not None:
-            # The loop's timers tick in whole milliseconds: sleeping for a sub-millisecond
-            # remainder would spin. Sleep in steps while more than a tick is left, then once
-            # for the remainder, and send (at most half a tick early); lag is measured.
-            d = due - _perf_ns()
-            while d > 1_500_000:
-                if self.stop.is_set():  # do not sit out a long recorded gap after Ctrl-C
-                    self.stats.dropped["stopped"] += 1
-                    if item is not None:
-                        self._order_done(item, abandon=True)
-                    return
-                await asyncio.sleep(min(d - 500_000, 200_000_000) / 1e9)
-                d = due - _perf_ns()
-            if d > 500_000:
-                await asyncio.sleep(d / 1e9)
-        copies = self.copies_of(ex, key)
-        if len(copies) == 1:
-            await self._send_copy(copies[0][0], copies[0][1], slot, due, item)
-        else:
-            await asyncio.gather(*(self._send_copy(cp, p, slot, due, item) for cp, p in copies))
-
     def prepare(self, ex: Exchange, pool: TargetPool) -> tuple[Request, bytes]:
         req = ex.request
         for h in self.hooks:
             req = h.before_send(ex, req)
         return req, prepare_request(req.raw, req.head_len, pool.host_bytes, pool.prefix)
-
-    async def _send_copy(
-        self, ex: Exchange, pool: TargetPool, slot: Slot, due: int | None, item: OrderItem | None
-    ) -> None:
-        req, raw = self.prepare(ex, pool)
-        res = await pool.roundtrip(self.loop, slot, raw, raw.startswith(b"HEAD "))
-        first = res
-        if self.config.redirects and res.error is None and res.status in _REDIRECTS:
-            res, hops = await follow_redirects(
-                self.loop, pool, slot, raw, res, self.config.redirects
-            )
-            if hops:
-                self.stats.redirects_followed += hops
-                ex.meta["redirects"] = str(hops)
-        self.record(ex, pool, req, raw, first, res, due, item)
 
     def record(
         self,
@@ -595,12 +440,9 @@ class Engine:
         st.bytes_sent += len(raw)
         sent_perf = first.sent_perf
         if sent_perf:
-            if not self._first_send:
-                self._first_send = sent_perf
-            if sent_perf > self._last_send:
-                self._last_send = sent_perf
-            if pool.role == "candidate" and (self.config.split or pool.index == 0):
-                self._units_sent += 1
+            self.clock.sent(
+                sent_perf, pool.role == "candidate" and (self.config.split or pool.index == 0)
+            )
             if due is not None:
                 lag = sent_perf - due
                 st.lag.record(abs(lag) // 1000)
@@ -649,44 +491,7 @@ class Engine:
         st = self.stats
         if self._gate is not None:
             st.order_inversions = self._gate.inversions
-        now = _perf_ns()
-        start = self._first_send or self._start_perf
-        st.elapsed_s = max(0.0, (now - min(start, now)) / 1e9)
-        # From the schedule's first due time when there is one: a late start (connections slow
-        # to open on a busy machine) followed by a catch-up must not read as a rate above the
-        # one asked (nothing is sent before its due time, so this never over-reports).
-        first = self._first_send
-        if self._first_due is not None and 0 < self._first_due < first:
-            first = self._first_due
-        span = (self._last_send - first) / 1e9
-        n = self._units_sent
-        if n >= 2 and span > 0:
-            st.achieved_rate = (n - 1) / span
-        elif st.elapsed_s > 0:
-            st.achieved_rate = n / st.elapsed_s
-        asked = self.schedule.asked_rate
-        if asked is None and self._first_due is not None and self._units_due >= 2:
-            dspan = (self._last_due - self._first_due) / 1e9
-            asked = (self._units_due - 1) / dspan if dspan > 0 else None
-        st.asked_rate = asked if self.config.timed else None
-        st.finish_percentiles()
-        st.shortfall = None
-        if st.asked_rate and n >= 2 and st.achieved_rate < 0.98 * st.asked_rate:
-            pct = 100 * st.achieved_rate / st.asked_rate
-            st.shortfall = (
-                f"achieved {st.achieved_rate:.1f} req/s of the {st.asked_rate:.1f} asked "
-                f"({pct:.0f}%): the target or this client could not keep up "
-                f"(p99 send lag {st.lag_p99_ms:.0f} ms, {st.late} requests > 10 ms late, "
-                f"concurrency {self.config.concurrency})"
-            )
-        elif st.late and st.sent and st.late / st.sent > 0.01:
-            st.shortfall = (
-                f"{st.late} of {st.sent} requests were sent more than 10 ms late "
-                f"(p99 send lag {st.lag_p99_ms:.0f} ms): raise --concurrency or --workers"
-            )
-
-
-_REDIRECTS = frozenset((301, 302, 303, 307, 308))
+        finish_rates(st, self.clock, self.config, self.schedule.asked_rate, _perf_ns())
 
 
 def _status(raw: bytes) -> int:
@@ -695,28 +500,3 @@ def _status(raw: bytes) -> int:
         return int(parts[1]) if len(parts) > 1 else 0
     except ValueError:
         return 0
-
-
-def install_sigint(loop: asyncio.AbstractEventLoop, stop: threading.Event) -> bool:
-    """First Ctrl-C stops feeding (in-flight requests finish, the summary is printed); a
-    second one interrupts at once."""
-    if threading.current_thread() is not threading.main_thread():
-        return False
-
-    def on_sigint() -> None:
-        if stop.is_set():  # second Ctrl-C: give up at once
-            raise KeyboardInterrupt
-        stop.set()
-
-    try:
-        loop.add_signal_handler(signal.SIGINT, on_sigint)
-    except (NotImplementedError, RuntimeError, ValueError):
-        return False
-    return True
-
-
-def check_no_workers(config: ReplayConfig) -> None:
-    if config.workers > 1:
-        raise ConfigError(
-            "--workers: several processes need re-readable files; use run_replay_files()"
-        )

@@ -93,6 +93,10 @@ class TargetPool:
             slot.pop(self.index, None)
         return res
 
+    async def connect(self, loop: asyncio.AbstractEventLoop) -> Connection:
+        """A new connection to the target (counted in ``stats.connections``)."""
+        return await self._connect(loop)
+
     async def _connect(self, loop: asyncio.AbstractEventLoop) -> Connection:
         self.stats.connections += 1
         c = self.config
