@@ -79,6 +79,28 @@ __all__ = ["command"]
     metavar="PEM",
     help="CA bundle to verify the https upstream with.",
 )
+@click.option(
+    "--http2/--no-http2",
+    default=True,
+    show_default=True,
+    help="Accept HTTP/2 clients: ALPN h2 with --tls-cert, h2c by prior knowledge or "
+    "Upgrade: h2c without; each stream is recorded as one HTTP/2 exchange.",
+)
+@click.option(
+    "--upstream-http2",
+    is_flag=True,
+    default=False,
+    help="Send HTTP/2 clients' streams upstream over HTTP/2 (h2c, or ALPN h2 for https; "
+    "needed for gRPC). Default: HTTP/1.1, or h2 when an https upstream offers it by ALPN.",
+)
+@click.option(
+    "--max-concurrent-streams",
+    default=100,
+    show_default=True,
+    type=click.IntRange(1, 10_000),
+    metavar="N",
+    help="Streams an HTTP/2 client may have open at once on one connection.",
+)
 @max_queue_option("Recordings waiting for the writer", "; traffic is never held")
 @click.option(
     "--max-line-size",
@@ -110,6 +132,9 @@ def command(
     tls_key: str | None,
     upstream_insecure: bool,
     upstream_ca: str | None,
+    http2: bool,
+    upstream_http2: bool,
+    max_concurrent_streams: int,
     max_queue: int,
     max_line_size: str,
     max_header_size: str,
@@ -132,8 +157,10 @@ def command(
       replaygate proxy --listen :8080 --upstream http://127.0.0.1:9000 -o traffic.gor
       replaygate proxy --listen 0.0.0.0:443 --tls-cert site.pem --tls-key site.key \\
           --upstream http://127.0.0.1:8080 -o prod.gor.zst --stats 30s
+      replaygate proxy --listen :50051 --upstream http://127.0.0.1:50052 \\
+          --upstream-http2 -o grpc.gor
     """
-    from ..sources.proxy import ProxyConfig, ProxyServer
+    from ..sources.proxy import GRPC_NEEDS_HTTP2, ProxyConfig, ProxyServer
 
     check_output_flags(output, max_bytes, max_seconds, force=force, append=append)
     if max_queue <= 0:
@@ -148,6 +175,9 @@ def command(
         max_queue=max_queue,
         upstream_insecure=upstream_insecure,
         upstream_ca=upstream_ca,
+        http2=http2,
+        upstream_http2=upstream_http2,
+        max_concurrent_streams=max_concurrent_streams,
         max_line_bytes=parse_size(max_line_size, name="--max-line-size"),
         max_header_bytes=parse_size(max_header_size, name="--max-header-size"),
     )
@@ -171,7 +201,7 @@ def command(
             err=True,
         )
         deadline = time.monotonic() + until if until else None
-        reported = False
+        reported = grpc_warned = False
         with stop_on_signals() as stop:
             while not stop.wait(0.2):
                 line(server.stats)
@@ -179,6 +209,9 @@ def command(
                 if failure is not None and not reported:
                     reported = True
                     click.echo(f"replaygate: proxy: {failure}", err=True)
+                if server.stats.get("grpc_needs_http2_upstream") and not grpc_warned:
+                    grpc_warned = True
+                    click.echo(f"replaygate: proxy: {GRPC_NEEDS_HTTP2}", err=True)
                 if deadline is not None and time.monotonic() >= deadline:
                     break
     finally:

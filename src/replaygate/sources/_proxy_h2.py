@@ -49,7 +49,12 @@ from ._proxy_conn import ClientSide, _nodelay, _Shared
 if TYPE_CHECKING:
     from ._proxy_h2_up import Upstream
 
-__all__ = ["H2Front", "Sniffer"]
+__all__ = ["GRPC_NEEDS_HTTP2", "H2Front", "Sniffer"]
+
+GRPC_NEEDS_HTTP2 = (
+    "gRPC calls arrived but the upstream is HTTP/1.1: they were answered UNAVAILABLE and not "
+    "recorded (counted grpc_needs_http2_upstream); start the proxy with --upstream-http2"
+)
 
 _LOW = 64 << 10  # below this, a paused side is read again
 _HIGH = 256 << 10  # above this, the side that fills a stream's queue is paused
@@ -611,12 +616,7 @@ class H2Conn(asyncio.Protocol):
         self._answer(st, 502, f"replaygate proxy: {message}\n")
 
     def _grpc_refuse(self, st: Stream) -> None:
-        self._grpc_error(
-            st,
-            14,
-            "replaygate proxy: gRPC needs an HTTP/2 upstream; the upstream is HTTP/1.1 "
-            "(start the proxy with --upstream-http2)",
-        )
+        self._grpc_error(st, 14, f"replaygate proxy: {GRPC_NEEDS_HTTP2}")
 
     def _grpc_error(self, st: Stream, code: int, message: str) -> None:
         """A trailers-only gRPC answer: the client's library shows ``message``."""

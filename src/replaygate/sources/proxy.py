@@ -30,10 +30,10 @@ from ..model import Exchange
 from ..pipeline import Sink, Stage
 from ._framing_rules import Limits
 from ._proxy_conn import ClientSide, _Shared
-from ._proxy_h2 import H2Front
+from ._proxy_h2 import GRPC_NEEDS_HTTP2, H2Front
 from ._recording import RecordingSink
 
-__all__ = ["ProxyConfig", "ProxyServer", "parse_hostport"]
+__all__ = ["GRPC_NEEDS_HTTP2", "ProxyConfig", "ProxyServer", "parse_hostport"]
 
 
 @dataclass
