@@ -33,7 +33,6 @@ them under ``notes["middleware.bypassed"]``.
 
 from __future__ import annotations
 
-import binascii
 import collections
 import os
 import re
@@ -51,6 +50,7 @@ from ..config import parse_duration, parse_size
 from ..errors import ConfigError, MiddlewareError
 from ..model import Exchange, Flag, Request, Response, new_exchange_id
 from ..pipeline import Counters
+from ._mw_child import Message, MiddlewareChild
 from ._mwproto import decode_message, encode_message, honest_framing, latency_ns
 
 __all__ = [
@@ -60,8 +60,6 @@ __all__ = [
     "encode_message",
 ]
 
-_CHUNK = 1 << 20
-_F_SETPIPE_SZ = 1031
 _SAFE_ID = re.compile(r"[!-~]{1,200}")  # printable, no spaces
 _MAX_BAD_LINE_REPORTS = 5
 # dropped exchanges remembered (count and bytes), so a late (reordered) reply is not lost
@@ -152,13 +150,8 @@ class MiddlewareStage:
         self._raised = False
         self._bypass = False
         self._blocked = False
-        self._write_broken = False
         self._closed = False
-        self._last_stderr = ""
         self._bad_lines = 0
-        self._wq: collections.deque[bytes | tuple[bytes, memoryview] | None] = collections.deque()
-        self._wq_bytes = 0
-        self._wcond = threading.Condition()
         env = dict(os.environ)
         env.update(config.env)
         self._env = env
@@ -168,157 +161,53 @@ class MiddlewareStage:
                 f"middleware {config.command!r} could not start: {what!r} is not an "
                 "executable file or a command on PATH"
             )
-        self._proc: subprocess.Popen[bytes] | None = None
-        self._threads: list[threading.Thread] = []
+        self._child = MiddlewareChild(
+            self.argv,
+            env,
+            command=config.command,
+            max_queued_bytes=self._max_bytes,
+            stderr_prefix=config.stderr_prefix,
+            on_message=self._on_message,
+            on_bad_line=self._report_bad_line,
+            on_exit=self._on_exit,
+            on_crash=self._reader_crashed,
+            failed=lambda: self._failed is not None,
+        )
 
     @property
     def proc(self) -> subprocess.Popen[bytes]:
         """The child process (started on first use, so a command that fails before any
         traffic flows leaves no process behind)."""
-        if self._proc is None:
-            self._start()
-        assert self._proc is not None
-        return self._proc
-
-    def _start(self) -> None:
-        try:
-            self._proc = subprocess.Popen(
-                self.argv,
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                env=self._env,
-                bufsize=_CHUNK,
-                # its own process group: Ctrl-C in the terminal stops replaygate gracefully,
-                # which then ends the middleware's input; the middleware is not killed
-                # mid-message by the same signal
-                process_group=0,
-            )
-        except OSError as e:
-            raise MiddlewareError(
-                f"middleware {self.config.command!r} could not start: {e.strerror or e}"
-            ) from None
-        assert self._proc.stdin and self._proc.stdout and self._proc.stderr
-        for f in (self._proc.stdin, self._proc.stdout):
-            try:
-                import fcntl
-
-                fcntl.fcntl(f.fileno(), _F_SETPIPE_SZ, _CHUNK)
-            except (OSError, ImportError):
-                pass
-        self._threads = [
-            threading.Thread(target=self._read_stdout, name="mw-stdout", daemon=True),
-            threading.Thread(target=self._read_stderr, name="mw-stderr", daemon=True),
-            threading.Thread(target=self._write_stdin, name="mw-stdin", daemon=True),
-        ]
-        for t in self._threads:
-            t.start()
+        return self._child.proc
 
     def bind_counters(self, counters: Counters) -> None:
         self.counters = counters
 
-    # -- writing -------------------------------------------------------------------------
-    def _enqueue(
-        self, items: list[bytes | tuple[bytes, memoryview]], size: int, block: bool
-    ) -> bool:
-        with self._wcond:
-            while self._wq and self._wq_bytes + size > self._max_bytes:
-                if not block or self._failed is not None:
-                    return False
-                self._wcond.wait(0.5)
-            self._wq.extend(items)
-            self._wq_bytes += size
-            self._wcond.notify_all()
-        return True
+    # -- reading (called by the child's stdout thread) ------------------------------------
+    def _on_message(self, msg: Message) -> None:
+        with self._cond:
+            self._apply(*msg)
+            self._last_output = time.monotonic()
+            self._cond.notify_all()
 
-    def _write_stdin(self) -> None:
-        stdin = self.proc.stdin
-        assert stdin is not None
-        try:
-            while True:
-                with self._wcond:
-                    while not self._wq:
-                        self._wcond.wait()
-                    item = self._wq.popleft()
-                if item is None:
-                    break
-                if isinstance(item, bytes):
-                    stdin.write(item)
-                    n = len(item) // 2
-                else:
-                    head, body = item
-                    stdin.write(binascii.hexlify(head))
-                    for i in range(0, len(body), _CHUNK):
-                        stdin.write(binascii.hexlify(body[i : i + _CHUNK]))
-                    stdin.write(b"\n")
-                    n = len(head) + len(body)
-                with self._wcond:
-                    self._wq_bytes -= n
-                    idle = not self._wq
-                    self._wcond.notify_all()
-                if idle:
-                    stdin.flush()
-        except (OSError, ValueError):
-            self._write_broken = True  # the child stopped reading: reported by the reader
-        finally:
-            try:
-                stdin.close()
-            except OSError:
-                pass
-
-    def _send(self, typ: int, wire_id: str, ts: int, lat: int, raw: bytes, block: bool) -> bool:
-        head = f"{typ} {wire_id} {ts} {lat}\n".encode()
-        if len(raw) <= _CHUNK:
-            line = binascii.hexlify(head + raw) + b"\n"
-            return self._enqueue([line], len(line) // 2, block)
-        return self._enqueue([(head, memoryview(raw))], len(head) + len(raw), block)
-
-    # -- reading -------------------------------------------------------------------------
-    def _read_stdout(self) -> None:
-        try:
-            self._read_stdout_loop()
-        except BaseException as e:  # a bug here must not leave the pipeline waiting forever
-            with self._cond:
-                self._failed = self._failed or f"could not be read ({type(e).__name__}: {e})"
-                self._eof = True
-                self._cond.notify_all()
-            raise
-
-    def _read_stdout_loop(self) -> None:
-        out = self.proc.stdout
-        assert out is not None
-        while True:
-            try:
-                line = out.readline()
-            except (OSError, ValueError):
-                line = b""
-            if not line:
-                break
-            if not line.strip():
-                continue
-            try:
-                msg = decode_message(line)
-            except (ValueError, UnicodeDecodeError) as e:
-                self._report_bad_line(line, e)
-                continue
-            with self._cond:
-                self._apply(*msg)
-                self._last_output = time.monotonic()
-                self._cond.notify_all()
-        rc = self.proc.wait()
+    def _on_exit(self, rc: int) -> None:
         if self._closing:
-            self._threads[2].join(timeout=1.0)  # let the writer finish or hit a broken pipe
+            self._child.join_writer(1.0)  # let the writer finish or hit a broken pipe
         with self._cond:
             self._eof = True
-            early = not self._closing or self._write_broken
+            early = not self._closing or self._child.write_broken
             if self._failed is None and (early or rc != 0):
                 how = f"exited with status {rc}" if rc >= 0 else f"was killed by signal {-rc}"
                 if early:
                     how += " before its input ended"
                 self._failed = how
             self._cond.notify_all()
-        with self._wcond:
-            self._wcond.notify_all()
+
+    def _reader_crashed(self, e: BaseException) -> None:
+        with self._cond:
+            self._failed = self._failed or f"could not be read ({type(e).__name__}: {e})"
+            self._eof = True
+            self._cond.notify_all()
 
     def _report_bad_line(self, line: bytes, e: Exception) -> None:
         with self._cond:
@@ -330,20 +219,6 @@ class MiddlewareStage:
                 f"replaygate: middleware: skipped a stdout line that is not a hex message "
                 f"({len(line)} bytes: {preview!r}): {e}\n"
             )
-
-    def _read_stderr(self) -> None:
-        err = self.proc.stderr
-        assert err is not None
-        prefix = self.config.stderr_prefix
-        for raw in iter(err.readline, b""):
-            text = raw.decode("utf-8", "replace").rstrip("\r\n")
-            if text.strip():
-                self._last_stderr = text.strip()
-            try:
-                sys.stderr.write(f"{prefix}{text}\n")
-                sys.stderr.flush()
-            except (OSError, ValueError):
-                pass
 
     def _apply(self, typ: int, wire_id: str, ts: int, lat: int | None, raw: bytes) -> None:
         """Record one message that came back (called with the lock held)."""
@@ -491,11 +366,12 @@ class MiddlewareStage:
         )
 
     def _stderr_hint(self) -> str:
-        return f" (last stderr line: {self._last_stderr!r})" if self._last_stderr else ""
+        last = self._child.last_stderr
+        return f" (last stderr line: {last!r})" if last else ""
 
     def process(self, ex: Exchange) -> Iterable[Exchange]:
-        if self._proc is None:
-            self._start()
+        if self._child.popen is None:
+            self._child.start()
         now = time.monotonic()
         # Sparse input (live traffic): wait briefly for this exchange's answer so it goes on
         # now rather than with the next exchange, which may be minutes away. Bulk input
@@ -540,9 +416,9 @@ class MiddlewareStage:
             replayed = ex.replayed if self.config.send_responses else None
             if replayed is not None:
                 self._seq += 1
-        self._send(1, wire_id, req.ts_first_ns, -1, req.raw, True)
+        self._child.send(1, wire_id, req.ts_first_ns, -1, req.raw, True)
         if resp is not None:
-            self._send(
+            self._child.send(
                 2,
                 wire_id,
                 resp.ts_first_ns or resp.ts_last_ns,
@@ -553,7 +429,7 @@ class MiddlewareStage:
         if replayed is not None:
             lat = ex.replay_latency_ns if ex.replay_latency_ns is not None else -1
             ts = ex.replay_ts_ns or replayed.ts_first_ns
-            self._send(3, wire_id, ts, lat, replayed.raw, True)
+            self._child.send(3, wire_id, ts, lat, replayed.raw, True)
         if sparse and self._linger > 0:
             deadline = now + self._linger
             with self._cond:
@@ -574,7 +450,7 @@ class MiddlewareStage:
 
         Unanswered exchanges are settled as usual: by a later answer, or once the child has
         been silent for ``settle_timeout``."""
-        if self._proc is None or self._closed:
+        if self._child.popen is None or self._closed:
             return []
         out: list[Exchange] = []
         with self._cond:
@@ -594,71 +470,43 @@ class MiddlewareStage:
         if self._closed:
             return ()
         self._closed = True
-        if self._proc is None:
+        if self._child.popen is None:
             return ()  # never used: no process was started
         with self._cond:
             self._closing = True
-        with self._wcond:
-            self._wq.append(None)
-            self._wcond.notify_all()
+        self._child.end_input()
         deadline = time.monotonic() + self._close_wait
         try:
             with self._cond:
                 while not self._eof and time.monotonic() < deadline:
                     self._cond.wait(0.25)
         except BaseException:  # Ctrl-C while waiting: do not leave the process behind
-            self._terminate()
-            for t in self._threads:
-                t.join(timeout=5)
-            self._close_pipes()
+            self._child.terminate()
+            self._child.join(5)
+            self._child.close_pipes()
             raise
         if not self._eof:
-            self._terminate()
+            self._child.terminate()
             with self._cond:
                 self._failed = f"did not exit within {self._close_wait:g}s after its input ended"
-        for t in self._threads:
-            t.join(timeout=5)
-        self._close_pipes()
+        self._child.join(5)
+        self._child.close_pipes()
         with self._cond:
             self._eof = True
             if self._failed is not None and not self._raised:
                 self._check_failed()
             return self._release()
 
-    def _terminate(self) -> None:
-        if self._proc is None:
-            return
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=3)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-    def _close_pipes(self) -> None:
-        if self._proc is None:
-            return
-        for f in (self._proc.stdin, self._proc.stdout, self._proc.stderr):
-            if f is not None:
-                try:
-                    f.close()
-                except OSError:
-                    pass
-
     def abort(self) -> None:
         """Stop the child now (error paths); pending exchanges are discarded."""
         self._closed = True
         self._closing = True
-        if self._proc is None:
+        if self._child.popen is None:
             return
-        self._terminate()
-        with self._wcond:
-            self._wq.append(None)
-            self._wcond.notify_all()
-        for t in self._threads:
-            t.join(timeout=5)
-        self._close_pipes()
+        self._child.terminate()
+        self._child.end_input()
+        self._child.join(5)
+        self._child.close_pipes()
 
     # -- replay side ---------------------------------------------------------------------
     def send_replayed(self, ex: Exchange) -> bool:
@@ -671,14 +519,14 @@ class MiddlewareStage:
             with self._cond:
                 self.counters.notes["middleware.replayed_skipped"] += 1
             return False
-        if self._proc is None:
-            self._start()
+        if self._child.popen is None:
+            self._child.start()
         wire_id = ex.id if _SAFE_ID.fullmatch(ex.id) else new_exchange_id()
         lat = ex.replay_latency_ns if ex.replay_latency_ns is not None else -1
         ts = ex.replay_ts_ns or ex.replayed.ts_first_ns
         with self._cond:
             self._seq += 1
-        ok = self._send(3, wire_id, ts, lat, ex.replayed.raw, False)
+        ok = self._child.send(3, wire_id, ts, lat, ex.replayed.raw, False)
         if not ok:
             with self._cond:
                 self.counters.notes["middleware.replayed_skipped"] += 1
