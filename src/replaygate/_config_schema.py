@@ -89,6 +89,8 @@ BOUNDS: dict[tuple[str, str], tuple[float, float]] = {
     ("replay", "response_timeout"): (1e-3, 1e6),
     ("replay", "max_response_size"): (1024, 1 << 40),
     ("replay", "max_header_size"): (1024, 1 << 30),
+    ("replay", "h2_streams"): (1, (1 << 31) - 1),  # SETTINGS_MAX_CONCURRENT_STREAMS's range
+    ("replay", "h2_connections"): (1, 65_536),
     ("middleware", "max_inflight"): (1, 1_000_000),
 }
 

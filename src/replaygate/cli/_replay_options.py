@@ -53,6 +53,9 @@ class ReplayOptions:
     insecure: bool | None = None
     ca_file: str | None = None
     allow_unsafe_target: bool | None = None
+    http2: bool | None = None
+    h2_streams: int | None = None
+    h2_connections: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
@@ -174,6 +177,33 @@ _OPTIONS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
             is_flag=True,
             default=None,
             help="Allow non-GET/HEAD/OPTIONS requests to the host the traffic was captured from.",
+        ),
+    ),
+    (
+        ("--http2/--no-http2", "http2"),
+        dict(
+            default=None,
+            help="Speak HTTP/2 to the targets: prior knowledge (h2c) for http://, ALPN h2 for "
+            "https://; streams multiplexed (default HTTP/1.1).",
+        ),
+    ),
+    (
+        ("--h2-streams", "h2_streams"),
+        dict(
+            type=int_range("replay", "h2_streams"),
+            default=None,
+            metavar="N",
+            help="With --http2: streams in flight per connection, at most (default 100, or "
+            "fewer if the server says so).",
+        ),
+    ),
+    (
+        ("--h2-connections", "h2_connections"),
+        dict(
+            type=int_range("replay", "h2_connections"),
+            default=None,
+            metavar="N",
+            help="With --http2: connections per target, at most (default 1).",
         ),
     ),
 ]
@@ -310,6 +340,9 @@ def build_config(options: Mapping[str, Any], config: Mapping[str, Any]) -> Repla
         ca_file=o.get("ca_file"),
         allow_unsafe_target=o.get("allow_unsafe_target"),
         workers=o.get("workers"),
+        http2=o.get("http2"),
+        h2_streams=o.get("h2_streams"),
+        h2_connections=o.get("h2_connections"),
         **dur,
         **sizes,
     )

@@ -45,6 +45,9 @@ class ReplayConfig:
     ca_file: str | None = None
     allow_unsafe_target: bool = False
     workers: int = 1
+    http2: bool = False  # speak HTTP/2 to the targets (h2c prior knowledge / ALPN h2)
+    h2_streams: int = 100  # streams in flight per HTTP/2 connection, at most
+    h2_connections: int = 1  # HTTP/2 connections per target, at most
 
     def validate(self) -> None:
         """Raise ConfigError (naming the flag) for values the engine cannot run with."""

@@ -18,7 +18,7 @@ from ..model import Exchange, Request
 from ._host import LaneHost, Unit
 from ._order import OrderItem
 from ._redirect import follow_redirects
-from .client import ConnectError, Connection, Result
+from .client import ConnectError, ReplayConnection, Result
 from .pool import Slot, TargetPool, close_slot
 
 __all__ = ["FastLane", "TimedDispatcher", "Unit"]
@@ -52,9 +52,9 @@ class FastLane:
         self._item: OrderItem | None = None  # the order item of the unit being sent
         self._copies: list[tuple[Exchange, TargetPool]] = []
         # the copy in flight: exchange, pool, request, raw bytes, connection, reused?
-        self._cur: tuple[Exchange, TargetPool, Request, bytes, Connection | None, bool] | None = (
-            None
-        )
+        self._cur: (
+            tuple[Exchange, TargetPool, Request, bytes, ReplayConnection | None, bool] | None
+        ) = None
 
         loop = self.loop
         pump = self._pump

@@ -53,6 +53,8 @@ class ReplayStats:
     order_wait_max_ms: float = 0.0
     order_wait_total_s: float = 0.0
     order_inversions: int = 0  # input not in a causal order (a predecessor came later)
+    # HTTP/2 events (--http2): goaway, rst_stream, refused_stream, retried
+    http2: Counter[str] = field(default_factory=Counter)
     latency: Histogram = field(default_factory=Histogram, repr=False)
     lag: Histogram = field(default_factory=Histogram, repr=False)
     order_wait: Histogram = field(default_factory=Histogram, repr=False)
@@ -113,6 +115,7 @@ class ReplayStats:
             "order_wait_max_ms": self.order_wait_max_ms,
             "order_wait_total_s": round(self.order_wait_total_s, 3),
             "order_inversions": self.order_inversions,
+            "http2": dict(self.http2),
         }
 
     def merge(self, other: ReplayStats) -> None:
@@ -139,6 +142,7 @@ class ReplayStats:
         self.errors.update(other.errors)
         self.dropped.update(other.dropped)
         self.status.update(other.status)
+        self.http2.update(other.http2)
         self.latency.merge(other.latency)
         self.lag.merge(other.lag)
         self.order_wait.merge(other.order_wait)

@@ -27,7 +27,7 @@ import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import cast
+from typing import Protocol, cast
 
 import httptools
 
@@ -39,6 +39,7 @@ __all__ = [
     "MAX_INTERIM",
     "ConnectError",
     "Connection",
+    "ReplayConnection",
     "Result",
     "Tracker",
     "connect",
@@ -70,12 +71,34 @@ class Result:
     truncated: bool = False  # longer than max_response: only its first bytes are kept
 
 
+class Tracked(Protocol):
+    """A connection the engine closes at the end and sweeps for timeouts."""
+
+    def close(self) -> None: ...
+
+    def abort(self) -> None: ...
+
+    def check_timeout(self, now: float) -> None: ...
+
+
+class ReplayConnection(Tracked, Protocol):
+    """What a lane or worker keeps in its slot per target: an HTTP/1 :class:`Connection`,
+    or a handle on a target's HTTP/2 streams (:mod:`._h2client`)."""
+
+    closed: bool
+    uses: int
+
+    def send(self, raw: bytes, head_only: bool, cb: Callable[[Result], None]) -> None: ...
+
+    def request(self, raw: bytes, head_only: bool) -> asyncio.Future[Result]: ...
+
+
 class Tracker:
     """The engine's view of its connections: all open ones, and those awaiting a response."""
 
     def __init__(self) -> None:
-        self.open: set[Connection] = set()
-        self.waiting: set[Connection] = set()
+        self.open: set[Tracked] = set()
+        self.waiting: set[Tracked] = set()
 
     async def close_all(self, timeout: float = 2.0) -> None:
         """Close every open connection and wait (bounded) until the transports are gone, so
@@ -382,8 +405,11 @@ class Connection(asyncio.Protocol):
             self.transport.abort()
 
 
-def make_ssl_context(insecure: bool = False, ca_file: str | None = None) -> ssl.SSLContext:
-    """Verify by default (system CAs or ``ca_file``); ``insecure`` turns verification off."""
+def make_ssl_context(
+    insecure: bool = False, ca_file: str | None = None, alpn: str = "http/1.1"
+) -> ssl.SSLContext:
+    """Verify by default (system CAs or ``ca_file``); ``insecure`` turns verification off.
+    ``alpn``: the one protocol offered (``h2`` for ``--http2``)."""
     from ..errors import ConfigError
 
     try:
@@ -393,7 +419,7 @@ def make_ssl_context(insecure: bool = False, ca_file: str | None = None) -> ssl.
     if insecure:
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE
-    ctx.set_alpn_protocols(["http/1.1"])
+    ctx.set_alpn_protocols([alpn])
     return ctx
 
 

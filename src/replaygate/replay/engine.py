@@ -79,7 +79,8 @@ class Engine:
         self.stats = ReplayStats()
         self.schedule = Schedule(config)
         needs_tls = any(Target.parse(t).tls for t in [*config.targets, config.baseline or ""] if t)
-        ctx = make_ssl_context(config.insecure, config.ca_file) if needs_tls else None
+        alpn = "h2" if config.http2 else "http/1.1"
+        ctx = make_ssl_context(config.insecure, config.ca_file, alpn) if needs_tls else None
         self._tracker = Tracker()
         self.pools = [
             TargetPool(i, Target.parse(t), "candidate", config, ctx, self.stats, self._tracker)

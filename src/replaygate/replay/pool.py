@@ -18,14 +18,18 @@ import asyncio
 import socket
 import ssl
 from collections import OrderedDict
+from typing import TYPE_CHECKING
 
 from ._config import ReplayConfig, Target
 from ._stats import ReplayStats
-from .client import ConnectError, Connection, Result, Tracker, connect
+
+if TYPE_CHECKING:
+    from ._h2client import H2Mux
+from .client import ConnectError, ReplayConnection, Result, Tracker, connect
 
 __all__ = ["Slot", "SlotLRU", "TargetPool"]
 
-Slot = dict[int, Connection]
+Slot = dict[int, ReplayConnection]
 
 
 class TargetPool:
@@ -53,6 +57,7 @@ class TargetPool:
         )
         self.prefix = target.prefix.encode("latin-1")
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._h2: H2Mux | None = None  # --http2: the target's multiplexed connections
 
     def addresses(self) -> set[tuple[str, int]]:
         """``(ip, port)`` pairs the target resolves to (empty when it does not resolve)."""
@@ -93,13 +98,20 @@ class TargetPool:
             slot.pop(self.index, None)
         return res
 
-    async def connect(self, loop: asyncio.AbstractEventLoop) -> Connection:
-        """A new connection to the target (counted in ``stats.connections``)."""
+    async def connect(self, loop: asyncio.AbstractEventLoop) -> ReplayConnection:
+        """A new connection to the target (counted in ``stats.connections``); with
+        ``--http2`` a handle on the target's multiplexed streams."""
         return await self._connect(loop)
 
-    async def _connect(self, loop: asyncio.AbstractEventLoop) -> Connection:
-        self.stats.connections += 1
+    async def _connect(self, loop: asyncio.AbstractEventLoop) -> ReplayConnection:
         c = self.config
+        if c.http2:  # streams over the target's shared connections (opened as needed)
+            if self._h2 is None:
+                from ._h2client import H2Mux
+
+                self._h2 = H2Mux(loop, self.target, c, self.ssl_context, self.stats, self.tracker)
+            return self._h2.handle()
+        self.stats.connections += 1
         return await connect(
             loop,
             self.target,

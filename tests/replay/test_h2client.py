@@ -1,0 +1,144 @@
+"""Replay over HTTP/2 (``--http2``) against a real HTTP/2 server: hypercorn serving a JSON API
+over h2c (prior knowledge) and h2/TLS (ALPN), multiplexed, and compared: the changed version
+fails on exactly its changes, the same version passes."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from replaygate.compare import CompareSink, GateConfig, judge
+from replaygate.model import Exchange
+from replaygate.replay import ReplayConfig, ReplayStats, run_replay
+from replaygate.testing import MemorySink, make_exchange
+
+from ._h2servers import Http11TlsServer, Hypercorn, tls_certs
+from ._servers import tls_context
+
+pytest.importorskip("hypercorn")
+
+
+def api_requests(n: int = 40) -> list[Exchange]:
+    out = []
+    for i in range(n):
+        out.append(make_exchange("GET", f"/api/items/{i % 20}", id=f"{i:040x}"))
+    body = bytes(range(256)) * 4096  # 1 MiB: more than the default 64 KiB windows
+    out.append(
+        make_exchange(
+            "POST",
+            "/api/echo",
+            request_body=body,
+            request_headers=[("Content-Type", "application/octet-stream")],
+            id=f"{n:040x}",
+        )
+    )
+    out.append(make_exchange("GET", "/api/big?n=3000000", id=f"{n + 1:040x}"))
+    return out
+
+
+def replay(
+    exchanges: list[Exchange], target: str, sink: Any = None, **kw: Any
+) -> tuple[ReplayStats, list[Exchange]]:
+    mem = MemorySink() if sink is None else sink
+    cfg = ReplayConfig(
+        targets=[target], http2=True, max_speed=True, order="none", allow_unsafe_target=True
+    )
+    for k, v in kw.items():
+        setattr(cfg, k, v)
+    stats = run_replay([e.copy() for e in exchanges], cfg, sink=mem)
+    return stats, (mem.exchanges if sink is None else [])
+
+
+@pytest.fixture
+def v1() -> Iterator[Hypercorn]:
+    with Hypercorn(1) as s:
+        yield s
+
+
+def test_h2c_multiplexed_streams_and_flow_control(v1: Hypercorn) -> None:
+    exs = api_requests()
+    stats, out = replay(exs, v1.url, concurrency=32, h2_streams=8, h2_connections=2)
+    assert stats.errors == {} and stats.answered == len(exs)
+    assert stats.connections == 2
+    assert {v for v, _, _ in v1.seen} == {"2"} and len(v1.seen) == len(exs)
+    by_path = {e.request.target: e for e in out}
+    echo = by_path["/api/echo"].replayed
+    assert echo is not None and echo.version == "HTTP/2" and echo.status == 200
+    assert json.loads(echo.body())["len"] == 1 << 20
+    big = by_path["/api/big?n=3000000"].replayed
+    assert big is not None and len(big.body()) == 3_000_000
+    item = by_path["/api/items/3"].replayed
+    assert item is not None and json.loads(item.body())["price"] == 30
+
+
+def test_timed_mode_and_sessions_over_h2(v1: Hypercorn) -> None:
+    exs = api_requests(10)[:10]
+    for i, e in enumerate(exs):
+        e.session = f"s{i % 2}"
+    stats, out = replay(exs, v1.url, max_speed=False, rate=500.0, sessions=True, order="sessions")
+    assert stats.errors == {} and stats.answered == 10 and stats.asked_rate is not None
+    assert all(e.replayed is not None and e.replayed.status == 200 for e in out)
+
+
+def test_h2_over_tls_with_alpn(tmp_path: Path) -> None:
+    certs, _ = tls_certs(str(tmp_path))
+    with Hypercorn(1, certs=certs) as srv:
+        stats, _out = replay(api_requests(6), srv.url, ca_file=certs[0], h2_streams=4)
+        assert stats.errors == {} and stats.answered == 8
+        assert {v for v, _, _ in srv.seen} == {"2"}
+
+
+def test_a_tls_target_without_h2_is_an_alpn_error(tmp_path: Path) -> None:
+    ctx, cert = tls_context(str(tmp_path))
+    with Http11TlsServer(ctx) as srv:
+        stats, out = replay(api_requests(3)[:3], srv.url, ca_file=cert)
+    assert stats.errors == {"alpn": 3} and all(e.replay_error == "alpn" for e in out)
+    assert srv.received == b""  # refused before a byte of HTTP/2 was sent
+
+
+def _recorded(target: str) -> list[Exchange]:
+    """A recording of the API on ``target`` over HTTP/2: the answers it gave."""
+    _, out = replay(api_requests(30), target, h2_streams=16)
+    rec = []
+    for e in out:
+        assert e.replayed is not None
+        r = e.copy()
+        r.response, r.replayed = e.replayed, None
+        r.replay_latency_ns = None
+        rec.append(r)
+    return rec
+
+
+def _verdict(rec: list[Exchange], target: str) -> dict[str, Any]:
+    sink = CompareSink()
+    replay(rec, target, sink=sink, concurrency=16, h2_streams=8, h2_connections=2)
+    summary: dict[str, Any] = judge(sink.comparator.result(), GateConfig()).summary()
+    return summary
+
+
+def test_same_version_passes_changed_version_fails_on_exactly_its_changes(v1: Hypercorn) -> None:
+    rec = _recorded(v1.url)
+    with Hypercorn(1) as again, Hypercorn(2) as v2:
+        same = _verdict(rec, again.url)
+        changed = _verdict(rec, v2.url)
+    assert same["verdict"] == "pass", same["reasons"]
+    assert changed["verdict"] == "fail"
+
+    def regressions(s: dict[str, Any]) -> set[tuple[str, str, int]]:
+        return {
+            (e["endpoint"], f["field"], f["count"])
+            for e in s["endpoints"]
+            for f in e["fields"]
+            if f["status"] == "regression"
+        }
+
+    assert regressions(same) == set()
+    # item 3 is asked twice in the recording (items 0-19, then 0-9), item 13 once
+    assert regressions(changed) == {
+        ("GET /api/items/{int}", "body:$.price", 2),
+        ("GET /api/items/{int}", "status", 1),
+    }
