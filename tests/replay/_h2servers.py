@@ -6,11 +6,12 @@ the price of item 3 and the status of ``/api/items/13`` (404 instead of 200, sam
 is recorded with the HTTP version it came over.
 
 ``RawH2Server`` is an ``h2``-library server driven by a script per path, to make the
-misbehaviours a real server rarely shows: ``/goaway`` (GOAWAY after answering the first
-stream of a connection, later streams unprocessed), ``/refuse`` (RST_STREAM REFUSED_STREAM
+misbehaviours a real server rarely shows: ``/goaway`` (on the first connection, GOAWAY after
+answering the first stream, later streams unprocessed), ``/refuse`` (RST_STREAM REFUSED_STREAM
 once per path), ``/reset`` (RST_STREAM INTERNAL_ERROR after the head), ``/hang`` (never
 answers), ``/small-window`` (the server's stream windows are 1 KiB: large bodies need
-WINDOW_UPDATEs), anything else 200 with the request body's length.
+WINDOW_UPDATEs), ``/big-head`` (a 2 KB field), anything else 200 with the request body's
+length (and the path) as JSON.
 """
 
 from __future__ import annotations
@@ -231,8 +232,9 @@ class RawH2Server:
                         with self._lock:
                             self.requests.append((n, path, bodies[sid]))
                         if not gone:
-                            answered = self._answer(conn, sid, path, bodies[sid], answered)
-                            gone = path == "/goaway"
+                            goaway = path == "/goaway" and n == 1
+                            answered = self._answer(conn, sid, path, bodies[sid], answered, goaway)
+                            gone = goaway
                 sock.sendall(conn.data_to_send())
                 if gone:
                     return  # GOAWAY sent: the later streams stay unprocessed
@@ -242,7 +244,13 @@ class RawH2Server:
             sock.close()
 
     def _answer(
-        self, conn: h2.connection.H2Connection, sid: int, path: str, size: int, answered: int
+        self,
+        conn: h2.connection.H2Connection,
+        sid: int,
+        path: str,
+        size: int,
+        answered: int,
+        goaway: bool = False,
     ) -> int:
         if path == "/hang":
             return answered
@@ -259,9 +267,11 @@ class RawH2Server:
             conn.send_headers(sid, head)
             conn.reset_stream(sid, h2.errors.ErrorCodes.INTERNAL_ERROR)
             return answered + 1
+        if path == "/big-head":
+            head.append(("x-big", "v" * 2000))
         conn.send_headers(sid, [*head, ("content-length", str(len(body)))])
         conn.send_data(sid, body, end_stream=True)
-        if path == "/goaway":
+        if goaway:
             conn.close_connection(last_stream_id=sid)
         return answered + 1
 

@@ -54,6 +54,7 @@ class Stream:
         "head",
         "interim",
         "res",
+        "resp_trailers",
         "sid",
         "size",
         "trailers",
@@ -71,6 +72,7 @@ class Stream:
         self.sid = 0
         self.body_pos = 0
         self.head: list[tuple[bytes, bytes]] | None = None
+        self.resp_trailers: list[tuple[bytes, bytes]] | None = None
         self.chunks: list[bytes] = []
         self.size = 0
         self.interim: list[bytes] = []
@@ -148,29 +150,30 @@ class H2Conn(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         try:
-            events = self.h2.receive_data(data)
-        except h2.exceptions.ProtocolError:
+            for ev in self.h2.receive_data(data):
+                t = type(ev)
+                if t is h2.events.DataReceived:
+                    self._on_data(cast(h2.events.DataReceived, ev))
+                elif t is h2.events.ResponseReceived:
+                    self._on_head(cast(h2.events.ResponseReceived, ev))
+                elif t is h2.events.StreamEnded:
+                    st = self.streams.get(cast(h2.events.StreamEnded, ev).stream_id)
+                    if st is not None:
+                        self._finish_ok(st)
+                elif t is h2.events.TrailersReceived:
+                    tr = cast(h2.events.TrailersReceived, ev)
+                    st = self.streams.get(tr.stream_id)
+                    if st is not None:
+                        st.resp_trailers = list(tr.headers)
+                else:
+                    self._on_other(ev)
+        except h2.exceptions.H2Error:
+            # not HTTP/2, or a peer that broke the protocol: nothing on it can be trusted
+            self.mux.stats.http2["protocol_error"] += 1
             self._fail_all("bad_response", retry=False)
             self._flush()
             self.close()
             return
-        for ev in events:
-            t = type(ev)
-            if t is h2.events.DataReceived:
-                self._on_data(cast(h2.events.DataReceived, ev))
-            elif t is h2.events.ResponseReceived:
-                self._on_head(cast(h2.events.ResponseReceived, ev))
-            elif t is h2.events.StreamEnded:
-                st = self.streams.get(cast(h2.events.StreamEnded, ev).stream_id)
-                if st is not None:
-                    self._finish_ok(st)
-            elif t is h2.events.TrailersReceived:
-                tr = cast(h2.events.TrailersReceived, ev)
-                st = self.streams.get(tr.stream_id)
-                if st is not None:
-                    st.trailers = list(tr.headers)
-            else:
-                self._on_other(ev)
         self._flush()
 
     def eof_received(self) -> bool | None:
@@ -253,7 +256,7 @@ class H2Conn(asyncio.Protocol):
             keep = len(data) - (st.size - self.mux.max_response)
             st.chunks.append(data[: max(0, keep)])
             st.res.truncated = True
-            self.h2.reset_stream(st.sid, _CANCEL)
+            self._reset(st.sid)
             self._finish_ok(st)
             return
         st.chunks.append(data)
@@ -332,7 +335,7 @@ class H2Conn(asyncio.Protocol):
                 resp = h2msg.build_response(
                     _text(head),
                     b"".join(st.chunks),
-                    None if st.trailers is None or res.truncated else _text(st.trailers),
+                    None if st.resp_trailers is None or res.truncated else _text(st.resp_trailers),
                 )
             except h2msg.FieldError:
                 res.error = "bad_response"
@@ -351,12 +354,16 @@ class H2Conn(asyncio.Protocol):
         self.mux.deliver(st)
         self.mux.pull(self)
 
-    def _cancel(self, st: Stream, kind: str) -> None:
+    def _reset(self, sid: int) -> None:
+        """Cancel stream ``sid`` (nothing to do when it has ended already)."""
         if not self.closed:
             try:
-                self.h2.reset_stream(st.sid, _CANCEL)
+                self.h2.reset_stream(sid, _CANCEL)
             except h2.exceptions.H2Error:
                 pass
+
+    def _cancel(self, st: Stream, kind: str) -> None:
+        self._reset(st.sid)
         self._finish_error(st, kind)
 
     def _retry_or_fail(self, st: Stream, kind: str) -> None:
@@ -365,6 +372,7 @@ class H2Conn(asyncio.Protocol):
             st.tries += 1
             st.res = Result()
             st.head = None
+            st.resp_trailers = None
             st.chunks = []
             st.size = 0
             st.interim = []

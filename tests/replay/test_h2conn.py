@@ -1,0 +1,102 @@
+"""HTTP/2 connections of the replay client (``replay/_h2conn``) against a scripted h2 server:
+flow control, GOAWAY, RST_STREAM, timeouts and size limits, each counted."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from replaygate.model import Exchange, Flag
+from replaygate.replay import ReplayConfig, ReplayStats, run_replay
+from replaygate.testing import MemorySink, make_exchange
+
+from ._h2servers import RawH2Server
+
+
+@pytest.fixture
+def server() -> Iterator[RawH2Server]:
+    with RawH2Server() as s:
+        yield s
+
+
+def replay(exchanges: list[Exchange], url: str, **kw: Any) -> tuple[ReplayStats, list[Exchange]]:
+    sink = MemorySink()
+    cfg = ReplayConfig(
+        targets=[url], http2=True, max_speed=True, order="none", allow_unsafe_target=True
+    )
+    for k, v in kw.items():
+        setattr(cfg, k, v)
+    stats = run_replay(exchanges, cfg, sink=sink)
+    return stats, sorted(sink.exchanges, key=lambda e: e.id)
+
+
+def gets(path: str, n: int) -> list[Exchange]:
+    return [make_exchange("GET", path, id=f"{i:040x}") for i in range(n)]
+
+
+def test_request_bodies_wait_for_window_updates(server: RawH2Server) -> None:
+    # the server's stream windows are 1 KiB after the first request: 256 KiB bodies need
+    # a WINDOW_UPDATE every KiB, several streams at once
+    first = [make_exchange("GET", "/small-window", id="0" * 40)]
+    replay(first, server.url)
+    body = bytes(range(256)) * 1024
+    posts = [
+        make_exchange("POST", "/small-window", request_body=body, id=f"{i + 1:040x}")
+        for i in range(4)
+    ]
+    stats, out = replay(first + posts, server.url, concurrency=8, h2_streams=8)
+    assert stats.errors == {} and stats.answered == 5
+    for e in out[1:]:
+        assert e.replayed is not None and json.loads(e.replayed.body())["len"] == len(body)
+
+
+def test_goaway_sends_unprocessed_streams_again_on_a_new_connection(server: RawH2Server) -> None:
+    stats, out = replay(gets("/goaway", 6), server.url, concurrency=6, h2_streams=6)
+    assert stats.errors == {}, stats.errors
+    assert all(e.replayed is not None and e.replayed.status == 200 for e in out)
+    assert stats.http2["goaway"] >= 1 and server.connections >= 2
+    assert stats.http2["retried"] == stats.retries and stats.retries >= 1
+
+
+def test_refused_stream_is_sent_again_once(server: RawH2Server) -> None:
+    stats, _out = replay(gets("/refuse", 1), server.url)
+    assert stats.errors == {} and stats.http2 == {"refused_stream": 1, "retried": 1}
+    assert [p for _, p, _ in server.requests] == ["/refuse", "/refuse"]
+
+
+def test_rst_stream_is_an_error_and_the_connection_goes_on(server: RawH2Server) -> None:
+    exs = [*gets("/reset", 2), make_exchange("GET", "/ok", id="f" * 40)]
+    stats, out = replay(exs, server.url, concurrency=1)
+    assert stats.errors == {"stream_reset": 2} and stats.http2["rst_stream"] == 2
+    assert out[-1].replayed is not None and out[-1].replayed.status == 200
+    assert server.connections == 1
+
+
+def test_timeout_cancels_the_stream_not_the_connection(server: RawH2Server) -> None:
+    exs = [*gets("/hang", 1), make_exchange("GET", "/ok", id="f" * 40)]
+    _stats, out = replay(exs, server.url, concurrency=1, response_timeout=0.3)
+    assert out[0].replay_error == "timeout"
+    assert out[1].replayed is not None and out[1].replayed.status == 200
+    assert server.connections == 1
+
+
+def test_response_limits(server: RawH2Server) -> None:
+    stats, out = replay(gets("/" + "x" * 3000, 1), server.url, max_response_size=1024)
+    assert out[0].replayed is not None and Flag.REPLAY_TRUNCATED in out[0].flags
+    assert stats.truncated == 1
+    stats, out = replay(gets("/ok", 1), server.url, max_header_size=1024)
+    assert stats.errors == {}
+    stats, out = replay(
+        [make_exchange("GET", "/big-head", id="0" * 40)], server.url, max_header_size=1024
+    )
+    assert stats.errors == {"headers_too_large": 1}
+
+
+def test_connect_refused_is_per_exchange() -> None:
+    from replaygate.testing.servers import free_port
+
+    stats, _out = replay(gets("/x", 3), f"http://127.0.0.1:{free_port()}")
+    assert stats.errors == {"connect_refused": 3}
