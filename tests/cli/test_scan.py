@@ -147,3 +147,53 @@ def test_corpus_capture_has_findings_and_masked_copy_is_clean(corpus: Path, tmp_
     out = _write(tmp_path / "m.gor", [st.mask_exchange(e) for e in open_reader(src)])
     r = _run("--json", out)
     assert r.returncode == 0 and json.loads(r.stdout)["unmasked"] == 0
+
+
+@pytest.mark.parametrize("ext", [".gor", ".gor.gz", ".gor.zst", ".jsonl", ".har", ".pcap"])
+def test_a_cut_input_is_scanned_then_reported_counted_exit_2(tmp_path: Path, ext: str) -> None:
+    """#12: a truncated input is scanned up to the cut, then reported with its offset, counted
+    (``dropped``), and the exit status is 2, as with every other reader."""
+    import gzip
+
+    import zstandard
+
+    from replaygate.protocol.pcapfile import PcapWriter
+    from replaygate.testing.frames import synth_flow
+
+    exs = [ex for _ in range(20) for ex in _dirty()]
+    if ext == ".pcap":
+        full = tmp_path / "all.pcap"
+        with PcapWriter(full) as w:
+            w.write_many(synth_flow([(e.request.raw, e.response.raw) for e in exs if e.response]))
+        data = full.read_bytes()
+    else:
+        plain = ".gor" if ext in (".gor.gz", ".gor.zst") else ext
+        data = Path(_write(tmp_path / f"all{plain}", exs)).read_bytes()
+        if ext == ".gor.gz":
+            data = gzip.compress(data)
+        elif ext == ".gor.zst":
+            data = zstandard.ZstdCompressor().compress(data)
+    cut = tmp_path / f"cut{ext}"
+    cut.write_bytes(data[: len(data) * 2 // 3])
+    r = _run("--json", str(cut))
+    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
+    assert "Traceback" not in r.stderr
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"replaygate: error: {cut} (offset "), r.stderr
+    rep = json.loads(r.stdout)
+    assert (
+        rep["dropped"].get("truncated_record", 0) + rep["dropped"].get("pcap.truncated_record", 0)
+        == 1
+    )
+    [c] = rep["cut_inputs"]
+    assert c["file"] == str(cut) and isinstance(c["offset"], int) and c["reason"]
+    if not ext.endswith(".zst"):  # zstd emits whole blocks only: a 2/3 cut may hold none
+        assert rep["exchanges"] > 0 and rep["unmasked"] > 0
+
+
+def test_a_cut_input_is_named_in_the_text_report(tmp_path: Path) -> None:
+    data = Path(_write(tmp_path / "all.gor", _dirty() * 10)).read_bytes()
+    cut = tmp_path / "cut.gor"
+    cut.write_bytes(data[: len(data) // 2 + 7])  # inside a record
+    r = _run(str(cut))
+    assert r.returncode == 2 and f"cut input: {cut} (offset " in r.stdout, (r.stdout, r.stderr)

@@ -3,7 +3,7 @@
 Runs the masking rules in "look only" mode over every exchange and reports counts by rule,
 location (header, cookie, query parameter, form field, JSON path, body, URL path) and
 endpoint (method + templated path), never a value. Values that are already pseudonyms or
-redaction markers count as *masked*. Exit status: 0 clean, 1 unmasked findings, 2 input error.
+redaction markers count as *masked*. Exit status: 0 clean, 1 unmasked findings, 2 input error (a cut input too, once reported).
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from typing import Any
 import click
 
 from ..config import load_config, section
-from ..formats import ReadOptions, open_reader
-from ..model import Exchange
+from ..formats import ReadOptions, open_reader, raise_cuts
+from ..model import Counters, Exchange
 
 __all__ = ["command", "endpoint_of", "scan_files"]
 
@@ -54,8 +54,14 @@ def _safe_location(loc: str) -> str:
     return f"{side}.{kind}:{name if _NAME.fullmatch(name) else '{name}'}"
 
 
-def scan_files(paths: list[str], mask_data: dict[str, Any] | None, ip: bool) -> dict[str, Any]:
-    """Scan files; the JSON report (``--json``)."""
+def scan_files(
+    paths: list[str],
+    mask_data: dict[str, Any] | None,
+    ip: bool,
+    counters: Counters | None = None,
+) -> dict[str, Any]:
+    """Scan files; the JSON report (``--json``). A cut input is scanned up to the cut, counted
+    and listed (``cut_inputs``); ``counters`` receives the cuts for :func:`raise_cuts`."""
     import os
 
     from ..stages._mask_engine import Loc, resolve_loc
@@ -77,8 +83,10 @@ def scan_files(paths: list[str], mask_data: dict[str, Any] | None, ip: bool) -> 
     stage = MaskStage(cfg, os.urandom(32))
     stage.masker.record = record  # look only: collect counts, drop the masked copies
     n = 0
+    counters = counters if counters is not None else Counters()
+    opts = ReadOptions(counters=counters, extra={"truncated": "count"})
     for path in paths:
-        for ex in open_reader(path, ReadOptions()):
+        for ex in open_reader(path, opts):
             n += 1
             endpoint = endpoint_of(ex)
             stage.mask_exchange(ex)
@@ -101,6 +109,8 @@ def scan_files(paths: list[str], mask_data: dict[str, Any] | None, ip: bool) -> 
         "skipped_binary_bodies": skipped,
         "by_rule": dict(sorted(by_rule.items())),
         "findings": findings,
+        "dropped": dict(sorted(counters.dropped.items())),
+        "cut_inputs": [{"file": f, "offset": o, "reason": m} for f, o, m in counters.cuts],
     }
 
 
@@ -117,6 +127,8 @@ def _print_text(rep: dict[str, Any]) -> None:
         )
         + "\n"
     )
+    for c in rep["cut_inputs"]:
+        out.write(f"cut input: {c['file']} (offset {c['offset']}): {c['reason']}\n")
     rows = [f for f in rep["findings"]]
     if rows:
         w_rule = max(4, *(len(f["rule"]) for f in rows))
@@ -160,9 +172,11 @@ def command(files: tuple[str, ...], as_json: bool, mask_config: str | None, ip: 
         sub = loaded.get("mask")
         data = dict(sub) if isinstance(sub, dict) else loaded
         data.pop("enabled", None)
-    rep = scan_files(list(files), data, ip)
+    counters = Counters()
+    rep = scan_files(list(files), data, ip, counters)
     if as_json:
         sys.stdout.write(json.dumps(rep, indent=2) + "\n")
     else:
         _print_text(rep)
+    raise_cuts(counters)  # the report covers everything before the cut; still an input error
     return 0 if rep["clean"] else 1
