@@ -21,6 +21,7 @@ LAYERS: dict[str, int] = {
     "_version": 0,
     "errors": 0,
     "_histogram": 0,
+    "_clock": 0,
     "_config_schema": 1,
     "metrics": 1,
     "model": 1,

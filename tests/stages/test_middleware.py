@@ -6,7 +6,6 @@ from __future__ import annotations
 import shlex
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
@@ -413,11 +412,13 @@ def test_late_reply_after_drop_is_released_not_lost(tmp_path: Path) -> None:
 
 def test_sparse_live_traffic_is_not_held_back() -> None:
     # live capture: one exchange now and then; each comes back from the call that sent it
-    stage = MiddlewareStage(MiddlewareConfig(command="cat", linger="2s"))
+    from replaygate.testing import FakeClock
+
+    clock = FakeClock(100.0)
+    stage = MiddlewareStage(MiddlewareConfig(command="cat", linger="2s"), clock=clock)
     try:
         for ex in exchanges(3):
-            time.sleep(0.05)
-            stage._last_call -= 5  # as if the previous exchange came 5 s ago
+            clock.advance(5)  # the previous exchange came 5 s ago
             assert [e.id for e in stage.process(ex)] == [ex.id]
     finally:
         assert list(stage.close()) == []

@@ -41,11 +41,11 @@ import shutil
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from .._clock import SYSTEM_CLOCK, Clock
 from ..config import parse_duration, parse_size
 from ..errors import ConfigError, MiddlewareError
 from ..model import Exchange, Flag, Request, Response, new_exchange_id
@@ -107,7 +107,13 @@ class MiddlewareStage:
     name = "middleware"
     counts_own_drops = True
 
-    def __init__(self, config: MiddlewareConfig, counters: Counters | None = None) -> None:
+    def __init__(
+        self,
+        config: MiddlewareConfig,
+        counters: Counters | None = None,
+        *,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
         if not config.command or not config.command.strip():
             raise ConfigError("--middleware: empty command")
         if config.on_error not in ("stop", "skip"):
@@ -120,6 +126,7 @@ class MiddlewareStage:
             raise ConfigError(f"--middleware: cannot parse {config.command!r}: {e}") from None
         self.config = config
         self.counters = counters or Counters()
+        self._clock = clock  # settle_timeout, linger and close_timeout are measured on it
         self._settle = parse_duration(config.settle_timeout, name="[middleware] settle_timeout")
         self._close_wait = parse_duration(config.close_timeout, name="[middleware] close_timeout")
         self._linger = parse_duration(config.linger, name="[middleware] linger")
@@ -143,7 +150,7 @@ class MiddlewareStage:
         self._last_answered: _Entry | None = None
         self._recent_drops: collections.OrderedDict[str, _Entry] = collections.OrderedDict()
         self._recent_bytes = 0
-        self._last_output = time.monotonic()
+        self._last_output = self._clock.monotonic()
         self._eof = False
         self._closing = False
         self._failed: str | None = None
@@ -187,7 +194,7 @@ class MiddlewareStage:
     def _on_message(self, msg: Message) -> None:
         with self._cond:
             self._apply(*msg)
-            self._last_output = time.monotonic()
+            self._last_output = self._clock.monotonic()
             self._cond.notify_all()
 
     def _on_exit(self, rc: int) -> None:
@@ -260,7 +267,14 @@ class MiddlewareStage:
             req = Request(raw, ts_first_ns=ts, ts_last_ns=ts)
             ex = Exchange(id=new_id, request=req, flags={Flag.INJECTED})
             ent = _Entry(
-                ex, new_id, self._seq, time.monotonic(), len(raw), False, True, req_reply=(ts, raw)
+                ex,
+                new_id,
+                self._seq,
+                self._clock.monotonic(),
+                len(raw),
+                False,
+                True,
+                req_reply=(ts, raw),
             )
             self.counters.notes["middleware.injected"] += 1
         self._pending[ent.wire_id] = ent
@@ -294,7 +308,7 @@ class MiddlewareStage:
     def _release(self) -> list[Exchange]:
         """Pop settled exchanges from the front (lock held) and build what goes on."""
         out: list[Exchange] = []
-        now = time.monotonic()
+        now = self._clock.monotonic()
         while self._order and self._settled(self._order[0], now):
             e = self._order.popleft()
             if self._pending.get(e.wire_id) is e:
@@ -372,7 +386,7 @@ class MiddlewareStage:
     def process(self, ex: Exchange) -> Iterable[Exchange]:
         if self._child.popen is None:
             self._child.start()
-        now = time.monotonic()
+        now = self._clock.monotonic()
         # Sparse input (live traffic): wait briefly for this exchange's answer so it goes on
         # now rather than with the next exchange, which may be minutes away. Bulk input
         # (files) never waits here: it is pipelined through the window instead.
@@ -407,7 +421,7 @@ class MiddlewareStage:
             resp = ex.response if self.config.send_responses else None
             size = len(req.raw) + (len(resp.raw) if resp is not None else 0)
             self._seq += 2 if resp is not None else 1
-            e = _Entry(ex, wire_id, self._seq - 1, time.monotonic(), size, resp is not None)
+            e = _Entry(ex, wire_id, self._seq - 1, self._clock.monotonic(), size, resp is not None)
             self._pending[wire_id] = e
             self._order.append(e)
             self._inflight_bytes += size
@@ -436,12 +450,12 @@ class MiddlewareStage:
                 while not self._eof and (
                     e.req_reply is None or (e.want_resp and e.resp_reply is None)
                 ):
-                    left = deadline - time.monotonic()
+                    left = deadline - self._clock.monotonic()
                     if left <= 0:
                         break
                     self._cond.wait(left)
                 out.extend(self._release())
-        self._last_call = time.monotonic()
+        self._last_call = self._clock.monotonic()
         return out
 
     def drain(self) -> list[Exchange]:
@@ -475,10 +489,10 @@ class MiddlewareStage:
         with self._cond:
             self._closing = True
         self._child.end_input()
-        deadline = time.monotonic() + self._close_wait
+        deadline = self._clock.monotonic() + self._close_wait
         try:
             with self._cond:
-                while not self._eof and time.monotonic() < deadline:
+                while not self._eof and self._clock.monotonic() < deadline:
                     self._cond.wait(0.25)
         except BaseException:  # Ctrl-C while waiting: do not leave the process behind
             self._child.terminate()

@@ -114,13 +114,34 @@ class MemorySink:
 
 
 class FakeClock:
-    """A monotonic clock in seconds that only moves when told to."""
+    """A clock in seconds that only moves when told to: a
+    :class:`~replaygate._clock.Clock` (``monotonic()``, ``time()``, ``sleep()``), and also
+    callable (``clock()`` is ``monotonic()``) where a component takes a bare function.
 
-    def __init__(self, start: float = 0.0) -> None:
+    ``sleep(s)`` moves the clock by ``s`` at once (and lets other tasks run) and remembers
+    it in ``sleeps``; ``time()`` is ``epoch + now``."""
+
+    def __init__(self, start: float = 0.0, *, epoch: float = 1_700_000_000.0) -> None:
         self.now = start
+        self.epoch = epoch
+        self.sleeps: list[float] = []
 
     def __call__(self) -> float:
         return self.now
 
+    def monotonic(self) -> float:
+        return self.now
+
+    def time(self) -> float:
+        return self.epoch + self.now
+
     def advance(self, seconds: float) -> None:
         self.now += seconds
+
+    async def sleep(self, seconds: float) -> None:
+        import asyncio
+
+        self.sleeps.append(seconds)
+        if seconds > 0:
+            self.now += seconds
+        await asyncio.sleep(0)
