@@ -14,10 +14,12 @@ from typing import Any, TypeVar
 import click
 
 from .._config_schema import float_range
+from ..errors import ConfigError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 __all__ = [
+    "Bounded",
     "append_option",
     "duration_option",
     "force_option",
@@ -124,3 +126,33 @@ def mask_key_file_option(f: F) -> F:
         default=None,
         help="Pseudonymisation key file (else $REPLAYGATE_MASK_KEY).",
     )(f)
+
+
+class Bounded(click.ParamType[Any]):
+    """A number with sane bounds (#12: ``--concurrency 100000000`` ate 1.6 GB, ``--rate
+    1e-300`` overflowed). Out of bounds, or not a number, is one line naming the flag and
+    exit 2 (a :class:`~replaygate.errors.ConfigError`, not click's usage block)."""
+
+    def __init__(self, kind: type[int] | type[float], lo: float, hi: float) -> None:
+        self.kind = kind
+        self.lo, self.hi = lo, hi
+        self.name = kind.__name__
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        flag = param.opts[0] if param is not None and param.opts else "value"
+        if isinstance(value, self.kind) and not isinstance(value, bool):
+            v = value
+        else:
+            try:
+                v = self.kind(str(value).strip())
+            except ValueError:
+                raise ConfigError(f"{flag}: expected {_A[self.name]}, got {value!r}") from None
+        if not self.lo <= v <= self.hi:  # also false for nan
+            raise ConfigError(f"{flag}: must be from {self.lo:g} to {self.hi:g} (got {value})")
+        return v
+
+    def __repr__(self) -> str:
+        return f"Bounded({self.name}, {self.lo:g}, {self.hi:g})"
+
+
+_A = {"int": "a whole number", "float": "a number"}

@@ -6,35 +6,26 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-import click
-
 from ..config import parse_duration, parse_size
 from ..errors import ConfigError
 from ..formats import WriteOptions, format_of
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-__all__ = ["max_queue_option", "write_options"]
-
-
-def max_queue_option(waiting_for: str, note: str = "") -> Callable[[F], F]:
-    """``--max-queue N`` (default 10,000, positive): the bounded queue in front of what
-    ``waiting_for`` names; what does not fit is dropped and counted."""
-    return click.option(
-        "--max-queue",
-        default=10_000,
-        show_default=True,
-        type=int,
-        metavar="N",
-        help=f"{waiting_for} before new ones are dropped (counted{note}).",
-    )
+__all__ = ["write_options"]
 
 
 def write_options(
-    output: str, *, append: bool, max_bytes: str | None, max_seconds: str | None
+    output: str,
+    *,
+    append: bool,
+    max_bytes: str | None,
+    max_seconds: str | None,
+    check_format: bool = True,
 ) -> WriteOptions:
     """WriteOptions from ``--append``, ``--max-bytes`` and ``--max-seconds`` (rotation is for
-    ``.gor`` outputs only); bad values are one line naming the flag."""
+    ``.gor`` outputs only; ``check_format=False``: the run checks it when it opens the
+    output); bad values are one line naming the flag."""
     w = WriteOptions(append=append)
     if max_bytes is not None:
         w.max_bytes = parse_size(max_bytes, name="--max-bytes")
@@ -44,6 +35,6 @@ def write_options(
         w.max_seconds = parse_duration(max_seconds, name="--max-seconds")
         if w.max_seconds <= 0:
             raise ConfigError("--max-seconds: must be positive")
-    if (w.max_bytes or w.max_seconds) and format_of(output) != "gor":
+    if check_format and (w.max_bytes or w.max_seconds) and format_of(output) != "gor":
         raise ConfigError("--max-bytes/--max-seconds: rotation is for .gor outputs only")
     return w

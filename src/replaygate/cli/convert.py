@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import sys
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import click
@@ -23,12 +23,14 @@ from ..formats import (
     ReadOptions,
     format_of,
     open_reader,
-    open_writer,
     raise_cuts,
 )
 from ..model import Exchange
-from ..pipeline import Counters, run_pipeline
-from ..stages.defaults import TrafficOptions, default_stages
+from ..pipeline import Counters
+from ..runner import FileInput, Output, Run, RunConfig, RunResult
+from ..runner._files import check_inputs
+from ..stages.defaults import TrafficOptions
+from ._flags import append_option, quiet_option, rotation_options
 from ._options import (
     config_option,
     input_limit_options,
@@ -92,28 +94,6 @@ def iter_inputs(paths: Iterable[str], opts: ReadOptions) -> Iterator[Exchange]:
         yield from open_reader(p, opts)
 
 
-class _Tally:
-    """Counts incomplete exchanges by flag on their way into the sink."""
-
-    name = "tally"
-
-    def __init__(self) -> None:
-        self.incomplete = 0
-        self.why: Counter[str] = Counter()
-
-    def process(self, ex: Exchange) -> tuple[Exchange]:
-        if not ex.complete:
-            self.incomplete += 1
-            if ex.response is None and not ex.flags:
-                self.why["no_response"] += 1
-            for f in ex.flags:
-                self.why[str(f)] += 1
-        return (ex,)
-
-    def close(self) -> tuple[()]:
-        return ()
-
-
 def format_note(note: str, n: int) -> str:
     """Notes are messages ("file.log:7: empty request line") or statistics ("pcap.frames")
     whose count is the value."""
@@ -137,38 +117,15 @@ def format_summary(c: Counters, incomplete: int, why: Counter[str]) -> str:
     return ", ".join(parts)
 
 
-def _remove_outputs(sink: object, output: str) -> None:
-    """Do not leave an empty output behind when the input turned out to be bad."""
-    files = getattr(sink, "files", None)
-    for f in files if isinstance(files, list) else [output]:
-        try:
-            os.remove(f)
-        except OSError:
-            pass
-
-
 @click.command("convert", context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("paths", nargs=-1, required=True, metavar="IN... OUT")
 @log_format_option
 @log_host_option
 @tls_keylog_option
-@click.option(
-    "--max-bytes",
-    default=None,
-    metavar="SIZE",
-    help="Rotate .gor output after SIZE (e.g. 64mb): name_0.gor, name_1.gor, ...",
-)
-@click.option(
-    "--max-seconds",
-    default=None,
-    metavar="DURATION",
-    help="Rotate .gor output every DURATION (e.g. 10m).",
-)
-@click.option(
-    "--append", is_flag=True, default=False, help="Append to an existing .gor/.jsonl output."
-)
+@rotation_options
+@append_option
 @config_option
-@click.option("--quiet", "-q", is_flag=True, default=False, help="Do not print the summary line.")
+@quiet_option
 @click.option(
     "--verbose",
     "-v",
@@ -180,17 +137,10 @@ def _remove_outputs(sink: object, output: str) -> None:
 @traffic_group
 def command(
     paths: tuple[str, ...],
-    log_format: str | None,
-    host: str | None,
-    tls_keylog: str | None,
-    max_bytes: str | None,
-    max_seconds: str | None,
-    append: bool,
-    config_path: str | None,
     quiet: bool,
     verbose: bool,
     traffic: TrafficOptions,
-    **limits: Any,
+    **options: Any,
 ) -> None:
     """Convert traffic files: IN... (any readable format) into OUT (.gor, .har, .jsonl).
 
@@ -206,11 +156,24 @@ def command(
     """
     if len(paths) < 2:
         raise click.UsageError("need at least one input and one output: convert IN... OUT")
+    run = Run(_run_config(paths, traffic, options))
+    try:
+        result = run.run()
+    except ReplaygateError:
+        written = run.counters.written
+        if run.sink is not None and (written or options["append"]):
+            click.echo(f"replaygate: note: {_partial(run.sink, paths[-1], written)}", err=True)
+        raise
+    _print_summary(run, result, quiet=quiet, verbose=verbose)
+    raise_cuts(result.counters)  # everything readable was written; the cut is still an input error
+
+
+def _run_config(
+    paths: Sequence[str], traffic: TrafficOptions, options: Mapping[str, Any]
+) -> RunConfig:
+    """The run the arguments describe: inputs checked, output checked, before any writing."""
     *inputs, output = paths
-    for p in inputs:
-        # unknown extension: fail before writing anything; nats:// inputs are streams
-        if format_of(p) != "nats" and not os.path.exists(p):
-            raise InputError("no such file", path=p)
+    check_inputs(inputs)
     if format_of(output) not in ("gor", "har", "jsonl", "nats"):
         raise InputError(
             "cannot write this format (write .gor, .gor.gz, .gor.zst, .har, .jsonl or"
@@ -219,39 +182,45 @@ def command(
         )
     if os.path.realpath(output) in {os.path.realpath(p) for p in inputs}:
         raise InputError("output is also an input", path=output)
+    tls_keylog = options.get("tls_keylog")
     check_tls_keylog(tls_keylog, inputs)
-    wopts = write_options(output, append=append, max_bytes=max_bytes, max_seconds=max_seconds)
+    append = bool(options.get("append"))
+    wopts = write_options(
+        output,
+        append=append,
+        max_bytes=options.get("max_bytes"),
+        max_seconds=options.get("max_seconds"),
+    )
     if append and format_of(output) == "har":
         raise ConfigError("--append: a HAR file is one JSON document; append to .gor or .jsonl")
-    counters = Counters()
-    config = load_config(config_path)
-    stages = default_stages(traffic, config, counters=counters)
-    tally = _Tally()
-    read_sizes = read_limits(limits)
-    ropts = reader_options(
-        counters, log_format.lower() if log_format else None, host, tls_keylog, read_sizes
+    toml = load_config(options.get("config_path"))
+    log_format = options.get("log_format")
+    limits = read_limits(options)
+    source = FileInput(
+        tuple(inputs),
+        log_format=log_format.lower() if log_format else None,
+        host=options.get("host"),
+        tls_keylog=tls_keylog,
+        max_record_size=limits.get("max_record_size"),
+        max_file_size=limits.get("max_file_size"),
     )
-    sink = open_writer(output, wopts)
-    try:
-        run_pipeline(iter_inputs(inputs, ropts), [*stages, tally], sink, counters)
-    except ReplaygateError:
-        if counters.written == 0 and not append:
-            _remove_outputs(sink, output)
-        else:
-            click.echo(f"replaygate: note: {_partial(sink, output, counters.written)}", err=True)
-        raise
+    return RunConfig(source, traffic, toml, output=Output(output, wopts))
+
+
+def _print_summary(run: Run, result: RunResult, *, quiet: bool, verbose: bool) -> None:
+    counters = result.counters
     if verbose:
         for note, n in sorted(counters.notes.items()):
             click.echo(f"replaygate: note: {format_note(note, n)}", err=True)
     if not quiet:
-        click.echo(f"replaygate: {format_summary(counters, tally.incomplete, tally.why)}", err=True)
-        files = getattr(sink, "files", None)
+        line = format_summary(counters, result.incomplete_total, result.incomplete)
+        click.echo(f"replaygate: {line}", err=True)
+        files = getattr(run.sink, "files", None)
         if isinstance(files, list) and len(files) > 1:
             click.echo(
                 f"replaygate: wrote {len(files)} files: {files[0]} ... {files[-1]}", err=True
             )
     sys.stderr.flush()
-    raise_cuts(counters)  # everything readable was written; the cut is still an input error
 
 
 def _partial(sink: object, output: str, written: int) -> str:

@@ -7,29 +7,27 @@ SIGINT/SIGTERM: stop accepting, let open connections finish, flush, print counte
 
 from __future__ import annotations
 
-import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from ..config import parse_duration, parse_size
-from ..errors import ConfigError
+from ..runner import ProxyInput, Run, RunConfig
 from ..stages.defaults import TrafficOptions
-from ._output import max_queue_option
-from .capture import (
-    StatsLine,
-    check_output_flags,
-    format_stats,
-    metrics_server,
-    open_output,
+from ._flags import duration_option
+from ._live import (
+    LiveFlags,
+    OutputFlags,
+    max_queue_option,
     output_options,
-    overwrite_options,
-    parse_stats_interval,
-    remove_if_empty,
+    run_live,
     run_options,
-    stop_on_signals,
-    traffic_stages,
-    with_traffic_options,
 )
+from ._options import traffic_group
+
+if TYPE_CHECKING:  # the proxy module loads the event loop and TLS; only for typing
+    from ..sources.proxy import ProxyConfig
 
 __all__ = ["command"]
 
@@ -57,7 +55,6 @@ __all__ = ["command"]
     "refused unless --force or --append.",
 )
 @output_options
-@overwrite_options
 @click.option(
     "--tls-cert",
     default=None,
@@ -101,7 +98,7 @@ __all__ = ["command"]
     metavar="N",
     help="Streams an HTTP/2 client may have open at once on one connection.",
 )
-@max_queue_option("Recordings waiting for the writer", "; traffic is never held")
+@max_queue_option
 @click.option(
     "--max-line-size",
     default="8kb",
@@ -117,32 +114,16 @@ __all__ = ["command"]
     metavar="SIZE",
     help="Most header bytes (and trailer bytes) in one request (431 and closed beyond).",
 )
-@click.option("--duration", default=None, metavar="DURATION", help="Stop after DURATION.")
+@duration_option
 @run_options(stats_default=None, buffer=False)
-@with_traffic_options
+@traffic_group
 def command(
-    listen: str,
     upstream: str,
-    output: str,
-    max_bytes: str | None,
-    max_seconds: str | None,
-    force: bool,
-    append: bool,
-    tls_cert: str | None,
-    tls_key: str | None,
-    upstream_insecure: bool,
-    upstream_ca: str | None,
-    http2: bool,
-    upstream_http2: bool,
-    max_concurrent_streams: int,
-    max_queue: int,
-    max_line_size: str,
-    max_header_size: str,
+    output: OutputFlags,
     duration: str | None,
-    stats: str | None,
-    metrics_port: str | None,
-    config_path: str | None,
+    live: LiveFlags,
     traffic: TrafficOptions,
+    **proxy: Any,
 ) -> None:
     """Forward clients to --upstream unchanged and record every exchange into FILE.
 
@@ -160,64 +141,41 @@ def command(
       replaygate proxy --listen :50051 --upstream http://127.0.0.1:50052 \\
           --upstream-http2 -o grpc.gor
     """
-    from ..sources.proxy import GRPC_NEEDS_HTTP2, ProxyConfig, ProxyServer
-
-    check_output_flags(output, max_bytes, max_seconds, force=force, append=append)
-    if max_queue <= 0:
-        raise ConfigError("--max-queue: must be positive")
+    out = output.output()
     until = parse_duration(duration, name="--duration") if duration else None
-    interval = parse_stats_interval(stats)
-    cfg = ProxyConfig(
-        upstream=upstream,
-        listen=listen,
-        tls_cert=tls_cert,
-        tls_key=tls_key,
-        max_queue=max_queue,
-        upstream_insecure=upstream_insecure,
-        upstream_ca=upstream_ca,
-        http2=http2,
-        upstream_http2=upstream_http2,
-        max_concurrent_streams=max_concurrent_streams,
-        max_line_bytes=parse_size(max_line_size, name="--max-line-size"),
-        max_header_bytes=parse_size(max_header_size, name="--max-header-size"),
-    )
-    stages = traffic_stages(traffic, config_path)
-    sink = open_output(output, max_bytes, max_seconds, force=force, append=append)
-    try:
-        server = ProxyServer(cfg, sink, stages=stages)
-        server.start()
-    except Exception:
-        remove_if_empty(output)
-        raise
-    line = StatsLine(interval, "proxy")
-    metrics = None
-    try:
-        metrics = metrics_server(metrics_port, lambda: server.stats)
-        scheme = "https" if tls_cert else "http"
+    line = live.stats_line("proxy")
+    cfg = _proxy_config(upstream, proxy)
+    run = Run(RunConfig(ProxyInput(cfg, until), traffic, live.toml(), output=out))
+
+    def ready() -> None:
         host = cfg.listen.rpartition(":")[0] or "0.0.0.0"
+        where = f"{'https' if cfg.tls_cert else 'http'}://{host}:{run.port}"
         click.echo(
-            f"replaygate: proxy on {scheme}://{host}:{server.port} -> {upstream}, "
-            f"recording to {output}",
-            err=True,
+            f"replaygate: proxy on {where} -> {upstream}, recording to {output.path}", err=True
         )
-        deadline = time.monotonic() + until if until else None
-        reported = grpc_warned = False
-        with stop_on_signals() as stop:
-            while not stop.wait(0.2):
-                line(server.stats)
-                failure = server.recording_failure
-                if failure is not None and not reported:
-                    reported = True
-                    click.echo(f"replaygate: proxy: {failure}", err=True)
-                if server.stats.get("grpc_needs_http2_upstream") and not grpc_warned:
-                    grpc_warned = True
-                    click.echo(f"replaygate: proxy: {GRPC_NEEDS_HTTP2}", err=True)
-                if deadline is not None and time.monotonic() >= deadline:
-                    break
+
+    try:
+        run_live(run, line, live.metrics_port, ready, metrics_when_ready=True)
     finally:
-        if metrics is not None:
-            metrics.close()
-        try:
-            server.stop()  # raises if the output failed: the counters come first
-        finally:
-            click.echo(f"replaygate: proxy: {format_stats(server.stats)}", err=True)
+        if run.port is not None:
+            line.final(run.result.live)
+
+
+def _proxy_config(upstream: str, flags: Mapping[str, Any]) -> ProxyConfig:
+    """The ProxyConfig of the listening, TLS, HTTP/2 and size flags."""
+    from ..sources.proxy import ProxyConfig
+
+    return ProxyConfig(
+        upstream=upstream,
+        listen=flags["listen"],
+        tls_cert=flags["tls_cert"],
+        tls_key=flags["tls_key"],
+        max_queue=flags["max_queue"],
+        upstream_insecure=flags["upstream_insecure"],
+        upstream_ca=flags["upstream_ca"],
+        http2=flags["http2"],
+        upstream_http2=flags["upstream_http2"],
+        max_concurrent_streams=flags["max_concurrent_streams"],
+        max_line_bytes=parse_size(flags["max_line_size"], name="--max-line-size"),
+        max_header_bytes=parse_size(flags["max_header_size"], name="--max-header-size"),
+    )

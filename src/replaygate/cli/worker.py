@@ -6,9 +6,10 @@ from typing import Any
 
 import click
 
-from .._config_schema import float_range
 from ..config import parse_duration
 from ..jetstream.url import parse_stream_url
+from ..runner import Run, RunConfig, StreamInput
+from ._flags import duration_option, rate_option, speed_option
 from ._replay_options import ReplayOptions, correlate_option, replay_options
 
 __all__ = ["command"]
@@ -17,24 +18,14 @@ __all__ = ["command"]
 @click.command(name="worker")
 @click.option("--source", required=True, help="nats://HOST:PORT/STREAM to replay from.")
 @click.option("--id", "worker_id", default=None, help="Worker name (default host-pid-random).")
-@click.option(
-    "--rate",
-    type=float_range("replay", "rate"),
-    default=None,
-    help="Global requests/s across all workers.",
-)
-@click.option(
-    "--speed",
-    type=float_range("replay", "speed"),
-    default=None,
-    help="As recorded, X times faster.",
-)
+@rate_option
+@speed_option
 @click.option("--max-in-flight", type=click.IntRange(1, 1_000_000), default=256, show_default=True)
 @click.option("--ack-wait", default="10s", show_default=True, help="Redelivery after this.")
 @replay_options
 @correlate_option
 @click.option("--exit-when-idle", default=None, help="Exit once drained and idle this long.")
-@click.option("--duration", default=None, help="Stop after this long.")
+@duration_option
 def command(
     source: str,
     worker_id: str | None,
@@ -48,7 +39,7 @@ def command(
     replay: ReplayOptions,
 ) -> None:
     """Join the workers replaying SOURCE: durable consumers, results to STREAM-RESULTS."""
-    from ..jetstream.worker import WorkerConfig, run_worker
+    from ..jetstream.worker import WorkerConfig
 
     url = parse_stream_url(source, name="--source")
     rc = replay.config({}, max_speed=True)  # no replaygate.toml: the flags and defaults
@@ -65,10 +56,10 @@ def command(
         correlate=correlate,
     )
     try:
-        stats = run_worker(cfg)
+        result = Run(RunConfig(StreamInput(cfg))).run()
     except KeyboardInterrupt:
         return
-    click.echo(_summary(stats.as_dict()), err=True)
+    click.echo(_summary(result.live), err=True)
 
 
 def _summary(d: dict[str, Any]) -> str:

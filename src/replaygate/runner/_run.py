@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ..errors import ReplaygateError
 from ..model import Counters, Exchange
 from ..pipeline import Pipeline, Sink, Stage, TeeSink, close_stages
 from ..stages.defaults import default_stages
@@ -206,7 +207,7 @@ class Run:
     def _convert_pull(self, src: FileInput) -> Iterator[Exchange]:
         out: list[Exchange] = []
         collect = _Collect(out)
-        p = self._convert_pipeline(src, collect)
+        p = self._convert_pipeline(collect)
         try:
             for ex in FileSource(src, [], self.counters).raw():
                 p.feed(ex)
@@ -273,24 +274,24 @@ class Run:
             remove_if_empty(out.path)
 
     # -- the runs ------------------------------------------------------------------------------
-    def _convert_pipeline(self, src: FileInput, extra: Sink | None = None) -> Pipeline:
+    def _convert_pipeline(self, extra: Sink | None = None) -> Pipeline:
+        stages = self.stages  # first: a bad flag must not leave an output file behind
         sink = self._sinks(recorder=False)
         sinks = [s for s in (sink, extra) if s is not None]
         tee: Sink = sinks[0] if len(sinks) == 1 else TeeSink(sinks)
-        return Pipeline([*self.stages, _Tally(self.result)], tee, self.counters)
+        return Pipeline([*stages, _Tally(self.result)], tee, self.counters)
 
     def _convert(self, src: FileInput) -> None:
-        p = self._convert_pipeline(src)
+        p = self._convert_pipeline()
         try:
-            for ex in FileSource(src, [], self.counters).raw():
-                p.feed(ex)
-        finally:
             try:
+                for ex in FileSource(src, [], self.counters).raw():
+                    p.feed(ex)
+            finally:
                 p.close()
-            except BaseException:
-                self._after_failed_convert()
-                raise
-        return None
+        except ReplaygateError:
+            self._after_failed_convert()
+            raise
 
     def _after_failed_convert(self) -> None:
         out = self.config.output
@@ -406,7 +407,7 @@ class Run:
         on_ready: Callable[[], None],
         on_note: Callable[[str], None] | None,
     ) -> None:
-        from ..sources.proxy import ProxyServer
+        from ..sources.proxy import GRPC_NEEDS_HTTP2, ProxyServer
 
         stages = self.stages
         sink = self._sinks()
@@ -422,13 +423,17 @@ class Run:
         try:
             on_ready()
             deadline = time.monotonic() + src.duration_s if src.duration_s else None
-            reported = False
+            reported = grpc_warned = False
             while not stop.wait(0.2):
                 on_stats(server.stats)
                 failure = server.recording_failure
                 if failure is not None and not reported and on_note is not None:
                     reported = True
                     on_note(str(failure))
+                if server.stats.get("grpc_needs_http2_upstream") and not grpc_warned:
+                    grpc_warned = True
+                    if on_note is not None:
+                        on_note(GRPC_NEEDS_HTTP2)
                 if deadline is not None and time.monotonic() >= deadline:
                     break
         finally:
