@@ -120,3 +120,27 @@ def test_status_lag_counts_messages_no_worker_consumed_yet(nats_server: NatsServ
     assert 0 < acked < 20
     st = asyncio.run(admin.status(u))
     assert st["lag"] == 20 - acked
+
+
+def test_status_worker_age_is_measured_on_the_clock(nats_server: NatsServer) -> None:
+    """``stream status`` shows each worker's seconds since its last heartbeat (fake clock)."""
+    import orjson
+
+    from replaygate.testing import FakeClock
+
+    u = parse_stream_url(nats_server.url + "/T6")
+    asyncio.run(admin.init(u, admin.StreamSettings()))
+    clock = FakeClock(50.0)
+
+    async def heartbeat() -> None:
+        nc = await nats.connect(servers=list(u.servers))
+        try:
+            kv = await nc.jetstream().key_value(u.leases_bucket)
+            await kv.put("w.a", orjson.dumps({"id": "a", "ts": clock.time() - 12.5}))
+        finally:
+            await nc.close()
+
+    asyncio.run(heartbeat())
+    clock.advance(2.0)
+    st = asyncio.run(admin.status(u, clock=clock))
+    assert [(w["id"], w["age_s"]) for w in st["workers"]] == [("a", 14.5)]

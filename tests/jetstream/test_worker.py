@@ -220,3 +220,58 @@ def test_stateful_app_through_a_worker_keeps_the_order(single: NatsServer, tmp_p
         if e.replayed is None or e.response is None or e.replayed.status != e.response.status
     ]
     assert bad == []
+
+
+# --- pacing on a fake clock (no NATS needed: _pace only reads the clock and sleeps on it) ---
+
+
+def _pacer(rate: float | None = None, speed: float | None = None, workers: int = 1):  # type: ignore[no-untyped-def]
+    from replaygate.jetstream.url import parse_stream_url
+    from replaygate.jetstream.worker import WorkerConfig, _Worker
+    from replaygate.replay import ReplayConfig
+    from replaygate.testing import FakeClock
+
+    clock = FakeClock(1000.0)
+    cfg = WorkerConfig(
+        source=parse_stream_url("nats://127.0.0.1:4222/traffic"),
+        replay=ReplayConfig(targets=["http://127.0.0.1:9"]),
+        rate=rate,
+        speed=speed,
+    )
+    w = _Worker(cfg, clock)
+    w.live_workers = workers
+    return w, clock
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_rate_pacing_holds_the_global_rate_on_a_fake_clock(workers: int) -> None:
+    """--rate R across N live workers: each sends R/N per second after a 0.1 s burst credit."""
+    import asyncio
+
+    w, clock = _pacer(rate=100.0, workers=workers)
+    ex = make_exchange("GET", "/")
+
+    async def send(n: int) -> None:
+        for _ in range(n):
+            await w._pace(ex)
+
+    asyncio.run(send(50))
+    per_worker = 100.0 / workers
+    assert clock.now - 1000.0 == pytest.approx(49 / per_worker - 0.1, abs=1e-6)
+    assert all(s <= 1 / per_worker + 1e-9 for s in clock.sleeps)
+
+
+def test_speed_pacing_follows_the_recorded_times_on_a_fake_clock() -> None:
+    import asyncio
+
+    w, clock = _pacer(speed=2.0)
+    t0 = 5_000_000_000
+    w.epoch = (t0, clock.time())  # the shared epoch, as _shared_epoch would agree on it
+
+    async def send() -> None:
+        for offset_s in (0, 10, 10, 30):
+            await w._pace(make_exchange("GET", "/", ts_ns=t0 + offset_s * 1_000_000_000))
+
+    asyncio.run(send())
+    assert clock.sleeps == pytest.approx([5.0, 10.0])  # recorded 10 s and 30 s at 2x
+    assert clock.now - 1000.0 == pytest.approx(15.0)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,6 +10,7 @@ from nats.js import JetStreamContext
 from nats.js.api import RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import NotFoundError
 
+from .._clock import SYSTEM_CLOCK, Clock
 from ..errors import StreamError
 from ._conn import _one_line, connect
 from .url import StreamURL
@@ -90,8 +90,9 @@ async def init(url: StreamURL, settings: StreamSettings) -> dict[str, str]:
         await nc.close()
 
 
-async def status(url: StreamURL) -> dict[str, Any]:
-    """Messages, bytes, consumers (pending / ack pending / delivered) and live workers."""
+async def status(url: StreamURL, *, clock: Clock = SYSTEM_CLOCK) -> dict[str, Any]:
+    """Messages, bytes, consumers (pending / ack pending / delivered) and live workers (their
+    ``age_s``: seconds since their last heartbeat, on ``clock``)."""
     nc = await connect(url, name="replaygate-admin")
     js = nc.jetstream()
     out: dict[str, Any] = {"streams": {}, "consumers": [], "workers": []}
@@ -128,7 +129,7 @@ async def status(url: StreamURL) -> dict[str, Any]:
             keys = await kv.keys()
         except Exception:
             keys = []
-        now = time.time()
+        now = clock.time()
         for k in keys:
             if not k.startswith("w."):
                 continue

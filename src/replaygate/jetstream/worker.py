@@ -36,6 +36,7 @@ import orjson
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
+from .._clock import SYSTEM_CLOCK, Clock
 from ..errors import FormatError, StreamError
 from ..model import Exchange
 from ..replay import ReplayConfig
@@ -88,8 +89,9 @@ class WorkerStats:
 
 
 class _Worker:
-    def __init__(self, cfg: WorkerConfig) -> None:
+    def __init__(self, cfg: WorkerConfig, clock: Clock = SYSTEM_CLOCK) -> None:
         self.cfg = cfg
+        self.clock = clock  # pacing (--rate, --speed), idleness, --duration, heartbeats
         self.url = cfg.source
         self.id = (
             cfg.worker_id or f"{socket.gethostname()}-{os.getpid()}-{random.randrange(1 << 16):04x}"
@@ -108,7 +110,7 @@ class _Worker:
         self.stop_requested = False  # SIGTERM/SIGINT: finish what is in flight, then return
         self.room = asyncio.Event()  # set when max_in_flight has room for a fetch again
         self._room_mark = cfg.max_in_flight - min(cfg.batch, max(1, cfg.max_in_flight // 4))
-        self.last_activity = time.monotonic()
+        self.last_activity = clock.monotonic()
         self.epoch: tuple[int, float] | None = None
         self._next_send = 0.0
 
@@ -116,7 +118,7 @@ class _Worker:
     async def _heartbeat(self) -> None:
         info = {
             "id": self.id,
-            "ts": time.time(),
+            "ts": self.clock.time(),
             "partitions": sorted(self.owned),
             "replayed": self.stats.replayed,
             "rate": self.stats.as_dict()["rate"],
@@ -221,18 +223,18 @@ class _Worker:
                 self.epoch = await self._shared_epoch(ex.ts_ns)
             t0, wall = self.epoch
             due = wall + (ex.ts_ns - t0) / 1e9 / cfg.speed
-            delay = due - time.time()
+            delay = due - self.clock.time()
             if delay > 0:
-                await asyncio.sleep(delay)
+                await self.clock.sleep(delay)
         if cfg.rate:
             per_worker = cfg.rate / self.live_workers
-            now = time.monotonic()
+            now = self.clock.monotonic()
             self._next_send = max(self._next_send + 1.0 / per_worker, now - 0.1)
             if self._next_send > now:
-                await asyncio.sleep(self._next_send - now)
+                await self.clock.sleep(self._next_send - now)
 
     async def _shared_epoch(self, first_ts: int) -> tuple[int, float]:
-        value = orjson.dumps({"t0": first_ts, "wall": time.time() + 0.5})
+        value = orjson.dumps({"t0": first_ts, "wall": self.clock.time() + 0.5})
         try:
             await self.kv_epoch.create("epoch", value)
         except Exception:
@@ -307,7 +309,7 @@ class _Worker:
                 continue
             empty = 0
             if msgs:
-                self.last_activity = time.monotonic()
+                self.last_activity = self.clock.monotonic()
             for m in msgs:
                 self.stats.fetched += 1
                 if _deliveries(m) > 1:
@@ -333,7 +335,7 @@ class _Worker:
         """One result of ``ex_id`` is in the results stream; ack the source message once
         all of them are."""
         self.stats.published += 1
-        self.last_activity = time.monotonic()
+        self.last_activity = self.clock.monotonic()
         item = self.waiting.get(ex_id)
         if item is None:
             return
@@ -412,7 +414,7 @@ class _Worker:
         check_no_workers(self.cfg.replay)
         self.cfg.replay.validate()
         self.nc = await connect(self.url, name=f"replaygate-worker-{self.id}")
-        t_start = time.monotonic()
+        t_start = self.clock.monotonic()
         try:
             self.js = self.nc.jetstream()
             await ensure_streams(self.js, self.url)
@@ -445,7 +447,7 @@ class _Worker:
             try:
                 while True:
                     await asyncio.sleep(0.5)
-                    now = time.monotonic()
+                    now = self.clock.monotonic()
                     if self.stop_requested:
                         break
                     if self.cfg.duration_s and now - t_start >= self.cfg.duration_s:
@@ -465,7 +467,7 @@ class _Worker:
                 self.stop.set()
                 await self._finish(replaying, tasks)
         finally:
-            self.stats.elapsed_s = time.monotonic() - t_start
+            self.stats.elapsed_s = self.clock.monotonic() - t_start
             await self.nc.close()
         return self.stats
 
@@ -522,10 +524,10 @@ class _ResultSink:
         return None
 
 
-def run_worker(cfg: WorkerConfig) -> WorkerStats:
+def run_worker(cfg: WorkerConfig, *, clock: Clock = SYSTEM_CLOCK) -> WorkerStats:
     """Run a worker until the stream is drained (``exit_when_idle_s``), ``duration_s``, or
     until interrupted."""
-    worker = _Worker(cfg)
+    worker = _Worker(cfg, clock)
     with asyncio.Runner(loop_factory=new_event_loop) as runner:
         if threading.current_thread() is threading.main_thread():
             # SIGTERM (systemd, Kubernetes) and Ctrl-C stop gracefully, so the stats return
