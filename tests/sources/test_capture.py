@@ -118,6 +118,11 @@ def test_any_device_and_max_exchanges(needs_root: None) -> None:
 
 
 def test_duration_stops_and_no_track_responses(needs_root: None) -> None:
+    """--duration is measured on the capture's clock: a fake one moved past it stops the
+    capture, however long the request took to be seen on a busy machine."""
+    from replaygate.testing import FakeClock
+
+    clock = FakeClock()
     with RawHTTPServer() as srv:
         cfg = CaptureConfig(
             interfaces=["lo"], ports=[srv.port], duration=1.5, track_responses=False
@@ -126,14 +131,18 @@ def test_duration_stops_and_no_track_responses(needs_root: None) -> None:
         result: dict[str, int] = {}
         ready = threading.Event()
         t = threading.Thread(
-            target=lambda: result.update(run_capture(cfg, sink, on_ready=ready.set))
+            target=lambda: result.update(run_capture(cfg, sink, on_ready=ready.set, clock=clock))
         )
-        t0 = time.monotonic()
         t.start()
         assert ready.wait(30), "capture did not start"
         _get("127.0.0.1", srv.port, "/only-request")
+        deadline = time.monotonic() + 30
+        while not result and not sink.exchanges and time.monotonic() < deadline:
+            t.join(0.05)
+        assert t.is_alive(), "stopped before its duration"
+        clock.advance(1.5)
         t.join(30)
-        assert not t.is_alive() and time.monotonic() - t0 < 20
+        assert not t.is_alive()
     assert [e.request.target for e in sink.exchanges] == ["/only-request"]
     ex = sink.exchanges[0]
     assert ex.response is None and Flag.NO_RESPONSE not in ex.flags

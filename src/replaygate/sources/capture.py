@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .._clock import SYSTEM_CLOCK, Clock
 from ..errors import CaptureError, ConfigError
 from ..model import Exchange, Flag
 from ..pipeline import Counters, Sink, Stage
@@ -357,8 +358,10 @@ def run_capture(
     stop: threading.Event | None = None,
     on_stats: Callable[[dict[str, int]], None] | None = None,
     on_ready: Callable[[], None] | None = None,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> dict[str, int]:
-    """Capture until ``stop`` is set, ``duration`` passes or ``max_exchanges`` are seen.
+    """Capture until ``stop`` is set, ``duration`` passes (on ``clock``) or ``max_exchanges``
+    are seen.
 
     Then: stop reading (after a short drain of what the kernel still holds), flush the
     assembler (what is unfinished comes out flagged), let the writer finish, close the sink,
@@ -386,7 +389,7 @@ def run_capture(
             h.close()
         rec.close()
         raise
-    start = time.monotonic()
+    start = clock.monotonic()
     deadline = start + config.duration if config.duration else None
     for r in readers:
         r.start()
@@ -396,7 +399,7 @@ def run_capture(
     next_expire = start + _EXPIRE_EVERY_S
 
     def tick() -> None:
-        now = time.monotonic()
+        now = clock.monotonic()
         if on_stats is not None and now >= next_stats[0]:
             next_stats[0] = now + _STATS_EVERY_S
             on_stats(cap.stats())
@@ -407,7 +410,7 @@ def run_capture(
         while not stop.is_set() and not cap.done:
             cap.poll_keys()
             cap.process(q.get_all(0.05))
-            now = time.monotonic()
+            now = clock.monotonic()
             if deadline is not None and now >= deadline:
                 break
             if now >= next_expire:
