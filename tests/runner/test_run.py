@@ -101,3 +101,33 @@ def test_report_needs_reports(tmp_path: Path) -> None:
     r = Run(RunConfig(FileInput(())))
     with pytest.raises(ValueError, match="without reports"):
         r.report()
+
+
+def test_live_duration_is_measured_on_the_runs_clock(tmp_path: Path) -> None:
+    """A proxy run with a duration ends when its clock says so (a fake clock here): no
+    minute of wall time, no race with a busy machine."""
+    import threading
+    import time
+
+    from replaygate.runner import ProxyInput
+    from replaygate.sources.proxy import ProxyConfig
+    from replaygate.testing import FakeClock
+
+    clock = FakeClock()
+    out = tmp_path / "rec.gor"
+    cfg = RunConfig(
+        ProxyInput(ProxyConfig(upstream="http://127.0.0.1:9", listen="127.0.0.1:0"), 60.0),
+        output=Output(str(out)),
+    )
+    r = Run(cfg, clock=clock)
+    ready = threading.Event()
+    t = threading.Thread(target=lambda: r.run(on_ready=ready.set))
+    t.start()
+    assert ready.wait(30)
+    deadline = time.monotonic() + 1
+    while time.monotonic() < deadline:  # still running: its clock has not moved
+        t.join(0.1)
+        assert t.is_alive()
+    clock.advance(60)
+    t.join(30)
+    assert not t.is_alive() and out.exists()

@@ -12,12 +12,12 @@ from __future__ import annotations
 import os
 import queue
 import threading
-import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .._clock import SYSTEM_CLOCK, Clock
 from ..errors import ReplaygateError
 from ..model import Counters, Exchange
 from ..pipeline import Pipeline, Sink, Stage, TeeSink, close_stages
@@ -118,8 +118,11 @@ class Run:
     default order), the comparator (with reports), the output. Use it once: ``run()``, or
     iterate it (pull mode), then ``report()`` when reports were asked for."""
 
-    def __init__(self, config: RunConfig, *, counters: Counters | None = None) -> None:
+    def __init__(
+        self, config: RunConfig, *, counters: Counters | None = None, clock: Clock = SYSTEM_CLOCK
+    ) -> None:
         self.config = config
+        self.clock = clock  # live sources' --duration, a worker's pacing
         self.counters = counters or Counters()
         self.result = RunResult(self.counters)
         self.comparator: Comparator | None = None
@@ -354,7 +357,13 @@ class Run:
         self._live = lambda: self.result.live
         try:
             result = run_capture(
-                src.config, target, stages=stages, stop=stop, on_stats=on_stats, on_ready=on_ready
+                src.config,
+                target,
+                stages=stages,
+                stop=stop,
+                on_stats=on_stats,
+                on_ready=on_ready,
+                clock=self.clock,
             )
         except Exception as e:
             if not isinstance(getattr(e, "stats", None), dict):
@@ -422,7 +431,7 @@ class Run:
         self._live = lambda: server.stats
         try:
             on_ready()
-            deadline = time.monotonic() + src.duration_s if src.duration_s else None
+            deadline = self.clock.monotonic() + src.duration_s if src.duration_s else None
             reported = grpc_warned = False
             while not stop.wait(0.2):
                 on_stats(server.stats)
@@ -434,7 +443,7 @@ class Run:
                     grpc_warned = True
                     if on_note is not None:
                         on_note(GRPC_NEEDS_HTTP2)
-                if deadline is not None and time.monotonic() >= deadline:
+                if deadline is not None and self.clock.monotonic() >= deadline:
                     break
         finally:
             try:
@@ -445,7 +454,7 @@ class Run:
     def _worker(self, src: StreamInput) -> None:
         from ..jetstream.worker import run_worker
 
-        self.result.live = run_worker(src.config).as_dict()
+        self.result.live = run_worker(src.config, clock=self.clock).as_dict()
 
     # -- the comparator ------------------------------------------------------------------------
     def _start_watcher(self) -> TargetWatcher | None:
