@@ -104,8 +104,11 @@ class H2Conn(asyncio.Protocol):
             h2.config.H2Configuration(
                 client_side=True,
                 header_encoding=None,
+                # our fields are already lower-case and free of connection-specific ones
+                # (_h2convert); what the server answers is recorded as it came
                 validate_outbound_headers=False,
                 normalize_outbound_headers=False,
+                validate_inbound_headers=False,
             )
         )
         self.h2.local_settings = h2.settings.Settings(
