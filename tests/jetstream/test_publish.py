@@ -121,6 +121,34 @@ def test_no_stream_is_retried_until_given_up(nats_server: NatsServer) -> None:
     assert (pub.stored, pub.unacked) == (0, 1)
 
 
+def test_ack_timeout_is_measured_on_the_clock(nats_server: NatsServer) -> None:
+    """An unacknowledged message is due for a re-send once ``ack_timeout`` has passed on the
+    publisher's clock (a fake one: no waiting, no race with a busy machine)."""
+    from replaygate.testing import FakeClock
+
+    clock = FakeClock()
+
+    async def run() -> tuple[int, int, int]:
+        nc = await connect(parse_stream_url(nats_server.url + "/X"))
+        pub = AckPublisher(nc, ack_timeout=10.0, clock=clock)
+        await pub.start()
+        await pub.publish("nowhere.at.all", b"x", {"Nats-Msg-Id": "1"})
+        pub.expire()
+        before = len(pub._retry)
+        clock.advance(9.9)
+        pub.expire()
+        still = len(pub._retry)
+        clock.advance(0.2)
+        pub.expire()
+        after = len(pub._retry)
+        pub.give_up()
+        await pub.close()
+        await nc.close()
+        return before, still, after
+
+    assert asyncio.run(run()) == (0, 0, 1)
+
+
 def test_sink_counts_an_exchange_nats_cannot_carry(nats_server: NatsServer) -> None:
     url = nats_server.url + "/BIG"
     c = Counters()

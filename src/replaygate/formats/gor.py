@@ -34,6 +34,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO, cast
 
+from .._clock import SYSTEM_CLOCK, Clock
 from ..errors import FormatError, InputError, TruncatedError
 from ..model import Exchange
 from ._gor_exchange import META_VERSION as META_VERSION
@@ -254,16 +255,17 @@ class GorWriter:
         max_bytes: int | None = None,
         max_seconds: float | None = None,
         with_metadata: bool = True,
-        clock: Callable[[], float] | None = None,
+        clock: Clock | Callable[[], float] | None = None,
     ) -> None:
-        import time
 
         self.path = os.fspath(path)
         self._append = append
         self._max_bytes = max_bytes
         self._max_seconds = max_seconds
         self._meta = with_metadata
-        self._clock = clock or time.monotonic
+        # --max-seconds is measured on it: a Clock (its monotonic()) or a bare function
+        c = SYSTEM_CLOCK if clock is None else clock
+        self._clock: Callable[[], float] = c if callable(c) else c.monotonic
         self._index = 0
         self._f: BinaryIO | None = None
         self._written = 0

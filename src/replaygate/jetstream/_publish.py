@@ -25,13 +25,14 @@ from __future__ import annotations
 import asyncio
 import inspect
 import re
-import time
 from collections.abc import Callable
 from typing import Any
 
 import nats.errors
 import orjson
 from nats.aio.client import Client
+
+from .._clock import SYSTEM_CLOCK, Clock
 
 __all__ = ["AckPublisher", "header_block"]
 
@@ -95,8 +96,16 @@ class _Entry:
 class AckPublisher:
     """Publish with at most ``in_flight`` messages waiting for their ack; see the module doc."""
 
-    def __init__(self, nc: Client, *, in_flight: int = 512, ack_timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        nc: Client,
+        *,
+        in_flight: int = 512,
+        ack_timeout: float = 10.0,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
         self._nc = nc
+        self._clock = clock  # ack_timeout and wait_all's timeout are measured on it
         self._in_flight = max(1, in_flight)
         self._low = max(1, self._in_flight * 3 // 4)
         self.ack_timeout = ack_timeout
@@ -148,7 +157,7 @@ class AckPublisher:
                 return
             self._seq += 1
             seq = self._seq
-            e.t0 = time.monotonic()
+            e.t0 = self._clock.monotonic()
             self._pending[seq] = e
             self._idle.clear()
             reply = self._prefix + str(seq)
@@ -253,7 +262,7 @@ class AckPublisher:
                 await self._resend()
 
     def expire(self, now: float | None = None) -> None:
-        now = time.monotonic() if now is None else now
+        now = self._clock.monotonic() if now is None else now
         late = []
         for seq, e in self._pending.items():  # oldest first (insertion order)
             if now - e.t0 <= self.ack_timeout:
@@ -266,12 +275,12 @@ class AckPublisher:
 
     async def wait_all(self, timeout: float | None) -> bool:
         """Wait until everything sent was acknowledged (re-sending as needed)."""
-        deadline = None if timeout is None else time.monotonic() + timeout
+        deadline = None if timeout is None else self._clock.monotonic() + timeout
         while self._pending or self._retry:
             if self._retry:
                 await self._resend()
                 continue
-            left = None if deadline is None else deadline - time.monotonic()
+            left = None if deadline is None else deadline - self._clock.monotonic()
             if left is not None and left <= 0:
                 return False
             self._idle.clear()

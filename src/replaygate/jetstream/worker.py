@@ -436,7 +436,7 @@ class _Worker:
                 stop=engine_stop,
                 raise_on_unsafe=False,
             )
-            self.pub = AckPublisher(self.nc, in_flight=self.cfg.max_in_flight)
+            self.pub = AckPublisher(self.nc, in_flight=self.cfg.max_in_flight, clock=self.clock)
             await self.pub.start()
             replaying = asyncio.ensure_future(self.engine.run_live())
             tasks = [
