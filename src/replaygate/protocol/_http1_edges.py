@@ -228,7 +228,7 @@ class Edges(ParserBase):
             if side.avail == 0 or m is not None or g.is_request_prefix(buf, pos):
                 method = m.group(1) if m is not None else buf[pos : pos + 33].split(b" ", 1)[0]
                 side.pending = flag
-                self._new_request(method if side.avail else b"", side.avail, g.Framing(), cut=True)
+                self._new_request(method if side.avail else b"", side.avail, g.NO_FRAMING, cut=True)
                 return
         elif side.avail == 0:
             if self._awaiting:  # its response started inside the gap
@@ -263,7 +263,7 @@ class Edges(ParserBase):
             ):
                 method = c.buf[c.pos :].split(b" ", 1)[0]
                 c.pending = Flag.REQUEST_TRUNCATED
-                self._new_request(method, c.avail, g.Framing(), cut=True)
+                self._new_request(method, c.avail, g.NO_FRAMING, cut=True)
             else:
                 c.skip(c.avail, self.stats)
         elif c.state == RESYNC:

@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 
 __all__ = [
+    "NO_FRAMING",
     "Framing",
     "find_head_end",
     "framing_headers",
@@ -86,9 +87,10 @@ def is_status_prefix(buf: bytes, pos: int) -> bool:
     return b"HTTP/"[: len(head)] == head
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Framing:
-    """What a head says about the body that follows it and the connection."""
+    """What a head says about the body that follows it and the connection (shared: the
+    same headers give the same instance)."""
 
     content_length: int | None = None
     length_invalid: bool = False
@@ -99,16 +101,35 @@ class Framing:
     expect_continue: bool = False
 
 
+NO_FRAMING = Framing()
+# Real traffic repeats the same few framing headers (one Content-Length per response size):
+# the Framing of each distinct list is computed once. Bounded: cleared when full.
+_framing_cache: dict[tuple[tuple[bytes, bytes], ...], Framing] = {}
+_FRAMING_CACHE_MAX = 4096
+
+
 def framing_headers(buf: bytes, start: int, end: int) -> Framing:
     """Read the headers that decide framing from ``buf[start:end]`` (after the start line).
 
     Several Content-Length values (repeated headers or a list) must agree, else the length is
     invalid (RFC 9112 6.3); Transfer-Encoding wins over Content-Length.
     """
-    f = Framing()
     found = _FRAMING.findall(buf, start, end)
     if not found:
-        return f
+        return NO_FRAMING
+    key = tuple(found)
+    f = _framing_cache.get(key)
+    if f is None:
+        if len(_framing_cache) >= _FRAMING_CACHE_MAX:
+            _framing_cache.clear()
+        f = _framing_cache[key] = _framing_of(found)
+    return f
+
+
+def _framing_of(found: list[tuple[bytes, bytes]]) -> Framing:
+    content_length: int | None = None
+    length_invalid = chunked = transfer_encoding = False
+    upgrade = connection_upgrade = expect_continue = False
     lengths: set[bytes] = set()
     for name, value in found:
         name = name.lower()
@@ -117,25 +138,33 @@ def framing_headers(buf: bytes, start: int, end: int) -> Framing:
             for part in value.split(b","):
                 lengths.add(part.strip())
         elif name == b"transfer-encoding":
-            f.transfer_encoding = True
+            transfer_encoding = True
             codings = [c.strip().lower() for c in value.split(b",") if c.strip()]
-            f.chunked = bool(codings) and codings[-1] == b"chunked"
+            chunked = bool(codings) and codings[-1] == b"chunked"
         elif name == b"connection":
-            f.connection_upgrade = f.connection_upgrade or b"upgrade" in value.lower()
+            connection_upgrade = connection_upgrade or b"upgrade" in value.lower()
         elif name == b"upgrade":
-            f.upgrade = f.upgrade or bool(value)
+            upgrade = upgrade or bool(value)
         elif b"100-continue" in value.lower():
-            f.expect_continue = True
+            expect_continue = True
     if lengths:
         if len(lengths) == 1:
             (text,) = lengths
             if text.isdigit() and len(text) <= 18:
-                f.content_length = int(text)
+                content_length = int(text)
             else:
-                f.length_invalid = True
+                length_invalid = True
         else:
-            f.length_invalid = True
-    return f
+            length_invalid = True
+    return Framing(
+        content_length=content_length,
+        length_invalid=length_invalid,
+        chunked=chunked,
+        transfer_encoding=transfer_encoding,
+        upgrade=upgrade,
+        connection_upgrade=connection_upgrade,
+        expect_continue=expect_continue,
+    )
 
 
 def parse_chunk_size(line: bytes) -> int | None:

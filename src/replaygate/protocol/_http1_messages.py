@@ -63,7 +63,7 @@ class Messages(Edges):
             if m is None:
                 m9 = g.REQUEST_LINE_09.match(buf, pos)
                 if m9 is not None and c.pending is None:
-                    self._new_request(m9.group(1), m9.end() - pos, g.Framing(), http09=True)
+                    self._new_request(m9.group(1), m9.end() - pos, g.NO_FRAMING, http09=True)
                     return True
                 return self._to_resync(c)
             malformed = True  # still plainly a request line: kept, flagged
@@ -80,7 +80,7 @@ class Messages(Edges):
                 self.stats.parse_errors += 1
                 c.pending = Flag.PARSE_ERROR
                 size = self.config.max_head_bytes + 1  # cut where a stream fed in pieces would
-                self._new_request(m.group(1), size, g.Framing(), cut=True)
+                self._new_request(m.group(1), size, g.NO_FRAMING, cut=True)
                 return True
             c.scan_at = here
             c.scan = c.base + max(len(buf) - 2, line_end - 1)

@@ -235,8 +235,9 @@ class ParserBase:
     """What the parts of the parser share: the attributes :class:`HTTP1StreamParser` sets up,
     and the steps :class:`Edges` calls in :class:`Messages` (its subclass) and the driver.
 
-    One chain of single inheritance (ParserBase <- Edges <- Messages <- HTTP1StreamParser),
-    so the modules can also be compiled (mypyc has no multiple inheritance of classes)."""
+    One chain of single inheritance (ParserBase <- Edges <- Messages <- FastPaths <-
+    HTTP1StreamParser), so the modules can also be compiled (mypyc has no multiple
+    inheritance of classes)."""
 
     conn: ConnectionId | None
     config: ParserConfig

@@ -29,7 +29,8 @@ Design rules (each one is a lesson from real captures):
 
 The parser is split by concern (h11's model): :mod:`._http1_state` (bounds, counters, the
 per-side state), :mod:`._http1_messages` (heads and message boundaries), :mod:`._http1_edges`
-(bodies, gaps, desync, ends) and this module (the public API, driving, returning exchanges).
+(bodies, gaps, desync, ends), :mod:`._http1_fast` (a segment that is one whole message, in
+one step) and this module (the public API, driving, returning exchanges).
 """
 
 from __future__ import annotations
@@ -38,13 +39,13 @@ import hashlib
 from collections import deque
 
 from ..model import ConnectionId, Exchange, Flag, Request, Response
-from ._http1_messages import Messages
+from ._http1_fast import FastPaths
 from ._http1_state import ENDED, HEAD, TUNNEL, Entry, ParserConfig, ParserStats, Side
 
 __all__ = ["HTTP1StreamParser", "ParserConfig", "ParserStats"]
 
 
-class HTTP1StreamParser(Messages):
+class HTTP1StreamParser(FastPaths):
     """Parse both directions of one connection; see the module docstring for the rules."""
 
     def __init__(
@@ -88,6 +89,10 @@ class HTTP1StreamParser(Messages):
             c = self._c
             if c.state == TUNNEL or c.state == ENDED:
                 self.stats.tunnel_bytes += len(data)
+            elif self.fast_path and self._fast_request(bytes(data), ts_ns):
+                s = self._s
+                if s.pos < len(s.buf):
+                    self._run()
             else:
                 c.feed(bytes(data), ts_ns)
                 self._run()
@@ -99,6 +104,10 @@ class HTTP1StreamParser(Messages):
             s = self._s
             if s.state == TUNNEL or s.state == ENDED:
                 self.stats.tunnel_bytes += len(data)
+            elif self.fast_path and self._fast_response(bytes(data), ts_ns):
+                c = self._c
+                if c.pos < len(c.buf):
+                    self._run()
             else:
                 s.feed(bytes(data), ts_ns)
                 self._run(server_first=True)
