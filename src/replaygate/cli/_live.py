@@ -10,7 +10,6 @@ import functools
 import signal
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from types import FrameType
@@ -18,6 +17,7 @@ from typing import Any
 
 import click
 
+from .._clock import SYSTEM_CLOCK, Clock
 from ..config import load_config, parse_duration, parse_size
 from ..errors import ConfigError
 from ..runner import Output, Run, RunResult
@@ -227,14 +227,16 @@ def metrics_server(address: str | None, collect: Callable[[], Mapping[str, Any]]
 class StatsLine:
     """Periodic ``--stats`` line on stderr."""
 
-    def __init__(self, interval: float | None, label: str) -> None:
+    def __init__(self, interval: float | None, label: str, clock: Clock = SYSTEM_CLOCK) -> None:
         self.interval = interval
         self.label = label
-        self._next = time.monotonic() + (interval or 0)
+        self._clock = clock
+        self._next = clock.monotonic() + (interval or 0)
 
     def __call__(self, stats: Mapping[str, Any]) -> None:
-        if self.interval and time.monotonic() >= self._next:
-            self._next = time.monotonic() + self.interval
+        now = self._clock.monotonic()
+        if self.interval and now >= self._next:
+            self._next = now + self.interval
             click.echo(f"replaygate: {self.label}: {format_stats(stats)}", err=True)
 
     def final(self, stats: Mapping[str, Any]) -> None:
