@@ -27,8 +27,10 @@ __all__ = [
     "mask_key_file_option",
     "quiet_option",
     "rate_option",
+    "recorder_output_option",
     "rotation_options",
     "speed_option",
+    "tls_keylog_option",
 ]
 
 
@@ -156,3 +158,27 @@ class Bounded(click.ParamType[Any]):
 
 
 _A = {"int": "a whole number", "float": "a number"}
+
+
+def tls_keylog_option(f: F) -> F:
+    """``--tls-keylog FILE`` (capture, convert, inspect)."""
+    return click.option(
+        "--tls-keylog",
+        default=None,
+        metavar="FILE",
+        help="Decrypt HTTPS with this NSS key log (SSLKEYLOGFILE): followed as clients write "
+        "it while capturing; key logs embedded in pcapng (editcap --inject-secrets) are "
+        "always used.",
+    )(f)
+
+
+def recorder_output_option(f: F) -> F:
+    """``--output/-o FILE`` of the recorders (capture, proxy)."""
+    return click.option(
+        "--output",
+        "-o",
+        required=True,
+        metavar="FILE",
+        help="Where to record (.gor[.gz|.zst], .har, .jsonl). An existing non-empty FILE is "
+        "refused unless --force or --append.",
+    )(f)

@@ -260,10 +260,12 @@ def run_live(
     ready: Callable[[], None],
     *,
     metrics_when_ready: bool = False,
+    final_on_error: bool = True,
 ) -> RunResult:
-    """Run until SIGINT/SIGTERM (or the source's own end), with ``--stats`` lines and the
+    """Run until SIGINT/SIGTERM (or the source's own end), with ``--stats`` lines, the
     ``--metrics-port`` endpoint (started once the source is ready when
-    ``metrics_when_ready``: a proxy's port is known then)."""
+    ``metrics_when_ready``: a proxy's port is known then) and the final counters line (also
+    when the run fails, with the counters it had, if ``final_on_error``)."""
     metrics = None if metrics_when_ready else metrics_server(metrics_port, run.stats)
 
     def on_ready() -> None:
@@ -277,7 +279,16 @@ def run_live(
 
     try:
         with stop_on_signals() as stop:
-            return run.run(stop=stop, on_stats=line, on_ready=on_ready, on_note=on_note)
+            result = run.run(stop=stop, on_stats=line, on_ready=on_ready, on_note=on_note)
+    except Exception as e:
+        final = getattr(e, "stats", None)
+        if final_on_error and isinstance(final, dict):
+            line.final(final)
+        elif final_on_error and run.port is not None:  # a proxy that was serving
+            line.final(run.result.live)
+        raise
     finally:
         if metrics is not None:
             metrics.close()
+    line.final(result.live)
+    return result

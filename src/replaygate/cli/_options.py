@@ -23,6 +23,7 @@ import click
 from ..errors import ConfigError
 from ..pipeline import Counters, Stage, close_stages, iter_through
 from ..stages.defaults import TrafficOptions, default_stages, mask_key_of
+from ._flags import mask_config_option, mask_key_file_option
 
 if TYPE_CHECKING:  # the replay package is heavy (event loop, clients); only for typing
     from ..replay.hooks import ReplayHook
@@ -162,18 +163,6 @@ _OPTIONS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
         ),
     ),
     (
-        ("--mask-config", "mask_config"),
-        dict(metavar="FILE", default=None, help="Masking rules (TOML); implies --mask."),
-    ),
-    (
-        ("--mask-key-file", "mask_key_file"),
-        dict(
-            metavar="FILE",
-            default=None,
-            help="Pseudonymisation key file (else $REPLAYGATE_MASK_KEY).",
-        ),
-    ),
-    (
         ("--rewrite-url", "--http-rewrite-url", "rewrite_url"),
         dict(
             multiple=True,
@@ -235,6 +224,8 @@ _OPTIONS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
 def traffic_options(f: F) -> F:
     """Decorator: add the filter / sample / mask / rewrite / middleware / plugin flags."""
     for names, kwargs in reversed(_OPTIONS):
+        if names[0] == "--mask":  # the next two are shared with mask-data and scan: _flags
+            f = mask_config_option(mask_key_file_option(f))
         f = click.option(*names, **kwargs)(f)
     return f
 

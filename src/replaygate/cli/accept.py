@@ -105,22 +105,10 @@ def command(
     dry_run: bool,
 ) -> int:
     """Accept the differences of SUMMARY.json (from --json or --report) until --expires."""
-    try:
-        exp = dt.date.fromisoformat(expires)
-    except ValueError:
-        raise ConfigError(f"--expires: {expires!r} is not a date like 2027-01-31") from None
-    if exp < dt.date.today():
-        raise ConfigError(f"--expires: {expires} is in the past")
+    exp = _expiry(expires)
     if not reason.strip() or not who.strip():
         raise ConfigError("--reason and --who must not be empty")
-    try:
-        summary = json.loads(Path(summary_path).read_text("utf-8"))
-    except FileNotFoundError:
-        raise InputError("no such file", path=summary_path) from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise InputError(f"not a replaygate JSON summary: {e}", path=summary_path) from None
-    if not isinstance(summary, dict) or "endpoints" not in summary:
-        raise InputError("not a replaygate JSON summary (no 'endpoints')", path=summary_path)
+    summary = _load_summary(summary_path)
     new = _entries(summary, endpoints, fields, reason.strip(), who.strip(), exp)
     out = Path(output)
     existing = AcceptedDiffs.load(out).entries if out.is_file() else []
@@ -134,6 +122,38 @@ def command(
     if dry_run:
         click.echo(text, nl=False)
         return 0
+    _append(out, text)
+    AcceptedDiffs.load(out)  # what we wrote must read back
+    click.echo(
+        f"replaygate: accepted {len(new)} difference(s) into {out} (expires {exp.isoformat()})"
+    )
+    return 0
+
+
+def _expiry(expires: str) -> dt.date:
+    try:
+        exp = dt.date.fromisoformat(expires)
+    except ValueError:
+        raise ConfigError(f"--expires: {expires!r} is not a date like 2027-01-31") from None
+    if exp < dt.date.today():
+        raise ConfigError(f"--expires: {expires} is in the past")
+    return exp
+
+
+def _load_summary(path: str) -> dict[str, Any]:
+    try:
+        summary = json.loads(Path(path).read_text("utf-8"))
+    except FileNotFoundError:
+        raise InputError("no such file", path=path) from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise InputError(f"not a replaygate JSON summary: {e}", path=path) from None
+    if not isinstance(summary, dict) or "endpoints" not in summary:
+        raise InputError("not a replaygate JSON summary (no 'endpoints')", path=path)
+    return summary
+
+
+def _append(out: Path, text: str) -> None:
+    """Append ``text`` to ``out`` with one blank line between entries."""
     try:
         prefix = ""
         if out.is_file():
@@ -145,8 +165,3 @@ def command(
             f.write(prefix + text)
     except OSError as e:
         raise InputError(f"cannot write: {e.strerror}", path=str(out)) from None
-    AcceptedDiffs.load(out)  # what we wrote must read back
-    click.echo(
-        f"replaygate: accepted {len(new)} difference(s) into {out} (expires {exp.isoformat()})"
-    )
-    return 0

@@ -19,6 +19,7 @@ from ..config import parse_duration
 from ..runner import CaptureInput, Run, RunConfig
 from ..stages.defaults import TrafficOptions
 from ._capture_options import CaptureOptions, capture_options
+from ._flags import recorder_output_option, tls_keylog_option
 from ._live import (
     LiveFlags,
     OutputFlags,
@@ -34,14 +35,7 @@ __all__ = ["command"]
 
 @click.command("capture", context_settings={"help_option_names": ["-h", "--help"]})
 @capture_options
-@click.option(
-    "--output",
-    "-o",
-    required=True,
-    metavar="FILE",
-    help="Where to write (.gor[.gz|.zst], .har, .jsonl). An existing non-empty FILE is "
-    "refused unless --force or --append.",
-)
+@recorder_output_option
 @output_options
 @click.option(
     "--track-responses/--no-track-responses",
@@ -56,12 +50,7 @@ __all__ = ["command"]
     metavar="DURATION",
     help="Expire a connection silent this long (counted if incomplete).",
 )
-@click.option(
-    "--tls-keylog",
-    default=None,
-    metavar="FILE",
-    help="Decrypt HTTPS with this NSS key log (SSLKEYLOGFILE), followed as clients write it.",
-)
+@tls_keylog_option
 @run_options(stats_default=None, buffer=True)
 @traffic_group
 def command(
@@ -95,7 +84,6 @@ def command(
         idle_timeout_s=parse_duration(idle_timeout, name="--idle-timeout"),
         tls_keylog=tls_keylog,
     )
-    line = live.stats_line("capture")
     run = Run(RunConfig(CaptureInput(cfg), traffic, live.toml(), output=out))
 
     def ready() -> None:
@@ -103,10 +91,4 @@ def command(
         what = cfg.bpf or "ports " + " ".join(map(str, cfg.ports))
         click.echo(f"replaygate: capturing on {where} ({what}) -> {output.path}", err=True)
 
-    try:
-        line.final(run_live(run, line, live.metrics_port, ready).live)
-    except Exception as e:
-        final = getattr(e, "stats", None)
-        if isinstance(final, dict):
-            line.final(final)
-        raise
+    run_live(run, live.stats_line("capture"), live.metrics_port, ready)

@@ -10,6 +10,7 @@ import click
 from ..compare import Comparator
 from ..formats import ReadOptions, open_reader, raise_cuts
 from ..pipeline import Counters
+from ._flags import quiet_option
 from ._options import input_limit_options, read_limits
 from ._report_options import compare_config, finish_reports, load_report_config, report_options
 
@@ -26,9 +27,7 @@ from ._report_options import compare_config, finish_reports, load_report_config,
 )
 @report_options
 @input_limit_options
-@click.option(
-    "-q", "--quiet", is_flag=True, help="Print nothing; only the exit code and report files."
-)
+@quiet_option
 def command(
     files: tuple[str, ...], baseline_files: tuple[str, ...], quiet: bool, **options: Any
 ) -> None:

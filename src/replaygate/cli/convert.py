@@ -30,7 +30,7 @@ from ..pipeline import Counters
 from ..runner import FileInput, Output, Run, RunConfig, RunResult
 from ..runner._files import check_inputs
 from ..stages.defaults import TrafficOptions
-from ._flags import append_option, quiet_option, rotation_options
+from ._flags import append_option, quiet_option, rotation_options, tls_keylog_option
 from ._options import (
     config_option,
     input_limit_options,
@@ -76,16 +76,6 @@ def check_tls_keylog(tls_keylog: str | None, inputs: Iterable[str]) -> None:
         raise ConfigError("--tls-keylog: only pcap/pcapng inputs carry TLS to decrypt")
     if not os.path.isfile(tls_keylog) or not os.access(tls_keylog, os.R_OK):
         raise InputError("--tls-keylog: no such readable file", path=tls_keylog)
-
-
-def tls_keylog_option(f: Any) -> Any:
-    return click.option(
-        "--tls-keylog",
-        default=None,
-        metavar="FILE",
-        help="NSS key log (SSLKEYLOGFILE) to decrypt HTTPS in pcap/pcapng inputs; key logs "
-        "embedded in pcapng (editcap --inject-secrets) are always used.",
-    )(f)
 
 
 def iter_inputs(paths: Iterable[str], opts: ReadOptions) -> Iterator[Exchange]:

@@ -19,7 +19,7 @@ from typing import Any
 import click
 import orjson
 
-from ..formats import format_of, open_reader, raise_cuts
+from ..formats import ReadOptions, format_of, open_reader, raise_cuts
 from ..model import ConnectionId, Exchange
 from ..pipeline import Counters
 from ._options import input_limit_options, log_format_option, log_host_option, read_limits
@@ -225,36 +225,40 @@ def command(
     for p in files:
         format_of(p)
     check_tls_keylog(tls_keylog, files)
-    out = sys.stdout.buffer
-    first = True
     total = FileSummary(f"total of {len(files)} files", "all")
     cuts = Counters()
-    for p in files:
+    read = (log_format.lower() if log_format else None, host, tls_keylog, read_limits(limit_flags))
+    for i, p in enumerate(files):
         counters = Counters()
         counters.cuts = cuts.cuts  # every file's cut, reported after the summaries
-        opts = reader_options(
-            counters,
-            log_format.lower() if log_format else None,
-            host,
-            tls_keylog,
-            read_limits(limit_flags),
-        )
+        opts = reader_options(counters, *read)
         if as_json:
-            for ex in open_reader(p, opts):
-                out.write(orjson.dumps(ex.summary()) + b"\n")
-            dropped = sum(counters.dropped.values())
-            if dropped:
-                detail = ", ".join(f"{k}={v}" for k, v in sorted(counters.dropped.items()))
-                click.echo(f"replaygate: {p}: dropped {dropped} ({detail})", err=True)
-            continue
-        s = summarize(p, open_reader(p, opts), counters)
-        if not first:
-            click.echo("")
-        first = False
-        click.echo(render(s, top))
-        total.merge(s)
+            _print_json(p, opts, counters)
+        else:
+            total.merge(_print_summary(p, opts, counters, top, first=i == 0))
     if len(files) > 1 and not as_json:
-        click.echo("")
-        click.echo(render(total, top))
-    out.flush()
+        click.echo("\n" + render(total, top))
+    sys.stdout.flush()
     raise_cuts(cuts)
+
+
+def _print_summary(
+    path: str, opts: ReadOptions, counters: Counters, top: int, *, first: bool
+) -> FileSummary:
+    s = summarize(path, open_reader(path, opts), counters)
+    if not first:
+        click.echo("")
+    click.echo(render(s, top))
+    return s
+
+
+def _print_json(path: str, opts: ReadOptions, counters: Counters) -> None:
+    """One JSON object per exchange on stdout; what was dropped, one line on stderr."""
+    out = sys.stdout.buffer
+    for ex in open_reader(path, opts):
+        out.write(orjson.dumps(ex.summary()) + b"\n")
+    out.flush()
+    dropped = sum(counters.dropped.values())
+    if dropped:
+        detail = ", ".join(f"{k}={v}" for k, v in sorted(counters.dropped.items()))
+        click.echo(f"replaygate: {path}: dropped {dropped} ({detail})", err=True)

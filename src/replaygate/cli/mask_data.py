@@ -10,6 +10,7 @@ import click
 
 from ..config import load_config
 from ..stages._mask_data import DATA_FORMATS, mask_data_file
+from ._flags import mask_config_option, mask_key_file_option, quiet_option
 from ._options import config_option
 
 __all__ = ["command"]
@@ -25,16 +26,11 @@ __all__ = ["command"]
     default=None,
     help="csv, tsv, json, jsonl or sql (default: by extension; .gz allowed).",
 )
-@click.option("--mask-config", metavar="FILE", default=None, help="Masking rules (TOML).")
-@click.option(
-    "--mask-key-file",
-    metavar="FILE",
-    default=None,
-    help="Pseudonymisation key file (else $REPLAYGATE_MASK_KEY).",
-)
+@mask_config_option
+@mask_key_file_option
 @config_option
 @click.option("--json", "as_json", is_flag=True, help="Print the counts as one JSON object.")
-@click.option("--quiet", "-q", is_flag=True, default=False, help="Do not print the summary line.")
+@quiet_option
 def command(
     input_path: str,
     output: str,

@@ -15,7 +15,7 @@ import click
 from ..config import parse_duration, parse_size
 from ..runner import ProxyInput, Run, RunConfig
 from ..stages.defaults import TrafficOptions
-from ._flags import duration_option
+from ._flags import duration_option, recorder_output_option
 from ._live import (
     LiveFlags,
     OutputFlags,
@@ -46,14 +46,7 @@ __all__ = ["command"]
     metavar="URL",
     help="The real server: http://HOST:PORT or https://HOST:PORT.",
 )
-@click.option(
-    "--output",
-    "-o",
-    required=True,
-    metavar="FILE",
-    help="Where to record (.gor[.gz|.zst], .har, .jsonl). An existing non-empty FILE is "
-    "refused unless --force or --append.",
-)
+@recorder_output_option
 @output_options
 @click.option(
     "--tls-cert",
@@ -154,11 +147,7 @@ def command(
             f"replaygate: proxy on {where} -> {upstream}, recording to {output.path}", err=True
         )
 
-    try:
-        run_live(run, line, live.metrics_port, ready, metrics_when_ready=True)
-    finally:
-        if run.port is not None:
-            line.final(run.result.live)
+    run_live(run, line, live.metrics_port, ready, metrics_when_ready=True)
 
 
 def _proxy_config(upstream: str, flags: Mapping[str, Any]) -> ProxyConfig:

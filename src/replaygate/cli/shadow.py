@@ -11,11 +11,12 @@ waits for the target and never slows down. A stats line is printed periodically 
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from ..runner import CaptureInput, Run, RunConfig, Watch
+from ..runner import CaptureInput, Output, Run, RunConfig, Watch
 from ..stages.defaults import TrafficOptions
 from ._capture_options import CaptureOptions, capture_options
 from ._live import (
@@ -35,6 +36,10 @@ from ._report_options import (
     watch_options,
     with_routes,
 )
+
+if TYPE_CHECKING:  # libpcap and the event loop: only for typing
+    from ..replay import ReplayConfig
+    from ..sources.capture import CaptureConfig
 
 __all__ = ["command"]
 
@@ -80,21 +85,36 @@ def command(
     line = live.stats_line("shadow")
     toml = with_routes(live.toml(), reporting)
     rc = replay.config(toml, max_speed=True)  # live: send as soon as captured
-    watch = Watch(reporting.get("watch_metrics"), reporting.get("watch_pid"))
-    reports = reports_of(reporting)
-    run = Run(
-        RunConfig(
-            CaptureInput(cap), traffic, toml, replay=rc, output=out, reports=reports,
-            watch=watch, max_queue=max_queue, compare_sources=("shadow",),
-        )
-    )  # fmt: skip
+    run = Run(_run_config(cap, rc, toml, out, max_queue, traffic, reporting))
 
     def ready() -> None:
         where = ", ".join(cap.interfaces) or "all interfaces"
         what = cap.bpf or "ports " + " ".join(map(str, cap.ports))
         click.echo(f"replaygate: shadowing {where} ({what}) -> {', '.join(rc.targets)}", err=True)
 
-    line.final(run_live(run, line, live.metrics_port, ready).live)
+    run_live(run, line, live.metrics_port, ready, final_on_error=False)
     if run.comparator is not None:
         verdict, written = run.report()
         click.get_current_context().exit(show_verdict(verdict, written, err=True))
+
+
+def _run_config(
+    cap: CaptureConfig,
+    rc: ReplayConfig,
+    toml: dict[str, Any],
+    out: Output | None,
+    max_queue: int,
+    traffic: TrafficOptions,
+    reporting: Mapping[str, Any],
+) -> RunConfig:
+    return RunConfig(
+        CaptureInput(cap),
+        traffic,
+        toml,
+        replay=rc,
+        output=out,
+        reports=reports_of(reporting),
+        watch=Watch(reporting.get("watch_metrics"), reporting.get("watch_pid")),
+        max_queue=max_queue,
+        compare_sources=("shadow",),
+    )
