@@ -142,3 +142,26 @@ def test_same_version_passes_changed_version_fails_on_exactly_its_changes(v1: Hy
         ("GET /api/items/{int}", "body:$.price", 2),
         ("GET /api/items/{int}", "status", 1),
     }
+
+
+def test_config_keys_and_the_summary(v1: Hypercorn, tmp_path: Path) -> None:
+    from replaygate.formats.gor import GorWriter
+
+    from ..cli.test_replay import run
+
+    rec = tmp_path / "rec.gor"
+    w = GorWriter(rec)
+    for e in api_requests(12)[:12]:
+        w.write(e)
+    w.close()
+    conf = tmp_path / "replaygate.toml"
+    conf.write_text(
+        f'[replay]\ntargets = ["{v1.url}"]\nhttp2 = true\nh2_streams = 2\nh2_connections = 3\n'
+        "concurrency = 6\n"
+    )
+    code, text = run(str(rec), "--config", str(conf), "--max", "--allow-unsafe-target")
+    assert code == 0, text
+    assert "answered 12, errors 0" in text and "3 connections" in text
+    assert {v for v, _, _ in v1.seen} == {"2"}
+    code, text = run(str(rec), "--config", str(conf), "--h2-streams", "0")
+    assert code == 2 and "--h2-streams" in text

@@ -59,6 +59,9 @@ def test_goaway_sends_unprocessed_streams_again_on_a_new_connection(server: RawH
     assert all(e.replayed is not None and e.replayed.status == 200 for e in out)
     assert stats.http2["goaway"] >= 1 and server.connections >= 2
     assert stats.http2["retried"] == stats.retries and stats.retries >= 1
+    from replaygate.cli._replay_summary import format_replay_stats
+
+    assert any(ln.startswith("  http2 goaway=") for ln in format_replay_stats(stats))
 
 
 def test_refused_stream_is_sent_again_once(server: RawH2Server) -> None:

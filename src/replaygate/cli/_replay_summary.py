@@ -42,6 +42,8 @@ def format_replay_stats(st: ReplayStats) -> list[str]:
             f"  {st.truncated} replayed responses cut at --max-response-size "
             "(flagged replay_truncated)"
         )
+    if st.http2:
+        lines.append("  http2 " + ", ".join(f"{k}={v}" for k, v in sorted(st.http2.items())))
     if st.order != "none":
         lines.append(
             f"  order {st.order}: {st.order_waited} requests waited for their predecessors"

@@ -67,7 +67,7 @@ class H2Handle:
         except (IndexError, ValueError):
             mux.loop.call_soon(cb, Result(error="bad_request"))
             return
-        mux.loop.call_soon(mux.submit, Stream(fields, body, trailers, cb))
+        mux.submit(Stream(fields, body, trailers, cb))  # results always come from the loop
 
     def request(self, raw: bytes, head_only: bool) -> asyncio.Future[Result]:
         fut: asyncio.Future[Result] = self.mux.loop.create_future()

@@ -278,7 +278,14 @@ class H2Conn(asyncio.Protocol):
         res.sent_ns = _time_ns()
         res.sent_perf = _perf_ns()
         end = not st.body and st.trailers is None
-        h.send_headers(sid, st.fields, end_stream=end)
+        try:
+            h.send_headers(sid, st.fields, end_stream=end)
+        except h2.exceptions.H2Error:  # fields the encoder refuses: this request only
+            self._done(st)
+            st.res.error = "bad_request"
+            st.res.done_perf = _perf_ns()
+            self.mux.deliver(st)  # (no pull: the caller is starting streams already)
+            return
         if not end:
             self._send_body(st)
 
