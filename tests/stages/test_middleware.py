@@ -185,6 +185,33 @@ def test_buffered_middleware_and_drop_everything(tmp_path: Path) -> None:
     assert out == [] and c.dropped["middleware"] == 50
 
 
+def test_silence_settles_after_settle_timeout_on_the_clock(tmp_path: Path) -> None:
+    """A full window and a silent child: the oldest exchange is given up (dropped, counted)
+    once ``settle_timeout`` has passed on the stage's clock, not before."""
+    import threading
+
+    from replaygate.testing import FakeClock
+
+    clock = FakeClock(10.0)
+    cmd = script(tmp_path, "silent.py", "for _ in messages():\n    pass\n")
+    cfg = MiddlewareConfig(command=cmd, max_inflight=1, settle_timeout="5s", linger="0s")
+    stage = MiddlewareStage(cfg, clock=clock)
+    a, b = exchanges(2)
+    try:
+        assert list(stage.process(a)) == []
+        got: list[Exchange] = []
+        t = threading.Thread(target=lambda: got.extend(stage.process(b)))
+        t.start()
+        t.join(1.0)
+        assert t.is_alive(), "settled before settle_timeout passed on its clock"
+        clock.advance(5)
+        t.join(30)
+        assert not t.is_alive() and got == []
+        assert stage.counters.dropped["middleware"] == 1
+    finally:
+        stage.abort()
+
+
 def test_window_bounds_inflight(tmp_path: Path) -> None:
     stage = MiddlewareStage(
         MiddlewareConfig(command=f"{PY} {ROOT / 'examples/middleware/echo.py'}", max_inflight=4)
