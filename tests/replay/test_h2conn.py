@@ -103,3 +103,22 @@ def test_connect_refused_is_per_exchange() -> None:
 
     stats, _out = replay(gets("/x", 3), f"http://127.0.0.1:{free_port()}")
     assert stats.errors == {"connect_refused": 3}
+
+
+def test_an_http1_target_is_not_http2_and_nothing_hangs() -> None:
+    from replaygate.testing.servers import NginxServer
+
+    with NginxServer() as ng:
+        stats, _out = replay(gets("/json", 3), ng.url)
+    assert stats.errors == {"not_http2": 3}
+
+
+def test_a_silent_target_is_a_connect_timeout() -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen(8)  # the handshake completes in the backlog; nobody ever answers
+        url = f"http://127.0.0.1:{s.getsockname()[1]}"
+        stats, _ = replay(gets("/x", 2), url, connect_timeout=0.3)
+    assert stats.errors == {"connect_timeout": 2}

@@ -19,7 +19,8 @@ Flow control: request bodies are sent as the peer's windows allow (resumed on
 (16 MiB per stream, 1 GiB per connection) so one slow stream never stalls the others.
 
 Outcomes, as :class:`~replaygate.replay.client.Result` (the HTTP/1 client's error kinds, and
-``alpn``, ``stream_reset``): the response is written as HTTP/1-style text
+``alpn``, ``not_http2`` (no SETTINGS came back: an HTTP/1.x server), ``stream_reset``,
+``bad_request``): the response is written as HTTP/1-style text
 (:func:`replaygate.protocol.h2msg.build_response`: ``HTTP/2 <status>``, fields, the body, and
 the trailers as a chunked body, so ``grpc-status`` reaches the gRPC comparison). A stream the
 server never processed (``RST_STREAM REFUSED_STREAM``, or above the last stream id of a
@@ -37,6 +38,7 @@ import asyncio
 import collections
 import socket
 import ssl
+import time
 from collections.abc import Callable
 
 from ._config import ReplayConfig, Target
@@ -201,6 +203,8 @@ class H2Mux:
         self.stats.connections += 1
         t = self.target
         conn = H2Conn(self)
+        conn.settled = self.loop.create_future()
+        start = time.monotonic()
         try:
             await asyncio.wait_for(
                 self.loop.create_connection(
@@ -228,6 +232,17 @@ class H2Mux:
         if conn.alpn_refused:
             conn.abort()
             raise ConnectError("alpn", "the target did not agree to HTTP/2 (ALPN h2)")
+        # connected when the server's SETTINGS came (within the connect timeout): a target
+        # that answers the preface with HTTP/1.1 or nothing is a connect error, not a hang
+        left = max(0.0, self.connect_timeout - (time.monotonic() - start))
+        try:
+            kind = await asyncio.wait_for(asyncio.shield(conn.settled), left)
+        except TimeoutError:
+            conn.abort()
+            raise ConnectError("connect_timeout", "no HTTP/2 SETTINGS from the target") from None
+        if kind is not None:
+            conn.abort()
+            raise ConnectError(kind, "the connection ended before HTTP/2 was set up")
         return conn
 
     def close(self) -> None:

@@ -128,6 +128,9 @@ class H2Conn(asyncio.Protocol):
         self.closed_here = False
         self.alpn_refused = False  # closed by us: nothing in flight is sent again
         self.ready = False
+        # set by the mux while connecting: None once the server's SETTINGS came, else the
+        # error kind of a connection that ended before (a target that is not HTTP/2)
+        self.settled: asyncio.Future[str | None] | None = None
         self._flush_soon = False
 
     # -- capacity --------------------------------------------------------------------------
@@ -172,6 +175,8 @@ class H2Conn(asyncio.Protocol):
                     self._on_other(ev)
         except h2.exceptions.H2Error:
             # not HTTP/2, or a peer that broke the protocol: nothing on it can be trusted
+            if not self.ready:
+                self._settle("not_http2")
             self.mux.stats.http2["protocol_error"] += 1
             self._fail_all("bad_response", retry=False)
             self._flush()
@@ -191,6 +196,8 @@ class H2Conn(asyncio.Protocol):
             kind = "reset"
         elif isinstance(exc, ssl.SSLError):
             kind = "tls"
+        # closed before its SETTINGS: the target did not take the HTTP/2 preface
+        self._settle("not_http2" if kind == "closed" else kind)
         self.mux.conn_gone(self)
         self._fail_all(kind, retry=not self.closed_here)
         self.mux.refill()
@@ -214,6 +221,7 @@ class H2Conn(asyncio.Protocol):
                     self._send_body(st)
             if isinstance(ev, h2.events.RemoteSettingsChanged) and not self.ready:
                 self.ready = True
+                self._settle(None)
                 self.mux.conn_ready(self)
         elif isinstance(ev, h2.events.InformationalResponseReceived):
             st = self.streams.get(ev.stream_id)
@@ -405,6 +413,11 @@ class H2Conn(asyncio.Protocol):
                 st.res.error = kind
                 st.res.done_perf = _perf_ns()
                 self.mux.deliver(st)
+
+    def _settle(self, kind: str | None) -> None:
+        f = self.settled
+        if f is not None and not f.done():
+            f.set_result(kind)
 
     def check_timeout(self, now: float) -> None:
         """Called by the engine's sweeper: cancel the streams past their deadline."""
