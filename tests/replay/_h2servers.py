@@ -10,7 +10,8 @@ misbehaviours a real server rarely shows: ``/goaway`` (on the first connection, 
 answering the first stream, later streams unprocessed), ``/refuse`` (RST_STREAM REFUSED_STREAM
 once per path), ``/reset`` (RST_STREAM INTERNAL_ERROR after the head), ``/hang`` (never
 answers), ``/small-window`` (the server's stream windows are 1 KiB: large bodies need
-WINDOW_UPDATEs), ``/big-head`` (a 2 KB field), anything else 200 with the request body's
+WINDOW_UPDATEs), ``/early`` (answered before its body arrives, and from then on one stream at
+a time), ``/big-head`` (a 2 KB field), anything else 200 with the request body's
 length (and the path) as JSON.
 """
 
@@ -223,11 +224,23 @@ class RawH2Server:
                             conn.update_settings(
                                 {h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 1024}
                             )
+                        if h[":path"] == "/early":  # answer now, before the body; one stream
+                            conn.update_settings(
+                                {h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: 1}
+                            )
+                            with self._lock:
+                                self.requests.append((n, "/early", 0))
+                            answered = self._answer(conn, ev.stream_id, "/early", 0, answered)
                     elif isinstance(ev, h2.events.DataReceived):
                         bodies[ev.stream_id] = bodies.get(ev.stream_id, 0) + len(ev.data)
                         conn.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
+                    elif isinstance(ev, h2.events.StreamReset):
+                        with self._lock:
+                            self.requests.append((n, "reset-by-client", ev.stream_id))
                     elif isinstance(ev, h2.events.StreamEnded):
                         sid = ev.stream_id
+                        if heads[sid][":path"] == "/early":
+                            continue
                         path = heads[sid][":path"]
                         with self._lock:
                             self.requests.append((n, path, bodies[sid]))

@@ -180,3 +180,45 @@ def test_grpc_calls_captured_from_lo_replay_and_compare(
     assert [d for d in diffs("changed-status") if d[0] == "status"] == [
         ("status", "grpc-status")
     ] * 2
+
+
+def test_client_and_bidi_streaming_calls(tmp_path: Path) -> None:
+    """Several request messages in one recorded body (client streaming, bidirectional): all
+    reach the server and every answer message comes back."""
+    from concurrent import futures
+
+    def total(requests: Iterator[bytes], context: Any) -> bytes:
+        return field(1, sum(len(r) for r in requests))
+
+    def echo(requests: Iterator[bytes], context: Any) -> Iterator[bytes]:
+        for r in requests:
+            yield field(2, r)
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    server.add_generic_rpc_handlers(
+        (
+            grpc.method_handlers_generic_handler(
+                "shop.Stream",
+                {
+                    "Total": grpc.stream_unary_rpc_method_handler(total),
+                    "Echo": grpc.stream_stream_rpc_method_handler(echo),
+                },
+            ),
+        )
+    )
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        parts = [field(1, "a" * n) for n in (1, 200, 70_000)]  # one message over 64 KiB
+        body = b"".join(_frame(p) for p in parts)
+        out = replay(
+            [_call("/shop.Stream/Total", body, 0), _call("/shop.Stream/Echo", body, 1)], port
+        )
+    finally:
+        server.stop(None)
+    from replaygate.compare._grpc import grpc_status, messages
+
+    tot, echoed = (e.replayed for e in out)
+    assert tot is not None and echoed is not None
+    assert grpc_status(tot) == 0 and messages(tot) == [field(1, sum(len(p) for p in parts))]
+    assert grpc_status(echoed) == 0 and messages(echoed) == [field(2, p) for p in parts]

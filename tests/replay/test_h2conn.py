@@ -122,3 +122,13 @@ def test_a_silent_target_is_a_connect_timeout() -> None:
         url = f"http://127.0.0.1:{s.getsockname()[1]}"
         stats, _ = replay(gets("/x", 2), url, connect_timeout=0.3)
     assert stats.errors == {"connect_timeout": 2}
+
+
+def test_an_answer_before_the_body_ends_frees_the_stream(server: RawH2Server) -> None:
+    big = make_exchange("POST", "/early", request_body=b"x" * 300_000, id="0" * 40)
+    exs = [big, *gets("/ok", 2)]
+    for i, e in enumerate(exs[1:]):
+        e.id = f"{i + 1:040x}"
+    stats, out = replay(exs, server.url, concurrency=1)
+    assert stats.errors == {} and [e.replayed.status for e in out if e.replayed] == [200] * 3
+    assert (1, "reset-by-client", 1) in server.requests  # the unsent rest was cancelled

@@ -334,7 +334,10 @@ class H2Conn(asyncio.Protocol):
 
     def _done(self, st: Stream) -> None:
         self.streams.pop(st.sid, None)
-        self.blocked.pop(st.sid, None)
+        if self.blocked.pop(st.sid, None) is not None:
+            # answered before its body was all sent: close our side too, or the stream
+            # would keep counting against the server's concurrency limit
+            self._reset(st.sid)
         if not self.streams:
             self.mux.tracker.waiting.discard(self)
             if self.draining:
