@@ -90,6 +90,10 @@ def _respond(method: str, target: str, body: bytes, headers: dict[str, str], clo
     conn = b"Connection: close\r\n" if close else b""
     if target.startswith("/status/304"):
         return b'HTTP/1.1 304 Not Modified\r\nETag: "v1"\r\n' + conn + b"\r\n"
+    if target.startswith("/trailers"):
+        data = b"5\r\nhello\r\n0\r\nX-Checksum: 5d41402a\r\n\r\n"
+        head = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-Checksum\r\n"
+        return head + conn + b"\r\n" + (b"" if method == "HEAD" else data)
     if target.startswith("/chunked"):
         chunks = [b"first chunk;", b"second;", b"x" * 5000]
         data = b"".join(b"%x\r\n%s\r\n" % (len(c), c) for c in chunks) + b"0\r\n\r\n"
@@ -113,6 +117,7 @@ class _TCPServer(socketserver.ThreadingTCPServer):
     daemon_threads = True
     allow_reuse_address = True
     block_on_close = True
+    request_queue_size = 128
 
 
 class _TCP6Server(_TCPServer):

@@ -127,6 +127,10 @@ class _H1Conn(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)
         self.pool.conn.front.sh.open_transports += 1
         _nodelay(self.transport)
+        if self.dead:  # its stream was cancelled while connecting
+            self.held.clear()
+            self.transport.close()
+            return
         if self.st is not None:
             self.st.forwarded = True
         for chunk in self.held:
@@ -271,7 +275,7 @@ class H1Pool:
                 c.st = None
                 st.on_error(front.last_connect_error)
             return
-        if self.closed:
+        if self.closed or c.dead:
             c.close()
         elif c.st is st:
             st.up_drained()
