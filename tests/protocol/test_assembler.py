@@ -457,6 +457,46 @@ def test_bare_ack_fast_path_changes_nothing(seed: int, mss: int) -> None:
     """Bare ACKs anywhere (before a side's first byte, acknowledging holes, after FIN, from
     the wrong side), with lost, reordered and repeated segments: the shortcut for bare ACKs
     gives the same exchanges and counters as the general path."""
+    segs = _messy_segments(seed, mss)
+
+    def run(fast: bool) -> tuple[object, ...]:
+        asm = TrafficAssembler()
+        asm.ack_fast_path = fast
+        out = asm.feed_batch(segs) + asm.flush()
+        return [
+            (e.id, e.request.raw, e.response.raw if e.response else None, sorted(e.flags))
+            for e in out
+        ], asm.stats.as_dict()
+
+    assert run(True) == run(False)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.integers(0, 1 << 32), st.integers(30, 300), st.booleans())
+def test_in_order_data_fast_path_changes_nothing(seed: int, mss: int, h2c: bool) -> None:
+    """In-order data handed straight to the HTTP/1 parser (``data_fast_path``) gives the same
+    exchanges and counters as going through the reassembler's events, with lost, reordered
+    and repeated segments, bare ACKs, FINs, and an h2c upgrade."""
+    segs = _messy_segments(seed, mss, h2c=h2c)
+
+    def run(fast: bool) -> tuple[object, ...]:
+        asm = TrafficAssembler()
+        asm.data_fast_path = fast
+        out = asm.feed_batch(segs) + asm.flush()
+        return [
+            (e.id, e.seq, e.request.raw, e.response.raw if e.response else None,
+             sorted(e.flags), e.request.ts_first_ns, e.response.ts_last_ns if e.response else 0)
+            for e in out
+        ], asm.stats.as_dict()  # fmt: skip
+
+    assert run(True) == run(False)
+
+
+_H2C_UP = b"GET / HTTP/1.1\r\nHost: h\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAoAAAAAIAAAAA\r\n\r\n"
+_H2C_101 = b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n"
+
+
+def _messy_segments(seed: int, mss: int, *, h2c: bool = False) -> list[TcpSegment]:
     rnd = random.Random(seed)
     conv = Conv(isn_c=rnd.randrange(1 << 32), isn_s=rnd.randrange(1 << 32))
     segs = [*conv.handshake()] if rnd.random() < 0.7 else []
@@ -471,21 +511,14 @@ def test_bare_ack_fast_path_changes_nothing(seed: int, mss: int) -> None:
                 segs.append(p)
                 if rnd.random() < 0.5:
                     segs.append(conv._seg(rnd.random() < 0.5, ACK))
+    if h2c:
+        segs += conv.data(True, _H2C_UP, mss) + conv.data(False, _H2C_101, mss)
+        segs += conv.data(True, b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", mss)
     if rnd.random() < 0.7:
         segs += [conv.fin(True), conv._seg(False, ACK), conv.fin(False), conv._seg(True, ACK)]
     if rnd.random() < 0.3:
         segs.insert(rnd.randrange(len(segs) + 1), conv._seg(True, ACK))
-
-    def run(fast: bool) -> tuple[object, ...]:
-        asm = TrafficAssembler()
-        asm.ack_fast_path = fast
-        out = asm.feed_batch(segs) + asm.flush()
-        return [
-            (e.id, e.request.raw, e.response.raw if e.response else None, sorted(e.flags))
-            for e in out
-        ], asm.stats.as_dict()
-
-    assert run(True) == run(False)
+    return segs
 
 
 @pytest.mark.parametrize("lost", [2, 3, 5])

@@ -27,9 +27,15 @@ _framing_headers = g.framing_headers
 
 def _consume(side: Side, data: bytes, ts: int, head_len: int, body_len: int) -> None:
     """The side state after ``data`` (one whole message) was fed and read, as the general
-    path leaves it (``Side.feed`` then ``begin``/``take``/``raw``)."""
-    side.feed(data, ts)
+    path leaves it (``Side.feed`` then ``begin``/``take``/``raw``). Of the time marks only
+    the one of ``data`` is kept: nothing older can be asked for once it is all read."""
+    base = side.base = side.base + len(side.buf)
+    side.buf = data
     side.pos = len(data)
+    side.last_ts = ts
+    marks = side.marks
+    marks.clear()
+    marks.append((base, ts))
     side.parts = []
     side.head_len = head_len
     side.ts_first = ts

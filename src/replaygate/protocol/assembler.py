@@ -162,6 +162,7 @@ class TrafficAssembler:
     """Feed TCP segments in capture order; get the exchanges that completed."""
 
     ack_fast_path = True  # tests compare against the general path
+    data_fast_path = True  # (both)
 
     def __init__(self, config: AssemblerConfig | None = None) -> None:
         self.config = config or AssemblerConfig()
@@ -350,8 +351,28 @@ class TrafficAssembler:
         rs = flow.rs_client if from_client else flow.rs_server
         peer = flow.rs_server if from_client else flow.rs_client
         assert rs is not None and peer is not None
-        out: list[Exchange] = []
         flags = seg.flags
+        parser = flow.parser
+        if (
+            not flags & 0x07  # no SYN, FIN or RST
+            and type(parser) is HTTP1StreamParser
+            and flow.tls is None
+            and not flow.non_http
+            and not (flags & 0x10 and peer.held_bytes)
+            and self.data_fast_path
+            and rs.in_order(seg.seq, seg.payload)
+        ):
+            # in-order data of an HTTP/1 connection: straight to its parser
+            data = seg.payload
+            ts = flow.last_ts
+            got = parser.client_data(data, ts) if from_client else parser.server_data(data, ts)
+            now: HTTP1StreamParser | HTTP2Parser = parser
+            if parser.tunnel_start is not None:
+                now = self._h2c_upgrade(flow, parser, got, ts) or parser
+            if not got and now.exchanges_emitted == 0:
+                self._give_up_check(flow, now)
+            return self._count(got) if got else got
+        out: list[Exchange] = []
         if syn:
             flow.syn_seen = True
             if from_client and not flags & 0x10:
@@ -427,15 +448,15 @@ class TrafficAssembler:
                     on_data = h2.client_data if from_client else h2.server_data
                     on_gap = h2.client_gap if from_client else h2.server_gap
                     on_eof = h2.client_eof if from_client else h2.server_eof
-        if (
-            parser.exchanges_emitted == 0
-            and not out
-            and parser.pending == 0
-            and parser.stats.skipped_bytes > _GIVE_UP_BYTES
-        ):
+        if parser.exchanges_emitted == 0 and not out:
+            self._give_up_check(flow, parser)
+        return self._count(out)
+
+    def _give_up_check(self, flow: _Flow, parser: HTTP1StreamParser | HTTP2Parser) -> None:
+        """A parser that skipped so much without finding any message: not HTTP after all."""
+        if parser.pending == 0 and parser.stats.skipped_bytes > _GIVE_UP_BYTES:
             flow.non_http = True
             self.stats.non_http_flows += 1
-        return self._count(out)
 
     def _deliver_tls(self, flow: _Flow, items: list[Plain]) -> list[Exchange]:
         """Decrypted events of a TLS connection into its HTTP/1 parser."""

@@ -141,6 +141,27 @@ class StreamReassembler:
         self._check_fin(out)
         return out
 
+    def in_order(self, seq: int, payload: bytes) -> bool:
+        """Fast path for the common case: a data segment (no SYN/FIN) that starts exactly at
+        the next expected byte while nothing is held. Accounts it as :meth:`segment` would
+        and returns True: ``payload`` is the next data, to be delivered by the caller as is.
+        Otherwise changes nothing and returns False (use :meth:`segment`)."""
+        if (
+            self._heap
+            or self._fin_at is not None
+            or not self._known
+            or (seq - self._base - self.next) % _MOD
+            or not payload
+        ):
+            return False
+        n = len(payload)
+        st = self.stats
+        st.segments += 1
+        st.payload_bytes += n
+        st.delivered_bytes += n
+        self.next += n
+        return True
+
     def ack(self, ack: int) -> list[Event]:
         """The peer acknowledged up to ``ack``: holes below it were lost by the capture only,
         so they are declared gaps now instead of waiting for the buffer bound."""
