@@ -27,6 +27,14 @@ _KINDS = {"closed", "reset", "bad_response", "stream_reset", "headers_too_large"
 _CUT = b"\x00|\x00"
 
 
+class _Task:
+    def add_done_callback(self, cb: Callable[..., Any]) -> None:
+        pass
+
+    def cancel(self) -> None:
+        pass
+
+
 class _Loop:
     """Runs ``call_soon`` callbacks when :meth:`drain` is called."""
 
@@ -36,8 +44,9 @@ class _Loop:
     def call_soon(self, cb: Callable[..., Any], *args: Any) -> None:
         self.todo.append((cb, args))
 
-    def create_task(self, coro: Any) -> None:
+    def create_task(self, coro: Any) -> _Task:
         coro.close()  # no new connections in the fuzz target
+        return _Task()
 
     def drain(self) -> None:
         while self.todo:

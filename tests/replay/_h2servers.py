@@ -2,7 +2,8 @@
 
 ``Hypercorn`` runs a real HTTP/2 server (hypercorn, h2c prior knowledge and h2 over TLS with
 ALPN) in a thread, serving a small JSON API whose ``version`` 2 changes exactly two things:
-the price of item 3 and the status of ``/api/items/13`` (404 instead of 200, same body). Every request
+the price of item 3 and the status of ``/api/items/13`` (404 instead of 200, same body).
+``/api/login`` issues a new session cookie each time, ``/api/me`` answers 401 without one. Every request
 is recorded with the HTTP version it came over.
 
 ``RawH2Server`` is an ``h2``-library server driven by a script per path, to make the
@@ -42,6 +43,8 @@ def _items(version: int, item: int) -> tuple[int, dict[str, Any]]:
 
 
 def make_app(version: int, seen: list[tuple[str, str, str]]) -> Any:
+    sessions: set[str] = set()
+
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return
@@ -56,6 +59,20 @@ def make_app(version: int, seen: list[tuple[str, str, str]]) -> Any:
         status, out = 200, {"ok": True}
         if path.startswith("/api/items/"):
             status, out = _items(version, int(path.rsplit("/", 1)[1]))
+        elif path == "/api/login":  # a new session token each time
+            token = f"tok{len(sessions)}x{id(sessions) % 100000:05d}zz"
+            sessions.add(token)
+            head = [
+                (b"content-type", b"application/json"),
+                (b"set-cookie", b"sid=%s; Path=/" % token.encode()),
+            ]
+            await send({"type": "http.response.start", "status": 200, "headers": head})
+            await send({"type": "http.response.body", "body": b'{"ok": true}'})
+            return
+        elif path == "/api/me":
+            cookies = [v.decode() for k, v in scope["headers"] if k == b"cookie"]
+            sid = next((c.split("=", 1)[1] for c in cookies if c.startswith("sid=")), "")
+            status, out = (200, {"user": "u"}) if sid in sessions else (401, {"error": "login"})
         elif path == "/api/echo":
             out = {"len": len(body), "sha": hashlib.sha256(body).hexdigest()[:16]}
         elif path == "/api/big":

@@ -165,3 +165,27 @@ def test_config_keys_and_the_summary(v1: Hypercorn, tmp_path: Path) -> None:
     assert {v for v, _, _ in v1.seen} == {"2"}
     code, text = run(str(rec), "--config", str(conf), "--h2-streams", "0")
     assert code == 2 and "--h2-streams" in text
+
+
+def test_correlation_carries_the_session_token_staging_issued(v1: Hypercorn) -> None:
+    from replaygate.replay.correlation import CorrelationHook
+
+    login = make_exchange(
+        "POST", "/api/login", id="0" * 40, session="u1",
+        response_headers=[("set-cookie", "sid=ORIGTOKEN12345; Path=/")],
+    )  # fmt: skip
+    me = make_exchange(
+        "GET", "/api/me", id="1" * 40, session="u1",
+        request_headers=[("cookie", "sid=ORIGTOKEN12345")],
+    )  # fmt: skip
+    statuses = {}
+    for hooks in ((), (CorrelationHook(),)):
+        sink = MemorySink()
+        cfg = ReplayConfig(
+            targets=[v1.url], http2=True, max_speed=True, order="sessions",
+            allow_unsafe_target=True, concurrency=1,
+        )  # fmt: skip
+        run_replay([login.copy(), me.copy()], cfg, sink=sink, hooks=hooks)
+        out = sorted(sink.exchanges, key=lambda e: e.id)
+        statuses[len(hooks)] = [e.replayed.status for e in out if e.replayed]
+    assert statuses == {0: [200, 401], 1: [200, 200]}

@@ -118,8 +118,10 @@ class H2Mux:
         self.authority = target.host_header.encode("latin-1")
         self.conns: list[H2Conn] = []
         self.connecting = 0
+        self._dialing: set[asyncio.Task[None]] = set()
         self.queue: collections.deque[Stream] = collections.deque()
         self.closed = False
+        tracker.open.add(self)  # the engine's close_all closes us: no connect left pending
 
     def handle(self) -> H2Handle:
         return H2Handle(self)
@@ -176,7 +178,9 @@ class H2Mux:
     # -- connections -----------------------------------------------------------------------
     def _open(self) -> None:
         self.connecting += 1
-        self.loop.create_task(self._connect())
+        task = self.loop.create_task(self._connect())
+        self._dialing.add(task)
+        task.add_done_callback(self._dialing.discard)
 
     async def _connect(self) -> None:
         try:
@@ -246,6 +250,16 @@ class H2Mux:
         return conn
 
     def close(self) -> None:
+        """Stop: connects in progress are cancelled, connections closed (GOAWAY)."""
         self.closed = True
+        self.tracker.open.discard(self)
+        for task in list(self._dialing):
+            task.cancel()
         for c in list(self.conns):
             c.close()
+
+    def abort(self) -> None:
+        self.close()
+
+    def check_timeout(self, now: float) -> None:
+        pass  # the connections' streams are swept one by one
