@@ -92,6 +92,25 @@ BOUNDS: dict[tuple[str, str], tuple[float, float]] = {
     ("replay", "h2_streams"): (1, (1 << 31) - 1),  # SETTINGS_MAX_CONCURRENT_STREAMS's range
     ("replay", "h2_connections"): (1, 65_536),
     ("middleware", "max_inflight"): (1, 1_000_000),
+    # #12: every number has an upper bound (memory, time); lower bounds the classes check
+    ("middleware", "max_inflight_bytes"): (1, 1 << 40),
+    ("middleware", "settle_timeout"): (0, 1e9),
+    ("middleware", "close_timeout"): (0, 1e9),
+    ("middleware", "linger"): (0, 1e9),
+    ("correlation", "min_length"): (0, 1 << 20),
+    ("compare", "max_segment_values"): (0, 10_000_000),
+    ("compare", "samples"): (0, 100_000),
+    ("compare", "sample_bytes"): (0, 1 << 30),
+    ("compare", "max_diffs_per_exchange"): (0, 10_000_000),
+    ("compare", "max_endpoints"): (0, 10_000_000),
+    ("compare", "noise_relative"): (0, 1e9),
+    ("compare", "learn_min_pairs"): (0, 1 << 62),
+    ("compare", "learn_window"): (0, 100_000_000),
+    ("gate", "max_p99_ratio"): (0, 1e9),
+    ("gate", "min_p99_delta_ms"): (0, 1e12),
+    ("gate", "max_p99_ms"): (0, 1e12),
+    ("gate", "latency_min_samples"): (0, 1 << 62),
+    ("gate", "min_replayed"): (0, 1 << 62),
 }
 
 

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from ..config import parse_duration
 from ..errors import ConfigError
+from ._flags import Bounded, bounded_duration
 
 if TYPE_CHECKING:  # the capture module loads libpcap; only for typing
     from ..sources.capture import CaptureConfig
@@ -47,7 +47,7 @@ class CaptureOptions:
             interfaces=list(self.interfaces),
             ports=list(self.ports),
             bpf=self.bpf,
-            duration=parse_duration(self.duration, name="--duration") if self.duration else None,
+            duration=bounded_duration(self.duration, "--duration") if self.duration else None,
             max_exchanges=self.max_exchanges,
             **more,
         )
@@ -72,7 +72,12 @@ _OPTIONS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
     ),
     (
         ("--port", "-p", "ports"),
-        dict(multiple=True, type=int, metavar="P", help="Server port (repeatable)."),
+        dict(
+            multiple=True,
+            type=Bounded(int, 1, 65_535),
+            metavar="P",
+            help="Server port (repeatable).",
+        ),
     ),
     (
         ("--bpf", "bpf"),
@@ -88,7 +93,12 @@ _OPTIONS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
     ),
     (
         ("--max-exchanges", "max_exchanges"),
-        dict(default=None, type=int, metavar="N", help="Stop after capturing N exchanges."),
+        dict(
+            default=None,
+            type=Bounded(int, 1, 1 << 62),
+            metavar="N",
+            help="Stop after capturing N exchanges.",
+        ),
     ),
 ]
 

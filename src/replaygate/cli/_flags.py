@@ -14,13 +14,17 @@ from typing import Any, TypeVar
 import click
 
 from .._config_schema import float_range
+from ..config import parse_duration, parse_size
 from ..errors import ConfigError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 __all__ = [
+    "MAX_DURATION_S",
     "Bounded",
     "append_option",
+    "bounded_duration",
+    "bounded_size",
     "duration_option",
     "force_option",
     "mask_config_option",
@@ -150,11 +154,16 @@ class Bounded(click.ParamType[Any]):
             except ValueError:
                 raise ConfigError(f"{flag}: expected {_A[self.name]}, got {value!r}") from None
         if not self.lo <= v <= self.hi:  # also false for nan
-            raise ConfigError(f"{flag}: must be from {self.lo:g} to {self.hi:g} (got {value})")
+            raise ConfigError(
+                f"{flag}: must be from {self._n(self.lo)} to {self._n(self.hi)} (got {value})"
+            )
         return v
 
+    def _n(self, x: float) -> str:
+        return str(int(x)) if self.kind is int else f"{x:g}"
+
     def __repr__(self) -> str:
-        return f"Bounded({self.name}, {self.lo:g}, {self.hi:g})"
+        return f"Bounded({self.name}, {self._n(self.lo)}, {self._n(self.hi)})"
 
 
 _A = {"int": "a whole number", "float": "a number"}
@@ -182,3 +191,35 @@ def recorder_output_option(f: F) -> F:
         help="Where to record (.gor[.gz|.zst], .har, .jsonl). An existing non-empty FILE is "
         "refused unless --force or --append.",
     )(f)
+
+
+# ~31 years: beyond, deadlines and NATS' nanosecond fields (int64) overflow
+MAX_DURATION_S = 1e9
+
+
+def bounded_duration(text: str, flag: str, lo: float = 1e-3, hi: float = MAX_DURATION_S) -> float:
+    """A duration flag (``10s``, ``5m``) parsed and held to ``[lo, hi]`` seconds: one line
+    naming the flag otherwise."""
+    v = parse_duration(text, name=flag)
+    if not lo <= v <= hi:
+        raise ConfigError(f"{flag}: must be from {_secs(lo)} to {_secs(hi)} (got {text})")
+    return v
+
+
+def bounded_size(text: str, flag: str, lo: int, hi: int) -> int:
+    """A size flag (``64mb``) parsed and held to ``[lo, hi]`` bytes."""
+    v = parse_size(text, name=flag)
+    if not lo <= v <= hi:
+        raise ConfigError(f"{flag}: must be from {_bytes(lo)} to {_bytes(hi)} (got {text})")
+    return v
+
+
+def _secs(s: float) -> str:
+    return f"{s * 1000:g}ms" if s < 1 else f"{s:g}s"
+
+
+def _bytes(n: int) -> str:
+    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= size and n % size == 0:
+            return f"{n // size}{unit}"
+    return f"{n}b"

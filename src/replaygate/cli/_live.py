@@ -18,11 +18,18 @@ from typing import Any
 import click
 
 from .._clock import SYSTEM_CLOCK, Clock
-from ..config import load_config, parse_duration, parse_size
+from ..config import load_config, parse_duration
 from ..errors import ConfigError
 from ..runner import Output, Run, RunResult
 from ..runner._output import check_output
-from ._flags import Bounded, append_option, force_option, rotation_options
+from ._flags import (
+    Bounded,
+    append_option,
+    bounded_duration,
+    bounded_size,
+    force_option,
+    rotation_options,
+)
 from ._options import config_option
 from ._output import write_options
 
@@ -99,7 +106,8 @@ class LiveFlags:
         return StatsLine(parse_stats_interval(self.stats), label)
 
     def buffer_bytes(self) -> int:
-        return parse_size(self.buffer_size or "64mb", name="--buffer-size")
+        # libpcap takes a C int; the kernel allocates it per interface
+        return bounded_size(self.buffer_size or "64mb", "--buffer-size", 1 << 20, 1 << 30)
 
     def toml(self) -> dict[str, Any]:
         return load_config(self.config_path)
@@ -247,10 +255,9 @@ class StatsLine:
 def parse_stats_interval(text: str | None) -> float | None:
     if text is None:
         return None
-    v = parse_duration(text, name="--stats")
-    if v <= 0:
+    if parse_duration(text, name="--stats") <= 0:
         raise ConfigError("--stats: interval must be positive")
-    return v
+    return bounded_duration(text, "--stats")
 
 
 def run_live(

@@ -35,6 +35,8 @@ def write_options(
         w.max_seconds = parse_duration(max_seconds, name="--max-seconds")
         if w.max_seconds <= 0:
             raise ConfigError("--max-seconds: must be positive")
+        if w.max_seconds > 1e9:
+            raise ConfigError(f"--max-seconds: must be at most 1e+09s (got {max_seconds})")
     if check_format and (w.max_bytes or w.max_seconds) and format_of(output) != "gor":
         raise ConfigError("--max-bytes/--max-seconds: rotation is for .gor outputs only")
     return w

@@ -19,6 +19,7 @@ from ..config import load_config
 from ..report._rank import ranked_reasons
 from ..runner import Reports
 from ..runner._output import compare_config, gate_config, judge_and_write
+from ._flags import Bounded
 from ._options import config_option
 
 __all__ = [
@@ -126,7 +127,7 @@ def watch_options(f: F) -> F:
     """Add ``--watch-metrics URL`` and ``--watch-pid PID`` (keywords watch_metrics, watch_pid)."""
     f = click.option(
         "--watch-pid",
-        type=int,
+        type=Bounded(int, 1, 1 << 22),  # Linux pid_max at most
         metavar="PID",
         help="Sample CPU, RSS, open fds and threads of the target process during the replay.",
     )(f)

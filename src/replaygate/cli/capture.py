@@ -15,11 +15,10 @@ from __future__ import annotations
 
 import click
 
-from ..config import parse_duration
 from ..runner import CaptureInput, Run, RunConfig
 from ..stages.defaults import TrafficOptions
 from ._capture_options import CaptureOptions, capture_options
-from ._flags import recorder_output_option, tls_keylog_option
+from ._flags import bounded_duration, recorder_output_option, tls_keylog_option
 from ._live import (
     LiveFlags,
     OutputFlags,
@@ -81,7 +80,7 @@ def command(
         track_responses=track_responses,
         buffer_bytes=live.buffer_bytes(),
         max_queue=max_queue,
-        idle_timeout_s=parse_duration(idle_timeout, name="--idle-timeout"),
+        idle_timeout_s=bounded_duration(idle_timeout, "--idle-timeout"),
         tls_keylog=tls_keylog,
     )
     run = Run(RunConfig(CaptureInput(cfg), traffic, live.toml(), output=out))

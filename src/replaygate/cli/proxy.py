@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from ..config import parse_duration, parse_size
+from ..config import parse_size
 from ..runner import ProxyInput, Run, RunConfig
 from ..stages.defaults import TrafficOptions
-from ._flags import duration_option, recorder_output_option
+from ._flags import bounded_duration, duration_option, recorder_output_option
 from ._live import (
     LiveFlags,
     OutputFlags,
@@ -135,7 +135,7 @@ def command(
           --upstream-http2 -o grpc.gor
     """
     out = output.output()
-    until = parse_duration(duration, name="--duration") if duration else None
+    until = bounded_duration(duration, "--duration") if duration else None
     line = live.stats_line("proxy")
     cfg = _proxy_config(upstream, proxy)
     run = Run(RunConfig(ProxyInput(cfg, until), traffic, live.toml(), output=out))

@@ -7,9 +7,9 @@ import json
 
 import click
 
-from ..config import parse_duration, parse_size
 from ..jetstream import admin
 from ..jetstream.url import parse_stream_url
+from ._flags import Bounded, bounded_duration, bounded_size
 
 __all__ = ["command"]
 
@@ -27,8 +27,20 @@ def command() -> None:
 @click.argument("url")
 @click.option("--max-bytes", default=None, help="Size limit per stream (e.g. 10gb); default none.")
 @click.option("--max-age", default=None, help="Drop messages older than this (e.g. 24h).")
-@click.option("--max-msgs", type=int, default=-1, show_default=True, help="Message limit.")
-@click.option("--replicas", type=int, default=1, show_default=True, help="Copies in a cluster.")
+@click.option(
+    "--max-msgs",
+    type=Bounded(int, -1, (1 << 63) - 1),
+    default=-1,
+    show_default=True,
+    help="Message limit (-1: none).",
+)
+@click.option(
+    "--replicas",
+    type=Bounded(int, 1, 5),
+    default=1,
+    show_default=True,
+    help="Copies in a cluster (NATS allows 1 to 5).",
+)
 @click.option("--storage", type=click.Choice(["file", "memory"]), default="file", show_default=True)
 def init_cmd(
     url: str,
@@ -41,8 +53,8 @@ def init_cmd(
     """Create (or update) the traffic stream, its results stream and the leases bucket."""
     u = parse_stream_url(url, name="URL")
     settings = admin.StreamSettings(
-        max_bytes=parse_size(max_bytes, name="--max-bytes") if max_bytes else -1,
-        max_age_s=parse_duration(max_age, name="--max-age") if max_age else 0.0,
+        max_bytes=bounded_size(max_bytes, "--max-bytes", 1, (1 << 63) - 1) if max_bytes else -1,
+        max_age_s=bounded_duration(max_age, "--max-age") if max_age else 0.0,
         max_msgs=max_msgs,
         replicas=replicas,
         storage=storage,

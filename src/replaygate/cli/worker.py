@@ -6,10 +6,9 @@ from typing import Any
 
 import click
 
-from ..config import parse_duration
 from ..jetstream.url import parse_stream_url
 from ..runner import Run, RunConfig, StreamInput
-from ._flags import duration_option, rate_option, speed_option
+from ._flags import bounded_duration, duration_option, rate_option, speed_option
 from ._replay_options import ReplayOptions, correlate_option, replay_options
 
 __all__ = ["command"]
@@ -50,7 +49,7 @@ def command(
         rate=rate,
         speed=speed,
         max_in_flight=max_in_flight,
-        ack_wait_s=parse_duration(ack_wait, name="--ack-wait"),
+        ack_wait_s=bounded_duration(ack_wait, "--ack-wait"),
         exit_when_idle_s=_seconds(exit_when_idle, "--exit-when-idle"),
         duration_s=_seconds(duration, "--duration"),
         correlate=correlate,
@@ -71,4 +70,4 @@ def _summary(d: dict[str, Any]) -> str:
 
 
 def _seconds(text: str | None, flag: str) -> float | None:
-    return parse_duration(text, name=flag) if text else None
+    return bounded_duration(text, flag) if text else None
