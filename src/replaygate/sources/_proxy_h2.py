@@ -530,6 +530,8 @@ class H2Conn(asyncio.Protocol):
             return
         try:
             self.h2.send_headers(st.sid, fields, end_stream=end)
+        except h2.exceptions.StreamClosedError:
+            return  # the client reset it: its StreamReset event follows in this batch
         except h2.exceptions.ProtocolError:
             # a field HTTP/2 cannot carry: the client gets a reset, we count it
             self.front.count("h2_bad_fields")
@@ -539,36 +541,16 @@ class H2Conn(asyncio.Protocol):
 
     def flush(self, st: Stream) -> None:
         """Send a stream's queued response bytes as far as the client's windows allow."""
-        sent = 0
-        while st.out and self._alive(st) and not self.write_paused:
-            try:
-                room = min(
-                    self.h2.local_flow_control_window(st.sid), self.h2.max_outbound_frame_size
-                )
-            except h2.exceptions.ProtocolError:
-                break
-            if room <= 0:
-                break
-            chunk = st.out[0]
-            if len(chunk) > room:
-                st.out[0] = chunk[room:]
-                chunk = chunk[:room]
-            else:
-                st.out.popleft()
-            self.h2.send_data(st.sid, chunk)
-            sent += len(chunk)
+        try:
+            sent = self._send_body(st)
+        except h2.exceptions.ProtocolError:
+            # the client closed the stream (its RST_STREAM is in this batch of events)
+            sent, st.resp_sent = st.out_bytes, True
+            st.out.clear()
         if sent:
             st.out_bytes -= sent
             if st.up is not None:
                 st.up.consumed(st, sent)
-        if st.resp_done and not st.out and not st.resp_sent and self._alive(st):
-            st.resp_sent = True
-            if not st.headers_sent:
-                pass
-            elif st.resp_trailers:
-                self.h2.send_headers(st.sid, st.resp_trailers, end_stream=True)
-            else:
-                self.h2.end_stream(st.sid)
         self.send()
         if st.up is not None:
             if st.up_paused and st.out_bytes < _LOW:
@@ -579,6 +561,30 @@ class H2Conn(asyncio.Protocol):
                 st.up.pause(st)
         if st.resp_sent:
             self.maybe_done(st)
+
+    def _send_body(self, st: Stream) -> int:
+        sent = 0
+        while st.out and self._alive(st) and not self.write_paused:
+            room = min(self.h2.local_flow_control_window(st.sid), self.h2.max_outbound_frame_size)
+            if room <= 0:
+                break
+            chunk = st.out[0]
+            if len(chunk) > room:
+                st.out[0] = chunk[room:]
+                chunk = chunk[:room]
+            else:
+                st.out.popleft()
+            self.h2.send_data(st.sid, chunk)
+            sent += len(chunk)
+        if st.resp_done and not st.out and not st.resp_sent and self._alive(st):
+            st.resp_sent = True
+            if not st.headers_sent:
+                pass
+            elif st.resp_trailers:
+                self.h2.send_headers(st.sid, st.resp_trailers, end_stream=True)
+            else:
+                self.h2.end_stream(st.sid)
+        return sent
 
     def reset_stream(self, st: Stream, code: int) -> None:
         if self._alive(st):
@@ -603,7 +609,7 @@ class H2Conn(asyncio.Protocol):
         st.resp_done = True
         if self._alive(st) and not st.headers_sent:
             st.headers_sent = True
-            self.h2.send_headers(st.sid, fields)
+            self.send_headers(st, fields, end=False)
             st.out.append(body)
             st.out_bytes += len(body)
         self.flush(st)
@@ -625,8 +631,7 @@ class H2Conn(asyncio.Protocol):
         st.resp_done = True
         if self._alive(st) and not st.headers_sent:
             st.headers_sent = True
-            self.h2.send_headers(st.sid, fields, end_stream=True)
-            self.send()
+            self.send_headers(st, fields, end=True)
         st.resp_sent = True
         self.maybe_done(st)
 

@@ -397,6 +397,7 @@ class H2Upstream(asyncio.Protocol):
         )
         self.transport: asyncio.Transport | None = None
         self.ready = False
+        self.spoke = False  # the upstream sent something
         self.gone = False
         self.write_paused = False
         self.by_sid: dict[int, Stream] = {}
@@ -404,16 +405,26 @@ class H2Upstream(asyncio.Protocol):
         _spawn(conn, self._connect())
 
     async def _connect(self) -> None:
-        tls = self.front.sh.up_ssl is not None
-        ctx = self.front.up_ssl_h2 if tls else None
+        ctx = self.front.up_ssl_h2 if self.front.sh.up_ssl is not None else None
         if not await _connect(self.conn, self, ctx):
-            self._fail_all(self.front.last_connect_error)
-            return
-        assert self.transport is not None
+            err = self.front.last_connect_error
+            if self.front.forced and "no application protocol" in err.lower():
+                err = (
+                    f"upstream {self.front.sh.upstream_url} did not agree to HTTP/2 (ALPN: no "
+                    "h2) and --upstream-http2 asks for it"
+                )
+            self._fail_all(err)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # everything happens here, not after the connect returns: the upstream's first
+        # frames may arrive before that coroutine runs again, and our preface must go first
+        self.transport = cast(asyncio.Transport, transport)
+        self.front.sh.open_transports += 1
+        _nodelay(self.transport)
         if self.gone:
             self.transport.close()
             return
-        if tls:
+        if self.front.sh.up_ssl is not None:
             sslobj = self.transport.get_extra_info("ssl_object")
             alpn = sslobj.selected_alpn_protocol() if sslobj is not None else None
             if alpn != "h2":
@@ -443,11 +454,6 @@ class H2Upstream(asyncio.Protocol):
             state = cast(_Up, st.up_state)
             st.up = st.up_state = None
             self.conn.reroute(st, state.end, list(state.pending))
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.Transport, transport)
-        self.front.sh.open_transports += 1
-        _nodelay(self.transport)
 
     def send(self) -> None:
         data = self.h2.data_to_send()
@@ -487,12 +493,21 @@ class H2Upstream(asyncio.Protocol):
         state = st.up_state
         if not isinstance(state, _Up) or state.sid is None or state.end_sent:
             return
-        sid = state.sid
+        try:
+            self._send_body(st, state, state.sid)
+        except h2.exceptions.ProtocolError:
+            # the upstream closed the stream (its RST_STREAM is in the same batch of events,
+            # or came first): nothing more goes out on it
+            state.pending.clear()
+            state.pending_bytes = 0
+            state.end_sent = True
+        self.send()
+        if state.pending_bytes < _LOW:
+            st.up_drained()
+
+    def _send_body(self, st: Stream, state: _Up, sid: int) -> None:
         while state.pending:
-            try:
-                room = min(self.h2.local_flow_control_window(sid), self.h2.max_outbound_frame_size)
-            except h2.exceptions.ProtocolError:
-                return
+            room = min(self.h2.local_flow_control_window(sid), self.h2.max_outbound_frame_size)
             if room <= 0:
                 break
             chunk = state.pending[0]
@@ -506,12 +521,9 @@ class H2Upstream(asyncio.Protocol):
         if not state.pending and state.end:
             state.end_sent = True
             if st.req_trailers:
-                self.h2.send_headers(sid, [(k, v) for k, v in st.req_trailers], end_stream=True)
+                self.h2.send_headers(sid, list(st.req_trailers), end_stream=True)
             else:
                 self.h2.end_stream(sid)
-        self.send()
-        if state.pending_bytes < _LOW:
-            st.up_drained()
 
     def send_data(self, st: Stream, data: bytes) -> None:
         state = st.up_state
@@ -566,6 +578,14 @@ class H2Upstream(asyncio.Protocol):
     # -- upstream bytes --------------------------------------------------------------------------
     def data_received(self, data: bytes) -> None:
         self.front.sh.counts["bytes_from_upstream"] += len(data)
+        if not self.spoke and data[:5] == b"HTTP/":
+            self.front.count("h2_protocol_errors")
+            self._fail_all(
+                f"upstream {self.front.sh.upstream_url} answered in HTTP/1: it does not speak "
+                "HTTP/2 by prior knowledge (h2c); drop --upstream-http2"
+            )
+            return
+        self.spoke = True
         try:
             events = self.h2.receive_data(data)
         except h2.exceptions.ProtocolError as e:
