@@ -30,6 +30,7 @@ from .formats import (
 )
 from .model import ConnectionId, Exchange, Flag, HTTPMessage, Request, Response
 from .pipeline import BoundedSink, Counters, Pipeline, Sink, Stage, run_pipeline
+from .runner import Run, RunConfig, RunResult, run
 
 # The composition root registers the formats that live outside ``formats`` the way a third
 # party would: nats://HOST:PORT/STREAM "paths" are a JetStream stream (scale-out).
@@ -63,6 +64,9 @@ __all__ = [
     "ReplaygateError",
     "Request",
     "Response",
+    "Run",
+    "RunConfig",
+    "RunResult",
     "Sink",
     "Stage",
     "StreamError",
@@ -73,5 +77,6 @@ __all__ = [
     "open_reader",
     "open_writer",
     "register_format",
+    "run",
     "run_pipeline",
 ]
