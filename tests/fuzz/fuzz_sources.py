@@ -9,8 +9,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from replaygate.model import Exchange
-from replaygate.sources._framing import MAX_HEAD, ConnectionRecorder
-from replaygate.sources._framing_rules import REASONS, Limits
+from replaygate.protocol.h1framer import MAX_HEAD
+from replaygate.protocol.h1recorder import ConnectionRecorder
+from replaygate.protocol.h1rules import REASONS, Limits
 
 __all__ = ["SEEDS", "TARGETS"]
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 
 from replaygate.model import Exchange
-from replaygate.sources._framing import ConnectionRecorder
+from replaygate.protocol.h1recorder import ConnectionRecorder
 
 
 class _Handler(socketserver.StreamRequestHandler):

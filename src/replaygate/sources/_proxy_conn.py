@@ -6,7 +6,7 @@ small requests). Flow control is explicit: when one side's write buffer passes i
 mark (``pause_writing``), the other side stops reading until it drains, so a slow client or
 upstream never makes the proxy buffer whole bodies.
 
-The copy for recording is fed to :class:`~replaygate.sources._framing.ConnectionRecorder`
+The copy for recording is fed to :class:`~replaygate.protocol.h1recorder.ConnectionRecorder`
 *before* forwarding, so the response framer knows the request method when the answer
 arrives.
 """
@@ -22,8 +22,8 @@ from collections.abc import Callable
 from typing import Any, cast
 
 from ..model import ConnectionId
-from ._framing import ConnectionRecorder
-from ._framing_rules import Limits, error_response
+from ..protocol.h1recorder import ConnectionRecorder
+from ..protocol.h1rules import Limits, error_response
 
 __all__ = ["ClientSide"]
 

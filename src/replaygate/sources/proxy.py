@@ -4,7 +4,7 @@ Each client connection gets its own upstream connection (so keep-alive, pipelini
 ``Expect: 100-continue`` behave exactly as without the proxy); chunks are forwarded as they
 arrive (asyncio Protocols with explicit flow control, see ``_proxy_conn``): bodies stream
 both ways, nothing waits for a whole message. A copy of
-each chunk goes to a :class:`~replaygate.sources._framing.ConnectionRecorder` that cuts it
+each chunk goes to a :class:`~replaygate.protocol.h1recorder.ConnectionRecorder` that cuts it
 into exchanges with exact raw bytes. Upgrades (WebSocket) and CONNECT become blind tunnels
 once the upstream agrees; their handshake is recorded.
 
@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 from ..errors import CaptureError, ConfigError
 from ..model import Exchange
 from ..pipeline import Sink, Stage
-from ._framing_rules import Limits
+from ..protocol.h1rules import Limits
 from ._proxy_conn import ClientSide, _Shared
 from ._proxy_h2 import GRPC_NEEDS_HTTP2, H2Front
 from ._recording import RecordingSink

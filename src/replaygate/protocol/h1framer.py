@@ -1,4 +1,4 @@
-"""Incremental HTTP/1.x message framing for the recording proxy (sans-I/O).
+"""Incremental HTTP/1.x message framing for the recording proxy (sans-I/O): one direction.
 
 The proxy forwards bytes untouched; this module only watches a *copy* of each direction and
 cuts it into messages with their exact raw bytes, so that recordings are byte-exact. It does
@@ -7,19 +7,19 @@ not validate more than framing needs: the start line, ``Content-Length``,
 204, 304). Body bytes are sliced in bulk (no per-byte Python work); only header blocks and
 chunk-size lines are searched.
 
-A request and a response framer are paired by :class:`ConnectionRecorder`, which builds
+A request and a response framer are paired by
+:class:`~replaygate.protocol.h1recorder.ConnectionRecorder`, which builds
 :class:`~replaygate.model.Exchange` objects with interim (1xx) responses, upgrade/CONNECT
 tunnels and honest flags for whatever ended early.
 """
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ..model import ConnectionId, Exchange, Flag, Request, Response, new_exchange_id
-from ._framing_rules import (
+from ..model import Flag
+from .h1rules import (
     REASONS,
     Limits,
     RequestHead,
@@ -29,7 +29,7 @@ from ._framing_rules import (
     find_blank_line,
 )
 
-__all__ = ["ConnectionRecorder", "Framer", "Message"]
+__all__ = ["MAX_HEAD", "Framer", "Message"]
 
 MAX_HEAD = 256 << 10  # a head larger than this is not HTTP we can frame
 
@@ -100,7 +100,7 @@ class Framer:
     ``feed`` returns them.
 
     ``strict`` (the proxy's client side): every head, chunk-size line, chunk end and trailer
-    is checked by :mod:`._framing_rules` *before* it may be forwarded; bytes accepted for
+    is checked by :mod:`.h1rules` *before* it may be forwarded; bytes accepted for
     forwarding are collected for :meth:`take_forward`, and an incomplete unit is held back
     until it is complete. A refusal sets :attr:`rejected` and the framer stops. Otherwise
     (responses, observers) bytes are not held and what cannot be framed is recorded flagged
@@ -537,201 +537,3 @@ def _lenient_chunk_size(line: bytes) -> int | str:
     except ValueError:
         return "bad_chunk_size"
     return size if size >= 0 else "bad_chunk_size"
-
-
-@dataclass(slots=True)
-class _Pending:
-    head_method: str
-    request: Message | None = None
-    interim: list[Message] = field(default_factory=list)
-    response: Message | None = None
-
-
-class ConnectionRecorder:
-    """Pairs the two framers of one proxied connection into exchanges.
-
-    ``emit`` receives each exchange as soon as it is complete (request and final response
-    both seen), in request order. ``on_tunnel`` is called when the connection switches to a
-    tunnel (101 Switching Protocols, or 2xx to CONNECT).
-
-    ``strict`` (the proxy): client bytes are checked before they may be forwarded;
-    :meth:`feed_request` returns what may go upstream now, :meth:`take_forward` what was
-    released later by the upstream's answer (an upgrade accepted or refused), and
-    :attr:`rejected` says why the client is refused, once it is.
-    """
-
-    def __init__(
-        self,
-        conn: ConnectionId | None,
-        emit: Callable[[Exchange], None],
-        *,
-        max_record: int = 256 << 20,
-        on_tunnel: Callable[[], None] | None = None,
-        strict: bool = False,
-        limits: Limits = Limits(),
-    ) -> None:
-        self.conn = conn
-        self._emit = emit
-        self._on_tunnel = on_tunnel
-        self._pending: deque[_Pending] = deque()
-        self._answered = 0  # how many entries of _pending have a final response
-        self.req = Framer(
-            is_response=False,
-            max_record=max_record,
-            on_message=self._on_request,
-            strict=strict,
-            limits=limits,
-        )
-        self.resp = Framer(
-            is_response=True,
-            request_method=self._method,
-            max_record=max_record,
-            on_message=self._on_response,
-            limits=limits,
-        )
-        self._seq = 0
-        self.requests = 0
-        self.final_responses = 0
-        self.without_response = 0
-        self._partial = 0  # 1 once a refused request was recorded as far as it was forwarded
-
-    @property
-    def rejected(self) -> tuple[int, str] | None:
-        """(status, reason) once the client's bytes were refused (strict only)."""
-        return self.req.rejected
-
-    @property
-    def buffered(self) -> int:
-        return self.req.buffered + self.resp.buffered
-
-    @property
-    def rejected_after(self) -> int:
-        """Complete requests forwarded before the refused one."""
-        return self.requests - self._partial
-
-    @property
-    def answered_before_rejection(self) -> bool:
-        """Every request forwarded before the refused one has its whole answer."""
-        return self.final_responses >= self.rejected_after and self.resp._cur is None
-
-    def take_forward(self) -> bytes:
-        return self.req.take_forward()
-
-    @property
-    def idle(self) -> bool:
-        """No request is waiting for its answer and no message is half-framed."""
-        return not self._pending and self.req._cur is None and self.resp._cur is None
-
-    def _method(self) -> str:
-        if self._answered < len(self._pending):
-            return self._pending[self._answered].head_method
-        return ""
-
-    def feed_request(self, data: bytes, ts_ns: int) -> bytes:
-        """Frame client bytes; returns the bytes that may be forwarded now (strict), or
-        ``data`` itself (observing)."""
-        self.req.feed(data, ts_ns)
-        # a head whose body is still coming must be known before its response can arrive
-        self._note_head()
-        return self.req.take_forward() if self.req.strict else data
-
-    def _note_head(self) -> None:
-        cur = self.req._cur
-        if (
-            cur is not None
-            and cur.method
-            and not any(p.request is None and p.head_method for p in self._pending)
-        ):
-            self._pending.append(_Pending(cur.method))
-
-    def _on_request(self, m: Message) -> None:
-        self.requests += 1
-        if self.req.rejected is not None:
-            self._partial = 1
-        for p in self._pending:
-            if p.request is None:
-                p.request = m
-                break
-        else:
-            self._pending.append(_Pending(m.method, m))
-        self._release()
-
-    def feed_response(self, data: bytes, ts_ns: int) -> None:
-        self.resp.feed(data, ts_ns)
-
-    def _on_response(self, m: Message) -> None:
-        if self._answered >= len(self._pending):
-            # a response nobody asked for (or whose request we could not frame)
-            ex = Exchange(id=new_exchange_id(), request=Request(b"", head_len=0), conn=self.conn)
-            ex.response = _response(m)
-            ex.flags |= {Flag.ORPHAN_RESPONSE, *m.flags}
-            self._emit(ex)
-            return
-        p = self._pending[self._answered]
-        if 100 <= m.status < 200 and m.status != 101:
-            p.interim.append(m)
-            return
-        p.response = m
-        self._answered += 1
-        self.final_responses += 1
-        switching = m.status == 101 or (
-            p.head_method.upper() == "CONNECT" and 200 <= m.status < 300
-        )
-        if switching:
-            self.req.to_tunnel()
-            self.resp.to_tunnel()
-            m.flags.add(Flag.CONNECT if p.head_method.upper() == "CONNECT" else Flag.UPGRADE)
-            if self._on_tunnel is not None:
-                self._on_tunnel()
-        self._release()
-        if not switching:
-            self.req.resume(m.ts_last_ns)
-
-    def _release(self) -> None:
-        while self._pending and self._answered > 0:
-            p = self._pending[0]
-            if p.request is None or p.response is None:
-                return
-            self._pending.popleft()
-            self._answered -= 1
-            self._emit(self._exchange(p))
-
-    def _exchange(self, p: _Pending) -> Exchange:
-        assert p.request is not None
-        r = p.request
-        ex = Exchange(
-            id=new_exchange_id(),
-            request=Request(
-                r.raw, ts_first_ns=r.ts_first_ns, ts_last_ns=r.ts_last_ns, head_len=r.head_len
-            ),
-            conn=self.conn,
-            seq=self._seq,
-        )
-        self._seq += 1
-        ex.flags |= r.flags
-        if p.response is not None:
-            ex.response = _response(p.response)
-            ex.flags |= p.response.flags
-        else:
-            ex.flags.add(Flag.NO_RESPONSE)
-            self.without_response += 1
-        ex.interim = [_response(i) for i in p.interim]
-        return ex
-
-    def close(self, ts_ns: int) -> None:
-        """The connection ended: emit what is left, flagged for what is missing."""
-        self.req.eof(ts_ns)
-        self.resp.eof(ts_ns)
-        while self._pending:
-            p = self._pending.popleft()
-            if self._answered:
-                self._answered -= 1
-            if p.request is None:
-                if p.response is None:
-                    continue  # head seen then connection lost: eof() emitted it truncated
-                p.request = Message(b"", 0, 0, 0, flags={Flag.REQUEST_TRUNCATED})
-            self._emit(self._exchange(p))
-
-
-def _response(m: Message) -> Response:
-    return Response(m.raw, ts_first_ns=m.ts_first_ns, ts_last_ns=m.ts_last_ns, head_len=m.head_len)

@@ -14,8 +14,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from replaygate.model import Exchange, Flag
-from replaygate.sources._framing import MAX_HEAD, ConnectionRecorder
-from replaygate.sources._framing_rules import REASONS, Limits
+from replaygate.protocol.h1framer import MAX_HEAD
+from replaygate.protocol.h1recorder import ConnectionRecorder
+from replaygate.protocol.h1rules import REASONS, Limits
 
 OK = b"GET /ok HTTP/1.1\r\nHost: a\r\n\r\n"
 P = b"POST /p HTTP/1.1\r\nHost: a\r\n"

@@ -8,7 +8,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from replaygate.model import Exchange, Flag
-from replaygate.sources._framing import ConnectionRecorder, Framer
+from replaygate.protocol.h1framer import Framer
+from replaygate.protocol.h1recorder import ConnectionRecorder
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
