@@ -19,8 +19,8 @@ import h2.config
 import h2.connection
 
 from replaygate.model import Exchange
+from replaygate.protocol.h1rules import Limits
 from replaygate.protocol.http2 import PREFACE
-from replaygate.sources._framing_rules import Limits
 from replaygate.sources._h2_fields import Sniffed, sniff
 from replaygate.sources._proxy_h2 import H2Conn, H2Front, Stream
 
