@@ -15,11 +15,11 @@ import click
 import pytest
 
 from replaygate.cli import cli
-from replaygate.cli._flags import Bounded
+from replaygate.cli._flags import Bounded, _table, flags
 from replaygate.errors import ConfigError
 
 HOMONYMS: dict[str, set[str]] = {
-    # a path for the JSON report vs "print as JSON"
+    # a path for the JSON report vs "print the result as JSON" (inspect: one per exchange)
     "--json": {"inspect", "mask-data", "scan", "stream status"},
     # what is written differs by command; the recorders (capture, proxy) share one
     "--output": {"accept", "mask-data", "replay", "shadow"},
@@ -79,6 +79,28 @@ def test_each_flag_name_has_one_definition() -> None:
         name: [" / ".join(cmds) for cmds in d.values()] for name, d in defs.items() if len(d) > 1
     }
     assert not twice, f"flags defined more than once (commands per definition): {twice}"
+
+
+def test_every_option_comes_from_flags_toml() -> None:
+    """No command declares a flag of its own: each option is an entry of cli/flags.toml."""
+
+    def table_definition(key: str) -> tuple[object, ...]:
+        @flags(key)
+        def f() -> None:  # pragma: no cover - never called
+            pass
+
+        (p,) = f.__click_params__
+        assert isinstance(p, click.Option)
+        return _definition(p)
+
+    known = {table_definition(k) for k in _table()}
+    outside = [
+        f"{cname} {_name(p)}"
+        for cname, cmd in _commands().items()
+        for p in cmd.params
+        if isinstance(p, click.Option) and _definition(p) not in known
+    ]
+    assert not outside, f"flags defined outside cli/flags.toml: {outside}"
 
 
 def test_homonyms_are_still_needed() -> None:

@@ -12,12 +12,10 @@ import dataclasses
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
-
-import click
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from ..errors import ConfigError
-from ._flags import Bounded, bounded_duration
+from ._flags import bounded_duration, flags
 
 if TYPE_CHECKING:  # the capture module loads libpcap; only for typing
     from ..sources.capture import CaptureConfig
@@ -61,47 +59,6 @@ class CaptureOptions:
         return cfg
 
 
-_OPTIONS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
-    (
-        ("--interface", "-i", "interfaces"),
-        dict(
-            multiple=True,
-            metavar="IF",
-            help="Interface to capture on (repeatable; default: all, including lo, via 'any').",
-        ),
-    ),
-    (
-        ("--port", "-p", "ports"),
-        dict(
-            multiple=True,
-            type=Bounded(int, 1, 65_535),
-            metavar="P",
-            help="Server port (repeatable).",
-        ),
-    ),
-    (
-        ("--bpf", "bpf"),
-        dict(
-            default=None,
-            metavar="EXPR",
-            help="A BPF filter instead of --port (e.g. 'tcp port 80 and host 10.0.0.5').",
-        ),
-    ),
-    (
-        ("--duration", "duration"),
-        dict(default=None, metavar="DURATION", help="Stop after DURATION (e.g. 30s, 10m)."),
-    ),
-    (
-        ("--max-exchanges", "max_exchanges"),
-        dict(
-            default=None,
-            type=Bounded(int, 1, 1 << 62),
-            metavar="N",
-            help="Stop after capturing N exchanges.",
-        ),
-    ),
-]
-
 _NAMES = tuple(f.name for f in dataclasses.fields(CaptureOptions))
 
 
@@ -115,7 +72,4 @@ def capture_options(f: F) -> F:
         values["ports"] = tuple(values["ports"] or ())
         return f(*args, capture=CaptureOptions(**values), **kwargs)
 
-    wrapped: Any = command
-    for names, kw in reversed(_OPTIONS):
-        wrapped = click.option(*names, **kw)(wrapped)
-    return wrapped  # type: ignore[no-any-return]
+    return flags("interfaces", "ports", "bpf", "duration", "max_exchanges")(cast(F, command))

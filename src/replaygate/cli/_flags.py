@@ -1,23 +1,80 @@
-"""Flags that several commands or option groups take, each defined once, here.
+"""Every flag of the command line is defined once, in ``flags.toml`` next to this module;
+:func:`flags` adds flags to a command by key, in order.
 
 A flag named alike in two commands means the same thing there, with the same definition
 (``tests/cli/test_flags.py`` walks every command and holds them to it); option groups
-(``_options``, ``_replay_options``, ``_capture_options``, ``_report_options``) are built
-from these where they share one.
+(``_options``, ``_replay_options``, ``_capture_options``, ``_report_options``, ``_live``)
+are lists of keys. Numbers are bounded (:class:`Bounded`, ``bounded_duration``,
+``bounded_size``): out of bounds is one line naming the flag and exit 2.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import functools
+import importlib.resources
+import tomllib
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 import click
 
-from .._config_schema import float_range
+from .._config_schema import float_range, int_range
 from ..config import parse_duration, parse_size
 from ..errors import ConfigError
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+@functools.cache
+def _table() -> dict[str, dict[str, Any]]:
+    text = importlib.resources.files(__package__).joinpath("flags.toml").read_text("utf-8")
+    return tomllib.loads(text)
+
+
+def flags(*keys: str, **changes: Mapping[str, Any]) -> Callable[[F], F]:
+    """Decorator: the flags ``keys`` of ``flags.toml``, in this order in ``--help``;
+    ``changes``: a command's own default of a flag (``stats={"default": "10s"}``)."""
+
+    def deco(f: F) -> F:
+        for key in reversed(keys):
+            f = _option(key, changes.get(key, {}))(f)
+        return f
+
+    return deco
+
+
+def _option(key: str, change: Mapping[str, Any]) -> Callable[[F], F]:
+    spec = dict(_table()[key])
+    decls = spec.pop("decls")
+    kind = spec.pop("type", None)
+    choices = spec.pop("choices", None)
+    case_sensitive = spec.pop("case_sensitive", True)
+    if spec.pop("default_none", False):
+        spec["default"] = None
+    if kind is not None:
+        spec["type"] = _type(kind, choices, case_sensitive)
+    spec.update(change)
+    return click.option(*decls, **spec)
+
+
+def _type(kind: str, choices: list[str] | None, case_sensitive: bool) -> Any:
+    name, _, rest = kind.partition(":")
+    if name == "choice":
+        return click.Choice(choices or [], case_sensitive=case_sensitive)
+    if name in ("int", "float"):
+        return int if name == "int" else float
+    if name == "bounded":
+        k, lo, hi = rest.split(":")
+        num = int if k == "int" else float
+        return Bounded(num, num(lo), num(hi))
+    if rest.startswith("replay."):
+        rng = int_range if name == "int_range" else float_range
+        return rng("replay", rest.removeprefix("replay."))
+    lo_s, hi_s = rest.split(":")
+    if name == "int_range":
+        return click.IntRange(int(lo_s) if lo_s else None, int(hi_s) if hi_s else None)
+    return click.FloatRange(float(lo_s) if lo_s else None, float(hi_s) if hi_s else None)
+
 
 __all__ = [
     "MAX_DURATION_S",
@@ -26,6 +83,7 @@ __all__ = [
     "bounded_duration",
     "bounded_size",
     "duration_option",
+    "flags",
     "force_option",
     "mask_config_option",
     "mask_key_file_option",
@@ -40,98 +98,47 @@ __all__ = [
 
 def duration_option(f: F) -> F:
     """``--duration DURATION``: stop after this long (capture, proxy, replay, shadow, worker)."""
-    return click.option(
-        "--duration", default=None, metavar="DURATION", help="Stop after DURATION (e.g. 30s, 10m)."
-    )(f)
+    return flags("duration")(f)
 
 
 def speed_option(f: F) -> F:
     """``--speed X`` (replay, worker)."""
-    return click.option(
-        "--speed",
-        type=float_range("replay", "speed"),
-        default=None,
-        help="Replay as recorded, X times faster (default 1; 0.5 = half speed).",
-    )(f)
+    return flags("speed")(f)
 
 
 def rate_option(f: F) -> F:
     """``--rate N`` (replay; a worker's is global, shared by all workers)."""
-    return click.option(
-        "--rate",
-        type=float_range("replay", "rate"),
-        default=None,
-        help="Fixed rate, requests per second (worker: across all workers).",
-    )(f)
+    return flags("rate")(f)
 
 
 def quiet_option(f: F) -> F:
     """``--quiet/-q`` (convert, mask-data, compare, aggregate)."""
-    return click.option(
-        "--quiet",
-        "-q",
-        is_flag=True,
-        default=False,
-        help="Print no summary; errors, the exit code and the files written only.",
-    )(f)
+    return flags("quiet")(f)
 
 
 def append_option(f: F) -> F:
     """``--append``: add to an existing output (recorders refuse one otherwise)."""
-    return click.option(
-        "--append",
-        is_flag=True,
-        default=False,
-        help="Add to an existing .gor/.jsonl output (recorders otherwise refuse to start).",
-    )(f)
+    return flags("append")(f)
 
 
 def force_option(f: F) -> F:
     """``--force``: a recorder may overwrite an output that holds data."""
-    return click.option(
-        "--force",
-        is_flag=True,
-        default=False,
-        help="Overwrite an existing output (by default a non-empty one is refused).",
-    )(f)
+    return flags("force")(f)
 
 
 def rotation_options(f: F) -> F:
     """``--max-bytes SIZE`` and ``--max-seconds DURATION`` (rotation of .gor outputs)."""
-    f = click.option(
-        "--max-seconds",
-        default=None,
-        metavar="DURATION",
-        help="Rotate .gor output every DURATION (e.g. 10m): name_0.gor, name_1.gor, ...",
-    )(f)
-    return click.option(
-        "--max-bytes",
-        default=None,
-        metavar="SIZE",
-        help="Rotate .gor output after SIZE (e.g. 64mb): name_0.gor, name_1.gor, ...",
-    )(f)
+    return flags("max_bytes", "max_seconds")(f)
 
 
 def mask_config_option(f: F) -> F:
     """``--mask-config FILE`` (the traffic flags, mask-data, scan)."""
-    return click.option(
-        "--mask-config",
-        "mask_config",
-        metavar="FILE",
-        default=None,
-        help="Masking rules (TOML, [mask] section; default: the --mask profile); implies --mask.",
-    )(f)
+    return flags("mask_config")(f)
 
 
 def mask_key_file_option(f: F) -> F:
     """``--mask-key-file FILE`` (the traffic flags, mask-data)."""
-    return click.option(
-        "--mask-key-file",
-        "mask_key_file",
-        metavar="FILE",
-        default=None,
-        help="Pseudonymisation key file (else $REPLAYGATE_MASK_KEY).",
-    )(f)
+    return flags("mask_key_file")(f)
 
 
 class Bounded(click.ParamType[Any]):
@@ -171,26 +178,12 @@ _A = {"int": "a whole number", "float": "a number"}
 
 def tls_keylog_option(f: F) -> F:
     """``--tls-keylog FILE`` (capture, convert, inspect)."""
-    return click.option(
-        "--tls-keylog",
-        default=None,
-        metavar="FILE",
-        help="Decrypt HTTPS with this NSS key log (SSLKEYLOGFILE): followed as clients write "
-        "it while capturing; key logs embedded in pcapng (editcap --inject-secrets) are "
-        "always used.",
-    )(f)
+    return flags("tls_keylog")(f)
 
 
 def recorder_output_option(f: F) -> F:
     """``--output/-o FILE`` of the recorders (capture, proxy)."""
-    return click.option(
-        "--output",
-        "-o",
-        required=True,
-        metavar="FILE",
-        help="Where to record (.gor[.gz|.zst], .har, .jsonl). An existing non-empty FILE is "
-        "refused unless --force or --append.",
-    )(f)
+    return flags("record_output")(f)
 
 
 # ~31 years: beyond, deadlines and NATS' nanosecond fields (int64) overflow

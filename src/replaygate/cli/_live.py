@@ -22,15 +22,7 @@ from ..config import load_config, parse_duration
 from ..errors import ConfigError
 from ..runner import Output, Run, RunResult
 from ..runner._output import check_output
-from ._flags import (
-    Bounded,
-    append_option,
-    bounded_duration,
-    bounded_size,
-    force_option,
-    rotation_options,
-)
-from ._options import config_option
+from ._flags import bounded_duration, bounded_size, flags
 from ._output import write_options
 
 __all__ = [
@@ -87,10 +79,10 @@ def output_options(f: F) -> F:
     @functools.wraps(f)
     def command(*args: Any, **kwargs: Any) -> Any:
         names = ("max_bytes", "max_seconds", "force", "append")
-        flags = OutputFlags(kwargs.pop("output"), **{k: kwargs.pop(k) for k in names})
-        return f(*args, output=flags, **kwargs)
+        given = OutputFlags(kwargs.pop("output"), **{k: kwargs.pop(k) for k in names})
+        return f(*args, output=given, **kwargs)
 
-    return rotation_options(force_option(append_option(command)))
+    return flags("max_bytes", "max_seconds", "force", "append")(command)
 
 
 @dataclass(frozen=True)
@@ -115,15 +107,7 @@ class LiveFlags:
 
 def max_queue_option(f: F) -> F:
     """``--max-queue N``: the bounded queue in front of the writer (shadow: the target)."""
-    return click.option(
-        "--max-queue",
-        default=10_000,
-        show_default=True,
-        type=Bounded(int, 1, 10_000_000),
-        metavar="N",
-        help="Exchanges waiting for the writer (shadow: for the target) before new ones are "
-        "dropped (counted; live traffic is never held).",
-    )(f)
+    return flags("max_queue")(f)
 
 
 def run_options(*, stats_default: str | None, buffer: bool) -> Callable[[F], F]:
@@ -135,36 +119,14 @@ def run_options(*, stats_default: str | None, buffer: bool) -> Callable[[F], F]:
         @functools.wraps(f)
         def command(*args: Any, **kwargs: Any) -> Any:
             names = ("stats", "metrics_port", "config_path")
-            flags = LiveFlags(**{k: kwargs.pop(k) for k in names}, buffer_size=None)
+            given = LiveFlags(**{k: kwargs.pop(k) for k in names}, buffer_size=None)
             if buffer:
-                flags = dataclasses.replace(flags, buffer_size=kwargs.pop("buffer_size"))
-            return f(*args, live=flags, **kwargs)
+                given = dataclasses.replace(given, buffer_size=kwargs.pop("buffer_size"))
+            return f(*args, live=given, **kwargs)
 
-        g = config_option(command)
-        if buffer:
-            g = click.option(
-                "--buffer-size",
-                default="64mb",
-                show_default=True,
-                metavar="SIZE",
-                help="Kernel capture buffer per interface.",
-            )(g)
-        g = click.option(
-            "--metrics-port",
-            default=None,
-            metavar="[HOST:]PORT",
-            help="Export counters for Prometheus at /metrics.",
-        )(g)
-        return click.option(
-            "--stats",
-            "stats",
-            is_flag=False,
-            flag_value="10s",
-            default=stats_default,
-            show_default=stats_default is not None,
-            metavar="[INTERVAL]",
-            help="Print a counters line every INTERVAL (10s when given alone).",
-        )(g)
+        keys = ("stats", "metrics_port", *(("buffer_size",) if buffer else ()), "config_path")
+        change = {"default": stats_default, "show_default": stats_default is not None}
+        return flags(*keys, stats=change)(command)
 
     return deco
 

@@ -16,14 +16,11 @@ import dataclasses
 import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-import click
-
-from .._config_schema import int_range
 from ..config import parse_duration, parse_size, section
 from ..errors import ConfigError
-from ._flags import duration_option, rate_option, speed_option
+from ._flags import flags
 
 if TYPE_CHECKING:  # the replay package is heavy (event loop, clients); only for typing
     from ..replay import ReplayConfig
@@ -66,147 +63,13 @@ class ReplayOptions:
         return build_config({**self.as_dict(), **more}, toml)
 
 
-# (names..., keyword, kwargs) in the order they appear in --help
-_OPTIONS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
-    (
-        ("--target", "-t", "target"),
-        dict(
-            multiple=True,
-            metavar="URL",
-            help="Target base URL (http:// or https://). Repeat to broadcast to several.",
-        ),
-    ),
-    (
-        ("--split/--no-split", "split"),
-        dict(
-            default=None,
-            help="Round-robin the targets instead of broadcasting (sticky by session).",
-        ),
-    ),
-    (
-        ("--baseline", "baseline"),
-        dict(
-            metavar="URL",
-            help="Also send every request to this second copy of the baseline (noise "
-            "reference for compare).",
-        ),
-    ),
-    (
-        ("--concurrency", "-c", "concurrency"),
-        dict(
-            type=int_range("replay", "concurrency"),
-            default=None,
-            help="Requests in flight at most (default 64).",
-        ),
-    ),
-    (
-        ("--sessions/--no-sessions", "sessions"),
-        dict(
-            default=None,
-            help="Replay each original connection (or session key) in order over one "
-            "connection; sessions in parallel.",
-        ),
-    ),
-    (
-        ("--session-key", "session_key"),
-        dict(
-            metavar="cookie:NAME|header:NAME|basic|bearer|auth",
-            help="What makes a session (default: the original connection).",
-        ),
-    ),
-    (
-        ("--order", "order"),
-        dict(
-            type=click.Choice(["none", "sessions", "recorded"]),
-            default=None,
-            help="Happens-before order (default recorded: no request before the exchanges "
-            "that finished before it began in the recording; sessions: per user session; "
-            "none).",
-        ),
-    ),
-    (
-        ("--keep-host/--no-keep-host", "keep_host"),
-        dict(default=None, help="Send the recorded Host header instead of the target's."),
-    ),
-    (
-        ("--connect-timeout", "connect_timeout"),
-        dict(metavar="D", help="Connect timeout (default 5s)."),
-    ),
-    (
-        ("--timeout", "timeout"),
-        dict(
-            metavar="D",
-            help="Response timeout, first byte sent to last byte received (default 30s).",
-        ),
-    ),
-    (
-        ("--max-response-size", "max_response_size"),
-        dict(
-            metavar="SIZE",
-            help="Keep at most this much of each replayed response; longer ones are cut, "
-            "flagged replay_truncated and counted (default 64MiB).",
-        ),
-    ),
-    (
-        ("--max-header-size", "max_header_size"),
-        dict(
-            metavar="SIZE",
-            help="Response heads (1xx ones included) longer than this are an error, "
-            "headers_too_large (default 1MiB).",
-        ),
-    ),
-    (
-        ("--redirects", "redirects"),
-        dict(
-            type=int_range("replay", "redirects"),
-            default=None,
-            help="Follow up to N redirects to the same target (default 0: record the redirect).",
-        ),
-    ),
-    (
-        ("--insecure", "insecure"),
-        dict(is_flag=True, default=None, help="Do not verify TLS certificates."),
-    ),
-    (
-        ("--ca-file", "ca_file"),
-        dict(metavar="PEM", help="Verify TLS with these CA certificates."),
-    ),
-    (
-        ("--allow-unsafe-target", "allow_unsafe_target"),
-        dict(
-            is_flag=True,
-            default=None,
-            help="Allow non-GET/HEAD/OPTIONS requests to the host the traffic was captured from.",
-        ),
-    ),
-    (
-        ("--http2/--no-http2", "http2"),
-        dict(
-            default=None,
-            help="Speak HTTP/2 to the targets: prior knowledge (h2c) for http://, ALPN h2 for "
-            "https://; streams multiplexed (default HTTP/1.1).",
-        ),
-    ),
-    (
-        ("--h2-streams", "h2_streams"),
-        dict(
-            type=int_range("replay", "h2_streams"),
-            default=None,
-            metavar="N",
-            help="With --http2: streams in flight per connection, at most (default 100, or "
-            "fewer if the server says so).",
-        ),
-    ),
-    (
-        ("--h2-connections", "h2_connections"),
-        dict(
-            type=int_range("replay", "h2_connections"),
-            default=None,
-            metavar="N",
-            help="With --http2: connections per target, at most (default 1).",
-        ),
-    ),
-]
+# the replay flags (flags.toml), in --help order: the fields of ReplayOptions
+REPLAY_FLAGS = (
+    "target", "split", "baseline", "concurrency", "sessions", "session_key", "order",
+    "keep_host", "connect_timeout", "timeout", "max_response_size", "max_header_size",
+    "redirects", "insecure", "ca_file", "allow_unsafe_target", "http2", "h2_streams",
+    "h2_connections",
+)  # fmt: skip
 
 _NAMES = tuple(f.name for f in dataclasses.fields(ReplayOptions))
 
@@ -220,10 +83,7 @@ def replay_options(f: F) -> F:
         values["target"] = tuple(values["target"] or ())
         return f(*args, replay=ReplayOptions(**values), **kwargs)
 
-    wrapped: Any = command
-    for names, kw in reversed(_OPTIONS):
-        wrapped = click.option(*names, **kw)(wrapped)
-    return wrapped  # type: ignore[no-any-return]
+    return flags(*REPLAY_FLAGS)(cast(F, command))
 
 
 TIMING_HELP = "Timing (one of): --speed X (default 1), --rate N, --max, --ramp STAGES."
@@ -233,54 +93,14 @@ def timing_options(f: F) -> F:
     """Decorator: how ``replay`` schedules (``--speed``, ``--rate``, ``--max``, ``--ramp``)
     and how long (``--loop``, ``--duration``, ``--limit``, ``--max-wait``), ``--workers``;
     keywords for :meth:`ReplayOptions.config`."""
-    opts = [
-        speed_option,
-        rate_option,
-        click.option(
-            "--max",
-            "max_speed",
-            is_flag=True,
-            default=None,
-            help="As fast as possible with --concurrency connections.",
-        ),
-        click.option(
-            "--ramp",
-            metavar="STAGES",
-            help='Rate stages "RATE:DURATION,...", e.g. "100:10s,500:30s".',
-        ),
-        click.option(
-            "--loop/--no-loop",
-            default=None,
-            help="Start over at the end of the input (until --duration or --limit).",
-        ),
-        duration_option,
-        click.option(
-            "--limit",
-            type=int_range("replay", "limit"),
-            default=None,
-            help="Stop after N exchanges.",
-        ),
-        click.option("--max-wait", metavar="D", help="With --speed: cap long recorded gaps at D."),
-        click.option(
-            "--workers",
-            type=int_range("replay", "workers"),
-            default=None,
-            help="Worker processes, split by session hash (default 1).",
-        ),
-    ]
-    for o in reversed(opts):
-        f = o(f)
-    return f
+    return flags(
+        "speed", "rate", "max_speed", "ramp", "loop", "duration", "limit", "max_wait", "workers"
+    )(f)
 
 
 def correlate_option(f: F) -> F:
     """Decorator: ``--correlate/--no-correlate`` (default on)."""
-    return click.option(
-        "--correlate/--no-correlate",
-        default=True,
-        help="Substitute session tokens and created ids learned from the targets' responses "
-        "(default on).",
-    )(f)
+    return flags("correlate")(f)
 
 
 _DURATION_FIELDS = ("duration", "max_wait", "connect_timeout", "response_timeout")

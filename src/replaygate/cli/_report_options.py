@@ -19,7 +19,7 @@ from ..config import load_config
 from ..report._rank import ranked_reasons
 from ..runner import Reports
 from ..runner._output import compare_config, gate_config, judge_and_write
-from ._flags import Bounded
+from ._flags import flags
 from ._options import config_option
 
 __all__ = [
@@ -55,40 +55,7 @@ def report_output_options(f: F) -> F:
     """Add the report flags (keywords: json, junit, markdown, html, report, accepted, routes,
     proto_descriptor_set):
     for commands that read ``replaygate.toml`` through a ``--config`` of their own."""
-    opts = [
-        click.option("--json", "json", metavar="PATH", help="Write the JSON summary here."),
-        click.option(
-            "--junit", metavar="PATH", help="Write JUnit XML (one test case per endpoint)."
-        ),
-        click.option(
-            "--markdown", metavar="PATH", help="Write a Markdown summary (pull-request comment)."
-        ),
-        click.option("--html", metavar="PATH", help="Write the self-contained HTML report."),
-        click.option(
-            "--report",
-            metavar="DIR",
-            help="Write all four reports into DIR (report.json, report.xml, report.md, report.html).",
-        ),
-        click.option(
-            "--accepted",
-            metavar="FILE",
-            help="Reviewed accepted differences (TOML or JSON); expired entries fail the gate again.",
-        ),
-        click.option(
-            "--routes",
-            metavar="FILE",
-            help="Name endpoints from a route list: OpenAPI 3 (JSON/YAML) or one 'GET /users/{id}' a line.",
-        ),
-        click.option(
-            "--proto-descriptor-set",
-            "proto_descriptor_set",
-            metavar="FILE",
-            help="Name gRPC message fields from a descriptor set (protoc -o FILE --include_imports).",
-        ),
-    ]
-    for o in reversed(opts):
-        f = o(f)
-    return f
+    return flags(*REPORT_OUTPUT_KEYS)(f)
 
 
 def report_options(f: F) -> F:
@@ -125,18 +92,7 @@ def with_routes(config: dict[str, Any], options: Mapping[str, Any]) -> dict[str,
 
 def watch_options(f: F) -> F:
     """Add ``--watch-metrics URL`` and ``--watch-pid PID`` (keywords watch_metrics, watch_pid)."""
-    f = click.option(
-        "--watch-pid",
-        type=Bounded(int, 1, 1 << 22),  # Linux pid_max at most
-        metavar="PID",
-        help="Sample CPU, RSS, open fds and threads of the target process during the replay.",
-    )(f)
-    f = click.option(
-        "--watch-metrics",
-        metavar="URL",
-        help="Scrape this Prometheus text endpoint (loopback only) every few seconds during the replay.",
-    )(f)
-    return f
+    return flags("watch_metrics", "watch_pid")(f)
 
 
 def start_watcher(options: Mapping[str, Any], interval: float = 2.0) -> TargetWatcher | None:

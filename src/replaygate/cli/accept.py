@@ -14,6 +14,7 @@ from ..compare import AcceptedDiff, AcceptedDiffs
 from ..compare._glob import glob_match
 from ..compare.accepted import format_entries
 from ..errors import ConfigError, InputError
+from ._flags import flags
 
 
 def _entries(
@@ -61,39 +62,7 @@ def _same(a: AcceptedDiff, b: AcceptedDiff) -> bool:
 
 @click.command("accept")
 @click.argument("summary_path", metavar="SUMMARY.json", type=click.Path(dir_okay=False))
-@click.option(
-    "--reason", required=True, help="Why this difference is acceptable (shown in every report)."
-)
-@click.option("--who", required=True, help="Who reviewed and accepted it.")
-@click.option(
-    "--expires",
-    required=True,
-    metavar="YYYY-MM-DD",
-    help="Date after which the entry stops excusing the difference.",
-)
-@click.option(
-    "--endpoint",
-    "endpoints",
-    multiple=True,
-    metavar="GLOB",
-    help="Only these endpoints (default: the failing ones). Repeatable.",
-)
-@click.option(
-    "--field",
-    "fields",
-    multiple=True,
-    metavar="GLOB",
-    help="Only these fields (e.g. 'body:$.user.*'). Repeatable.",
-)
-@click.option(
-    "-o",
-    "--output",
-    default="accepted.toml",
-    show_default=True,
-    metavar="FILE",
-    help="Accepted-differences file to append to (TOML).",
-)
-@click.option("--dry-run", is_flag=True, help="Print the entries instead of writing them.")
+@flags("reason", "who", "expires", "endpoints", "fields", "accepted_output", "dry_run")
 def command(
     summary_path: str,
     reason: str,

@@ -18,7 +18,7 @@ import click
 from ..runner import CaptureInput, Run, RunConfig
 from ..stages.defaults import TrafficOptions
 from ._capture_options import CaptureOptions, capture_options
-from ._flags import bounded_duration, recorder_output_option, tls_keylog_option
+from ._flags import bounded_duration, flags, recorder_output_option, tls_keylog_option
 from ._live import (
     LiveFlags,
     OutputFlags,
@@ -36,19 +36,9 @@ __all__ = ["command"]
 @capture_options
 @recorder_output_option
 @output_options
-@click.option(
-    "--track-responses/--no-track-responses",
-    default=True,
-    help="Record original responses with latency (default), or requests only.",
-)
+@flags("track_responses")
 @max_queue_option
-@click.option(
-    "--idle-timeout",
-    default="120s",
-    show_default=True,
-    metavar="DURATION",
-    help="Expire a connection silent this long (counted if incomplete).",
-)
+@flags("idle_timeout")
 @tls_keylog_option
 @run_options(stats_default=None, buffer=True)
 @traffic_group

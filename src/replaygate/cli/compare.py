@@ -10,21 +10,14 @@ import click
 from ..compare import Comparator
 from ..formats import ReadOptions, open_reader, raise_cuts
 from ..pipeline import Counters
-from ._flags import quiet_option
+from ._flags import flags, quiet_option
 from ._options import input_limit_options, read_limits
 from ._report_options import compare_config, finish_reports, load_report_config, report_options
 
 
 @click.command("compare")
 @click.argument("files", nargs=-1, required=True, metavar="FILE...")
-@click.option(
-    "--baseline-file",
-    "baseline_files",
-    multiple=True,
-    metavar="FILE",
-    help="A recording whose replayed responses came from a second copy of the baseline "
-    "(Diffy-style noise reference). Repeatable.",
-)
+@flags("baseline_files")
 @report_options
 @input_limit_options
 @quiet_option

@@ -30,7 +30,7 @@ from ..pipeline import Counters
 from ..runner import FileInput, Output, Run, RunConfig, RunResult
 from ..runner._files import check_inputs
 from ..stages.defaults import TrafficOptions
-from ._flags import append_option, quiet_option, rotation_options, tls_keylog_option
+from ._flags import append_option, flags, quiet_option, rotation_options, tls_keylog_option
 from ._options import (
     config_option,
     input_limit_options,
@@ -116,13 +116,7 @@ def format_summary(c: Counters, incomplete: int, why: Counter[str]) -> str:
 @append_option
 @config_option
 @quiet_option
-@click.option(
-    "--verbose",
-    "-v",
-    is_flag=True,
-    default=False,
-    help="Also print the readers' notes (line numbers of dropped lines, cut offsets, ...).",
-)
+@flags("verbose")
 @input_limit_options
 @traffic_group
 def command(

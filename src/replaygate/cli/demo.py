@@ -4,33 +4,12 @@ from __future__ import annotations
 
 import click
 
+from ._flags import flags
 from ._report_options import print_verdict
 
 
 @click.command("demo")
-@click.option(
-    "--out",
-    "out_dir",
-    default="replaygate-demo",
-    show_default=True,
-    metavar="DIR",
-    help="Where to write the capture, the replay and the reports.",
-)
-@click.option(
-    "--strict",
-    is_flag=True,
-    help="Exit 1 when the gate fails (by default a failing gate is the demo's expected outcome).",
-)
-@click.option(
-    "--requests",
-    default=400,
-    show_default=True,
-    type=click.IntRange(20, 100_000),
-    help="How many requests of traffic to generate.",
-)
-@click.option(
-    "--seed", default=7, show_default=True, type=int, help="Seed of the traffic generator."
-)
+@flags("out_dir", "strict", "requests", "seed")
 def command(out_dir: str, strict: bool, requests: int, seed: int) -> None:
     """Run the end-to-end demo: a "production" app and a candidate with planted regressions
     (a changed JSON field, a slower endpoint, a new 500 on an edge case, a harmless volatile

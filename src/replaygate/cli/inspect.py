@@ -22,6 +22,7 @@ import orjson
 from ..formats import ReadOptions, format_of, open_reader, raise_cuts
 from ..model import ConnectionId, Exchange
 from ..pipeline import Counters
+from ._flags import flags
 from ._options import input_limit_options, log_format_option, log_host_option, read_limits
 from .convert import (
     check_tls_keylog,
@@ -183,21 +184,7 @@ def render(s: FileSummary, top: int) -> str:
 
 @click.command("inspect", context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("files", nargs=-1, required=True, metavar="FILE...")
-@click.option(
-    "--json",
-    "as_json",
-    is_flag=True,
-    default=False,
-    help="Print one JSON object per exchange (keys of Exchange.summary()).",
-)
-@click.option(
-    "--top",
-    default=10,
-    show_default=True,
-    metavar="N",
-    type=click.IntRange(min=1),
-    help="How many endpoints to list.",
-)
+@flags("as_json", "top")
 @log_format_option
 @log_host_option
 @tls_keylog_option

@@ -9,8 +9,8 @@ import sys
 import click
 
 from ..config import load_config
-from ..stages._mask_data import DATA_FORMATS, mask_data_file
-from ._flags import mask_config_option, mask_key_file_option, quiet_option
+from ..stages._mask_data import mask_data_file
+from ._flags import flags, mask_config_option, mask_key_file_option, quiet_option
 from ._options import config_option
 
 __all__ = ["command"]
@@ -18,18 +18,11 @@ __all__ = ["command"]
 
 @click.command("mask-data", context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("input_path", metavar="INPUT")
-@click.option("-o", "--output", "output", required=True, metavar="OUTPUT", help="Masked file.")
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(DATA_FORMATS),
-    default=None,
-    help="csv, tsv, json, jsonl or sql (default: by extension; .gz allowed).",
-)
+@flags("masked_output", "fmt")
 @mask_config_option
 @mask_key_file_option
 @config_option
-@click.option("--json", "as_json", is_flag=True, help="Print the counts as one JSON object.")
+@flags("print_json")
 @quiet_option
 def command(
     input_path: str,

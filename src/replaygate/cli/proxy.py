@@ -15,7 +15,7 @@ import click
 from ..config import parse_size
 from ..runner import ProxyInput, Run, RunConfig
 from ..stages.defaults import TrafficOptions
-from ._flags import bounded_duration, duration_option, recorder_output_option
+from ._flags import bounded_duration, duration_option, flags, recorder_output_option
 from ._live import (
     LiveFlags,
     OutputFlags,
@@ -33,80 +33,20 @@ __all__ = ["command"]
 
 
 @click.command("proxy", context_settings={"help_option_names": ["-h", "--help"]})
-@click.option(
-    "--listen",
-    default="127.0.0.1:8080",
-    show_default=True,
-    metavar="HOST:PORT",
-    help="Where clients connect ([::]:8080 or 0.0.0.0:8080 for all).",
-)
-@click.option(
-    "--upstream",
-    required=True,
-    metavar="URL",
-    help="The real server: http://HOST:PORT or https://HOST:PORT.",
-)
+@flags("listen", "upstream")
 @recorder_output_option
 @output_options
-@click.option(
-    "--tls-cert",
-    default=None,
-    metavar="PEM",
-    help="Terminate TLS on the listening side with this certificate (chain).",
-)
-@click.option(
-    "--tls-key", default=None, metavar="PEM", help="Private key for --tls-cert (if not inside it)."
-)
-@click.option(
-    "--upstream-insecure",
-    is_flag=True,
-    default=False,
-    help="Do not verify the https upstream's certificate.",
-)
-@click.option(
-    "--upstream-ca",
-    default=None,
-    metavar="PEM",
-    help="CA bundle to verify the https upstream with.",
-)
-@click.option(
-    "--http2/--no-http2",
-    default=True,
-    show_default=True,
-    help="Accept HTTP/2 clients: ALPN h2 with --tls-cert, h2c by prior knowledge or "
-    "Upgrade: h2c without; each stream is recorded as one HTTP/2 exchange.",
-)
-@click.option(
-    "--upstream-http2",
-    is_flag=True,
-    default=False,
-    help="Send HTTP/2 clients' streams upstream over HTTP/2 (h2c, or ALPN h2 for https; "
-    "needed for gRPC). Default: HTTP/1.1, or h2 when an https upstream offers it by ALPN.",
-)
-@click.option(
-    "--max-concurrent-streams",
-    default=100,
-    show_default=True,
-    type=click.IntRange(1, 10_000),
-    metavar="N",
-    help="Streams an HTTP/2 client may have open at once on one connection.",
+@flags(
+    "tls_cert",
+    "tls_key",
+    "upstream_insecure",
+    "upstream_ca",
+    "accept_http2",
+    "upstream_http2",
+    "max_concurrent_streams",
 )
 @max_queue_option
-@click.option(
-    "--max-line-size",
-    default="8kb",
-    show_default=True,
-    metavar="SIZE",
-    help="Longest request line, header/trailer line or chunk-size line a client may send "
-    "(414/431/400 and closed beyond; counted rejected_<reason>).",
-)
-@click.option(
-    "--max-header-size",
-    default="64kb",
-    show_default=True,
-    metavar="SIZE",
-    help="Most header bytes (and trailer bytes) in one request (431 and closed beyond).",
-)
+@flags("max_line_size", "max_request_header_size")
 @duration_option
 @run_options(stats_default=None, buffer=False)
 @traffic_group

@@ -25,6 +25,7 @@ from ..replay import ReplayConfig
 from ..runner import FileInput, Output, Run, RunConfig, RunResult, Watch
 from ..runner._files import FileSource, check_inputs, count_needle, count_requests, staged
 from ..stages.defaults import TrafficOptions
+from ._flags import flags
 from ._options import input_limit_options, log_format_option, read_limits, traffic_group
 from ._replay_options import (
     TIMING_HELP,
@@ -58,17 +59,7 @@ _count = count_needle  # the name the tests know
 @click.command("replay", epilog=TIMING_HELP)
 @click.argument("files", nargs=-1, required=True, metavar="FILE...")
 @timing_options
-@click.option(
-    "--output",
-    "-o",
-    metavar="FILE",
-    help="Record requests, original and replayed responses (.gor, .har, .jsonl).",
-)
-@click.option(
-    "--progress/--no-progress",
-    default=None,
-    help="Progress bar on stderr (default: when stderr is a terminal).",
-)
+@flags("replay_output", "progress")
 @log_format_option
 @replay_options
 @correlate_option

@@ -19,6 +19,7 @@ import click
 from ..runner import CaptureInput, Output, Run, RunConfig, Watch
 from ..stages.defaults import TrafficOptions
 from ._capture_options import CaptureOptions, capture_options
+from ._flags import flags
 from ._live import (
     LiveFlags,
     OutputFlags,
@@ -46,14 +47,7 @@ __all__ = ["command"]
 
 @click.command("shadow", context_settings={"help_option_names": ["-h", "--help"]})
 @capture_options
-@click.option(
-    "--output",
-    "-o",
-    default=None,
-    metavar="FILE",
-    help="Record requests, original and replayed responses (.gor, .har, .jsonl). An existing "
-    "non-empty FILE is refused unless --force or --append.",
-)
+@flags("shadow_output")
 @replay_options
 @output_options
 @max_queue_option

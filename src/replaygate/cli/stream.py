@@ -9,7 +9,7 @@ import click
 
 from ..jetstream import admin
 from ..jetstream.url import parse_stream_url
-from ._flags import Bounded, bounded_duration, bounded_size
+from ._flags import bounded_duration, bounded_size, flags
 
 __all__ = ["command"]
 
@@ -25,23 +25,7 @@ def command() -> None:
 
 @command.command("init")
 @click.argument("url")
-@click.option("--max-bytes", default=None, help="Size limit per stream (e.g. 10gb); default none.")
-@click.option("--max-age", default=None, help="Drop messages older than this (e.g. 24h).")
-@click.option(
-    "--max-msgs",
-    type=Bounded(int, -1, (1 << 63) - 1),
-    default=-1,
-    show_default=True,
-    help="Message limit (-1: none).",
-)
-@click.option(
-    "--replicas",
-    type=Bounded(int, 1, 5),
-    default=1,
-    show_default=True,
-    help="Copies in a cluster (NATS allows 1 to 5).",
-)
-@click.option("--storage", type=click.Choice(["file", "memory"]), default="file", show_default=True)
+@flags("stream_max_bytes", "max_age", "max_msgs", "replicas", "storage")
 def init_cmd(
     url: str,
     max_bytes: str | None,
@@ -66,7 +50,7 @@ def init_cmd(
 
 @command.command("status")
 @click.argument("url")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@flags("print_json")
 def status_cmd(url: str, as_json: bool) -> None:
     """Messages, pending (not yet acknowledged) per consumer, lag and workers' throughput."""
     u = parse_stream_url(url, name="URL")
@@ -94,8 +78,7 @@ def status_cmd(url: str, as_json: bool) -> None:
 
 @command.command("purge")
 @click.argument("url")
-@click.option("--keep-results", is_flag=True, help="Purge only the traffic stream.")
-@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@flags("keep_results", "yes")
 def purge_cmd(url: str, keep_results: bool, yes: bool) -> None:
     """Delete every message (and the workers' consumers) of the stream."""
     u = parse_stream_url(url, name="URL")

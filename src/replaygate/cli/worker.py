@@ -8,22 +8,20 @@ import click
 
 from ..jetstream.url import parse_stream_url
 from ..runner import Run, RunConfig, StreamInput
-from ._flags import bounded_duration, duration_option, rate_option, speed_option
+from ._flags import bounded_duration, duration_option, flags, rate_option, speed_option
 from ._replay_options import ReplayOptions, correlate_option, replay_options
 
 __all__ = ["command"]
 
 
 @click.command(name="worker")
-@click.option("--source", required=True, help="nats://HOST:PORT/STREAM to replay from.")
-@click.option("--id", "worker_id", default=None, help="Worker name (default host-pid-random).")
+@flags("source", "worker_id")
 @rate_option
 @speed_option
-@click.option("--max-in-flight", type=click.IntRange(1, 1_000_000), default=256, show_default=True)
-@click.option("--ack-wait", default="10s", show_default=True, help="Redelivery after this.")
+@flags("max_in_flight", "ack_wait")
 @replay_options
 @correlate_option
-@click.option("--exit-when-idle", default=None, help="Exit once drained and idle this long.")
+@flags("exit_when_idle")
 @duration_option
 def command(
     source: str,

@@ -204,29 +204,10 @@ class NoiseModel:
             )
         return None
 
-    def explain(
-        self,
-        endpoint: str,
-        key: DiffKey,
-        *,
-        cand: int,
-        n: int,
-        base: int,
-        base_n: int,
-        learned: Counter[DiffKey] | None,
-        pairs: int,
-    ) -> str | None:
-        """Why ``key`` is noise on ``endpoint``, or None when it is a real difference."""
-        return self.classify(
-            endpoint,
-            key,
-            cand=cand,
-            n=n,
-            base=base,
-            base_n=base_n,
-            learned=learned,
-            pairs=pairs,
-        ).noise
+    def explain(self, endpoint: str, key: DiffKey, **evidence: Any) -> str | None:
+        """Why ``key`` is noise on ``endpoint``, or None when it is a real difference
+        (``evidence``: the keywords of :meth:`classify`)."""
+        return self.classify(endpoint, key, **evidence).noise
 
     def classify(
         self,

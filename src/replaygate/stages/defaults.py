@@ -18,7 +18,7 @@ import dataclasses
 import importlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from ..config import section
 from ..errors import ConfigError
@@ -26,6 +26,8 @@ from ..model import Counters
 from ..pipeline import Stage
 
 __all__ = ["TrafficOptions", "default_stages", "mask_key_of"]
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,20 @@ def _section(config: Mapping[str, Any] | None, name: str) -> dict[str, Any] | No
     return dict(data)
 
 
+def _config(
+    cls: type[T],
+    config: Mapping[str, Any] | None,
+    name: str,
+    options: Mapping[str, Any],
+    lists: tuple[str, ...],
+    **more: Any,
+) -> T:
+    """Section ``[name]`` of the TOML as ``cls``, the flags in ``lists`` (and ``more``) on
+    top."""
+    flags = {k: _list(options, k) for k in lists}
+    return section(cls, _section(config, name), name=name, **flags, **more)
+
+
 def _limiter(text: str, *, flag: str) -> tuple[str, str]:
     name, sep, pct = text.rpartition(":")
     if not sep or not name.strip() or not pct.strip():
@@ -135,22 +151,18 @@ def default_stages(
             name, pct = _limiter(str(text), flag=flag)
             sample, sample_by = pct, f"{kind}:{name}"
 
-    fc = section(
+    fc = _config(
         FilterConfig,
-        _section(config, "filters"),
-        name="filters",
-        allow_url=_list(options, "allow_url"),
-        deny_url=_list(options, "deny_url"),
-        allow_method=_list(options, "allow_method"),
-        deny_method=_list(options, "deny_method"),
-        allow_header=_list(options, "allow_header"),
-        deny_header=_list(options, "deny_header"),
-        allow_basic_auth=_list(options, "allow_basic_auth"),
+        config,
+        "filters",
+        options,
+        ("allow_url", "deny_url", "allow_method", "deny_method", "allow_header", "deny_header",
+         "allow_basic_auth"),
         url_match=options.get("url_match"),
         sample=sample,
         sample_by=sample_by,
         sample_random=options.get("sample_random"),
-    )
+    )  # fmt: skip
     if fc.active or fc.url_match != "path":
         stages.append(FilterStage(fc, counters))
     if fc.sample is not None:
@@ -180,15 +192,12 @@ def default_stages(
         if ms is not None:
             stages.append(ms)
 
-    rc = section(
+    rc = _config(
         RewriteConfig,
-        _section(config, "rewrite"),
-        name="rewrite",
-        rewrite_url=_list(options, "rewrite_url"),
-        rewrite_header=_list(options, "rewrite_header"),
-        set_header=_list(options, "set_header"),
-        remove_header=_list(options, "remove_header"),
-        set_param=_list(options, "set_param"),
+        config,
+        "rewrite",
+        options,
+        ("rewrite_url", "rewrite_header", "set_header", "remove_header", "set_param"),
     )
     if rc.active:
         stages.append(RewriteStage(rc, counters))
