@@ -151,3 +151,11 @@ def test_fast_fp_equals_the_reference(v: str, keep: int, numeric: bool, key: byt
     k = Keyed(key)
     assert k.fp(v, keep, numeric=numeric) == k._fp_slow(v, keep, numeric=numeric)
     assert k.fp(v, keep, check=False) == k._fp_slow(v, keep, check=False)
+
+
+@given(st.binary(max_size=150), st.text(max_size=40), st.text(max_size=8))
+def test_digest_is_hmac_sha256_for_any_key_length(key: bytes, value: str, purpose: str) -> None:
+    import hmac
+
+    msg = (purpose + "\x00" + value).encode("utf-8", "surrogatepass")
+    assert Keyed(key).digest(value, purpose) == hmac.digest(key, msg, "sha256")

@@ -338,10 +338,15 @@ class TextScanner:
         a trigger) and no 16-character run without ``/`` (a segment's base64 candidate)."""
         if not self.prefilter:
             return False
-        if self._plain(text) and not (target and self._only_unused_words(text)):
-            return False
         if target:
-            return "%" not in text and _B64_SEGMENT.search(text) is None
+            if "%" in text or _B64_SEGMENT.search(text) is not None:
+                return False
+            tags = self._plain.which(text)  # one scan: which triggers, if any
+            if tags is None:  # without hyperscan
+                return not self._plain(text)
+            return not tags or (tags == {"words"} and self._only_unused_words(text))
+        if self._plain(text):
+            return False
         cache = self._b64_runs
         for start, end in b64_runs(text):
             run = text[start:end]
@@ -356,12 +361,13 @@ class TextScanner:
         return True
 
     def _only_unused_words(self, text: str) -> bool:
-        """An ASCII target whose only trigger is a field word that no field pattern uses
+        """An ASCII target whose only trigger (the caller knows) is a field word that no field
+        pattern uses
         there (``/api/v1/items``: the word of ``*api_key``, never followed by ``=``). Field
         patterns start after a non-word character or anywhere and match forwards, so none
         matching the whole target means none matches any of its segments, names or values
         (cut at ``/ ? & = #``, all non-word characters)."""
-        if not text.isascii() or self._plain.which(text) != {"words"}:
+        if not text.isascii():
             return False
         low = text.lower()
         for word, need, rx, _rx_i in self._fields:

@@ -63,7 +63,7 @@ BINARY_TYPES: tuple[str, ...] = (
 def body_kind(content_type: str, body: bytes, skip: Sequence[str]) -> str:
     """``json`` | ``form`` | ``multipart`` | ``text`` | ``binary``, by type then by sniffing."""
     ct = content_type.split(";", 1)[0].strip().lower()
-    if ct and any(ct.startswith(p) for p in skip):
+    if ct and ct.startswith(tuple(skip)):
         return "binary"
     if ct == "application/x-www-form-urlencoded":
         return "form"

@@ -11,7 +11,7 @@ import re
 from typing import TypeVar, cast
 from urllib.parse import quote, quote_plus
 
-from ..model import HTTPMessage, Request, decode_content
+from ..model import HTTPMessage, Request, dechunk, decode_content
 from ._mask_body import (
     body_kind,
     chunk_trailers,
@@ -61,8 +61,9 @@ class Masker(JsonMasker):
         out = msg
         if new_start is not start or new_headers is not headers:
             out = cast(M, msg.with_head(" ".join(new_start), new_headers))
-        body = self.body(out, side)
-        trailers = chunk_trailers(bytes(out.body_raw)) if out.is_chunked else None
+        encodings, ctype, chunked = _head_facts(out.headers)
+        body = self._body(out, side, encodings, ctype, chunked)
+        trailers = chunk_trailers(bytes(out.body_raw)) if chunked else None
         if trailers is not None:
             return self._with_trailers(out, body, trailers, side)
         if body is not None:
@@ -272,10 +273,14 @@ class Masker(JsonMasker):
     # -- bodies ----------------------------------------------------------------------------
     def body(self, msg: HTTPMessage, side: str) -> bytes | None:
         """The masked (unframed, re-encoded) body, or None when nothing changed."""
-        if len(msg.body_raw) == 0:
+        return self._body(msg, side, *_head_facts(msg.headers))
+
+    def _body(
+        self, msg: HTTPMessage, side: str, encodings: list[str], ctype: str, chunked: bool
+    ) -> bytes | None:
+        if len(msg.raw) <= msg.head_len:
             return None
-        framed = msg.body()
-        encodings = msg.header_values("content-encoding")
+        framed = dechunk(msg.body_raw)[0] if chunked else bytes(msg.body_raw)
         data = framed
         decoded_ok = True
         if encodings:
@@ -283,7 +288,6 @@ class Masker(JsonMasker):
                 data = decode_content(framed, encodings)
             except Exception:
                 decoded_ok = False
-        ctype = msg.header("content-type") or ""
         kind = body_kind(ctype, data, self.rules.skip_types)
         loc = f"{side}.body"
         new: bytes | None
@@ -366,6 +370,23 @@ class Masker(JsonMasker):
 
 def _quote_value(s: str) -> str:
     return quote_plus(s, safe="@:,/*!$'()~", errors="surrogateescape")
+
+
+def _head_facts(headers: list[tuple[str, str]]) -> tuple[list[str], str, bool]:
+    """Content-Encoding values, the Content-Type and "chunked?" in one pass over the headers
+    (what ``header_values``, ``header`` and ``is_chunked`` of the message say)."""
+    encodings: list[str] = []
+    ctype: str | None = None
+    te: list[str] = []
+    for k, v in headers:
+        lk = k.lower()
+        if lk == "content-encoding":
+            encodings.extend(p.strip() for p in v.split(",") if p.strip())
+        elif lk == "content-type":
+            ctype = v if ctype is None else ctype
+        elif lk == "transfer-encoding":
+            te.extend(p.strip() for p in v.split(",") if p.strip())
+    return encodings, ctype or "", bool(te) and te[-1].lower() == "chunked"
 
 
 def _boundary(ctype: str) -> str:

@@ -69,16 +69,23 @@ class JsonMasker(ValueMasker):
             changed = False
             out: dict[str, Any] = {}
             json_paths = self.rules.json_paths
+            matches = fields.matches
             for key, val in node.items():
                 if secret:
                     sec = secret
-                elif fields.matches(key):
+                elif matches(key):
                     sec = "field"
                 elif json_paths and self._path_rule([*path, key]):
                     sec = "json"
                 else:
                     sec = ""
-                    if _plain_leaf(val, hits):  # most nodes: nothing to find, no path needed
+                    # most nodes: nothing to find, no path needed (_plain_leaf, inlined)
+                    vt = type(val)
+                    if (
+                        (hits is not None and val not in hits)
+                        if vt is str
+                        else (val in _SHORT_INT if vt is int else vt is float or vt is bool)
+                    ) or val is None:
                         out[key] = val
                         continue
                 p = [*path, key]
@@ -163,12 +170,8 @@ class JsonMasker(ValueMasker):
         """``value`` is one whole detector match (known from the raw-text pass)."""
         if rule == "base64":
             return self.text(value, loc)
-        if self._detector_masked(rule, value):
-            self.record(rule, loc, True)
-            return None
-        self.record(rule, loc, False)
-        new = self._apply(self.rules.action(rule), rule, value) or ""
-        return None if new == value else new
+        new = self._detected(rule, value, loc)
+        return None if new is None or new == value else new
 
     def _named_number(self, node: int, kind: str, name: str, where: Loc) -> tuple[Any, bool]:
         text = str(node)

@@ -111,20 +111,14 @@ class ValueMasker:
         k = self.k
         # the format's own mark first (a reserved domain, a test card range, RGMASKED): a
         # string test, where the generic checksum below costs a SHA-256; same answer
-        if rule == "email" and k.email_is_pseudonym(v):
-            return True
-        if rule == "card" and k.card_is_pseudonym(v):
-            return True
-        if rule == "jwt" and k.jwt_is_pseudonym(v):
-            return True
-        if REDACT_RE.fullmatch(v) or fp_is_pseudonym(v):  # any of our pseudonyms
-            return True
         if rule == "email":
-            return k.email_is_pseudonym(v)
+            return k.email_is_pseudonym(v) or _any_pseudonym(v)
         if rule == "card":
-            return k.card_is_pseudonym(v)
+            return k.card_is_pseudonym(v) or _any_pseudonym(v)
         if rule == "jwt":
-            return k.jwt_is_pseudonym(v)
+            return k.jwt_is_pseudonym(v) or _any_pseudonym(v)
+        if _any_pseudonym(v):
+            return True
         if rule == "iban":
             return k.iban_is_pseudonym(v)
         if rule == "phone":
@@ -159,18 +153,34 @@ class ValueMasker:
             return k.ip(v)
         return k.fp(v, _token_keep(rule, v))
 
-    def _apply(self, action: str, rule: str, value: str) -> str | None:
-        if action == "drop":
-            return None
-        if action == "redact":
-            return self.k.redact(value)
+    def _detected(self, rule: str, value: str, loc: Loc) -> str | None:
+        """A detector match (recorded): what replaces it ("" to drop), or None when it is
+        masked already. Values repeat (a card in every order, a token in every request):
+        each (rule, value) is checked and pseudonymized once, as the key makes it the same
+        every time."""
         key = rule + "\x00" + value
-        out = self._det_cache.get(key)
+        cache = self._det_cache
+        out = cache.get(key)
+        if out is None and self._detector_masked(rule, value):
+            out = _MASKED
+            if len(cache) >= 50_000:
+                cache.clear()
+            cache[key] = out
+        if out is _MASKED:
+            self.record(rule, loc, True)
+            return None
+        self.record(rule, loc, False)
         if out is None:
-            out = self._detector_pseudonym(rule, value)
-            if len(self._det_cache) >= 50_000:
-                self._det_cache.clear()
-            self._det_cache[key] = out
+            action = self.rules.action(rule)
+            if action == "drop":
+                out = ""
+            elif action == "redact":
+                out = self.k.redact(value)
+            else:
+                out = self._detector_pseudonym(rule, value)
+            if len(cache) >= 50_000:
+                cache.clear()
+            cache[key] = out
         return out
 
     def named(
@@ -268,12 +278,11 @@ class ValueMasker:
                 if b64 is None:
                     continue
                 new = b64
-            elif self._detector_masked(f.rule, v):
-                self.record(f.rule, loc, True)
-                continue
             else:
-                self.record(f.rule, loc, False)
-                new = self._apply(self.rules.action(f.rule), f.rule, v) or ""
+                det = self._detected(f.rule, v, loc)
+                if det is None:
+                    continue
+                new = det
             if new != v:
                 out.append(text[pos : f.start])
                 out.append(new)
@@ -312,6 +321,15 @@ class ValueMasker:
     def jwt(self, token: str) -> str:
         """Overridden by the JSON layer: a JWT's claims are JSON."""
         raise NotImplementedError
+
+
+#: the cached answer "already masked" of :meth:`ValueMasker._detected`
+_MASKED = "\x00masked"
+
+
+def _any_pseudonym(v: str) -> bool:
+    """Any pseudonym of the generic kinds: a redaction marker or a checksummed value."""
+    return REDACT_RE.fullmatch(v) is not None or fp_is_pseudonym(v)
 
 
 def findings_summary(head: str, findings: Counter[str], already_masked: Counter[str]) -> str:
