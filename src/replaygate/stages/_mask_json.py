@@ -129,14 +129,17 @@ class JsonMasker(ValueMasker):
                 whole: str | bool | None = False
                 if hits is not None:  # the raw-text pass saw what matches all of it
                     rule = hits.get(node)
-                    whole = None if rule is None else (rule if rule != "base64" and rule else False)
+                    if rule is None or rule == FIELD_ONLY:
+                        whole = None
+                    else:
+                        whole = rule if rule != "base64" and rule else False
                 new = self.named(node, secret, name, where, whole)
                 return (_DROP if new is None else new), new != node
             if hits is not None:
                 rule = hits.get(node)
                 if rule is None:
                     return node, False
-                if rule:
+                if rule and rule != FIELD_ONLY:
                     one = self._one(node, rule, where)
                     return (node if one is None else one), one is not None
             s = node.lstrip()[:1]
@@ -236,22 +239,45 @@ def _plain_leaf(val: Any, hits: dict[str, str] | None) -> bool:
     return t is float or t is bool or val is None
 
 
-def _enclosing(t: str, found: list[Finding]) -> dict[str, str]:
+#: a hits value: "" (scan the string) for a string that only named-field matches touch
+FIELD_ONLY = "\x00field"
+#: detectors whose match may hold a quote (a private key block, an AWS secret's prefix)
+_CROSSING = frozenset({"private_key", "aws_secret_key"})
+
+
+def _enclosing(t: str, found: list[Finding], custom: bool = False) -> dict[str, str]:
     """Each match and the JSON string around it (``t`` has no escapes, so the quotes before
     and after a match delimit the string value that holds it) -> the rule when the match is
     the whole string (no need to scan it again), else "" (scan it)."""
+    # FIELD_ONLY: "" for a string that only named-field matches touch, so that no detector
+    # can match all of it (the matches of a string's own text are the ones seen in it here:
+    # every look-around takes a quote as it takes the end of a text); exact unless a match
+    # can run over a quote into another string (private keys, AWS secrets, custom patterns)
+    marks = not custom and not any(f.rule in _CROSSING for f in found)
     out: dict[str, str] = {}
     for f in found:
         v = t[f.start : f.end]
         qs = t.rfind('"', 0, f.start)
         qe = t.find('"', f.end)
-        if qs + 1 == f.start and qe == f.end and f.rule != "field":
+        if f.rule == "field":
+            if not marks:
+                out.setdefault(v, "")
+                if qs >= 0 and qe >= 0:
+                    out[t[qs + 1 : qe]] = ""
+                continue
+            out.setdefault(v, FIELD_ONLY)
+            if qs >= 0 and qe >= 0:
+                enc = t[qs + 1 : qe]
+                out[enc] = FIELD_ONLY if out.get(enc, FIELD_ONLY) == FIELD_ONLY else ""
+            continue
+        if qs + 1 == f.start and qe == f.end:
             if out.get(v, f.rule) == f.rule:
                 out[v] = f.rule
             else:
                 out[v] = ""  # two rules for one value: let the scan decide
             continue
-        out.setdefault(v, "")
+        if out.get(v, FIELD_ONLY) == FIELD_ONLY:
+            out[v] = ""
         if qs >= 0 and qe >= 0:
             out[t[qs + 1 : qe]] = ""
     return out
