@@ -56,6 +56,8 @@ class Quick:
         self.words = sorted(set(words))
         #: what each pattern id stands for: a detector, "base64", or "words"
         self._tags = [d for d, _p in needs] + ["words"] * len(self.words)
+        #: the field word of each pattern id ("" for the others)
+        self._word_of = [""] * len(needs) + self.words
         self._local = threading.local()
         self._db, self._hs = _hs_database(tuple(cs), tuple(self.words))
         self._lits = [p for p in cs if re.escape(p) == p]
@@ -86,6 +88,12 @@ class Quick:
     def which(self, text: str) -> set[str] | None:
         """Which detectors (and ``words``, ``base64``) could match in ``text``: the detectors
         left out cannot (their necessary literal is absent). None without hyperscan."""
+        both = self.which_words(text)
+        return None if both is None else both[0]
+
+    def which_words(self, text: str) -> tuple[set[str], set[str] | None] | None:
+        """:meth:`which`, and the field words in ``text`` (``w in text.lower()``) from the
+        same pass when ``text`` is ASCII (None otherwise). None without hyperscan."""
         if self._db is None:
             return None
         scratch = getattr(self._local, "scratch", None)
@@ -98,9 +106,12 @@ class Quick:
             scratch=scratch,
         )
         tags = {self._tags[i] for i in ids}
-        if "words" not in tags and not text.isascii() and self._words_in(text.lower()):
+        if text.isascii():  # caseless ASCII matches: the words of ``text.lower()``
+            word_of = self._word_of
+            return tags, {word_of[i] for i in ids if word_of[i]}
+        if "words" not in tags and self._words_in(text.lower()):
             tags.add("words")
-        return tags
+        return tags, None
 
     def _words_in(self, low: str) -> bool:
         return any(w in low for w in self.words)

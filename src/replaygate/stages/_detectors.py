@@ -286,12 +286,16 @@ class TextScanner:
         base64 runs whose decoded text holds a finding (``encoded``; one level deep).
         Callers that need text order sort them (overlaps: the earlier, longer one wins)."""
         tags: set[str] | None = None
+        words: set[str] | None = None  # the field words in the text, when known
         if self.prefilter:
-            tags = self.quick.which(text)
-            if tags is None and not self.quick(text):
-                return
-            if tags is not None and not tags:
-                return
+            both = self.quick.which_words(text)
+            if both is None:
+                if not self.quick(text):
+                    return
+            else:
+                tags, words = both
+                if not tags:
+                    return
         for name, rx in self._rx:
             if (tags is not None and name not in tags) or not _TRIGGERS[name](text):
                 continue
@@ -305,7 +309,7 @@ class TextScanner:
                 yield Finding(name, start, end)
         if fields and self._fields and (tags is None or "words" in tags):
             low = text.lower()
-            present = {w for w in self._words if w in low}
+            present = {w for w in self._words if w in low} if words is None else words
             if present:
                 same = len(low) == len(text)
                 for word, need, rx, rx_i in self._fields:
