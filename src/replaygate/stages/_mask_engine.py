@@ -320,7 +320,9 @@ class Masker(JsonMasker):
             found = list(sc.findings(t))
             if not (found or escaped or self.rules.json_paths or self.rules.fields.mentioned(t)):
                 return None
-            j = self.json_doc(t, side, hits=None if escaped else _enclosing(t, found, bool(sc.custom)))
+            j = self.json_doc(
+                t, side, hits=None if escaped else _enclosing(t, found, bool(sc.custom))
+            )
             if j is True:
                 return None
             if j is False:  # not JSON after all: scan it as text

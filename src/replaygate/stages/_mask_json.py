@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import orjson
@@ -71,6 +71,7 @@ class JsonMasker(ValueMasker):
             json_paths = self.rules.json_paths
             matches = fields.matches
             for key, val in node.items():
+                vt = type(val)
                 if secret:
                     sec = secret
                 elif matches(key):
@@ -78,13 +79,22 @@ class JsonMasker(ValueMasker):
                 elif json_paths and self._path_rule([*path, key]):
                     sec = "json"
                 else:
+                    # most nodes: nothing to find, no path needed; string leaves that are one
+                    # whole detector match are masked here (the leaf cases of the recursion)
                     sec = ""
-                    # most nodes: nothing to find, no path needed (_plain_leaf, inlined)
-                    vt = type(val)
-                    if (
-                        (hits is not None and val not in hits)
-                        if vt is str
-                        else (val in _SHORT_INT if vt is int else vt is float or vt is bool)
+                    if vt is str:
+                        if hits is not None:
+                            rule = hits.get(val)
+                            if rule is None:
+                                out[key] = val
+                                continue
+                            if rule and rule != FIELD_ONLY:
+                                one = self._one(val, rule, _where(loc, path, key))
+                                out[key] = val if one is None else one
+                                changed |= one is not None
+                                continue
+                    elif (
+                        val in _SHORT_INT if vt is int else vt is float or vt is bool
                     ) or val is None:
                         out[key] = val
                         continue
@@ -92,6 +102,21 @@ class JsonMasker(ValueMasker):
                 if sec and not secret and self.rules.action(sec, key) == "drop":
                     self.record(sec, f"{loc}.json:{path_text(p)}", False)
                     changed = True  # a secret key dropped whole, whatever its value
+                    continue
+                if sec and vt is str:  # a secret string leaf, as the recursion masks it
+                    known: str | bool | None = False
+                    if hits is not None:  # the raw-text pass saw what matches all of it
+                        rule = hits.get(val)
+                        if rule is None or rule == FIELD_ONLY:
+                            known = None
+                        else:
+                            known = rule if rule != "base64" and rule else False
+                    named = self.named(val, sec, key, _where(loc, path, key), known)
+                    if named is None:
+                        changed = True
+                        continue
+                    out[key] = named
+                    changed |= named != val
                     continue
                 new, ch = self._walk(val, p, loc, fields, sec, hits)
                 if new is _DROP:
@@ -105,9 +130,20 @@ class JsonMasker(ValueMasker):
             lst: list[Any] = []
             json_paths = self.rules.json_paths
             for i, val in enumerate(node):
-                if not (secret or json_paths) and _plain_leaf(val, hits):
-                    lst.append(val)
-                    continue
+                if not (secret or json_paths):
+                    if type(val) is str and hits is not None:
+                        rule = hits.get(val)
+                        if rule is None:
+                            lst.append(val)
+                            continue
+                        if rule and rule != FIELD_ONLY:
+                            one = self._one(val, rule, _where(loc, path, i))
+                            lst.append(val if one is None else one)
+                            changed |= one is not None
+                            continue
+                    elif _plain_leaf(val, hits):
+                        lst.append(val)
+                        continue
                 p = [*path, i]
                 sec = secret or ("json" if json_paths and self._path_rule(p) else "")
                 new, ch = self._walk(val, p, loc, fields, sec, hits)
@@ -225,6 +261,11 @@ _DROP: Any = _Drop()
 
 #: integers in this range have at most 12 characters: too short for a card number
 _SHORT_INT = range(-(10**10), 10**12)
+
+
+def _where(loc: str, path: list[PathPart], last: PathPart) -> Callable[[], str]:
+    """The location of ``path + [last]``, built only if a recorder asks for it."""
+    return lambda: f"{loc}.json:{path_text([*path, last])}"
 
 
 def _plain_leaf(val: Any, hits: dict[str, str] | None) -> bool:
