@@ -271,6 +271,10 @@ class TextScanner:
             for n, p in fields
         ]
         self._words = tuple(sorted({_word(n) for n in field_names} - {""}))
+        #: the field patterns by the word they need ("": none, just their ``need``)
+        self._fields_of: dict[str, list[tuple[str, str, re.Pattern[str], re.Pattern[str]]]] = {}
+        for f in self._fields:
+            self._fields_of.setdefault(f[0], []).append(f)
         self.custom = list(custom)
         self.quick = _Quick(self.detectors, self._words if fields else ())
         self._plain = _Quick(self.detectors, self._words if fields else (), b64=False)
@@ -345,10 +349,11 @@ class TextScanner:
         if target:
             if "%" in text or _B64_SEGMENT.search(text) is not None:
                 return False
-            tags = self._plain.which(text)  # one scan: which triggers, if any
-            if tags is None:  # without hyperscan
+            both = self._plain.which_words(text)  # one scan: which triggers, if any
+            if both is None:  # without hyperscan
                 return not self._plain(text)
-            return not tags or (tags == {"words"} and self._only_unused_words(text))
+            tags, words = both
+            return not tags or (tags == {"words"} and self._only_unused_words(text, words))
         if self._plain(text):
             return False
         cache = self._b64_runs
@@ -364,7 +369,7 @@ class TextScanner:
                 return False
         return True
 
-    def _only_unused_words(self, text: str) -> bool:
+    def _only_unused_words(self, text: str, words: set[str] | None = None) -> bool:
         """An ASCII target whose only trigger (the caller knows) is a field word that no field
         pattern uses
         there (``/api/v1/items``: the word of ``*api_key``, never followed by ``=``). Field
@@ -374,7 +379,11 @@ class TextScanner:
         if not text.isascii():
             return False
         low = text.lower()
-        for word, need, rx, _rx_i in self._fields:
+        fields = self._fields
+        if words is not None:  # the words present: only the patterns that need one of them
+            fields = [f for w in sorted(words) for f in self._fields_of.get(w, ())]
+            fields += self._fields_of.get("", [])
+        for word, need, rx, _rx_i in fields:
             if (word and word not in low) or need not in low:
                 continue
             if rx.search(low) is not None:

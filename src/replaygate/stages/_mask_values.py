@@ -92,6 +92,9 @@ class ValueMasker:
         self._jwt_fields = rules.fields.extended(JWT_CLAIMS)
         self._named_cache: dict[str, str | bool] = {}
         self._det_cache: dict[str, str] = {}
+        #: short texts (header values, path segments, query values) repeat: their result
+        #: and the findings to record again
+        self._text_cache: dict[str, tuple[str | None, list[tuple[str, bool]]]] = {}
 
     # == values ============================================================================
     def is_masked(self, value: str, whole: str | bool | None = False) -> bool:
@@ -244,6 +247,36 @@ class ValueMasker:
         then the result is masked again, silently, until nothing changes, so that masking
         stays idempotent.
         """
+        if len(text) > _TEXT_CACHED:
+            return self._text(text, loc)
+        hit = self._text_cache.get(text)
+        if hit is not None:  # the same text masks the same way: replay its findings here
+            result, found = hit
+            for rule, masked in found:
+                self.record(rule, loc, masked)
+            return result
+        outer = self.record
+        found = []
+        same_loc = True
+
+        def collect(rule: str, where: Loc, masked: bool) -> None:
+            nonlocal same_loc
+            same_loc = same_loc and where is loc
+            found.append((rule, masked))
+            outer(rule, where, masked)
+
+        self.record = collect
+        try:
+            result = self._text(text, loc)
+        finally:
+            self.record = outer
+        if same_loc:  # every finding at ``loc`` itself (not inside base64): replayable
+            if len(self._text_cache) >= 20_000:
+                self._text_cache.clear()
+            self._text_cache[text] = (result, found)
+        return result
+
+    def _text(self, text: str, loc: Loc) -> str | None:
         result, grew = self._text_once(text, loc)
         if result is None or not grew:
             return result
@@ -323,6 +356,8 @@ class ValueMasker:
         raise NotImplementedError
 
 
+#: texts up to this length are remembered by :meth:`ValueMasker.text`
+_TEXT_CACHED = 512
 #: the cached answer "already masked" of :meth:`ValueMasker._detected`
 _MASKED = "\x00masked"
 
