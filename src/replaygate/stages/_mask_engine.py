@@ -296,6 +296,16 @@ class Masker(JsonMasker):
         if kind == "binary":
             self.record("skipped_binary", loc, True)
             return None
+        sc = self.rules.scanner
+        if (
+            kind in ("json", "text")
+            and sc.prefilter
+            and not self.rules.json_paths
+            and data.isascii()
+            and b"\\" not in data
+            and not sc.quick.scan(data)
+        ):
+            return None  # no trigger, no field word, no escape: nothing to find (one scan)
         if kind == "multipart":
             boundary = _boundary(ctype)
             if boundary:
