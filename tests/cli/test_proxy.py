@@ -93,6 +93,38 @@ def test_records_until_sigterm_then_exits_0(upstream: RawHTTPServer, tmp_path: P
     assert got == ["/one", "/two?x=1"]
 
 
+def test_http2_clients_recorded_and_grpc_advice(upstream: RawHTTPServer, tmp_path: Path) -> None:
+    """An HTTP/2 client is recorded as HTTP/2; a gRPC call to an HTTP/1.1 upstream gets the
+    advice to use --upstream-http2, on the client's side and in one line on stderr."""
+    from ..sources.h2client import H2Request, h2_exchange
+
+    out = tmp_path / "rec.gor"
+    port = free_port()
+    p = subprocess.Popen(
+        [BIN, "proxy", "--listen", f"127.0.0.1:{port}", "--upstream", upstream.url, "-o", str(out)],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for_port("127.0.0.1", port)
+        ok, grpc_call = h2_exchange(
+            port,
+            [H2Request("/h2"),
+             H2Request("/svc/M", "POST", b"\0\0\0\0\0", headers=[("content-type", "application/grpc")])],
+        )  # fmt: skip
+        p.send_signal(signal.SIGTERM)
+        _, err = p.communicate(timeout=30)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.communicate()
+    assert p.returncode == 0, err
+    assert ok.status == 200 and dict(grpc_call.headers)["grpc-status"] == "14"
+    assert err.count("--upstream-http2") == 1 and "grpc_needs_http2_upstream=1" in err
+    (ex,) = open_reader(out)
+    assert ex.request.version == "HTTP/2" and ex.request.target == "/h2"
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

@@ -445,6 +445,8 @@ class Run:
                         on_note(GRPC_NEEDS_HTTP2)
                 if deadline is not None and self.clock.monotonic() >= deadline:
                     break
+            if server.stats.get("grpc_needs_http2_upstream") and not grpc_warned and on_note:
+                on_note(GRPC_NEEDS_HTTP2)  # calls in the last instant before the stop
         finally:
             try:
                 server.stop()  # raises if the output failed: the counters come first
