@@ -39,6 +39,14 @@ _UPGRADE = (
         (_UPGRADE.replace(b"HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n", b""), Sniffed.HTTP1),
         (_UPGRADE.replace(b"h2c", b"websocket"), Sniffed.HTTP1),
         (_UPGRADE.replace(b"HTTP/1.1", b"HTTP/1.0", 1), Sniffed.HTTP1),
+        (
+            _UPGRADE.replace(b"GET", b"POST").replace(
+                b"\r\n\r\n", b"\r\nContent-Length: 9\r\n\r\n"
+            ),
+            Sniffed.UPGRADE,
+        ),
+        (_UPGRADE.replace(b"\r\n\r\n", b"\r\nContent-Length: 2000000\r\n\r\n"), Sniffed.HTTP1),
+        (_UPGRADE.replace(b"\r\n\r\n", b"\r\nTransfer-Encoding: chunked\r\n\r\n"), Sniffed.HTTP1),
         (b"GET / HTTP/1.1\nUpgrade: h2c\n\n", Sniffed.HTTP1),  # lone LF: the HTTP/1 path judges
         (b"GET /" + b"a" * 5000, Sniffed.HTTP1),  # longer than max_head: not waited for
     ],

@@ -208,6 +208,18 @@ def test_grpc_to_an_http1_upstream_says_what_to_do(upstream: RawHTTPServer) -> N
     assert sink.exchanges == []
 
 
+def test_streams_over_the_limit_are_refused_not_the_connection(upstream: RawHTTPServer) -> None:
+    """A client that opens more streams than MAX_CONCURRENT_STREAMS (before it read our
+    SETTINGS) gets REFUSED_STREAM for the extra ones; the others are served."""
+    sink = MemorySink()
+    cfg = ProxyConfig(upstream=upstream.url, listen="127.0.0.1:0", max_concurrent_streams=2)
+    with ProxyServer(cfg, sink) as px:
+        answers = h2_exchange(px.port, [H2Request(f"/big?n={200_000 + i}") for i in range(4)])
+    assert [(a.status, len(a.body)) for a in answers[:2]] == [(200, 200_000), (200, 200_001)]
+    assert [a.reset for a in answers[2:]] == [7, 7]  # REFUSED_STREAM: safe to retry
+    assert px.stats["h2_refused_streams"] == 2 and px.stats["recorded"] == 2
+
+
 def test_unreachable_upstream_is_a_502_per_stream() -> None:
     port = free_port()
     sink = MemorySink()

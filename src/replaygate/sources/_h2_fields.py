@@ -12,7 +12,8 @@ Rules written here because they matter on both paths:
   HTTP/2 compression are joined with ``"; "`` for HTTP/1.1 (§8.2.3).
 * The connection's first bytes decide the protocol (:func:`sniff`): the HTTP/2 preface
   (prior knowledge), an HTTP/1.1 request asking ``Upgrade: h2c`` (with ``HTTP2-Settings`` and
-  both named in ``Connection``, else it is an ordinary request), anything else HTTP/1.
+  both named in ``Connection``, a body of at most ``MAX_UPGRADE_BODY`` bytes; else it is an
+  ordinary request), anything else HTTP/1.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from ..protocol.http2 import PREFACE
 
 __all__ = [
     "HOP_BY_HOP",
+    "MAX_UPGRADE_BODY",
     "Sniffed",
     "h1_request_head",
     "h2_request_fields",
@@ -32,6 +34,10 @@ __all__ = [
 ]
 
 Fields = Sequence[tuple[str, str]]
+
+# An Upgrade: h2c request is read whole (its body too) before the 101; larger bodies (or
+# chunked ones) are not upgraded: RFC 7540 §3.2 lets a server ignore the upgrade
+MAX_UPGRADE_BODY = 1 << 20
 
 HOP_BY_HOP = frozenset(
     {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade"}
@@ -72,6 +78,7 @@ def sniff(buf: bytes, max_head: int) -> str:
     upgrade: set[str] = set()
     connection: set[str] = set()
     settings = 0
+    body = 0
     for line in lines[1:]:
         name, sep, value = line.partition(b":")
         if not sep:
@@ -84,6 +91,12 @@ def sniff(buf: bytes, max_head: int) -> str:
             connection |= _tokens(text)
         elif key == "http2-settings":
             settings += 1
+        elif key == "content-length":
+            body = int(text.strip()) if text.strip().isdigit() else MAX_UPGRADE_BODY + 1
+        elif key == "transfer-encoding":
+            body = MAX_UPGRADE_BODY + 1
+    if body > MAX_UPGRADE_BODY:
+        return Sniffed.HTTP1  # the whole body is read before the 101: not for large ones
     if "h2c" in upgrade and settings == 1 and {"upgrade", "http2-settings"} <= connection:
         return Sniffed.UPGRADE
     return Sniffed.HTTP1

@@ -27,6 +27,7 @@ Counters (created when first needed, next to the HTTP/1 ones): ``h2_connections`
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
 import time
 from collections import deque
@@ -296,13 +297,7 @@ class H2Conn(asyncio.Protocol):
         sh = front.sh
         cfg = h2.config.H2Configuration(client_side=False, header_encoding=None)
         self.h2 = h2.connection.H2Connection(cfg)
-        self.h2.local_settings = h2.settings.Settings(
-            client=False,
-            initial_values={
-                h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: front.max_streams,
-                h2.settings.SettingCodes.MAX_HEADER_LIST_SIZE: sh.limits.max_head,
-            },
-        )
+        self.h2.local_settings = self._settings(front.max_streams)
         self.h2.decoder.max_header_list_size = sh.limits.max_head
         self.streams: dict[int, Stream] = {}
         self.seq = 0
@@ -316,6 +311,22 @@ class H2Conn(asyncio.Protocol):
         self.cid = ConnectionId(str(peer[0]), int(peer[1]), str(local[0]), int(local[1]))
 
     # -- setup -----------------------------------------------------------------------------------
+    def _settings(self, max_streams: int) -> h2.settings.Settings:
+        return h2.settings.Settings(
+            client=False,
+            initial_values={
+                h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: max_streams,
+                h2.settings.SettingCodes.MAX_HEADER_LIST_SIZE: self.front.sh.limits.max_head,
+            },
+        )
+
+    def _enforce_streams_ourselves(self) -> None:
+        """Our SETTINGS (with MAX_CONCURRENT_STREAMS) are queued: from now on ``h2`` may let
+        more streams in, and we refuse the extra ones with RST_STREAM(REFUSED_STREAM), the
+        stream error RFC 9113 §5.1.2 allows (``h2`` itself would end the whole connection,
+        with the streams in flight)."""
+        self.h2.local_settings = self._settings(2**31 - 1)
+
     def _opened(self) -> None:
         sh = self.front.sh
         _nodelay(self.transport)
@@ -329,6 +340,7 @@ class H2Conn(asyncio.Protocol):
         """Prior knowledge or ALPN: our SETTINGS first, the client's preface comes."""
         self._opened()
         self.h2.initiate_connection()
+        self._enforce_streams_ourselves()
         self.h2.increment_flow_control_window(_CONN_WINDOW - 65535)
         self.send()
 
@@ -374,6 +386,7 @@ class H2Conn(asyncio.Protocol):
         settings = next(v for k, v in headers if k == "http2-settings")
         try:
             self.h2.initiate_upgrade_connection(settings.encode("latin-1"))
+            self._enforce_streams_ourselves()
         except Exception:  # bad base64 or bad SETTINGS payload: a client error
             self.front.sh.counts["rejected_requests"] += 1
             self.transport.write(
@@ -420,6 +433,11 @@ class H2Conn(asyncio.Protocol):
 
     def _event(self, ev: Any) -> None:
         if isinstance(ev, h2.events.RequestReceived):
+            if len(self.streams) >= self.front.max_streams or self.draining:
+                self.front.count("h2_refused_streams")
+                with contextlib.suppress(h2.exceptions.ProtocolError):
+                    self.h2.reset_stream(ev.stream_id, h2.errors.ErrorCodes.REFUSED_STREAM)
+                return
             new = self._new_stream(ev.stream_id, decode(ev.headers))
             self._begin(new, end=ev.stream_ended is not None)
             return
