@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 __all__ = ["SYSTEM_CLOCK", "Clock", "SystemClock"]
 
 
+@runtime_checkable
 class Clock(Protocol):
     """``monotonic()``: seconds for durations and deadlines; ``time()``: seconds since the
     epoch, for ages compared with timestamps from elsewhere; ``sleep()``: wait on this clock."""
