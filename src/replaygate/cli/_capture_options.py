@@ -8,14 +8,12 @@ builds the library's :class:`~replaygate.sources.capture.CaptureConfig`.
 
 from __future__ import annotations
 
-import dataclasses
-import functools
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import ConfigError
-from ._flags import bounded_duration, flags
+from ._flags import bounded_duration, group
 
 if TYPE_CHECKING:  # the capture module loads libpcap; only for typing
     from ..sources.capture import CaptureConfig
@@ -59,17 +57,11 @@ class CaptureOptions:
         return cfg
 
 
-_NAMES = tuple(f.name for f in dataclasses.fields(CaptureOptions))
+def _make(values: dict[str, Any]) -> CaptureOptions:
+    values["interfaces"] = tuple(values["interfaces"] or ())
+    values["ports"] = tuple(values["ports"] or ())
+    return CaptureOptions(**values)
 
 
-def capture_options(f: F) -> F:
-    """Decorator: the capture flags, handed to the command as ``capture: CaptureOptions``."""
-
-    @functools.wraps(f)
-    def command(*args: Any, **kwargs: Any) -> Any:
-        values = {name: kwargs.pop(name) for name in _NAMES}
-        values["interfaces"] = tuple(values["interfaces"] or ())
-        values["ports"] = tuple(values["ports"] or ())
-        return f(*args, capture=CaptureOptions(**values), **kwargs)
-
-    return flags("interfaces", "ports", "bpf", "duration", "max_exchanges")(cast(F, command))
+# Decorator: the capture flags, handed to the command as ``capture: CaptureOptions``.
+capture_options = group("capture", _make, "interfaces", "ports", "bpf", "duration", "max_exchanges")

@@ -14,7 +14,7 @@ import functools
 import importlib.resources
 import tomllib
 from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import click
 
@@ -39,6 +39,22 @@ def flags(*keys: str, **changes: Mapping[str, Any]) -> Callable[[F], F]:
         for key in reversed(keys):
             f = _option(key, changes.get(key, {}))(f)
         return f
+
+    return deco
+
+
+def group(keyword: str, make: Callable[[dict[str, Any]], Any], *keys: str) -> Callable[[F], F]:
+    """Decorator: the flags ``keys``, handed to the command as one typed object (keyword
+    ``keyword``) that ``make`` builds from their values (an option group)."""
+    names = [_table()[k]["decls"][-1] for k in keys]
+
+    def deco(f: F) -> F:
+        @functools.wraps(f)
+        def command(*args: Any, **kwargs: Any) -> Any:
+            values = {name: kwargs.pop(name) for name in names}
+            return f(*args, **{keyword: make(values)}, **kwargs)
+
+        return flags(*keys)(cast(F, command))
 
     return deco
 
@@ -79,66 +95,11 @@ def _type(kind: str, choices: list[str] | None, case_sensitive: bool) -> Any:
 __all__ = [
     "MAX_DURATION_S",
     "Bounded",
-    "append_option",
     "bounded_duration",
     "bounded_size",
-    "duration_option",
     "flags",
-    "force_option",
-    "mask_config_option",
-    "mask_key_file_option",
-    "quiet_option",
-    "rate_option",
-    "recorder_output_option",
-    "rotation_options",
-    "speed_option",
-    "tls_keylog_option",
+    "group",
 ]
-
-
-def duration_option(f: F) -> F:
-    """``--duration DURATION``: stop after this long (capture, proxy, replay, shadow, worker)."""
-    return flags("duration")(f)
-
-
-def speed_option(f: F) -> F:
-    """``--speed X`` (replay, worker)."""
-    return flags("speed")(f)
-
-
-def rate_option(f: F) -> F:
-    """``--rate N`` (replay; a worker's is global, shared by all workers)."""
-    return flags("rate")(f)
-
-
-def quiet_option(f: F) -> F:
-    """``--quiet/-q`` (convert, mask-data, compare, aggregate)."""
-    return flags("quiet")(f)
-
-
-def append_option(f: F) -> F:
-    """``--append``: add to an existing output (recorders refuse one otherwise)."""
-    return flags("append")(f)
-
-
-def force_option(f: F) -> F:
-    """``--force``: a recorder may overwrite an output that holds data."""
-    return flags("force")(f)
-
-
-def rotation_options(f: F) -> F:
-    """``--max-bytes SIZE`` and ``--max-seconds DURATION`` (rotation of .gor outputs)."""
-    return flags("max_bytes", "max_seconds")(f)
-
-
-def mask_config_option(f: F) -> F:
-    """``--mask-config FILE`` (the traffic flags, mask-data, scan)."""
-    return flags("mask_config")(f)
-
-
-def mask_key_file_option(f: F) -> F:
-    """``--mask-key-file FILE`` (the traffic flags, mask-data)."""
-    return flags("mask_key_file")(f)
 
 
 class Bounded(click.ParamType[Any]):
@@ -174,16 +135,6 @@ class Bounded(click.ParamType[Any]):
 
 
 _A = {"int": "a whole number", "float": "a number"}
-
-
-def tls_keylog_option(f: F) -> F:
-    """``--tls-keylog FILE`` (capture, convert, inspect)."""
-    return flags("tls_keylog")(f)
-
-
-def recorder_output_option(f: F) -> F:
-    """``--output/-o FILE`` of the recorders (capture, proxy)."""
-    return flags("record_output")(f)
 
 
 # ~31 years: beyond, deadlines and NATS' nanosecond fields (int64) overflow

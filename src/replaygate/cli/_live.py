@@ -23,6 +23,7 @@ from ..errors import ConfigError
 from ..runner import Output, Run, RunResult
 from ..runner._output import check_output
 from ._flags import bounded_duration, bounded_size, flags
+from ._options import traffic_group
 from ._output import write_options
 
 __all__ = [
@@ -30,12 +31,11 @@ __all__ = [
     "OutputFlags",
     "StatsLine",
     "format_stats",
-    "max_queue_option",
+    "live_options",
     "metrics_server",
     "output_options",
     "parse_stats_interval",
     "run_live",
-    "run_options",
     "stop_on_signals",
 ]
 
@@ -105,15 +105,10 @@ class LiveFlags:
         return load_config(self.config_path)
 
 
-def max_queue_option(f: F) -> F:
-    """``--max-queue N``: the bounded queue in front of the writer (shadow: the target)."""
-    return flags("max_queue")(f)
-
-
-def run_options(*, stats_default: str | None, buffer: bool) -> Callable[[F], F]:
-    """``--stats``, ``--metrics-port``, ``--config`` (and ``--buffer-size`` for commands that
-    capture): the run flags capture, proxy and shadow share, handed to the command as one
-    ``live: LiveFlags``."""
+def live_options(*, buffer: bool, stats_default: str | None = None) -> Callable[[F], F]:
+    """What the live commands (capture, proxy, shadow) end with: ``--stats``,
+    ``--metrics-port``, ``--buffer-size`` (commands that capture), ``--config`` handed to
+    the command as one ``live: LiveFlags``, then the traffic flags as ``traffic``."""
 
     def deco(f: F) -> F:
         @functools.wraps(f)
@@ -126,7 +121,7 @@ def run_options(*, stats_default: str | None, buffer: bool) -> Callable[[F], F]:
 
         keys = ("stats", "metrics_port", *(("buffer_size",) if buffer else ()), "config_path")
         change = {"default": stats_default, "show_default": stats_default is not None}
-        return flags(*keys, stats=change)(command)
+        return flags(*keys, stats=change)(traffic_group(command))
 
     return deco
 

@@ -13,28 +13,23 @@ Bad values raise :class:`~replaygate.errors.ConfigError` naming the flag, e.g.
 
 from __future__ import annotations
 
-import dataclasses
-import functools
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import ConfigError
 from ..pipeline import Counters, Stage, close_stages, iter_through
 from ..runner._replay import replay_hooks
 from ..stages.defaults import TrafficOptions, default_stages, mask_key_of
-from ._flags import flags
+from ._flags import flags, group
 
 if TYPE_CHECKING:  # the replay package is heavy (event loop, clients); only for typing
     pass
 
 __all__ = [
+    "LIMIT_KEYS",
     "LOG_FORMATS",
     "close_stages",
-    "config_option",
-    "input_limit_options",
     "iter_through",
-    "log_format_option",
-    "log_host_option",
     "mask_key_of",
     "read_limits",
     "replay_hooks",
@@ -60,42 +55,15 @@ def traffic_options(f: F) -> F:
     return flags(*TRAFFIC_FLAGS)(f)
 
 
-_TRAFFIC_NAMES = tuple(f.name for f in dataclasses.fields(TrafficOptions))
-
-
-def traffic_group(f: F) -> F:
-    """Decorator: the traffic flags (``@traffic_options``), handed to the command as one
-    ``traffic: TrafficOptions`` instead of loose keywords."""
-
-    @functools.wraps(f)
-    def command(*args: Any, **kwargs: Any) -> Any:
-        values = {name: kwargs.pop(name) for name in _TRAFFIC_NAMES}
-        return f(*args, traffic=TrafficOptions.of(values), **kwargs)
-
-    return traffic_options(cast(F, command))
+# Decorator: the traffic flags (``@traffic_options``), handed to the command as one
+# ``traffic: TrafficOptions`` instead of loose keywords.
+traffic_group = group("traffic", TrafficOptions.of, *TRAFFIC_FLAGS)
 
 
 LOG_FORMATS = ("nginx", "apache", "alb", "elb")
 
 
-def config_option(f: F) -> F:
-    """``--config FILE`` (keyword ``config_path``): the replaygate.toml to read."""
-    return flags("config_path")(f)
-
-
-def log_format_option(f: F) -> F:
-    """``--log-format`` for commands that read access logs."""
-    return flags("log_format")(f)
-
-
-def log_host_option(f: F) -> F:
-    """``--host`` for access-log lines that do not name one."""
-    return flags("host")(f)
-
-
-def input_limit_options(f: F) -> F:
-    """Decorator: ``--max-record-size`` and ``--max-file-size`` for commands that read files."""
-    return flags("max_record_size", "max_file_size")(f)
+LIMIT_KEYS = ("max_record_size", "max_file_size")
 
 
 def read_limits(options: Mapping[str, Any]) -> dict[str, int]:
@@ -103,7 +71,7 @@ def read_limits(options: Mapping[str, Any]) -> dict[str, int]:
     from ..config import parse_size
 
     out: dict[str, int] = {}
-    for key in ("max_record_size", "max_file_size"):
+    for key in LIMIT_KEYS:
         text = options.get(key)
         if text is not None:
             flag = "--" + key.replace("_", "-")

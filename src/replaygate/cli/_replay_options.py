@@ -13,14 +13,13 @@ rate): ``shadow`` sends as soon as it captures.
 from __future__ import annotations
 
 import dataclasses
-import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..config import parse_duration, parse_size, section
 from ..errors import ConfigError
-from ._flags import flags
+from ._flags import flags, group
 
 if TYPE_CHECKING:  # the replay package is heavy (event loop, clients); only for typing
     from ..replay import ReplayConfig
@@ -34,7 +33,6 @@ F = TypeVar("F", bound=Callable[..., Any])
 class ReplayOptions:
     """What the replay flags say; ``None``: not given (the TOML or the default applies)."""
 
-    target: tuple[str, ...] = ()
     split: bool | None = None
     baseline: str | None = None
     concurrency: int | None = None
@@ -53,6 +51,7 @@ class ReplayOptions:
     http2: bool | None = None
     h2_streams: int | None = None
     h2_connections: int | None = None
+    target: tuple[str, ...] = ()  # the targets' base URLs (--target, repeatable)
 
     def as_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
@@ -71,19 +70,13 @@ REPLAY_FLAGS = (
     "h2_connections",
 )  # fmt: skip
 
-_NAMES = tuple(f.name for f in dataclasses.fields(ReplayOptions))
+
+def _make(values: dict[str, Any]) -> ReplayOptions:
+    return ReplayOptions(**{**values, "target": tuple(values["target"] or ())})
 
 
-def replay_options(f: F) -> F:
-    """Decorator: the replay flags, handed to the command as ``replay: ReplayOptions``."""
-
-    @functools.wraps(f)
-    def command(*args: Any, **kwargs: Any) -> Any:
-        values = {name: kwargs.pop(name) for name in _NAMES}
-        values["target"] = tuple(values["target"] or ())
-        return f(*args, replay=ReplayOptions(**values), **kwargs)
-
-    return flags(*REPLAY_FLAGS)(cast(F, command))
+# Decorator: the replay flags, handed to the command as ``replay: ReplayOptions``.
+replay_options = group("replay", _make, *REPLAY_FLAGS)
 
 
 TIMING_HELP = "Timing (one of): --speed X (default 1), --rate N, --max, --ramp STAGES."

@@ -20,7 +20,6 @@ from ..report._rank import ranked_reasons
 from ..runner import Reports
 from ..runner._output import compare_config, gate_config, judge_and_write
 from ._flags import flags
-from ._options import config_option
 
 __all__ = [
     "compare_config",
@@ -61,7 +60,7 @@ def report_output_options(f: F) -> F:
 def report_options(f: F) -> F:
     """Add the report/gate flags (keywords: json, junit, markdown, html, report,
     config_path, accepted, routes, proto_descriptor_set)."""
-    return config_option(report_output_options(f))
+    return flags("config_path")(report_output_options(f))
 
 
 def reports_of(options: Mapping[str, Any]) -> Reports | None:

@@ -10,7 +10,7 @@ from ..compare import Comparator
 from ..jetstream.source import read_stream
 from ..jetstream.url import parse_stream_url
 from ..pipeline import Counters
-from ._flags import quiet_option
+from ._flags import flags
 from ._report_options import compare_config, finish_reports, load_report_config, report_options
 
 __all__ = ["command"]
@@ -19,7 +19,7 @@ __all__ = ["command"]
 @click.command(name="aggregate")
 @click.argument("url")
 @report_options
-@quiet_option
+@flags("quiet")
 def command(url: str, quiet: bool, **options: Any) -> None:
     """Build the same report and gate as `compare` from the results workers published.
 

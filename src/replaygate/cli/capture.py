@@ -18,30 +18,24 @@ import click
 from ..runner import CaptureInput, Run, RunConfig
 from ..stages.defaults import TrafficOptions
 from ._capture_options import CaptureOptions, capture_options
-from ._flags import bounded_duration, flags, recorder_output_option, tls_keylog_option
+from ._flags import bounded_duration, flags
 from ._live import (
     LiveFlags,
     OutputFlags,
-    max_queue_option,
+    live_options,
     output_options,
     run_live,
-    run_options,
 )
-from ._options import traffic_group
 
 __all__ = ["command"]
 
 
 @click.command("capture", context_settings={"help_option_names": ["-h", "--help"]})
 @capture_options
-@recorder_output_option
+@flags("record_output")
 @output_options
-@flags("track_responses")
-@max_queue_option
-@flags("idle_timeout")
-@tls_keylog_option
-@run_options(stats_default=None, buffer=True)
-@traffic_group
+@flags("track_responses", "max_queue", "idle_timeout", "tls_keylog")
+@live_options(buffer=True)
 def command(
     capture: CaptureOptions,
     output: OutputFlags,

@@ -10,8 +10,8 @@ import click
 from ..compare import Comparator
 from ..formats import ReadOptions, open_reader, raise_cuts
 from ..pipeline import Counters
-from ._flags import flags, quiet_option
-from ._options import input_limit_options, read_limits
+from ._flags import flags
+from ._options import read_limits
 from ._report_options import compare_config, finish_reports, load_report_config, report_options
 
 
@@ -19,8 +19,7 @@ from ._report_options import compare_config, finish_reports, load_report_config,
 @click.argument("files", nargs=-1, required=True, metavar="FILE...")
 @flags("baseline_files")
 @report_options
-@input_limit_options
-@quiet_option
+@flags("max_record_size", "max_file_size", "quiet")
 def command(
     files: tuple[str, ...], baseline_files: tuple[str, ...], quiet: bool, **options: Any
 ) -> None:

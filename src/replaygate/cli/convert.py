@@ -30,12 +30,8 @@ from ..pipeline import Counters
 from ..runner import FileInput, Output, Run, RunConfig, RunResult
 from ..runner._files import check_inputs
 from ..stages.defaults import TrafficOptions
-from ._flags import append_option, flags, quiet_option, rotation_options, tls_keylog_option
+from ._flags import flags
 from ._options import (
-    config_option,
-    input_limit_options,
-    log_format_option,
-    log_host_option,
     read_limits,
     traffic_group,
 )
@@ -46,26 +42,7 @@ __all__ = [
     "command",
     "format_note",
     "format_summary",
-    "reader_options",
-    "tls_keylog_option",
 ]
-
-
-def reader_options(
-    counters: Counters,
-    log_format: str | None = None,
-    host: str | None = None,
-    tls_keylog: str | None = None,
-    limits: dict[str, int] | None = None,
-) -> ReadOptions:
-    """ReadOptions shared by convert and inspect. A cut capture is counted like any other cut
-    input and reported by the command at the end (:func:`~replaygate.formats.raise_cuts`)."""
-    extra: dict[str, Any] = {"truncated": "count"}
-    if host:
-        extra["host"] = host
-    if tls_keylog:
-        extra["tls_keylog"] = tls_keylog
-    return ReadOptions(log_format=log_format, counters=counters, extra=extra, **(limits or {}))
 
 
 def check_tls_keylog(tls_keylog: str | None, inputs: Iterable[str]) -> None:
@@ -109,15 +86,19 @@ def format_summary(c: Counters, incomplete: int, why: Counter[str]) -> str:
 
 @click.command("convert", context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("paths", nargs=-1, required=True, metavar="IN... OUT")
-@log_format_option
-@log_host_option
-@tls_keylog_option
-@rotation_options
-@append_option
-@config_option
-@quiet_option
-@flags("verbose")
-@input_limit_options
+@flags(
+    "log_format",
+    "host",
+    "tls_keylog",
+    "max_bytes",
+    "max_seconds",
+    "append",
+    "config_path",
+    "quiet",
+    "verbose",
+    "max_record_size",
+    "max_file_size",
+)
 @traffic_group
 def command(
     paths: tuple[str, ...],

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import sys
 from collections import Counter
-from collections.abc import Iterable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,102 +18,17 @@ import click
 import orjson
 
 from ..formats import ReadOptions, format_of, open_reader, raise_cuts
-from ..model import ConnectionId, Exchange
 from ..pipeline import Counters
+from ..runner import FileInput
+from ..runner._summary import FileSummary, summarize
 from ._flags import flags
-from ._options import input_limit_options, log_format_option, log_host_option, read_limits
+from ._options import LIMIT_KEYS, read_limits
 from .convert import (
     check_tls_keylog,
     format_note,
-    reader_options,
-    tls_keylog_option,
 )
 
 __all__ = ["FileSummary", "command", "summarize"]
-
-
-@dataclass
-class FileSummary:
-    """Aggregates of one file, built in one pass with O(distinct values) memory."""
-
-    path: str
-    format: str
-    exchanges: int = 0
-    complete: int = 0
-    incomplete: int = 0
-    why: Counter[str] = field(default_factory=Counter)
-    methods: Counter[str] = field(default_factory=Counter)
-    statuses: Counter[str] = field(default_factory=Counter)
-    endpoints: Counter[str] = field(default_factory=Counter)
-    versions: Counter[str] = field(default_factory=Counter)
-    connections: set[ConnectionId] = field(default_factory=set)
-    without_conn: int = 0
-    first_ns: int | None = None
-    last_ns: int | None = None
-    counters: Counters = field(default_factory=Counters)
-
-    def merge(self, other: FileSummary) -> None:
-        """Add another file's aggregates (for the total of several files; notes stay per
-        file)."""
-        self.exchanges += other.exchanges
-        self.complete += other.complete
-        self.incomplete += other.incomplete
-        for mine, theirs in (
-            (self.why, other.why),
-            (self.methods, other.methods),
-            (self.statuses, other.statuses),
-            (self.endpoints, other.endpoints),
-            (self.versions, other.versions),
-            (self.counters.dropped, other.counters.dropped),
-        ):
-            mine.update(theirs)
-        self.connections |= other.connections
-        self.without_conn += other.without_conn
-        if other.first_ns is not None:
-            self.first_ns = (
-                other.first_ns if self.first_ns is None else min(self.first_ns, other.first_ns)
-            )
-        if other.last_ns is not None:
-            self.last_ns = (
-                other.last_ns if self.last_ns is None else max(self.last_ns, other.last_ns)
-            )
-
-    def add(self, ex: Exchange) -> None:
-        self.exchanges += 1
-        req = ex.request
-        self.methods[req.method or "(none)"] += 1
-        self.versions[req.version] += 1
-        self.endpoints[f"{req.method} {req.path}"] += 1
-        if ex.response is not None:
-            self.statuses[str(ex.response.status)] += 1
-        elif "status" in ex.meta:
-            self.statuses[f"{ex.meta['status']}(logged)"] += 1
-        else:
-            self.statuses["none"] += 1
-        if ex.complete:
-            self.complete += 1
-        else:
-            self.incomplete += 1
-            if ex.response is None and not ex.flags:
-                self.why["no_response"] += 1
-            for f in ex.flags:
-                self.why[str(f)] += 1
-        if ex.conn is not None:
-            self.connections.add(ex.conn)
-        else:
-            self.without_conn += 1
-        ts = ex.ts_ns
-        if ts:
-            self.first_ns = ts if self.first_ns is None else min(self.first_ns, ts)
-            end = max(ts, ex.response.ts_last_ns if ex.response is not None else 0)
-            self.last_ns = end if self.last_ns is None else max(self.last_ns, end)
-
-
-def summarize(path: str, exchanges: Iterable[Exchange], counters: Counters) -> FileSummary:
-    s = FileSummary(path, format_of(path), counters=counters)
-    for ex in exchanges:
-        s.add(ex)
-    return s
 
 
 def _iso(ns: int) -> str:
@@ -184,11 +97,7 @@ def render(s: FileSummary, top: int) -> str:
 
 @click.command("inspect", context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("files", nargs=-1, required=True, metavar="FILE...")
-@flags("as_json", "top")
-@log_format_option
-@log_host_option
-@tls_keylog_option
-@input_limit_options
+@flags("as_json", "top", "log_format", "host", "tls_keylog", "max_record_size", "max_file_size")
 def command(
     files: tuple[str, ...],
     as_json: bool,
@@ -214,11 +123,13 @@ def command(
     check_tls_keylog(tls_keylog, files)
     total = FileSummary(f"total of {len(files)} files", "all")
     cuts = Counters()
-    read = (log_format.lower() if log_format else None, host, tls_keylog, read_limits(limit_flags))
+    lim = read_limits(limit_flags)
+    lf = log_format.lower() if log_format else None
+    read = FileInput(files, lf, host, tls_keylog, *(lim.get(k) for k in LIMIT_KEYS))
     for i, p in enumerate(files):
         counters = Counters()
         counters.cuts = cuts.cuts  # every file's cut, reported after the summaries
-        opts = reader_options(counters, *read)
+        opts = read.read_options(counters)
         if as_json:
             _print_json(p, opts, counters)
         else:

@@ -10,20 +10,14 @@ import click
 
 from ..config import load_config
 from ..stages._mask_data import mask_data_file
-from ._flags import flags, mask_config_option, mask_key_file_option, quiet_option
-from ._options import config_option
+from ._flags import flags
 
 __all__ = ["command"]
 
 
 @click.command("mask-data", context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("input_path", metavar="INPUT")
-@flags("masked_output", "fmt")
-@mask_config_option
-@mask_key_file_option
-@config_option
-@flags("print_json")
-@quiet_option
+@flags("masked_output", "fmt", "mask_config", "mask_key_file", "config_path", "print_json", "quiet")
 def command(
     input_path: str,
     output: str,

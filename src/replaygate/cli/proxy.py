@@ -15,16 +15,14 @@ import click
 from ..config import parse_size
 from ..runner import ProxyInput, Run, RunConfig
 from ..stages.defaults import TrafficOptions
-from ._flags import bounded_duration, duration_option, flags, recorder_output_option
+from ._flags import bounded_duration, flags
 from ._live import (
     LiveFlags,
     OutputFlags,
-    max_queue_option,
+    live_options,
     output_options,
     run_live,
-    run_options,
 )
-from ._options import traffic_group
 
 if TYPE_CHECKING:  # the proxy module loads the event loop and TLS; only for typing
     from ..sources.proxy import ProxyConfig
@@ -33,8 +31,7 @@ __all__ = ["command"]
 
 
 @click.command("proxy", context_settings={"help_option_names": ["-h", "--help"]})
-@flags("listen", "upstream")
-@recorder_output_option
+@flags("listen", "upstream", "record_output")
 @output_options
 @flags(
     "tls_cert",
@@ -44,12 +41,12 @@ __all__ = ["command"]
     "accept_http2",
     "upstream_http2",
     "max_concurrent_streams",
+    "max_queue",
+    "max_line_size",
+    "max_request_header_size",
+    "duration",
 )
-@max_queue_option
-@flags("max_line_size", "max_request_header_size")
-@duration_option
-@run_options(stats_default=None, buffer=False)
-@traffic_group
+@live_options(buffer=False)
 def command(
     upstream: str,
     output: OutputFlags,

@@ -26,7 +26,7 @@ from ..runner import FileInput, Output, Run, RunConfig, RunResult, Watch
 from ..runner._files import FileSource, check_inputs, count_needle, count_requests, staged
 from ..stages.defaults import TrafficOptions
 from ._flags import flags
-from ._options import input_limit_options, log_format_option, read_limits, traffic_group
+from ._options import read_limits, traffic_group
 from ._replay_options import (
     TIMING_HELP,
     ReplayOptions,
@@ -59,11 +59,10 @@ _count = count_needle  # the name the tests know
 @click.command("replay", epilog=TIMING_HELP)
 @click.argument("files", nargs=-1, required=True, metavar="FILE...")
 @timing_options
-@flags("replay_output", "progress")
-@log_format_option
+@flags("replay_output", "progress", "log_format")
 @replay_options
 @correlate_option
-@input_limit_options
+@flags("max_record_size", "max_file_size")
 @traffic_group
 @report_options
 @watch_options

@@ -19,7 +19,7 @@ import click
 from ..config import load_config, section
 from ..formats import ReadOptions, open_reader, raise_cuts
 from ..model import Counters, Exchange
-from ._flags import flags, mask_config_option
+from ._flags import flags
 
 __all__ = ["command", "endpoint_of", "scan_files"]
 
@@ -152,9 +152,7 @@ def _print_text(rep: dict[str, Any]) -> None:
 
 @click.command("scan")
 @click.argument("files", nargs=-1, required=True, metavar="FILE...")
-@flags("print_json")
-@mask_config_option
-@flags("ip")
+@flags("print_json", "mask_config", "ip")
 def command(files: tuple[str, ...], as_json: bool, mask_config: str | None, ip: bool) -> int:
     """Report secrets and personal data found in traffic files (counts, never values).
 

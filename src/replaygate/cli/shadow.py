@@ -23,12 +23,10 @@ from ._flags import flags
 from ._live import (
     LiveFlags,
     OutputFlags,
-    max_queue_option,
+    live_options,
     output_options,
     run_live,
-    run_options,
 )
-from ._options import traffic_group
 from ._replay_options import ReplayOptions, replay_options
 from ._report_options import (
     report_output_options,
@@ -50,11 +48,10 @@ __all__ = ["command"]
 @flags("shadow_output")
 @replay_options
 @output_options
-@max_queue_option
+@flags("max_queue")
 @report_output_options
 @watch_options
-@run_options(stats_default="10s", buffer=True)
-@traffic_group
+@live_options(buffer=True, stats_default="10s")
 def command(
     capture: CaptureOptions,
     output: OutputFlags,

@@ -8,32 +8,24 @@ import click
 
 from ..jetstream.url import parse_stream_url
 from ..runner import Run, RunConfig, StreamInput
-from ._flags import bounded_duration, duration_option, flags, rate_option, speed_option
+from ._flags import bounded_duration, flags
 from ._replay_options import ReplayOptions, correlate_option, replay_options
 
 __all__ = ["command"]
 
 
 @click.command(name="worker")
-@flags("source", "worker_id")
-@rate_option
-@speed_option
-@flags("max_in_flight", "ack_wait")
+@flags("source", "worker_id", "rate", "speed", "max_in_flight", "ack_wait")
 @replay_options
 @correlate_option
-@flags("exit_when_idle")
-@duration_option
+@flags("exit_when_idle", "duration")
 def command(
     source: str,
-    worker_id: str | None,
-    rate: float | None,
-    speed: float | None,
-    max_in_flight: int,
     ack_wait: str,
-    correlate: bool,
     exit_when_idle: str | None,
     duration: str | None,
     replay: ReplayOptions,
+    **worker: Any,
 ) -> None:
     """Join the workers replaying SOURCE: durable consumers, results to STREAM-RESULTS."""
     from ..jetstream.worker import WorkerConfig
@@ -43,14 +35,10 @@ def command(
     cfg = WorkerConfig(
         source=url,
         replay=rc,
-        worker_id=worker_id,
-        rate=rate,
-        speed=speed,
-        max_in_flight=max_in_flight,
+        **{k: worker[k] for k in ("worker_id", "rate", "speed", "max_in_flight", "correlate")},
         ack_wait_s=bounded_duration(ack_wait, "--ack-wait"),
         exit_when_idle_s=_seconds(exit_when_idle, "--exit-when-idle"),
         duration_s=_seconds(duration, "--duration"),
-        correlate=correlate,
     )
     try:
         result = Run(RunConfig(StreamInput(cfg))).run()

@@ -3,6 +3,7 @@ it goes. The command line fills these from its flags; library users build them d
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -93,25 +94,15 @@ class Output:
 
 @dataclass(frozen=True)
 class Reports:
-    """Compare on the fly and write these reports (``directory``: all four in it)."""
+    """Compare on the fly and write these reports (``directory``: all four in it);
+    ``accepted``: the reviewed accepted differences."""
 
-    json: str | None = None
-    junit: str | None = None
-    markdown: str | None = None
-    html: str | None = None
-    directory: str | None = None
-    accepted: str | None = None
-
-    def as_options(self) -> dict[str, str | None]:
-        """The report flags' keywords (``--report`` is ``report``)."""
-        return {
-            "json": self.json,
-            "junit": self.junit,
-            "markdown": self.markdown,
-            "html": self.html,
-            "report": self.directory,
-            "accepted": self.accepted,
-        }
+    json: str | os.PathLike[str] | None = None
+    junit: str | os.PathLike[str] | None = None
+    markdown: str | os.PathLike[str] | None = None
+    html: str | os.PathLike[str] | None = None
+    directory: str | os.PathLike[str] | None = None
+    accepted: str | os.PathLike[str] | None = None
 
 
 @dataclass(frozen=True)

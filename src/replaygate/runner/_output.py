@@ -94,8 +94,8 @@ def gate_config(toml: Mapping[str, Any], **overrides: Any) -> GateConfig:
     return section(GateConfig, dict(toml.get("gate") or {}), name="gate", **overrides)
 
 
-def _paths(reports: Reports) -> dict[str, str | None]:
-    paths: dict[str, str | None] = {
+def _paths(reports: Reports) -> dict[str, str | os.PathLike[str] | None]:
+    paths: dict[str, str | os.PathLike[str] | None] = {
         "json": reports.json,
         "junit": reports.junit,
         "markdown": reports.markdown,
@@ -106,7 +106,8 @@ def _paths(reports: Reports) -> dict[str, str | None]:
         try:
             os.makedirs(d, exist_ok=True)
         except OSError as e:
-            raise InputError(f"cannot create report directory: {e.strerror}", path=d) from None
+            msg = f"cannot create report directory: {e.strerror}"
+            raise InputError(msg, path=os.fspath(d)) from None
         for k, name in REPORT_NAMES.items():
             paths[k] = paths[k] or str(Path(d) / name)
     return paths

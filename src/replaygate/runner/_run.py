@@ -26,6 +26,7 @@ from ._config import CaptureInput, FileInput, ProxyInput, RunConfig, StreamInput
 from ._files import FileSource, check_inputs
 from ._output import compare_config, judge_and_write, open_output, remove_if_empty
 from ._replay import make_hooks, run_workers
+from ._summary import count_incomplete
 
 if TYPE_CHECKING:
     from ..compare import Comparator, TargetWatcher, Verdict
@@ -61,12 +62,8 @@ class _Tally:
         self.result = result
 
     def process(self, ex: Exchange) -> tuple[Exchange]:
-        if not ex.complete:
+        if count_incomplete(ex, self.result.incomplete):
             self.result.incomplete_total += 1
-            if ex.response is None and not ex.flags:
-                self.result.incomplete["no_response"] += 1
-            for f in ex.flags:
-                self.result.incomplete[str(f)] += 1
         return (ex,)
 
     def close(self) -> tuple[()]:
