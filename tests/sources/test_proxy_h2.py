@@ -3,6 +3,7 @@ an HTTP/1.1 upstream: each stream is forwarded and recorded as one HTTP/2 exchan
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import shutil
 import socket
@@ -12,6 +13,11 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import h2.config
+import h2.connection
+import h2.errors
+import h2.events
+import h2.exceptions
 import pytest
 
 from replaygate.model import Exchange
@@ -218,6 +224,32 @@ def test_streams_over_the_limit_are_refused_not_the_connection(upstream: RawHTTP
     assert [(a.status, len(a.body)) for a in answers[:2]] == [(200, 200_000), (200, 200_001)]
     assert [a.reset for a in answers[2:]] == [7, 7]  # REFUSED_STREAM: safe to retry
     assert px.stats["h2_refused_streams"] == 2 and px.stats["recorded"] == 2
+
+
+def test_rapid_reset_ends_the_connection(upstream: RawHTTPServer) -> None:
+    """Streams opened and cancelled at once (CVE-2023-44487): past 100 resets making up most
+    of the streams, the client gets GOAWAY(ENHANCE_YOUR_CALM)."""
+    sink = MemorySink()
+    with ProxyServer(ProxyConfig(upstream=upstream.url, listen="127.0.0.1:0"), sink) as px:
+        conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+        conn.initiate_connection()
+        with socket.create_connection(("127.0.0.1", px.port), timeout=30) as sock:
+            for i in range(150):
+                sid = conn.get_next_available_stream_id()
+                conn.send_headers(sid, [(":method", "GET"), (":scheme", "http"),
+                                        (":authority", "a"), (":path", f"/r{i}")])  # fmt: skip
+                conn.reset_stream(sid)
+            sock.sendall(conn.data_to_send())
+            events = []
+            while data := sock.recv(65536):  # until the proxy closes
+                with contextlib.suppress(h2.exceptions.ProtocolError):
+                    events += conn.receive_data(data)
+        goaway = [e for e in events if isinstance(e, h2.events.ConnectionTerminated)]
+        assert [e.error_code for e in goaway] == [h2.errors.ErrorCodes.ENHANCE_YOUR_CALM]
+        assert px.stats["h2_rapid_reset"] == 1
+        (ok,) = h2_exchange(px.port, [H2Request("/calm")])  # other clients are served
+        assert ok.status == 200
+    assert px.stats["active_connections"] == 0
 
 
 def test_unreachable_upstream_is_a_502_per_stream() -> None:

@@ -60,6 +60,8 @@ GRPC_NEEDS_HTTP2 = (
 _LOW = 64 << 10  # below this, a paused side is read again
 _HIGH = 256 << 10  # above this, the side that fills a stream's queue is paused
 _CONN_WINDOW = 1 << 20  # connection receive window offered to clients (bounds buffering)
+_MAX_UNREAD = 16 << 20  # bytes for a client that does not read, before it is cut off
+_MAX_RESETS = 100  # client resets on one connection before the share of resets is judged
 _SWITCHING = b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n"
 
 
@@ -301,6 +303,7 @@ class H2Conn(asyncio.Protocol):
         self.h2.decoder.max_header_list_size = sh.limits.max_head
         self.streams: dict[int, Stream] = {}
         self.seq = 0
+        self.resets = 0
         self.up: Upstream | None = None
         self.retired: list[Upstream] = []  # upstreams that said GOAWAY, finishing streams
         self.closing = False
@@ -428,6 +431,8 @@ class H2Conn(asyncio.Protocol):
             self.close()
             return
         for ev in events:
+            if self.closing:
+                return
             self._event(ev)
         self.send()
 
@@ -466,6 +471,15 @@ class H2Conn(asyncio.Protocol):
             self.ack(st)
         elif isinstance(ev, h2.events.StreamReset):
             self.front.count("h2_resets_from_client")
+            self.resets += 1
+            if self.resets > _MAX_RESETS and self.resets * 2 > self.seq:
+                # "rapid reset" (CVE-2023-44487): streams opened and cancelled at once, each
+                # costing an upstream request; the client is told to calm down
+                self.front.count("h2_rapid_reset")
+                self.h2.close_connection(h2.errors.ErrorCodes.ENHANCE_YOUR_CALM)
+                self.send()
+                self.close()
+                return
             if st is not None:
                 st.reset = error_name(ev.error_code)
                 st.closed = True
@@ -539,6 +553,11 @@ class H2Conn(asyncio.Protocol):
         data = self.h2.data_to_send()
         if data and not self.transport.is_closing():
             self.transport.write(data)
+            # a client that sends (PING, SETTINGS, ...) but never reads makes h2 answer into
+            # a buffer that only grows: past _MAX_UNREAD it is cut off
+            if self.write_paused and self.transport.get_write_buffer_size() > _MAX_UNREAD:
+                self.front.count("h2_flood")
+                self.abort()
 
     def _alive(self, st: Stream) -> bool:
         return not (st.closed or self.closing)
