@@ -15,6 +15,7 @@ __all__ = [
     "NO_FRAMING",
     "Framing",
     "find_head_end",
+    "framing_fields",
     "framing_headers",
     "is_request_prefix",
     "is_status_prefix",
@@ -55,8 +56,14 @@ RESYNC_REQUEST_ANY = re.compile(
 RESYNC_STATUS = re.compile(rb"HTTP/1\.[01] [1-5][0-9][0-9](?:[ \t][^\r\n]*)?\r?\n")
 RESYNC_STATUS_ANY = re.compile(rb"(HTTP/1\.[01] [1-5][0-9][0-9](?:[ \t][^\r\n]*)?\r?\n)")
 BLANK_LINES = re.compile(rb"[\r\n]+")
-_FRAMING = re.compile(
+# The headers that decide framing, at the start of a line, any case (the definition)...
+FRAMING_FIELD = re.compile(
     rb"(?im)^(content-length|transfer-encoding|connection|upgrade|expect)[ \t]*:[ \t]*([^\r\n]*)"
+)
+# ... and the same searched from the newline before each line: the leading literal lets the
+# regex engine skip to newlines instead of trying every position (about twice as fast).
+_FRAMING_AFTER_NL = re.compile(
+    rb"(?i)\n(content-length|transfer-encoding|connection|upgrade|expect)[ \t]*:[ \t]*([^\r\n]*)"
 )
 _HEX = re.compile(rb"[0-9A-Fa-f]{1,16}")
 
@@ -114,7 +121,7 @@ def framing_headers(buf: bytes, start: int, end: int) -> Framing:
     Several Content-Length values (repeated headers or a list) must agree, else the length is
     invalid (RFC 9112 6.3); Transfer-Encoding wins over Content-Length.
     """
-    found = _FRAMING.findall(buf, start, end)
+    found = framing_fields(buf, start, end)
     if not found:
         return NO_FRAMING
     key = tuple(found)
@@ -124,6 +131,14 @@ def framing_headers(buf: bytes, start: int, end: int) -> Framing:
             _framing_cache.clear()
         f = _framing_cache[key] = _framing_of(found)
     return f
+
+
+def framing_fields(buf: bytes, start: int, end: int) -> list[tuple[bytes, bytes]]:
+    """``FRAMING_FIELD.findall(buf, start, end)``: (name, value) of each framing header, in
+    order, names as written."""
+    if start > 0:
+        return _FRAMING_AFTER_NL.findall(buf, start - 1, end)
+    return FRAMING_FIELD.findall(buf, start, end)
 
 
 def _framing_of(found: list[tuple[bytes, bytes]]) -> Framing:
