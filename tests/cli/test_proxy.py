@@ -94,14 +94,25 @@ def test_records_until_sigterm_then_exits_0(upstream: RawHTTPServer, tmp_path: P
 
 
 def test_http2_clients_recorded_and_grpc_advice(upstream: RawHTTPServer, tmp_path: Path) -> None:
-    """An HTTP/2 client is recorded as HTTP/2; a gRPC call to an HTTP/1.1 upstream gets the
-    advice to use --upstream-http2, on the client's side and in one line on stderr."""
+    """An HTTP/2 client is recorded as HTTP/2 (and masked by --mask); a gRPC call to an
+    HTTP/1.1 upstream gets the advice to use --upstream-http2, on the client's side and in
+    one line on stderr."""
     from ..sources.h2client import H2Request, h2_exchange
 
     out = tmp_path / "rec.gor"
     port = free_port()
     p = subprocess.Popen(
-        [BIN, "proxy", "--listen", f"127.0.0.1:{port}", "--upstream", upstream.url, "-o", str(out)],
+        [
+            BIN,
+            "proxy",
+            "--listen",
+            f"127.0.0.1:{port}",
+            "--upstream",
+            upstream.url,
+            "--mask",
+            "-o",
+            str(out),
+        ],
         stderr=subprocess.PIPE,
         text=True,
     )
@@ -109,7 +120,7 @@ def test_http2_clients_recorded_and_grpc_advice(upstream: RawHTTPServer, tmp_pat
         wait_for_port("127.0.0.1", port)
         ok, grpc_call = h2_exchange(
             port,
-            [H2Request("/h2"),
+            [H2Request("/h2", headers=[("authorization", "Bearer sekrit-token-4711")]),
              H2Request("/svc/M", "POST", b"\0\0\0\0\0", headers=[("content-type", "application/grpc")])],
         )  # fmt: skip
         p.send_signal(signal.SIGTERM)
@@ -123,6 +134,8 @@ def test_http2_clients_recorded_and_grpc_advice(upstream: RawHTTPServer, tmp_pat
     assert err.count("--upstream-http2") == 1 and "grpc_needs_http2_upstream=1" in err
     (ex,) = open_reader(out)
     assert ex.request.version == "HTTP/2" and ex.request.target == "/h2"
+    assert b"sekrit-token-4711" not in out.read_bytes()  # masked like HTTP/1 recordings
+    assert ex.request.header("authorization")
 
 
 @pytest.mark.parametrize(
