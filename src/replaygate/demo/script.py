@@ -20,11 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..compare import Comparator, CompareConfig, CompareSink, GateConfig, TargetWatcher, judge
-from ..config import load_config, section
+from ..config import load_config
 from ..formats import open_reader, open_writer
-from ..pipeline import TeeSink
-from ..report import write_reports
+from ..runner import FileInput, Output, Reports, Run, RunConfig, Watch
 from .app import DemoApp, Variant, order_id, users
 
 __all__ = ["DEMO_CONFIG", "DemoResult", "run_demo"]
@@ -128,7 +126,7 @@ def run_demo(
     echo: Callable[[str], None] = print,
     search_delay_s: float = 0.25,
 ) -> DemoResult:
-    from ..replay import ReplayConfig, run_replay
+    from ..replay import ReplayConfig
     from ..sources.proxy import ProxyConfig, ProxyServer
 
     t0 = time.monotonic()
@@ -155,34 +153,33 @@ def run_demo(
             proxy.stop()
         captured = sum(1 for _ in open_reader(capture))
         echo(f"[2/4] recorded {captured} exchanges through the recording proxy -> {capture}")
-        comparator = Comparator(section(CompareConfig, config.get("compare"), name="compare"))
-        comparator.sources.append(str(capture))
         # the apps run in this process: watch its CPU/RSS/threads and the candidate's metrics
-        watcher = TargetWatcher(metrics_url=cand.url + "/metrics", pid=os.getpid(), interval=0.5)
-        watcher.start()
-        try:
-            stats = run_replay(
-                open_reader(capture),
-                ReplayConfig(
+        run = Run(
+            RunConfig(
+                FileInput((str(capture),)),
+                toml=config,
+                replay=ReplayConfig(
                     targets=[cand.url], baseline=prod_copy.url, max_speed=True, concurrency=8
                 ),
-                sink=TeeSink([CompareSink(comparator), open_writer(replayed)]),
+                correlate=False,
+                output=Output(str(replayed)),
+                reports=Reports(
+                    json=out / "report.json",
+                    junit=out / "report.xml",
+                    markdown=out / "report.md",
+                    html=out / "report.html",
+                ),
+                watch=Watch(cand.url + "/metrics", os.getpid(), interval_s=0.5),
+                compare_sources=(str(capture),),
             )
-        finally:
-            comparator.set_target_metrics(watcher.stop())
+        )
+        stats = run.run().replay
+        assert stats is not None
         echo(
             f"[3/4] replayed {stats.exchanges} exchanges to the candidate and the baseline copy -> {replayed}"
         )
     # every captured exchange must have been replayed: a replay cut short must not pass
-    gate = section(GateConfig, config.get("gate"), name="gate", min_replayed=captured)
-    verdict = judge(comparator.result(), gate)
+    verdict, reports = run.report(min_replayed=captured)
     summary = verdict.summary()
-    reports = write_reports(
-        summary,
-        json_path=out / "report.json",
-        junit_path=out / "report.xml",
-        markdown_path=out / "report.md",
-        html_path=out / "report.html",
-    )
     echo(f"[4/4] compared and judged in {time.monotonic() - t0:.1f} s")
     return DemoResult(summary, reports, out, captured, time.monotonic() - t0)
