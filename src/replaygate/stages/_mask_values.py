@@ -357,7 +357,7 @@ class ValueMasker:
 
 
 #: texts up to this length are remembered by :meth:`ValueMasker.text`
-_TEXT_CACHED = 512
+_TEXT_CACHED = 256
 #: the cached answer "already masked" of :meth:`ValueMasker._detected`
 _MASKED = "\x00masked"
 
