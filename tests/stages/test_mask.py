@@ -691,3 +691,27 @@ def _json_req_raw(body: bytes) -> Exchange:
     return make_exchange(
         "POST", "/api", request_body=body, request_headers=[("Content-Type", "application/json")]
     )
+
+
+@pytest.mark.parametrize("action", ["pseudonymize", "redact", "drop"])
+def test_values_seen_again_mask_and_count_as_the_first_time(action: str) -> None:
+    """The stage remembers what a (detector, value) and a short text mask to: a repeated
+    exchange gives the bytes and adds the counts a fresh stage gives for it."""
+    ex = make_exchange(
+        "GET",
+        f"/u/{EMAIL}/orders?card=4111+1111+1111+1111&q=shoes",
+        request_headers=[("X-Note", f"mail {EMAIL} or call +1 415 555 0100"), ("Cookie", "a=b")],
+        request_body=json.dumps({"email": EMAIL, "card": CARD, "tags": [EMAIL, "x"]}).encode(),
+        response_headers=[("Content-Type", "text/plain")],
+        response_body=f"{EMAIL} {CARD} token=tok_8cb4a0d7d6225675".encode(),
+    )
+    warm = stage(action=action)
+    first = warm.mask_exchange(ex)
+    again = warm.mask_exchange(ex)
+    fresh = stage(action=action)
+    alone = fresh.mask_exchange(ex)
+    assert bytes(again.request.raw) == bytes(first.request.raw) == bytes(alone.request.raw)
+    assert again.response is not None and alone.response is not None
+    assert bytes(again.response.raw) == bytes(alone.response.raw)
+    doubled = {k: 2 * v for k, v in fresh.stats.findings.items()}
+    assert dict(warm.stats.findings) == doubled and doubled
