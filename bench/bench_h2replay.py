@@ -8,7 +8,8 @@ K x S) next to ``h2load -n N -c K -m S`` on the same URL -> req/s, the ratio
 replaygate / h2load, and client CPU per request (user+sys of each process, which does not
 depend on how busy the machine is; ours without the start-up cost, measured on a one-request
 run). ``--repeat=R`` runs each tool R times, interleaved, and
-keeps the best. The HTTP/1.1 replay of the same recording is printed next to it for scale.
+keeps the best. The HTTP/1.1 replay of the same recording, and the h2c replay with ``--workers 2`` (one
+process per core, each with its own connections), are printed next to it for scale.
 
 h2load (Debian ``nghttp2-client``) is C; our client is Python around the ``h2`` library
 (pure-Python framing and HPACK), so expect a ratio well under 1: the figure to watch is its
@@ -134,6 +135,10 @@ def main(argv: list[str]) -> int:
                       f"{cpu_h:6.1f} us CPU/request")  # fmt: skip
                 print(f"{name:7} replaygate --http2:      {best_r:10.0f} req/s  "
                       f"{cpu_r:6.1f} us CPU/request  ratio {best_r / best_h:.1%}")  # fmt: skip
+                if name == "h2c":  # one process per core: each with its own connections
+                    rate, cpu, _ = replay([str(src), "-t", url, *flags, "--workers", "2"], n)
+                    print(f"{name:7} replaygate --http2 --workers 2: {rate:5.0f} req/s  "
+                          f"ratio {rate / best_h:.1%}")  # fmt: skip
             c0 = _child_cpu()
             replay([str(tmp / "one.gor"), "-t", ng.url], 1)
             startup = _child_cpu() - c0

@@ -189,3 +189,58 @@ def test_correlation_carries_the_session_token_staging_issued(v1: Hypercorn) -> 
         out = sorted(sink.exchanges, key=lambda e: e.id)
         statuses[len(hooks)] = [e.replayed.status for e in out if e.replayed]
     assert statuses == {0: [200, 401], 1: [200, 200]}
+
+
+def test_curl_through_the_proxy_then_replayed_and_judged(tmp_path: Path) -> None:
+    """Real clients (``curl --http2-prior-knowledge``, ``curl --http2``) record the API
+    through ``replaygate proxy --upstream-http2``; the recording replays with ``--http2``
+    to the same version (pass) and to version 2 (fails on exactly its two changes)."""
+    import shutil
+    import subprocess
+
+    from click.testing import CliRunner
+
+    from replaygate.cli import cli
+    from replaygate.formats import open_reader
+    from replaygate.formats.gor import GorWriter
+    from replaygate.sources.proxy import ProxyConfig, ProxyServer
+
+    if shutil.which("curl") is None:
+        pytest.skip("curl is not installed")
+    rec = tmp_path / "rec.gor"
+    with Hypercorn(1) as v1:
+        cfg = ProxyConfig(upstream=v1.url, listen="127.0.0.1:0", upstream_http2=True)
+        with ProxyServer(cfg, GorWriter(rec)) as px:
+            urls = [f"http://127.0.0.1:{px.port}/api/items/{i}" for i in range(20)]
+            # one curl per URL: curl 7.88 fails reusing a prior-knowledge connection
+            # ("Error in the HTTP2 framing layer"), with or without the proxy in between
+            for i, url in enumerate(urls):
+                flag = "--http2-prior-knowledge" if i % 2 else "--http2"  # h2c: both ways in
+                subprocess.run(["curl", "-sS", flag, "-o", "/dev/null", url],
+                               check=True, timeout=60)  # fmt: skip
+    recorded = list(open_reader(rec))
+    assert len(recorded) == 20 and all(e.response is not None for e in recorded)
+    assert {e.request.version for e in recorded} == {"HTTP/2"}
+    reports = {}
+    with Hypercorn(1) as again, Hypercorn(2) as v2:
+        for name, url in (("same", again.url), ("v2", v2.url)):
+            out, js = tmp_path / f"{name}.gor", tmp_path / f"{name}.json"
+            r = CliRunner().invoke(cli, ["replay", str(rec), "-t", url, "--http2",
+                                         "--allow-unsafe-target", "-o", str(out), "--no-progress"])  # fmt: skip
+            assert r.exit_code == 0, r.output
+            r = CliRunner().invoke(cli, ["compare", str(out), "-q", "--json", str(js)])
+            reports[name] = (r.exit_code, json.loads(js.read_text()))
+    code, same = reports["same"]
+    assert code == 0 and same["verdict"] == "pass", same.get("reasons")
+    code, changed = reports["v2"]
+    assert code == 1 and changed["verdict"] == "fail"
+    failing = {
+        (ep["endpoint"], f["field"])
+        for ep in changed["endpoints"]
+        for f in ep["fields"]
+        if f["status"] == "regression"
+    }
+    assert failing == {
+        ("GET /api/items/{int}", "body:$.price"),
+        ("GET /api/items/{int}", "status"),
+    }
