@@ -22,7 +22,9 @@ from replaygate.model import Exchange
 from replaygate.protocol.h1rules import Limits
 from replaygate.protocol.http2 import PREFACE
 from replaygate.sources._h2_fields import Sniffed, sniff
-from replaygate.sources._proxy_h2 import H2Conn, H2Front, Stream
+from replaygate.sources._proxy_h2 import H2Conn
+from replaygate.sources._proxy_h2_front import H2Front
+from replaygate.sources._proxy_h2_stream import Stream
 
 __all__ = ["SEEDS", "TARGETS"]
 

@@ -1,10 +1,12 @@
-"""HTTP/2 clients of the recording proxy: each stream forwarded, and recorded as one exchange.
+"""HTTP/2 clients of the recording proxy (:class:`H2Conn`): each stream forwarded, and
+recorded as one exchange.
 
-How a connection becomes HTTP/2: TLS with ALPN ``h2`` (``ClientSide`` hands the connection
-over after the handshake), or cleartext h2c, decided from the first bytes by
-:class:`Sniffer` (:func:`~replaygate.sources._h2_fields.sniff`): the client preface (prior
-knowledge) or an HTTP/1.1 request with ``Upgrade: h2c`` (answered ``101``, then that request
-is stream 1, RFC 7540 §3.2). Anything else goes to the HTTP/1 path untouched.
+How a connection becomes HTTP/2 (:mod:`._proxy_h2_front`): TLS with ALPN ``h2``
+(``ClientSide`` hands the connection over after the handshake), or cleartext h2c, decided
+from the first bytes by ``Sniffer`` (:func:`~replaygate.sources._h2_fields.sniff`): the
+client preface (prior knowledge) or an HTTP/1.1 request with ``Upgrade: h2c`` (answered
+``101``, then that request is stream 1, RFC 7540 §3.2). Anything else goes to the HTTP/1
+path untouched. A stream's state and its recording are :mod:`._proxy_h2_stream`'s.
 
 Framing and HPACK are the ``h2`` library's (sans-I/O); this module moves bytes and events.
 Each stream goes to the upstream through :mod:`._proxy_h2_up` (HTTP/2 multiplexed on one
@@ -28,11 +30,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ssl
 import time
-from collections import deque
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 import h2.config
 import h2.connection
@@ -42,250 +41,23 @@ import h2.exceptions
 import h2.settings
 import h11
 
-from ..model import ConnectionId, Exchange, Flag, new_exchange_id
-from ..protocol import h2msg
-from ._h2_fields import Sniffed, h2_request_fields, is_grpc, sniff
-from ._proxy_conn import ClientSide, _nodelay, _Shared
+from ..model import ConnectionId
+from ._h2_fields import h2_request_fields, is_grpc
+from ._proxy_conn import _nodelay
+from ._proxy_h2_stream import GRPC_NEEDS_HTTP2, Stream, decode, error_name, exchange_of
+from ._proxy_h2_stream import HIGH as _HIGH
+from ._proxy_h2_stream import LOW as _LOW
 
 if TYPE_CHECKING:
+    from ._proxy_h2_front import H2Front
     from ._proxy_h2_up import Upstream
 
-__all__ = ["GRPC_NEEDS_HTTP2", "H2Front", "Sniffer"]
+__all__ = ["H2Conn"]
 
-GRPC_NEEDS_HTTP2 = (
-    "gRPC calls arrived but the upstream is HTTP/1.1: they were answered UNAVAILABLE and not "
-    "recorded (counted grpc_needs_http2_upstream); start the proxy with --upstream-http2"
-)
-
-_LOW = 64 << 10  # below this, a paused side is read again
-_HIGH = 256 << 10  # above this, the side that fills a stream's queue is paused
 _CONN_WINDOW = 1 << 20  # connection receive window offered to clients (bounds buffering)
 _MAX_UNREAD = 16 << 20  # bytes for a client that does not read, before it is cut off
 _MAX_RESETS = 100  # client resets on one connection before the share of resets is judged
 _SWITCHING = b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n"
-
-
-def error_name(code: int) -> str:
-    try:
-        return str(h2.errors.ErrorCodes(code).name)
-    except ValueError:
-        return str(code)
-
-
-def decode(headers: Any) -> list[tuple[str, str]]:
-    return [
-        (
-            k.decode("latin-1") if isinstance(k, bytes) else k,
-            v.decode("latin-1") if isinstance(v, bytes) else v,
-        )
-        for k, v in headers
-    ]
-
-
-class H2Front:
-    """What every HTTP/2 client connection shares: settings, counters, the upstream choice."""
-
-    def __init__(
-        self,
-        sh: _Shared,
-        *,
-        max_streams: int,
-        upstream_http2: bool,
-        up_tls: bool,
-        make_up_ssl: Callable[[list[str]], ssl.SSLContext],
-    ) -> None:
-        self.sh = sh
-        self.max_streams = max_streams
-        self.conns: set[Any] = set()  # H2Conn and undecided Sniffer
-        # HTTP/2 upstream: forced (--upstream-http2), or offered by ALPN to an https
-        # upstream (learned once: an upstream that answers http/1.1 gets HTTP/1.1 from then)
-        self.upstream_http2 = upstream_http2 or up_tls
-        self.forced = upstream_http2
-        self.up_ssl_h2: ssl.SSLContext | None = (
-            make_up_ssl(["h2"] if upstream_http2 else ["h2", "http/1.1"]) if up_tls else None
-        )
-        self.last_connect_error = ""
-
-    def count(self, key: str, n: int = 1) -> None:
-        c = self.sh.counts
-        c[key] = c.get(key, 0) + n
-
-    def sniffer(self) -> asyncio.Protocol:
-        return Sniffer(self)
-
-    def accept_tls(self, transport: asyncio.Transport, early: list[bytes]) -> bool:
-        """After the TLS handshake: take the connection if ALPN chose h2."""
-        sslobj = transport.get_extra_info("ssl_object")
-        if sslobj is None or sslobj.selected_alpn_protocol() != "h2":
-            return False
-        conn = H2Conn(self, transport, scheme="https", via="alpn")
-        transport.set_protocol(conn)
-        conn.start()
-        for chunk in early:
-            conn.data_received(chunk)
-        early.clear()
-        return True
-
-    def drain(self) -> None:
-        for c in list(self.conns):
-            c.drain()
-
-    def abort(self) -> None:
-        for c in list(self.conns):
-            self.sh.counts["aborted_on_stop"] += 1
-            c.abort()
-
-
-class Sniffer(asyncio.Protocol):
-    """A cleartext connection until its first bytes say HTTP/1 or HTTP/2."""
-
-    def __init__(self, front: H2Front) -> None:
-        self.front = front
-        self.transport: asyncio.Transport | None = None
-        self.buf = b""
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.Transport, transport)
-        self.front.conns.add(self)
-
-    def data_received(self, data: bytes) -> None:
-        self.buf += data
-        kind = sniff(self.buf, self.front.sh.limits.max_head)
-        if kind == Sniffed.NEED_MORE:
-            return
-        self.front.conns.discard(self)
-        assert self.transport is not None
-        buf, self.buf = self.buf, b""
-        if kind == Sniffed.HTTP1:
-            self._http1(buf)
-            return
-        conn = H2Conn(self.front, self.transport, scheme="http", via="prior-knowledge")
-        self.transport.set_protocol(conn)
-        if kind == Sniffed.H2:
-            conn.start()
-            conn.data_received(buf)
-        else:
-            conn.via = "upgrade"
-            conn.upgrade(buf)
-
-    def _http1(self, buf: bytes) -> ClientSide:
-        assert self.transport is not None
-        side = ClientSide(self.front.sh)
-        self.transport.set_protocol(side)
-        side.connection_made(self.transport)
-        if buf:
-            side.data_received(buf)
-        return side
-
-    def eof_received(self) -> bool:
-        self.front.conns.discard(self)
-        buf, self.buf = self.buf, b""
-        return self._http1(buf).eof_received()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.front.conns.discard(self)
-
-    def drain(self) -> None:
-        self.abort()  # nothing was asked yet: nothing is owed
-
-    def abort(self) -> None:
-        self.front.conns.discard(self)
-        if self.transport is not None:
-            self.transport.abort()
-
-
-class Stream:
-    """One client stream: what is recorded of it, and its way through the proxy."""
-
-    def __init__(self, conn: H2Conn, sid: int, fields: list[tuple[str, str]], seq: int) -> None:
-        self.conn = conn
-        self.sid = sid
-        self.seq = seq
-        self.fields = fields
-        now = time.time_ns()
-        self.req_ts = [now, now]
-        self.req_body: list[bytes] = []
-        self.req_kept = 0
-        self.req_cut = False
-        self.req_trailers: list[tuple[str, str]] | None = None
-        self.req_ended = False
-        self.unacked = 0  # client DATA taken but not yet acknowledged (upstream is full)
-        self.up: Upstream | None = None
-        self.up_state: Any = None  # the upstream's own per-stream state
-        self.forwarded = False  # the upstream accepted the request (connected)
-        self.interim: list[tuple[list[tuple[str, str]], int]] = []
-        self.resp_fields: list[tuple[str, str]] | None = None
-        self.resp_ts = [0, 0]
-        self.resp_body: list[bytes] = []
-        self.resp_kept = 0
-        self.resp_cut = False
-        self.resp_trailers: list[tuple[str, str]] | None = None
-        self.headers_sent = False  # a final response head went to the client
-        self.resp_done = False  # the upstream finished the response
-        self.resp_sent = False  # ... and the client was told (END_STREAM)
-        self.out: deque[bytes] = deque()
-        self.out_bytes = 0
-        self.up_paused = False
-        self.reset: str | None = None
-        self.closed = False
-
-    def keep(self, body: list[bytes], kept: int, data: bytes) -> tuple[int, bool]:
-        room = self.conn.front.sh.max_record - kept
-        if len(data) > room:
-            data = data[: max(room, 0)]
-            cut = True
-        else:
-            cut = False
-        if data:
-            body.append(data)
-        return kept + len(data), cut
-
-    # -- called by the upstream ----------------------------------------------------------------
-    def on_informational(self, fields: list[tuple[str, str]]) -> None:
-        self.interim.append((fields, time.time_ns()))
-        self.conn.send_headers(self, fields, end=False)
-
-    def on_response(self, fields: list[tuple[str, str]], end: bool = False) -> None:
-        now = time.time_ns()
-        self.resp_fields = fields
-        self.resp_ts = [now, now]
-        self.headers_sent = True
-        self.conn.send_headers(self, fields, end=end)
-        if end:
-            self.resp_done = self.resp_sent = True
-            self.conn.maybe_done(self)
-
-    def on_data(self, data: bytes) -> None:
-        self.resp_ts[1] = time.time_ns()
-        self.resp_kept, cut = self.keep(self.resp_body, self.resp_kept, data)
-        self.resp_cut |= cut
-        self.out.append(data)
-        self.out_bytes += len(data)
-        self.conn.flush(self)
-
-    def on_end(self, trailers: list[tuple[str, str]] | None) -> None:
-        self.resp_ts[1] = time.time_ns()
-        self.resp_trailers = trailers
-        self.resp_done = True
-        self.conn.flush(self)
-
-    def on_error(self, message: str, code: int = h2.errors.ErrorCodes.INTERNAL_ERROR) -> None:
-        """The upstream failed this stream: a 502 if nothing was answered yet, else reset."""
-        if self.closed:
-            return
-        self.resp_done = True
-        if self.resp_fields is None and not self.conn.closing:
-            self.conn.bad_gateway(self, message)
-        else:
-            self.conn.reset_stream(self, code)
-
-    def on_reset(self, code: int) -> None:
-        self.conn.front.count("h2_resets_from_upstream")
-        self.resp_done = True
-        self.conn.reset_stream(self, code)
-
-    def up_drained(self) -> None:
-        self.conn.ack(self)
 
 
 class H2Conn(asyncio.Protocol):
@@ -692,40 +464,12 @@ class H2Conn(asyncio.Protocol):
             self.close()
 
     def _record(self, st: Stream) -> None:
-        sh = self.front.sh
-        try:
-            req, meta = h2msg.build_request(
-                st.fields, b"".join(st.req_body), st.req_trailers,
-                ts_first_ns=st.req_ts[0], ts_last_ns=st.req_ts[1],
-            )  # fmt: skip
-        except h2msg.FieldError:
-            self.front.count("h2_bad_fields")
+        ex = exchange_of(st, self.cid, self.scheme, self.via, self.front.count)
+        if ex is None:
             return
-        meta.setdefault("scheme", self.scheme)
-        meta["h2.stream"] = str(st.sid)
-        meta["h2.via"] = self.via
-        if st.reset is not None:
-            meta["h2.reset"] = st.reset
-        ex = Exchange(id=new_exchange_id(), request=req, conn=self.cid, seq=st.seq, meta=meta)
-        if st.req_cut or not st.req_ended:
-            ex.flags.add(Flag.REQUEST_TRUNCATED)
-        try:
-            for fields, ts in st.interim:
-                ex.interim.append(h2msg.build_response(fields, ts_first_ns=ts, ts_last_ns=ts))
-            if st.resp_fields is not None:
-                ex.response = h2msg.build_response(
-                    st.resp_fields, b"".join(st.resp_body), st.resp_trailers,
-                    ts_first_ns=st.resp_ts[0], ts_last_ns=st.resp_ts[1] or st.resp_ts[0],
-                )  # fmt: skip
-                if st.resp_cut or not st.resp_sent:
-                    ex.flags.add(Flag.RESPONSE_TRUNCATED)
-        except h2msg.FieldError:
-            self.front.count("h2_bad_fields")
-            ex.flags.add(Flag.PARSE_ERROR)
         if ex.response is None:
-            ex.flags.add(Flag.NO_RESPONSE)
-            sh.counts["requests_without_response"] += 1
-        sh.record(ex)
+            self.front.sh.counts["requests_without_response"] += 1
+        self.front.sh.record(ex)
 
     # -- flow control of the client transport ------------------------------------------------------
     def pause_writing(self) -> None:

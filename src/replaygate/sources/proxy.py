@@ -30,7 +30,7 @@ from ..model import Exchange
 from ..pipeline import Sink, Stage
 from ..protocol.h1rules import Limits
 from ._proxy_conn import ClientSide, _Shared
-from ._proxy_h2 import GRPC_NEEDS_HTTP2, H2Front
+from ._proxy_h2_front import GRPC_NEEDS_HTTP2, H2Front
 from ._recording import RecordingSink
 
 __all__ = ["GRPC_NEEDS_HTTP2", "ProxyConfig", "ProxyServer", "parse_hostport"]
