@@ -132,3 +132,31 @@ def test_an_answer_before_the_body_ends_frees_the_stream(server: RawH2Server) ->
     stats, out = replay(exs, server.url, concurrency=1)
     assert stats.errors == {} and [e.replayed.status for e in out if e.replayed] == [200] * 3
     assert (1, "reset-by-client", 1) in server.requests  # the unsent rest was cancelled
+
+
+def test_stream_ids_used_up_move_to_a_new_connection(server: RawH2Server) -> None:
+    """After 2^30 streams a connection has no stream id left: the next request goes out on a
+    new connection (the old one is not reused). The id space is jumped to its end here."""
+    import asyncio
+
+    from replaygate.replay._config import Target
+    from replaygate.replay._h2client import H2Mux
+    from replaygate.replay.client import Tracker
+
+    async def main() -> list[int]:
+        loop = asyncio.get_running_loop()
+        stats = ReplayStats()
+        cfg = ReplayConfig(targets=[server.url])
+        mux = H2Mux(loop, Target.parse(server.url), cfg, None, stats, Tracker())
+        handle = mux.handle()
+        raw = b"GET /ok HTTP/1.1\r\nHost: a\r\n\r\n"
+        statuses = [(await handle.request(raw, False)).status]
+        mux.conns[0].h2.highest_outbound_stream_id = 2**31 - 1
+        for _ in range(2):
+            statuses.append((await handle.request(raw, False)).status)
+        assert stats.http2["stream_ids_used_up"] == 1 and stats.connections == 2
+        mux.close()
+        return statuses
+
+    assert asyncio.run(main()) == [200, 200, 200]
+    assert [c for c, _, _ in server.requests] == [1, 2, 2]

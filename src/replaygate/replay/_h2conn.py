@@ -276,7 +276,17 @@ class H2Conn(asyncio.Protocol):
     def start(self, st: Stream) -> None:
         """Open a stream for ``st`` (the caller checked :attr:`capacity`)."""
         h = self.h2
-        sid = h.get_next_available_stream_id()
+        try:
+            sid = h.get_next_available_stream_id()
+        except h2.exceptions.NoAvailableStreamIDError:
+            # 2^30 streams on one connection (a long soak): a new connection takes over
+            self.draining = True
+            self.mux.stats.http2["stream_ids_used_up"] += 1
+            self.mux.conn_gone(self)
+            if not self.streams:
+                self.close()
+            self.mux.submit(st)
+            return
         st.sid = sid
         st.deadline = time.monotonic() + self.mux.timeout
         self.streams[sid] = st
