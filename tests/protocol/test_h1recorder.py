@@ -146,3 +146,108 @@ def test_record_cap_truncates_but_keeps_framing() -> None:
 def test_response_without_request_is_an_orphan() -> None:
     out = _pair([], [b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"])
     assert len(out) == 1 and Flag.ORPHAN_RESPONSE in out[0].flags
+
+
+@st.composite
+def responses(draw: st.DrawFn) -> bytes:
+    status = draw(st.sampled_from([200, 201, 404, 500, 204, 304, 100, 101, 302]))
+    body = draw(st.binary(max_size=200))
+    mode = draw(st.sampled_from(["length", "length", "chunked", "odd"]))
+    head = f"HTTP/1.{draw(st.sampled_from('01'))} {status} X\r\nServer: s\r\n"
+    if 100 <= status < 200 or status in (204, 304):  # no body, whatever the fields say
+        length = draw(st.sampled_from(["", "Content-Length: 0\r\n", "Content-Length: 7\r\n"]))
+        return (head + length + "\r\n").encode()
+    if mode == "chunked":
+        chunk = b"%x\r\n%s\r\n" % (len(body), body) if body else b""
+        return (head + "Transfer-Encoding: chunked\r\n\r\n").encode() + chunk + b"0\r\n\r\n"
+    if mode == "odd":  # what the fast path leaves to the general one
+        name = draw(st.sampled_from(["Content-Length ", "content-length", "Content-Length"]))
+        extra = draw(st.sampled_from(["", "Content-Length: 0\r\n", "Transfer-Encoding: x\r\n"]))
+        return (head + f"{name}: {len(body)}\r\n{extra}\r\n").encode() + body
+    return (head + f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+
+
+def _seen(ex: Exchange) -> tuple[object, ...]:
+    def msg(m: object) -> object:
+        if m is None:
+            return None
+        return (m.raw, m.head_len, m.ts_first_ns, m.ts_last_ns)  # type: ignore[attr-defined]
+
+    return (
+        msg(ex.request),
+        msg(ex.response),
+        [msg(i) for i in ex.interim],
+        sorted(ex.flags),
+        ex.seq,
+        ex.conn,
+    )
+
+
+def _talk(events: list[tuple[bool, bytes]], fast: bool) -> tuple[object, ...]:
+    out: list[Exchange] = []
+    rec = ConnectionRecorder(None, out.append, max_record=400, strict=True)
+    rec.fast = fast
+    sent = []
+    for ts, (client, data) in enumerate(events):
+        if client:
+            sent.append(rec.feed_request(data, ts))
+        else:
+            rec.feed_response(data, ts)
+            sent.append(rec.take_forward())
+        sent.append((rec.idle, rec.rejected, rec.buffered, rec.requests, rec.final_responses))
+    rec.close(len(events))
+    return [_seen(ex) for ex in out], sent, rec.without_response, rec.resp.gave_up
+
+
+@st.composite
+def conversations(draw: st.DrawFn) -> list[tuple[bool, bytes]]:
+    """Requests and their answers, each read whole, split, or pipelined behind the next
+    request; now and then arbitrary bytes from either side."""
+    events: list[tuple[bool, bytes]] = []
+    held: list[bytes] = []
+    for _ in range(draw(st.integers(1, 8))):
+        req, resp = draw(requests()), draw(responses())
+        how = draw(st.sampled_from(["whole", "whole", "split", "pipelined", "garbage"]))
+        cut = draw(st.integers(1, 400))
+        if how == "split":
+            events += [(True, req[:cut]), (True, req[cut:])]
+        else:
+            events.append((True, req))
+        if how == "pipelined":
+            held.append(resp)
+            continue
+        for r in [*held, resp]:
+            events += [(False, r[:cut]), (False, r[cut:])] if how == "split" else [(False, r)]
+        held = []
+        if how == "garbage":
+            events.append((draw(st.booleans()), draw(st.binary(min_size=1, max_size=30))))
+    events += [(False, r) for r in held]
+    return [(c, d) for c, d in events if d]
+
+
+@SETTINGS
+@given(conversations())
+def test_fast_path_records_what_the_general_path_records(events: list[tuple[bool, bytes]]) -> None:
+    """Whole messages per read (the fast path), some cut, pipelined, odd, or arbitrary
+    bytes: the same exchanges, forwarded bytes and counters with and without the fast path."""
+    assert _talk(events, fast=True) == _talk(events, fast=False)
+
+
+def test_fast_path_pairs_a_simple_conversation() -> None:
+    out: list[Exchange] = []
+    rec = ConnectionRecorder(None, out.append, strict=True)
+
+    def general(data: bytes, ts: int) -> None:
+        raise AssertionError("the fast path framed none of these")
+
+    rec.req.feed = rec.resp.feed = general  # type: ignore[method-assign]
+    req = b"POST /a HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nhi"
+    resp = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+    for i in range(3):
+        assert rec.feed_request(req, 10 * i) == req
+        rec.feed_response(resp, 10 * i + 5)
+    assert [(e.request.raw, e.response.raw, e.seq) for e in out if e.response] == [
+        (req, resp, i) for i in range(3)
+    ]
+    assert out[0].request.head_len == len(req) - 2 and out[0].response.head_len == len(resp) - 2
+    assert out[1].latency_ns == 5 and rec.idle and not any(e.flags for e in out)

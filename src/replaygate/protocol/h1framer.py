@@ -29,7 +29,7 @@ from .h1rules import (
     find_blank_line,
 )
 
-__all__ = ["MAX_HEAD", "Framer", "Message"]
+__all__ = ["MAX_HEAD", "STATE_HEAD", "STATE_WAIT", "Framer", "Message"]
 
 MAX_HEAD = 256 << 10  # a head larger than this is not HTTP we can frame
 
@@ -45,6 +45,8 @@ _TUNNEL = 7  # not HTTP any more: bytes are passed, not parsed
 _CHUNK_END = 8  # the CRLF after chunk data
 _REJECTED = 9  # strict: the request broke a rule; nothing more is read
 _HOLDING = (_HEAD, _CHUNK_SIZE, _CHUNK_END, _TRAILER, _WAIT)
+STATE_HEAD = _HEAD  # between messages (the recorder's fast path starts only here)
+STATE_WAIT = _WAIT  # a request asked for an upgrade: its framer waits for the answer
 
 
 @dataclass(slots=True)

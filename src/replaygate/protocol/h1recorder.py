@@ -4,6 +4,14 @@
 interim (1xx) responses, upgrade/CONNECT tunnels and honest flags for whatever ended early.
 The framing itself is :mod:`.h1framer`'s; the rules a client's bytes must follow are
 :mod:`.h1rules`'.
+
+Fast path: most reads carry exactly one whole message (a request head, with its body when
+it has a ``Content-Length``; a response with a ``Content-Length`` body). When both framers
+are between messages, such a read is framed here in a few steps (the same rules, the same
+head check, the same resulting messages) instead of by the framers' general state machine;
+anything else (chunked, upgrades, 1xx, HEAD, pipelining, a message split over reads, a
+refusal) goes the general way. ``tests/protocol/test_h1recorder.py`` holds the two paths to
+the same exchanges.
 """
 
 from __future__ import annotations
@@ -13,8 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..model import ConnectionId, Exchange, Flag, Request, Response, new_exchange_id
-from .h1framer import Framer, Message
-from .h1rules import Limits
+from .h1framer import MAX_HEAD, STATE_HEAD, STATE_WAIT, Framer, Message
+from .h1rules import Limits, RequestHead, check_request_head, find_blank_line
 
 __all__ = ["ConnectionRecorder"]
 
@@ -74,6 +82,7 @@ class ConnectionRecorder:
         self.final_responses = 0
         self.without_response = 0
         self._partial = 0  # 1 once a refused request was recorded as far as it was forwarded
+        self.fast = True  # the fast path (see the module's docstring); off: general path only
 
     @property
     def rejected(self) -> tuple[int, str] | None:
@@ -110,7 +119,29 @@ class ConnectionRecorder:
     def feed_request(self, data: bytes, ts_ns: int) -> bytes:
         """Frame client bytes; returns the bytes that may be forwarded now (strict), or
         ``data`` itself (observing)."""
-        self.req.feed(data, ts_ns)
+        r = self.req
+        if (
+            r._state == STATE_HEAD
+            and r._cur is None
+            and not r._buf
+            and r.strict
+            and self.fast
+            and data[:1] not in _CRLF
+        ):
+            end = find_blank_line(data, 0)
+            if end > 0 and len(data) <= r._max_record:
+                info = check_request_head(data if end == len(data) else data[:end], r.limits)
+                if (
+                    type(info) is RequestHead
+                    and not info.chunked
+                    and not info.upgrade
+                    and end + (info.length or 0) == len(data)
+                ):
+                    self.requests += 1
+                    method = info.method
+                    self._pending.append(_Pending(method, Message(data, end, ts_ns, ts_ns, method)))
+                    return data
+        r.feed(data, ts_ns)
         # a head whose body is still coming must be known before its response can arrive
         self._note_head()
         return self.req.take_forward() if self.req.strict else data
@@ -137,7 +168,31 @@ class ConnectionRecorder:
         self._release()
 
     def feed_response(self, data: bytes, ts_ns: int) -> None:
-        self.resp.feed(data, ts_ns)
+        s = self.resp
+        if (
+            s._state == STATE_HEAD
+            and s._cur is None
+            and not s._buf
+            and self._answered == 0
+            and self._pending
+            and self.fast
+        ):
+            p = self._pending[0]
+            framed = _whole_response(data, s._max_record)
+            if (
+                framed is not None
+                and p.request is not None
+                and p.head_method.upper() not in _BODYLESS_METHODS
+            ):
+                # the answer to the oldest request, whole: the exchange is complete
+                self._pending.popleft()
+                self.final_responses += 1
+                resp = Response(data, ts_first_ns=ts_ns, ts_last_ns=ts_ns, head_len=framed)
+                self._emit(self._exchange(p, resp))
+                if self.req._state == STATE_WAIT:
+                    self.req.resume(ts_ns)
+                return
+        s.feed(data, ts_ns)
 
     def _on_response(self, m: Message) -> None:
         if self._answered >= len(self._pending):
@@ -176,26 +231,28 @@ class ConnectionRecorder:
             self._answered -= 1
             self._emit(self._exchange(p))
 
-    def _exchange(self, p: _Pending) -> Exchange:
-        assert p.request is not None
+    def _exchange(self, p: _Pending, response: Response | None = None) -> Exchange:
         r = p.request
+        assert r is not None
         ex = Exchange(
-            id=new_exchange_id(),
-            request=Request(
-                r.raw, ts_first_ns=r.ts_first_ns, ts_last_ns=r.ts_last_ns, head_len=r.head_len
-            ),
+            new_exchange_id(),
+            Request(r.raw, ts_first_ns=r.ts_first_ns, ts_last_ns=r.ts_last_ns, head_len=r.head_len),
             conn=self.conn,
             seq=self._seq,
         )
         self._seq += 1
-        ex.flags |= r.flags
-        if p.response is not None:
+        if r.flags:
+            ex.flags |= r.flags
+        if response is not None:
+            ex.response = response
+        elif p.response is not None:
             ex.response = _response(p.response)
             ex.flags |= p.response.flags
         else:
             ex.flags.add(Flag.NO_RESPONSE)
             self.without_response += 1
-        ex.interim = [_response(i) for i in p.interim]
+        if p.interim:
+            ex.interim = [_response(i) for i in p.interim]
         return ex
 
     def close(self, ts_ns: int) -> None:
@@ -211,6 +268,39 @@ class ConnectionRecorder:
                     continue  # head seen then connection lost: eof() emitted it truncated
                 p.request = Message(b"", 0, 0, 0, flags={Flag.REQUEST_TRUNCATED})
             self._emit(self._exchange(p))
+
+
+_CRLF = (b"\r", b"\n")
+# methods whose answers are framed otherwise (no body; a tunnel)
+_BODYLESS_METHODS = frozenset({"HEAD", "CONNECT"})
+_STATUS_END = (b" ", b"\r", b"\n")
+
+
+def _whole_response(data: bytes, max_record: int) -> int | None:
+    """The head length of ``data`` when it is exactly one whole final response framed by one
+    ``Content-Length`` (no ``Transfer-Encoding``; status 2xx-5xx other than 204 and 304) and
+    kept whole; None for anything else (the general framer decides)."""
+    if len(data) > max_record or data[8:9] != b" " or not data.startswith(b"HTTP/1."):
+        return None
+    code = data[9:12]
+    if not code.isdigit() or data[12:13] not in _STATUS_END or code < b"200":
+        return None
+    if code == b"204" or code == b"304":
+        return None
+    end = find_blank_line(data, 0)
+    if end < 0 or end > MAX_HEAD:
+        return None
+    low = data[:end].lower()
+    pos = low.find(b"\ncontent-length")
+    if pos < 0 or b"\ntransfer-encoding" in low or low.find(b"\ncontent-length", pos + 15) >= 0:
+        return None
+    colon = pos + 15
+    if low[colon] != 58:  # ':' right after the name (anything else: the general way)
+        return None
+    value = data[colon + 1 : low.find(b"\n", colon)].strip()
+    if not value.isdigit() or len(value) > 18 or end + int(value) != len(data):
+        return None
+    return end
 
 
 def _response(m: Message) -> Response:
