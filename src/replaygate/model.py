@@ -15,6 +15,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import os
+import random
 import zlib
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -134,7 +135,15 @@ def _split_hostport(s: str) -> tuple[str, int]:
 
 def new_exchange_id() -> str:
     """A fresh random id in GoReplay's format (40 hex characters)."""
-    return os.urandom(20).hex()
+    return f"{_ids.getrandbits(160):040x}"
+
+
+# Ids are drawn from a generator of our own, seeded from os.urandom (and again in a forked
+# child): no system call per exchange (the proxy makes one id per request), and a user's
+# random.seed() does not make them repeat.
+_ids = random.Random()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_ids.seed)
 
 
 def stable_exchange_id(*parts: object) -> str:

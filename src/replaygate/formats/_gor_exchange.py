@@ -5,6 +5,8 @@ writers use (:func:`exchange_bytes`). The record layer is :mod:`._gor_records`.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from ..model import ConnectionId, Exchange, Flag, HTTPMessage, Request, Response
 from ._gor_compat import META_VERSION as _META_VERSION
 from ._gor_compat import upgrade
@@ -158,7 +160,7 @@ def _exchange_parts(ex: Exchange, metadata: bool) -> list[bytes]:
     if metadata:
         head += " rg.v=" + META_VERSION
         if ex.conn is not None:
-            head += " rg.conn=" + _quote(str(ex.conn))
+            head += " rg.conn=" + _conn_field(ex.conn)
         if ex.session is not None:
             head += " rg.sess=" + _quote(ex.session)
         if ex.seq:
@@ -195,6 +197,11 @@ def _exchange_parts(ex: Exchange, metadata: bool) -> list[bytes]:
             SEPARATOR,
         )
     return parts
+
+
+@lru_cache(maxsize=4096)  # one connection carries many exchanges
+def _conn_field(conn: ConnectionId) -> str:
+    return _quote(str(conn))
 
 
 def _lat(req: HTTPMessage, resp: HTTPMessage) -> int | None:

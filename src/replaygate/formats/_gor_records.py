@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from urllib.parse import quote, unquote
 
 from ..errors import FormatError, TruncatedError
@@ -55,6 +56,7 @@ def _record_id(rid: str) -> str:
     return rid if rid and not _WS.search(rid) else _WS.sub("_", rid) or "-"
 
 
+@lru_cache(maxsize=4096)  # the same few values (addresses, upstream, flags) come back
 def _quote(v: str) -> str:
     """Percent-encode a metadata value (never a space in the result)."""
     return v if _PLAIN(v) else quote(v, safe=_SAFE, errors="surrogatepass")

@@ -49,6 +49,8 @@ class RecordingSink(BoundedSink):
         self._lock = threading.Lock()
         self._closed = False
         self.submitted = 0
+        if not self._pipeline.stages:
+            self._deliver = self._deliver_plain  # type: ignore[method-assign]
         super().__init__(sink, max_queue, counters)
 
     # -- producer side -----------------------------------------------------------------------
@@ -77,6 +79,13 @@ class RecordingSink(BoundedSink):
     # -- writer thread (BoundedSink's loop) ----------------------------------------------------
     def _deliver(self, ex: Exchange) -> None:
         self._pipeline.feed(ex)
+
+    def _deliver_plain(self, ex: Exchange) -> None:
+        """No stages: straight into the sink, counted as :class:`Pipeline` counts."""
+        c = self.counters
+        c.read += 1
+        self.inner.write(ex)
+        c.written += 1
 
     def _lose(self) -> None:
         self._lost += 1
