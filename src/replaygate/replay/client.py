@@ -360,15 +360,22 @@ class Connection(asyncio.Protocol):
         cb, res = self._cb, self._res
         assert cb is not None and res is not None
         res.done_perf = _perf_ns()
-        buf = self._chunks[0] if len(self._chunks) == 1 else b"".join(self._chunks)
+        chunks = self._chunks
+        buf = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         raw = buf[self._msg_start :] if self._msg_start else buf
         res.raw = raw
-        res.head_len = _head_end(raw, 0)
-        if res.head_len < 0:
-            res.head_len = len(raw)
+        # the head's end (as _head_end(raw, 0), inline: this runs for every response)
+        crlf = raw.find(b"\r\n\r\n")
+        lf = raw.find(b"\n\n", 0, crlf + 2 if crlf >= 0 else len(raw))
+        res.head_len = lf + 2 if lf >= 0 else crlf + 4 if crlf >= 0 else len(raw)
         res.status = self._status or _status_of(raw[:16])
         self._status = 0
-        self._reset()
+        # _reset(), inline
+        self._cb = None
+        self._res = None
+        self._chunks = []
+        self.deadline = 0.0
+        self.waiting.discard(self)
         if not self._keep_alive:
             self.close()
         cb(res)
@@ -475,12 +482,19 @@ def prepare_request(raw: bytes, head_len: int, host: bytes | None, prefix: bytes
     ``prefix`` prepended to an origin-form target, and Content-Length corrected when it does
     not match the (non-chunked) body; an ``HTTP/2`` request line says ``HTTP/1.1`` (the
     replay speaks HTTP/1.1; trailers already ride in a chunked body). Everything else is
-    kept byte for byte."""
+    kept byte for byte.
+
+    This runs for every request sent: the common case (an HTTP/1.1 line, a Host header)
+    costs a handful of searches; single bytes are compared as ints (cheaper than slices)."""
     head = raw[:head_len]
     low = head.lower()
     changed = False
     eol = head.find(b"\n")
-    if eol > 0 and (head[eol - 8 : eol] == b" HTTP/2\r" or head[eol - 7 : eol] == b" HTTP/2"):
+    if (
+        eol >= 7
+        and head[eol - 1] in (13, 50)  # the line ends with "2\r" or "2" (13: "\r", 50: "2")
+        and (head[eol - 8 : eol] == b" HTTP/2\r" or head[eol - 7 : eol] == b" HTTP/2")
+    ):
         # an HTTP/2 recording (protocol/h2msg) is sent as HTTP/1.1: the text already is
         cut = head.rfind(b" HTTP/2", 0, eol)
         head = head[:cut] + b" HTTP/1.1" + head[cut + 7 :]
@@ -492,7 +506,7 @@ def prepare_request(raw: bytes, head_len: int, host: bytes | None, prefix: bytes
             j = head.find(b"\n", i + 1)
             if j < 0:
                 j = len(head)
-            end = j - 1 if head[j - 1 : j] == b"\r" else j
+            end = j - 1 if head[j - 1] == 13 else j  # 13: "\r" (j > i >= 0)
             vstart = i + 6
             while vstart < end and head[vstart] in (32, 9):
                 vstart += 1
@@ -510,7 +524,7 @@ def prepare_request(raw: bytes, head_len: int, host: bytes | None, prefix: bytes
     if (
         host is not None
         and sp >= 0
-        and head[sp + 1 : sp + 2] != b"/"
+        and (sp + 1 == len(head) or head[sp + 1] != 47)  # 47: "/"
         and head[sp + 1 : sp + 9].lower().startswith((b"http://", b"https://"))
     ):
         start = head.find(b"://", sp) + 3
@@ -529,7 +543,7 @@ def prepare_request(raw: bytes, head_len: int, host: bytes | None, prefix: bytes
         head = head[: sp + 1] + prefix + head[sp + 1 :]
         changed = True
     body_len = len(raw) - head_len
-    if b"\ncontent-length:" in low or (body_len and b"\ntransfer-encoding:" not in low):
+    if low.find(b"\ncontent-length:") >= 0 or (body_len and low.find(b"\ntransfer-encoding:") < 0):
         head, fixed = _fix_content_length(head, body_len)
         changed = changed or fixed
     if not changed:

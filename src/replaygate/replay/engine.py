@@ -33,6 +33,7 @@ from ..pipeline import Sink
 from ._config import ReplayConfig, Target
 from ._host import WAIT, Unit
 from ._lanes import FastLane, TimedDispatcher
+from ._lean import Batches, LeanFeed, LeanLane, lean_source
 from ._loop import check_no_workers, install_sigint, new_event_loop
 from ._order import OrderGate, OrderItem
 from ._rate import SendClock, finish_rates
@@ -130,6 +131,8 @@ class Engine:
         self._source: Iterator[tuple[Exchange, float | None]] | None = None
         self._source_done = False
         self._plain: Iterator[Exchange] | None = None
+        self._lean: Batches | None = None  # the lean --max path's input (see _lean)
+        self._lean_feed: LeanFeed | None = None
 
     # -- feeding ---------------------------------------------------------------------------
     async def run_source(self, source: Iterable[Exchange]) -> ReplayStats:
@@ -140,6 +143,8 @@ class Engine:
             # nothing to schedule or count: read the source directly (the hot path of --max)
             self._plain = iter(source)
         self.stats.total = c.limit
+        if self.fast_lanes:
+            self._lean = lean_source(source, c, self.hooks, self.sink, self._single)
         return await self._run()
 
     async def run_live(self) -> ReplayStats:
@@ -252,7 +257,7 @@ class Engine:
                 # a request cut short would only hang a connection until the timeout
                 self.stats.dropped["incomplete_request"] += 1
                 continue
-            if self._unsafe_addrs and not raw.startswith(_SAFE_PREFIXES) and self._is_unsafe(ex):
+            if self._unsafe_addrs and not raw.startswith(_SAFE_PREFIXES) and self.is_unsafe(ex):
                 continue
             self.stats.exchanges += 1
             if due is not None:
@@ -308,7 +313,7 @@ class Engine:
         if self._waiters and self._gate.ready(held[3]):
             self._waiters.popleft()()
 
-    def _is_unsafe(self, ex: Exchange) -> bool:
+    def is_unsafe(self, ex: Exchange) -> bool:
         """Apply the safety rule; raise (file replay) or count and skip (live)."""
         captured = self._addresses.captured(ex)
         hit = captured & self._unsafe_addrs
@@ -336,7 +341,25 @@ class Engine:
         lanes: list[FastLane] = []
         coroutines: CoroutineWorkers | None = None
         lanes_ok = self.fast_lanes and not c.sessions
-        if lanes_ok and c.max_speed and self._source is not None:
+        feed: LeanFeed | None = None
+        lean: list[LeanLane] = []
+        if self._lean is not None and self._single is not None:
+            feed = LeanFeed(
+                self._lean,
+                self._single,
+                self.stats,
+                self.is_unsafe if self._unsafe_addrs else None,
+                self.stop,
+            )
+            self._lean_feed = feed
+            lean = [
+                LeanLane(self.loop, feed, self._single, self.stats, self.clock, self.fail)
+                for _ in range(c.concurrency)
+            ]
+            for ln in lean:
+                ln.start()
+            workers = [ln.done for ln in lean]
+        elif lanes_ok and c.max_speed and self._source is not None:
             lanes = [FastLane(self) for _ in range(c.concurrency)]
             for lane in lanes:
                 lane.start()
@@ -353,6 +376,10 @@ class Engine:
         finally:
             for lane in lanes:
                 close_slot(lane.slot)
+            for ln in lean:
+                ln.close()
+            if feed is not None:
+                feed.close()
             sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sweeper
@@ -490,6 +517,8 @@ class Engine:
     # -- stats ------------------------------------------------------------------------------
     def finish_stats(self) -> None:
         st = self.stats
+        if self._lean_feed is not None:
+            self._lean_feed.flush()
         if self._gate is not None:
             st.order_inversions = self._gate.inversions
         finish_rates(st, self.clock, self.config, self.schedule.asked_rate, _perf_ns())

@@ -10,6 +10,7 @@ from collections.abc import Iterator, Sequence
 
 from ..errors import InputError, ReplaygateError
 from ..formats import format_of, open_reader
+from ..formats.gor_lean import lean_requests
 from ..model import Counters, Exchange
 from ..pipeline import Stage, iter_through
 from ._config import FileInput
@@ -42,6 +43,14 @@ class FileSource:
         opts = self.files.read_options(self.counters)
         for p in self.files.paths:
             yield from open_reader(p, opts)
+
+    def lean_requests(self, *, sessions_ok: bool) -> Iterator[list[bytes | Exchange]] | None:
+        """The requests as bytes, in batches (``replay --max``'s lean path), when no stage
+        looks at them and every input qualifies (:func:`~replaygate.formats.gor_lean.scan`);
+        ``sessions_ok``: inputs whose records carry connections or sessions qualify too."""
+        if self.stages:
+            return None
+        return lean_requests(self.files.paths, self.files.read_options(self.counters), sessions_ok)
 
     def __iter__(self) -> Iterator[Exchange]:
         if not self.stages:
