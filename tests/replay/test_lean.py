@@ -190,6 +190,7 @@ def test_unsafe_target_raises_on_both_paths(
         {"order": "sessions"},
         {"redirects": 2},
         {"split": True},
+        {"http2": True},
     ],
 )
 def test_full_path_when_something_needs_it(

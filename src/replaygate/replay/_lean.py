@@ -10,7 +10,7 @@ adds it to the stats and writes the next request right there.
 It applies (:func:`lean_source`) when all of these hold, else the full path runs:
 
 * ``--max`` without ``--loop``, ``--limit``, ``--duration``, ``--sessions``, ``--split``,
-  ``--baseline``, ``--redirects``; one target; ``--order none`` or ``recorded``;
+  ``--baseline``, ``--redirects``, ``--http2``; one target; ``--order none`` or ``recorded``;
 * no replay hooks (``--no-correlate``, no middleware/plugin stage), no sink (no ``--output``,
   no report flags), and the source offers ``lean_requests`` (the runner's file source: no
   traffic stages, every input an uncompressed ``.gor`` file of request records, see
@@ -32,7 +32,7 @@ from ..model import Exchange, Flag, Request
 from ._config import ReplayConfig
 from ._rate import SendClock
 from ._stats import ReplayStats
-from .client import ConnectError, Connection, Result, prepare_request
+from .client import ConnectError, ReplayConnection, Result, prepare_request
 from .pool import TargetPool
 
 __all__ = ["LeanFeed", "LeanLane", "lean_source"]
@@ -64,6 +64,7 @@ def lean_source(
         or c.split
         or c.baseline
         or c.redirects
+        or c.http2
         or c.order not in ("none", "recorded")
     ):
         return None
@@ -213,7 +214,7 @@ class LeanLane:
         self.stats = stats
         self.clock = clock
         self.fail = fail
-        self.conn: Connection | None = None
+        self.conn: ReplayConnection | None = None
         self.raw = b""
         self.reused = False
         self._connecting: asyncio.Task[None] | None = None
