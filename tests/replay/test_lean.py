@@ -82,15 +82,19 @@ def replay(
 
 
 def both(
-    paths: list[Path], config: ReplayConfig, monkeypatch: pytest.MonkeyPatch
+    paths: list[Path],
+    config: ReplayConfig,
+    monkeypatch: pytest.MonkeyPatch,
+    racy: frozenset[str] = frozenset(),
 ) -> dict[str, Any]:
-    """Replay both ways; the stats (but timing) and input counters must be equal."""
+    """Replay both ways; the stats (but timing, and the ``racy`` fields) and the input
+    counters must be equal."""
     lean_st, lean_c, used = replay(paths, config, lean=True, monkeypatch=monkeypatch)
     assert used, "the lean path did not apply"
     full_st, full_c, used = replay(paths, config, lean=False, monkeypatch=monkeypatch)
     assert not used
-    a = {k: v for k, v in lean_st.as_dict().items() if k not in _TIMING}
-    b = {k: v for k, v in full_st.as_dict().items() if k not in _TIMING}
+    a = {k: v for k, v in lean_st.as_dict().items() if k not in _TIMING | racy}
+    b = {k: v for k, v in full_st.as_dict().items() if k not in _TIMING | racy}
     assert a == b
     assert lean_st.latency.count == full_st.latency.count == lean_st.answered
     assert (lean_c.dropped, lean_c.notes, lean_c.cuts) == (
@@ -116,7 +120,9 @@ def test_gets_statuses_and_drops(
         get("/after"),
     ]
     path = write_gor(tmp_path / "in.gor", reqs)
-    got = both([path], cfg(server.url), monkeypatch)
+    # whether the server's close reaches us before the next request goes out on that
+    # connection (then it is sent again on a new one) is a race, on either path
+    got = both([path], cfg(server.url), monkeypatch, racy=frozenset({"connections", "retries"}))
     assert got["sent"] == len(reqs) - 1
     assert got["dropped"] == {"incomplete_request": 1}
     assert got["status"]["200"] == len(reqs) - 1
