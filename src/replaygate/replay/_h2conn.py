@@ -125,8 +125,8 @@ class H2Conn(asyncio.Protocol):
         self.closed = False
         self.draining = False  # GOAWAY received or sent: no new streams
         self.answered = 0  # streams completed on this connection
-        self.closed_here = False
-        self.alpn_refused = False  # closed by us: nothing in flight is sent again
+        self.closed_here = False  # closed by us: nothing in flight is sent again
+        self.alpn_refused = False  # TLS without ALPN h2: not a byte of HTTP/2 was sent
         self.ready = False
         # set by the mux while connecting: None once the server's SETTINGS came, else the
         # error kind of a connection that ended before (a target that is not HTTP/2)
