@@ -244,3 +244,25 @@ def test_curl_through_the_proxy_then_replayed_and_judged(tmp_path: Path) -> None
         ("GET /api/items/{int}", "body:$.price"),
         ("GET /api/items/{int}", "status"),
     }
+
+
+def test_worker_processes_each_multiplex_their_own_connections(
+    v1: Hypercorn, tmp_path: Path
+) -> None:
+    from replaygate.formats import open_reader
+    from replaygate.formats.gor import GorWriter
+
+    from ..cli.test_replay import run
+
+    rec = tmp_path / "rec.gor"
+    w = GorWriter(rec)
+    for e in api_requests(24)[:24]:
+        w.write(e)
+    w.close()
+    out = tmp_path / "out.jsonl"
+    code, text = run(str(rec), "-t", v1.url, "--http2", "--workers", "2", "-c", "8", "--max",
+                     "--allow-unsafe-target", "-o", str(out))  # fmt: skip
+    assert code == 0, text
+    back = list(open_reader(str(out)))
+    assert len(back) == 24 and all(e.replayed and e.replayed.version == "HTTP/2" for e in back)
+    assert "2 connections" in text  # one per worker process
