@@ -18,6 +18,7 @@ from replaygate.errors import CaptureError, ConfigError
 from replaygate.formats import open_reader
 from replaygate.formats.gor import GorWriter
 from replaygate.model import Exchange, Flag
+from replaygate.sources import proxy as proxy_module
 from replaygate.sources.proxy import ProxyConfig, ProxyServer, parse_hostport
 from replaygate.testing import MemorySink
 from replaygate.testing.servers import free_port
@@ -267,6 +268,35 @@ def test_slow_recorder_drops_recordings_not_traffic(upstream: RawHTTPServer) -> 
         == n
         == len(sink.exchanges) + st["dropped_recordings"]
     )
+
+
+class SteadySink(MemorySink):
+    """Slower than the proxy, but always making progress."""
+
+    def write(self, ex: Exchange) -> None:
+        time.sleep(0.002)
+        super().write(ex)
+
+
+def test_a_writer_behind_is_let_catch_up_instead_of_dropping(
+    upstream: RawHTTPServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(proxy_module, "CATCH_UP_WAIT_S", 10.0)  # a busy box: generous
+    sink = SteadySink()
+    cfg = ProxyConfig(upstream=upstream.url, listen="127.0.0.1:0", max_queue=8)
+    n = 100
+    with (
+        ProxyServer(cfg, sink) as px,
+        socket.create_connection(("127.0.0.1", px.port)) as s,
+    ):
+        s.settimeout(30)
+        s.sendall(b"".join(b"GET /%d HTTP/1.1\r\nHost: x\r\n\r\n" % i for i in range(n)))
+        got = b""
+        while got.count(b"HTTP/1.1 200") < n:
+            got += s.recv(1 << 16)
+    st = px.stats
+    assert st["forwarded"] == st["recorded"] == len(sink.exchanges) == n
+    assert st["dropped_recordings"] == 0 and st["recorder_waits"] > 0
 
 
 def test_upstream_down_gives_502_and_counts() -> None:

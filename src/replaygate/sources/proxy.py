@@ -8,9 +8,14 @@ each chunk goes to a :class:`~replaygate.protocol.h1recorder.ConnectionRecorder`
 into exchanges with exact raw bytes. Upgrades (WebSocket) and CONNECT become blind tunnels
 once the upstream agrees; their handshake is recorded.
 
-Recording never slows traffic: exchanges go through a bounded queue (``_recording``)
-(stages run in its writer thread); when the recorder falls behind, recordings are dropped
-whole and counted as ``dropped_recordings``, while traffic keeps flowing.
+Recording never stops traffic: exchanges go through a bounded queue (``_recording``)
+(stages run in its writer thread). The writer shares the interpreter (the GIL) with the
+event loop, so under a load that keeps the loop busy it gets too few turns: when more than
+:data:`CATCH_UP` exchanges wait, the loop lends it a few milliseconds (counted
+``recorder_waits``), which slows traffic a little instead of losing recordings. A writer
+that makes no progress while lent the time (a stuck disk, a slow sink) is not waited for
+again until it catches up: recordings are then dropped whole and counted as
+``dropped_recordings``, while traffic keeps flowing.
 """
 
 from __future__ import annotations
@@ -107,6 +112,8 @@ class ProxyServer:
         # recorded with every exchange (meta "upstream"): the replay safety rule needs it
         self.upstream_url = f"{'https' if up_tls else 'http'}://{h}:{self._up_port}"
         self._recording = RecordingSink(sink, stages, max_queue=config.max_queue)
+        self._catch_up = max(1, min(CATCH_UP, config.max_queue // 2))
+        self._writer_stalled = False
         self.port = self._port
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -131,6 +138,7 @@ class ProxyServer:
             "unframed_responses": 0,
             "closed_idle_on_stop": 0,
             "aborted_on_stop": 0,
+            "recorder_waits": 0,
         }
 
     # -- TLS -------------------------------------------------------------------------------
@@ -325,7 +333,28 @@ class ProxyServer:
     def _record(self, ex: Exchange) -> None:
         self._counts["forwarded"] += 1
         ex.meta["upstream"] = self.upstream_url
-        self._recording.write(ex)
+        rs = self._recording
+        rs.write(ex)
+        if len(rs._q) > self._catch_up:
+            if not self._writer_stalled:
+                self._let_writer_catch_up()
+        elif self._writer_stalled:
+            self._writer_stalled = False
+
+    def _let_writer_catch_up(self) -> None:
+        """Lend the writer thread the interpreter until half the backlog is written (at most
+        a few ms); if it wrote nothing meanwhile, stop lending until it has caught up."""
+        rs = self._recording
+        before = rs.pending
+        self._counts["recorder_waits"] += 1
+        rs.wait_below(self._catch_up // 2, CATCH_UP_WAIT_S)
+        if rs.pending >= before:
+            self._writer_stalled = True
+
+
+# queued recordings beyond which the event loop lets the writer catch up (a few ms of work)
+CATCH_UP = 512
+CATCH_UP_WAIT_S = 0.005
 
 
 def _new_loop() -> asyncio.AbstractEventLoop:
