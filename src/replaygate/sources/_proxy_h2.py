@@ -69,7 +69,14 @@ class H2Conn(asyncio.Protocol):
         self.scheme = scheme
         self.via = via
         sh = front.sh
-        cfg = h2.config.H2Configuration(client_side=False, header_encoding=None)
+        # what we send was validated on its way in (h2 on the upstream's HTTP/2 fields; h11
+        # and _h2_fields' translation on HTTP/1.1 ones): h2 need not check it again
+        cfg = h2.config.H2Configuration(
+            client_side=False,
+            header_encoding=None,
+            validate_outbound_headers=False,
+            normalize_outbound_headers=False,
+        )
         self.h2 = h2.connection.H2Connection(cfg)
         self.h2.local_settings = self._settings(front.max_streams)
         self.h2.decoder.max_header_list_size = sh.limits.max_head
@@ -81,6 +88,7 @@ class H2Conn(asyncio.Protocol):
         self.closing = False
         self.draining = False
         self.write_paused = False
+        self._send_scheduled = False
         peer = transport.get_extra_info("peername") or ("?", 0)
         local = transport.get_extra_info("sockname") or ("?", 0)
         self.cid = ConnectionId(str(peer[0]), int(peer[1]), str(local[0]), int(local[1]))
@@ -322,6 +330,20 @@ class H2Conn(asyncio.Protocol):
 
     # -- toward the client -------------------------------------------------------------------------
     def send(self) -> None:
+        """Write what ``h2`` has for the client, once per turn of the event loop: the
+        frames of every stream touched in one turn go out in one write."""
+        if self._send_scheduled:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # driven without a loop (the fuzz target)
+            self._write_out()
+            return
+        self._send_scheduled = True
+        loop.call_soon(self._write_out)
+
+    def _write_out(self) -> None:
+        self._send_scheduled = False
         data = self.h2.data_to_send()
         if data and not self.transport.is_closing():
             self.transport.write(data)
@@ -502,6 +524,7 @@ class H2Conn(asyncio.Protocol):
     def close(self) -> None:
         if self.closing:
             return
+        self._write_out()  # a GOAWAY or the last frames queued in this turn
         self.closing = True
         self.transport.close()
         for st in list(self.streams.values()):

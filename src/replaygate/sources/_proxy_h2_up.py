@@ -132,7 +132,13 @@ class H2Upstream(asyncio.Protocol):
     def __init__(self, conn: H2Conn) -> None:
         self.conn = conn
         self.front = conn.front
-        cfg = h2.config.H2Configuration(client_side=True, header_encoding=None)
+        # the client's fields were validated by h2 on the way in: not again on the way out
+        cfg = h2.config.H2Configuration(
+            client_side=True,
+            header_encoding=None,
+            validate_outbound_headers=False,
+            normalize_outbound_headers=False,
+        )
         self.h2 = h2.connection.H2Connection(cfg)
         self.h2.local_settings = h2.settings.Settings(
             client=True,
@@ -144,6 +150,7 @@ class H2Upstream(asyncio.Protocol):
         )
         self.transport: asyncio.Transport | None = None
         self.ready = False
+        self._send_scheduled = False
         self.spoke = False  # the upstream sent something
         self.gone = False
         self.write_paused = False
@@ -203,6 +210,13 @@ class H2Upstream(asyncio.Protocol):
             self.conn.reroute(st, state.end, list(state.pending))
 
     def send(self) -> None:
+        """Write what ``h2`` has for the upstream, once per turn of the event loop."""
+        if not self._send_scheduled:
+            self._send_scheduled = True
+            asyncio.get_running_loop().call_soon(self._write_out)
+
+    def _write_out(self) -> None:
+        self._send_scheduled = False
         data = self.h2.data_to_send()
         if data and self.transport is not None and not self.transport.is_closing():
             self.transport.write(data)
@@ -424,5 +438,5 @@ class H2Upstream(asyncio.Protocol):
         if self.transport is not None and not self.transport.is_closing():
             with contextlib.suppress(h2.exceptions.ProtocolError):
                 self.h2.close_connection()
-            self.send()
+            self._write_out()
             self.transport.close()
