@@ -4,7 +4,8 @@ nats-py's ``publish_async`` pays per message for a future, a done callback, a se
 a random token (an ``urandom`` system call) and a JSON decode into a ``PubAck`` dataclass.
 :class:`AckPublisher` sends with ``Client.publish`` and a reply subject on one ack inbox of
 its own (``<inbox>.<sequence number>``), keeps what is unacknowledged in one insertion-ordered
-dict, and handles each ack in one callback: no object per message beyond the dict entry.
+dict, and handles each ack in one function called from nats-py's parser (:mod:`._fastsub`):
+no object, task or coroutine per message beyond the dict entry.
 
 While connected, the ``HPUB`` command is built here and handed to the client's outgoing
 buffer directly (``_send_command``, then ``_flush_pending`` exactly as ``publish`` does): the
@@ -33,6 +34,7 @@ import orjson
 from nats.aio.client import Client
 
 from .._clock import SYSTEM_CLOCK, Clock
+from ._fastsub import fast_subscribe, fast_unsubscribe
 
 __all__ = ["AckPublisher", "header_block"]
 
@@ -48,17 +50,29 @@ _REFUSED: tuple[type[BaseException], ...] = (
 )
 
 
+_GOOD_KEYS: set[str] = set()  # names already checked (a publisher uses a handful)
+
+
 def header_block(headers: dict[str, str]) -> bytes:
     """``NATS/1.0`` header block, byte for byte what ``Client.publish(headers=...)`` sends."""
-    out = "NATS/1.0\r\n"
+    out = ["NATS/1.0"]
     for k, v in headers.items():
-        key = k.strip()
-        if not key:
-            continue
-        if not _KEY(key):
-            raise ValueError(f"bad NATS header name {key!r}")
-        out += f"{key}: {v.strip().translate(_NEWLINES)}\r\n"
-    return (out + "\r\n").encode()
+        if k not in _GOOD_KEYS:
+            key = k.strip()
+            if not key:
+                continue
+            if not _KEY(key):
+                raise ValueError(f"bad NATS header name {key!r}")
+            if key != k or len(_GOOD_KEYS) >= 256:
+                k = key
+            else:
+                _GOOD_KEYS.add(k)
+        v = v.strip()
+        if "\r" in v or "\n" in v:
+            v = v.translate(_NEWLINES)
+        out.append(f"{k}: {v}")
+    out.append("\r\n")
+    return "\r\n".join(out).encode()
 
 
 def _has_fast_path(nc: Client) -> bool:
@@ -128,7 +142,9 @@ class AckPublisher:
 
     async def start(self) -> None:
         self._prefix = self._nc.new_inbox() + "."
-        self._sub = await self._nc.subscribe(self._prefix + "*", cb=self._on_ack)
+        self._sub = await fast_subscribe(
+            self._nc, self._prefix + "*", self._on_raw_ack, cb=self._on_ack
+        )
         self._timer = asyncio.ensure_future(self._expire_loop())
 
     @property
@@ -226,8 +242,15 @@ class AckPublisher:
             await self._send(e)
 
     async def _on_ack(self, msg: Any) -> None:
+        self._ack(msg.subject[len(self._prefix) :], msg.data)
+
+    def _on_raw_ack(self, subject: bytes, reply: bytes, data: bytes, headers: bytes | None) -> None:
+        self._ack(subject[len(self._prefix) :], data)
+
+    def _ack(self, tail: str | bytes, data: bytes) -> None:
+        """The ack of the message sent with reply subject ``<prefix><tail>``."""
         try:
-            seq = int(msg.subject[len(self._prefix) :])
+            seq = int(tail)
         except ValueError:
             return
         e = self._pending.pop(seq, None)
@@ -235,7 +258,7 @@ class AckPublisher:
             return  # an ack after its message timed out: the re-send counts instead
         duplicate = False
         try:
-            ack = orjson.loads(msg.data) if msg.data else None
+            ack = orjson.loads(data) if data else None
         except orjson.JSONDecodeError:
             ack = None
         if not isinstance(ack, dict) or "error" in ack or "seq" not in ack:
@@ -304,6 +327,7 @@ class AckPublisher:
             self._timer.cancel()
             await asyncio.gather(self._timer, return_exceptions=True)
         if self._sub is not None:
+            fast_unsubscribe(self._nc, self._sub)
             try:
                 await self._sub.unsubscribe()
             except Exception:

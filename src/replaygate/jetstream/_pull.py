@@ -4,7 +4,9 @@ nats-py's ``PullSubscription.fetch`` waits for every message with ``next_msg``: 
 task and a timer per message. :class:`PullConsumer` sends the same pull requests as nats-py
 (first ``no_wait``; when that found nothing, one that lingers until ``expires``) to
 ``$JS.API.CONSUMER.MSG.NEXT.<stream>.<consumer>``, and a callback appends each delivered
-message to a buffer: a list append per message.
+message to a buffer: a list append per message. With ``headers=False`` (the worker reads only
+the body and the ack subject) the messages come through :mod:`._fastsub`: no header dict, no
+queue and no coroutine per message, only a ``Msg`` without headers.
 
 JetStream delivers a request's messages with their own subjects, so they cannot be told apart
 by request; fetches on one consumer run one at a time, and a request ends with its last
@@ -22,6 +24,9 @@ from typing import Any
 
 import orjson
 from nats.aio.client import Client
+from nats.aio.msg import Msg
+
+from ._fastsub import fast_subscribe, fast_unsubscribe, status_of
 
 __all__ = ["PullConsumer"]
 
@@ -29,8 +34,11 @@ __all__ = ["PullConsumer"]
 class PullConsumer:
     """``fetch(n, timeout)`` from one existing durable consumer (see the module doc)."""
 
-    def __init__(self, nc: Client, api_prefix: str, stream: str, consumer: str) -> None:
+    def __init__(
+        self, nc: Client, api_prefix: str, stream: str, consumer: str, *, headers: bool = True
+    ) -> None:
         self._nc = nc
+        self._headers = headers  # False: messages without their headers (see the module doc)
         self._next = f"{api_prefix}.CONSUMER.MSG.NEXT.{stream}.{consumer}"
         self._inbox = ""
         self._sub: Any = None
@@ -42,8 +50,22 @@ class PullConsumer:
 
     async def start(self) -> PullConsumer:
         self._inbox = self._nc.new_inbox() + "."
-        self._sub = await self._nc.subscribe(self._inbox + "*", cb=self._on_msg)
+        if self._headers:
+            self._sub = await self._nc.subscribe(self._inbox + "*", cb=self._on_msg)
+        else:
+            self._sub = await fast_subscribe(
+                self._nc, self._inbox + "*", self._on_raw, cb=self._on_msg
+            )
         return self
+
+    def _on_raw(self, subject: bytes, reply: bytes, data: bytes, headers: bytes | None) -> None:
+        if status_of(headers, data) is not None:
+            if subject.decode() == self._token:  # the current request is over
+                self._ready.set()
+            return
+        self._buf.append(Msg(self._nc, subject.decode(), reply.decode(), data))
+        if len(self._buf) >= self._want:
+            self._ready.set()
 
     async def _on_msg(self, msg: Any) -> None:
         hdrs = msg.headers
@@ -91,5 +113,6 @@ class PullConsumer:
 
     async def unsubscribe(self) -> None:
         if self._sub is not None:
+            fast_unsubscribe(self._nc, self._sub)
             await self._sub.unsubscribe()
             self._sub = None

@@ -190,7 +190,7 @@ class _Worker:
                 ),
             )
         api = getattr(self.js, "_prefix", "$JS.API")
-        return await PullConsumer(self.nc, api, self.url.stream, durable).start()
+        return await PullConsumer(self.nc, api, self.url.stream, durable, headers=False).start()
 
     async def _drop_partition(self, p: int) -> None:
         """Give a partition up. Its fetcher finishes the fetch in progress (so no message is

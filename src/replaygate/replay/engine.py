@@ -359,7 +359,7 @@ class Engine:
             for ln in lean:
                 ln.start()
             workers = [ln.done for ln in lean]
-        elif lanes_ok and c.max_speed and self._source is not None:
+        elif lanes_ok and c.max_speed:  # a file, or a live feed with no pacing of its own
             lanes = [FastLane(self) for _ in range(c.concurrency)]
             for lane in lanes:
                 lane.start()
