@@ -103,6 +103,53 @@ def test_acks_duplicates_and_refusals(nats_server: NatsServer, fast: bool) -> No
     assert pub.pending == 0
 
 
+@pytest.mark.parametrize("fast", [True, False])
+def test_publish_many_in_order_with_refusals(nats_server: NatsServer, fast: bool) -> None:
+    """publish_many: in order, through in_flight, with a message over max_payload and one with
+    a bad header name in the middle (refused, the others stored), duplicates reported."""
+    url = nats_server.url + "/MANY?partitions=1"
+
+    async def run() -> tuple[AckPublisher, list[bool]]:
+        u = parse_stream_url(url)
+        nc = await connect(u)
+        await ensure_streams(nc.jetstream(), u)
+        pub = AckPublisher(nc, in_flight=8)
+        pub._fast = fast
+        await pub.start()
+        dups: list[bool] = []
+        items: list[Any] = [
+            (u.subject(0), f"{i}".encode(), {"Nats-Msg-Id": f"m{i % 28}"}, dups.append)
+            for i in range(30)
+        ]
+        items.insert(10, (u.subject(0), b"y" * (nc.max_payload + 1), None, dups.append))
+        items.insert(20, (u.subject(0), b"bad", {"bad name": "v"}, dups.append))
+        await pub.publish_many(items)
+        assert await pub.wait_all(30)
+        await pub.close()
+        await nc.close()
+        return pub, dups
+
+    pub, dups = asyncio.run(run())
+    assert (pub.stored, pub.duplicates, pub.refused, pub.unacked) == (28, 2, 2, 0)
+    assert dups == [False] * 28 + [True] * 2
+    assert [m.data for m in _raw_messages(url)] == [f"{i}".encode() for i in range(28)]
+
+
+def _raw_messages(url: str, n: int = 28) -> list[Any]:
+    async def run() -> list[Any]:
+        u = parse_stream_url(url)
+        nc = await connect(u)
+        js = nc.jetstream()
+        sub = await js.pull_subscribe(u.subject(0), durable="check")
+        msgs: list[Any] = []
+        while len(msgs) < n:
+            msgs += await sub.fetch(n - len(msgs), timeout=10)
+        await nc.close()
+        return msgs
+
+    return asyncio.run(run())
+
+
 def test_no_stream_is_retried_until_given_up(nats_server: NatsServer) -> None:
     """No stream listens on the subject: nothing is stored, and giving up counts it."""
 

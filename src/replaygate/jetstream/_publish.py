@@ -36,7 +36,7 @@ from nats.aio.client import Client
 from .._clock import SYSTEM_CLOCK, Clock
 from ._fastsub import fast_subscribe, fast_unsubscribe
 
-__all__ = ["AckPublisher", "header_block"]
+__all__ = ["AckPublisher", "PubItem", "header_block"]
 
 _KEY = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+").fullmatch  # nats-py's header name rule
 _NEWLINES = str.maketrans({"\r": " ", "\n": " "})
@@ -87,6 +87,8 @@ def _has_fast_path(nc: Client) -> bool:
 
 # called once per message when it is stored: True if JetStream reported a duplicate
 OnStored = Callable[[bool], None]
+# what publish_many takes: subject, payload, headers, done
+PubItem = tuple[str, bytes, dict[str, str] | None, OnStored | None]
 
 
 class _Entry:
@@ -192,19 +194,78 @@ class AckPublisher:
                 self._pending.pop(seq, None)
                 await asyncio.sleep(0.2)
 
-    async def _send_fast(self, e: _Entry, reply: str) -> None:
+    async def publish_many(self, items: list[PubItem]) -> None:
+        """:meth:`publish` each of ``items`` (subject, payload, headers, done) in order: while
+        connected, one write to the client's buffer for as many as ``in_flight`` allows."""
         nc: Any = self._nc
+        i = 0
+        while i < len(items):
+            if self._retry:
+                await self._resend()
+            if len(self._pending) >= self._in_flight:
+                await self._wait_room()
+            if not (self._fast and nc.is_connected and not nc.is_draining) or self._giving_up:
+                await self._send(_Entry(*items[i], 0.0))
+                i += 1
+                continue
+            room = max(1, self._in_flight - len(self._pending))
+            chunk, i = items[i : i + room], i + room
+            cmds: list[bytes] = []
+            seqs: list[int] = []
+            now = self._clock.monotonic()
+            for subject, payload, headers, done in chunk:
+                e = _Entry(subject, payload, headers, done, now)
+                self._seq += 1
+                try:
+                    cmd = self._command(e, self._prefix + str(self._seq))
+                except _REFUSED:
+                    self.refused += 1
+                    continue
+                if cmd is None:  # nats-py says why it refuses: one at a time, in order
+                    await self._flush_commands(cmds, seqs)
+                    cmds, seqs = [], []
+                    await self._send(e)
+                    continue
+                self._pending[self._seq] = e
+                seqs.append(self._seq)
+                cmds.append(cmd)
+            await self._flush_commands(cmds, seqs)
+
+    async def _flush_commands(self, cmds: list[bytes], seqs: list[int]) -> None:
+        if not cmds:
+            return
+        nc: Any = self._nc
+        self._idle.clear()
+        try:
+            await nc._send_command(b"".join(cmds))
+            if nc._flush_queue is not None and nc._flush_queue.empty():
+                await nc._flush_pending()
+        except Exception:  # closed or reconnect buffer full: sent again shortly
+            for seq in seqs:
+                e = self._pending.pop(seq, None)
+                if e is not None:
+                    self._retry.append(e)
+            await asyncio.sleep(0.2)
+
+    def _command(self, e: _Entry, reply: str) -> bytes | None:
+        """The ``HPUB``/``PUB`` command, or None when nats-py should refuse it itself."""
         hdr = header_block(e.headers) if e.headers is not None else b""
         size = len(hdr) + len(e.payload)
-        if size > nc.max_payload or _BAD_SUBJECT(e.subject) or not e.subject:
-            # let nats-py raise what it raises for these
-            await nc.publish(e.subject, e.payload, reply=reply, headers=e.headers)
-            return
+        if size > self._nc.max_payload or _BAD_SUBJECT(e.subject) or not e.subject:
+            return None
         if e.headers is not None:
             line = f"HPUB {e.subject} {reply} {len(hdr)} {size}\r\n"
         else:
             line = f"PUB {e.subject} {reply} {size}\r\n"
-        await nc._send_command(b"".join((line.encode(), hdr, e.payload, b"\r\n")))
+        return b"".join((line.encode(), hdr, e.payload, b"\r\n"))
+
+    async def _send_fast(self, e: _Entry, reply: str) -> None:
+        nc: Any = self._nc
+        cmd = self._command(e, reply)
+        if cmd is None:  # let nats-py raise what it raises for these
+            await nc.publish(e.subject, e.payload, reply=reply, headers=e.headers)
+            return
+        await nc._send_command(cmd)
         if nc._flush_queue is not None and nc._flush_queue.empty():
             await nc._flush_pending()
 

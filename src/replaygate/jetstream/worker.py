@@ -42,7 +42,7 @@ from ..model import Exchange
 from ..replay import ReplayConfig
 from ..replay.engine import Engine, check_no_workers, new_event_loop
 from ._conn import _one_line, connect
-from ._publish import AckPublisher
+from ._publish import AckPublisher, PubItem
 from ._pull import PullConsumer
 from .admin import ensure_streams
 from .codec import HDR_WORKER, decode_exchange, encode_exchange
@@ -351,7 +351,8 @@ class _Worker:
             self.ack_ready.set()
 
     async def _publish_loop(self) -> None:
-        """Publish results as the engine finishes them (acks come back asynchronously)."""
+        """Publish results as the engine finishes them, all that are ready in one write (acks
+        come back asynchronously)."""
         subject = f"rg.{self.url.results_stream}.r"
         pub = self.pub
         while True:
@@ -359,13 +360,17 @@ class _Worker:
                 self.results_ready.clear()
                 await self.results_ready.wait()
                 continue
-            ex = self.results.popleft()
-            self.stats.replayed += 1
-            if ex.replay_error:
-                self.stats.errors[ex.replay_error] += 1
-            payload, headers = encode_exchange(ex)
-            headers[HDR_WORKER] = self.id
-            await pub.publish(subject, payload, headers, partial(self._stored, ex.id))
+            batch: list[PubItem] = []
+            results, stats, stored = self.results, self.stats, self._stored
+            while results and len(batch) < 512:  # everything finished since the last round
+                ex = results.popleft()
+                stats.replayed += 1
+                if ex.replay_error:
+                    stats.errors[ex.replay_error] += 1
+                payload, headers = encode_exchange(ex)
+                headers[HDR_WORKER] = self.id
+                batch.append((subject, payload, headers, partial(stored, ex.id)))
+            await pub.publish_many(batch)
 
     async def _ack_loop(self) -> None:
         """Acknowledge source messages, everything ready at once (one write for many)."""
