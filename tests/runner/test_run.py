@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import http.client
 import json
+import threading
+import time
 from pathlib import Path
 
 import pytest
 
 from replaygate.formats import open_reader, open_writer
 from replaygate.replay import ReplayConfig
-from replaygate.runner import FileInput, Output, Reports, Run, RunConfig, run
+from replaygate.runner import FileInput, Output, ProxyInput, Reports, Run, RunConfig, run
+from replaygate.sources.proxy import ProxyConfig
 from replaygate.stages.defaults import TrafficOptions
 from replaygate.testing import make_exchange
 from replaygate.testing.servers import NginxServer
@@ -131,3 +135,34 @@ def test_live_duration_is_measured_on_the_runs_clock(tmp_path: Path) -> None:
     clock.advance(60)
     t.join(30)
     assert not t.is_alive() and out.exists()
+
+
+def test_proxy_pull_yields_recorded_exchanges(nginx: NginxServer, tmp_path: Path) -> None:
+    """Pull mode over a live source: what the proxy records, as it is recorded."""
+    out = tmp_path / "rec.gor"
+    cfg = ProxyConfig(upstream=nginx.url, listen="127.0.0.1:0")
+    r = Run(RunConfig(ProxyInput(cfg), output=Output(str(out), force=False)))
+    pulled = r.__iter__()
+    got = []
+
+    def send() -> None:
+        deadline = time.monotonic() + 30
+        while r.port is None and time.monotonic() < deadline:
+            time.sleep(0.01)  # polling for the listening port, not synchronising on time
+        assert r.port is not None
+        for i in range(3):
+            c = http.client.HTTPConnection("127.0.0.1", r.port, timeout=30)
+            c.request("GET", f"/json?i={i}")
+            c.getresponse().read()
+            c.close()
+
+    t = threading.Thread(target=send)
+    t.start()
+    for ex in pulled:
+        got.append(ex.request.target)
+        if len(got) == 3:
+            break
+    pulled.close()  # stops the proxy
+    t.join(30)
+    assert sorted(got) == [f"/json?i={i}" for i in range(3)]
+    assert r.result.live["recorded"] >= 3  # the final counters, once the proxy stopped

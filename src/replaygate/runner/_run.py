@@ -13,7 +13,7 @@ import os
 import queue
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -194,7 +194,7 @@ class Run:
         return verdict, written
 
     # -- pull mode ---------------------------------------------------------------------------
-    def __iter__(self) -> Iterator[Exchange]:
+    def __iter__(self) -> Generator[Exchange, None, None]:
         """The exchanges as they reach the sinks (written, compared): staged ones without
         replay, replayed ones with. The output and the comparator still get them; the run's
         result is :attr:`result` once the iteration ends. Stopping early stops the run."""
