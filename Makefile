@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test lint typecheck unit bench fuzz clean
+.PHONY: venv demo test lint typecheck unit bench fuzz accel accel-clean clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -32,11 +32,20 @@ unit: $(STAMP)
 
 test: lint typecheck unit
 
+# Optional: the capture hot path compiled with mypyc (needs gcc and Python.h). The pure-Python
+# modules stay and are used whenever the compiled ones are missing or older than the sources.
+accel: $(STAMP)
+	REPLAYGATE_COMPILE=1 $(BIN)/python setup.py -q build_ext --inplace
+	$(BIN)/python -c 'from replaygate.protocol._accel import write_manifest; write_manifest()'
+
+accel-clean:
+	rm -f src/replaygate/protocol/*.so src/replaygate/protocol/_accel_manifest.json
+
 bench: $(STAMP)
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
 fuzz: $(STAMP)
 	$(BIN)/python -m tests.fuzz $(FUZZ_ARGS)
 
-clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+clean: accel-clean
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build
