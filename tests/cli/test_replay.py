@@ -384,3 +384,18 @@ def test_a_cut_input_with_workers_is_reported_too(nginx: NginxServer, tmp_path: 
     assert (
         text.strip().splitlines()[-1].startswith(f"replaygate: error: {src} (offset {len(data)})")
     )
+
+
+def test_routes_flag_reaches_the_comparison(nginx: NginxServer, tmp_path: Path) -> None:
+    """``replay --routes FILE`` names endpoints as compare and shadow do (it used to be ignored)."""
+    import json
+
+    src = write_gor(tmp_path / "in.gor", 10)
+    routes = tmp_path / "routes.txt"
+    routes.write_text("GET /{page}\n")
+    rep = tmp_path / "rep.json"
+    code, text = run(
+        str(src), "-t", nginx.url, "--max", "--json", str(rep), "--routes", str(routes)
+    )
+    assert code in (0, 1), text
+    assert [e["endpoint"] for e in json.loads(rep.read_text())["endpoints"]] == ["GET /{page}"]

@@ -18,7 +18,6 @@ from typing import Any
 
 import click
 
-from ..config import load_config
 from ..errors import InputError, ReplayError
 from ..formats import format_of, raise_cuts
 from ..replay import ReplayConfig
@@ -42,7 +41,13 @@ from ._replay_summary import (
     nothing_replayed,
     unreachable,
 )
-from ._report_options import report_options, reports_of, show_verdict, watch_options
+from ._report_options import (
+    load_report_config,
+    report_options,
+    reports_of,
+    show_verdict,
+    watch_options,
+)
 
 __all__ = [
     "FileSource",
@@ -76,7 +81,7 @@ def command(
     GET/HEAD/OPTIONS are refused towards the host the traffic was captured from unless
     --allow-unsafe-target.
     """
-    toml = load_config(options.get("config_path"))
+    toml = load_report_config(options)
     rc = replay.config(toml, **options)
     check_inputs(files)
     run = Run(_run_config(files, rc, traffic, toml, options))
