@@ -8,12 +8,14 @@ payloads, no encoding). Each row prints wall-clock rates and the CPU time per op
 process doing it (ours: process time; subprocesses: user+sys from ``wait4``), and the ratio
 to its reference for both: on a busy machine the CPU ratio is the steadier one.
 
-CPU per exchange leaves start-up out: each command also runs on a small input (``--n`` / 20
-exchanges), and the per-exchange figure is (CPU(n) - CPU(small)) / (n - small), per worker
-process. The table adds what the other processes spent per exchange in the same interval
-(nats-server, nginx: utime+stime from ``/proc``) and the stream server's share of all CPU, so
-the next limit shows: workers scale until one of them (the target, or the stream's one leader)
-takes a core.
+CPU per exchange leaves start-up and the idle wait out: every process involved (workers, file
+replay, nats-server, nginx and its workers) is sampled every 20 ms (utime+stime from
+``/proc/PID/stat``), and only the CPU spent while replaying counts: for workers, from the first
+to the last result's send time (the results stream's timestamps); for the file replay, the
+last ``n / rate`` seconds before it exited (the rate its summary reports). The table adds what
+nats-server and nginx spent per exchange in the same interval and the stream server's share
+of all CPU, so the next limit shows: workers scale until one of them (the target, or the
+stream's one leader) takes a core.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import sys
 import tempfile
 import threading
 import time
+from typing import NamedTuple
 
 from replaygate.formats.gor import GorWriter
 from replaygate.jetstream import NatsSink, read_stream
@@ -65,17 +68,70 @@ def _pid(server: object) -> int:
     return int(proc.pid) if proc is not None else 0
 
 
-def _run(cmd: list[str]) -> tuple[float, float, str]:
-    """Wall seconds, CPU seconds (user+sys) and stderr of one subprocess."""
+class _Sampler:
+    """CPU seconds of watched processes over wall-clock time (``time.time()``), every 20 ms."""
+
+    def __init__(self) -> None:
+        self.samples: dict[int, list[tuple[float, float]]] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._thread.start()
+
+    def watch(self, pid: int) -> None:
+        self.samples.setdefault(pid, [(time.time(), _proc_cpu(pid))])
+
+    def _loop(self) -> None:
+        while not self._stop.wait(0.02):
+            for pid, got in list(self.samples.items()):
+                if os.path.exists(f"/proc/{pid}/stat"):
+                    got.append((time.time(), _proc_cpu(pid)))
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def between(self, pid: int, t0: float, t1: float) -> float:
+        """CPU seconds ``pid`` spent from ``t0`` to ``t1`` (linear between samples)."""
+        return self._at(pid, t1) - self._at(pid, t0)
+
+    def _at(self, pid: int, t: float) -> float:
+        got = self.samples.get(pid) or [(t, 0.0)]
+        prev = got[0]
+        if t <= prev[0]:
+            return prev[1]
+        for cur in got[1:]:
+            if cur[0] >= t:
+                span = cur[0] - prev[0]
+                return prev[1] + (cur[1] - prev[1]) * ((t - prev[0]) / span if span else 1.0)
+            prev = cur
+        return prev[1]
+
+
+SAMPLER: _Sampler | None = None
+
+
+class Ran(NamedTuple):
+    wall: float
+    cpu: float
+    err: str
+    pid: int
+
+
+def _run(cmd: list[str]) -> Ran:
+    """Wall seconds, CPU seconds (user+sys), stderr and pid of one subprocess."""
     t = time.perf_counter()
     with tempfile.TemporaryFile() as err:
         p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err)
+        if SAMPLER is not None:
+            SAMPLER.watch(p.pid)
         _, status, ru = os.wait4(p.pid, 0)
+        if SAMPLER is not None:  # the exact total at exit
+            SAMPLER.samples[p.pid].append((time.time(), ru.ru_utime + ru.ru_stime))
         err.seek(0)
         text = err.read().decode(errors="replace")
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"failed: {' '.join(cmd)}\n{text[-2000:]}")
-    return time.perf_counter() - t, ru.ru_utime + ru.ru_stime, text
+    return Ran(time.perf_counter() - t, ru.ru_utime + ru.ru_stime, text, p.pid)
 
 
 async def _raw_publish(url: str, n: int) -> float:
@@ -101,9 +157,9 @@ def _publish(url: str, n: int, tag: str) -> None:
     sink.close()
 
 
-def _workers(url: str, target: str, k: int) -> list[tuple[float, float, str]]:
-    """Run ``k`` worker processes until the stream is drained: (wall, CPU, stderr) each."""
-    results: list[tuple[float, float, str]] = [(0.0, 0.0, "")] * k
+def _workers(url: str, target: str, k: int) -> list[Ran]:
+    """Run ``k`` worker processes until the stream is drained."""
+    results: list[Ran] = [Ran(0.0, 0.0, "", 0)] * k
 
     def one(i: int) -> None:
         results[i] = _run(
@@ -127,7 +183,6 @@ def main(argv: list[str]) -> int:
     a = ap.parse_args(argv)
     counts = [int(x) for x in a.workers.split(",")]
     parts = [int(x) for x in a.partitions.split(",")]
-    small = max(50, a.n // 20)
     print(
         f"date: {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC, cores: {os.cpu_count()},"
         f" load average: {os.getloadavg()[0]:.1f}"
@@ -158,27 +213,29 @@ def main(argv: list[str]) -> int:
         got = sum(1 for _ in read_stream(url))
         print(f"stream -> reader: {got / (time.perf_counter() - t):,.0f} exchanges/s")
 
-        def replay_file(exchanges: list) -> tuple[float, float, str]:  # type: ignore[type-arg]
-            path = os.path.join(tmp, f"bench{len(exchanges)}.gor")
-            w = GorWriter(path)
-            for ex in exchanges:
-                w.write(ex)
-            w.close()
-            return _run(
-                [*BIN, "replay", path, "--target", ng.url, "--max", "--concurrency", "64",
-                 "--no-progress", "--allow-unsafe-target"]
-            )  # fmt: skip
-
-        _, cpu_small, _ = replay_file(exs[:small])
-        wall, cpu, err = replay_file(exs)
-        file_rate = a.n / wall
-        file_cpu = max(cpu - cpu_small, 1e-9) / (a.n - small)
-        m = re.search(r"rate ([0-9.]+) req/s achieved", err)
+        path = os.path.join(tmp, "bench.gor")
+        w = GorWriter(path)
+        for ex in exs:
+            w.write(ex)
+        w.close()
+        samp = _Sampler()
+        global SAMPLER
+        SAMPLER = samp
+        samp.watch(_pid(ns))
+        samp.watch(_pid(ng))
+        ran = _run(
+            [*BIN, "replay", path, "--target", ng.url, "--max", "--concurrency", "64",
+             "--no-progress", "--allow-unsafe-target"]
+        )  # fmt: skip
+        file_rate = a.n / ran.wall
+        m = re.search(r"rate ([0-9.]+) req/s achieved", ran.err)
         file_steady = float(m.group(1)) if m else file_rate
+        t_exit = samp.samples[ran.pid][-1][0]
+        file_cpu = samp.between(ran.pid, t_exit - a.n / file_steady, t_exit) / a.n
         print(
             f"reference: file replay --max, 1 process: {file_steady:,.0f} req/s while replaying,"
             f" {file_rate:,.0f} req/s including start-up; {file_cpu * 1e6:.1f} us CPU/req"
-            f" without start-up ({cpu / a.n * 1e6:.1f} with)"
+            f" while replaying ({ran.cpu / a.n * 1e6:.1f} with start-up)"
         )
         print(
             "| partitions | workers | req/s while replaying (first to last result) |"
@@ -188,23 +245,19 @@ def main(argv: list[str]) -> int:
         print("|---|---|---|---|---|---|---|---|---|---|")
         best = 0.0
         for np_ in parts:
-            base = ns.url + f"/BENCHP{np_}?partitions={np_}"
-            _publish(base, small, "s")  # one worker on a small stream: its start-up CPU
-            fixed = _workers(base, ng.url, 1)[0][1]
             for k in counts:
                 url = ns.url + f"/BENCHP{np_}W{k}?partitions={np_}"
                 _publish(url, a.n, f"p{np_}w{k}")
-                n0, g0 = _proc_cpu(_pid(ns)), _proc_cpu(_pid(ng))
                 results = _workers(url, ng.url, k)
-                n_cpu, g_cpu = _proc_cpu(_pid(ns)) - n0, _proc_cpu(_pid(ng)) - g0
                 stamps = [r.replay_ts_ns or 0 for r in read_stream(url.split("?")[0] + "-RESULTS")]
                 n_res = len(stamps)
-                span = (max(stamps) - min(stamps)) / 1e9 if n_res > 1 else 1.0
+                t0, t1 = min(stamps, default=0) / 1e9, max(stamps, default=0) / 1e9
+                span = t1 - t0 if n_res > 1 else 1.0
                 steady = n_res / max(span, 1e-9)
-                # the small run's CPU is start-up plus `small` exchanges: take start-up off
-                # each process, and count those `small` exchanges once per process
-                w_cpu = sum(r[1] for r in results)
-                cpu_x = max(w_cpu - k * fixed, 1e-9) / max(1, n_res - k * small)
+                w_cpu = sum(samp.between(r.pid, t0, t1) for r in results)
+                n_cpu = samp.between(_pid(ns), t0, t1)
+                g_cpu = samp.between(_pid(ng), t0, t1)
+                cpu_x = max(w_cpu, 1e-9) / max(1, n_res)
                 ratio = file_cpu / cpu_x
                 best = max(best, ratio)
                 share = n_cpu / max(w_cpu + n_cpu + g_cpu, 1e-9)
@@ -214,6 +267,7 @@ def main(argv: list[str]) -> int:
                     f" {n_cpu / max(1, n_res) * 1e6:.1f} | {share:.0%} |"
                     f" {g_cpu / max(1, n_res) * 1e6:.1f} |"
                 )
+        samp.close()
         print(f"worker CPU per exchange vs file replay (goal >= 0.8x): best {best:.2f}x")
     return 0
 
