@@ -1,0 +1,139 @@
+"""Every flag of every command is in the docs users read, and the GoReplay migration table
+names only flags that exist.
+
+* each long option name (``--x`` and its ``--no-x``) of every command and subcommand of the
+  click tree is shown in that command's page, in docs/configuration.md or on the page of the
+  option group it belongs to (stages.md, masking.md); hidden aliases are exempt (they exist for
+  GoReplay command lines and are listed in docs/goreplay-migration.md);
+* every ``--flag`` in the replaygate column of docs/goreplay-migration.md's tables is an option
+  of some command (hidden aliases count), and of the command the cell names when it names one.
+
+The ``[section]`` keys of ``replaygate.toml`` are held to docs/configuration.md by
+tests/test_docs.py.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import click
+import pytest
+
+from replaygate.cli import cli
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCS = ROOT / "docs"
+
+# the pages that document each command (the first word of a subcommand's path)
+PAGES: dict[str, tuple[str, ...]] = {
+    "accept": ("compare.md",),
+    "aggregate": ("compare.md",),
+    "capture": ("capture.md",),
+    "compare": ("compare.md",),
+    "convert": ("formats.md", "user-guide.md"),
+    "demo": ("user-guide.md", "compare.md"),
+    "inspect": ("formats.md", "user-guide.md"),
+    "mask-data": ("masking.md",),
+    "proxy": ("capture.md",),
+    "replay": ("replay.md",),
+    "scan": ("formats.md", "user-guide.md"),
+    # shadow records like capture and sends like replay
+    "shadow": ("capture.md", "replay.md"),
+    "stream": ("deployment.md",),
+    # a worker replays what the stream hands it
+    "worker": ("deployment.md", "replay.md"),
+}
+# option groups several commands share, documented once
+SHARED = ("configuration.md", "stages.md", "masking.md")
+
+
+def _commands() -> dict[str, click.Command]:
+    out: dict[str, click.Command] = {}
+
+    def walk(cmd: click.Command | None, path: str) -> None:
+        assert cmd is not None, path
+        if isinstance(cmd, click.Group):
+            ctx = click.Context(cmd)
+            for name in cmd.list_commands(ctx):
+                walk(cmd.get_command(ctx, name), f"{path} {name}".strip())
+        else:
+            out[path] = cmd
+
+    walk(cli, "")
+    return out
+
+
+COMMANDS = _commands()
+
+
+def _long_names(cmd: click.Command, *, hidden: bool) -> set[str]:
+    return {
+        o
+        for p in cmd.params
+        if isinstance(p, click.Option) and (hidden or not p.hidden)
+        for o in (*p.opts, *p.secondary_opts)
+        if o.startswith("--")
+    }
+
+
+def _mentions(text: str, flag: str) -> bool:
+    return re.search(rf"(?<![\w-]){re.escape(flag)}(?![\w-])", text) is not None
+
+
+def test_every_command_has_a_page() -> None:
+    assert len(COMMANDS) > 12, "the walk of the click tree found too little"
+    missing = sorted({p.split()[0] for p in COMMANDS} - set(PAGES))
+    assert not missing, f"add the page that documents {missing} to PAGES"
+
+
+@pytest.mark.parametrize("path", sorted(COMMANDS))
+def test_every_flag_is_documented(path: str) -> None:
+    pages = (*PAGES[path.split()[0]], *SHARED)
+    text = "\n".join((DOCS / p).read_text(encoding="utf-8") for p in pages)
+    missing = sorted(f for f in _long_names(COMMANDS[path], hidden=False) if not _mentions(text, f))
+    assert not missing, f"replaygate {path}: {missing} not in docs/{', docs/'.join(pages)}"
+
+
+_FLAG = re.compile(r"(?<![\w-])--[a-z][a-z0-9-]*")
+
+
+def _migration_cells() -> list[tuple[int, str]]:
+    """(line number, replaygate cell) of every row of the migration tables."""
+    cells: list[tuple[int, str]] = []
+    column = None
+    lines = (DOCS / "goreplay-migration.md").read_text(encoding="utf-8").splitlines()
+    for n, line in enumerate(lines, 1):
+        if not line.startswith("|"):
+            column = None
+            continue
+        cols = [c.strip() for c in re.split(r"(?<!\\)\|", line)[1:-1]]
+        if column is None:  # the header row: which column is replaygate's
+            column = cols.index("replaygate") if "replaygate" in cols else -1
+        elif column >= 0 and not set(cols[0]) <= set("-: "):
+            cells.append((n, cols[column]))
+    return cells
+
+
+def test_migration_table_names_real_flags() -> None:
+    every = {f for c in COMMANDS.values() for f in _long_names(c, hidden=True)}
+    cells = _migration_cells()
+    assert len(cells) > 50, "the migration table parse found too little"
+    bad: list[str] = []
+    checked = 0
+    for n, cell in cells:
+        for span in re.findall(r"`([^`]+)`", cell):
+            words = span.split()
+            if words and words[0] == "replaygate":
+                words = words[1:]
+            # `capture --stats`, `capture/proxy/replay --output FILE`: that command's flag
+            named = [w for w in words[0].split("/") if w in COMMANDS] if words else []
+            for flag in _FLAG.findall(span):
+                checked += 1
+                if flag not in every:
+                    bad.append(f"line {n}: {flag} is no option of any command")
+                for c in named:
+                    if flag not in _long_names(COMMANDS[c], hidden=True):
+                        bad.append(f"line {n}: {flag} is no option of `{c}`")
+    assert checked > 50
+    assert not bad, "docs/goreplay-migration.md: " + "; ".join(bad)
