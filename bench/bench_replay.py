@@ -9,6 +9,11 @@ Then timing accuracy: 500 rps recorded for 10 s (``--full``: 60 s) replayed at `
 p50/p99 of |actual - recorded send offset|.
 ``--rss``: also build a 2 GB recording and report the peak RSS of replaying it (long);
 ``--rss-only`` skips the rest.
+``--instructions``: instead, load-independent CPU cost: ``valgrind --tool=callgrind``
+instructions per request of ``replay --max -c 64 --no-correlate`` from the difference
+between a 1,000- and a 5,000-GET replay (start-up cancels out), for the lean path (plain
+``.gor``) and the full path (the same file gzipped: the lean path reads plain files only;
+gunzip adds ~1% of the figure), with ``--order none`` and the default ``recorded``.
 ``--requests=N`` changes the recording size, ``--repeat=N`` the interleaved runs (best of N).
 With ``GOREPLAY_BIN=/path/to/gor`` (GoReplay 1.3.x) GoReplay replays the first 10 000 requests
 of the same recording at maximum speed (``--input-file 'FILE|100000%' --output-http``) to an
@@ -175,6 +180,8 @@ def main(argv: list[str]) -> int:
             n = int(a.split("=", 1)[1])
         if a.startswith("--repeat="):
             repeat = max(1, int(a.split("=", 1)[1]))
+    if "--instructions" in argv:
+        return _instructions()
     if shutil.which("wrk") is None:
         print("bench replay: wrk is not installed (apt-get install wrk)")
         return 2
@@ -186,6 +193,67 @@ def main(argv: list[str]) -> int:
                 _throughput(ng, tmp, n, full, repeat)
             if rss:
                 _rss(ng, tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+def _instructions(small: int = 1000, big: int = 5000) -> int:
+    """Instructions per request (callgrind), lean and full path, order none and recorded."""
+    if shutil.which("valgrind") is None:
+        print("bench replay --instructions: valgrind is not installed (apt-get install valgrind)")
+        return 2
+    import gzip
+
+    tmp = Path(tempfile.mkdtemp(prefix="rg-bench-replay-ic-"))
+    print(f"date: {time.strftime('%Y-%m-%d %H:%M:%S %Z')}  instructions per request, callgrind")
+    try:
+        files: dict[tuple[str, int], Path] = {}
+        for n in (small, big):
+            plain = tmp / f"in{n}.gor"
+            write_gor(plain, n)
+            gz = tmp / f"in{n}.gor.gz"
+            gz.write_bytes(gzip.compress(plain.read_bytes()))
+            files["lean", n], files["full", n] = plain, gz
+        with NginxServer(workers=1) as ng:
+            # once without valgrind: compiled modules cached, so both runs start alike
+            replay_cli([str(files["lean", small]), "-t", ng.url, "--max", "-c", "64"])
+            for order in ("none", "recorded"):
+                row = []
+                for path_kind in ("lean", "full"):
+                    counts = []
+                    for n in (small, big):
+                        out = tmp / f"cg.{path_kind}.{order}.{n}"
+                        p = subprocess.run(
+                            [
+                                "valgrind",
+                                "--tool=callgrind",
+                                f"--callgrind-out-file={out}",
+                                REPLAYGATE,
+                                "replay",
+                                str(files[path_kind, n]),
+                                "-t",
+                                ng.url,
+                                "--max",
+                                "-c",
+                                "64",
+                                "--order",
+                                order,
+                                "--no-correlate",
+                                "--no-progress",
+                            ],
+                            capture_output=True,
+                            text=True,
+                        )
+                        m = re.search(r"Collected : (\d+)", p.stderr)
+                        if p.returncode != 0 or m is None or f"sent {n}," not in p.stderr:
+                            raise RuntimeError(f"callgrind run failed: {p.stderr[-800:]}")
+                        counts.append(int(m.group(1)))
+                    row.append((counts[1] - counts[0]) / (big - small))
+                print(
+                    f"--order {order:8s}: lean path {row[0] / 1000:6.1f}k instructions/request, "
+                    f"full path {row[1] / 1000:6.1f}k  (lean/full {row[0] / row[1]:.2f})"
+                )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return 0
