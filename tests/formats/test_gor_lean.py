@@ -162,7 +162,9 @@ _PAYLOADS = st.one_of(st.just(GET), st.just(b""), st.binary(max_size=40))
 
 
 @settings(
-    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(
     records=st.lists(st.tuples(_HEADERS, _PAYLOADS), max_size=8),

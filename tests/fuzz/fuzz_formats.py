@@ -101,6 +101,44 @@ def fuzz_gor_limits(data: bytes) -> None:
     assert p.bytes_copied <= 3 * len(data) + 64
 
 
+def fuzz_gor_lean(data: bytes) -> None:
+    """The lean request reader (``replay --max``) on a file it accepts: the requests, the
+    counters and the errors are the full reader's."""
+    import os
+    import tempfile
+
+    from replaygate.formats import open_reader
+    from replaygate.formats.gor_lean import request_batches, scan
+    from replaygate.model import Counters
+
+    fd, path = tempfile.mkstemp(suffix=".gor")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        if scan(path) is None:
+            return
+        wc, gc = Counters(), Counters()
+        try:
+            want = [ex.request.raw for ex in open_reader(path, ReadOptions(counters=wc))]
+        except ReplaygateError as e:
+            try:
+                for _ in request_batches(path, ReadOptions(counters=gc)):
+                    pass
+            except ReplaygateError as e2:
+                assert str(e2) == str(e)
+                return
+            raise AssertionError(
+                f"the lean reader read what the full reader refused: {e}"
+            ) from None
+        got: list[bytes] = []
+        for batch in request_batches(path, ReadOptions(counters=gc)):
+            got.extend(i if isinstance(i, bytes) else i.request.raw for i in batch)
+        assert got == want
+        assert (gc.dropped, gc.notes, gc.cuts) == (wc.dropped, wc.notes, wc.cuts)
+    finally:
+        os.unlink(path)
+
+
 def fuzz_line_limits(data: bytes) -> None:
     """JSON Lines and access logs read through the bounded line reader, tiny limits."""
     import gzip
@@ -185,6 +223,7 @@ TARGETS: dict[str, Callable[[bytes], None]] = {
     "accesslog_line": fuzz_accesslog,
     "jsonl_reader": fuzz_jsonl,
     "gor_limits": fuzz_gor_limits,
+    "gor_lean": fuzz_gor_lean,
     "line_limits": fuzz_line_limits,
     "har_limits": fuzz_har_limits,
     "zstd_frames": fuzz_zstd_frames,
@@ -266,6 +305,15 @@ SEEDS: dict[str, list[bytes]] = {
         b'0001-01-01T00:00:00 \x00 \x00 \x00 \x00 \x00 \x00 \x00 \x00 \x00 \x00 "A \x00"',
     ],
     "jsonl_reader": [_JSONL + b"\n", _JSONL + b"\n" + _JSONL[:40]],
+    "gor_lean": [
+        b"1 a 1700000000000000000 -1\n"
+        + _REQ
+        + SEPARATOR
+        + b"1 b 2 -1 rg.v=1\n"
+        + _REQ
+        + SEPARATOR,
+        b"1 a 1 -1\n" + _REQ + SEPARATOR + b"1 x y\n" + SEPARATOR + b"1 c 9999999999999999999\nGET",
+    ],
     "gor_limits": [
         b"1 abc 10 -1\n" + _REQ + SEPARATOR + b"1 def 11 -1\n" + _REQ * 4 + SEPARATOR,
         b"\x00" * 300,

@@ -243,3 +243,38 @@ def test_cli_summary_is_the_same(
         )
     assert outs[0] == outs[1]
     assert any("sent 31" in ln for ln in outs[0])
+
+
+@pytest.mark.parametrize("session_key", [None, "header:X-User"])
+def test_workers_take_the_same_shares(
+    tmp_path: Path, server: TestServer, monkeypatch: pytest.MonkeyPatch, session_key: str | None
+) -> None:
+    from replaygate.replay import run_replay_parallel
+    from replaygate.replay._workers import Shard
+
+    reqs = [get(f"/{i}", extra=b"X-User: u%d\r\n" % (i % 5)) for i in range(30)]
+    a = write_gor(tmp_path / "a.gor", reqs)
+    b = tmp_path / "b.gor"
+    b.write_bytes(b"1 m 1 -1 rg.v=1 rg.sess=s9\n" + get("/meta") + SEPARATOR)
+    paths = (str(a), str(b))
+
+    def factory() -> FileSource:
+        return FileSource(FileInput(paths), [], Counters())
+
+    # the lean shares are the full shares, request for request
+    for i in range(3):
+        sh = Shard(factory(), i, 3, session_key)
+        batches = sh.lean_requests(sessions_ok=True)
+        assert batches is not None
+        got = [x if isinstance(x, bytes) else x.request.raw for bt in batches for x in bt]
+        assert got == [ex.request.raw for ex in sh]
+    # and a parallel replay counts the same either way
+    c = cfg(server.url, workers=2, order="none", session_key=session_key)
+    sts = []
+    for lean in (True, False):
+        with monkeypatch.context() as m:
+            if not lean:
+                m.setattr(engine_mod, "lean_source", lambda *a, **k: None)
+            sts.append(run_replay_parallel(factory, c))
+    x, y = ({k: v for k, v in s.as_dict().items() if k not in _TIMING} for s in sts)
+    assert x == y and x["sent"] == 31

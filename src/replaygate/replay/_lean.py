@@ -247,7 +247,7 @@ class LeanLane:
                 self._connecting = self.loop.create_task(self._connect_and_send(False))
                 return
             self.reused = conn.uses > 0
-            conn.send(raw, raw.startswith(b"HEAD "), self.on_result)
+            conn.send(raw, raw[0] == 72 and raw.startswith(b"HEAD "), self.on_result)  # 72: "H"
         except BaseException as e:
             self._failed(e)
 
@@ -264,7 +264,7 @@ class LeanLane:
             self.conn = conn
             self.reused = False  # a fresh connection is never retried
             raw = self.raw
-            conn.send(raw, raw.startswith(b"HEAD "), self.on_result)
+            conn.send(raw, raw[0] == 72 and raw.startswith(b"HEAD "), self.on_result)  # 72: "H"
         except BaseException as e:
             self._failed(e)
 

@@ -19,14 +19,14 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from ..errors import ReplayError, ReplaygateError
-from ..model import Exchange
+from ..model import Exchange, Request
 from ..pipeline import Sink
 from ._config import ReplayConfig
 from ._stats import ReplayStats
 from .engine import session_key_of
 from .hooks import ReplayHook
 
-__all__ = ["run_replay_parallel", "shard"]
+__all__ = ["Shard", "run_replay_parallel", "shard"]
 
 
 def shard(
@@ -41,6 +41,48 @@ def shard(
             mine = n % count == index
         if mine:
             yield ex
+
+
+class Shard:
+    """:func:`shard` as a source: iterating gives the worker's exchanges, and when the source
+    offers its requests as bytes (the lean ``--max`` path, :mod:`._lean`) the worker's share
+    of them is offered too, split the same way (by session key, else every N-th)."""
+
+    def __init__(self, source: Iterable[Exchange], index: int, count: int, spec: str | None):
+        self.source = source
+        self.index = index
+        self.count = count
+        self.spec = spec
+
+    def __iter__(self) -> Iterator[Exchange]:
+        return shard(self.source, self.index, self.count, self.spec)
+
+    def lean_requests(self, *, sessions_ok: bool) -> Iterator[list[bytes | Exchange]] | None:
+        lean = getattr(self.source, "lean_requests", None)
+        batches = lean(sessions_ok=sessions_ok) if callable(lean) else None
+        return None if batches is None else self._share(batches)
+
+    def _share(self, batches: Iterator[list[bytes | Exchange]]) -> Iterator[list[bytes | Exchange]]:
+        index, count, spec = self.index, self.count, self.spec
+        n = 0  # position in the source, as shard() counts
+        for batch in batches:
+            if spec is None and all(type(i) is bytes for i in batch):
+                # no metadata, no session key: every count-th request from the index
+                mine = batch[(index - n) % count :: count]
+            else:
+                mine = []
+                for k, item in enumerate(batch, n):
+                    ex = item if isinstance(item, Exchange) else Exchange("", Request(item))
+                    key = session_key_of(ex, spec)
+                    if key is not None:
+                        ok = zlib.crc32(key.encode("utf-8", "surrogateescape")) % count == index
+                    else:
+                        ok = k % count == index
+                    if ok:
+                        mine.append(item)
+            n += len(batch)
+            if mine:
+                yield mine
 
 
 def worker_config(config: ReplayConfig, index: int) -> ReplayConfig:
@@ -68,7 +110,7 @@ def _child(
 
     try:
         wc = worker_config(config, index)
-        src = shard(source_factory(), index, config.workers, config.session_key)
+        src = Shard(source_factory(), index, config.workers, config.session_key)
         sink = sink_factory(index) if sink_factory is not None else None
         hooks = hooks_factory() if hooks_factory is not None else ()
         stats = run_replay(

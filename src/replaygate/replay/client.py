@@ -486,13 +486,14 @@ def prepare_request(raw: bytes, head_len: int, host: bytes | None, prefix: bytes
 
     This runs for every request sent: the common case (an HTTP/1.1 line, a Host header)
     costs a handful of searches; single bytes are compared as ints (cheaper than slices)."""
-    head = raw[:head_len]
+    head = raw if head_len >= len(raw) else raw[:head_len]
     low = head.lower()
     changed = False
     eol = head.find(b"\n")
     if (
         eol >= 7
-        and head[eol - 1] in (13, 50)  # the line ends with "2\r" or "2" (13: "\r", 50: "2")
+        # the line ends with "2\r" or "2" (50: "2", 13: "\r"): one byte rules most lines out
+        and (head[eol - 1] == 50 or (head[eol - 1] == 13 and head[eol - 2] == 50))
         and (head[eol - 8 : eol] == b" HTTP/2\r" or head[eol - 7 : eol] == b" HTTP/2")
     ):
         # an HTTP/2 recording (protocol/h2msg) is sent as HTTP/1.1: the text already is
