@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import click
 from click.testing import CliRunner
@@ -21,6 +22,14 @@ def test_order_is_the_documented_one() -> None:
     )
     names = [type(st).__name__ for st in default_stages(traffic, mask_key=bytes(32))]
     assert names == ["FilterStage", "SampleStage", "RandomSampleStage", "MaskStage", "RewriteStage"]
+
+
+def test_mask_key_file_is_read(tmp_path: Path) -> None:
+    """--mask-key-file names a file whose content is the key (the path is not the key)."""
+    key = tmp_path / "key.txt"
+    key.write_bytes(b"a-key-of-mine\n")
+    (stage,) = default_stages(TrafficOptions(mask=True, mask_key_file=str(key)))
+    assert stage.key == b"a-key-of-mine"  # type: ignore[attr-defined]
 
 
 def test_nothing_asked_nothing_built() -> None:

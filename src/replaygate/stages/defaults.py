@@ -174,8 +174,8 @@ def default_stages(
 
     mask_on = bool(options.get("mask"))
     mask_config = options.get("mask_config")
-    mask_key = options.get("mask_key_file")
-    if mask_on or mask_config or mask_key or (config and "mask" in config):
+    key_file = options.get("mask_key_file")
+    if mask_on or mask_config or key_file or (config and "mask" in config):
         try:
             # imported only when masking is asked for; a missing module is a clear error
             mask_mod = importlib.import_module("replaygate.stages.mask")
@@ -185,7 +185,7 @@ def default_stages(
         ms = mask_stage_from_options(
             enabled=mask_on or bool(mask_config),
             config_path=mask_config,
-            key_file=mask_key,
+            key_file=key_file,
             config=config,
             key=mask_key,
         )
