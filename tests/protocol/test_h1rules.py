@@ -8,15 +8,17 @@ forwarded and recorded exactly.
 from __future__ import annotations
 
 import itertools
+import re
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from replaygate.model import Exchange, Flag
+from replaygate.protocol import h1rules
 from replaygate.protocol.h1framer import MAX_HEAD
 from replaygate.protocol.h1recorder import ConnectionRecorder
-from replaygate.protocol.h1rules import REASONS, Limits
+from replaygate.protocol.h1rules import REASONS, Limits, check_request_head, framing_fields
 
 OK = b"GET /ok HTTP/1.1\r\nHost: a\r\n\r\n"
 P = b"POST /p HTTP/1.1\r\nHost: a\r\n"
@@ -249,3 +251,41 @@ def test_endless_response_trailer_is_given_up_not_buffered() -> None:
         assert rec.resp.buffered <= MAX_HEAD
     rec.close(3)
     assert Flag.PARSE_ERROR in out[0].flags and rec.resp.gave_up == 1
+
+
+# the reference: what a field line says to framing, read by a regex over the whole block
+_FRAMING_FIELD = re.compile(
+    rb"(?im)^(content-length|transfer-encoding|upgrade)[ \t]*:[ \t]*([^\r\n]*?)[ \t]*\r?$"
+)
+_NAMES = [
+    "Content-Length",
+    "content-LENGTH",
+    "Transfer-Encoding",
+    "upgrade",
+    "Upgrade-X",
+    "X-Content-Length",
+    "Host",
+    "TE",
+    "content-lengthx",
+]
+
+
+@SETTINGS
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(_NAMES),
+            st.text(" \t0123456789abc,;=chunked", max_size=12),
+            st.sampled_from(["\r\n", "\n"]),
+        ),
+        max_size=8,
+    )
+)
+def test_framing_fields_read_what_the_regex_reads(lines: list[tuple[str, str, str]]) -> None:
+    block = "".join(f"{n}:{v}{end}" for n, v, end in lines).encode()
+    want: dict[bytes, list[bytes]] = {}
+    for name, value in _FRAMING_FIELD.findall(block):
+        want.setdefault(name.lower(), []).append(value)
+    assert framing_fields(block, block.lower()) == want
+    head = b"POST / HTTP/1.1\r\n" + block + b"\r\n"
+    assert check_request_head(head, Limits()) == h1rules._framing("POST", b"1", want)

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 from ..model import ConnectionId, Exchange, Flag, Request, Response, new_exchange_id
 from .h1framer import MAX_HEAD, STATE_HEAD, STATE_WAIT, Framer, Message
-from .h1rules import Limits, RequestHead, check_request_head, find_blank_line
+from .h1rules import Limits, find_blank_line, whole_request
 
 __all__ = ["ConnectionRecorder"]
 
@@ -120,27 +120,13 @@ class ConnectionRecorder:
         """Frame client bytes; returns the bytes that may be forwarded now (strict), or
         ``data`` itself (observing)."""
         r = self.req
-        if (
-            r._state == STATE_HEAD
-            and r._cur is None
-            and not r._buf
-            and r.strict
-            and self.fast
-            and data[:1] not in _CRLF
-        ):
-            end = find_blank_line(data, 0)
-            if end > 0 and len(data) <= r._max_record:
-                info = check_request_head(data if end == len(data) else data[:end], r.limits)
-                if (
-                    type(info) is RequestHead
-                    and not info.chunked
-                    and not info.upgrade
-                    and end + (info.length or 0) == len(data)
-                ):
-                    self.requests += 1
-                    method = info.method
-                    self._pending.append(_Pending(method, Message(data, end, ts_ns, ts_ns, method)))
-                    return data
+        if r._state == STATE_HEAD and r._cur is None and not r._buf and r.strict and self.fast:
+            whole = whole_request(data, r.limits)
+            if whole is not None and len(data) <= r._max_record:
+                method, end = whole
+                self.requests += 1
+                self._pending.append(_Pending(method, Message(data, end, ts_ns, ts_ns, method)))
+                return data
         r.feed(data, ts_ns)
         # a head whose body is still coming must be known before its response can arrive
         self._note_head()
@@ -270,7 +256,6 @@ class ConnectionRecorder:
             self._emit(self._exchange(p))
 
 
-_CRLF = (b"\r", b"\n")
 # methods whose answers are framed otherwise (no body; a tunnel)
 _BODYLESS_METHODS = frozenset({"HEAD", "CONNECT"})
 _STATUS_END = (b" ", b"\r", b"\n")
@@ -292,7 +277,11 @@ def _whole_response(data: bytes, max_record: int) -> int | None:
         return None
     low = data[:end].lower()
     pos = low.find(b"\ncontent-length")
-    if pos < 0 or b"\ntransfer-encoding" in low or low.find(b"\ncontent-length", pos + 15) >= 0:
+    if (
+        pos < 0
+        or low.find(b"\ntransfer-encoding") >= 0  # find(), not ``in``: see h1rules
+        or low.find(b"\ncontent-length", pos + 15) >= 0
+    ):
         return None
     colon = pos + 15
     if low[colon] != 58:  # ':' right after the name (anything else: the general way)
