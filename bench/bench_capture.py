@@ -6,7 +6,7 @@ last step is unpaced). For every step, started before wrk and stopped after it:
 
 * ``replaygate capture -i lo -p PORT -o step.gor`` (a real CLI process; CPU% via psutil),
 * ``tcpdump -i lo -B 65536 -w step.pcap port PORT`` as the reference capturer,
-* with ``GOREPLAY_BIN=/path/to/gor`` (GoReplay 1.3.x) also ``gor --input-raw :PORT
+* with ``GOREPLAY=/path/to/gor`` (or ``GOREPLAY_BIN``; GoReplay 1.3.x) also ``gor --input-raw :PORT
   --input-raw-track-response --output-file step-gr.gor``, GoReplay capturing the same traffic.
 
 Reported per step: requests wrk completed, exchanges replaygate captured complete, exchanges
@@ -101,7 +101,7 @@ def _goreplay_complete(path: Path) -> int:
 def _step(ng: NginxServer, conns: int, delay: int, seconds: float, tmp: Path) -> dict[str, Any]:
     gor, pcap = tmp / "step.gor", tmp / "step.pcap"
     gr_out = tmp / "step-gr.gor"
-    gr_bin = os.environ.get("GOREPLAY_BIN")
+    gr_bin = os.environ.get("GOREPLAY") or os.environ.get("GOREPLAY_BIN")
     cap = subprocess.Popen(
         [BIN, "capture", "-i", "lo", "-p", str(ng.port), "-o", str(gor)],
         stderr=subprocess.PIPE,
@@ -195,24 +195,24 @@ def run_steps(steps: list[tuple[int, int]], seconds: float) -> int:
     print(
         "| wrk -c / delay | req/s (wrk) | sent | replaygate complete | tcpdump complete "
         "| capture CPU% during wrk | capture CPU s (to wrk end) | stop+drain s | loss counters "
-        "| CPU us/exchange: replaygate | tcpdump | GoReplay (complete) |"
+        "| CPU us/exchange: replaygate | tcpdump | GoReplay (complete) "
+        "| replaygate / tcpdump | replaygate / GoReplay (goal <= 1) |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         pct = 100 * r["captured"] / max(1, r["sent"])
         tpct = 100 * r["tcpdump"] / max(1, r["sent"])
         loss = ", ".join(f"{k}={v}" for k, v in sorted(r["losses"].items())) or "none"
         ours = r["cpu_total_s"] / max(1, r["captured"]) * 1e6
         td_us = r["tcpdump_cpu_s"] / max(1, r["tcpdump"]) * 1e6
-        gr = (
-            f"{r['goreplay_cpu_s'] / max(1, r['goreplay']) * 1e6:.1f} ({r['goreplay']})"
-            if r["goreplay"] >= 0
-            else "not run (GOREPLAY_BIN)"
-        )
+        gr_us = r["goreplay_cpu_s"] / max(1, r["goreplay"]) * 1e6
+        gr = f"{gr_us:.1f} ({r['goreplay']})" if r["goreplay"] >= 0 else "not run (set GOREPLAY)"
+        vs_gr = f"{ours / gr_us:.2f}x" if r["goreplay"] > 0 and gr_us > 0 else "-"
         print(
             f"| {r['conns']} / {r['delay'] or 'unpaced'} | {r['rate']:.0f} | {r['sent']} "
             f"| {r['captured']} ({pct:.2f}%) | {r['tcpdump']} ({tpct:.2f}%) | {r['cpu']:.0f} "
-            f"| {r['cpu_s']:.1f} | {r['drain_s']:.1f} | {loss} | {ours:.1f} | {td_us:.1f} | {gr} |"
+            f"| {r['cpu_s']:.1f} | {r['drain_s']:.1f} | {loss} | {ours:.1f} | {td_us:.1f} | {gr} "
+            f"| {ours / max(td_us, 1e-9):.1f}x | {vs_gr} |"
         )
     full = [r for r in rows if r["captured"] >= r["sent"]]
     best = max((r["rate"] for r in full), default=0.0)
@@ -365,7 +365,11 @@ def main(argv: list[str]) -> int:
         if shutil.which(tool) is None:
             print(f"bench capture: {tool} not installed; skipped")
             return 0
-    print(f"date: {time.strftime('%Y-%m-%d %H:%M:%S %Z')}  cpus: {os.cpu_count()}")
+    import replaygate.protocol
+
+    build = "compiled (make accel)" if replaygate.protocol.compiled else "pure Python"
+    print(f"date: {time.strftime('%Y-%m-%d %H:%M:%S %Z')}  cpus: {os.cpu_count()}  "
+          f"load: {os.getloadavg()[0]:.1f}  capture path: {build}")  # fmt: skip
     if a.engines:
         return run_engines(a.seconds or 5)
     if a.soak:
