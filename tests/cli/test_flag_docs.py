@@ -6,7 +6,9 @@ names only flags that exist.
   option group it belongs to (stages.md, masking.md); hidden aliases are exempt (they exist for
   GoReplay command lines and are listed in docs/goreplay-migration.md);
 * every ``--flag`` in the replaygate column of docs/goreplay-migration.md's tables is an option
-  of some command (hidden aliases count), and of the command the cell names when it names one.
+  of some command (hidden aliases count), and of the command the cell names when it names one;
+* every flag whose type bounds it (flags.toml: ``bounded``, ``int_range``, ``float_range``) has
+  a row with those bounds in docs/configuration.md's table of bounded numbers.
 
 The ``[section]`` keys of ``replaygate.toml`` are held to docs/configuration.md by
 tests/test_docs.py.
@@ -137,3 +139,52 @@ def test_migration_table_names_real_flags() -> None:
                         bad.append(f"line {n}: {flag} is no option of `{c}`")
     assert checked > 50
     assert not bad, "docs/goreplay-migration.md: " + "; ".join(bad)
+
+
+def _forms(x: float) -> set[str]:
+    """The ways the bounds table may write the number ``x``."""
+    g = f"{x:g}"
+    out = {g, re.sub(r"e([+-])0*(\d)", lambda m: "e" + m[1].lstrip("+") + m[2], g)}
+    if float(x).is_integer():
+        n = int(x)
+        out |= {str(n), f"{n:,}"}
+        for k in range(8, 64):
+            if n == 1 << k:
+                out.add(f"2^{k}")
+            elif n == (1 << k) - 1:
+                out.add(f"2^{k}-1")
+    return out
+
+
+def _bounds_rows() -> list[str]:
+    text = (DOCS / "configuration.md").read_text(encoding="utf-8")
+    start = text.index("| bounded number | range |")
+    return re.findall(r"^ *(\|.*\|) *$", text[start:].split("\n\n", 1)[0], re.M)
+
+
+def test_numeric_bounds_are_documented() -> None:
+    """Every flag whose type bounds it (flags.toml) has a row with its bounds in the
+    configuration reference's table of bounded numbers."""
+    from replaygate.cli._flags import Bounded
+
+    rows = _bounds_rows()
+    assert len(rows) > 10
+    bad: list[str] = []
+    for path, cmd in sorted(COMMANDS.items()):
+        for p in cmd.params:
+            t = p.type
+            if isinstance(t, Bounded):
+                lo, hi = t.lo, t.hi
+            elif isinstance(t, click.IntRange | click.FloatRange):
+                lo, hi = t.min, t.max
+            else:
+                continue
+            flag = next(o for o in p.opts if o.startswith("--"))
+            row = next((r for r in rows if f"`{flag}`" in r), None)
+            rng = row.rsplit("|", 2)[1] if row else ""
+            ok = row is not None and all(
+                b is None or any(_mentions(rng, f) for f in _forms(b)) for b in (lo, hi)
+            )
+            if not ok:
+                bad.append(f"{path} {flag} ({lo} to {hi})")
+    assert not bad, f"docs/configuration.md bounded numbers: no row or wrong bounds for {bad}"
