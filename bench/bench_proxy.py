@@ -10,6 +10,13 @@ the CPU time per proxied request of each proxy, the proxy's recorded/dropped cou
 
     python -m bench proxy            # 5 s per run
     python -m bench proxy --seconds=15
+    python -m bench proxy --callgrind=3000   # CPU instructions per request (load-independent)
+
+``--callgrind N``: on a shared machine wall-clock figures move with the neighbours' load, so
+this counts the proxy's user-space instructions instead: the proxy runs under
+``valgrind --tool=callgrind`` (instrumentation switched on only around the measured part),
+64 keep-alive connections send N GETs through it (a fixed count, not a duration), and the
+instructions of each proxy thread are divided by N.
 """
 
 from __future__ import annotations
@@ -79,10 +86,79 @@ def _cpu_s(p: psutil.Process) -> float:
     return float(t.user + t.system)
 
 
+_LOAD = """
+import asyncio, re, sys
+n, conns, port = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+req = b"GET / HTTP/1.1\\r\\nHost: 127.0.0.1\\r\\nUser-Agent: bench\\r\\nAccept: */*\\r\\n\\r\\n"
+left = n
+async def one():
+    global left
+    r, w = await asyncio.open_connection("127.0.0.1", port)
+    while left > 0:
+        left -= 1
+        w.write(req)
+        head = await r.readuntil(b"\\r\\n\\r\\n")
+        await r.readexactly(int(re.search(rb"(?i)content-length: *(\\d+)", head).group(1)))
+    w.close()
+async def main():
+    await asyncio.gather(*(one() for _ in range(conns)))
+asyncio.run(main())
+"""
+
+
+def _callgrind(n: int) -> int:
+    """Instructions per proxied and recorded request, per thread of the proxy process."""
+    if shutil.which("valgrind") is None:
+        print("bench proxy --callgrind: valgrind not installed; skipped")
+        return 0
+    with tempfile.TemporaryDirectory(prefix="rg-bench-proxy-") as d, NginxServer() as ng:
+        tmp = Path(d)
+        port = free_port()
+        load = [sys.executable, "-c", _LOAD]
+        px = subprocess.Popen(
+            [
+                *("valgrind", "--tool=callgrind", "--instr-atstart=no", "--separate-threads=yes"),
+                f"--callgrind-out-file={tmp}/cg.out",
+                *(sys.executable, BIN, "proxy", "--listen", f"127.0.0.1:{port}"),
+                *("--upstream", ng.url, "-o", str(tmp / "run.gor")),
+            ],
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            wait_for_port("127.0.0.1", port, timeout=300)
+            subprocess.run([*load, "300", "64", str(port)], check=True)  # warm up
+            ctl = ["callgrind_control", "-i"]
+            subprocess.run([*ctl, "on", str(px.pid)], capture_output=True, check=True)
+            subprocess.run([*load, str(n), "64", str(port)], check=True)
+            subprocess.run([*ctl, "off", str(px.pid)], capture_output=True, check=True)
+        finally:
+            px.send_signal(signal.SIGTERM)
+            _, err = px.communicate(timeout=600)
+        per = []
+        for f in sorted(tmp.glob("cg.out*")):
+            found = re.findall(r"^(?:summary|totals): (\d+)", f.read_text(errors="replace"), re.M)
+            total = max((int(x) for x in found), default=0)
+            if total:
+                per.append(total / n)
+    summary = [ln for ln in err.splitlines() if ln.startswith("replaygate: proxy:")]
+    counters = dict(re.findall(r"(\w+)=(\d+)", summary[-1])) if summary else {}
+    print(f"date: {time.strftime('%Y-%m-%d %H:%M:%S %Z')}; {n} GETs over 64 connections")
+    print(
+        f"proxy instructions per request: {sum(per):,.0f} "
+        f"(by thread: {', '.join(f'{x:,.0f}' for x in per)}); recorded "
+        f"{counters.get('recorded')}, dropped_recordings {counters.get('dropped_recordings')}"
+    )
+    return 0
+
+
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(prog="bench proxy")
     ap.add_argument("--seconds", type=float, default=5.0)
+    ap.add_argument("--callgrind", type=int, default=0, metavar="N")
     a = ap.parse_args(argv)
+    if a.callgrind:
+        return _callgrind(a.callgrind)
     if shutil.which("wrk") is None:
         print("bench proxy: wrk not installed; skipped")
         return 0
