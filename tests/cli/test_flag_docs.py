@@ -8,7 +8,8 @@ names only flags that exist.
 * every ``--flag`` in the replaygate column of docs/goreplay-migration.md's tables is an option
   of some command (hidden aliases count), and of the command the cell names when it names one;
 * every flag whose type bounds it (flags.toml: ``bounded``, ``int_range``, ``float_range``) has
-  a row with those bounds in docs/configuration.md's table of bounded numbers.
+  a row with those bounds in docs/configuration.md's table of bounded numbers, and so has every
+  bounded key of the ``replaygate.toml`` schema (``_config_schema.BOUNDS``).
 
 The ``[section]`` keys of ``replaygate.toml`` are held to docs/configuration.md by
 tests/test_docs.py.
@@ -145,9 +146,14 @@ def _forms(x: float) -> set[str]:
     """The ways the bounds table may write the number ``x``."""
     g = f"{x:g}"
     out = {g, re.sub(r"e([+-])0*(\d)", lambda m: "e" + m[1].lstrip("+") + m[2], g)}
+    if 0 < x < 1:
+        out.add(f"{x * 1000:g} ms")
     if float(x).is_integer():
         n = int(x)
         out |= {str(n), f"{n:,}"}
+        for k, unit in enumerate(("KiB", "MiB", "GiB", "TiB"), 1):
+            if n and n % (1 << 10 * k) == 0:
+                out.add(f"{n >> 10 * k} {unit}")
         for k in range(8, 64):
             if n == 1 << k:
                 out.add(f"2^{k}")
@@ -187,4 +193,29 @@ def test_numeric_bounds_are_documented() -> None:
             )
             if not ok:
                 bad.append(f"{path} {flag} ({lo} to {hi})")
+    assert not bad, f"docs/configuration.md bounded numbers: no row or wrong bounds for {bad}"
+
+
+def test_config_bounds_are_documented() -> None:
+    """Every bounded key of the schema (``_config_schema.BOUNDS``, which the flags share) has
+    a row with its bounds: ``[section] key`` (further keys of the row: `` `key` ``)."""
+    from replaygate._config_schema import BOUNDS
+
+    ranges: dict[tuple[str, str], str] = {}
+    for row in _bounds_rows():
+        _, first, rng, _ = row.split("|")
+        section = None
+        for span in re.findall(r"`([^`]+)`", first):
+            m = re.fullmatch(r"\[(\w+)\] (\w+)", span)
+            if m:
+                section = m[1]
+                ranges[(section, m[2])] = rng
+            elif section and re.fullmatch(r"\w+", span):
+                ranges[(section, span)] = rng
+    bad = [
+        f"[{s}] {k} ({lo:g} to {hi:g})"
+        for (s, k), (lo, hi) in sorted(BOUNDS.items())
+        if (s, k) not in ranges
+        or not all(any(_mentions(ranges[s, k], f) for f in _forms(b)) for b in (lo, hi))
+    ]
     assert not bad, f"docs/configuration.md bounded numbers: no row or wrong bounds for {bad}"
