@@ -319,3 +319,46 @@ def test_architecture_names_real_modules() -> None:
         if not any(e == name or e.endswith("/" + name) for e in everything):
             missing.append(f)
     assert not missing, f"docs/architecture.md names what does not exist: {missing}"
+
+
+# -- JSON fields users read are documented --------------------------------------------------
+
+
+def _documented(key: str, text: str) -> bool:
+    """``key`` in backticks, or a percentile family written `x_p50_ms` / `_p99_` / `_max_`."""
+    if f"`{key}`" in text:
+        return True
+    m = re.fullmatch(r"(\w+?)_(p\d+|max)_(\w+)", key)
+    return (
+        bool(m) and f"`_{m[2]}_`" in text and re.search(rf"`{m[1]}_p\d+_{m[3]}`", text) is not None
+    )
+
+
+def test_replay_stats_fields_are_documented() -> None:
+    from replaygate.replay import ReplayStats
+
+    text = _read(DOCS / "replay.md")
+    part = text[text.index("`ReplayStats.as_dict()`") :].split("\n\n", 1)[0]
+    missing = [k for k in ReplayStats().as_dict() if not _documented(k, part)]
+    assert not missing, f"docs/replay.md: ReplayStats.as_dict() fields not listed: {missing}"
+
+
+def test_scan_json_fields_are_documented(tmp_path: Path) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from replaygate import open_writer
+    from replaygate.testing import make_exchange
+
+    path = tmp_path / "t.gor"
+    w = open_writer(str(path))
+    w.write(make_exchange())
+    w.close()
+    res = CliRunner().invoke(cli, ["scan", str(path), "--json"])
+    assert res.exit_code == 0, res.output
+    keys = json.loads(res.stdout)
+    text = _read(DOCS / "masking.md")
+    part = text[text.index("## `replaygate scan`") :].split("\n## ", 1)[0]
+    missing = [k for k in keys if not re.search(rf"(?<![\w-]){k}\b", part)]
+    assert not missing, f"docs/masking.md: scan --json fields not listed: {missing}"
