@@ -362,3 +362,58 @@ def test_scan_json_fields_are_documented(tmp_path: Path) -> None:
     part = text[text.index("## `replaygate scan`") :].split("\n## ", 1)[0]
     missing = [k for k in keys if not re.search(rf"(?<![\w-]){k}\b", part)]
     assert not missing, f"docs/masking.md: scan --json fields not listed: {missing}"
+
+
+# -- every page's shell examples use real commands and flags --------------------------------
+
+
+def _args(line: str) -> list[str]:
+    """The arguments of a ``replaygate ...`` line, up to the first shell operator."""
+    args = shlex.split(line, comments=True)[1:]
+    for i, a in enumerate(args):
+        if a in ("|", "||", "&&", ">", "2>", ";", "&"):
+            return args[:i]
+    return args
+
+
+def _parse_line(line: str) -> str | None:
+    """None if ``replaygate ...`` parses with the real click commands, else why not."""
+    args = _args(line)
+    cmd: click.Command = cli
+    ctx = click.Context(cli, info_name="replaygate")
+    while isinstance(cmd, click.Group):
+        if not args:
+            return "no command"
+        sub = cmd.get_command(ctx, args[0])
+        if sub is None:
+            return f"no command {args[0]!r}"
+        cmd, args = sub, args[1:]
+    try:
+        cmd.make_context(cmd.name, list(args), parent=ctx).close()
+    except click.ClickException as e:
+        return e.format_message()
+    return None
+
+
+@pytest.mark.parametrize("doc", sorted(DOCS.glob("*.md")), ids=lambda p: p.name)
+def test_shell_examples_parse(doc: Path) -> None:
+    """The ```sh examples of every page (synopses with [optional] parts, ``...`` or
+    ``a|b`` choices left out) parse with the real commands: a renamed or removed flag
+    shows up here."""
+    text = _read(doc)
+    # ```sh blocks, and the plain ``` blocks' command lines (not diagrams, not module lists)
+    plain = "".join(
+        f"```sh\n{line}\n```\n"
+        for lang, block in re.findall(r"^```(\w*)\n(.*?)^```", text, re.S | re.M)
+        if not lang
+        for line in block.replace("\\\n", " ").splitlines()
+        if re.match(r"\s*replaygate [a-z]", line) and not re.search(r"[\u2500-\u257f\u25b6]", line)
+    )
+    bad = []
+    for line in _command_lines(text) + _command_lines(plain):
+        if any(re.search(r"\[|\.\.\.|\|", a) for a in _args(line)):
+            continue
+        why = _parse_line(line)
+        if why:
+            bad.append(f"`{line}`: {why}")
+    assert not bad, f"docs/{doc.name}: " + "; ".join(bad)
