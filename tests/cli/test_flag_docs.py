@@ -10,6 +10,7 @@ names only flags that exist.
 * every flag whose type bounds it (flags.toml: ``bounded``, ``int_range``, ``float_range``) has
   a row with those bounds in docs/configuration.md's table of bounded numbers, and so has every
   bounded key of the ``replaygate.toml`` schema (``_config_schema.BOUNDS``).
+* the other way round, every ``--flag`` in a code span of the docs is a real option.
 
 The ``[section]`` keys of ``replaygate.toml`` are held to docs/configuration.md by
 tests/test_docs.py.
@@ -98,7 +99,7 @@ def test_every_flag_is_documented(path: str) -> None:
     assert not missing, f"replaygate {path}: {missing} not in docs/{', docs/'.join(pages)}"
 
 
-_FLAG = re.compile(r"(?<![\w-])--[a-z][a-z0-9-]*")
+_FLAG = re.compile(r"(?<![\w-])--[a-z][a-z0-9-]*[a-z0-9](?![\w-])")
 
 
 def _migration_cells() -> list[tuple[int, str]]:
@@ -219,3 +220,31 @@ def test_config_bounds_are_documented() -> None:
         or not all(any(_mentions(ranges[s, k], f) for f in _forms(b)) for b in (lo, hi))
     ]
     assert not bad, f"docs/configuration.md bounded numbers: no row or wrong bounds for {bad}"
+
+
+# flags of other programs the docs name on their own (GoReplay's, in the pages that compare)
+OTHER_FLAGS = {"--help", "--input-raw", "--output-file", "--column-inserts"}
+
+
+@pytest.mark.parametrize(
+    "doc",
+    sorted(p for p in [*DOCS.glob("*.md"), ROOT / "README.md"] if p.name != "benchmarks.md"),
+    ids=lambda p: p.name,
+)
+def test_docs_name_only_real_flags(doc: Path) -> None:
+    """A ``--flag`` in a code span is an option of some command (hidden aliases count): a
+    renamed or removed flag cannot linger in the docs. Spans that start with another program
+    (``curl --http2-prior-knowledge``) and GoReplay's flags in the migration table are not ours."""
+    every = {f for c in COMMANDS.values() for f in _long_names(c, hidden=True)}
+    text = doc.read_text(encoding="utf-8")
+    if doc.name == "goreplay-migration.md":  # its replaygate column: test above
+        text = "\n".join(c for _, c in _migration_cells())
+    bad = set()
+    for span in re.findall(r"`([^`\n]+)`", text):
+        first = span.split()[0]
+        if not first.startswith("-") and first not in ("replaygate", *COMMANDS):
+            continue
+        for flag in _FLAG.findall(span):
+            if flag not in every and flag not in OTHER_FLAGS:
+                bad.add(flag)
+    assert not bad, f"{doc.name} names flags no command has: {sorted(bad)}"
