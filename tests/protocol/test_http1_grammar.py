@@ -55,3 +55,22 @@ def test_framing_of_a_head() -> None:
     te = b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n"
     f = g.framing_headers(te, te.index(b"\n") + 1, len(te))
     assert f.transfer_encoding and f.chunked
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_line, max_size=10), st.binary(max_size=5), st.integers(0, 12), st.integers(0, 12))
+def test_framing_headers_cached_or_not(lines: list[bytes], lead: bytes, a: int, b: int) -> None:
+    """The caches (by head, by framing fields) give what computing it afresh gives."""
+    buf = lead + b"".join(lines)
+    start = min(a, len(buf))
+    end = max(start, len(buf) - b)
+    fresh = g._framing_of(found) if (found := g.FRAMING_FIELD.findall(buf, start, end)) else None
+    for _ in range(2):  # computed, then from the cache
+        assert g.framing_headers(buf, start, end) == (fresh or g.NO_FRAMING)
+
+
+def test_the_byte_before_the_fields_is_part_of_the_cache_key() -> None:
+    fields = b"Content-Length: 5\r\n\r\n"
+    assert g.framing_headers(b"GET / HTTP/1.1\n" + fields, 15, 15 + len(fields)).content_length == 5
+    assert g.framing_headers(b"GET / HTTP/1.1X" + fields, 15, 15 + len(fields)) is g.NO_FRAMING
+    assert g.framing_headers(fields, 0, len(fields)).content_length == 5

@@ -109,10 +109,14 @@ class Framing:
 
 
 NO_FRAMING = Framing()
-# Real traffic repeats the same few framing headers (one Content-Length per response size):
-# the Framing of each distinct list is computed once. Bounded: cleared when full.
+# Real traffic repeats heads (a client's requests, an app's responses within the same second)
+# and, more often still, the same few framing headers: the Framing of each distinct head (up
+# to 1 KiB) and of each distinct list of framing headers is computed once. Bounded: each
+# cache is cleared when full.
+_head_cache: dict[bytes, Framing] = {}
 _framing_cache: dict[tuple[tuple[bytes, bytes], ...], Framing] = {}
-_FRAMING_CACHE_MAX = 4096
+_CACHE_MAX = 4096
+_HEAD_CACHE_BYTES = 1024
 
 
 def framing_headers(buf: bytes, start: int, end: int) -> Framing:
@@ -121,13 +125,26 @@ def framing_headers(buf: bytes, start: int, end: int) -> Framing:
     Several Content-Length values (repeated headers or a list) must agree, else the length is
     invalid (RFC 9112 6.3); Transfer-Encoding wins over Content-Length.
     """
-    found = framing_fields(buf, start, end)
+    if end - start > _HEAD_CACHE_BYTES:
+        return _framing_of_fields(framing_fields(buf, start, end))
+    # the byte before ``start`` decides whether its first line counts (see framing_fields)
+    key = buf[start - 1 : end] if start > 0 else b"\n" + buf[:end]
+    f = _head_cache.get(key)
+    if f is None:
+        f = _framing_of_fields(framing_fields(buf, start, end))
+        if len(_head_cache) >= _CACHE_MAX:
+            _head_cache.clear()
+        _head_cache[key] = f
+    return f
+
+
+def _framing_of_fields(found: list[tuple[bytes, bytes]]) -> Framing:
     if not found:
         return NO_FRAMING
     key = tuple(found)
     f = _framing_cache.get(key)
     if f is None:
-        if len(_framing_cache) >= _FRAMING_CACHE_MAX:
+        if len(_framing_cache) >= _CACHE_MAX:
             _framing_cache.clear()
         f = _framing_cache[key] = _framing_of(found)
     return f
