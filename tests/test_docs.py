@@ -6,7 +6,12 @@
 * every command of the CLI registry is shown in docs/user-guide.md, and every
   ``replaygate ...`` line of its shell examples parses with the real click commands;
 * every relative link (and its #anchor) in docs/*.md and README.md points to something;
-* the example ``replaygate.toml`` parses and builds every section, the way the commands do.
+* the example ``replaygate.toml`` parses and builds every section, the way the commands do;
+* the command lines of every page's code blocks and of every command's ``--help`` parse;
+* the JSON fields users read (``ReplayStats.as_dict()``, ``scan --json``) are documented.
+
+Flags against the docs (every flag documented, every documented flag real, bounds, the
+GoReplay table): tests/cli/test_flag_docs.py.
 """
 
 from __future__ import annotations
@@ -417,3 +422,21 @@ def test_shell_examples_parse(doc: Path) -> None:
         if why:
             bad.append(f"`{line}`: {why}")
     assert not bad, f"docs/{doc.name}: " + "; ".join(bad)
+
+
+def test_help_examples_parse() -> None:
+    """The ``replaygate ...`` examples in every command's ``--help`` parse too."""
+    todo: list[click.Command] = [cli]
+    lines: list[str] = []
+    while todo:
+        cmd = todo.pop()
+        if isinstance(cmd, click.Group):
+            ctx = click.Context(cmd)
+            todo.extend(c for n in cmd.list_commands(ctx) if (c := cmd.get_command(ctx, n)))
+        for line in (cmd.help or "").replace("\\\n", " ").splitlines():
+            if line.strip().startswith("replaygate "):
+                lines.append(line.strip())
+    checked = [s for s in lines if not any(re.search(r"\[|\.\.\.|\|", a) for a in _args(s))]
+    assert len(checked) > 5
+    bad = [f"`{s}`: {why}" for s in checked if (why := _parse_line(s))]
+    assert not bad, "--help examples that do not parse: " + "; ".join(bad)
