@@ -7,8 +7,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from replaygate.testing.servers import NginxServer, is_root, nginx_binary
+
+# Property tests judge data, never speed: on a busy 2-core machine generating or running one
+# example may take seconds, so neither the per-example deadline nor the "generation is slow"
+# health check may fail a test. Tests that set their own settings inherit this profile.
+settings.register_profile("replaygate", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("replaygate")
 
 CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
 
