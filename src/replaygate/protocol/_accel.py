@@ -28,6 +28,7 @@ __all__ = ["COMPILED_MODULES", "GROUP", "select_build", "write_manifest"]
 
 # The capture path from frame to exchange: link layer, TCP reassembly, HTTP/1 parsing.
 COMPILED_MODULES = (
+    "_assembler_config",
     "_http1_edges",
     "_http1_fast",
     "_http1_grammar",
