@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import socket
 import ssl
 import time
 from collections.abc import Callable
@@ -45,7 +44,7 @@ from ._config import ReplayConfig, Target
 from ._h2conn import H2Conn, Stream
 from ._h2convert import to_h2
 from ._stats import ReplayStats
-from .client import ConnectError, Result, Tracker
+from .client import ConnectError, Result, Tracker, open_transport
 
 __all__ = ["H2Handle", "H2Mux"]
 
@@ -209,30 +208,7 @@ class H2Mux:
         conn = H2Conn(self)
         conn.settled = self.loop.create_future()
         start = time.monotonic()
-        try:
-            await asyncio.wait_for(
-                self.loop.create_connection(
-                    lambda: conn,
-                    t.host,
-                    t.port,
-                    ssl=self.ssl_context if t.tls else None,
-                    server_hostname=t.host if t.tls else None,
-                ),
-                self.connect_timeout,
-            )
-        except TimeoutError:
-            conn.abort()
-            raise ConnectError("connect_timeout") from None
-        except ConnectionRefusedError as e:
-            raise ConnectError("connect_refused", str(e)) from None
-        except ssl.SSLError as e:
-            raise ConnectError("tls", str(e)) from None
-        except socket.gaierror as e:
-            raise ConnectError("dns", str(e)) from None
-        except ConnectionResetError as e:
-            raise ConnectError("reset", str(e)) from None
-        except OSError as e:
-            raise ConnectError("connect_error", str(e)) from None
+        await open_transport(self.loop, conn, conn.abort, t, self.ssl_context, self.connect_timeout)
         if conn.alpn_refused:
             conn.abort()
             raise ConnectError("alpn", "the target did not agree to HTTP/2 (ALPN h2)")

@@ -235,8 +235,9 @@ class H2Conn(asyncio.Protocol):
             self.mux.stats.http2["goaway"] += 1
             self.draining = True
             self.mux.conn_gone(self)
+            last = ev.last_stream_id or 0  # h2 types it Optional; a GOAWAY frame always has it
             for st in list(self.streams.values()):
-                if st.sid > ev.last_stream_id:  # never processed: safe to send again
+                if st.sid > last:  # never processed: safe to send again
                     self._retry_or_fail(st, "closed")
             if ev.error_code:
                 self._fail_all("closed", retry=False)

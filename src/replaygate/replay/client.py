@@ -445,6 +445,20 @@ async def connect(
     conn = Connection(
         loop, response_timeout, tracker, max_response=max_response, max_header=max_header
     )
+    await open_transport(loop, conn, conn.abort, target, ssl_context, connect_timeout)
+    return conn
+
+
+async def open_transport(
+    loop: asyncio.AbstractEventLoop,
+    conn: asyncio.BaseProtocol,
+    abort: Callable[[], None],
+    target: Target,
+    ssl_context: ssl.SSLContext | None,
+    connect_timeout: float,
+) -> None:
+    """Connect the protocol ``conn`` to ``target`` (HTTP/1 and HTTP/2 clients alike); raises
+    :class:`ConnectError` with the error kind (``abort`` drops a connection that timed out)."""
     try:
         await asyncio.wait_for(
             loop.create_connection(
@@ -457,7 +471,7 @@ async def connect(
             connect_timeout,
         )
     except TimeoutError:
-        conn.abort()
+        abort()
         raise ConnectError("connect_timeout") from None
     except ConnectionRefusedError as e:
         raise ConnectError("connect_refused", str(e)) from None
@@ -469,7 +483,6 @@ async def connect(
         raise ConnectError("reset", str(e)) from None
     except OSError as e:
         raise ConnectError("connect_error", str(e)) from None
-    return conn
 
 
 # ------------------------------------------------------------------------------------------
