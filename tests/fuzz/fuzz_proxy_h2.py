@@ -148,7 +148,9 @@ def fuzz_proxy_h2_conn(data: bytes) -> None:
 
 
 def _client_bytes(*streams: tuple[list[tuple[str, str]], bytes, bool]) -> bytes:
-    c = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+    # seeds include odd requests (CONNECT with a path) that newer h2 refuses to send
+    cfg = h2.config.H2Configuration(client_side=True, validate_outbound_headers=False)
+    c = h2.connection.H2Connection(cfg)
     c.initiate_connection()
     for fields, body, reset in streams:
         sid = c.get_next_available_stream_id()
