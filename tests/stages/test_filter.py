@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from replaygate.errors import ConfigError
@@ -184,6 +184,8 @@ def test_arbitrary_requests_never_raise(raw: bytes, patterns: list[str]) -> None
 
 @settings(max_examples=200, deadline=None)
 @given(st.binary(max_size=120))
+@example(b" HTTP/1.")  # a line without a target: found by a random run under load
+@example(b"GET HTTP/1.1\r\nHost: x\r\n\r\n")
 def test_fast_request_line_matches_the_model(raw: bytes) -> None:
     from replaygate.stages.filter import _method_target
 

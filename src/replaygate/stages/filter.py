@@ -234,6 +234,8 @@ def _method_target(req: Request) -> tuple[str, str]:
     end = raw.find(b"\n", 0, req.head_len)
     line = raw[: end if end >= 0 else req.head_len].decode("latin-1").rstrip("\r")
     parts = line.split(" ", 2) if line else []
+    if len(parts) == 2 and parts[1].startswith("HTTP/1."):
+        return parts[0], ""  # no target (``GET HTTP/1.1``): as Request.target says
     return (parts[0] if parts else ""), (parts[1] if len(parts) > 1 else "")
 
 
