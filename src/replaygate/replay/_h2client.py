@@ -156,6 +156,10 @@ class H2Mux:
         self.loop.call_soon(st.cb, st.res)
 
     def conn_ready(self, conn: H2Conn) -> None:
+        """``conn`` got the server's SETTINGS: it serves from now on. It is registered here,
+        not when ``_connect`` resumes (a few loop turns later, after answers may have come)."""
+        if not self.closed and not conn.closed and conn not in self.conns:
+            self.conns.append(conn)
         self.pull(conn)
 
     def conn_gone(self, conn: H2Conn) -> None:
@@ -198,7 +202,8 @@ class H2Mux:
             conn.close()
             self.refill()
             return
-        self.conns.append(conn)
+        if conn not in self.conns:
+            self.conns.append(conn)
         if conn.ready:
             self.pull(conn)
 
