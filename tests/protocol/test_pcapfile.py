@@ -289,6 +289,9 @@ def test_pcapng_obsolete_packet_block() -> None:
         (shb() + idb() + epb(0, 1, FRAME_A)[:-4] + b"\x01\x00\x00\x00", "does not match"),
         (shb(major=2) + idb(), "version 2"),
         (shb() + idb() + block(6, struct.pack("<IIIII", 0, 0, 0, 5000, 5000)), "exceeds"),
+        (shb() + idb() + block(2, struct.pack("<HHIIII", 0, 0, 0, 0, 5000, 5000)), "exceeds"),
+        (shb() + block(2, struct.pack("<HHIIII", 0, 0, 0, 0, 0, 0)), "interface 0, which was"),
+        (shb() + idb() + block(2, b"\0" * 16), "packet block too short"),
     ],
 )
 def test_pcapng_corruption_is_a_format_error_with_offset(data: bytes, msg: str) -> None:

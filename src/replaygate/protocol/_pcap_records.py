@@ -282,17 +282,7 @@ class PcapParser:
                 if blen < 32:
                     raise FormatError("pcapng packet block too short", offset=base + pos)
                 ifid, ts_hi, ts_lo, caplen, orig = struct.unpack_from(e + "IIIII", buf, pos + 8)
-                if caplen > blen - 32:
-                    raise FormatError(
-                        f"pcapng packet block captured length {caplen} exceeds the block",
-                        offset=base + pos,
-                    )
-                iface = self._iface(ifid, base + pos)
-                ts = (ts_hi << 32) | ts_lo
-                out.append(
-                    Frame(iface.linktype, ts * iface.mul // iface.div + iface.offset_ns,
-                          buf[pos + 28 : pos + 28 + caplen], orig, base + pos)
-                )  # fmt: skip
+                out.append(self._packet(buf, pos, blen, base, ifid, ts_hi, ts_lo, caplen, orig))
             elif btype == 3:  # Simple Packet Block: interface 0, no time stamp
                 if blen < 16:
                     raise FormatError("pcapng simple packet block too short", offset=base + pos)
@@ -320,17 +310,7 @@ class PcapParser:
                 ifid, _drops, ts_hi, ts_lo, caplen, orig = struct.unpack_from(
                     e + "HHIIII", buf, pos + 8
                 )
-                if caplen > blen - 32:
-                    raise FormatError(
-                        f"pcapng packet block captured length {caplen} exceeds the block",
-                        offset=base + pos,
-                    )
-                iface = self._iface(ifid, base + pos)
-                ts = (ts_hi << 32) | ts_lo
-                out.append(
-                    Frame(iface.linktype, ts * iface.mul // iface.div + iface.offset_ns,
-                          buf[pos + 28 : pos + 28 + caplen], orig, base + pos)
-                )  # fmt: skip
+                out.append(self._packet(buf, pos, blen, base, ifid, ts_hi, ts_lo, caplen, orig))
             elif btype == _PCAPNG_SHB:
                 if blen < 28:
                     raise FormatError("pcapng section header too short", offset=base + pos)
@@ -341,6 +321,23 @@ class PcapParser:
             # anything else (NRB 4, ISB 5, custom 0xBAD/0x40000BAD, ...) is skipped
             pos = end
         return pos
+
+    def _packet(
+        self, buf: bytes, pos: int, blen: int, base: int,
+        ifid: int, ts_hi: int, ts_lo: int, caplen: int, orig: int,
+    ) -> Frame:  # fmt: skip
+        """The frame of an Enhanced (type 6) or obsolete (type 2) Packet Block at ``pos``:
+        their fixed fields differ, but both put the packet data 28 bytes in and leave 32
+        bytes of the block for fields and trailer."""
+        if caplen > blen - 32:
+            raise FormatError(
+                f"pcapng packet block captured length {caplen} exceeds the block",
+                offset=base + pos,
+            )
+        iface = self._iface(ifid, base + pos)
+        ts = (ts_hi << 32) | ts_lo
+        return Frame(iface.linktype, ts * iface.mul // iface.div + iface.offset_ns,
+                     buf[pos + 28 : pos + 28 + caplen], orig, base + pos)  # fmt: skip
 
     def _iface(self, ifid: int, offset: int) -> _Interface:
         try:
