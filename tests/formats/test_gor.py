@@ -658,3 +658,62 @@ def test_whole_message_parse_equals_the_streaming_parser(pieces: list[bytes]) ->
             return ("error", type(e), e.message, e.offset)
 
     assert whole() == streaming()
+
+
+@pytest.mark.parametrize(
+    ("name", "opts"),
+    [
+        ("e.gor", {}),
+        ("e.gor.gz", {}),
+        ("e.gor", {"max_bytes": 200}),
+        ("n.gor", {"with_metadata": False}),
+    ],
+)
+def test_write_encoded_writes_what_write_writes(
+    tmp_path: Path, name: str, opts: dict[str, object]
+) -> None:
+    """The live recorders' path (encode on the producer, write batches) and write() give the
+    same files, rotation included."""
+    exs = _golden_exchanges()
+    a = GorWriter(tmp_path / "a" / name, **opts)  # type: ignore[arg-type]
+    b = GorWriter(tmp_path / "b" / name, **opts)  # type: ignore[arg-type]
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    for ex in exs:
+        a.write(ex)
+    b.write(exs[0])  # write() and batches mix
+    b.write_encoded([b.encode(ex) for ex in exs[1:3]])
+    b.write_encoded([])
+    b.write_encoded([b.encode(ex) for ex in exs[3:]])
+    a.close()
+    b.close()
+    assert len(a.files) == len(b.files) and a.records == b.records
+    for fa, fb in zip(a.files, b.files, strict=True):
+        ra, rb = Path(fa).read_bytes(), Path(fb).read_bytes()
+        if name.endswith(".gz"):
+            ra, rb = gzip.decompress(ra), gzip.decompress(rb)
+        assert ra == rb
+
+
+def test_writev_continues_after_short_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    from replaygate.formats import gor as gor_module
+
+    real = os.writev
+    calls: list[int] = []
+
+    def short(fd: int, bufs: list[bytes]) -> int:  # the kernel may stop anywhere
+        calls.append(len(bufs))
+        return real(fd, [memoryview(bytes(b"".join(bufs)))[:7]])
+
+    monkeypatch.setattr(gor_module, "_IOV_MAX", 4)
+    monkeypatch.setattr(gor_module.os, "writev", short)
+    exs = _golden_exchanges()
+    w = GorWriter(tmp_path / "s.gor")
+    w.write_encoded([w.encode(ex) for ex in exs])
+    w.close()
+    assert (tmp_path / "s.gor").read_bytes() == write_bytes(exs)
+    assert max(calls) <= 4 and len(calls) > len(exs)

@@ -9,7 +9,7 @@ import ssl
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -601,3 +601,35 @@ def test_recordings_name_their_upstream_so_replay_refuses_it(
     assert [e.meta.get("upstream") for e in back] == [upstream.url]
     with pytest.raises(ReplayError, match="allow-unsafe-target"):
         run_replay(back, ReplayConfig(targets=[upstream.url]))
+
+
+class SteadyGorWriter(GorWriter):
+    """The .gor writer (its batches encoded by the event loop), slower than the proxy."""
+
+    def write_encoded(self, batch: Sequence[list[bytes]]) -> None:
+        time.sleep(0.002 * len(batch))
+        super().write_encoded(batch)
+
+
+def test_a_gor_writer_behind_is_let_catch_up_and_keeps_every_recording(
+    upstream: RawHTTPServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(proxy_module, "CATCH_UP_WAIT_S", 10.0)  # a busy box: generous
+    sink = SteadyGorWriter(tmp_path / "s.gor")
+    cfg = ProxyConfig(upstream=upstream.url, listen="127.0.0.1:0", max_queue=8)
+    n = 100
+    with (
+        ProxyServer(cfg, sink) as px,
+        socket.create_connection(("127.0.0.1", px.port)) as s,
+    ):
+        assert px._recording._encode is not None  # the loop encodes, the writer writes
+        s.settimeout(30)
+        s.sendall(b"".join(b"GET /%d HTTP/1.1\r\nHost: x\r\n\r\n" % i for i in range(n)))
+        got = b""
+        while got.count(b"HTTP/1.1 200") < n:
+            got += s.recv(1 << 16)
+    st = px.stats
+    assert st["forwarded"] == st["recorded"] == n
+    assert st["dropped_recordings"] == 0 and st["recorder_waits"] > 0
+    got_targets = [ex.request.target for ex in open_reader(tmp_path / "s.gor")]
+    assert got_targets == [f"/{i}" for i in range(n)]

@@ -9,7 +9,8 @@ into exchanges with exact raw bytes. Upgrades (WebSocket) and CONNECT become bli
 once the upstream agrees; their handshake is recorded.
 
 Recording never stops traffic: exchanges go through a bounded queue (``_recording``)
-(stages run in its writer thread). The writer shares the interpreter (the GIL) with the
+(stages run in its writer thread; with no stages and a ``.gor`` output the loop encodes the
+records and the writer thread only writes batches, see ``RecordingSink._run_encoded``). The writer shares the interpreter (the GIL) with the
 event loop, so under a load that keeps the loop busy it gets too few turns: when more than
 :data:`CATCH_UP` exchanges wait, the loop lends it a few milliseconds (counted
 ``recorder_waits``), which slows traffic a little instead of losing recordings. A writer
@@ -111,7 +112,7 @@ class ProxyServer:
         h = f"[{self._up_host}]" if ":" in self._up_host else self._up_host
         # recorded with every exchange (meta "upstream"): the replay safety rule needs it
         self.upstream_url = f"{'https' if up_tls else 'http'}://{h}:{self._up_port}"
-        self._recording = RecordingSink(sink, stages, max_queue=config.max_queue)
+        self._recording = RecordingSink(sink, stages, max_queue=config.max_queue, encode_here=True)
         self._catch_up = max(1, min(CATCH_UP, config.max_queue // 2))
         self._writer_stalled = False
         self.port = self._port
