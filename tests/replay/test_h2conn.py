@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -165,3 +166,35 @@ def test_stream_ids_used_up_move_to_a_new_connection(server: RawH2Server) -> Non
 
     assert asyncio.run(main()) == [200, 200, 200]
     assert [c for c, _, _ in server.requests] == [1, 2, 2]
+
+
+def test_the_reports_carry_the_http2_events(server: RawH2Server, tmp_path: Path) -> None:
+    """A real ``replay --http2 --report`` against a server that refuses one stream and
+    resets two: the JSON report's ``replay.http2`` has the counts replay prints, and the
+    Markdown, HTML and JUnit reports show them."""
+    from replaygate.formats.gor import GorWriter
+
+    from ..cli.test_replay import run
+
+    rec = tmp_path / "rec.gor"
+    w = GorWriter(rec)
+    for e in [*gets("/refuse", 1), make_exchange("GET", "/reset", id="e" * 40)]:
+        w.write(e)
+    w.close()
+    out = tmp_path / "out"
+    out.mkdir()
+    code, text = run(
+        str(rec), "-t", server.url, "--http2", "--max", "--allow-unsafe-target",
+        "--connect-timeout", "60", "--no-progress", "--report", str(out),
+    )  # fmt: skip
+    assert code in (0, 1), text
+    events = {"refused_stream": 1, "retried": 1, "rst_stream": 1}
+    assert "  http2 refused_stream=1, retried=1, rst_stream=1" in text.splitlines()
+    report = json.loads((out / "report.json").read_text())
+    assert report["replay"]["http2"] == events
+    assert report["replay"]["order"] == "recorded"  # the other replay facts stay
+    line = "Replay HTTP/2 events: refused_stream=1, retried=1, rst_stream=1."
+    assert line in (out / "report.md").read_text().splitlines()
+    assert f'<div class="meta" id="run-http2">{line}</div>' in (out / "report.html").read_text()
+    junit = (out / "report.xml").read_text()
+    assert '<property name="replay.http2.rst_stream" value="1" />' in junit and line in junit

@@ -50,12 +50,16 @@ def make_summary(*, failing: bool = True, replay: dict[str, Any] | None = None) 
     return judge(c.result(), GateConfig()).summary()
 
 
-def replay_facts(order: str = "recorded", waited: int = 45) -> dict[str, Any]:
-    """The ``order*`` fields of a finished replay's stats, as ``replay``/``shadow`` pass them."""
+def replay_facts(
+    order: str = "recorded", waited: int = 45, http2: dict[str, int] | None = None
+) -> dict[str, Any]:
+    """The ``order*`` fields and ``http2`` events of a finished replay's stats, as
+    ``replay``/``shadow`` pass them."""
     st = ReplayStats(order=order)
+    st.http2.update(http2 or {})
     for us in range(waited):
         st.order_wait.record(1000 + us * 1500)  # microseconds
         st.order_wait_total_s += (1000 + us * 1500) / 1e6
     st.order_waited = waited
     st.finish_percentiles()
-    return {k: v for k, v in st.as_dict().items() if k.startswith("order")}
+    return {k: v for k, v in st.as_dict().items() if k.startswith("order") or k == "http2"}

@@ -106,3 +106,13 @@ def test_large_run_renders_in_chromium(tmp_path: Path) -> None:
     assert 'data-js-errors="0"' in dom.stdout and 'data-rendered="1"' in dom.stdout
     assert "Detail (fields, samples, latency charts) kept for" in dom.stdout
     assert dom.stdout.count("GET /area") >= 5000
+
+
+def test_replay_http2_events_are_shown_server_side() -> None:
+    facts = replay_facts("none", 0, {"rst_stream": 2, "stream_ids_used_up": 1})
+    page = render_html(make_summary(replay=facts))
+    m = re.search(r'<div class="meta" id="run-http2">([^<]*)</div>', page)
+    assert m is not None
+    assert m.group(1) == "Replay HTTP/2 events: rst_stream=2, stream_ids_used_up=1."
+    assert '"http2":{"rst_stream":2,"stream_ids_used_up":1}' in page  # the embedded summary
+    assert '<div class="meta" id="run-http2"></div>' in render_html(make_summary())

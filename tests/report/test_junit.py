@@ -62,3 +62,16 @@ def test_replay_order_is_a_property_and_in_the_gate_output() -> None:
     out = gate.findtext("system-out") or ""
     assert "Replay order: recorded" in out and "45 requests waited" in out
     assert ET.fromstring(render_junit(make_summary())).find("testsuite/properties") is None
+
+
+def test_replay_http2_events_are_properties_and_in_the_gate_output() -> None:
+    facts = replay_facts("none", 0, {"goaway": 1, "refused_stream": 2})
+    suite = ET.fromstring(render_junit(make_summary(replay=facts))).find("testsuite")
+    assert suite is not None
+    props = {p.get("name"): p.get("value") for p in suite.iter("property")}
+    assert props["replay.http2.goaway"] == "1" and props["replay.http2.refused_stream"] == "2"
+    assert props["replay.order"] == "none"
+    gate = next(c for c in suite.findall("testcase") if c.get("name") == "replaygate gate")
+    assert "Replay HTTP/2 events: goaway=1, refused_stream=2." in (
+        gate.findtext("system-out") or ""
+    )

@@ -43,3 +43,11 @@ def test_the_replay_order_and_its_waits_are_shown() -> None:
     assert "45 requests waited for their predecessors (p50 " in line and ", max " in line
     assert md.index(line) < md.index("| | Endpoint |")  # with the run facts, before the table
     assert "Replay order" not in render_markdown(make_summary())  # compare alone: unknown
+
+
+def test_the_replay_http2_events_are_shown() -> None:
+    facts = replay_facts("none", 0, {"goaway": 1, "retried": 2})
+    md = render_markdown(make_summary(replay=facts))
+    assert "Replay HTTP/2 events: goaway=1, retried=2." in md.splitlines()
+    assert md.index("Replay HTTP/2 events") < md.index("| | Endpoint |")
+    assert "HTTP/2" not in render_markdown(make_summary(replay=replay_facts("none", 0)))

@@ -1,13 +1,15 @@
 """Run facts shared by the human reports (HTML, Markdown, JUnit): how the replay ran.
 
-``summary["replay"]`` holds the ``order*`` fields of ``ReplayStats`` when the summary was
-judged by ``replay``/``shadow`` (absent when ``compare`` judged a recording on its own)."""
+``summary["replay"]`` holds the ``order*`` fields and the ``http2`` event counts of
+``ReplayStats`` when the summary was judged by ``replay``/``shadow`` (absent when ``compare``
+judged a recording on its own; ``http2`` is absent from summaries written before it was
+added, and empty when nothing happened on HTTP/2)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["order_line"]
+__all__ = ["http2_line", "order_line"]
 
 _MODES = {
     "none": "none (each request on its own schedule)",
@@ -44,3 +46,19 @@ def order_line(summary: dict[str, Any]) -> str | None:
     if isinstance(inv, int) and inv:
         text += f"; {inv} exchanges came after one they preceded (input not in recorded order)"
     return text + "."
+
+
+def http2_line(summary: dict[str, Any]) -> str | None:
+    """One plain-text line: the HTTP/2 events of a ``--http2`` replay (GOAWAY, resets,
+    refused streams, requests sent again, ...) as the ``replay`` summary prints them;
+    ``None`` when there were none or the summary does not say."""
+    rep = summary.get("replay")
+    events = rep.get("http2") if isinstance(rep, dict) else None
+    if not isinstance(events, dict):
+        return None
+    counts = ", ".join(
+        f"{k}={n}"
+        for k, n in sorted(events.items(), key=lambda kv: str(kv[0]))
+        if isinstance(n, int) and not isinstance(n, bool) and n
+    )
+    return f"Replay HTTP/2 events: {counts}." if counts else None

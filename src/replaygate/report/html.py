@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from ._facts import order_line
+from ._facts import http2_line, order_line
 from ._rank import SEVERITY_LABELS, ranked_reasons
 
 __all__ = ["DETAIL_BUDGET", "render_html"]
@@ -165,6 +165,7 @@ def render_html(summary: dict[str, Any]) -> str:
         ("__WARNINGS__", warnings),
         ("__META__", meta),
         ("__RUN__", html.escape(order_line(summary) or "")),
+        ("__RUN_HTTP2__", html.escape(http2_line(summary) or "")),
     ):
         out = out.replace(k, v)
     return out + data + after

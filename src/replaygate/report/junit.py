@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 from xml.etree import ElementTree as ET
 
-from ._facts import order_line
+from ._facts import http2_line, order_line
 
 __all__ = ["render_junit"]
 
@@ -15,6 +15,24 @@ __all__ = ["render_junit"]
 def _clean(s: str) -> str:
     # XML 1.0 cannot hold most control characters
     return "".join(c if c in "\t\n\r" or ord(c) >= 0x20 else "\ufffd" for c in s)
+
+
+def _flat(facts: dict[Any, Any], prefix: str) -> list[tuple[str, str | int | float]]:
+    """The scalar facts as (dotted name, value), sorted; a dict one level down (``http2``)
+    gives ``prefix.key.name``."""
+    out: list[tuple[str, str | int | float]] = []
+    for k, v in facts.items():
+        if isinstance(v, bool):
+            continue
+        if isinstance(v, str | int | float):
+            out.append((f"{prefix}.{k}", v))
+        elif isinstance(v, dict):
+            out.extend(
+                (f"{prefix}.{k}.{name}", n)
+                for name, n in v.items()
+                if isinstance(n, str | int | float) and not isinstance(n, bool)
+            )
+    return sorted(out, key=lambda kv: kv[0])
 
 
 def render_junit(summary: dict[str, Any]) -> str:
@@ -39,11 +57,11 @@ def render_junit(summary: dict[str, Any]) -> str:
     )
     rep = summary.get("replay")
     if isinstance(rep, dict) and rep:
-        # how the replay ran (order used, waits): properties come before the test cases
+        # how the replay ran (order used, waits, HTTP/2 events as replay.http2.NAME):
+        # properties come before the test cases
         props = ET.SubElement(suite, "properties")
-        for k, v in sorted(rep.items()):
-            if isinstance(v, str | int | float) and not isinstance(v, bool):
-                ET.SubElement(props, "property", name=f"replay.{k}", value=_clean(str(v)))
+        for k, v in _flat(rep, "replay"):
+            ET.SubElement(props, "property", name=k, value=_clean(str(v)))
     gate = ET.SubElement(suite, "testcase", classname="replaygate", name="replaygate gate")
     totals = summary.get("totals", {})
     if gate_reasons:
@@ -53,7 +71,7 @@ def render_junit(summary: dict[str, Any]) -> str:
         f"verdict {summary.get('verdict')}: {totals.get('compared', 0)} compared, "
         f"{totals.get('differing', 0)} differing, {totals.get('unjudged', 0)} unjudged"
         + "".join(f"\nnot compared: {x}" for x in summary.get("limitations") or [])
-        + (f"\n{order_line(summary)}" if order_line(summary) else "")
+        + "".join(f"\n{fact}" for fact in (order_line(summary), http2_line(summary)) if fact)
     )
     for e in eps:
         lat = e.get("latency_ms", {})

@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from ._facts import order_line
+from ._facts import http2_line, order_line
 from ._rank import SEVERITY_LABELS, ranked_reasons
 
 __all__ = ["MAX_CHARS", "render_markdown"]
@@ -137,9 +137,9 @@ def render_markdown(summary: dict[str, Any], limit: int = MAX_CHARS) -> str:
         )
         + "."
     )
-    order = order_line(summary)
-    if order:
-        doc.add(_esc(order))
+    for fact in (order_line(summary), http2_line(summary)):
+        if fact:
+            doc.add(_esc(fact))
     doc.add("")
     nc = t.get("not_compared") or {}
     if nc:

@@ -467,14 +467,14 @@ class Run:
         return watcher
 
     def _annotate_comparator(self) -> None:
-        """The replay's order stats (and, from files, what the stages filtered out) go into
-        the report."""
+        """The replay's order stats and HTTP/2 events (and, from files, what the stages
+        filtered out) go into the report."""
         c, st = self.comparator, self.result.replay
         if c is None:
             return
         as_dict = getattr(st, "as_dict", None)
         if callable(as_dict):
-            c.replay = {k: v for k, v in as_dict().items() if k.startswith("order")}
+            c.replay = {k: v for k, v in as_dict().items() if k.startswith("order") or k == "http2"}
         if isinstance(self.config.source, FileInput):
             for reason, n in self.counters.dropped.items():
                 c.skipped[f"filtered: {reason}"] += n
