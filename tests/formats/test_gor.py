@@ -717,3 +717,47 @@ def test_writev_continues_after_short_writes(
     w.close()
     assert (tmp_path / "s.gor").read_bytes() == write_bytes(exs)
     assert max(calls) <= 4 and len(calls) > len(exs)
+
+
+_ts = st.one_of(st.just(0), st.integers(1, 2**63 - 1))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    req=st.binary(max_size=40),
+    resp=st.binary(max_size=40),
+    first=_ts,
+    last=_ts,
+    resp_ns=_ts,
+    seq=st.integers(0, 2**40),
+    conn=st.sampled_from([None, ConnectionId("10.0.0.1", 5000, "::1", 80)]),
+    meta=st.dictionaries(st.sampled_from(["upstream", "a b", "é"]), _any_text, max_size=2),
+    metadata=st.booleans(),
+)
+def test_whole_encoder_encodes_what_exchange_parts_encodes(
+    req: bytes,
+    resp: bytes,
+    first: int,
+    last: int,
+    resp_ns: int,
+    seq: int,
+    conn: ConnectionId | None,
+    meta: dict[str, str],
+    metadata: bool,
+) -> None:
+    """The proxy's encoder of plain exchanges (no Exchange built) gives the bytes of the
+    exchange the recorder would have built."""
+    from unittest import mock
+
+    from replaygate.formats import _gor_exchange
+    from replaygate.model import Request, Response
+
+    ex = Exchange("ab12", Request(req, ts_first_ns=first, ts_last_ns=last, head_len=0), conn=conn)
+    ex.seq = seq
+    ex.response = Response(resp, ts_first_ns=resp_ns, ts_last_ns=resp_ns, head_len=0)
+    ex.meta.update(meta)
+    with mock.patch.object(_gor_exchange, "new_exchange_id", lambda: "ab12"):
+        got = _gor_exchange.whole_encoder(conn, meta, metadata)(
+            req, first, last, resp, resp_ns, seq
+        )
+    assert got == _gor_exchange._exchange_parts(ex, metadata)

@@ -7,8 +7,8 @@ import itertools
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from replaygate.model import Exchange, Flag
-from replaygate.protocol.h1framer import Framer
+from replaygate.model import Exchange, Flag, Request, Response
+from replaygate.protocol.h1framer import Framer, Message
 from replaygate.protocol.h1recorder import ConnectionRecorder
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -183,9 +183,22 @@ def _seen(ex: Exchange) -> tuple[object, ...]:
     )
 
 
-def _talk(events: list[tuple[bool, bytes]], fast: bool) -> tuple[object, ...]:
+def _talk(events: list[tuple[bool, bytes]], fast: bool, whole: bool = False) -> tuple[object, ...]:
     out: list[Exchange] = []
-    rec = ConnectionRecorder(None, out.append, max_record=400, strict=True)
+
+    def emit_whole(req: Message, resp: bytes, ts: int, seq: int) -> None:
+        """What the proxy encodes from these, as the Exchange it stands for."""
+        r = Request(req.raw, ts_first_ns=req.ts_first_ns, ts_last_ns=req.ts_last_ns)
+        ex = Exchange("x", r, Response(resp, ts_first_ns=ts, ts_last_ns=ts), seq=seq)
+        out.append(ex)
+
+    rec = ConnectionRecorder(
+        None,
+        out.append,
+        max_record=400,
+        strict=True,
+        emit_whole=emit_whole if whole else None,
+    )
     rec.fast = fast
     sent = []
     for ts, (client, data) in enumerate(events):
@@ -231,6 +244,16 @@ def test_fast_path_records_what_the_general_path_records(events: list[tuple[bool
     """Whole messages per read (the fast path), some cut, pipelined, odd, or arbitrary
     bytes: the same exchanges, forwarded bytes and counters with and without the fast path."""
     assert _talk(events, fast=True) == _talk(events, fast=False)
+
+
+@SETTINGS
+@given(conversations())
+def test_plain_exchanges_given_whole_stand_for_the_same_exchanges(
+    events: list[tuple[bool, bytes]],
+) -> None:
+    """``emit_whole`` (the proxy encodes those without an Exchange) receives exactly what
+    the Exchange of the other paths would carry, in the same order among the others."""
+    assert _talk(events, fast=True, whole=True) == _talk(events, fast=False)
 
 
 def test_fast_path_pairs_a_simple_conversation() -> None:

@@ -5,9 +5,18 @@ writers use (:func:`exchange_bytes`). The record layer is :mod:`._gor_records`.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from functools import lru_cache
 
-from ..model import ConnectionId, Exchange, Flag, HTTPMessage, Request, Response
+from ..model import (
+    ConnectionId,
+    Exchange,
+    Flag,
+    HTTPMessage,
+    Request,
+    Response,
+    new_exchange_id,
+)
 from ._gor_compat import META_VERSION as _META_VERSION
 from ._gor_compat import upgrade
 from ._gor_records import SEPARATOR, GorRecord, _quote, _record_id
@@ -197,6 +206,55 @@ def _exchange_parts(ex: Exchange, metadata: bool) -> list[bytes]:
             SEPARATOR,
         )
     return parts
+
+
+WholeEncoder = Callable[[bytes, int, int, bytes, int, int], list[bytes]]
+
+
+def whole_encoder(
+    conn: ConnectionId | None, meta: Mapping[str, str], metadata: bool = True
+) -> WholeEncoder:
+    """An encoder for the common exchange of one connection: a request and its final
+    response, no interim responses, no flags, no session, the connection's ``meta``.
+
+    ``encode(req_raw, req_first_ns, req_last_ns, resp_raw, resp_ns, seq)`` gives exactly
+    :func:`_exchange_parts` of that exchange (with a fresh id; the response's first and last
+    byte both at ``resp_ns``); what does not change within a connection is encoded once
+    here. The proxy's loop encodes this way without building an :class:`Exchange`; a
+    property test holds it to :func:`_exchange_parts`."""
+    conn_part = ""
+    tail = "\n"
+    if metadata:
+        conn_part = " rg.v=" + META_VERSION
+        if conn is not None:
+            conn_part += " rg.conn=" + _conn_field(conn)
+        tail = "".join(f" rg.m.{k}={_quote(v)}" for k, v in meta.items()) + "\n"
+    sep = SEPARATOR
+
+    def encode(
+        req_raw: bytes, req_first: int, req_last: int, resp_raw: bytes, resp_ns: int, seq: int
+    ) -> list[bytes]:
+        rid = _record_id(new_exchange_id())
+        head = f"1 {rid} {req_first} -1{conn_part}"
+        if metadata:
+            if seq:
+                head += f" rg.seq={seq}"
+            if req_last and req_last != req_first:
+                head += f" rg.tl={req_last}"
+        lat = resp_ns - req_first if req_first and resp_ns else -1
+        head2 = f"2 {rid} {resp_ns} {lat if lat >= 0 else -1}"
+        if metadata and resp_ns:
+            head2 += f" rg.tf={resp_ns}"
+        return [
+            (head + tail).encode("utf-8", "surrogatepass"),
+            req_raw,
+            sep,
+            (head2 + "\n").encode(),
+            resp_raw,
+            sep,
+        ]
+
+    return encode
 
 
 @lru_cache(maxsize=4096)  # one connection carries many exchanges

@@ -32,15 +32,15 @@ import gzip
 import io
 import os
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, BinaryIO, cast
 
 from .._clock import SYSTEM_CLOCK, Clock
 from ..errors import FormatError, InputError, TruncatedError
-from ..model import Exchange
+from ..model import ConnectionId, Exchange
 from ._gor_exchange import META_VERSION as META_VERSION
+from ._gor_exchange import WholeEncoder, _exchange_parts, whole_encoder
 from ._gor_exchange import _exchange_from_records as _exchange_from_records
-from ._gor_exchange import _exchange_parts
 from ._gor_exchange import exchange_bytes as exchange_bytes
 from ._gor_exchange import exchange_records as exchange_records
 from ._gor_records import _SAFE as _SAFE
@@ -343,6 +343,11 @@ class GorWriter:
         where it is cheap and needs no handoff, and gives its writer thread whole batches:
         the payloads are the recorded ``bytes`` themselves (no copy until the kernel's)."""
         return _exchange_parts(ex, self._meta)
+
+    def whole_encoder(self, conn: ConnectionId | None, meta: Mapping[str, str]) -> WholeEncoder:
+        """:func:`._gor_exchange.whole_encoder` with this writer's metadata setting: encodes
+        a connection's plain exchanges for :meth:`write_encoded` without an Exchange."""
+        return whole_encoder(conn, meta, self._meta)
 
     def write_encoded(self, batch: Sequence[list[bytes]]) -> None:
         """Write exchanges encoded by :meth:`encode`, in order: the same bytes as

@@ -57,9 +57,13 @@ class ConnectionRecorder:
         on_tunnel: Callable[[], None] | None = None,
         strict: bool = False,
         limits: Limits = Limits(),
+        emit_whole: Callable[[Message, bytes, int, int], None] | None = None,
     ) -> None:
         self.conn = conn
         self._emit = emit
+        # the fast path's plain exchange (a request without flags and its whole response)
+        # as (request, response bytes, response time, seq), instead of an Exchange
+        self._emit_whole = emit_whole
         self._on_tunnel = on_tunnel
         self._pending: deque[_Pending] = deque()
         self._answered = 0  # how many entries of _pending have a final response
@@ -165,16 +169,21 @@ class ConnectionRecorder:
         ):
             p = self._pending[0]
             framed = _whole_response(data, s._max_record)
+            req = p.request
             if (
                 framed is not None
-                and p.request is not None
+                and req is not None
                 and p.head_method.upper() not in _BODYLESS_METHODS
             ):
                 # the answer to the oldest request, whole: the exchange is complete
                 self._pending.popleft()
                 self.final_responses += 1
-                resp = Response(data, ts_first_ns=ts_ns, ts_last_ns=ts_ns, head_len=framed)
-                self._emit(self._exchange(p, resp))
+                if self._emit_whole is not None and not req.flags and not p.interim:
+                    self._emit_whole(req, data, ts_ns, self._seq)
+                    self._seq += 1
+                else:
+                    resp = Response(data, ts_first_ns=ts_ns, ts_last_ns=ts_ns, head_len=framed)
+                    self._emit(self._exchange(p, resp))
                 if self.req._state == STATE_WAIT:
                     self.req.resume(ts_ns)
                 return

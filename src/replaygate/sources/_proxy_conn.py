@@ -19,11 +19,15 @@ import socket
 import ssl
 import time
 from collections.abc import Callable
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from ..model import ConnectionId
+from ..protocol.h1framer import Message
 from ..protocol.h1recorder import ConnectionRecorder
 from ..protocol.h1rules import Limits, error_response
+
+if TYPE_CHECKING:
+    from ..formats._gor_exchange import WholeEncoder
 
 __all__ = ["ClientSide"]
 
@@ -53,9 +57,24 @@ class _Shared:
     open_transports: int = 0  # until connection_lost: shutdown waits for zero
     connecting: set[asyncio.Task[None]]
     record: Callable[[Any], None]
+    # the recording's encoder of a connection's plain exchanges, when it has one (a .gor
+    # output, no stages): those go to record_encoded as bytes, without an Exchange
+    encoder_for: Callable[[ConnectionId], WholeEncoder | None] | None = None
+    record_encoded: Callable[[list[bytes]], None]
     # HTTP/2 (``_proxy_h2``): takes a TLS connection whose ALPN chose h2 (with the bytes
     # decrypted early); None when the proxy speaks HTTP/1 only
     h2_accept: Callable[[asyncio.Transport, list[bytes]], bool] | None = None
+
+
+def _whole_recorder(
+    encode: WholeEncoder, record: Callable[[list[bytes]], None]
+) -> Callable[[Message, bytes, int, int], None]:
+    """The recorder's ``emit_whole``: encode the exchange, hand the bytes on."""
+
+    def emit(req: Message, resp: bytes, ts_ns: int, seq: int) -> None:
+        record(encode(req.raw, req.ts_first_ns, req.ts_last_ns, resp, ts_ns, seq))
+
+    return emit
 
 
 class _UpstreamSide(asyncio.Protocol):
@@ -194,6 +213,7 @@ class ClientSide(asyncio.Protocol):
         peer = transport.get_extra_info("peername") or ("?", 0)
         local = transport.get_extra_info("sockname") or ("?", 0)
         conn = ConnectionId(str(peer[0]), int(peer[1]), str(local[0]), int(local[1]))
+        enc = sh.encoder_for(conn) if sh.encoder_for is not None else None
         self.rec = ConnectionRecorder(
             conn,
             sh.record,
@@ -201,6 +221,7 @@ class ClientSide(asyncio.Protocol):
             on_tunnel=self._tunnel,
             strict=True,
             limits=sh.limits,
+            emit_whole=_whole_recorder(enc, sh.record_encoded) if enc is not None else None,
         )
         loop = asyncio.get_running_loop()
         self.done = loop.create_future()

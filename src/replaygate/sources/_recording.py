@@ -16,11 +16,15 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from ..errors import CaptureError, ReplaygateError
-from ..model import Exchange
+from ..model import ConnectionId, Exchange
 from ..pipeline import BoundedSink, Counters, Pipeline, Sink, Stage
+
+if TYPE_CHECKING:
+    from ..formats._gor_exchange import WholeEncoder
 
 __all__ = ["RecordingSink"]
 
@@ -86,6 +90,26 @@ class RecordingSink(BoundedSink):
             return
         assert self._encode is not None
         self._q.append(self._encode(ex))  # type: ignore[arg-type]
+
+    def whole_encoder(
+        self, conn: ConnectionId | None, meta: Mapping[str, str]
+    ) -> WholeEncoder | None:
+        """In the encoded mode, the sink's encoder of a connection's plain exchanges (see
+        :func:`~replaygate.formats.gor.GorWriter.whole_encoder`): the producer gives its
+        result to :meth:`write_encoded`. None otherwise: write Exchanges."""
+        make = getattr(self.inner, "whole_encoder", None)
+        if self._encode is None or make is None:
+            return None
+        enc: WholeEncoder = make(conn, meta)
+        return enc
+
+    def write_encoded(self, parts: list[bytes]) -> None:
+        """One exchange already encoded by a :meth:`whole_encoder` (never blocks)."""
+        self.submitted += 1
+        if len(self._q) >= self._max:
+            self._dropped += 1
+            return
+        self._q.append(parts)  # type: ignore[arg-type]
 
     @property
     def failed(self) -> BaseException | None:

@@ -223,6 +223,10 @@ class ProxyServer:
         sh.counts = self._counts
         sh.conns = self._conns
         sh.record = self._record
+        if self._recording.whole_encoder(None, {}) is not None:
+            meta = {"upstream": self.upstream_url}
+            sh.encoder_for = lambda conn: self._recording.whole_encoder(conn, meta)
+            sh.record_encoded = self._record_encoded
         factory: Any = lambda: ClientSide(sh)  # noqa: E731
         if self.config.http2:
             self._h2 = H2Front(
@@ -336,6 +340,17 @@ class ProxyServer:
         ex.meta["upstream"] = self.upstream_url
         rs = self._recording
         rs.write(ex)
+        if len(rs._q) > self._catch_up:
+            if not self._writer_stalled:
+                self._let_writer_catch_up()
+        elif self._writer_stalled:
+            self._writer_stalled = False
+
+    def _record_encoded(self, parts: list[bytes]) -> None:
+        """:meth:`_record` of a plain exchange the loop encoded (``_proxy_conn``)."""
+        self._counts["forwarded"] += 1
+        rs = self._recording
+        rs.write_encoded(parts)
         if len(rs._q) > self._catch_up:
             if not self._writer_stalled:
                 self._let_writer_catch_up()
