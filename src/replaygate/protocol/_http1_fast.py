@@ -45,6 +45,19 @@ def _consume(side: Side, data: bytes, ts: int, head_len: int, body_len: int) -> 
     side.entry = None
 
 
+def _head_end(side: Side, data: bytes, line_end: int, max_head: int) -> int:
+    """Where the head of ``data`` (a new message on ``side``, its start line ending at
+    ``line_end``) ends, or -1 when it does not end in ``data`` or is longer than
+    ``max_head``. The search resumes where the general path's last one on this message
+    stopped (``Side.scan``), as that path would."""
+    here = side.base + len(side.buf)
+    start = line_end - 1
+    if side.scan_at == here:
+        start = max(start, side.scan - here)
+    end = _find_head_end(data, start)
+    return -1 if end > max_head else end
+
+
 class FastPaths(Messages):
     """Whole messages in one segment, both sides."""
 
@@ -58,14 +71,10 @@ class FastPaths(Messages):
         if m is None or m.group(3) == b"2" or data[0] in b"\r\n":
             return False
         line_end = m.end()
-        here = c.base + len(c.buf)
-        start = line_end - 1
-        if c.scan_at == here:
-            start = max(start, c.scan - here)
-        end = _find_head_end(data, start)
-        n = len(data)
-        if end < 0 or end > self.config.max_head_bytes:
+        end = _head_end(c, data, line_end, self.config.max_head_bytes)
+        if end < 0:
             return False
+        n = len(data)
         framing = _framing_headers(data, line_end, end)
         if (
             framing.transfer_encoding
@@ -109,14 +118,10 @@ class FastPaths(Messages):
         if status < 200:
             return False
         line_end = m.end()
-        here = s.base + len(s.buf)
-        start = line_end - 1
-        if s.scan_at == here:
-            start = max(start, s.scan - here)
-        end = _find_head_end(data, start)
-        n = len(data)
-        if end < 0 or end > self.config.max_head_bytes:
+        end = _head_end(s, data, line_end, self.config.max_head_bytes)
+        if end < 0:
             return False
+        n = len(data)
         if status == 204 or status == 304 or e.head:
             if end != n:
                 return False
