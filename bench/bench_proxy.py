@@ -16,12 +16,14 @@ the CPU time per proxied request of each proxy, the proxy's recorded/dropped cou
 this counts the proxy's user-space instructions instead: the proxy runs under
 ``valgrind --tool=callgrind`` (instrumentation switched on only around the measured part),
 64 keep-alive connections send N GETs through it (a fixed count, not a duration), and the
-instructions of each proxy thread are divided by N.
+instructions of each proxy thread are divided by N. ``RG_BENCH_KEEP=DIR`` keeps callgrind's
+files in DIR (one per thread: ``callgrind_annotate --inclusive=yes DIR/cg.out-03``).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import shutil
 import signal
@@ -111,8 +113,9 @@ def _callgrind(n: int) -> int:
     if shutil.which("valgrind") is None:
         print("bench proxy --callgrind: valgrind not installed; skipped")
         return 0
+    keep = os.environ.get("RG_BENCH_KEEP")  # a directory: keep callgrind's files there
     with tempfile.TemporaryDirectory(prefix="rg-bench-proxy-") as d, NginxServer() as ng:
-        tmp = Path(d)
+        tmp = Path(keep or d)
         port = free_port()
         load = [sys.executable, "-c", _LOAD]
         px = subprocess.Popen(

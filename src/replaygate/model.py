@@ -135,7 +135,7 @@ def _split_hostport(s: str) -> tuple[str, int]:
 
 def new_exchange_id() -> str:
     """A fresh random id in GoReplay's format (40 hex characters)."""
-    return f"{_ids.getrandbits(160):040x}"
+    return _ids.getrandbits(160).to_bytes(20, "big").hex()  # = f"{...:040x}", twice as fast
 
 
 # Ids are drawn from a generator of our own, seeded from os.urandom (and again in a forked

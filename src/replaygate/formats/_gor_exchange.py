@@ -234,7 +234,7 @@ def whole_encoder(
     def encode(
         req_raw: bytes, req_first: int, req_last: int, resp_raw: bytes, resp_ns: int, seq: int
     ) -> list[bytes]:
-        rid = _record_id(new_exchange_id())
+        rid = new_exchange_id()  # 40 hex digits: nothing for _record_id to replace
         head = f"1 {rid} {req_first} -1{conn_part}"
         if metadata:
             if seq:
@@ -242,14 +242,16 @@ def whole_encoder(
             if req_last and req_last != req_first:
                 head += f" rg.tl={req_last}"
         lat = resp_ns - req_first if req_first and resp_ns else -1
-        head2 = f"2 {rid} {resp_ns} {lat if lat >= 0 else -1}"
+        r = str(resp_ns)  # written twice: converted once
         if metadata and resp_ns:
-            head2 += f" rg.tf={resp_ns}"
+            head2 = f"2 {rid} {r} {lat if lat >= 0 else -1} rg.tf={r}\n"
+        else:
+            head2 = f"2 {rid} {r} {lat if lat >= 0 else -1}\n"
         return [
             (head + tail).encode("utf-8", "surrogatepass"),
             req_raw,
             sep,
-            (head2 + "\n").encode(),
+            head2.encode(),
             resp_raw,
             sep,
         ]

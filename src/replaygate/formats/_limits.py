@@ -92,5 +92,10 @@ def writing(path: str) -> Iterator[None]:
     try:
         yield
     except OSError as e:
-        why = e.strerror or str(e)
-        raise OutputError(f"cannot write: {why}", path=path) from None
+        raise write_error(e, path) from None
+
+
+def write_error(e: OSError, path: str) -> OutputError:
+    """What :func:`writing` raises, for hot paths that catch OSError themselves (a
+    ``with`` of a generator context manager costs thousands of instructions)."""
+    return OutputError(f"cannot write: {e.strerror or e}", path=path)

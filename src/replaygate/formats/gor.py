@@ -50,7 +50,7 @@ from ._gor_records import GorRecordParser as GorRecordParser
 from ._gor_records import _quote as _quote
 from ._gor_records import encode_record as encode_record
 from ._gor_records import parse_bytes as parse_bytes
-from ._limits import DEFAULT_MAX_RECORD, writing
+from ._limits import DEFAULT_MAX_RECORD, write_error, writing
 
 __all__ = [
     "SEPARATOR",
@@ -368,7 +368,7 @@ class GorWriter:
         if self._f is None:
             self._f = self._open()
         flat = [b for parts in batch for b in parts]
-        with writing(self._f_name):
+        try:
             if isinstance(self._f, io.BufferedWriter):
                 self._f.flush()  # whatever write() left buffered goes first
                 n = _writev_all(self._f.fileno(), flat)
@@ -376,6 +376,8 @@ class GorWriter:
                 data = b"".join(flat)
                 self._f.write(data)
                 n = len(data)
+        except OSError as e:
+            raise write_error(e, self._f_name) from None
         self._written += n
         self.records += len(flat) // 3
 
@@ -385,8 +387,10 @@ class GorWriter:
 
     def flush(self) -> None:
         if self._f is not None:
-            with writing(self._f_name):
+            try:
                 self._f.flush()
+            except OSError as e:
+                raise write_error(e, self._f_name) from None
 
     def close(self) -> None:
         if self._f is None:
@@ -403,21 +407,26 @@ def _writev_all(fd: int, bufs: list[bytes]) -> int:
     returns the byte count. A short write (a signal, a full pipe) continues where it
     stopped."""
     total = 0
-    i = 0
-    while i < len(bufs):
-        chunk: list[bytes | memoryview] = list(bufs[i : i + _IOV_MAX])
-        i += len(chunk)
+    for i in range(0, len(bufs), _IOV_MAX):
+        chunk = bufs[i : i + _IOV_MAX]
         want = sum(map(len, chunk))
         total += want
-        while want:
-            n = os.writev(fd, chunk)
-            want -= n
-            if not want:
-                break
-            while n >= len(chunk[0]):  # drop what was written whole, cut the first left
-                n -= len(chunk.pop(0))
-            chunk[0] = memoryview(chunk[0])[n:]
+        n = os.writev(fd, chunk)
+        if n != want:
+            _write_rest(fd, chunk, n, want)
     return total
+
+
+def _write_rest(fd: int, chunk: list[bytes], n: int, want: int) -> None:
+    """The rest of ``chunk`` after a ``writev`` that wrote its first ``n`` bytes of ``want``."""
+    rest: list[bytes | memoryview] = list(chunk)
+    want -= n
+    while want:
+        while n >= len(rest[0]):  # drop what was written whole, cut the first one left
+            n -= len(rest.pop(0))
+        rest[0] = memoryview(rest[0])[n:]
+        n = os.writev(fd, rest)
+        want -= n
 
 
 def _split_ext(path: str) -> tuple[str, str]:

@@ -198,7 +198,12 @@ def whole_request(data: bytes, limits: Limits) -> tuple[str, int] | None:
         return None
     block = m.group(3)
     low = block.lower()
-    if _has_framing_field(low):
+    # _has_framing_field, inlined: this runs for every proxied request
+    if (
+        low.find(b"content-length:") >= 0
+        or low.find(b"transfer-encoding:") >= 0
+        or low.find(b"upgrade:") >= 0
+    ):
         info = _framing(method, m.group(2), framing_fields(block, low))
         if (
             type(info) is not RequestHead

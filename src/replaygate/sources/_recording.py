@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 __all__ = ["RecordingSink"]
 
-_BATCH_S = 0.002  # encoded mode: how long the writer lets a batch grow
+_BATCH_S = 0.005  # encoded mode: how long the writer lets a batch grow
 _MAX_BATCH = 1024  # exchanges per sink call
 
 
