@@ -6,9 +6,10 @@ small requests). Flow control is explicit: when one side's write buffer passes i
 mark (``pause_writing``), the other side stops reading until it drains, so a slow client or
 upstream never makes the proxy buffer whole bodies.
 
-The copy for recording is fed to :class:`~replaygate.protocol.h1recorder.ConnectionRecorder`
-*before* forwarding, so the response framer knows the request method when the answer
-arrives.
+A client's bytes are fed to :class:`~replaygate.protocol.h1recorder.ConnectionRecorder`
+*before* forwarding (they are checked there, and the response framer must know the request
+method when the answer arrives); an upstream's answer goes to the client first and to the
+recorder after, so recording adds nothing to the client's wait.
 """
 
 from __future__ import annotations
@@ -90,10 +91,12 @@ class _UpstreamSide(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         c = self.client
         c.shared.counts["bytes_from_upstream"] += len(data)
-        rec = c.rec
-        rec.feed_response(data, time.time_ns())
+        ts = time.time_ns()
+        # the client first: recording the exchange (framing, encoding) is off its path
         if c.transport is not None and not c.transport.is_closing():
             c.transport.write(data)
+        rec = c.rec
+        rec.feed_response(data, ts)
         if rec.req._fwd:
             c.forward(rec.take_forward())  # an upgrade answer released held client bytes
         if rec.req.rejected is not None:
