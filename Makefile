@@ -32,14 +32,16 @@ unit: $(STAMP)
 
 test: lint typecheck unit
 
-# Optional: the capture hot path compiled with mypyc (needs gcc and Python.h). The pure-Python
-# modules stay and are used whenever the compiled ones are missing or older than the sources.
+# Optional: the capture hot path compiled with mypyc and the pseudonym kernels of masking in C
+# (needs gcc and Python.h). The pure-Python modules stay and are used whenever the compiled
+# ones are missing or older than the sources.
 accel: $(STAMP)
 	REPLAYGATE_COMPILE=1 $(BIN)/python setup.py -q build_ext --inplace
 	$(BIN)/python -c 'from replaygate.protocol._accel import write_manifest; write_manifest()'
 
 accel-clean:
 	rm -f src/replaygate/protocol/*.so src/replaygate/protocol/_accel_manifest.json
+	rm -f src/replaygate/stages/*.so
 
 bench: $(STAMP)
 	$(BIN)/python -m bench $(BENCH_ARGS)

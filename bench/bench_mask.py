@@ -30,7 +30,7 @@ from collections.abc import Callable
 import orjson
 
 from replaygate.model import Exchange, decode_content
-from replaygate.stages._mask_fp import fp_is_pseudonym
+from replaygate.stages._mask_fp import CORE, fp_is_pseudonym
 from replaygate.stages.mask import MaskConfig, MaskStage
 from replaygate.testing import make_exchange
 
@@ -159,8 +159,10 @@ def main(argv: list[str]) -> int:
     rows.append(("mask (secrets everywhere)", _size(dirty), _best(run(dirty), repeat)))
     rows.append(("mask, clean traffic", _size(clean), _best(run(clean), repeat)))
     rows.append(("mask, already masked (idempotent)", _size(masked), _best(run(masked), repeat)))
+    core = "compiled (make accel)" if CORE is not None else "pure Python"
     print(
-        f"masking {n} exchanges (avg {_size(dirty) / n / 1024:.1f} KiB/exchange), best of {repeat}"
+        f"masking {n} exchanges (avg {_size(dirty) / n / 1024:.1f} KiB/exchange), best of"
+        f" {repeat}, pseudonym core: {core}"
     )
     print(f"{'case':<40} {'MB/s':>8} {'exch/s':>9} {'x ref time':>11}")
     for name, size, t in rows:

@@ -5,9 +5,13 @@ from __future__ import annotations
 import base64
 import ipaddress
 import json
+import pathlib
 import secrets
+import shutil
 import string
+from types import ModuleType
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -159,3 +163,68 @@ def test_digest_is_hmac_sha256_for_any_key_length(key: bytes, value: str, purpos
 
     msg = (purpose + "\x00" + value).encode("utf-8", "surrogatepass")
     assert Keyed(key).digest(value, purpose) == hmac.digest(key, msg, "sha256")
+
+
+# -- the compiled core (make accel) against the pure-Python functions ---------------------
+def _core() -> ModuleType:
+    from replaygate.stages import _mask_fp
+
+    if _mask_fp.CORE is None:
+        pytest.skip("the compiled pseudonym core is not built (make accel) or not in use")
+    return _mask_fp.CORE
+
+
+_ANY = (
+    st.text(alphabet="aZ09-_.@:x é\u00ff\u0100\ud800\U0001f600", max_size=60)
+    | st.text(max_size=80)
+    | st.from_regex(r"[0-9]{1,20}", fullmatch=True)
+)
+
+
+@given(_ANY, st.integers(min_value=-3, max_value=70), st.booleans(), st.binary(max_size=100))
+@settings(max_examples=500)
+def test_compiled_core_equals_pure_python(v: str, keep: int, numeric: bool, key: bytes) -> None:
+    from replaygate.stages._mask_fp import _fp_is_pseudonym_py
+
+    core = _core()
+    fast, pure = Keyed(key), Keyed(key, compiled=False)
+    assert fast.digest(v, v[:5]) == pure.digest(v, v[:5])
+    p = fast.fp(v, keep, numeric=numeric, check=False)
+    assert p == pure.fp(v, keep, numeric=numeric, check=False)
+    for x in (v, p):
+        assert core.is_pseudonym(x, keep) == _fp_is_pseudonym_py(x, keep)
+
+
+def test_compiled_core_on_long_values_and_keys() -> None:
+    from replaygate.stages._mask_fp import _fp_is_pseudonym_py
+
+    core = _core()
+    for key in (b"", b"k" * 64, b"k" * 65, bytes(range(256))):
+        fast, pure = Keyed(key), Keyed(key, compiled=False)
+        for v in ("a" * 300, "Ab9-" * 200, "\u00e9" * 70 + "1" * 40, "x", ""):
+            for keep in (0, 4, 299, 400):
+                p = fast.fp(v, keep, check=False)
+                assert p == pure.fp(v, keep, check=False)
+                assert core.is_pseudonym(p, keep) is _fp_is_pseudonym_py(p, keep) is True
+
+
+def test_compiled_core_is_not_used_when_pure_python_is_asked_for(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from replaygate.stages._mask_accel import load_core
+
+    monkeypatch.setenv("REPLAYGATE_PURE_PYTHON", "1")
+    assert load_core() is None
+
+
+def test_compiled_core_is_not_used_when_built_from_other_sources(tmp_path: pathlib.Path) -> None:
+    from replaygate.stages import _mask_accel
+
+    _core()
+    here = pathlib.Path(_mask_accel.__file__).parent
+    for name in _mask_accel.CORE_SOURCES:
+        shutil.copy(here / name, tmp_path / name)
+    assert _mask_accel.load_core(str(tmp_path)) is not None
+    with open(tmp_path / "_mask_fp.py", "a", encoding="utf-8") as f:
+        f.write("\n# edited since the build\n")
+    assert _mask_accel.load_core(str(tmp_path)) is None

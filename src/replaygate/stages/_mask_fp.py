@@ -28,6 +28,13 @@ import hashlib
 import ipaddress
 import math
 import re
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from ._mask_accel import load_core
+
+if TYPE_CHECKING:
+    from ._mask_core import Keyed as _CoreKeyed
 
 __all__ = [
     "REDACT_RE",
@@ -133,13 +140,23 @@ def _checksum_holds(value: str, tag: list[int]) -> bool:
     return True
 
 
-@functools.lru_cache(maxsize=65536)  # values repeat (cookies, e-mails): check each once
-def fp_is_pseudonym(value: str, keep: int = 0) -> bool:
+def _fp_is_pseudonym_py(value: str, keep: int = 0) -> bool:
     """True when ``value`` carries a valid format-preserving checksum (see module doc)."""
     tag, body = _layout_of(value.translate(_CLS_TABLE), keep)
     if not tag or len(body) < _MIN_BODY:
         return False
     return _checksum_holds(value, tag)
+
+
+#: the compiled kernels (``make accel``), or None: the pure-Python functions here then run
+CORE = load_core()
+
+#: True when ``value`` carries a valid format-preserving checksum (see module doc). Values
+#: repeat (cookies, e-mails): each is checked once.
+_is_pseudonym: Callable[[str, int], bool] = (
+    _fp_is_pseudonym_py if CORE is None else CORE.is_pseudonym
+)
+fp_is_pseudonym = functools.lru_cache(maxsize=65536)(_is_pseudonym)
 
 
 def _fp_is_pseudonym_slow(value: str, keep: int = 0) -> bool:
@@ -192,8 +209,13 @@ def iban_valid(compact: str) -> bool:
 class Keyed:
     """All pseudonym functions for one key. Pure: same key + input -> same output."""
 
-    def __init__(self, key: bytes) -> None:
+    def __init__(self, key: bytes, *, compiled: bool = True) -> None:
+        """``compiled`` false: the pure-Python functions even when the compiled core is
+        there (the tests compare the two)."""
         self._key = key
+        self._core: _CoreKeyed | None = None
+        if compiled and CORE is not None:
+            self._core = CORE.Keyed(key)
         # HMAC-SHA256 (RFC 2104) with the two padded-key blocks hashed once: each digest then
         # costs two copies and two small updates (a third of ``hmac.digest``, same bytes)
         block = hashlib.sha256(key).digest() if len(key) > 64 else key
@@ -203,6 +225,8 @@ class Keyed:
 
     def digest(self, value: str, purpose: str = "") -> bytes:
         """HMAC-SHA256 of ``purpose NUL value`` under the key."""
+        if self._core is not None:
+            return self._core.digest(value, purpose)
         inner = self._inner.copy()
         inner.update((purpose + "\x00" + value).encode("utf-8", "surrogatepass"))
         outer = self._outer.copy()
@@ -232,6 +256,8 @@ class Keyed:
         false skips the "already a pseudonym?" test when the caller has done it."""
         if check and fp_is_pseudonym(value, keep):
             return value
+        if self._core is not None:
+            return self._core.fp(value, keep, numeric)
         text = value if value.isascii() else "".join(c if c.isascii() else "x" for c in value)
         cls = text.translate(_CLS_TABLE)  # d, l, u or "." per character
         rest = cls[keep:]

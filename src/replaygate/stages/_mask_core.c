@@ -1,0 +1,527 @@
+/* The optional compiled core of the pseudonym functions of _mask_fp.py (make accel).
+ *
+ * The same results as the pure-Python functions, byte for byte (property tests hold them
+ * equal): is_pseudonym() is fp_is_pseudonym(); Keyed(key).digest() is Keyed.digest()
+ * (HMAC-SHA256 of ``purpose NUL value``) and Keyed(key).fp() is Keyed.fp(check=False).
+ * SHA-256 is bundled (FIPS 180-4) so the build needs only a C compiler and Python.h.
+ * _mask_fp.py uses this module only when it was built from this file and _mask_fp.py as
+ * they are now (SOURCE_HASH, set by setup.py) and REPLAYGATE_PURE_PYTHON is not set.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#ifndef SOURCE_HASH
+#define SOURCE_HASH ""
+#endif
+
+/* == SHA-256 ============================================================================ */
+typedef struct {
+    uint32_t h[8];
+    uint64_t len;
+    uint8_t buf[64];
+    size_t n;
+} sha256_ctx;
+
+static const uint32_t K256[64] = {
+    0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4,
+    0xab1c5ed5, 0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe,
+    0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f,
+    0x4a7484aa, 0x5cb0a9dc, 0x76f988da, 0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7,
+    0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967, 0x27b70a85, 0x2e1b2138, 0x4d2c6dfc,
+    0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85, 0xa2bfe8a1, 0xa81a664b,
+    0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070, 0x19a4c116,
+    0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+    0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7,
+    0xc67178f2};
+
+#define ROR(x, n) (((x) >> (n)) | ((x) << (32 - (n))))
+
+static void sha256_block(uint32_t *h, const uint8_t *p) {
+    uint32_t w[64], a, b, c, d, e, f, g, hh, t1, t2;
+    int i;
+    for (i = 0; i < 16; i++)
+        w[i] = ((uint32_t)p[4 * i] << 24) | ((uint32_t)p[4 * i + 1] << 16) |
+               ((uint32_t)p[4 * i + 2] << 8) | (uint32_t)p[4 * i + 3];
+    for (i = 16; i < 64; i++) {
+        uint32_t s0 = ROR(w[i - 15], 7) ^ ROR(w[i - 15], 18) ^ (w[i - 15] >> 3);
+        uint32_t s1 = ROR(w[i - 2], 17) ^ ROR(w[i - 2], 19) ^ (w[i - 2] >> 10);
+        w[i] = w[i - 16] + s0 + w[i - 7] + s1;
+    }
+    a = h[0], b = h[1], c = h[2], d = h[3], e = h[4], f = h[5], g = h[6], hh = h[7];
+    for (i = 0; i < 64; i++) {
+        t1 = hh + (ROR(e, 6) ^ ROR(e, 11) ^ ROR(e, 25)) + ((e & f) ^ (~e & g)) + K256[i] + w[i];
+        t2 = (ROR(a, 2) ^ ROR(a, 13) ^ ROR(a, 22)) + ((a & b) ^ (a & c) ^ (b & c));
+        hh = g, g = f, f = e, e = d + t1, d = c, c = b, b = a, a = t1 + t2;
+    }
+    h[0] += a, h[1] += b, h[2] += c, h[3] += d, h[4] += e, h[5] += f, h[6] += g, h[7] += hh;
+}
+
+static void sha256_init(sha256_ctx *s) {
+    static const uint32_t iv[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
+                                   0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
+    memcpy(s->h, iv, sizeof iv);
+    s->len = 0;
+    s->n = 0;
+}
+
+static void sha256_update(sha256_ctx *s, const uint8_t *p, size_t n) {
+    s->len += n;
+    if (s->n) {
+        size_t take = 64 - s->n < n ? 64 - s->n : n;
+        memcpy(s->buf + s->n, p, take);
+        s->n += take, p += take, n -= take;
+        if (s->n < 64)
+            return;
+        sha256_block(s->h, s->buf);
+        s->n = 0;
+    }
+    for (; n >= 64; p += 64, n -= 64)
+        sha256_block(s->h, p);
+    memcpy(s->buf, p, n);
+    s->n = n;
+}
+
+static void sha256_final(sha256_ctx *s, uint8_t out[32]) {
+    uint64_t bits = s->len * 8;
+    uint8_t pad = 0x80;
+    uint8_t zero[64] = {0};
+    uint8_t lenb[8];
+    int i;
+    sha256_update(s, &pad, 1);
+    sha256_update(s, zero, (s->n <= 56) ? 56 - s->n : 120 - s->n);
+    for (i = 0; i < 8; i++)
+        lenb[i] = (uint8_t)(bits >> (56 - 8 * i));
+    sha256_update(s, lenb, 8);
+    for (i = 0; i < 8; i++) {
+        out[4 * i] = (uint8_t)(s->h[i] >> 24), out[4 * i + 1] = (uint8_t)(s->h[i] >> 16);
+        out[4 * i + 2] = (uint8_t)(s->h[i] >> 8), out[4 * i + 3] = (uint8_t)s->h[i];
+    }
+}
+
+/* == the digest as one 256-bit number (int.from_bytes(digest, "big")) =================== */
+typedef struct {
+    uint32_t w[8]; /* most significant first */
+} u256;
+
+static void u256_from(u256 *n, const uint8_t d[32]) {
+    for (int i = 0; i < 8; i++)
+        n->w[i] = ((uint32_t)d[4 * i] << 24) | ((uint32_t)d[4 * i + 1] << 16) |
+                  ((uint32_t)d[4 * i + 2] << 8) | (uint32_t)d[4 * i + 3];
+}
+
+/* n, r = divmod(n, m) */
+static unsigned u256_divmod(u256 *n, uint32_t m) {
+    uint64_t r = 0;
+    for (int i = 0; i < 8; i++) {
+        uint64_t cur = (r << 32) | n->w[i];
+        n->w[i] = (uint32_t)(cur / m);
+        r = cur % m;
+    }
+    return (unsigned)r;
+}
+
+/* == layout: which positions hold the checksum (tag), which the keyed body ============== */
+enum { C_NONE = 0, C_DIGIT = 1, C_LOWER = 2, C_UPPER = 3 };
+
+static double BITS_D, BITS_L; /* math.log2(10), math.log2(26) */
+
+static inline int cls_of(Py_UCS4 ch) {
+    if (ch >= '0' && ch <= '9')
+        return C_DIGIT;
+    if (ch >= 'a' && ch <= 'z')
+        return C_LOWER;
+    if (ch >= 'A' && ch <= 'Z')
+        return C_UPPER;
+    return C_NONE;
+}
+
+static inline unsigned alphabet_len(int c) { return c == C_DIGIT ? 10 : 26; }
+static inline char alphabet_at(int c, unsigned r) {
+    return (char)(c == C_DIGIT ? '0' + r : c == C_LOWER ? 'a' + r : 'A' + r);
+}
+
+/* where the slice cls[keep:] starts (Python's rule, a negative keep included) */
+static inline Py_ssize_t rest_start(Py_ssize_t n, Py_ssize_t keep) {
+    return keep >= 0 ? keep : (n + keep > 0 ? n + keep : 0);
+}
+
+/* _layout_of(cls, keep): fills pos (the classed positions >= keep, ascending); the last
+ * *ntag of them are the tag, the others the body. *ntag is 0 when there are too few bits. */
+static void layout(const unsigned char *cls, Py_ssize_t n, Py_ssize_t keep, Py_ssize_t *pos,
+                   Py_ssize_t *npos, Py_ssize_t *ntag) {
+    Py_ssize_t np = 0, nd = 0, k;
+    Py_ssize_t rest = rest_start(n, keep); /* the digits are counted in cls[keep:] */
+    for (Py_ssize_t i = keep < 0 ? 0 : keep; i < n; i++) {
+        if (cls[i] != C_NONE) {
+            pos[np++] = i;
+            nd += cls[i] == C_DIGIT && i >= rest;
+        }
+    }
+    double bits = (double)nd * BITS_D + (double)(np - nd) * BITS_L;
+    double target = bits / 2;
+    if (!(target > 16.0))
+        target = 16.0;
+    if (30.0 < target)
+        target = 30.0;
+    double got = 0.0;
+    for (k = np - 1; k >= 0; k--) {
+        if (got >= target)
+            break;
+        got += cls[pos[k]] == C_DIGIT ? BITS_D : BITS_L;
+    }
+    *npos = np;
+    *ntag = got < target ? 0 : np - 1 - k;
+}
+
+static const uint8_t FP_PREFIX[] = "rg-fp1";
+
+/* the checksum digits of ``bytes`` (tag positions already NUL) into out[tag...] */
+static u256 checksum_number(const uint8_t *bytes, Py_ssize_t n) {
+    sha256_ctx s;
+    uint8_t d[32];
+    u256 num;
+    sha256_init(&s);
+    sha256_update(&s, FP_PREFIX, 7); /* "rg-fp1\x00" */
+    sha256_update(&s, bytes, (size_t)n);
+    sha256_final(&s, d);
+    u256_from(&num, d);
+    return num;
+}
+
+/* UTF-8 with surrogatepass of a str; *owner keeps the buffer alive (a new bytes or NULL) */
+static const uint8_t *utf8_of(PyObject *str, Py_ssize_t *len, PyObject **owner) {
+    *owner = NULL;
+    if (PyUnicode_IS_ASCII(str)) {
+        *len = PyUnicode_GET_LENGTH(str);
+        return (const uint8_t *)PyUnicode_DATA(str);
+    }
+    PyObject *b = PyUnicode_AsEncodedString(str, "utf-8", "surrogatepass");
+    if (b == NULL)
+        return NULL;
+    *owner = b;
+    *len = PyBytes_GET_SIZE(b);
+    return (const uint8_t *)PyBytes_AS_STRING(b);
+}
+
+static inline Py_ssize_t utf8_width(Py_UCS4 ch) {
+    return ch < 0x80 ? 1 : ch < 0x800 ? 2 : ch < 0x10000 ? 3 : 4;
+}
+
+/* == is_pseudonym(value, keep=0) ======================================================== */
+static PyObject *core_is_pseudonym(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    Py_ssize_t keep = 0;
+    if (nargs < 1 || nargs > 2 || !PyUnicode_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "is_pseudonym(value: str, keep: int = 0)");
+        return NULL;
+    }
+    if (nargs == 2) {
+        keep = PyLong_AsSsize_t(args[1]);
+        if (keep == -1 && PyErr_Occurred())
+            return NULL;
+    }
+    PyObject *value = args[0];
+    Py_ssize_t n = PyUnicode_GET_LENGTH(value);
+    int kind = PyUnicode_KIND(value);
+    const void *data = PyUnicode_DATA(value);
+    unsigned char cls_small[256];
+    Py_ssize_t pos_small[256];
+    unsigned char *cls = cls_small;
+    Py_ssize_t *pos = pos_small;
+    PyObject *result = NULL, *owner = NULL;
+    uint8_t *blank = NULL;
+    if (n > 256) {
+        cls = PyMem_Malloc((size_t)n);
+        pos = PyMem_Malloc(sizeof(Py_ssize_t) * (size_t)n);
+        if (cls == NULL || pos == NULL) {
+            PyErr_NoMemory();
+            goto done;
+        }
+    }
+    for (Py_ssize_t i = 0; i < n; i++)
+        cls[i] = (unsigned char)cls_of(PyUnicode_READ(kind, data, i));
+    Py_ssize_t npos, ntag;
+    layout(cls, n, keep, pos, &npos, &ntag);
+    if (ntag == 0 || npos - ntag < 4) {
+        result = Py_False;
+        Py_INCREF(result);
+        goto done;
+    }
+    Py_ssize_t blen;
+    const uint8_t *utf8 = utf8_of(value, &blen, &owner);
+    if (utf8 == NULL)
+        goto done;
+    blank = PyMem_Malloc((size_t)blen + 1);
+    if (blank == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    memcpy(blank, utf8, (size_t)blen);
+    Py_ssize_t first = npos - ntag;
+    if (owner == NULL) {
+        for (Py_ssize_t t = first; t < npos; t++)
+            blank[pos[t]] = 0;
+    } else { /* char index -> byte offset */
+        Py_ssize_t off = 0, t = first;
+        for (Py_ssize_t i = 0; i < n && t < npos; i++) {
+            if (i == pos[t]) {
+                blank[off] = 0;
+                t++;
+            }
+            off += utf8_width(PyUnicode_READ(kind, data, i));
+        }
+    }
+    u256 num = checksum_number(blank, blen);
+    int holds = 1;
+    for (Py_ssize_t t = first; t < npos; t++) {
+        int c = cls[pos[t]];
+        unsigned r = u256_divmod(&num, alphabet_len(c));
+        if ((Py_UCS4)alphabet_at(c, r) != PyUnicode_READ(kind, data, pos[t])) {
+            holds = 0;
+            break;
+        }
+    }
+    result = holds ? Py_True : Py_False;
+    Py_INCREF(result);
+done:
+    if (cls != cls_small)
+        PyMem_Free(cls);
+    if (pos != pos_small)
+        PyMem_Free(pos);
+    PyMem_Free(blank);
+    Py_XDECREF(owner);
+    return result;
+}
+
+/* == Keyed: HMAC-SHA256 with the padded key blocks hashed once ============================ */
+typedef struct {
+    PyObject_HEAD sha256_ctx inner;
+    sha256_ctx outer;
+} KeyedObject;
+
+static int Keyed_init(KeyedObject *self, PyObject *args, PyObject *kwds) {
+    Py_buffer key;
+    uint8_t block[64], pad[64];
+    if (!PyArg_ParseTuple(args, "y*:Keyed", &key))
+        return -1;
+    memset(block, 0, sizeof block);
+    if (key.len > 64) {
+        sha256_ctx s;
+        sha256_init(&s);
+        sha256_update(&s, key.buf, (size_t)key.len);
+        sha256_final(&s, block);
+    } else {
+        memcpy(block, key.buf, (size_t)key.len);
+    }
+    PyBuffer_Release(&key);
+    for (int i = 0; i < 64; i++)
+        pad[i] = block[i] ^ 0x36;
+    sha256_init(&self->inner);
+    sha256_update(&self->inner, pad, 64);
+    for (int i = 0; i < 64; i++)
+        pad[i] = block[i] ^ 0x5c;
+    sha256_init(&self->outer);
+    sha256_update(&self->outer, pad, 64);
+    return 0;
+}
+
+/* HMAC(key, purpose NUL value) where purpose is given as bytes */
+static void hmac3(KeyedObject *k, const uint8_t *purpose, size_t plen, const uint8_t *value,
+                  size_t vlen, uint8_t out[32]) {
+    sha256_ctx s = k->inner;
+    uint8_t nul = 0, d[32];
+    sha256_update(&s, purpose, plen);
+    sha256_update(&s, &nul, 1);
+    sha256_update(&s, value, vlen);
+    sha256_final(&s, d);
+    s = k->outer;
+    sha256_update(&s, d, 32);
+    sha256_final(&s, out);
+}
+
+static PyObject *Keyed_digest(KeyedObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs < 1 || nargs > 2 || !PyUnicode_Check(args[0]) ||
+        (nargs == 2 && !PyUnicode_Check(args[1]))) {
+        PyErr_SetString(PyExc_TypeError, "digest(value: str, purpose: str = '')");
+        return NULL;
+    }
+    PyObject *vown, *pown = NULL;
+    Py_ssize_t vlen, plen = 0;
+    const uint8_t *v = utf8_of(args[0], &vlen, &vown);
+    if (v == NULL)
+        return NULL;
+    const uint8_t *p = (const uint8_t *)"";
+    if (nargs == 2) {
+        p = utf8_of(args[1], &plen, &pown);
+        if (p == NULL) {
+            Py_XDECREF(vown);
+            return NULL;
+        }
+    }
+    uint8_t out[32];
+    hmac3(self, p, (size_t)plen, v, (size_t)vlen, out);
+    Py_XDECREF(vown);
+    Py_XDECREF(pown);
+    return PyBytes_FromStringAndSize((const char *)out, 32);
+}
+
+/* fp(value, keep=0, numeric=False): Keyed.fp(value, keep, numeric=numeric, check=False) */
+static PyObject *Keyed_fp(KeyedObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    Py_ssize_t keep = 0;
+    int numeric = 0;
+    if (nargs < 1 || nargs > 3 || !PyUnicode_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "fp(value: str, keep: int = 0, numeric: bool = False)");
+        return NULL;
+    }
+    if (nargs >= 2) {
+        keep = PyLong_AsSsize_t(args[1]);
+        if (keep == -1 && PyErr_Occurred())
+            return NULL;
+    }
+    if (nargs == 3) {
+        numeric = PyObject_IsTrue(args[2]);
+        if (numeric < 0)
+            return NULL;
+    }
+    PyObject *value = args[0];
+    Py_ssize_t n = PyUnicode_GET_LENGTH(value);
+    int kind = PyUnicode_KIND(value);
+    const void *data = PyUnicode_DATA(value);
+    /* the text grows by at most a few fill characters: 4 body + up to 30 bits of tag */
+    Py_ssize_t cap = n + 64;
+    char *text = PyMem_Malloc((size_t)cap);
+    unsigned char *cls = PyMem_Malloc((size_t)cap);
+    Py_ssize_t *pos = PyMem_Malloc(sizeof(Py_ssize_t) * (size_t)cap);
+    uint8_t *stream = NULL;
+    PyObject *owner = NULL, *result = NULL;
+    if (text == NULL || cls == NULL || pos == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    int has_d = 0, has_letter = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_UCS4 ch = PyUnicode_READ(kind, data, i);
+        text[i] = ch < 0x80 ? (char)ch : 'x';
+        cls[i] = (unsigned char)cls_of((Py_UCS4)(unsigned char)text[i]);
+        if (i >= rest_start(n, keep)) {
+            has_d |= cls[i] == C_DIGIT;
+            has_letter |= cls[i] == C_LOWER || cls[i] == C_UPPER;
+        }
+    }
+    int fill = has_d && !has_letter ? C_DIGIT : C_LOWER;
+    Py_ssize_t len = n, npos, ntag;
+    for (;;) {
+        layout(cls, len, keep, pos, &npos, &ntag);
+        if (ntag && npos - ntag >= 4)
+            break;
+        if (len >= cap) { /* a large keep: the fill has to reach past it */
+            cap *= 2;
+            char *t2 = PyMem_Realloc(text, (size_t)cap);
+            if (t2 == NULL) {
+                PyErr_NoMemory();
+                goto done;
+            }
+            text = t2;
+            unsigned char *c2 = PyMem_Realloc(cls, (size_t)cap);
+            if (c2 == NULL) {
+                PyErr_NoMemory();
+                goto done;
+            }
+            cls = c2;
+            Py_ssize_t *p2 = PyMem_Realloc(pos, sizeof(Py_ssize_t) * (size_t)cap);
+            if (p2 == NULL) {
+                PyErr_NoMemory();
+                goto done;
+            }
+            pos = p2;
+        }
+        text[len] = fill == C_DIGIT ? '0' : 'a';
+        cls[len] = (unsigned char)fill;
+        len++;
+    }
+    Py_ssize_t nbody = npos - ntag;
+    /* the keyed stream: HMAC(key, "fp/<i>" NUL value) for i = 0, 1, ... */
+    Py_ssize_t vlen;
+    const uint8_t *v = utf8_of(value, &vlen, &owner);
+    if (v == NULL)
+        goto done;
+    Py_ssize_t blocks = (nbody + 31) / 32;
+    stream = PyMem_Malloc((size_t)(blocks ? blocks : 1) * 32);
+    if (stream == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t b = 0; b < blocks; b++) {
+        char purpose[32];
+        int plen = snprintf(purpose, sizeof purpose, "fp/%zd", b);
+        hmac3(self, (const uint8_t *)purpose, (size_t)plen, v, (size_t)vlen, stream + 32 * b);
+    }
+    for (Py_ssize_t j = 0; j < nbody; j++) {
+        Py_ssize_t i = pos[j];
+        int c = cls[i];
+        if (numeric && j == 0 && c == C_DIGIT)
+            text[i] = (char)('1' + stream[j] % 9);
+        else
+            text[i] = alphabet_at(c, stream[j] % alphabet_len(c));
+    }
+    for (Py_ssize_t t = nbody; t < npos; t++)
+        text[pos[t]] = 0;
+    u256 num = checksum_number((const uint8_t *)text, len);
+    for (Py_ssize_t t = nbody; t < npos; t++) {
+        int c = cls[pos[t]];
+        text[pos[t]] = alphabet_at(c, u256_divmod(&num, alphabet_len(c)));
+    }
+    result = PyUnicode_DecodeASCII(text, len, NULL);
+done:
+    PyMem_Free(text);
+    PyMem_Free(cls);
+    PyMem_Free(pos);
+    PyMem_Free(stream);
+    Py_XDECREF(owner);
+    return result;
+}
+
+static PyMethodDef Keyed_methods[] = {
+    {"digest", (PyCFunction)(void (*)(void))Keyed_digest, METH_FASTCALL,
+     "HMAC-SHA256 of purpose NUL value (UTF-8, surrogatepass) under the key."},
+    {"fp", (PyCFunction)(void (*)(void))Keyed_fp, METH_FASTCALL,
+     "The format-preserving pseudonym (no already-a-pseudonym check)."},
+    {NULL, NULL, 0, NULL}};
+
+static PyTypeObject KeyedType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "replaygate.stages._mask_core.Keyed",
+    .tp_basicsize = sizeof(KeyedObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Pseudonym kernels for one key.",
+    .tp_methods = Keyed_methods,
+    .tp_init = (initproc)Keyed_init,
+    .tp_new = PyType_GenericNew,
+};
+
+static PyMethodDef core_methods[] = {
+    {"is_pseudonym", (PyCFunction)(void (*)(void))core_is_pseudonym, METH_FASTCALL,
+     "True when value carries a valid format-preserving checksum."},
+    {NULL, NULL, 0, NULL}};
+
+static struct PyModuleDef core_module = {
+    PyModuleDef_HEAD_INIT, "_mask_core", "Compiled pseudonym kernels (see _mask_fp.py).", -1,
+    core_methods};
+
+PyMODINIT_FUNC PyInit__mask_core(void) {
+    BITS_D = log2(10.0);
+    BITS_L = log2(26.0);
+    if (PyType_Ready(&KeyedType) < 0)
+        return NULL;
+    PyObject *m = PyModule_Create(&core_module);
+    if (m == NULL)
+        return NULL;
+    Py_INCREF(&KeyedType);
+    if (PyModule_AddObject(m, "Keyed", (PyObject *)&KeyedType) < 0 ||
+        PyModule_AddStringConstant(m, "SOURCE_HASH", SOURCE_HASH) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}
