@@ -33,15 +33,17 @@ class FieldMatcher:
         self._rx = re.compile("(?:" + "|".join(alts) + ")") if alts else None
         pieces = {max(re.split(r"[^a-z0-9]+", p.lower()), key=len) for p in self.patterns} - {""}
         self._words = re.compile("|".join(sorted(map(re.escape, pieces)))) if pieces else None
-        self._cache: dict[str, bool] = {}
+        #: the answer of :meth:`matches` for the names seen so far (a bounded cache, which
+        #: hot loops read directly)
+        self.known: dict[str, bool] = {}
 
     def matches(self, name: str) -> bool:
-        hit = self._cache.get(name)
+        hit = self.known.get(name)
         if hit is None:
             n = normalize_field(name)
             hit = bool(n) and self._rx is not None and self._rx.fullmatch(n) is not None
-            if len(self._cache) < 4096:
-                self._cache[name] = hit
+            if len(self.known) < 4096:
+                self.known[name] = hit
         return hit
 
     def mentioned(self, text: str) -> bool:

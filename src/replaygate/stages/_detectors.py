@@ -20,14 +20,14 @@ import binascii
 import ipaddress
 import re
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from ._detect_fields import FIELD_NEEDS as _FIELD_NEEDS
 from ._detect_fields import FieldMatcher, normalize_field
 from ._detect_fields import field_patterns as _field_patterns
 from ._detect_fields import field_word as _word
 from ._detect_quick import Quick as _Quick
-from ._mask_fp import iban_valid, luhn_valid
+from ._mask_fp import CORE, iban_valid, luhn_valid
 
 __all__ = [
     "ALL_DETECTORS",
@@ -189,7 +189,7 @@ _B64_CHARS = re.compile(r"[A-Za-z0-9+/_-]{16,}", re.ASCII)
 _B64_TAIL = re.compile(r"={0,2}(?![\w+/=-])", re.ASCII)
 
 
-def b64_runs(text: str) -> Iterator[tuple[int, int]]:
+def _b64_runs_py(text: str) -> Iterator[tuple[int, int]]:
     """The spans of :data:`_B64_RUN` in ``text``, found faster: each maximal run of base64
     characters (a search that starts with a character class, where ``re`` tried the
     look-behind at every position), then its padding and end checked once. The same spans:
@@ -199,6 +199,13 @@ def b64_runs(text: str) -> Iterator[tuple[int, int]]:
         tail = _B64_TAIL.match(text, m.end())
         if tail is not None:
             yield m.start(), tail.end()
+
+
+#: the spans of the base64 runs in a text (:func:`_b64_runs_py`; the compiled core's twin
+#: when it is built: one pass in C over every character of a body)
+b64_runs: Callable[[str], Iterable[tuple[int, int]]] = (
+    _b64_runs_py if CORE is None else CORE.b64_spans
+)
 
 
 def b64_text(value: str) -> tuple[str, bool] | None:
@@ -232,9 +239,9 @@ def b64_encode(text: str, like: str, urlsafe: bool) -> str:
     return out
 
 
-@dataclass(frozen=True, slots=True)
-class Finding:
-    """One detector match: the detector (or ``field``), where the value is, and the value."""
+class Finding(NamedTuple):
+    """One detector match: the detector (or ``field``) and where the value is. A named tuple:
+    a body yields dozens, and a frozen dataclass costs three ``object.__setattr__`` each."""
 
     rule: str
     start: int

@@ -2,10 +2,12 @@
  *
  * The same results as the pure-Python functions, byte for byte (property tests hold them
  * equal): is_pseudonym() is fp_is_pseudonym(); Keyed(key).digest() is Keyed.digest()
- * (HMAC-SHA256 of ``purpose NUL value``) and Keyed(key).fp() is Keyed.fp(check=False).
+ * (HMAC-SHA256 of ``purpose NUL value``) and Keyed(key).fp() is Keyed.fp(check=False);
+ * b64_spans() is the list of _detectors.b64_runs().
  * SHA-256 is bundled (FIPS 180-4) so the build needs only a C compiler and Python.h.
  * _mask_fp.py uses this module only when it was built from this file and _mask_fp.py as
- * they are now (SOURCE_HASH, set by setup.py) and REPLAYGATE_PURE_PYTHON is not set.
+ * they are now (SOURCE_HASH, set by setup.py; _detectors.py too) and REPLAYGATE_PURE_PYTHON is
+ * not set.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -500,7 +502,60 @@ static PyTypeObject KeyedType = {
     .tp_new = PyType_GenericNew,
 };
 
+/* == b64_spans(text): _detectors.b64_runs ================================================ */
+static inline int b64_char(Py_UCS4 ch) {
+    return (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
+           ch == '+' || ch == '/' || ch == '_' || ch == '-';
+}
+
+/* [(start, end)] of every maximal run of 16+ base64 characters ([A-Za-z0-9+/_-]) followed by
+ * at most two '=' and then no [A-Za-z0-9_+/=-]: the end includes the padding */
+static PyObject *core_b64_spans(PyObject *self, PyObject *text) {
+    (void)self;
+    if (!PyUnicode_Check(text)) {
+        PyErr_SetString(PyExc_TypeError, "b64_spans(text: str)");
+        return NULL;
+    }
+    Py_ssize_t n = PyUnicode_GET_LENGTH(text), i = 0;
+    int kind = PyUnicode_KIND(text);
+    const void *data = PyUnicode_DATA(text);
+    PyObject *out = PyList_New(0);
+    if (out == NULL)
+        return NULL;
+    while (i < n) {
+        if (!b64_char(PyUnicode_READ(kind, data, i))) {
+            i++;
+            continue;
+        }
+        Py_ssize_t s = i;
+        while (i < n && b64_char(PyUnicode_READ(kind, data, i)))
+            i++;
+        if (i - s < 16)
+            continue;
+        Py_ssize_t e = i;
+        while (e < n && e - i < 3 && PyUnicode_READ(kind, data, e) == '=')
+            e++;
+        if (e - i > 2)
+            continue; /* three or more '=' */
+        if (e < n) {
+            Py_UCS4 c = PyUnicode_READ(kind, data, e);
+            if (b64_char(c) || c == '=')
+                continue;
+        }
+        PyObject *span = Py_BuildValue("(nn)", s, e);
+        if (span == NULL || PyList_Append(out, span) < 0) {
+            Py_XDECREF(span);
+            Py_DECREF(out);
+            return NULL;
+        }
+        Py_DECREF(span);
+    }
+    return out;
+}
+
 static PyMethodDef core_methods[] = {
+    {"b64_spans", (PyCFunction)core_b64_spans, METH_O,
+     "The spans of the base64 runs of _detectors.b64_runs."},
     {"is_pseudonym", (PyCFunction)(void (*)(void))core_is_pseudonym, METH_FASTCALL,
      "True when value carries a valid format-preserving checksum."},
     {NULL, NULL, 0, NULL}};

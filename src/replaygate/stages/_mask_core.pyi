@@ -2,6 +2,7 @@
 
 SOURCE_HASH: str
 
+def b64_spans(text: str, /) -> list[tuple[int, int]]: ...
 def is_pseudonym(value: str, keep: int = 0, /) -> bool: ...
 
 class Keyed:

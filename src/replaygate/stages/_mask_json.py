@@ -70,11 +70,12 @@ class JsonMasker(ValueMasker):
             out: dict[str, Any] = {}
             json_paths = self.rules.json_paths
             matches = fields.matches
+            names = fields.known  # name -> secret?, for the names seen (one get, no call)
             for key, val in node.items():
                 vt = type(val)
                 if secret:
                     sec = secret
-                elif matches(key):
+                elif names.get(key) or (key not in names and matches(key)):
                     sec = "field"
                 elif json_paths and self._path_rule([*path, key]):
                     sec = "json"
