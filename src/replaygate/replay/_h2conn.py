@@ -25,6 +25,7 @@ import h2.settings
 
 from ..protocol import h2msg
 from ._h2convert import Fields
+from ._h2lazy import defer_frame_reprs
 from .client import MAX_INTERIM, Result
 
 if TYPE_CHECKING:
@@ -38,6 +39,7 @@ _time_ns = time.time_ns
 STREAM_WINDOW = 1 << 24
 CONN_WINDOW = 1 << 30
 _CANCEL = h2.errors.ErrorCodes.CANCEL
+defer_frame_reprs()  # h2 builds a repr of every received frame for a log line nobody reads
 _REFUSED = h2.errors.ErrorCodes.REFUSED_STREAM
 
 
