@@ -13,9 +13,10 @@ import pytest
 
 from replaygate.compare import CompareSink, GateConfig, judge
 from replaygate.model import Exchange
-from replaygate.replay import ReplayConfig, ReplayStats, run_replay
+from replaygate.replay import ReplayConfig, run_replay
 from replaygate.testing import MemorySink, make_exchange
 
+from ._h2replay import replay, write_gor
 from ._h2servers import Http11TlsServer, Hypercorn, tls_certs
 from ._servers import tls_context
 
@@ -38,19 +39,6 @@ def api_requests(n: int = 40) -> list[Exchange]:
     )
     out.append(make_exchange("GET", "/api/big?n=3000000", id=f"{n + 1:040x}"))
     return out
-
-
-def replay(
-    exchanges: list[Exchange], target: str, sink: Any = None, **kw: Any
-) -> tuple[ReplayStats, list[Exchange]]:
-    mem = MemorySink() if sink is None else sink
-    cfg = ReplayConfig(
-        targets=[target], http2=True, max_speed=True, order="none", allow_unsafe_target=True
-    )
-    for k, v in kw.items():
-        setattr(cfg, k, v)
-    stats = run_replay([e.copy() for e in exchanges], cfg, sink=mem)
-    return stats, (mem.exchanges if sink is None else [])
 
 
 @pytest.fixture
@@ -145,15 +133,9 @@ def test_same_version_passes_changed_version_fails_on_exactly_its_changes(v1: Hy
 
 
 def test_config_keys_and_the_summary(v1: Hypercorn, tmp_path: Path) -> None:
-    from replaygate.formats.gor import GorWriter
-
     from ..cli.test_replay import run
 
-    rec = tmp_path / "rec.gor"
-    w = GorWriter(rec)
-    for e in api_requests(12)[:12]:
-        w.write(e)
-    w.close()
+    rec = write_gor(tmp_path / "rec.gor", api_requests(12)[:12])
     conf = tmp_path / "replaygate.toml"
     conf.write_text(
         f'[replay]\ntargets = ["{v1.url}"]\nhttp2 = true\nh2_streams = 2\nh2_connections = 3\n'
@@ -250,15 +232,10 @@ def test_worker_processes_each_multiplex_their_own_connections(
     v1: Hypercorn, tmp_path: Path
 ) -> None:
     from replaygate.formats import open_reader
-    from replaygate.formats.gor import GorWriter
 
     from ..cli.test_replay import run
 
-    rec = tmp_path / "rec.gor"
-    w = GorWriter(rec)
-    for e in api_requests(24)[:24]:
-        w.write(e)
-    w.close()
+    rec = write_gor(tmp_path / "rec.gor", api_requests(24)[:24])
     out = tmp_path / "out.jsonl"
     code, text = run(str(rec), "-t", v1.url, "--http2", "--workers", "2", "-c", "8", "--max",
                      "--allow-unsafe-target", "-o", str(out))  # fmt: skip

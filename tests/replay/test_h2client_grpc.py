@@ -21,11 +21,10 @@ from replaygate.compare import CompareSink, GateConfig, judge
 from replaygate.compare.diff import ResponseDiffer
 from replaygate.model import Exchange
 from replaygate.protocol import h2msg
-from replaygate.replay import ReplayConfig, run_replay
-from replaygate.testing import MemorySink
 
 from ..compare.test_grpc import field
 from ..compare.test_grpc_capture import Servers, _calls
+from ._h2replay import replay as replay_h2
 
 grpc = pytest.importorskip("grpc")
 
@@ -69,14 +68,10 @@ def hand_recording() -> list[Exchange]:
 
 
 def replay(rec: list[Exchange], port: int, sink: Any = None) -> list[Exchange]:
-    mem = MemorySink() if sink is None else sink
-    cfg = ReplayConfig(
-        targets=[f"http://127.0.0.1:{port}"], http2=True, max_speed=True, order="none",
-        allow_unsafe_target=True, concurrency=4, h2_streams=4,
-    )  # fmt: skip
-    stats = run_replay([e.copy() for e in rec], cfg, sink=mem)
+    url = f"http://127.0.0.1:{port}"
+    stats, out = replay_h2(rec, url, sink, concurrency=4, h2_streams=4)
     assert stats.errors == {}, stats.errors
-    return sorted(mem.exchanges, key=lambda e: e.id) if sink is None else []
+    return out
 
 
 def test_grpc_answers_come_back_with_their_trailers(servers: Servers) -> None:

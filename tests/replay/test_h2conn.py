@@ -6,14 +6,14 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from replaygate.model import Exchange, Flag
-from replaygate.replay import ReplayConfig, ReplayStats, run_replay
-from replaygate.testing import MemorySink, make_exchange
+from replaygate.replay import ReplayConfig, ReplayStats
+from replaygate.testing import make_exchange
 
+from ._h2replay import replay, write_gor
 from ._h2servers import RawH2Server
 
 
@@ -21,18 +21,6 @@ from ._h2servers import RawH2Server
 def server() -> Iterator[RawH2Server]:
     with RawH2Server() as s:
         yield s
-
-
-def replay(exchanges: list[Exchange], url: str, **kw: Any) -> tuple[ReplayStats, list[Exchange]]:
-    sink = MemorySink()
-    cfg = ReplayConfig(
-        targets=[url], http2=True, max_speed=True, order="none", allow_unsafe_target=True
-    )
-    cfg.connect_timeout = 60.0  # the scripted server is a Python thread on a busy machine
-    for k, v in kw.items():
-        setattr(cfg, k, v)
-    stats = run_replay(exchanges, cfg, sink=sink)
-    return stats, sorted(sink.exchanges, key=lambda e: e.id)
 
 
 def gets(path: str, n: int) -> list[Exchange]:
@@ -172,15 +160,10 @@ def test_the_reports_carry_the_http2_events(server: RawH2Server, tmp_path: Path)
     """A real ``replay --http2 --report`` against a server that refuses one stream and
     resets two: the JSON report's ``replay.http2`` has the counts replay prints, and the
     Markdown, HTML and JUnit reports show them."""
-    from replaygate.formats.gor import GorWriter
-
     from ..cli.test_replay import run
 
-    rec = tmp_path / "rec.gor"
-    w = GorWriter(rec)
-    for e in [*gets("/refuse", 1), make_exchange("GET", "/reset", id="e" * 40)]:
-        w.write(e)
-    w.close()
+    exs = [*gets("/refuse", 1), make_exchange("GET", "/reset", id="e" * 40)]
+    rec = write_gor(tmp_path / "rec.gor", exs)
     out = tmp_path / "out"
     out.mkdir()
     code, text = run(
