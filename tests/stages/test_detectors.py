@@ -234,3 +234,11 @@ def test_b64_runs_are_the_base64_run_pattern_s_spans(text: str) -> None:
     spans = [m.span() for m in _B64_RUN.finditer(text)]
     assert list(b64_runs(text)) == spans  # the compiled core's, when it is built
     assert list(_b64_runs_py(text)) == spans
+
+
+@given(st.text(alphabet="0123456789 -4x\u0660\u00b2", max_size=30))
+@settings(max_examples=400)
+def test_card_check_of_the_compiled_core_is_python_s(text: str) -> None:
+    from replaygate.stages._detectors import _card_ok, _card_ok_py
+
+    assert _card_ok(text) == _card_ok_py(text)

@@ -3,7 +3,8 @@
  * The same results as the pure-Python functions, byte for byte (property tests hold them
  * equal): is_pseudonym() is fp_is_pseudonym(); Keyed(key).digest() is Keyed.digest()
  * (HMAC-SHA256 of ``purpose NUL value``) and Keyed(key).fp() is Keyed.fp(check=False);
- * b64_spans() is the list of _detectors.b64_runs().
+ * b64_spans() is the list of _detectors.b64_runs(); card_ok() is _detectors._card_ok() for
+ * ASCII text.
  * SHA-256 is bundled (FIPS 180-4) so the build needs only a C compiler and Python.h.
  * _mask_fp.py uses this module only when it was built from this file and _mask_fp.py as
  * they are now (SOURCE_HASH, set by setup.py; _detectors.py too) and REPLAYGATE_PURE_PYTHON is
@@ -553,7 +554,45 @@ static PyObject *core_b64_spans(PyObject *self, PyObject *text) {
     return out;
 }
 
+/* == card_ok(text): _detectors._card_ok for an ASCII text (None for any other) ============ */
+static PyObject *core_card_ok(PyObject *self, PyObject *text) {
+    (void)self;
+    if (!PyUnicode_Check(text)) {
+        PyErr_SetString(PyExc_TypeError, "card_ok(text: str)");
+        return NULL;
+    }
+    if (!PyUnicode_IS_ASCII(text))
+        Py_RETURN_NONE; /* str.isdigit() knows other digits: Python decides */
+    Py_ssize_t n = PyUnicode_GET_LENGTH(text), count = 0;
+    const char *s = (const char *)PyUnicode_DATA(text);
+    int digits[32];
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (s[i] >= '0' && s[i] <= '9') {
+            if (count == 19)
+                Py_RETURN_FALSE;
+            digits[count++] = s[i] - '0';
+        }
+    }
+    if (count < 13)
+        Py_RETURN_FALSE;
+    int total = 0;
+    for (Py_ssize_t i = 0; i < count; i++) { /* luhn_valid: every second digit from the right */
+        int d = digits[count - 1 - i];
+        if (i % 2 == 1) {
+            d *= 2;
+            if (d > 9)
+                d -= 9;
+        }
+        total += d;
+    }
+    if (total % 10 == 0)
+        Py_RETURN_TRUE;
+    Py_RETURN_FALSE;
+}
+
 static PyMethodDef core_methods[] = {
+    {"card_ok", (PyCFunction)core_card_ok, METH_O,
+     "13 to 19 digits that pass the Luhn check (None when the text is not ASCII)."},
     {"b64_spans", (PyCFunction)core_b64_spans, METH_O,
      "The spans of the base64 runs of _detectors.b64_runs."},
     {"is_pseudonym", (PyCFunction)(void (*)(void))core_is_pseudonym, METH_FASTCALL,

@@ -95,8 +95,15 @@ class JsonMasker(ValueMasker):
                                 changed |= one is not None
                                 continue
                     elif (
-                        val in _SHORT_INT if vt is int else vt is float or vt is bool
-                    ) or val is None:
+                        (val in _SHORT_INT if vt is int else vt is float or vt is bool)
+                        or val is None
+                        or (
+                            vt is list
+                            and hits is not None
+                            and not json_paths
+                            and _plain_strings(val, hits)  # ["tag", "tag"]: the walk's result
+                        )
+                    ):
                         out[key] = val
                         continue
                 p = [*path, key]
@@ -142,7 +149,7 @@ class JsonMasker(ValueMasker):
                             lst.append(val if one is None else one)
                             changed |= one is not None
                             continue
-                    elif _plain_leaf(val, hits):
+                    elif type(val) is not dict and _plain_leaf(val, hits):
                         lst.append(val)
                         continue
                 p = [*path, i]
@@ -279,6 +286,15 @@ def _plain_leaf(val: Any, hits: dict[str, str] | None) -> bool:
     if t is int:
         return val in _SHORT_INT
     return t is float or t is bool or val is None
+
+
+def _plain_strings(values: list[Any], hits: dict[str, str]) -> bool:
+    """A list of strings without any detector hit of the raw-text pass, under no secret name
+    and no ``json_paths``: :meth:`JsonMasker._walk` would return it unchanged."""
+    for v in values:  # noqa: SIM110 (a loop: all() over a generator costs twice as much)
+        if type(v) is not str or v in hits:
+            return False
+    return True
 
 
 #: a hits value: "" (scan the string) for a string that only named-field matches touch

@@ -100,7 +100,7 @@ class ValueMasker:
     def is_masked(self, value: str, whole: str | bool | None = False) -> bool:
         """True for anything this engine (with any key) could have produced. ``whole``:
         the detector matching all of ``value`` when the caller already knows it."""
-        if REDACT_RE.fullmatch(value) or fp_is_pseudonym(value):
+        if (value[:10] == _REDACTED and REDACT_RE.fullmatch(value)) or fp_is_pseudonym(value):
             return True
         scheme, _, cred = value.partition(" ")
         if cred and scheme.lower() in ("bearer", "basic", "token") and self.is_masked(cred):
@@ -364,7 +364,11 @@ _MASKED = "\x00masked"
 
 def _any_pseudonym(v: str) -> bool:
     """Any pseudonym of the generic kinds: a redaction marker or a checksummed value."""
-    return REDACT_RE.fullmatch(v) is not None or fp_is_pseudonym(v)
+    return (v[:10] == _REDACTED and REDACT_RE.fullmatch(v) is not None) or fp_is_pseudonym(v)
+
+
+#: how a redaction marker (:data:`REDACT_RE`) starts: a slice compare before the regex
+_REDACTED = "[redacted:"
 
 
 def findings_summary(head: str, findings: Counter[str], already_masked: Counter[str]) -> str:
