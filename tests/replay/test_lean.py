@@ -142,6 +142,33 @@ def test_errors_and_truncation(
     assert refused["errors"] == {"connect_refused": 4}
 
 
+def test_timeouts_closes_and_head_among_answers(
+    tmp_path: Path, server: TestServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the lean connection counts plain answers itself and hands everything else to the
+    # full path's code; a generous timeout: on a busy machine the fast answers must not be
+    # taken for timeouts
+    reqs = [
+        get("/a"),
+        get("/hang?s=8"),
+        get("/hang?s=0"),
+        b"HEAD /h HTTP/1.1\r\nHost: x\r\n\r\n",
+        get("/b"),
+        get("/continue"),
+        get("/close"),
+        get("/c"),
+    ]
+    path = write_gor(tmp_path / "in.gor", reqs)
+    got = both(
+        [path],
+        cfg(server.url, concurrency=2, response_timeout=3.0),
+        monkeypatch,
+        racy=frozenset({"connections", "retries"}),
+    )
+    assert got["sent"] == len(reqs)
+    assert got["errors"] == {"timeout": 1, "closed": 1}
+
+
 def test_metadata_records_cut_file_and_several_inputs(
     tmp_path: Path, server: TestServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:

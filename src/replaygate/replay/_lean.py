@@ -26,16 +26,21 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
+
+import httptools
 
 from ..model import Exchange, Flag, Request
 from ._config import ReplayConfig
 from ._rate import SendClock
 from ._stats import ReplayStats
-from .client import ConnectError, ReplayConnection, Result, prepare_request
+from .client import ConnectError, Connection, Result, Tracker, open_transport, prepare_request
 from .pool import TargetPool
 
-__all__ = ["LeanFeed", "LeanLane", "lean_source"]
+__all__ = ["LeanConnection", "LeanFeed", "LeanLane", "lean_source"]
+
+_perf_ns = time.perf_counter_ns
 
 Batches = Iterator[list[bytes | Exchange]]
 
@@ -181,7 +186,11 @@ class LeanFeed:
 
 class LeanLane:
     """One of ``--concurrency`` senders: one keep-alive connection, one request at a time;
-    ``done`` resolves when the feed runs dry (or on the first error, given to ``fail``)."""
+    ``done`` resolves when the feed runs dry (or on the first error, given to ``fail``).
+
+    An answer that comes whole and plain is counted by its :class:`LeanConnection` (no
+    :class:`~.client.Result`); anything else (errors, timeouts, interim responses, limits,
+    HEAD) reaches :meth:`on_result` with a Result, as on the full path."""
 
     __slots__ = (
         "_connecting",
@@ -214,7 +223,7 @@ class LeanLane:
         self.stats = stats
         self.clock = clock
         self.fail = fail
-        self.conn: ReplayConnection | None = None
+        self.conn: LeanConnection | None = None
         self.raw = b""
         self.reused = False
         self._connecting: asyncio.Task[None] | None = None
@@ -234,8 +243,15 @@ class LeanLane:
         self.close()
         self.fail(e)
 
+    def check_timeout(self, now: float) -> None:
+        """The engine's sweeper: time out the request in flight, if any."""
+        conn = self.conn
+        if conn is not None:
+            conn.check_timeout(now)
+
     def pump(self) -> None:
-        """Write the next request (never blocks; the answer calls :meth:`on_result`)."""
+        """Write the next request (never blocks; the answer comes back through the
+        connection)."""
         try:
             raw = self.feed.next()
             if raw is None:
@@ -247,7 +263,7 @@ class LeanLane:
                 self._connecting = self.loop.create_task(self._connect_and_send(False))
                 return
             self.reused = conn.uses > 0
-            conn.send(raw, raw[0] == 72 and raw.startswith(b"HEAD "), self.on_result)  # 72: "H"
+            conn.send_lean(raw)
         except BaseException as e:
             self._failed(e)
 
@@ -255,21 +271,34 @@ class LeanLane:
         try:
             if retry:
                 self.stats.retries += 1
+            pool = self.pool
+            c = pool.config
+            conn = LeanConnection(
+                self.loop,
+                c.response_timeout,
+                pool.tracker,
+                self,
+                max_response=c.max_response_size,
+                max_header=c.max_header_size,
+            )
+            self.stats.connections += 1
             try:
-                conn = await self.pool.connect(self.loop)
+                await open_transport(
+                    self.loop, conn, conn.abort, pool.target, pool.ssl_context, c.connect_timeout
+                )
             except ConnectError as e:
                 self.conn = None
                 self.on_result(Result(error=e.kind))
                 return
             self.conn = conn
             self.reused = False  # a fresh connection is never retried
-            raw = self.raw
-            conn.send(raw, raw[0] == 72 and raw.startswith(b"HEAD "), self.on_result)  # 72: "H"
+            conn.send_lean(self.raw)
         except BaseException as e:
             self._failed(e)
 
     def on_result(self, res: Result) -> None:
-        """Count the outcome (what ``Engine.record`` counts) and write the next request."""
+        """Count an outcome that came as a Result (what ``Engine.record`` counts) and write
+        the next request."""
         try:
             conn = self.conn
             if conn is not None and conn.closed:
@@ -304,3 +333,160 @@ class LeanLane:
             self.pump()
         except BaseException as e:
             self._failed(e)
+
+
+class LeanConnection(Connection):
+    """The HTTP/1 client connection of a :class:`LeanLane`, with a short way for the usual
+    answer: a request goes out with no :class:`~.client.Result` and no timeout registration
+    (the lane is swept instead), and a final response with a status (no interim response,
+    within the limits) is counted right in ``data_received`` (what ``LeanLane.on_result``
+    counts for an answer) before the lane writes the next request.
+
+    Everything else takes :class:`~.client.Connection`'s own code: the request's Result is
+    made at that moment (:meth:`_materialize`) and handed to ``LeanLane.on_result``, so
+    errors, timeouts, interim responses, limits, truncation, close-delimited bodies and HEAD
+    are handled and counted exactly as on the full path."""
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        timeout: float,
+        tracker: Tracker,
+        lane: LeanLane,
+        *,
+        max_response: int,
+        max_header: int,
+    ) -> None:
+        super().__init__(loop, timeout, tracker, max_response=max_response, max_header=max_header)
+        self._parser = httptools.HttpResponseParser(self)
+        self.lane = lane
+        self._on_result = lane.on_result
+        self._stats = lane.stats
+        self._clock = lane.clock
+        self._latencies = lane.latencies
+        self._timeout_ns = int(timeout * 1e9)
+        self._sent = 0  # perf ns of the first byte of a request sent by send_lean, else 0
+        self._dirty = False  # the last request took Connection's code: reset its fields
+
+    def send_lean(self, raw: bytes) -> None:
+        """Write ``raw`` (``Connection.send`` for HEAD and on a closing connection)."""
+        transport = self.transport
+        if (
+            (raw[0] == 72 and raw.startswith(b"HEAD "))  # 72: "H"
+            or self.closed
+            or transport is None
+            or transport.is_closing()
+        ):
+            self._sent = 0
+            self._dirty = True
+            self.send(raw, raw[0] == 72 and raw.startswith(b"HEAD "), self._on_result)
+            return
+        if self._dirty:  # what Connection.send resets and the short way leaves alone
+            self._dirty = False
+            self._chunks = []
+            self._msg_start = 0
+            self._check_at = self.max_header
+            self._too_large = None
+            self._head_only = False
+            self._status = 0
+        self._cb = self._on_result
+        self._size = 0
+        self._complete = False
+        self._keep_alive = True
+        self.uses += 1
+        self._sent = _perf_ns()
+        transport.write(raw)
+
+    def _materialize(self) -> None:
+        """Give the request in flight its Result: Connection's code takes it from here."""
+        if self._res is None:
+            self._dirty = True
+            self._res = Result(sent_perf=self._sent, received_any=self._size > 0)
+            self.deadline = time.monotonic() + max(
+                0.0, (self._timeout_ns - (_perf_ns() - self._sent)) / 1e9
+            )
+
+    def data_received(self, data: bytes) -> None:
+        if self._res is not None or self._cb is None or self._head_only:
+            Connection.data_received(self, data)
+            return
+        size = self._size + len(data)
+        if size > self._check_at:
+            self._materialize()
+            Connection.data_received(self, data)
+            return
+        self._size = size
+        chunks = self._chunks
+        chunks.append(data)
+        try:
+            self._parser.feed_data(data)  # type: ignore[union-attr]
+        except httptools.HttpParserUpgrade:
+            self._complete = True
+            self._keep_alive = False
+        except httptools.HttpParserError:
+            self._materialize()
+            self._finish_error("bad_response")
+            self.close()
+            return
+        if self._res is not None:  # an interim response came: Connection's code
+            if self._too_large is not None:
+                self._finish_error(self._too_large)
+                self.close()
+            elif self._complete:
+                self._finish_ok()
+            return
+        if not self._complete:
+            return
+        status = self._status
+        if not status:  # an upgrade: the status comes from the bytes
+            self._finish_ok()
+            return
+        # the usual answer, counted as LeanLane.on_result counts it
+        done = _perf_ns()
+        sent = self._sent
+        self._status = 0
+        self._cb = None
+        chunks.clear()
+        if not self._keep_alive:
+            self.close()
+        lane = self.lane
+        try:
+            st = self._stats
+            st.sent += 1
+            st.bytes_sent += len(lane.raw)
+            clock = self._clock
+            if not clock.first_send:
+                clock.first_send = sent
+            if sent > clock.last_send:
+                clock.last_send = sent
+            clock.units_sent += 1
+            st.answered += 1
+            st.status[status] += 1
+            st.bytes_received += size
+            self._latencies.append((done - sent) // 1000)
+        except BaseException as e:
+            lane._failed(e)
+            return
+        lane.pump()
+
+    def _interim(self, buf: bytes, end: int) -> None:
+        self._materialize()
+        super()._interim(buf, end)
+
+    def _finish_ok(self) -> None:
+        self._materialize()
+        super()._finish_ok()
+
+    def _finish_error(self, kind: str) -> None:
+        self._materialize()
+        super()._finish_error(kind)
+
+    def check_timeout(self, now: float) -> None:
+        if self._cb is None:
+            return
+        if self._res is None and self._sent:
+            if _perf_ns() - self._sent >= self._timeout_ns:
+                self._finish_error("timeout")
+                self.close()
+            return
+        super().check_timeout(now)

@@ -133,6 +133,7 @@ class Engine:
         self._plain: Iterator[Exchange] | None = None
         self._lean: Batches | None = None  # the lean --max path's input (see _lean)
         self._lean_feed: LeanFeed | None = None
+        self._lean_lanes: list[LeanLane] = []  # swept for timeouts with the tracker's
 
     # -- feeding ---------------------------------------------------------------------------
     async def run_source(self, source: Iterable[Exchange]) -> ReplayStats:
@@ -356,6 +357,7 @@ class Engine:
                 LeanLane(self.loop, feed, self._single, self.stats, self.clock, self.fail)
                 for _ in range(c.concurrency)
             ]
+            self._lean_lanes = lean
             for ln in lean:
                 ln.start()
             workers = [ln.done for ln in lean]
@@ -409,6 +411,8 @@ class Engine:
             now = time.monotonic()
             for conn in list(self._tracker.waiting):
                 conn.check_timeout(now)
+            for lane in self._lean_lanes:
+                lane.check_timeout(now)
 
     async def _progress_loop(self) -> None:
         assert self.on_progress is not None
