@@ -228,3 +228,27 @@ def test_compiled_core_is_not_used_when_built_from_other_sources(tmp_path: pathl
     with open(tmp_path / "_mask_fp.py", "a", encoding="utf-8") as f:
         f.write("\n# edited since the build\n")
     assert _mask_accel.load_core(str(tmp_path)) is None
+
+
+@given(
+    st.text(alphabet='"ab@.:{}, é', max_size=40),
+    st.lists(
+        st.tuples(
+            st.sampled_from(["field", "email", "card", "private_key", "base64"]),
+            st.integers(min_value=0, max_value=40),
+            st.integers(min_value=0, max_value=10),
+        ),
+        max_size=8,
+    ),
+    st.booleans(),
+)
+@settings(max_examples=500)
+def test_compiled_string_map_equals_pure_python(
+    text: str, spans: list[tuple[str, int, int]], custom: bool
+) -> None:
+    from replaygate.stages._detectors import Finding
+    from replaygate.stages._mask_json import _enclosing, _enclosing_py
+
+    _core()
+    found = [Finding(rule, min(s, len(text)), min(s + n, len(text))) for rule, s, n in spans]
+    assert _enclosing(text, found, custom) == _enclosing_py(text, found, custom)

@@ -2,7 +2,7 @@
 
 ``make accel`` builds ``_mask_core`` (a small C extension: SHA-256, HMAC, the checksum test
 and the format-preserving generation of :mod:`._mask_fp`, the base64 runs of
-:mod:`._detectors`) with :func:`source_hash` compiled in. :func:`load_core` returns it only
+:mod:`._detectors`, the string map of :mod:`._mask_json`) with :func:`source_hash` compiled in. :func:`load_core` returns it only
 when that hash is the hash of :data:`CORE_SOURCES` as they are now (an edited source never runs an old build) and
 ``REPLAYGATE_PURE_PYTHON`` is unset or ``0``; otherwise None, and :mod:`._mask_fp` runs its
 pure-Python functions, which give the same pseudonyms byte for byte (property tests compare
@@ -18,7 +18,7 @@ from types import ModuleType
 __all__ = ["CORE_SOURCES", "load_core", "source_hash"]
 
 #: the files the compiled core is built from or implements
-CORE_SOURCES = ("_mask_core.c", "_mask_fp.py", "_detectors.py")
+CORE_SOURCES = ("_mask_core.c", "_mask_fp.py", "_detectors.py", "_mask_json.py")
 _DIR = os.path.dirname(os.path.abspath(__file__))
 
 

@@ -4,7 +4,7 @@
  * equal): is_pseudonym() is fp_is_pseudonym(); Keyed(key).digest() is Keyed.digest()
  * (HMAC-SHA256 of ``purpose NUL value``) and Keyed(key).fp() is Keyed.fp(check=False);
  * b64_spans() is the list of _detectors.b64_runs(); card_ok() is _detectors._card_ok() for
- * ASCII text.
+ * ASCII text; enclosing() is _mask_json._enclosing().
  * SHA-256 is bundled (FIPS 180-4) so the build needs only a C compiler and Python.h.
  * _mask_fp.py uses this module only when it was built from this file and _mask_fp.py as
  * they are now (SOURCE_HASH, set by setup.py; _detectors.py too) and REPLAYGATE_PURE_PYTHON is
@@ -590,7 +590,127 @@ static PyObject *core_card_ok(PyObject *self, PyObject *text) {
     Py_RETURN_FALSE;
 }
 
+/* == enclosing(t, found, custom, field_only, crossing): _mask_json._enclosing ============= */
+static int set_item(PyObject *d, PyObject *k, PyObject *v) { return PyDict_SetItem(d, k, v); }
+
+static PyObject *core_enclosing(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    (void)self;
+    if (nargs != 5 || !PyUnicode_Check(args[0]) || !PyList_Check(args[1]) ||
+        !PyUnicode_Check(args[3])) {
+        PyErr_SetString(PyExc_TypeError,
+                        "enclosing(t: str, found: list, custom: bool, field_only: str, crossing)");
+        return NULL;
+    }
+    PyObject *t = args[0], *found = args[1], *field_only = args[3], *crossing = args[4];
+    int custom = PyObject_IsTrue(args[2]);
+    if (custom < 0)
+        return NULL;
+    Py_ssize_t nf = PyList_GET_SIZE(found), tlen = PyUnicode_GET_LENGTH(t);
+    int marks = !custom;
+    for (Py_ssize_t i = 0; marks && i < nf; i++) {
+        PyObject *f = PyList_GET_ITEM(found, i);
+        if (!PyTuple_Check(f) || PyTuple_GET_SIZE(f) < 3) {
+            PyErr_SetString(PyExc_TypeError, "enclosing: findings are (rule, start, end)");
+            return NULL;
+        }
+        int c = PySequence_Contains(crossing, PyTuple_GET_ITEM(f, 0));
+        if (c < 0)
+            return NULL;
+        marks = !c;
+    }
+    PyObject *out = PyDict_New(), *empty = PyUnicode_FromStringAndSize("", 0);
+    if (out == NULL || empty == NULL)
+        goto fail;
+    for (Py_ssize_t i = 0; i < nf; i++) {
+        PyObject *f = PyList_GET_ITEM(found, i);
+        if (!PyTuple_Check(f) || PyTuple_GET_SIZE(f) < 3) {
+            PyErr_SetString(PyExc_TypeError, "enclosing: findings are (rule, start, end)");
+            goto fail;
+        }
+        PyObject *rule = PyTuple_GET_ITEM(f, 0);
+        Py_ssize_t start = PyLong_AsSsize_t(PyTuple_GET_ITEM(f, 1));
+        Py_ssize_t end = PyLong_AsSsize_t(PyTuple_GET_ITEM(f, 2));
+        if ((start == -1 || end == -1) && PyErr_Occurred())
+            goto fail;
+        if (start < 0 || end < start || end > tlen) {
+            PyErr_SetString(PyExc_ValueError, "enclosing: a finding outside the text");
+            goto fail;
+        }
+        PyObject *v = PyUnicode_Substring(t, start, end);
+        if (v == NULL)
+            goto fail;
+        Py_ssize_t qs = start > 0 ? PyUnicode_FindChar(t, '"', 0, start, -1) : -1;
+        Py_ssize_t qe = PyUnicode_FindChar(t, '"', end, tlen, 1);
+        if (qs == -2 || qe == -2) {
+            Py_DECREF(v);
+            goto fail;
+        }
+        PyObject *enc = NULL; /* the string around the match, when both quotes are there */
+        if (qs >= 0 && qe >= 0) {
+            enc = PyUnicode_Substring(t, qs + 1, qe);
+            if (enc == NULL) {
+                Py_DECREF(v);
+                goto fail;
+            }
+        }
+        int ok = 0, is_field = PyUnicode_CompareWithASCIIString(rule, "field") == 0;
+        if (is_field) {
+            PyObject *mark = marks ? field_only : empty;
+            if (PyDict_SetDefault(out, v, mark) == NULL)
+                ok = -1;
+            else if (enc != NULL) {
+                PyObject *cur = marks ? PyDict_GetItemWithError(out, enc) : NULL;
+                if (cur == NULL && PyErr_Occurred())
+                    ok = -1;
+                else {
+                    int same = 1;
+                    if (marks && cur != NULL) {
+                        same = PyUnicode_Compare(cur, field_only) == 0;
+                        if (same == 0 && PyErr_Occurred())
+                            ok = -1;
+                    }
+                    if (ok == 0)
+                        ok = set_item(out, enc, marks && same ? field_only : empty);
+                }
+            }
+        } else if (qs + 1 == start && qe == end) {
+            PyObject *cur = PyDict_GetItemWithError(out, v);
+            if (cur == NULL && PyErr_Occurred())
+                ok = -1;
+            else {
+                int same = cur == NULL ? 1 : PyObject_RichCompareBool(cur, rule, Py_EQ);
+                ok = same < 0 ? -1 : set_item(out, v, same ? rule : empty);
+            }
+        } else {
+            PyObject *cur = PyDict_GetItemWithError(out, v);
+            if (cur == NULL && PyErr_Occurred())
+                ok = -1;
+            else {
+                int only = cur == NULL ? 1 : PyObject_RichCompareBool(cur, field_only, Py_EQ);
+                if (only < 0)
+                    ok = -1;
+                else if (only)
+                    ok = set_item(out, v, empty);
+                if (ok == 0 && enc != NULL)
+                    ok = set_item(out, enc, empty);
+            }
+        }
+        Py_DECREF(v);
+        Py_XDECREF(enc);
+        if (ok < 0)
+            goto fail;
+    }
+    Py_DECREF(empty);
+    return out;
+fail:
+    Py_XDECREF(out);
+    Py_XDECREF(empty);
+    return NULL;
+}
+
 static PyMethodDef core_methods[] = {
+    {"enclosing", (PyCFunction)(void (*)(void))core_enclosing, METH_FASTCALL,
+     "_mask_json._enclosing: each match and the JSON string around it -> its hits value."},
     {"card_ok", (PyCFunction)core_card_ok, METH_O,
      "13 to 19 digits that pass the Luhn check (None when the text is not ASCII)."},
     {"b64_spans", (PyCFunction)core_b64_spans, METH_O,

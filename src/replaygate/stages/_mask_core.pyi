@@ -1,7 +1,17 @@
 """Types of the optional compiled pseudonym core (``_mask_core.c``, see ``_mask_accel.py``)."""
 
+from collections.abc import Sequence
+
 SOURCE_HASH: str
 
+def enclosing(
+    t: str,
+    found: Sequence[tuple[str, int, int]],
+    custom: bool,
+    field_only: str,
+    crossing: frozenset[str],
+    /,
+) -> dict[str, str]: ...
 def b64_spans(text: str, /) -> list[tuple[int, int]]: ...
 def card_ok(text: str, /) -> bool | None: ...
 def is_pseudonym(value: str, keep: int = 0, /) -> bool: ...
