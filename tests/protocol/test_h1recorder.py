@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from replaygate.model import Exchange, Flag, Request, Response
-from replaygate.protocol.h1framer import Framer, Message
+from replaygate.protocol.h1framer import Framer
 from replaygate.protocol.h1recorder import ConnectionRecorder
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -186,9 +186,9 @@ def _seen(ex: Exchange) -> tuple[object, ...]:
 def _talk(events: list[tuple[bool, bytes]], fast: bool, whole: bool = False) -> tuple[object, ...]:
     out: list[Exchange] = []
 
-    def emit_whole(req: Message, resp: bytes, ts: int, seq: int) -> None:
+    def emit_whole(req: bytes, first: int, last: int, resp: bytes, ts: int, seq: int) -> None:
         """What the proxy encodes from these, as the Exchange it stands for."""
-        r = Request(req.raw, ts_first_ns=req.ts_first_ns, ts_last_ns=req.ts_last_ns)
+        r = Request(req, ts_first_ns=first, ts_last_ns=last)
         ex = Exchange("x", r, Response(resp, ts_first_ns=ts, ts_last_ns=ts), seq=seq)
         out.append(ex)
 

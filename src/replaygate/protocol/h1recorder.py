@@ -57,13 +57,18 @@ class ConnectionRecorder:
         on_tunnel: Callable[[], None] | None = None,
         strict: bool = False,
         limits: Limits = Limits(),
-        emit_whole: Callable[[Message, bytes, int, int], None] | None = None,
+        emit_whole: Callable[[bytes, int, int, bytes, int, int], None] | None = None,
     ) -> None:
         self.conn = conn
         self._emit = emit
-        # the fast path's plain exchange (a request without flags and its whole response)
-        # as (request, response bytes, response time, seq), instead of an Exchange
+        # The fast path's plain exchange (a whole request, alone in flight, and its whole
+        # response) as (request bytes, its first and last byte times, response bytes, its
+        # time, seq) instead of an Exchange. Such a request waits in ``_plain`` as a tuple
+        # rather than as a _Pending in ``_pending`` (no objects built for it); anything
+        # else first turns it into one (``_materialize``): _plain is set only while
+        # _pending is empty.
         self._emit_whole = emit_whole
+        self._plain: tuple[str, bytes, int, int] | None = None
         self._on_tunnel = on_tunnel
         self._pending: deque[_Pending] = deque()
         self._answered = 0  # how many entries of _pending have a final response
@@ -113,7 +118,12 @@ class ConnectionRecorder:
     @property
     def idle(self) -> bool:
         """No request is waiting for its answer and no message is half-framed."""
-        return not self._pending and self.req._cur is None and self.resp._cur is None
+        return (
+            self._plain is None
+            and not self._pending
+            and self.req._cur is None
+            and self.resp._cur is None
+        )
 
     def _method(self) -> str:
         if self._answered < len(self._pending):
@@ -129,12 +139,26 @@ class ConnectionRecorder:
             if whole is not None and len(data) <= r._max_record:
                 method, end = whole
                 self.requests += 1
+                if self._emit_whole is not None and not self._pending and self._plain is None:
+                    self._plain = (method, data, end, ts_ns)
+                    return data
+                if self._plain is not None:
+                    self._materialize()
                 self._pending.append(_Pending(method, Message(data, end, ts_ns, ts_ns, method)))
                 return data
+        if self._plain is not None:
+            self._materialize()
         r.feed(data, ts_ns)
         # a head whose body is still coming must be known before its response can arrive
         self._note_head()
         return self.req.take_forward() if self.req.strict else data
+
+    def _materialize(self) -> None:
+        """The request waiting in ``_plain`` becomes the (only) entry of ``_pending``."""
+        assert self._plain is not None and not self._pending
+        method, data, end, ts_ns = self._plain
+        self._plain = None
+        self._pending.append(_Pending(method, Message(data, end, ts_ns, ts_ns, method)))
 
     def _note_head(self) -> None:
         cur = self.req._cur
@@ -159,6 +183,23 @@ class ConnectionRecorder:
 
     def feed_response(self, data: bytes, ts_ns: int) -> None:
         s = self.resp
+        plain = self._plain
+        if plain is not None:
+            if s._state == STATE_HEAD and s._cur is None and not s._buf and self.fast:
+                method, raw, _, ts = plain
+                if method.upper() not in _BODYLESS_METHODS:
+                    framed = _whole_response(data, s._max_record)
+                    if framed is not None:
+                        # the answer to the one request in flight, whole: done
+                        self._plain = None
+                        self.final_responses += 1
+                        assert self._emit_whole is not None
+                        self._emit_whole(raw, ts, ts, data, ts_ns, self._seq)
+                        self._seq += 1
+                        if self.req._state == STATE_WAIT:
+                            self.req.resume(ts_ns)
+                        return
+            self._materialize()
         if (
             s._state == STATE_HEAD
             and s._cur is None
@@ -179,7 +220,9 @@ class ConnectionRecorder:
                 self._pending.popleft()
                 self.final_responses += 1
                 if self._emit_whole is not None and not req.flags and not p.interim:
-                    self._emit_whole(req, data, ts_ns, self._seq)
+                    self._emit_whole(
+                        req.raw, req.ts_first_ns, req.ts_last_ns, data, ts_ns, self._seq
+                    )
                     self._seq += 1
                 else:
                     resp = Response(data, ts_first_ns=ts_ns, ts_last_ns=ts_ns, head_len=framed)
@@ -252,6 +295,8 @@ class ConnectionRecorder:
 
     def close(self, ts_ns: int) -> None:
         """The connection ended: emit what is left, flagged for what is missing."""
+        if self._plain is not None:
+            self._materialize()
         self.req.eof(ts_ns)
         self.resp.eof(ts_ns)
         while self._pending:

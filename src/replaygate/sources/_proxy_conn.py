@@ -23,7 +23,6 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
 from ..model import ConnectionId
-from ..protocol.h1framer import Message
 from ..protocol.h1recorder import ConnectionRecorder
 from ..protocol.h1rules import Limits, error_response
 
@@ -69,11 +68,11 @@ class _Shared:
 
 def _whole_recorder(
     encode: WholeEncoder, record: Callable[[list[bytes]], None]
-) -> Callable[[Message, bytes, int, int], None]:
+) -> Callable[[bytes, int, int, bytes, int, int], None]:
     """The recorder's ``emit_whole``: encode the exchange, hand the bytes on."""
 
-    def emit(req: Message, resp: bytes, ts_ns: int, seq: int) -> None:
-        record(encode(req.raw, req.ts_first_ns, req.ts_last_ns, resp, ts_ns, seq))
+    def emit(req: bytes, first: int, last: int, resp: bytes, ts_ns: int, seq: int) -> None:
+        record(encode(req, first, last, resp, ts_ns, seq))
 
     return emit
 
