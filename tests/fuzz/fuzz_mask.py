@@ -87,7 +87,14 @@ def fuzz_mask_core(data: bytes) -> None:
     functions alone when it is not built): the same answers and pseudonyms as Python. The
     first byte is the prefix length kept, the next four split the key from the value."""
     from replaygate.stages import _mask_fp
-    from replaygate.stages._detectors import _b64_runs_py, _card_ok, _card_ok_py, b64_runs
+    from replaygate.stages._detectors import (
+        _b64_runs_py,
+        _card_ok,
+        _card_ok_py,
+        _emails,
+        _emails_py,
+        b64_runs,
+    )
 
     keep = (data[0] % 24) - 2 if data else 0
     cut = data[1] % 80 if len(data) > 1 else 0
@@ -100,6 +107,7 @@ def fuzz_mask_core(data: bytes) -> None:
     assert fast.digest(text, "x") == pure.digest(text, "x"), "digest differs"
     assert list(b64_runs(text)) == list(_b64_runs_py(text)), "base64 runs differ"
     assert _card_ok(text[:40]) == _card_ok_py(text[:40]), "card check differs"
+    assert list(_emails(text)) == list(_emails_py(text)), "e-mail findings differ"
 
 
 def fuzz_mask_config(data: bytes) -> None:

@@ -242,3 +242,20 @@ def test_card_check_of_the_compiled_core_is_python_s(text: str) -> None:
     from replaygate.stages._detectors import _card_ok, _card_ok_py
 
     assert _card_ok(text) == _card_ok_py(text)
+
+
+_EMAIL_PIECES = ["a", "Z", "0", ".", "-", "_", "%", "+", "@", "%40", "io", "com", " ", '"']
+_EMAIL_PIECES += ["é", "٣", "x" * 30, "a" * 62 + "b", "corp.io", "u@x.co", "é@a.io", "a.b.c.de"]
+
+
+@given(
+    st.lists(
+        st.sampled_from(_EMAIL_PIECES),
+        max_size=30,
+    ).map("".join)
+)
+@settings(max_examples=600)
+def test_email_spans_of_the_compiled_core_are_python_s(text: str) -> None:
+    from replaygate.stages._detectors import _emails, _emails_py
+
+    assert list(_emails(text)) == list(_emails_py(text))

@@ -4,7 +4,8 @@
  * equal): is_pseudonym() is fp_is_pseudonym(); Keyed(key).digest() is Keyed.digest()
  * (HMAC-SHA256 of ``purpose NUL value``) and Keyed(key).fp() is Keyed.fp(check=False);
  * b64_spans() is the list of _detectors.b64_runs(); card_ok() is _detectors._card_ok() for
- * ASCII text; enclosing() is _mask_json._enclosing().
+ * ASCII text; email_spans() gives the spans of _detectors._emails(); enclosing() is
+ * _mask_json._enclosing().
  * SHA-256 is bundled (FIPS 180-4) so the build needs only a C compiler and Python.h.
  * _mask_fp.py uses this module only when it was built from this file and _mask_fp.py as
  * they are now (SOURCE_HASH, set by setup.py; _detectors.py too) and REPLAYGATE_PURE_PYTHON is
@@ -708,7 +709,111 @@ fail:
     return NULL;
 }
 
+/* == email_spans(text): _detectors._emails ================================================= */
+#define RD(i) PyUnicode_READ(kind, data, (i))
+
+static inline int ascii_alnum(Py_UCS4 c) {
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+}
+static inline int ascii_alpha(Py_UCS4 c) { return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z'); }
+static inline int local_char(Py_UCS4 c) {
+    return ascii_alnum(c) || c == '.' || c == '_' || c == '%' || c == '+' || c == '-';
+}
+
+/* the end of _EMAIL_DOMAIN matched at p, or -1: labels (1-63 of [A-Za-z0-9-], alphanumeric at
+ * both ends) joined by dots, then a dot and 2-24 letters not followed by [A-Za-z0-9_-]; the
+ * regex's backtracking tries the most labels first */
+static Py_ssize_t domain_end(int kind, const void *data, Py_ssize_t n, Py_ssize_t p) {
+    Py_ssize_t dots[64], nd = 0, q = p;
+    Py_ssize_t *dot = dots, cap = 64;
+    Py_ssize_t result = -1;
+    for (;;) {
+        Py_ssize_t r = q;
+        while (r < n && (ascii_alnum(RD(r)) || RD(r) == '-'))
+            r++;
+        if (r == q || r - q > 63 || !ascii_alnum(RD(q)) || !ascii_alnum(RD(r - 1)) || r >= n ||
+            RD(r) != '.')
+            break;
+        if (nd == cap) {
+            Py_ssize_t *more = PyMem_Malloc(sizeof(Py_ssize_t) * (size_t)cap * 2);
+            if (more == NULL)
+                break; /* out of memory: the dots so far (the caller sees no error) */
+            memcpy(more, dot, sizeof(Py_ssize_t) * (size_t)nd);
+            if (dot != dots)
+                PyMem_Free(dot);
+            dot = more;
+            cap *= 2;
+        }
+        dot[nd++] = r;
+        q = r + 1;
+    }
+    for (Py_ssize_t j = nd - 1; j >= 0; j--) {
+        Py_ssize_t t = dot[j] + 1, c = 0;
+        while (c < 24 && t + c < n && ascii_alpha(RD(t + c)))
+            c++;
+        if (c < 2)
+            continue;
+        if (t + c < n) {
+            Py_UCS4 after = RD(t + c);
+            if (ascii_alnum(after) || after == '_' || after == '-')
+                continue;
+        }
+        result = t + c;
+        break;
+    }
+    if (dot != dots)
+        PyMem_Free(dot);
+    return result;
+}
+
+static PyObject *core_email_spans(PyObject *self, PyObject *text) {
+    (void)self;
+    if (!PyUnicode_Check(text)) {
+        PyErr_SetString(PyExc_TypeError, "email_spans(text: str)");
+        return NULL;
+    }
+    Py_ssize_t n = PyUnicode_GET_LENGTH(text);
+    int kind = PyUnicode_KIND(text);
+    const void *data = PyUnicode_DATA(text);
+    PyObject *out = PyList_New(0);
+    if (out == NULL)
+        return NULL;
+    for (int sep = 0; sep < 2; sep++) { /* "@", then "%40" */
+        Py_ssize_t seplen = sep ? 3 : 1;
+        for (Py_ssize_t i = 0; i + seplen <= n; i++) {
+            if (sep == 0 ? RD(i) != '@' : (RD(i) != '%' || RD(i + 1) != '4' || RD(i + 2) != '0'))
+                continue;
+            Py_ssize_t k = 0;
+            while (k < 64 && i - 1 - k >= 0 && local_char(RD(i - 1 - k)))
+                k++;
+            if (k == 0)
+                continue;
+            Py_ssize_t start = i - k;
+            if (start > 0) {
+                Py_UCS4 before = RD(start - 1);
+                if (Py_UNICODE_ISALNUM(before) || before == '.' || before == '_' ||
+                    before == '%' || before == '+' || before == '-')
+                    continue;
+            }
+            Py_ssize_t end = domain_end(kind, data, n, i + seplen);
+            if (end < 0)
+                continue;
+            PyObject *span = Py_BuildValue("(nn)", start, end);
+            if (span == NULL || PyList_Append(out, span) < 0) {
+                Py_XDECREF(span);
+                Py_DECREF(out);
+                return NULL;
+            }
+            Py_DECREF(span);
+        }
+    }
+    return out;
+}
+#undef RD
+
 static PyMethodDef core_methods[] = {
+    {"email_spans", (PyCFunction)core_email_spans, METH_O,
+     "The spans of _detectors._emails, in its order."},
     {"enclosing", (PyCFunction)(void (*)(void))core_enclosing, METH_FASTCALL,
      "_mask_json._enclosing: each match and the JSON string around it -> its hits value."},
     {"card_ok", (PyCFunction)core_card_ok, METH_O,
