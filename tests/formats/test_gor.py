@@ -761,3 +761,36 @@ def test_whole_encoder_encodes_what_exchange_parts_encodes(
             req, first, last, resp, resp_ns, seq
         )
     assert got == _gor_exchange._exchange_parts(ex, metadata)
+
+
+def test_write_encoded_without_writev_writes_one_buffer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from replaygate.formats import gor as gor_module
+
+    monkeypatch.setattr(gor_module, "_WRITEV", False)
+    exs = _golden_exchanges()
+    w = GorWriter(tmp_path / "j.gor")
+    w.write_encoded([w.encode(ex) for ex in exs])
+    w.close()
+    assert (tmp_path / "j.gor").read_bytes() == write_bytes(exs)
+
+
+def test_write_encoded_disk_full_is_one_error_naming_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    from replaygate.errors import OutputError
+    from replaygate.formats import gor as gor_module
+
+    def full(fd: int, bufs: list[bytes]) -> int:
+        raise OSError(28, "No space left on device")
+
+    w = GorWriter(tmp_path / "f.gor")
+    monkeypatch.setattr(gor_module.os, "writev", full)
+    with pytest.raises(OutputError, match=r"cannot write: No space left on device") as e:
+        w.write_encoded([w.encode(ex) for ex in _golden_exchanges()])
+    assert str(tmp_path / "f.gor") in str(e.value)
+    monkeypatch.setattr(gor_module.os, "writev", os.writev)
+    w.close()

@@ -369,7 +369,7 @@ class GorWriter:
             self._f = self._open()
         flat = [b for parts in batch for b in parts]
         try:
-            if isinstance(self._f, io.BufferedWriter):
+            if _WRITEV and isinstance(self._f, io.BufferedWriter):
                 self._f.flush()  # whatever write() left buffered goes first
                 n = _writev_all(self._f.fileno(), flat)
             else:  # compressed: the compressor wants one buffer
@@ -400,6 +400,7 @@ class GorWriter:
 
 
 _IOV_MAX = 1024  # buffers per writev call (Linux's UIO_MAXIOV)
+_WRITEV = hasattr(os, "writev")  # POSIX; elsewhere one joined write
 
 
 def _writev_all(fd: int, bufs: list[bytes]) -> int:
