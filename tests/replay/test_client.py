@@ -375,3 +375,72 @@ def test_a_response_within_the_limits_is_untouched() -> None:
 def test_size_limits_are_validated(field: str) -> None:
     with pytest.raises(ConfigError, match=field.replace("_", "-")):
         ReplayConfig(targets=["http://127.0.0.1:1"], **{field: 10}).validate()  # type: ignore[arg-type]
+
+
+_METHODS = st.sampled_from(["GET", "POST", "HEAD", "OPTIONS", "DELETE", "PATCH", "G", ""])
+_TARGETS = st.sampled_from(
+    ["/", "/a?b=1", "*", "http://prod/x", "HTTPS://prod:1?q", "http://h", "x", "", "/ /"]
+)
+_VERSIONS = st.sampled_from(["HTTP/1.1", "HTTP/1.0", "HTTP/2", "HTTP/2.0", "http/1.1", ""])
+_HEADERS = st.lists(
+    st.sampled_from(
+        [
+            "Host: prod",
+            "host:prod",
+            "HOST:  stage:8080",
+            "Host:\tstage:8080",
+            "Host: stage:8080",
+            "Host: ",
+            "Content-Length: 4",
+            "content-length: 0",
+            "Transfer-Encoding: chunked",
+            "Accept: */*",
+            "X-Host: a",
+        ]
+    ),
+    max_size=4,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    _METHODS,
+    _TARGETS,
+    _VERSIONS,
+    _HEADERS,
+    st.sampled_from(["\r\n", "\n"]),
+    st.sampled_from([b"", b"abcd", b"\r\n\r\nx"]),
+    st.sampled_from([None, b"stage:8080", b"h:1"]),
+    st.sampled_from([b"", b"/api"]),
+)
+def test_prepare_request_as_before_its_searches_were_cut(
+    method: str,
+    target: str,
+    version: str,
+    headers: list[str],
+    eol: str,
+    body: bytes,
+    host: bytes | None,
+    prefix: bytes,
+) -> None:
+    from ._prepare_reference import prepare_request_before
+
+    line = " ".join(x for x in (method, target, version) if x)
+    raw = (eol.join([line, *headers]) + eol + eol).encode() + body
+    head_len = Request(raw).head_len
+    assert prepare_request(raw, head_len, host, prefix) == prepare_request_before(
+        raw, head_len, host, prefix
+    )
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=200), st.sampled_from([None, b"h:1"]), st.sampled_from([b"", b"/p"]))
+def test_prepare_request_as_before_on_any_bytes(
+    raw: bytes, host: bytes | None, prefix: bytes
+) -> None:
+    from ._prepare_reference import prepare_request_before
+
+    head_len = Request(raw).head_len
+    assert prepare_request(raw, head_len, host, prefix) == prepare_request_before(
+        raw, head_len, host, prefix
+    )

@@ -128,41 +128,59 @@ def request_batches(path: str, options: ReadOptions) -> Iterator[list[bytes | Ex
             append = out.append
             pieces = data.split(SEPARATOR)
             rest = pieces.pop()  # after the last separator: the start of the next record
-            start = 0  # offset of the current piece in data
+            if len(data) > max_record:  # else no record here can be over the limit
+                start = 0
+                for piece in pieces:
+                    if len(piece) > max_record:
+                        raise too_large("record", max_record, path, base + start, _FLAG)
+                    start += len(piece) + _SEP_LEN
+            # the usual records (GoReplay's own request header): nothing but the payload
             for piece in pieces:
-                size = len(piece)
-                if size > max_record:
-                    raise too_large("record", max_record, path, base + start, _FLAG)
                 header, _, payload = piece.partition(b"\n")
                 fields = header.split(b" ")
-                ts = fields[2] if len(fields) > 2 else b""
-                if (
+                n = len(fields)
+                ts = fields[2] if n > 2 else b""
+                if not (
                     fields[0] == b"1"  # a request: GoReplay's own header, nothing else
-                    and (len(fields) == 3 or (len(fields) == 4 and fields[3] == b"-1"))
+                    and (n == 3 or (n == 4 and fields[3] == b"-1"))
                     and ts.isdigit()
                     and (len(ts) < 19 or (len(ts) == 19 and ts <= _INT64_MAX))
-                ) or (fields[0] == b"1" and _plain(fields)):
-                    append(payload)
-                    records += 1
-                elif header.strip():
-                    offset = base + start
-                    try:
-                        rec = _parse_header(header, offset, path)
-                    except FormatError as e:
-                        if not records:
-                            raise
-                        counters.dropped["bad_record"] += 1
-                        bad_seen += 1
-                        if bad_seen <= 5:
-                            counters.notes[f"{path} (offset {offset}): skipped: {e.message}"] += 1
-                    else:
-                        rec.payload = payload
+                ) and not (fields[0] == b"1" and _plain(fields)):
+                    break
+                append(payload)
+            done = len(out)
+            records += done
+            if done < len(pieces):  # from the first other record on, one at a time
+                start = sum(len(p) for p in pieces[:done]) + done * _SEP_LEN
+                for piece in pieces[done:]:
+                    size = len(piece)
+                    header, _, payload = piece.partition(b"\n")
+                    fields = header.split(b" ")
+                    if fields[0] == b"1" and _plain(fields):
+                        append(payload)
                         records += 1
-                        if rec.type == 1:
-                            append(_exchange_from_records(rec, []))
-                        else:  # the file changed since the scan: never replayed as a request
-                            counters.dropped["response_without_request"] += 1
-                start += size + _SEP_LEN
+                    elif header.strip():
+                        offset = base + start
+                        try:
+                            rec = _parse_header(header, offset, path)
+                        except FormatError as e:
+                            if not records:
+                                raise
+                            counters.dropped["bad_record"] += 1
+                            bad_seen += 1
+                            if bad_seen <= 5:
+                                counters.notes[
+                                    f"{path} (offset {offset}): skipped: {e.message}"
+                                ] += 1
+                        else:
+                            rec.payload = payload
+                            records += 1
+                            if rec.type == 1:
+                                append(_exchange_from_records(rec, []))
+                            else:  # the file changed since the scan: never replayed as a request
+                                counters.dropped["response_without_request"] += 1
+                    start += size + _SEP_LEN
+            start = len(data) - len(rest)  # the complete records' bytes and separators
             buf = bytearray(rest)
             base += start
             _check_pending(buf, base, max_record, path, records)

@@ -92,6 +92,8 @@ class LeanFeed:
         "_pos",
         "_prefix",
         "_stop",
+        "answered",
+        "clock",
         "latencies",
         "stats",
     )
@@ -103,8 +105,10 @@ class LeanFeed:
         stats: ReplayStats,
         is_unsafe: Callable[[Exchange], bool] | None,
         stop: threading.Event,
+        clock: SendClock,
     ) -> None:
         self._batches: Batches | None = batches
+        self.clock = clock
         self._batch: list[bytes | Exchange] = []
         self._pos = 0
         self._host = pool.host_bytes
@@ -114,12 +118,20 @@ class LeanFeed:
         self._stop = stop  # set on Ctrl-C and on the first error (Engine.fail)
         # latencies (us) not yet in stats.latency: counted by value, in bulk (flush)
         self.latencies: list[int] = []
+        # answers the connections counted since the last flush, not yet in stats.sent,
+        # stats.answered and clock.units_sent (one addition instead of three per answer)
+        self.answered = 0
 
     def flush(self) -> None:
-        """Put the latencies recorded since the last flush into ``stats.latency``."""
+        """Put the latencies and answers recorded since the last flush into the stats."""
         lats = self.latencies  # the lanes' list: emptied in place
-        self.stats.latency.record_all(lats)
+        st = self.stats
+        st.latency.record_all(lats)
         lats.clear()
+        n, self.answered = self.answered, 0
+        st.sent += n
+        st.answered += n
+        self.clock.units_sent += n
 
     def close(self) -> None:
         batches, self._batches = self._batches, None
@@ -163,6 +175,7 @@ class LeanFeed:
                 check = self._is_unsafe
                 if (
                     check is not None
+                    and raw[:4] != b"GET "  # the usual safe one, cheaper than startswith
                     and not raw.startswith(_SAFE_PREFIXES)
                     and check(Exchange(id="", request=Request(raw, head_len=head_len)))
                 ):
@@ -365,6 +378,8 @@ class LeanConnection(Connection):
         self._clock = lane.clock
         self._latencies = lane.latencies
         self._timeout_ns = int(timeout * 1e9)
+        self._feed = lane.feed
+        self._lean = False  # a request sent by send_lean is in flight, with no Result yet
         self._sent = 0  # perf ns of the first byte of a request sent by send_lean, else 0
         self._dirty = False  # the last request took Connection's code: reset its fields
 
@@ -378,6 +393,7 @@ class LeanConnection(Connection):
             or transport.is_closing()
         ):
             self._sent = 0
+            self._lean = False
             self._dirty = True
             self.send(raw, raw[0] == 72 and raw.startswith(b"HEAD "), self._on_result)
             return
@@ -390,6 +406,7 @@ class LeanConnection(Connection):
             self._head_only = False
             self._status = 0
         self._cb = self._on_result
+        self._lean = True
         self._size = 0
         self._complete = False
         self._keep_alive = True
@@ -399,7 +416,8 @@ class LeanConnection(Connection):
 
     def _materialize(self) -> None:
         """Give the request in flight its Result: Connection's code takes it from here."""
-        if self._res is None:
+        if self._lean:
+            self._lean = False
             self._dirty = True
             self._res = Result(sent_perf=self._sent, received_any=self._size > 0)
             self.deadline = time.monotonic() + max(
@@ -407,7 +425,7 @@ class LeanConnection(Connection):
             )
 
     def data_received(self, data: bytes) -> None:
-        if self._res is not None or self._cb is None or self._head_only:
+        if not self._lean:
             Connection.data_received(self, data)
             return
         size = self._size + len(data)
@@ -428,7 +446,7 @@ class LeanConnection(Connection):
             self._finish_error("bad_response")
             self.close()
             return
-        if self._res is not None:  # an interim response came: Connection's code
+        if not self._lean:  # an interim response came: Connection's code
             if self._too_large is not None:
                 self._finish_error(self._too_large)
                 self.close()
@@ -446,21 +464,20 @@ class LeanConnection(Connection):
         sent = self._sent
         self._status = 0
         self._cb = None
+        self._lean = False
         chunks.clear()
         if not self._keep_alive:
             self.close()
         lane = self.lane
         try:
+            self._feed.answered += 1  # stats.sent, stats.answered, clock.units_sent
             st = self._stats
-            st.sent += 1
             st.bytes_sent += len(lane.raw)
             clock = self._clock
             if not clock.first_send:
                 clock.first_send = sent
             if sent > clock.last_send:
                 clock.last_send = sent
-            clock.units_sent += 1
-            st.answered += 1
             st.status[status] += 1
             st.bytes_received += size
             self._latencies.append((done - sent) // 1000)
@@ -484,7 +501,7 @@ class LeanConnection(Connection):
     def check_timeout(self, now: float) -> None:
         if self._cb is None:
             return
-        if self._res is None and self._sent:
+        if self._lean:
             if _perf_ns() - self._sent >= self._timeout_ns:
                 self._finish_error("timeout")
                 self.close()

@@ -351,6 +351,7 @@ class Engine:
                 self.stats,
                 self.is_unsafe if self._unsafe_addrs else None,
                 self.stop,
+                self.clock,
             )
             self._lean_feed = feed
             lean = [
