@@ -21,6 +21,7 @@ from replaygate.formats.gor import SEPARATOR
 from replaygate.model import Counters
 from replaygate.replay import ReplayConfig, ReplayStats, run_replay
 from replaygate.replay._lean import lean_source
+from replaygate.replay.correlation import CorrelationHook
 from replaygate.runner._config import FileInput
 from replaygate.runner._files import FileSource
 from replaygate.testing import MemorySink
@@ -242,6 +243,9 @@ def test_full_path_for_hooks_sinks_stages_and_other_formats(tmp_path: Path) -> N
     src = FileSource(FileInput((str(path),)), [], Counters())
     assert lean_source(src, c, [], None, pool) is not None
     assert lean_source(src, c, [object()], None, pool) is None
+    # token correlation learns from recorded responses only: idle on request-only input
+    assert lean_source(src, c, [CorrelationHook()], None, pool) is not None
+    assert lean_source(src, c, [CorrelationHook(), object()], None, pool) is None
     assert lean_source(src, c, [], MemorySink(), pool) is None
     assert lean_source(src, c, [], None, None) is None  # several targets or a baseline
     staged = FileSource(FileInput((str(path),)), [object()], Counters())  # type: ignore[list-item]
@@ -270,6 +274,35 @@ def test_cli_summary_is_the_same(
         )
     assert outs[0] == outs[1]
     assert any("sent 31" in ln for ln in outs[0])
+
+
+def test_cli_default_flags_take_the_lean_path_with_the_same_summary(
+    tmp_path: Path, server: TestServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # correlation on (the default) and --order recorded (the default): nothing to correlate
+    # in a request-only file, so the lean path runs and says what the full path says
+    reqs = [get(f"/{i}", extra=b"Cookie: sid=abcdefgh12345678\r\n") for i in range(20)]
+    path = write_gor(tmp_path / "in.gor", [*reqs, get("/reset")])
+    args = ["replay", str(path), "-t", server.url, "--max", "-c", "4", "--no-progress"]
+    outs = []
+    for lean in (True, False):
+        used: list[bool] = []
+
+        def spy(*a: Any, lean: bool = lean, used: list[bool] = used, **kw: Any) -> Any:
+            batches = lean_source(*a, **kw) if lean else None
+            used.append(batches is not None)
+            return batches
+
+        with monkeypatch.context() as m:
+            m.setattr(engine_mod, "lean_source", spy)
+            res = CliRunner().invoke(cli, args)
+        assert res.exit_code == 0, res.output
+        assert used == [lean]
+        outs.append(
+            [ln for ln in res.output.splitlines() if "rate " not in ln and "latency" not in ln]
+        )
+    assert outs[0] == outs[1]
+    assert any("sent 21" in ln for ln in outs[0])
 
 
 @pytest.mark.parametrize("session_key", [None, "header:X-User"])

@@ -11,7 +11,9 @@ It applies (:func:`lean_source`) when all of these hold, else the full path runs
 
 * ``--max`` without ``--loop``, ``--limit``, ``--duration``, ``--sessions``, ``--split``,
   ``--baseline``, ``--redirects``, ``--http2``; one target; ``--order none`` or ``recorded``;
-* no replay hooks (``--no-correlate``, no middleware/plugin stage), no sink (no ``--output``,
+* no replay hooks but those that do nothing without recorded responses (the default token
+  correlation: ``idle_without_responses``; the input here has no responses), so no
+  middleware/plugin stage; no sink (no ``--output``,
   no report flags), and the source offers ``lean_requests`` (the runner's file source: no
   traffic stages, every input an uncompressed ``.gor`` file of request records, see
   :mod:`replaygate.formats.gor_lean`); with ``--order recorded`` no record may carry a
@@ -58,7 +60,7 @@ def lean_source(
     """The request batches when the lean path applies (see the module docstring), else None."""
     c = config
     if (
-        hooks
+        any(not getattr(h, "idle_without_responses", False) for h in hooks)
         or sink is not None
         or pool is None
         or not c.max_speed
@@ -453,11 +455,10 @@ class LeanConnection(Connection):
             elif self._complete:
                 self._finish_ok()
             return
-        if not self._complete:
-            return
-        status = self._status
-        if not status:  # an upgrade: the status comes from the bytes
-            self._finish_ok()
+        status = self._status  # set with _complete by a final response's end
+        if not status:
+            if self._complete:  # an upgrade: the status comes from the bytes
+                self._finish_ok()
             return
         # the usual answer, counted as LeanLane.on_result counts it
         done = _perf_ns()
@@ -485,6 +486,17 @@ class LeanConnection(Connection):
             lane._failed(e)
             return
         lane.pump()
+
+    def on_message_complete(self) -> None:
+        p = self._parser
+        assert p is not None
+        status = p.get_status_code()
+        if status >= 200 or status < 100 or status == 101:  # final (Connection's test)
+            self._complete = True
+            self._status = status
+            self._keep_alive = p.should_keep_alive()
+        else:
+            Connection.on_message_complete(self)
 
     def _interim(self, buf: bytes, end: int) -> None:
         self._materialize()

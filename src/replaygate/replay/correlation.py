@@ -114,6 +114,12 @@ class _Scope:
 class CorrelationHook:
     """A :class:`~replaygate.replay.hooks.ReplayHook` that carries staging's session values."""
 
+    #: It learns only from a recorded response next to its replayed one and substitutes only
+    #: what it learned, so on exchanges without a recorded response (request-only
+    #: recordings) it does nothing: the lean ``--max`` path (:mod:`._lean`), which reads
+    #: request-only files, runs as if it were not there.
+    idle_without_responses = True
+
     def __init__(self, config: CorrelationConfig | None = None) -> None:
         self.config = config or CorrelationConfig()
         self._scopes: dict[tuple[str, str], _Scope] = {}
