@@ -720,7 +720,7 @@ static inline int local_char(Py_UCS4 c) {
     return ascii_alnum(c) || c == '.' || c == '_' || c == '%' || c == '+' || c == '-';
 }
 
-/* the end of _EMAIL_DOMAIN matched at p, or -1: labels (1-63 of [A-Za-z0-9-], alphanumeric at
+/* the end of _EMAIL_DOMAIN matched at p, or -1 (-2: out of memory, error set): labels (1-63 of [A-Za-z0-9-], alphanumeric at
  * both ends) joined by dots, then a dot and 2-24 letters not followed by [A-Za-z0-9_-]; the
  * regex's backtracking tries the most labels first */
 static Py_ssize_t domain_end(int kind, const void *data, Py_ssize_t n, Py_ssize_t p) {
@@ -736,8 +736,12 @@ static Py_ssize_t domain_end(int kind, const void *data, Py_ssize_t n, Py_ssize_
             break;
         if (nd == cap) {
             Py_ssize_t *more = PyMem_Malloc(sizeof(Py_ssize_t) * (size_t)cap * 2);
-            if (more == NULL)
-                break; /* out of memory: the dots so far (the caller sees no error) */
+            if (more == NULL) {
+                if (dot != dots)
+                    PyMem_Free(dot);
+                PyErr_NoMemory();
+                return -2;
+            }
             memcpy(more, dot, sizeof(Py_ssize_t) * (size_t)nd);
             if (dot != dots)
                 PyMem_Free(dot);
@@ -796,6 +800,10 @@ static PyObject *core_email_spans(PyObject *self, PyObject *text) {
                     continue;
             }
             Py_ssize_t end = domain_end(kind, data, n, i + seplen);
+            if (end == -2) {
+                Py_DECREF(out);
+                return NULL;
+            }
             if (end < 0)
                 continue;
             PyObject *span = Py_BuildValue("(nn)", start, end);
