@@ -105,6 +105,7 @@ def fuzz_mask_core(data: bytes) -> None:
     for v in (text, p):
         assert _mask_fp._is_pseudonym(v, keep) == _mask_fp._fp_is_pseudonym_py(v, keep)
     assert fast.digest(text, "x") == pure.digest(text, "x"), "digest differs"
+    assert fast.email(text) == pure.email(text), "e-mail pseudonym differs"
     assert list(b64_runs(text)) == list(_b64_runs_py(text)), "base64 runs differ"
     assert _card_ok(text[:40]) == _card_ok_py(text[:40]), "card check differs"
     assert list(_emails(text)) == list(_emails_py(text)), "e-mail findings differ"

@@ -2,7 +2,8 @@
  *
  * The same results as the pure-Python functions, byte for byte (property tests hold them
  * equal): is_pseudonym() is fp_is_pseudonym(); Keyed(key).digest() is Keyed.digest()
- * (HMAC-SHA256 of ``purpose NUL value``) and Keyed(key).fp() is Keyed.fp(check=False);
+ * (HMAC-SHA256 of ``purpose NUL value``), Keyed(key).fp() is Keyed.fp(check=False) and
+ * Keyed(key).email() is Keyed.email() for ASCII addresses;
  * b64_spans() is the list of _detectors.b64_runs(); card_ok() is _detectors._card_ok() for
  * ASCII text; email_spans() gives the spans of _detectors._emails(); enclosing() is
  * _mask_json._enclosing().
@@ -371,6 +372,46 @@ static PyObject *Keyed_digest(KeyedObject *self, PyObject *const *args, Py_ssize
     return PyBytes_FromStringAndSize((const char *)out, 32);
 }
 
+/* email(addr): Keyed.email(addr) for an ASCII address (None for any other) */
+static PyObject *Keyed_email(KeyedObject *self, PyObject *addr) {
+    if (!PyUnicode_Check(addr)) {
+        PyErr_SetString(PyExc_TypeError, "email(addr: str)");
+        return NULL;
+    }
+    if (!PyUnicode_IS_ASCII(addr))
+        Py_RETURN_NONE; /* str.lower() beyond ASCII: Python decides */
+    Py_ssize_t n = PyUnicode_GET_LENGTH(addr);
+    const char *a = (const char *)PyUnicode_DATA(addr);
+    char *low = PyMem_Malloc((size_t)n + 1);
+    if (low == NULL)
+        return PyErr_NoMemory();
+    int has_at = 0, has_pct40 = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        char c = a[i];
+        low[i] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
+        has_at |= c == '@';
+        if (i + 2 < n && c == '%' && a[i + 1] == '4' && a[i + 2] == '0')
+            has_pct40 = 1;
+    }
+    uint8_t d[32];
+    hmac3(self, (const uint8_t *)"email", 5, (const uint8_t *)low, (size_t)n, d);
+    PyMem_Free(low);
+    static const char hex[] = "0123456789abcdef";
+    char out[32];
+    int k = 0;
+    out[k++] = 'u';
+    for (int i = 0; i < 5; i++) {
+        out[k++] = hex[d[i] >> 4];
+        out[k++] = hex[d[i] & 15];
+    }
+    const char *at = !has_at && has_pct40 ? "%40" : "@";
+    memcpy(out + k, at, strlen(at));
+    k += (int)strlen(at);
+    memcpy(out + k, "example.com", 11);
+    k += 11;
+    return PyUnicode_DecodeASCII(out, k, NULL);
+}
+
 /* fp(value, keep=0, numeric=False): Keyed.fp(value, keep, numeric=numeric, check=False) */
 static PyObject *Keyed_fp(KeyedObject *self, PyObject *const *args, Py_ssize_t nargs) {
     Py_ssize_t keep = 0;
@@ -490,6 +531,8 @@ done:
 static PyMethodDef Keyed_methods[] = {
     {"digest", (PyCFunction)(void (*)(void))Keyed_digest, METH_FASTCALL,
      "HMAC-SHA256 of purpose NUL value (UTF-8, surrogatepass) under the key."},
+    {"email", (PyCFunction)Keyed_email, METH_O,
+     "The e-mail pseudonym of an ASCII address (None for any other)."},
     {"fp", (PyCFunction)(void (*)(void))Keyed_fp, METH_FASTCALL,
      "The format-preserving pseudonym (no already-a-pseudonym check)."},
     {NULL, NULL, 0, NULL}};

@@ -322,6 +322,10 @@ class Keyed:
 
     def email(self, addr: str) -> str:
         """``alice@corp.io`` -> ``u5f3a9c1e2b@example.com`` (a valid address, reserved domain)."""
+        if self._core is not None:
+            out = self._core.email(addr)  # None: not ASCII, Python's lower() decides
+            if out is not None:
+                return out
         at = "%40" if "@" not in addr and "%40" in addr.lower() else "@"
         return f"u{self.digest(addr.lower(), 'email').hex()[:10]}{at}example.com"
 
