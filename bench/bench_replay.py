@@ -13,7 +13,12 @@ p50/p99 of |actual - recorded send offset|.
 instructions per request of ``replay --max -c 64 --no-correlate`` from the difference
 between a 1,000- and a 5,000-GET replay (start-up cancels out), for the lean path (plain
 ``.gor``) and the full path (the same file gzipped: the lean path reads plain files only;
-gunzip adds ~1% of the figure), with ``--order none`` and the default ``recorded``.
+gunzip adds ~1% of the figure), with ``--order none`` and the default ``recorded``, and
+with the default flags (token correlation on: the lean path applies too, the input holding
+no recorded answers to learn from). Then the lean path's parts, in-process (no network):
+reading the ``.gor`` records, the lean feed (reading + checks + ``prepare_request``), and
+``prepare_request`` alone; the rest of a request's cost is the client (connection, lane,
+uvloop, httptools).
 ``--requests=N`` changes the recording size, ``--repeat=N`` the interleaved runs (best of N).
 With ``GOREPLAY_BIN=/path/to/gor`` (GoReplay 1.3.x) GoReplay replays the first 10 000 requests
 of the same recording at maximum speed (``--input-file 'FILE|100000%' --output-http``) to an
@@ -180,6 +185,10 @@ def main(argv: list[str]) -> int:
             n = int(a.split("=", 1)[1])
         if a.startswith("--repeat="):
             repeat = max(1, int(a.split("=", 1)[1]))
+    part = next((a.split("=", 1)[1] for a in argv if a.startswith("--part=")), None)
+    if part is not None:  # a child of _parts, under callgrind
+        _run_part(part, next(a.split("=", 1)[1] for a in argv if a.startswith("--file=")), n)
+        return 0
     if "--instructions" in argv:
         return _instructions()
     if shutil.which("wrk") is None:
@@ -254,9 +263,115 @@ def _instructions(small: int = 1000, big: int = 5000) -> int:
                     f"--order {order:8s}: lean path {row[0] / 1000:6.1f}k instructions/request, "
                     f"full path {row[1] / 1000:6.1f}k  (lean/full {row[0] / row[1]:.2f})"
                 )
+            counts = []
+            for n in (small, big):
+                counts.append(
+                    _callgrind(
+                        [
+                            REPLAYGATE,
+                            "replay",
+                            str(files["lean", n]),
+                            "-t",
+                            ng.url,
+                            "--max",
+                            "-c",
+                            "64",
+                            "--no-progress",
+                        ],
+                        tmp / f"cg.defaults.{n}",
+                        f"sent {n},",
+                    )
+                )
+            print(
+                "default flags (correlation on, --order recorded): "
+                f"{(counts[1] - counts[0]) / (big - small) / 1000:6.1f}k instructions/request"
+            )
+        _parts(tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return 0
+
+
+def _callgrind(cmd: list[str], out: Path, expect: str) -> int:
+    """Instructions callgrind counts for ``cmd`` (whose stderr must contain ``expect``)."""
+    p = subprocess.run(
+        ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", *cmd],
+        capture_output=True,
+        text=True,
+    )
+    m = re.search(r"Collected : (\d+)", p.stderr)
+    if p.returncode != 0 or m is None or expect not in p.stderr:
+        raise RuntimeError(f"callgrind run failed: {p.stderr[-800:]}")
+    return int(m.group(1))
+
+
+_REQUEST = b"GET / HTTP/1.1\r\nHost: prod.example\r\nUser-Agent: bench\r\nAccept: */*\r\n\r\n"
+
+
+def _run_part(part: str, path: str, n: int) -> None:
+    """One part of the lean path over the ``n`` records of ``path`` (no network)."""
+    import threading
+
+    from replaygate.formats import ReadOptions
+    from replaygate.formats.gor_lean import request_batches
+    from replaygate.replay._lean import LeanFeed
+    from replaygate.replay._rate import SendClock
+    from replaygate.replay._stats import ReplayStats
+    from replaygate.replay.client import prepare_request
+
+    class Pool:
+        host_bytes = b"127.0.0.1:8080"
+        prefix = b""
+
+    if part == "read":
+        got = sum(len(b) for b in request_batches(path, ReadOptions()))
+    elif part == "feed":
+        feed = LeanFeed(
+            request_batches(path, ReadOptions()),
+            Pool(),  # type: ignore[arg-type]
+            ReplayStats(),
+            None,
+            threading.Event(),
+            SendClock(),
+        )
+        got = 0
+        while feed.next() is not None:
+            got += 1
+    else:
+        for _ in range(n):
+            prepare_request(_REQUEST, len(_REQUEST), Pool.host_bytes)
+        got = n
+    print(f"part {part}: {got} done", file=sys.stderr)
+
+
+def _parts(tmp: Path, small: int = 2000, big: int = 10000) -> None:
+    """Instructions per request of the lean path's parts that run without the network."""
+    for n in (small, big):
+        write_gor(tmp / f"parts{n}.gor", n)
+    per = {}
+    for part in ("read", "feed", "prepare"):
+        counts = [
+            _callgrind(
+                [
+                    sys.executable,
+                    "-m",
+                    "bench",
+                    "replay",
+                    f"--part={part}",
+                    f"--requests={n}",
+                    f"--file={tmp / f'parts{n}.gor'}",
+                ],
+                tmp / f"cg.part.{part}.{n}",
+                f"part {part}: {n} done",
+            )
+            for n in (small, big)
+        ]
+        per[part] = (counts[1] - counts[0]) / (big - small)
+    print(
+        f"lean path parts (in-process): read .gor {per['read'] / 1000:.1f}k, feed (read + "
+        f"checks + prepare_request) {per['feed'] / 1000:.1f}k, of which prepare_request "
+        f"{per['prepare'] / 1000:.1f}k instructions/request; the rest of a request is the client"
+    )
 
 
 def _throughput(ng: NginxServer, tmp: Path, n: int, full: bool, repeat: int) -> None:

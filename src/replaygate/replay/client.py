@@ -522,12 +522,17 @@ def prepare_request(raw: bytes, head_len: int, host: bytes | None, prefix: bytes
             j = head.find(b"\n", i + 6)
             if j < 0:
                 j = len(head)
-            end = j - 1 if head[j - 1] == 13 else j
-            vstart = i + 6
-            while vstart < end and head[vstart] in (32, 9):
-                vstart += 1
+            end = j - 1 if head[j - 1] == 13 else j  # 13: "\r"
+            # the value after "host:" and one space (32), the usual; else skip the blanks
+            vstart = i + 7
+            usual = vstart < end and head[i + 6] == 32 and head[vstart] not in (32, 9)
+            if not usual:
+                vstart = i + 6
+                while vstart < end and head[vstart] in (32, 9):
+                    vstart += 1
             if head[vstart:end] != host:
-                head = head[: i + 6] + b" " + host + head[end:]
+                # "host:" and one space, as they are: one concatenation less
+                head = (head[:vstart] if usual else head[: i + 6] + b" ") + host + head[end:]
                 changed = True
         elif b"http/1.1\r\n" in low[:8192] or b"http/1.1\n" in low[:8192]:
             eol = head.find(b"\n")
