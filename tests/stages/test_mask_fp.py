@@ -5,9 +5,7 @@ from __future__ import annotations
 import base64
 import ipaddress
 import json
-import pathlib
 import secrets
-import shutil
 import string
 from types import ModuleType
 
@@ -208,28 +206,6 @@ def test_compiled_core_on_long_values_and_keys() -> None:
                 p = fast.fp(v, keep, check=False)
                 assert p == pure.fp(v, keep, check=False)
                 assert core.is_pseudonym(p, keep) is _fp_is_pseudonym_py(p, keep) is True
-
-
-def test_compiled_core_is_not_used_when_pure_python_is_asked_for(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    from replaygate.stages._mask_accel import load_core
-
-    monkeypatch.setenv("REPLAYGATE_PURE_PYTHON", "1")
-    assert load_core() is None
-
-
-def test_compiled_core_is_not_used_when_built_from_other_sources(tmp_path: pathlib.Path) -> None:
-    from replaygate.stages import _mask_accel
-
-    _core()
-    here = pathlib.Path(_mask_accel.__file__).parent
-    for name in _mask_accel.CORE_SOURCES:
-        shutil.copy(here / name, tmp_path / name)
-    assert _mask_accel.load_core(str(tmp_path)) is not None
-    with open(tmp_path / "_mask_fp.py", "a", encoding="utf-8") as f:
-        f.write("\n# edited since the build\n")
-    assert _mask_accel.load_core(str(tmp_path)) is None
 
 
 @given(
