@@ -33,7 +33,6 @@ LAYERS: dict[str, int] = {
     "stages": 3,
     "compare": 3,
     "report": 3,
-    "sinks": 3,
     "sources": 4,
     "replay": 4,
     "testing": 4,
