@@ -17,6 +17,7 @@ __all__ = [
     "JsonPath",
     "PathPart",
     "body_kind",
+    "body_kind_by_type",
     "chunk_trailers",
     "encode_content",
     "looks_like_text",
@@ -62,15 +63,10 @@ BINARY_TYPES: tuple[str, ...] = (
 
 def body_kind(content_type: str, body: bytes, skip: Sequence[str]) -> str:
     """``json`` | ``form`` | ``multipart`` | ``text`` | ``binary``, by type then by sniffing."""
+    kind = body_kind_by_type(content_type, skip)
+    if kind:
+        return kind
     ct = content_type.split(";", 1)[0].strip().lower()
-    if ct and ct.startswith(tuple(skip)):
-        return "binary"
-    if ct == "application/x-www-form-urlencoded":
-        return "form"
-    if ct.startswith("multipart/"):
-        return "multipart"
-    if "json" in ct:
-        return "json"
     head = body[:1024]
     if b"\x00" in head:
         return "binary"
@@ -83,6 +79,20 @@ def body_kind(content_type: str, body: bytes, skip: Sequence[str]) -> str:
     if first in (b"{", b"[") and (not ct or ct.startswith("text/plain")):
         return "json"
     return "text"
+
+
+def body_kind_by_type(content_type: str, skip: Sequence[str]) -> str:
+    """The kind :func:`body_kind` gives whatever the body, or "" when it looks at the body."""
+    ct = content_type.split(";", 1)[0].strip().lower()
+    if ct and ct.startswith(tuple(skip)):
+        return "binary"
+    if ct == "application/x-www-form-urlencoded":
+        return "form"
+    if ct.startswith("multipart/"):
+        return "multipart"
+    if "json" in ct:
+        return "json"
+    return ""
 
 
 def encode_content(body: bytes, encodings: Sequence[str]) -> bytes:

@@ -12,8 +12,11 @@ from typing import TypeVar, cast
 from urllib.parse import quote, quote_plus
 
 from ..model import HTTPMessage, Request, dechunk, decode_content
+from ._detect_quick import MessageQuick, b64_run_at
+from ._detectors import b64_text
 from ._mask_body import (
     body_kind,
+    body_kind_by_type,
     chunk_trailers,
     encode_content,
     looks_like_text,
@@ -34,6 +37,10 @@ _SKIP_HEADERS = frozenset(
     {"host", "content-length", "transfer-encoding", "content-encoding", "connection", "date"}
 )
 _AUTH_HEADERS = frozenset({"authorization", "proxy-authorization"})
+#: a request target segment that could be base64 (the same as ``TextScanner.clean``'s)
+_B64_SEGMENT = re.compile(r"[A-Za-z0-9+_-]{16}", re.ASCII)
+# what a header name means to the fast path (:meth:`Masker.unchanged`)
+_INERT, _RULE, _CTYPE, _CENC, _TENC = range(5)
 
 
 class Masker(JsonMasker):
@@ -41,9 +48,23 @@ class Masker(JsonMasker):
     line, headers, cookies, trailers and bodies (values: :class:`ValueMasker`, JSON:
     :class:`JsonMasker`)."""
 
+    def __init__(self, rules: Rules, key: bytes, record: Recorder | None = None) -> None:
+        super().__init__(rules, key, record)
+        sc = rules.scanner
+        mq = None
+        if sc.prefilter and not rules.json_paths:
+            mq = MessageQuick(sc.detectors, sc.quick.words)
+        #: the fast path's one pass (None: every message takes the whole path)
+        self._mq = mq if mq is not None and mq.available else None
+        self._head_codes: dict[str, int] = {}
+        self._kinds: dict[str, str] = {}
+        self._b64_plain: dict[bytes, bool] = {}
+
     # == messages ===========================================================================
     def message(self, msg: M, side: str) -> M:
         """Mask one request or response; the same object when nothing changed."""
+        if self._mq is not None and self.unchanged(msg):
+            return msg
         headers = msg.headers
         start = msg.start_line
         new_start = start
@@ -169,9 +190,11 @@ class Masker(JsonMasker):
     def _target_clean(self, target: str) -> bool:
         """Nothing to mask in a request target: no finding possible in any segment or pair
         and no query parameter masked by name."""
+        return self.rules.scanner.clean(target, target=True) and self._names_clean(target)
+
+    def _names_clean(self, target: str) -> bool:
+        """No query (or fragment) parameter of ``target`` is masked by its name."""
         r = self.rules
-        if not r.scanner.clean(target, target=True):
-            return False
         rest, h, frag = target.partition("#")
         _path, q, query = rest.partition("?")
         if not q and not h:
@@ -269,6 +292,112 @@ class Masker(JsonMasker):
         if not out:
             return None
         return ";".join(out) + semi + attrs
+
+    # -- the fast path ---------------------------------------------------------------------
+    def unchanged(self, msg: HTTPMessage) -> bool:
+        """True when masking ``msg`` provably changes nothing and records nothing: no header
+        masked by name, and one pass over the head and the decoded JSON or text body finds
+        no detector literal, no field word that a field pattern uses and no base64 run that
+        decodes to text. False sends the message the whole way (it is a conservative test).
+        """
+        mq = self._mq
+        raw = msg.raw
+        hl = msg.head_len
+        if mq is None or hl == 0 or raw.find(b"\n ", 0, hl) >= 0 or raw.find(b"\n\t", 0, hl) >= 0:
+            return False  # no head, or folded lines (joined, they are another text)
+        codes = self._head_codes
+        ctype: str | None = None
+        encodings: list[str] = []
+        for name, value in msg.headers:
+            code = codes.get(name)
+            if code is None:
+                code = self._head_code(name)
+            if code:
+                if code == _CTYPE:
+                    ctype = value if ctype is None else ctype
+                elif code == _CENC:
+                    encodings.extend(p.strip() for p in value.split(",") if p.strip())
+                else:  # masked by name, or chunked framing (trailers): the whole path
+                    return False
+        buf = raw
+        if len(raw) > hl:
+            ctype = ctype or ""
+            kinds = self._kinds
+            kind = kinds.get(ctype)
+            if kind is None:
+                kind = body_kind_by_type(ctype, self.rules.skip_types)
+                if len(kinds) < 1024:
+                    kinds[ctype] = kind
+            data = None
+            if encodings:
+                try:
+                    data = decode_content(raw[hl:], encodings)
+                except Exception:
+                    return False
+                buf = raw[:hl] + data
+            if not kind:
+                kind = body_kind(ctype, raw[hl:] if data is None else data, self.rules.skip_types)
+            if (kind != "json" and kind != "text") or buf.find(b"\\", hl) >= 0:
+                return False  # forms, multipart and binary; escapes can hide anything
+        line1 = raw.find(b"\n", 0, hl)
+        line1 = hl if line1 < 0 else line1
+        found = mq.scan(buf, line1, hl)
+        if found is None:
+            return False
+        start_literal, words, runs = found
+        if isinstance(msg, Request):
+            start = msg.start_line
+            if len(start) >= 2:
+                target = start[1]
+                if start_literal:  # a literal in the start line: the target's own test
+                    if not self._target_clean(target):
+                        return False
+                elif "%" in target or _B64_SEGMENT.search(target) or not self._names_clean(target):
+                    return False
+        if words and not self.rules.scanner._only_unused_words(
+            raw[:hl].decode("latin-1"), words
+        ):
+            return False
+        plain = self._b64_plain
+        for at in runs:
+            if at < line1:
+                continue  # in the start line: the target test above covers it
+            run = b64_run_at(buf, at)
+            if run is None:
+                continue
+            ok = plain.get(run)
+            if ok is None:
+                ok = b64_text(run.decode("ascii")) is None
+                if len(run) <= 1024:
+                    if len(plain) >= 4096:
+                        plain.clear()
+                    plain[run] = ok
+            if not ok:
+                return False
+        return True
+
+    def _head_code(self, name: str) -> int:
+        """What header ``name`` means to :meth:`unchanged` (remembered: names repeat)."""
+        r = self.rules
+        ln = name.lower()
+        if ln == "content-encoding":  # never masked (a skipped header): facts only
+            code = _CENC
+        elif ln == "transfer-encoding":
+            code = _TENC
+        elif ln in r.keep_headers or ln in _SKIP_HEADERS:
+            code = _CTYPE if ln == "content-type" else _INERT
+        elif (
+            ln in r.headers
+            or ln in _URL_HEADERS
+            or (ln in ("cookie", "set-cookie") and r.cookies)
+            or r.fields.matches(name)
+        ):
+            code = _RULE
+        else:
+            code = _CTYPE if ln == "content-type" else _INERT
+        if len(self._head_codes) < 4096:
+            self._head_codes[name] = code
+        return code
 
     # -- bodies ----------------------------------------------------------------------------
     def body(self, msg: HTTPMessage, side: str) -> bytes | None:
