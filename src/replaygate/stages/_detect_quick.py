@@ -15,7 +15,7 @@ import threading
 from collections.abc import Iterable
 from typing import Any
 
-__all__ = ["NEEDS", "MessageQuick", "Quick", "b64_run_at"]
+__all__ = ["NEEDS", "MessageQuick", "Quick"]
 
 #: what every match of a detector contains (a necessary condition, stricter than the trigger
 #: where the trigger is loose): the one-pass prefilter of :class:`Quick`
@@ -37,14 +37,9 @@ NEEDS: dict[str, tuple[str, ...]] = {
     "email": ("@", "%40"),
 }
 _B64_NEED = r"[A-Za-z0-9+/_-]{16}"
-#: the first 16 characters of each run of base64 characters: one report per run
-_B64_RUN_START = r"(?:^|[^A-Za-z0-9+/_-])[A-Za-z0-9+/_-]{16}"
 #: the UTF-8 of the only characters whose ``str.lower()`` holds ASCII letters (U+0130 and
 #: the Kelvin sign): a field word could hide behind them (``TO\u212aEN``)
 _LOWER_TO_ASCII = (r"\xC4\xB0", r"\xE2\x84\xAA")
-#: a run of base64 characters and what may follow it (the spans of ``_detectors.b64_runs``)
-_B64_CHARS = re.compile(rb"[A-Za-z0-9+/_-]{16,}")
-_B64_TAIL = re.compile(rb"={0,2}(?![\w+/=-])")
 
 
 class Quick:
@@ -131,14 +126,17 @@ class Quick:
 
 
 class MessageQuick:
-    """The masking fast path's one pass over a whole HTTP message (its head, then its
-    decoded body, in one buffer): every detector's necessary literal, every field word
-    (ignoring ASCII case) and the start of every base64 run, each with where it ends.
+    """The masking fast path's one pass over a message body (decoded) and, after it, the
+    request target: every detector's necessary literal and every field word (ignoring
+    ASCII case), with where each ends, and whether any base64 run of 16+ characters
+    occurs (the caller writes the target with ``/`` as a space: there a run is a segment
+    that could be base64, as ``TextScanner.clean`` tests it).
 
-    :meth:`scan` gives up (None) at the first detector literal after the start line or the
-    first field word in the body: such a message takes the whole masking path. What it
-    returns otherwise is what the caller must still clear: literals in the start line,
-    field words in the head, base64 runs. Needs hyperscan (``available``)."""
+    :meth:`scan` gives up (None) at a base64 run anywhere or at a literal or a field word in
+    the body: such a message takes the whole masking path. Otherwise it returns what the
+    target holds, for the caller to clear. Every match is reported (no single-match flag):
+    a word in the target does not hide the same word later. Needs hyperscan
+    (``available``)."""
 
     def __init__(self, detectors: Iterable[str], words: Iterable[str]) -> None:
         needs = [p for d in detectors for p in NEEDS.get(d, ())] + list(_LOWER_TO_ASCII)
@@ -153,72 +151,48 @@ class MessageQuick:
     def available(self) -> bool:
         return self._db is not None
 
-    def scan(self, data: bytes, line1: int, head: int) -> tuple[bool, set[str], list[int]] | None:
-        """``data``: the head (start line ending at ``line1``, header lines ending at
-        ``head``) and the body. None when a detector literal ends after ``line1`` or a field
-        word after ``head``; else (a detector literal in the start line?, the field words in
-        the head, where each base64 run of 16+ characters starts)."""
+    def scan(self, data: bytes, split: int) -> tuple[bool, set[str]] | None:
+        """``data``: the body, then (from ``split``) the target. None when there is a
+        base64 run, or a literal or field word before ``split``; else (a detector literal
+        in the target?, the field words in the target)."""
         if self._db is None:
             return None
         scratch = getattr(self._local, "scratch", None)
         if scratch is None:
             scratch = self._local.scratch = self._hs.Scratch(self._db)
-        hits: list[tuple[int, int]] = []
-        ctx = (hits, self._n_needs, self._n_words, line1, head)
+        hits: list[int] = []
         try:
-            self._db.scan(data, match_event_handler=_on_hit, context=ctx, scratch=scratch)
+            self._db.scan(data, _on_hit, 0, (hits, self._n_words, split), scratch)
         except self._hs.ScanTerminated:
             return None
-        start = False
-        words: set[str] = set()
-        runs: list[int] = []
-        for i, to in hits:
-            if i < self._n_needs:
-                start = True
-            elif i < self._n_words:
-                words.add(self._word_of[i])
-            else:
-                runs.append(to - 16)
-        return start, words, runs
+        if not hits:
+            return False, set()
+        n = self._n_needs
+        return any(i < n for i in hits), {self._word_of[i] for i in hits if i >= n}
 
 
-def _on_hit(
-    i: int, _from: int, to: int, _flags: int, ctx: tuple[list[tuple[int, int]], int, int, int, int]
-) -> bool:
-    """A :meth:`MessageQuick.scan` match: stop at a literal after the start line or a word in
-    the body (the message is not clean), else note it."""
-    hits, n_needs, n_words, line1, head = ctx
-    if i < n_needs:
-        if to > line1:
-            return True
-    elif i < n_words and to > head:
+def _on_hit(i: int, _from: int, to: int, _flags: int, ctx: tuple[list[int], int, int]) -> bool:
+    """A :meth:`MessageQuick.scan` match: stop at a base64 run, or at a literal or a word in
+    the body (the message is not clean); note one in the target."""
+    hits, n_words, split = ctx
+    if i >= n_words or to <= split:
         return True
-    hits.append((i, to))
+    hits.append(i)
     return False
-
-
-def b64_run_at(data: bytes, start: int) -> bytes | None:
-    """The base64 run starting at ``start`` as :func:`._detectors.b64_runs` gives it
-    (padding included), or None when what follows the run makes it none."""
-    m = _B64_CHARS.match(data, start)
-    if m is None:
-        return None
-    tail = _B64_TAIL.match(data, m.end())
-    return None if tail is None else data[start : tail.end()]
 
 
 @functools.lru_cache(maxsize=32)
 def _hs_message_database(needs: tuple[str, ...], words: tuple[str, ...]) -> tuple[Any, Any]:
-    """The database of :class:`MessageQuick` (ids: needs, words, base64 run starts), or
-    (None, None) without hyperscan. Every match is reported: no single-match flag, as a
-    word may occur in the head and again in the body."""
+    """The database of :class:`MessageQuick` (ids: needs, words, then a base64 run), or
+    (None, None) without hyperscan."""
     try:
         import hyperscan
 
         db = hyperscan.Database()
         exprs = [p.encode() for p in needs] + [re.escape(w).encode() for w in words]
-        exprs.append(_B64_RUN_START.encode())
-        flags = [0] * len(needs) + [hyperscan.HS_FLAG_CASELESS] * len(words) + [0]
+        exprs.append(_B64_NEED.encode())
+        flags = [0] * len(needs) + [hyperscan.HS_FLAG_CASELESS] * len(words)
+        flags.append(hyperscan.HS_FLAG_SINGLEMATCH)
         db.compile(expressions=exprs, ids=list(range(len(exprs))), elements=len(exprs), flags=flags)
     except Exception:  # no wheel for this platform: no fast path
         return None, None

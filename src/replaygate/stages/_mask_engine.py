@@ -12,8 +12,7 @@ from typing import TypeVar, cast
 from urllib.parse import quote, quote_plus
 
 from ..model import HTTPMessage, Request, dechunk, decode_content
-from ._detect_quick import MessageQuick, b64_run_at
-from ._detectors import b64_text
+from ._detect_quick import MessageQuick
 from ._mask_body import (
     body_kind,
     body_kind_by_type,
@@ -37,10 +36,8 @@ _SKIP_HEADERS = frozenset(
     {"host", "content-length", "transfer-encoding", "content-encoding", "connection", "date"}
 )
 _AUTH_HEADERS = frozenset({"authorization", "proxy-authorization"})
-#: a request target segment that could be base64 (the same as ``TextScanner.clean``'s)
-_B64_SEGMENT = re.compile(r"[A-Za-z0-9+_-]{16}", re.ASCII)
-# what a header name means to the fast path (:meth:`Masker.unchanged`)
-_INERT, _RULE, _CTYPE, _CENC, _TENC = range(5)
+# what a header name means to the fast path (:meth:`Masker._head_code`): bits
+_SCAN, _CTYPE, _CENC, _TENC, _RULE = 1, 2, 4, 8, 16
 
 
 class Masker(JsonMasker):
@@ -56,9 +53,12 @@ class Masker(JsonMasker):
             mq = MessageQuick(sc.detectors, sc.quick.words)
         #: the fast path's one pass (None: every message takes the whole path)
         self._mq = mq if mq is not None and mq.available else None
+        # what the fast path remembers: header names, content types, header values and
+        # request targets (names and values repeat; verdicts depend on the rules only)
         self._head_codes: dict[str, int] = {}
         self._kinds: dict[str, str] = {}
-        self._b64_plain: dict[bytes, bool] = {}
+        self._value_clean: dict[str, bool] = {}
+        self._target_verdicts: dict[str, bool] = {}
 
     # == messages ===========================================================================
     def message(self, msg: M, side: str) -> M:
@@ -295,97 +295,125 @@ class Masker(JsonMasker):
 
     # -- the fast path ---------------------------------------------------------------------
     def unchanged(self, msg: HTTPMessage) -> bool:
-        """True when masking ``msg`` provably changes nothing and records nothing: no header
-        masked by name, and one pass over the head and the decoded JSON or text body finds
-        no detector literal, no field word that a field pattern uses and no base64 run that
-        decodes to text. False sends the message the whole way (it is a conservative test).
+        """True when masking ``msg`` provably changes nothing and records nothing; False
+        sends it the whole way (a conservative test).
+
+        No header is masked by its name and no header value holds a finding (values repeat:
+        their verdicts are remembered); one pass over the decoded JSON or text body and the
+        request target finds no detector literal, no field word and no base64 run in the
+        body, and nothing in the target that :meth:`_target_clean` would not clear.
         """
-        mq = self._mq
         raw = msg.raw
         hl = msg.head_len
-        if mq is None or hl == 0 or raw.find(b"\n ", 0, hl) >= 0 or raw.find(b"\n\t", 0, hl) >= 0:
-            return False  # no head, or folded lines (joined, they are another text)
+        if hl == 0:
+            return False
         codes = self._head_codes
+        verdicts = self._value_clean
         ctype: str | None = None
         encodings: list[str] = []
+        unknown: list[str] = []
         for name, value in msg.headers:
             code = codes.get(name)
             if code is None:
                 code = self._head_code(name)
-            if code:
-                if code == _CTYPE:
-                    ctype = value if ctype is None else ctype
-                elif code == _CENC:
-                    encodings.extend(p.strip() for p in value.split(",") if p.strip())
-                else:  # masked by name, or chunked framing (trailers): the whole path
+            if not code:
+                continue
+            if code & _SCAN:
+                ok = verdicts.get(value)
+                if ok is None:
+                    unknown.append(value)
+                elif not ok:
                     return False
-        buf = raw
+            if code & _CTYPE:
+                if ctype is None:
+                    ctype = value
+            elif code & _CENC:
+                encodings.extend(p.strip() for p in value.split(",") if p.strip())
+            elif not code & _SCAN:  # masked by name, or chunked (trailers): the whole way
+                return False
+        if unknown and not self._values_clean(unknown):
+            return False
+        body = b""
         if len(raw) > hl:
             ctype = ctype or ""
-            kinds = self._kinds
-            kind = kinds.get(ctype)
+            kind = self._kinds.get(ctype)
             if kind is None:
                 kind = body_kind_by_type(ctype, self.rules.skip_types)
-                if len(kinds) < 1024:
-                    kinds[ctype] = kind
-            data = None
+                if len(self._kinds) < 1024:
+                    self._kinds[ctype] = kind
+            body = raw[hl:]
             if encodings:
                 try:
-                    data = decode_content(raw[hl:], encodings)
+                    body = decode_content(body, encodings)
                 except Exception:
                     return False
-                buf = raw[:hl] + data
             if not kind:
-                kind = body_kind(ctype, raw[hl:] if data is None else data, self.rules.skip_types)
-            if (kind != "json" and kind != "text") or buf.find(b"\\", hl) >= 0:
+                kind = body_kind(ctype, body, self.rules.skip_types)
+            if (kind != "json" and kind != "text") or b"\\" in body:
                 return False  # forms, multipart and binary; escapes can hide anything
-        line1 = raw.find(b"\n", 0, hl)
-        line1 = hl if line1 < 0 else line1
-        found = mq.scan(buf, line1, hl)
-        if found is None:
-            return False
-        start_literal, words, runs = found
+        target = None
         if isinstance(msg, Request):
             start = msg.start_line
             if len(start) >= 2:
                 target = start[1]
-                if start_literal:  # a literal in the start line: the target's own test
-                    if not self._target_clean(target):
+                ok = self._target_verdicts.get(target)
+                if ok is not None:
+                    if not ok:
                         return False
-                elif "%" in target or _B64_SEGMENT.search(target) or not self._names_clean(target):
+                    target = None
+                elif "%" in target or not self._names_clean(target):
                     return False
-        if words and not self.rules.scanner._only_unused_words(
-            raw[:hl].decode("latin-1"), words
-        ):
-            return False
-        plain = self._b64_plain
-        for at in runs:
-            if at < line1:
-                continue  # in the start line: the target test above covers it
-            run = b64_run_at(buf, at)
-            if run is None:
-                continue
-            ok = plain.get(run)
-            if ok is None:
-                ok = b64_text(run.decode("ascii")) is None
-                if len(run) <= 1024:
-                    if len(plain) >= 4096:
-                        plain.clear()
-                    plain[run] = ok
+        if target is None:
+            if not body:
+                return True
+            return self._mq_scan(body, len(body)) is not None
+        # the target after the body, ``/`` as a space: a base64 run there is a segment
+        found = self._mq_scan(body + b"\n" + target.replace("/", " ").encode("latin-1"), len(body))
+        ok = found is not None and (
+            not found[1] or self.rules.scanner._only_unused_words(target, found[1])
+        )
+        if ok and found is not None and found[0]:  # a detector literal: the target's own test
+            ok = self._target_clean(target)
+        if len(target) <= 256:
+            if len(self._target_verdicts) >= 4096:
+                self._target_verdicts.clear()
+            self._target_verdicts[target] = ok
+        return ok
+
+    def _mq_scan(self, data: bytes, split: int) -> tuple[bool, set[str]] | None:
+        assert self._mq is not None
+        return self._mq.scan(data, split)
+
+    def _values_clean(self, values: list[str]) -> bool:
+        """No finding in any of these header values (as :meth:`headers` scans them); every
+        verdict remembered. One test for all of them first (``TextScanner.clean``)."""
+        sc = self.rules.scanner
+        verdicts = self._value_clean
+        if len(verdicts) >= 4096:
+            verdicts.clear()
+        if sc.clean("\n".join(v.strip() for v in values)):
+            for v in values:
+                verdicts[v] = True
+            return True
+        for v in values:
+            ok = next(sc.findings(v.strip()), None) is None
+            verdicts[v] = ok
             if not ok:
                 return False
         return True
 
     def _head_code(self, name: str) -> int:
-        """What header ``name`` means to :meth:`unchanged` (remembered: names repeat)."""
+        """What header ``name`` means to :meth:`unchanged` (remembered: names repeat): its
+        value scanned (``_SCAN``), a fact about the body (``_CTYPE``, ``_CENC``), or masked
+        by name or chunked (any other bit: the whole path)."""
         r = self.rules
         ln = name.lower()
-        if ln == "content-encoding":  # never masked (a skipped header): facts only
+        if ln == "content-encoding":  # never masked (a skipped header): a fact only
             code = _CENC
         elif ln == "transfer-encoding":
             code = _TENC
         elif ln in r.keep_headers or ln in _SKIP_HEADERS:
-            code = _CTYPE if ln == "content-type" else _INERT
+            code = _CTYPE if ln == "content-type" else 0
         elif (
             ln in r.headers
             or ln in _URL_HEADERS
@@ -394,7 +422,7 @@ class Masker(JsonMasker):
         ):
             code = _RULE
         else:
-            code = _CTYPE if ln == "content-type" else _INERT
+            code = _SCAN | (_CTYPE if ln == "content-type" else 0)
         if len(self._head_codes) < 4096:
             self._head_codes[name] = code
         return code

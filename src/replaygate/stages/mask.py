@@ -264,6 +264,8 @@ class MaskStage:
         self.key = key  # handed to --workers processes so every copy pseudonymizes alike
         self.stats = MaskStats()
         self.masker = Masker(config.rules(), key, self._record)
+        #: IP detectors on: the client address of the connection is masked too
+        self._ip = bool({"ipv4", "ipv6"} & set(self.masker.rules.scanner.detectors))
 
     def _record(self, rule: str, loc: Loc, masked: bool) -> None:
         if rule == "skipped_binary":
@@ -285,14 +287,19 @@ class MaskStage:
         replayed = ex.replayed
         interim = ex.interim
         if self.config.responses:
-            resp = None if resp is None else m.message(resp, "response")
-            replayed = None if replayed is None else m.message(replayed, "replayed")
-            interim = [m.message(r, "response") for r in ex.interim]
-        meta = {k: (m.text(v, f"meta:{k}") or v) for k, v in ex.meta.items()}
+            if resp is not None:
+                resp = m.message(resp, "response")
+            if replayed is not None:
+                replayed = m.message(replayed, "replayed")
+            if interim:
+                interim = [m.message(r, "response") for r in interim]
+        meta = ex.meta
+        if meta:
+            meta = {k: (m.text(v, f"meta:{k}") or v) for k, v in meta.items()}
         err = ex.replay_error
         if err:
             err = m.text(err, "replay_error") or err
-        conn = self._conn(ex.conn)
+        conn = self._conn(ex.conn) if self._ip else ex.conn
         changed = (
             req is not ex.request
             or resp is not ex.response
@@ -313,9 +320,9 @@ class MaskStage:
             request=req,
             response=resp,
             replayed=replayed,
-            interim=interim,
+            interim=list(interim),  # copies: the input keeps its own
             flags=flags,
-            meta=meta,
+            meta=dict(meta),
             replay_error=err,
             conn=conn,
         )
@@ -323,8 +330,7 @@ class MaskStage:
     def _conn(self, conn: ConnectionId | None) -> ConnectionId | None:
         """With IP detectors on, the client address of the connection is a finding too (it is
         written to files as ``rg.conn``); the same address always maps to the same one."""
-        dets = self.masker.rules.scanner.detectors
-        if conn is None or not ({"ipv4", "ipv6"} & set(dets)):
+        if conn is None or not self._ip:
             return conn
         k = self.masker.k
         if k.ip_is_pseudonym(conn.src):
