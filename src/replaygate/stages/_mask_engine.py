@@ -312,7 +312,8 @@ class Masker(JsonMasker):
         ctype: str | None = None
         encodings: list[str] = []
         unknown: list[str] = []
-        for name, value in msg.headers:
+        fields, start = _head_fields(msg)
+        for name, value in fields:
             code = codes.get(name)
             if code is None:
                 code = self._head_code(name)
@@ -352,17 +353,15 @@ class Masker(JsonMasker):
             if (kind != "json" and kind != "text") or b"\\" in body:
                 return False  # forms, multipart and binary; escapes can hide anything
         target = None
-        if isinstance(msg, Request):
-            start = msg.start_line
-            if len(start) >= 2:
-                target = start[1]
-                ok = self._target_verdicts.get(target)
-                if ok is not None:
-                    if not ok:
-                        return False
-                    target = None
-                elif "%" in target or not self._names_clean(target):
+        if isinstance(msg, Request) and len(start) >= 2:
+            target = start[1]
+            ok = self._target_verdicts.get(target)
+            if ok is not None:
+                if not ok:
                     return False
+                target = None
+            elif "%" in target or not self._names_clean(target):
+                return False
         if target is None:
             if not body:
                 return True
@@ -407,7 +406,7 @@ class Masker(JsonMasker):
         value scanned (``_SCAN``), a fact about the body (``_CTYPE``, ``_CENC``), or masked
         by name or chunked (any other bit: the whole path)."""
         r = self.rules
-        ln = name.lower()
+        ln = name.strip().lower()
         if ln == "content-encoding":  # never masked (a skipped header): a fact only
             code = _CENC
         elif ln == "transfer-encoding":
@@ -418,7 +417,7 @@ class Masker(JsonMasker):
             ln in r.headers
             or ln in _URL_HEADERS
             or (ln in ("cookie", "set-cookie") and r.cookies)
-            or r.fields.matches(name)
+            or r.fields.matches(name.strip())
         ):
             code = _RULE
         else:
@@ -539,6 +538,31 @@ class Masker(JsonMasker):
 
 def _quote_value(s: str) -> str:
     return quote_plus(s, safe="@:,/*!$'()~", errors="surrogateescape")
+
+
+#: a header line of a plain head (see :func:`_head_fields`)
+_HEADER_LINE = re.compile(r"([^:\r\n]*):([^\r\n]*)\r\n")
+
+
+def _head_fields(msg: HTTPMessage) -> tuple[list[tuple[str, str]], list[str]]:
+    """The header fields and the start line of ``msg`` for the fast path, without parsing a
+    plain head into the message (a fresh one: one regex instead of a loop per line). Names
+    and values may keep the spaces around them (the fast path strips them where it matters);
+    a head that is not plain (a bare LF or CR, folded lines, no blank line) is parsed."""
+    if msg._headers is None:
+        text = msg.raw[: msg.head_len].decode("latin-1")
+        crlf = text.count("\r\n")
+        if (
+            text.count("\n") == crlf
+            and text.count("\r") == crlf
+            and text.endswith("\r\n\r\n")
+            and "\r\n " not in text
+            and "\r\n\t" not in text
+        ):
+            end = text.find("\r\n")
+            line = text[:end]
+            return _HEADER_LINE.findall(text, end + 2), (line.split(" ", 2) if line else [])
+    return msg.headers, msg.start_line
 
 
 def _head_facts(headers: list[tuple[str, str]]) -> tuple[list[str], str, bool]:
