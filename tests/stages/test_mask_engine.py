@@ -304,3 +304,21 @@ def test_a_head_with_odd_lines_is_read_as_the_message_reads_it(eol: str) -> None
     for head in heads:
         msg = Request(head.encode())
         assert _masked(MaskConfig(), msg, fast=True) == _masked(MaskConfig(), msg, fast=False)
+
+
+@settings(max_examples=300)
+@given(_message())
+def test_a_head_read_by_the_fast_path_is_the_message_s_own_parse(msg: HTTPMessage) -> None:
+    Masker(MaskConfig().rules(), b"k").unchanged(msg)  # reads the head first
+    again = type(msg)(msg.raw, head_len=msg.head_len)
+    assert (msg.start_line, msg.headers) == (again.start_line, again.headers)
+
+
+@pytest.mark.parametrize(
+    "line", [" X-A : v ", "X-A:\x0bv\x0b", "\x1cX-A\xa0: \t v \t", ":v", "X-A:", "no colon"]
+)
+def test_a_plain_head_is_parsed_as_the_message_parses_it(line: str) -> None:
+    raw = f"GET /a HTTP/1.1\r\nHost: h\r\n{line}\r\nAccept: a:b\r\n\r\nbody".encode("latin-1")
+    msg, again = Request(raw), Request(raw)
+    Masker(MaskConfig().rules(), b"k").unchanged(msg)
+    assert (msg.start_line, msg.headers) == (again.start_line, again.headers)

@@ -540,15 +540,15 @@ def _quote_value(s: str) -> str:
     return quote_plus(s, safe="@:,/*!$'()~", errors="surrogateescape")
 
 
-#: a header line of a plain head (see :func:`_head_fields`)
-_HEADER_LINE = re.compile(r"([^:\r\n]*):([^\r\n]*)\r\n")
+#: a header line of a plain head, its name and value stripped as the message strips them
+#: (see :func:`_head_fields`)
+_HEADER_LINE = re.compile(r"[^\S\r\n]*([^:\r\n]*?)[^\S\r\n]*:[ \t]*([^\r\n]*?)[ \t]*\r\n")
 
 
 def _head_fields(msg: HTTPMessage) -> tuple[list[tuple[str, str]], list[str]]:
-    """The header fields and the start line of ``msg`` for the fast path, without parsing a
-    plain head into the message (a fresh one: one regex instead of a loop per line). Names
-    and values may keep the spaces around them (the fast path strips them where it matters);
-    a head that is not plain (a bare LF or CR, folded lines, no blank line) is parsed."""
+    """The header fields and the start line of ``msg``, parsed once (and kept by the
+    message, as its own parse would): a plain head (CRLF lines only, no folded line, a blank
+    line at the end) with one regex instead of a loop per line, any other by the message."""
     if msg._headers is None:
         text = msg.raw[: msg.head_len].decode("latin-1")
         crlf = text.count("\r\n")
@@ -561,7 +561,8 @@ def _head_fields(msg: HTTPMessage) -> tuple[list[tuple[str, str]], list[str]]:
         ):
             end = text.find("\r\n")
             line = text[:end]
-            return _HEADER_LINE.findall(text, end + 2), (line.split(" ", 2) if line else [])
+            msg._start = line.split(" ", 2) if line else []
+            msg._headers = _HEADER_LINE.findall(text, end + 2)
     return msg.headers, msg.start_line
 
 
