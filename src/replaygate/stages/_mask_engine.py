@@ -540,9 +540,8 @@ def _quote_value(s: str) -> str:
     return quote_plus(s, safe="@:,/*!$'()~", errors="surrogateescape")
 
 
-#: a header line of a plain head, its name and value stripped as the message strips them
-#: (see :func:`_head_fields`)
-_HEADER_LINE = re.compile(r"[^\S\r\n]*([^:\r\n]*?)[^\S\r\n]*:[ \t]*([^\r\n]*?)[ \t]*\r\n")
+#: a header line of a plain head (see :func:`_head_fields`)
+_HEADER_LINE = re.compile(r"([^:\r\n]*):([^\r\n]*)\r\n")
 
 
 def _head_fields(msg: HTTPMessage) -> tuple[list[tuple[str, str]], list[str]]:
@@ -562,7 +561,8 @@ def _head_fields(msg: HTTPMessage) -> tuple[list[tuple[str, str]], list[str]]:
             end = text.find("\r\n")
             line = text[:end]
             msg._start = line.split(" ", 2) if line else []
-            msg._headers = _HEADER_LINE.findall(text, end + 2)
+            found = _HEADER_LINE.findall(text, end + 2)
+            msg._headers = [(k.strip(), v.strip(" \t")) for k, v in found]
     return msg.headers, msg.start_line
 
 
