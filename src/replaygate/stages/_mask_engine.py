@@ -312,7 +312,7 @@ class Masker(JsonMasker):
         ctype: str | None = None
         encodings: list[str] = []
         unknown: list[str] = []
-        fields, start = _head_fields(msg)
+        fields, start = msg.headers, msg.start_line
         for name, value in fields:
             code = codes.get(name)
             if code is None:
@@ -538,32 +538,6 @@ class Masker(JsonMasker):
 
 def _quote_value(s: str) -> str:
     return quote_plus(s, safe="@:,/*!$'()~", errors="surrogateescape")
-
-
-#: a header line of a plain head (see :func:`_head_fields`)
-_HEADER_LINE = re.compile(r"([^:\r\n]*):([^\r\n]*)\r\n")
-
-
-def _head_fields(msg: HTTPMessage) -> tuple[list[tuple[str, str]], list[str]]:
-    """The header fields and the start line of ``msg``, parsed once (and kept by the
-    message, as its own parse would): a plain head (CRLF lines only, no folded line, a blank
-    line at the end) with one regex instead of a loop per line, any other by the message."""
-    if msg._headers is None:
-        text = msg.raw[: msg.head_len].decode("latin-1")
-        crlf = text.count("\r\n")
-        if (
-            text.count("\n") == crlf
-            and text.count("\r") == crlf
-            and text.endswith("\r\n\r\n")
-            and "\r\n " not in text
-            and "\r\n\t" not in text
-        ):
-            end = text.find("\r\n")
-            line = text[:end]
-            msg._start = line.split(" ", 2) if line else []
-            found = _HEADER_LINE.findall(text, end + 2)
-            msg._headers = [(k.strip(), v.strip(" \t")) for k, v in found]
-    return msg.headers, msg.start_line
 
 
 def _head_facts(headers: list[tuple[str, str]]) -> tuple[list[str], str, bool]:
