@@ -18,7 +18,14 @@ from types import ModuleType
 __all__ = ["CORE_SOURCES", "load_core", "source_hash"]
 
 #: the files the compiled core is built from or implements
-CORE_SOURCES = ("_mask_core.c", "_mask_fp.py", "_detectors.py", "_mask_json.py")
+CORE_SOURCES = (
+    "_mask_core.c",
+    "_mask_leaf.h",
+    "_mask_jsonc.h",
+    "_mask_fp.py",
+    "_detectors.py",
+    "_mask_json.py",
+)
 _DIR = os.path.dirname(os.path.abspath(__file__))
 
 

@@ -862,7 +862,12 @@ static PyObject *core_email_spans(PyObject *self, PyObject *text) {
 }
 #undef RD
 
+#include "_mask_leaf.h"
+#include "_mask_jsonc.h"
+
 static PyMethodDef core_methods[] = {
+    {"mask_json", (PyCFunction)(void (*)(void))core_mask_json, METH_FASTCALL,
+     "The compiled JSON masker (see _mask_jsonc.h)."},
     {"email_spans", (PyCFunction)core_email_spans, METH_O,
      "The spans of _detectors._emails, in its order."},
     {"enclosing", (PyCFunction)(void (*)(void))core_enclosing, METH_FASTCALL,
@@ -882,13 +887,15 @@ static struct PyModuleDef core_module = {
 PyMODINIT_FUNC PyInit__mask_core(void) {
     BITS_D = log2(10.0);
     BITS_L = log2(26.0);
-    if (PyType_Ready(&KeyedType) < 0)
+    if (PyType_Ready(&KeyedType) < 0 || PyType_Ready(&LeafConfigType) < 0)
         return NULL;
     PyObject *m = PyModule_Create(&core_module);
     if (m == NULL)
         return NULL;
     Py_INCREF(&KeyedType);
+    Py_INCREF(&LeafConfigType);
     if (PyModule_AddObject(m, "Keyed", (PyObject *)&KeyedType) < 0 ||
+        PyModule_AddObject(m, "LeafConfig", (PyObject *)&LeafConfigType) < 0 ||
         PyModule_AddStringConstant(m, "SOURCE_HASH", SOURCE_HASH) < 0) {
         Py_DECREF(m);
         return NULL;
