@@ -311,6 +311,16 @@ class TextScanner:
         #: base64 run -> does not decode to text (head runs repeat: application/json)
         self._b64_runs: dict[str, bool] = {}
 
+    @property
+    def words(self) -> tuple[str, ...]:
+        """The field words (lower case): one occurs in every match of a field pattern."""
+        return self._words
+
+    @property
+    def has_fields(self) -> bool:
+        """Field patterns are looked for (``field`` findings)."""
+        return bool(self._fields)
+
     def findings(
         self, text: str, *, fields: bool = True, encoded: bool = True
     ) -> Iterator[Finding]:

@@ -22,6 +22,7 @@ from ._mask_body import (
     map_multipart,
     map_urlencoded,
 )
+from ._mask_fp import CORE
 from ._mask_json import _DROP, JsonMasker, _enclosing
 from ._mask_values import Loc, Recorder, Rules, resolve_loc
 
@@ -36,6 +37,8 @@ _SKIP_HEADERS = frozenset(
     {"host", "content-length", "transfer-encoding", "content-encoding", "connection", "date"}
 )
 _AUTH_HEADERS = frozenset({"authorization", "proxy-authorization"})
+#: the compiled JSON masker (``make accel``; used through :attr:`JsonMasker.json_core`)
+CORE_MASK_JSON = CORE.mask_json if CORE is not None else None
 # what a header name means to the fast path (:meth:`Masker._head_code`): bits
 _SCAN, _CTYPE, _CENC, _TENC, _RULE = 1, 2, 4, 8, 16
 
@@ -483,6 +486,14 @@ class Masker(JsonMasker):
             escaped = "\\" in t
             if sc.prefilter and not (escaped or self.rules.json_paths) and not sc.quick(t):
                 return None  # no trigger, no field word: nothing to find (one scan)
+            core = self.json_core
+            if core is not None and CORE_MASK_JSON is not None and not escaped:
+                fast = CORE_MASK_JSON(data, core)
+                if fast is not NotImplemented:
+                    if fast is None:
+                        return None
+                    new = fast
+                    return self._encoded(new, encodings, decoded_ok)
             found = list(sc.findings(t))
             if not (found or escaped or self.rules.json_paths or self.rules.fields.mentioned(t)):
                 return None
@@ -499,6 +510,10 @@ class Masker(JsonMasker):
             new = self._text_bytes(data, loc)
         if new is None:
             return None
+        return self._encoded(new, encodings, decoded_ok)
+
+    @staticmethod
+    def _encoded(new: bytes, encodings: list[str], decoded_ok: bool) -> bytes:
         if encodings and decoded_ok:
             try:
                 return encode_content(new, encodings)

@@ -223,6 +223,11 @@ class Keyed:
         self._inner = hashlib.sha256(bytes(b ^ 0x36 for b in block))
         self._outer = hashlib.sha256(bytes(b ^ 0x5C for b in block))
 
+    @property
+    def core(self) -> _CoreKeyed | None:
+        """The compiled kernels for this key (``make accel``), or None."""
+        return self._core
+
     def digest(self, value: str, purpose: str = "") -> bytes:
         """HMAC-SHA256 of ``purpose NUL value`` under the key."""
         if self._core is not None:

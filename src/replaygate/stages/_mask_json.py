@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -25,6 +26,60 @@ __all__ = ["JsonMasker"]
 
 class JsonMasker(ValueMasker):
     """:class:`ValueMasker` plus JSON documents (and the JWTs whose claims are JSON)."""
+
+    #: the compiled JSON masker's settings (``CORE.mask_json``), or None: every JSON body
+    #: is walked here. Set by :meth:`count_into`; a test sets it to None to compare.
+    json_core: tuple[Any, ...] | None = None
+
+    def count_into(self, findings: Counter[str], already: Counter[str]) -> None:
+        """The recorder only counts (rule -> findings, already masked), into these: JSON
+        bodies may then take the compiled masker (``make accel``), which counts there
+        itself (locations are not built). Needs the default actions and no ``json_paths``
+        or custom patterns; otherwise a no-op."""
+        r = self.rules
+        sc = r.scanner
+        if CORE is None or r.json_paths or r.actions or sc.custom or not sc.prefilter:
+            return
+        if r.default_action != "pseudonymize":
+            return
+        leaf = CORE.LeafConfig(tuple(sc.detectors), tuple(sc.words), bool(sc.has_fields))
+        k = self.k
+        self.json_core = (
+            leaf,
+            k.core,
+            r.fields.known,
+            r.fields.matches,
+            self._named_cache,
+            self._det_cache,
+            findings,
+            already,
+            self._json_sub,
+            self._json_named,
+            self._json_detected,
+            _float_text,
+        )
+
+    def _json_sub(self, raw: bytes, key: str | None, secret: bool) -> Any:
+        """What the walk makes of one value the compiled masker leaves to Python (the JSON
+        text ``raw``, under ``key`` or in a list): its new JSON text, None when unchanged,
+        NotImplemented when it has to be dropped (the whole body then comes here)."""
+        node = orjson.loads(raw)
+        path: list[PathPart] = [] if key is None else [key]
+        new, changed = self._walk(node, path, "json", self.rules.fields, "field" if secret else "")
+        if not changed:
+            return None
+        if new is _DROP:
+            return NotImplemented
+        return _dumps(new)
+
+    def _json_named(self, value: str, key: str) -> str | None:
+        """:meth:`named` for a string under a secret key (the compiled masker's fallback)."""
+        return self.named(value, "field", key, "json")
+
+    def _json_detected(self, rule: str, value: str) -> str | None:
+        """:meth:`_detected` for a string that is one whole match (the compiled masker's
+        fallback for the rules it does not pseudonymize itself)."""
+        return self._detected(rule, value, "json")
 
     def json_text(self, text: str, loc: str) -> str | None:
         """Mask a JSON document; None when it is not JSON or nothing changed."""
@@ -349,6 +404,12 @@ def _enclosing_core(t: str, found: list[Finding], custom: bool = False) -> dict[
 
 
 _enclosing = _enclosing_py if CORE is None else _enclosing_core
+
+
+def _float_text(token: bytes) -> bytes:
+    """How ``orjson.dumps`` writes the JSON number ``token`` (the compiled masker asks for
+    the numbers it cannot tell are written that way already)."""
+    return orjson.dumps(orjson.loads(token))
 
 
 def _b64url_decode(s: str) -> bytes:

@@ -264,6 +264,8 @@ class MaskStage:
         self.key = key  # handed to --workers processes so every copy pseudonymizes alike
         self.stats = MaskStats()
         self.masker = Masker(config.rules(), key, self._record)
+        # _record only counts: the compiled JSON masker may count into the same counters
+        self.masker.count_into(self.stats.findings, self.stats.already_masked)
         #: IP detectors on: the client address of the connection is masked too
         self._ip = bool({"ipv4", "ipv6"} & set(self.masker.rules.scanner.detectors))
 
