@@ -887,15 +887,18 @@ static struct PyModuleDef core_module = {
 PyMODINIT_FUNC PyInit__mask_core(void) {
     BITS_D = log2(10.0);
     BITS_L = log2(26.0);
-    if (PyType_Ready(&KeyedType) < 0 || PyType_Ready(&LeafConfigType) < 0)
+    if (PyType_Ready(&KeyedType) < 0 || PyType_Ready(&LeafConfigType) < 0 ||
+        PyType_Ready(&JsonKeysType) < 0)
         return NULL;
     PyObject *m = PyModule_Create(&core_module);
     if (m == NULL)
         return NULL;
     Py_INCREF(&KeyedType);
     Py_INCREF(&LeafConfigType);
+    Py_INCREF(&JsonKeysType);
     if (PyModule_AddObject(m, "Keyed", (PyObject *)&KeyedType) < 0 ||
         PyModule_AddObject(m, "LeafConfig", (PyObject *)&LeafConfigType) < 0 ||
+        PyModule_AddObject(m, "JsonKeys", (PyObject *)&JsonKeysType) < 0 ||
         PyModule_AddStringConstant(m, "SOURCE_HASH", SOURCE_HASH) < 0) {
         Py_DECREF(m);
         return NULL;

@@ -57,6 +57,7 @@ class JsonMasker(ValueMasker):
             self._json_named,
             self._json_detected,
             _float_text,
+            CORE.JsonKeys(),
         )
 
     def _json_sub(self, raw: bytes, key: str | None, secret: bool) -> Any:
@@ -65,7 +66,13 @@ class JsonMasker(ValueMasker):
         NotImplemented when it has to be dropped (the whole body then comes here)."""
         node = orjson.loads(raw)
         path: list[PathPart] = [] if key is None else [key]
-        new, changed = self._walk(node, path, "json", self.rules.fields, "field" if secret else "")
+        hits = None
+        if type(node) is str and not secret:
+            # as the walk of the whole body sees it: the raw-text pass's hits of this string
+            t = raw.decode("utf-8")
+            hits = _enclosing(t, list(self.rules.scanner.findings(t)), False)
+        fields = self.rules.fields
+        new, changed = self._walk(node, path, "json", fields, "field" if secret else "", hits)
         if not changed:
             return None
         if new is _DROP:
