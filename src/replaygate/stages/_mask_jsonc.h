@@ -337,6 +337,31 @@ static int jc_canonical_number(const unsigned char *s, Py_ssize_t n, int is_int,
             return 0;
         return !(n == 2 && s[0] == '-' && s[1] == '0');
     }
+    /* most floats without a call: at most 15 significant digits (a decimal that short names
+     * its double alone, so it is the shortest form repr and orjson write), no trailing zero
+     * but in "x.0", and 1e-4 <= |x| < 1e16 (where they write no exponent) */
+    {
+        Py_ssize_t i0 = s[0] == '-';
+        const unsigned char *dotp = memchr(s, '.', (size_t)n);
+        if (dotp != NULL) {
+            Py_ssize_t dot = dotp - s, ilen = dot - i0, flen = n - dot - 1;
+            int int_zero = ilen == 1 && s[i0] == '0';
+            if (flen == 1 && s[n - 1] == '0') {
+                if (int_zero || ilen <= 15)
+                    return 1;
+            } else if (s[n - 1] != '0') {
+                if (int_zero) {
+                    Py_ssize_t lead0 = 0;
+                    while (lead0 < flen && s[dot + 1 + lead0] == '0')
+                        lead0++;
+                    if (lead0 <= 3 && flen - lead0 <= 15)
+                        return 1;
+                } else if (ilen + flen <= 15) {
+                    return 1;
+                }
+            }
+        }
+    }
     char buf[64];
     if (n >= (Py_ssize_t)sizeof buf)
         return 0;
