@@ -42,3 +42,32 @@ def test_source_hash_covers_every_core_source(tmp_path: pathlib.Path) -> None:
     assert before == _mask_accel.source_hash(str(here))
     (tmp_path / "_mask_fp.py").write_text("changed")
     assert _mask_accel.source_hash(str(tmp_path)) != before
+
+
+_DIGESTS = """
+import hashlib, hmac, sys
+from replaygate.stages._mask_fp import CORE
+k = CORE.Keyed(b"a key")
+for n in (0, 1, 54, 55, 56, 63, 64, 65, 119, 120, 200):
+    v = "v" * n
+    assert k.digest(v, "fp/0") == hmac.new(b"a key", b"fp/0\\x00" + v.encode(), hashlib.sha256).digest(), n
+print("ok")
+"""
+
+
+@pytest.mark.parametrize("no_sha_ni", ["0", "1"])
+def test_both_sha256_block_functions_give_hmac_sha256(no_sha_ni: str) -> None:
+    """The compiled core hashes with the x86 SHA extensions when the CPU has them, else in
+    plain C (``REPLAYGATE_NO_SHA_NI=1`` forces that): both give HMAC-SHA256."""
+    if _mask_fp.CORE is None:
+        pytest.skip("the compiled core is not built (make accel) or not in use")
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "REPLAYGATE_NO_SHA_NI": no_sha_ni}
+    out = subprocess.run(
+        [sys.executable, "-c", _DIGESTS], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "ok"

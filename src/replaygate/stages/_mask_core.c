@@ -16,6 +16,7 @@
 #include <Python.h>
 #include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #ifndef SOURCE_HASH
@@ -44,7 +45,7 @@ static const uint32_t K256[64] = {
 
 #define ROR(x, n) (((x) >> (n)) | ((x) << (32 - (n))))
 
-static void sha256_block(uint32_t *h, const uint8_t *p) {
+static void sha256_block_c(uint32_t *h, const uint8_t *p) {
     uint32_t w[64], a, b, c, d, e, f, g, hh, t1, t2;
     int i;
     for (i = 0; i < 16; i++)
@@ -62,6 +63,70 @@ static void sha256_block(uint32_t *h, const uint8_t *p) {
         hh = g, g = f, f = e, e = d + t1, d = c, c = b, b = a, a = t1 + t2;
     }
     h[0] += a, h[1] += b, h[2] += c, h[3] += d, h[4] += e, h[5] += f, h[6] += g, h[7] += hh;
+}
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <cpuid.h>
+#include <immintrin.h>
+#define HAVE_SHA_NI_CODE 1
+/* one block with the x86 SHA extensions (the same function as sha256_block_c, ~5x faster;
+ * chosen at import when the CPU has them: CPUID leaf 7, EBX bit 29) */
+__attribute__((target("sha,sse4.1"))) static void sha256_block_ni(uint32_t *h, const uint8_t *p) {
+    const __m128i mask = _mm_set_epi64x(0x0c0d0e0f08090a0bULL, 0x0405060700010203ULL);
+    __m128i tmp = _mm_loadu_si128((const __m128i *)&h[0]);
+    __m128i st1 = _mm_loadu_si128((const __m128i *)&h[4]);
+    tmp = _mm_shuffle_epi32(tmp, 0xB1);        /* CDAB */
+    st1 = _mm_shuffle_epi32(st1, 0x1B);        /* EFGH */
+    __m128i st0 = _mm_alignr_epi8(tmp, st1, 8); /* ABEF */
+    st1 = _mm_blend_epi16(st1, tmp, 0xF0);      /* CDGH */
+    const __m128i abef = st0, cdgh = st1;
+    __m128i w[4], msg;
+    for (int i = 0; i < 4; i++)
+        w[i] = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(p + 16 * i)), mask);
+    for (int i = 0; i < 16; i++) {
+        msg = _mm_add_epi32(w[i & 3], _mm_loadu_si128((const __m128i *)&K256[4 * i]));
+        st1 = _mm_sha256rnds2_epu32(st1, st0, msg);
+        if (i >= 3 && i <= 14) {
+            __m128i t = _mm_alignr_epi8(w[i & 3], w[(i - 1) & 3], 4);
+            w[(i + 1) & 3] = _mm_add_epi32(w[(i + 1) & 3], t);
+            w[(i + 1) & 3] = _mm_sha256msg2_epu32(w[(i + 1) & 3], w[i & 3]);
+        }
+        msg = _mm_shuffle_epi32(msg, 0x0E);
+        st0 = _mm_sha256rnds2_epu32(st0, st1, msg);
+        if (i >= 1 && i <= 12)
+            w[(i + 3) & 3] = _mm_sha256msg1_epu32(w[(i + 3) & 3], w[i & 3]);
+    }
+    st0 = _mm_add_epi32(st0, abef);
+    st1 = _mm_add_epi32(st1, cdgh);
+    tmp = _mm_shuffle_epi32(st0, 0x1B);       /* FEBA */
+    st1 = _mm_shuffle_epi32(st1, 0xB1);       /* DCHG */
+    st0 = _mm_blend_epi16(tmp, st1, 0xF0);    /* DCBA */
+    st1 = _mm_alignr_epi8(st1, tmp, 8);       /* ABEF */
+    _mm_storeu_si128((__m128i *)&h[0], st0);
+    _mm_storeu_si128((__m128i *)&h[4], st1);
+}
+
+static int cpu_has_sha_ni(void) {
+    unsigned a, b, c, d;
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d))
+        return 0;
+    if (!(b & (1u << 29))) /* SHA */
+        return 0;
+    if (!__get_cpuid(1, &a, &b, &c, &d))
+        return 0;
+    return (c & (1u << 19)) && (c & (1u << 9)); /* SSE4.1, SSSE3 */
+}
+#endif
+
+/* sha256_block_ni when the CPU has the SHA extensions (REPLAYGATE_NO_SHA_NI=1: never) */
+static void (*sha256_block)(uint32_t *, const uint8_t *) = sha256_block_c;
+
+static void sha256_choose(void) {
+#ifdef HAVE_SHA_NI_CODE
+    const char *off = getenv("REPLAYGATE_NO_SHA_NI");
+    if (cpu_has_sha_ni() && (off == NULL || off[0] == 0 || strcmp(off, "0") == 0))
+        sha256_block = sha256_block_ni;
+#endif
 }
 
 static void sha256_init(sha256_ctx *s) {
@@ -885,6 +950,7 @@ static struct PyModuleDef core_module = {
     core_methods};
 
 PyMODINIT_FUNC PyInit__mask_core(void) {
+    sha256_choose();
     BITS_D = log2(10.0);
     BITS_L = log2(26.0);
     if (PyType_Ready(&KeyedType) < 0 || PyType_Ready(&LeafConfigType) < 0 ||
