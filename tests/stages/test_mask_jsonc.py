@@ -387,6 +387,14 @@ EXAMPLES: dict[str, bytes] = {
     "trailing garbage": b'{"e": "a@b.io"} {"password": "x"}',
     "json in a string": b'{"payload": "{\\"password\\": \\"x\\"}", "e": "a@b.io"}',
     "json-looking string, no escapes": b'{"payload": "[a@b.io]", "p": "{password: x}"}',
+    # found by this harness: a secret 20-digit integer (in orjson's range) masks beyond
+    # 64 bits, so the Python walk writes the body with json.dumps and its floats as repr
+    # does (1e-07); the compiled masker wrote orjson's 1e-7 (it now leaves such bodies)
+    "wide secret int and a small float": b'{"pin": 16063718592767787001, "x": 1e-7}',
+    "wide negative secret int and floats": (
+        b'{"e": "a@b.io", "pin": -9223372036854775808, "x": [0.00001, 1.5e-9, 1e16]}'
+    ),
+    "wide secret int, plain floats": b'{"pin": 16063718592767787001, "x": [0.5, 1e20]}',
     "non-ascii keys": '{"пароль": "x", "mot_de_passe": "y", "e": "é@b.io"}'.encode(),
 }
 

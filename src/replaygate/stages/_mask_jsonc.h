@@ -262,7 +262,36 @@ typedef struct {
     PyObject *float_fn;
     PyObject *numfix; /* [offset, bytes, offset, bytes...]: numbers orjson writes otherwise */
     int fail;         /* 1: not for us (NotImplemented), -1: a Python error */
+    /* an integer that orjson reads as one but whose numeric pseudonym (same digit count) may
+     * leave orjson's range (20 digits <= 2**64-1, or 19 digits >= -2**63), and a float that
+     * repr writes otherwise than orjson (1e-07 / 1e-7): when a secret name holds the first,
+     * the Python walk writes the whole body with json.dumps (_dumps), so repr's floats */
+    int wide_int, float_repr;
 } jcheck;
+
+/* does repr() write the float orjson wrote as t[0:k] otherwise? (0 for an integer) */
+static int jc_repr_differs(const char *t, Py_ssize_t k) {
+    char buf[64];
+    if (memchr(t, '.', (size_t)k) == NULL && memchr(t, 'e', (size_t)k) == NULL)
+        return 0;
+    if (k >= (Py_ssize_t)sizeof buf)
+        return 1;
+    memcpy(buf, t, (size_t)k);
+    buf[k] = 0;
+    double d = PyOS_string_to_double(buf, NULL, NULL);
+    if (d == -1.0 && PyErr_Occurred()) {
+        PyErr_Clear();
+        return 1;
+    }
+    char *r = PyOS_double_to_string(d, 'r', 0, Py_DTSF_ADD_DOT_0, NULL);
+    if (r == NULL) {
+        PyErr_Clear();
+        return 1;
+    }
+    int differs = strcmp(r, buf) != 0;
+    PyMem_Free(r);
+    return differs;
+}
 
 #define JM_MAX_DEPTH 200
 #define JM_MAX_KEYS 4096
@@ -417,6 +446,12 @@ static Py_ssize_t jc_number(jcheck *c, Py_ssize_t p) {
         while (p < n && s[p] >= '0' && s[p] <= '9')
             p++;
     }
+    if (is_int) {
+        Py_ssize_t neg = s[start] == '-', digits = p - start - neg;
+        if ((!neg && digits == 20 && memcmp(s + start, "18446744073709551615", 20) <= 0) ||
+            (neg && digits == 19 && memcmp(s + start + 1, "9223372036854775808", 19) <= 0))
+            c->wide_int = 1;
+    }
     if (!jc_canonical_number(s + start, p - start, is_int, has_exp)) {
         PyObject *tok = PyBytes_FromStringAndSize((const char *)s + start, p - start);
         if (tok == NULL) {
@@ -437,6 +472,8 @@ static Py_ssize_t jc_number(jcheck *c, Py_ssize_t p) {
             c->fail = -1;
             return -1;
         }
+        if (!c->float_repr)
+            c->float_repr = jc_repr_differs(PyBytes_AS_STRING(fixed), PyBytes_GET_SIZE(fixed));
         PyObject *off = PyLong_FromSsize_t(start);
         int bad = off == NULL || PyList_Append(c->numfix, off) < 0 ||
                   PyList_Append(c->numfix, fixed) < 0;
@@ -1096,6 +1133,8 @@ static PyObject *core_mask_json(PyObject *self, PyObject *const *args, Py_ssize_
     p = jc_value(&c, p, 0);
     if (p >= 0 && jm_ws(s, n, p) != n)
         c.fail = 1;
+    if (c.wide_int && c.float_repr && !c.fail)
+        c.fail = 1; /* the Python walk may write it with json.dumps: see jcheck */
     if (c.fail) {
         Py_XDECREF(c.numfix);
         if (c.fail < 0)
