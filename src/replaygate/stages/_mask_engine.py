@@ -456,14 +456,14 @@ class Masker(JsonMasker):
             self.record("skipped_binary", loc, True)
             return None
         sc = self.rules.scanner
-        if (
+        prechecked = (
             kind in ("json", "text")
             and sc.prefilter
             and not self.rules.json_paths
             and data.isascii()
             and b"\\" not in data
-            and not sc.quick.scan(data)
-        ):
+        )
+        if prechecked and not sc.quick.scan(data):
             return None  # no trigger, no field word, no escape: nothing to find (one scan)
         if kind == "multipart":
             boundary = _boundary(ctype)
@@ -481,19 +481,19 @@ class Masker(JsonMasker):
             m = self.urlencoded(t, "form", f"{side}.form")
             new = None if m is None else m.encode("utf-8", "surrogateescape")
         elif kind == "json":
+            core = self.json_core
+            if core is not None and CORE_MASK_JSON is not None and b"\\" not in data:
+                # the compiled masker (count_into: prefilter on, no json_paths): the trigger
+                # scan above already ran on ASCII bodies; others get the one of text below
+                if not prechecked and not sc.quick(data.decode("utf-8", "surrogateescape")):
+                    return None
+                fast = CORE_MASK_JSON(data, core)
+                if fast is not NotImplemented:
+                    return None if fast is None else self._encoded(fast, encodings, decoded_ok)
             t = data.decode("utf-8", "surrogateescape")
-            sc = self.rules.scanner
             escaped = "\\" in t
             if sc.prefilter and not (escaped or self.rules.json_paths) and not sc.quick(t):
                 return None  # no trigger, no field word: nothing to find (one scan)
-            core = self.json_core
-            if core is not None and CORE_MASK_JSON is not None and not escaped:
-                fast = CORE_MASK_JSON(data, core)
-                if fast is not NotImplemented:
-                    if fast is None:
-                        return None
-                    new = fast
-                    return self._encoded(new, encodings, decoded_ok)
             found = list(sc.findings(t))
             if not (found or escaped or self.rules.json_paths or self.rules.fields.mentioned(t)):
                 return None
