@@ -33,9 +33,10 @@ class JsonMasker(ValueMasker):
 
     def count_into(self, findings: Counter[str], already: Counter[str]) -> None:
         """The recorder only counts (rule -> findings, already masked), into these: JSON
-        bodies may then take the compiled masker (``make accel``), which counts there
-        itself (locations are not built). Needs the default actions and no ``json_paths``
-        or custom patterns; otherwise a no-op."""
+        bodies and the common values masked by name (:meth:`named`) may then take the
+        compiled core (``make accel``), which counts there itself (locations are not
+        built). Needs the default actions and no ``json_paths`` or custom patterns;
+        otherwise a no-op. A test sets ``json_core`` and ``named_core`` to None to compare."""
         r = self.rules
         sc = r.scanner
         if CORE is None or r.json_paths or r.actions or sc.custom or not sc.prefilter:
@@ -59,6 +60,7 @@ class JsonMasker(ValueMasker):
             _float_text,
             CORE.JsonKeys(),
         )
+        self.named_core = (CORE.mask_named, self.record, self.json_core)
 
     def _json_sub(self, raw: bytes, key: str | None, secret: bool) -> Any:
         """What the walk makes of one value the compiled masker leaves to Python (the JSON

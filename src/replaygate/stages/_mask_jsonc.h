@@ -781,99 +781,117 @@ static int jw_remember(jwalk *w, PyObject *value, PyObject *result) {
     return PyDict_SetItem(cache, value, result);
 }
 
-/* a string under a secret name: ValueMasker.named(value, "field", key) */
-static int jw_named(jwalk *w, Py_ssize_t a, Py_ssize_t b, Py_ssize_t ka, Py_ssize_t kb) {
-    const unsigned char *v = w->s + a;
-    Py_ssize_t n = b - a;
-    if (n == 0)
-        return jw_put(w, "\"\"", 2);
-    PyObject *value = PyUnicode_DecodeUTF8((const char *)v, n, NULL);
-    if (value == NULL)
-        return -1;
-    int rc = -1;
-    PyObject *cached = PyDict_GetItemWithError(w->cx[CX_NAMED], value); /* borrowed */
+/* ValueMasker.named(value, kind, name, loc) under the default actions, for the values it
+ * can do alone (ASCII, no scheme, no JWT or redaction marker, and no detector but an
+ * e-mail matching all of it): a new reference to the result (value itself when unchanged)
+ * with *rec = 1 (already masked) or 0 (masked now), *rec = -1 when nothing was recorded
+ * (the empty value); NotImplemented (nothing recorded) for Python to do; NULL on error. */
+static PyObject *named_core(const leaf_cfg *leaf, KeyedObject *keyed, PyObject *cache,
+                            PyObject *value, int *rec) {
+    *rec = -1;
+    if (!PyUnicode_IS_ASCII(value))
+        Py_RETURN_NOTIMPLEMENTED;
+    const unsigned char *v = PyUnicode_DATA(value);
+    Py_ssize_t n = PyUnicode_GET_LENGTH(value);
+    if (n == 0) {
+        Py_INCREF(value);
+        return value;
+    }
+    PyObject *cached = PyDict_GetItemWithError(cache, value); /* borrowed */
     if (cached == NULL && PyErr_Occurred())
-        goto done;
+        return NULL;
     if (cached == Py_True) {
-        w->counts[N_FIELD_MASKED]++;
-        rc = jw_put(w, v - 1, n + 2);
-        goto done;
+        *rec = 1;
+        Py_INCREF(value);
+        return value;
     }
     if (cached != NULL && PyUnicode_Check(cached)) {
-        w->counts[N_FIELD]++;
-        rc = jw_replace(w, a, b, cached);
-        goto done;
+        *rec = 0;
+        Py_INCREF(cached);
+        return cached;
     }
-    int cls = LEAF_UNKNOWN;
-    int python = !jw_ascii(v, n) || (n >= 10 && memcmp(v, "[redacted:", 10) == 0) ||
-                 (n >= 3 && memcmp(v, "eyJ", 3) == 0);
-    if (!python) {
-        const unsigned char *sp = memchr(v, ' ', (size_t)n);
-        if (sp != NULL && sp + 1 < v + n) { /* "Bearer x": the scheme is kept (Python) */
-            Py_ssize_t sl = sp - v;
+    if ((n >= 10 && memcmp(v, "[redacted:", 10) == 0) || (n >= 3 && memcmp(v, "eyJ", 3) == 0))
+        Py_RETURN_NOTIMPLEMENTED;
+    const unsigned char *sp = memchr(v, ' ', (size_t)n);
+    if (sp != NULL && sp + 1 < v + n) { /* "Bearer x": the scheme is kept (Python) */
+        Py_ssize_t sl = sp - v;
+        if (sl == 5 || sl == 6) {
             char low[6];
-            if (sl == 5 || sl == 6) {
-                for (Py_ssize_t i = 0; i < sl; i++)
-                    low[i] = (char)(v[i] >= 'A' && v[i] <= 'Z' ? v[i] + 32 : v[i]);
-                python = (sl == 6 && memcmp(low, "bearer", 6) == 0) ||
-                         (sl == 5 && (memcmp(low, "basic", 5) == 0 || memcmp(low, "token", 5) == 0));
-            }
+            for (Py_ssize_t i = 0; i < sl; i++)
+                low[i] = (char)(v[i] >= 'A' && v[i] <= 'Z' ? v[i] + 32 : v[i]);
+            if ((sl == 6 && memcmp(low, "bearer", 6) == 0) ||
+                (sl == 5 && (memcmp(low, "basic", 5) == 0 || memcmp(low, "token", 5) == 0)))
+                Py_RETURN_NOTIMPLEMENTED;
         }
     }
-    if (!python) {
-        cls = leaf_class(w->leaf, v, n, 1);
-        python = cls != LEAF_CLEAN && cls != LEAF_EMAIL;
-    }
-    if (python) {
-        PyObject *key = jw_key_obj(w, ka, kb);
-        if (key == NULL)
-            goto done;
-        PyObject *args[2] = {value, key};
-        PyObject *r = PyObject_Vectorcall(w->cx[CX_NAMEDFN], args, 2, NULL);
-        Py_DECREF(key);
-        if (r == NULL)
-            goto done;
-        if (!PyUnicode_Check(r)) {
-            Py_DECREF(r);
-            PyErr_SetString(PyExc_RuntimeError, "mask_json: a value to drop under default actions");
-            goto done;
-        }
-        rc = jw_replace(w, a, b, r);
-        Py_DECREF(r);
-        goto done;
-    }
+    int cls = leaf_class(leaf, v, n, 1);
+    if (cls != LEAF_CLEAN && cls != LEAF_EMAIL)
+        Py_RETURN_NOTIMPLEMENTED;
     int masked = jm_is_pseudo(v, n);
     if (masked == 0 && cls == LEAF_EMAIL)
         masked = jm_email_is_pseudo(v, n);
     if (masked < 0)
-        goto done;
+        return NULL;
+    if (PyDict_GET_SIZE(cache) >= 50000)
+        PyDict_Clear(cache);
     if (masked) {
-        if (jw_remember(w, value, Py_True) < 0)
-            goto done;
-        w->counts[N_FIELD_MASKED]++;
-        rc = jw_put(w, v - 1, n + 2);
-        goto done;
+        if (PyDict_SetItem(cache, value, Py_True) < 0)
+            return NULL;
+        *rec = 1;
+        Py_INCREF(value);
+        return value;
     }
-    w->counts[N_FIELD]++;
     PyObject *out;
     if (cls == LEAF_EMAIL) {
         char buf[40];
-        Py_ssize_t k = jm_email(w->keyed, v, n, buf);
+        Py_ssize_t k = jm_email(keyed, v, n, buf);
         if (k < 0)
-            goto done;
+            return NULL;
         out = PyUnicode_DecodeASCII(buf, k, NULL);
     } else {
         PyObject *args[1] = {value};
-        out = Keyed_fp(w->keyed, args, 1);
+        out = Keyed_fp(keyed, args, 1);
     }
     if (out == NULL)
-        goto done;
-    if (jw_remember(w, value, out) < 0 || jw_replace(w, a, b, out) < 0) {
+        return NULL;
+    if (PyDict_SetItem(cache, value, out) < 0) {
         Py_DECREF(out);
-        goto done;
+        return NULL;
     }
-    Py_DECREF(out);
-    rc = 0;
+    *rec = 0;
+    return out;
+}
+
+/* a string under a secret name: ValueMasker.named(value, "field", key) */
+static int jw_named(jwalk *w, Py_ssize_t a, Py_ssize_t b, Py_ssize_t ka, Py_ssize_t kb) {
+    Py_ssize_t n = b - a;
+    if (n == 0)
+        return jw_put(w, "\"\"", 2);
+    PyObject *value = PyUnicode_DecodeUTF8((const char *)w->s + a, n, NULL);
+    if (value == NULL)
+        return -1;
+    int rec, rc = -1;
+    PyObject *r = named_core(w->leaf, w->keyed, w->cx[CX_NAMED], value, &rec);
+    if (r == Py_NotImplemented) {
+        Py_DECREF(r);
+        PyObject *key = jw_key_obj(w, ka, kb);
+        if (key == NULL)
+            goto done;
+        PyObject *args[2] = {value, key};
+        r = PyObject_Vectorcall(w->cx[CX_NAMEDFN], args, 2, NULL);
+        Py_DECREF(key);
+        if (r != NULL && !PyUnicode_Check(r)) {
+            Py_DECREF(r);
+            PyErr_SetString(PyExc_RuntimeError, "mask_json: a value to drop under default actions");
+            goto done;
+        }
+    } else if (rec >= 0) {
+        w->counts[rec ? N_FIELD_MASKED : N_FIELD]++;
+    }
+    if (r == NULL)
+        goto done;
+    rc = jw_replace(w, a, b, r);
+    Py_DECREF(r);
 done:
     Py_DECREF(value);
     return rc;
@@ -1106,6 +1124,46 @@ static int jw_count(PyObject *counter, const char *rule, long k) {
     Py_XDECREF(v);
     Py_DECREF(key);
     return rc;
+}
+
+/* mask_named(value, kind, ctx): ValueMasker.named(value, kind, ...) for the values
+ * named_core does (counted into ctx's Counters under kind), else NotImplemented */
+static PyObject *core_mask_named(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    (void)self;
+    if (nargs != 3 || !PyUnicode_Check(args[0]) || !PyUnicode_Check(args[1]) ||
+        !PyTuple_Check(args[2]) || PyTuple_GET_SIZE(args[2]) != CX_N) {
+        PyErr_SetString(PyExc_TypeError, "mask_named(value: str, kind: str, ctx: tuple)");
+        return NULL;
+    }
+    PyObject *const *cx = &PyTuple_GET_ITEM(args[2], 0);
+    if (!PyObject_TypeCheck(cx[CX_LEAF], &LeafConfigType) ||
+        !PyObject_TypeCheck(cx[CX_KEYED], &KeyedType) || !PyDict_Check(cx[CX_NAMED]) ||
+        !PyDict_Check(cx[CX_FINDINGS]) || !PyDict_Check(cx[CX_ALREADY])) {
+        PyErr_SetString(PyExc_TypeError, "mask_named: ctx is not JsonMasker.count_into's");
+        return NULL;
+    }
+    int rec;
+    PyObject *r = named_core(&((LeafConfigObject *)cx[CX_LEAF])->cfg, (KeyedObject *)cx[CX_KEYED],
+                             cx[CX_NAMED], args[0], &rec);
+    if (r == NULL || r == Py_NotImplemented || rec < 0)
+        return r;
+    PyObject *counter = rec ? cx[CX_ALREADY] : cx[CX_FINDINGS];
+    PyObject *old = PyDict_GetItemWithError(counter, args[1]);
+    long base = 0;
+    if (old != NULL)
+        base = PyLong_AsLong(old);
+    if (PyErr_Occurred()) {
+        Py_DECREF(r);
+        return NULL;
+    }
+    PyObject *nv = PyLong_FromLong(base + 1);
+    if (nv == NULL || PyDict_SetItem(counter, args[1], nv) < 0) {
+        Py_XDECREF(nv);
+        Py_DECREF(r);
+        return NULL;
+    }
+    Py_DECREF(nv);
+    return r;
 }
 
 static PyObject *core_mask_json(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ._detectors import FieldMatcher, TextScanner, b64_encode, b64_text
 from ._mask_fp import REDACT_RE, Keyed, fp_is_pseudonym
@@ -84,6 +84,10 @@ class Rules:
 class ValueMasker:
     """Masks values and free text according to :class:`Rules` with the pseudonyms of one key
     (JSON documents and JWTs: :class:`~._mask_json.JsonMasker`, which extends it)."""
+
+    #: (``CORE.mask_named``, the recorder it stands in for, its context) when the recorder
+    #: only counts (:meth:`~._mask_json.JsonMasker.count_into`), else None
+    named_core: tuple[Any, Recorder, tuple[Any, ...]] | None = None
 
     def __init__(self, rules: Rules, key: bytes, record: Recorder | None = None) -> None:
         self.rules = rules
@@ -197,6 +201,12 @@ class ValueMasker:
         """
         if not value:
             return value
+        core = self.named_core
+        if core is not None and whole is False and self.record is core[1]:
+            # the compiled core does the common values alone (and counts them itself)
+            r: str | None = core[0](value, kind, core[2])
+            if r is not NotImplemented:
+                return r
         rule = kind
         cached = self._named_cache.get(value)
         if cached is None and whole is False:
