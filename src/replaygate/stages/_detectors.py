@@ -279,6 +279,9 @@ class TextScanner:
         custom: Iterable[tuple[str, re.Pattern[str]]] = (),
     ) -> None:
         self.detectors = [d for d in ALL_DETECTORS if d in set(detectors)]
+        #: the field names (FieldMatcher patterns) the field patterns were made of
+        self.field_names: tuple[str, ...] = tuple(field_names)
+        field_names = self.field_names
         self._email = "email" in self.detectors
         order = ["private_key", "jwt", "bearer", "basic", "aws_secret_key"]
         order += [d for d in self.detectors if d not in order and d != "email"]

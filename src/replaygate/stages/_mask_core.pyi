@@ -27,7 +27,12 @@ class LeafConfig:
     """The scanner's settings for the leaf classifier (``_mask_leaf.h``)."""
 
     def __init__(
-        self, detectors: tuple[str, ...], words: tuple[str, ...], fields: bool, /
+        self,
+        detectors: tuple[str, ...],
+        words: tuple[str, ...],
+        fields: bool,
+        names: tuple[str, ...] | None = None,
+        /,
     ) -> None: ...
     def classify(self, text: str, whole: bool = False, /) -> int: ...
 

@@ -43,7 +43,9 @@ class JsonMasker(ValueMasker):
             return
         if r.default_action != "pseudonymize":
             return
-        leaf = CORE.LeafConfig(tuple(sc.detectors), tuple(sc.words), bool(sc.has_fields))
+        leaf = CORE.LeafConfig(
+            tuple(sc.detectors), tuple(sc.words), bool(sc.has_fields), sc.field_names
+        )
         k = self.k
         self.json_core = (
             leaf,
