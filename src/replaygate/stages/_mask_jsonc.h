@@ -255,6 +255,69 @@ static Py_ssize_t jm_email(KeyedObject *k, const unsigned char *s, Py_ssize_t n,
     return j + 11;
 }
 
+/* the ASCII digits of s[0:n] into d (at most 32; -1 when there are more) */
+static int jm_digits(const unsigned char *s, Py_ssize_t n, char *d) {
+    int k = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (s[i] >= '0' && s[i] <= '9') {
+            if (k == 32)
+                return -1;
+            d[k++] = (char)s[i];
+        }
+    }
+    return k;
+}
+
+static int jm_luhn_valid(const char *d, int k) {
+    int total = 0;
+    for (int i = 0; i < k; i++) {
+        int x = d[k - 1 - i] - '0';
+        if (i % 2 == 1) {
+            x *= 2;
+            if (x > 9)
+                x -= 9;
+        }
+        total += x;
+    }
+    return total % 10 == 0;
+}
+
+/* Keyed.card_is_pseudonym for an ASCII text */
+static int jm_card_is_pseudo(const unsigned char *s, Py_ssize_t n) {
+    char d[32];
+    int k = jm_digits(s, n, d);
+    return k >= 8 && memcmp(d, "40000000", 8) == 0 && jm_luhn_valid(d, k);
+}
+
+/* Keyed.card of an ASCII text with 13-32 digits into out (n bytes); 0, or -1 when Python
+ * must do it (another count of digits) */
+static int jm_card(KeyedObject *key, const unsigned char *s, Py_ssize_t n, char *out) {
+    char d[32], neu[32];
+    int k = jm_digits(s, n, d);
+    if (k < 13)
+        return -1;
+    uint8_t st[32];
+    hmac3(key, (const uint8_t *)"card/0", 6, (const uint8_t *)d, (size_t)k, st);
+    memcpy(neu, "40000000", 8);
+    for (int j = 0; j < k - 9; j++)
+        neu[8 + j] = (char)('0' + st[j] % 10);
+    int total = 0; /* _luhn_digit of neu[0:k-1]: the check digit will be at position 0 */
+    for (int i = 0; i < k - 1; i++) {
+        int x = neu[k - 2 - i] - '0';
+        if (i % 2 == 0) {
+            x *= 2;
+            if (x > 9)
+                x -= 9;
+        }
+        total += x;
+    }
+    neu[k - 1] = (char)('0' + (10 - total % 10) % 10);
+    int j = 0;
+    for (Py_ssize_t i = 0; i < n; i++)
+        out[i] = s[i] >= '0' && s[i] <= '9' ? neu[j++] : (char)s[i];
+    return 0;
+}
+
 /* == the check (pass 1) ==================================================================== */
 typedef struct {
     const unsigned char *s;
@@ -604,7 +667,7 @@ static Py_ssize_t jc_value(jcheck *c, Py_ssize_t p, int depth) {
 }
 
 /* == the walk (pass 2) ===================================================================== */
-enum { N_EMAIL, N_EMAIL_MASKED, N_FIELD, N_FIELD_MASKED, N_COUNTS };
+enum { N_EMAIL, N_EMAIL_MASKED, N_FIELD, N_FIELD_MASKED, N_CARD, N_CARD_MASKED, N_COUNTS };
 
 typedef struct {
     const unsigned char *s;
@@ -825,11 +888,16 @@ static PyObject *named_core(const leaf_cfg *leaf, KeyedObject *keyed, PyObject *
         }
     }
     int cls = leaf_class(leaf, v, n, 1);
-    if (cls != LEAF_CLEAN && cls != LEAF_EMAIL)
+    if (cls != LEAF_CLEAN && cls != LEAF_EMAIL && cls != LEAF_CARD)
+        Py_RETURN_NOTIMPLEMENTED;
+    char card_small[64];
+    if (cls == LEAF_CARD && (n > (Py_ssize_t)sizeof card_small || jm_card(keyed, v, n, card_small) < 0))
         Py_RETURN_NOTIMPLEMENTED;
     int masked = jm_is_pseudo(v, n);
     if (masked == 0 && cls == LEAF_EMAIL)
         masked = jm_email_is_pseudo(v, n);
+    if (masked == 0 && cls == LEAF_CARD)
+        masked = jm_card_is_pseudo(v, n);
     if (masked < 0)
         return NULL;
     if (PyDict_GET_SIZE(cache) >= 50000)
@@ -848,6 +916,8 @@ static PyObject *named_core(const leaf_cfg *leaf, KeyedObject *keyed, PyObject *
         if (k < 0)
             return NULL;
         out = PyUnicode_DecodeASCII(buf, k, NULL);
+    } else if (cls == LEAF_CARD) {
+        out = PyUnicode_DecodeASCII(card_small, n, NULL);
     } else {
         PyObject *args[1] = {value};
         out = Keyed_fp(keyed, args, 1);
@@ -952,6 +1022,36 @@ static int jw_detected(jwalk *w, const char *rule, Py_ssize_t a, Py_ssize_t b) {
     }
     Py_DECREF(value);
     return rc;
+}
+
+/* a whole card number under no secret name (ASCII, at most 64 bytes):
+ * ValueMasker._detected("card", value); Python when it is no 13-32 digit text */
+static int jw_card(jwalk *w, Py_ssize_t a, Py_ssize_t b) {
+    const unsigned char *v = w->s + a;
+    Py_ssize_t n = b - a;
+    char buf[64];
+    if (jm_card(w->keyed, v, n, buf) < 0)
+        return jw_detected(w, "card", a, b);
+    int masked = jm_card_is_pseudo(v, n) || jm_is_redacted(v, n);
+    if (!masked)
+        masked = jm_is_pseudo(v, n);
+    if (masked < 0)
+        return -1;
+    if (masked) {
+        w->counts[N_CARD_MASKED]++;
+        return jw_put(w, v - 1, n + 2);
+    }
+    w->counts[N_CARD]++;
+    if (memcmp(buf, v, (size_t)n) == 0)
+        return jw_put(w, v - 1, n + 2);
+    w->changed = 1;
+    if (jw_grow(w, n + 2) < 0)
+        return -1;
+    w->o[w->on++] = '"';
+    memcpy(w->o + w->on, buf, (size_t)n);
+    w->on += n;
+    w->o[w->on++] = '"';
+    return 0;
 }
 
 static Py_ssize_t jw_value(jwalk *w, Py_ssize_t p, int secret, Py_ssize_t ka, Py_ssize_t kb);
@@ -1060,6 +1160,8 @@ static Py_ssize_t jw_value(jwalk *w, Py_ssize_t p, int secret, Py_ssize_t ka, Py
                 rc = jw_put(w, s + p, b + 1 - p);
             } else if (cls == LEAF_EMAIL && jw_ascii(s + a, b - a)) {
                 rc = jw_email(w, a, b);
+            } else if (cls == LEAF_CARD && b - a <= 64 && jw_ascii(s + a, b - a)) {
+                rc = jw_card(w, a, b);
             } else if (cls == LEAF_CARD) {
                 rc = jw_detected(w, "card", a, b);
             } else {
@@ -1225,7 +1327,9 @@ static PyObject *core_mask_json(PyObject *self, PyObject *const *args, Py_ssize_
     if (jw_count(cx[CX_FINDINGS], "email", w.counts[N_EMAIL]) < 0 ||
         jw_count(cx[CX_ALREADY], "email", w.counts[N_EMAIL_MASKED]) < 0 ||
         jw_count(cx[CX_FINDINGS], "field", w.counts[N_FIELD]) < 0 ||
-        jw_count(cx[CX_ALREADY], "field", w.counts[N_FIELD_MASKED]) < 0)
+        jw_count(cx[CX_ALREADY], "field", w.counts[N_FIELD_MASKED]) < 0 ||
+        jw_count(cx[CX_FINDINGS], "card", w.counts[N_CARD]) < 0 ||
+        jw_count(cx[CX_ALREADY], "card", w.counts[N_CARD_MASKED]) < 0)
         goto done;
     if (w.changed) {
         result = PyBytes_FromStringAndSize(w.o, w.on);
