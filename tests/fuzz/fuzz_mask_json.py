@@ -22,10 +22,10 @@ __all__ = ["KEY", "SEEDS", "TARGETS", "compare_masking", "stage_pair"]
 KEY = b"maskdiff-key"
 _ENCODINGS = ("", "gzip")
 #: a known limit of the Python walk, not of the compiled masker: a secret integer of 20 digits
-#: that fits 64 bits (``{"pin": 16063718592767787001}``) masks to a 20-digit pseudonym beyond
-#: 2**64 that orjson reads back as a float, so a second pass masks it again; both paths still
-#: have to agree on each pass
-_WIDE_INT = re.compile(rb"[0-9]{20}")
+#: that fits 64 bits (``{"pin": 16063718592767787001}``), or of 19 digits and negative, masks
+#: to a pseudonym beyond 64 bits that orjson reads back as a float, so a second pass masks it
+#: again; both paths still have to agree on each pass
+_WIDE_INT = re.compile(rb"-[0-9]{19}|[0-9]{20}")
 _TYPES = ("application/json", "application/vnd.api+json; charset=utf-8", "text/plain", "")
 
 

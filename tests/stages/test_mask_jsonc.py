@@ -63,6 +63,10 @@ SECRET_KEYS = [
     "csrf",
     "credit_card",
     "pass-word",
+    "p assword",
+    "PASS.WORD",
+    "api key",
+    "aws_secret_access_key",
     "Password",
     "PASSWORD",
     "refresh_token",
@@ -204,11 +208,30 @@ strings = st.one_of(
     ),
     odd_text,
     st.builds(lambda e: json.dumps({"email": e}), emails),  # JSON inside a string
+    st.builds(lambda w: f"password={w}", words),  # field=value inside a value
+    st.builds(lambda w: f"api_key: {w}", words),
+    st.sampled_from(
+        [
+            "-----BEGIN PRIVATE KEY-----",
+            "-----END PRIVATE KEY-----",
+            "-----BEGIN PRIVATE KEY-----MIIEvQIBADANBgkqhkiG9w0BAQEFAASC-----END PRIVATE KEY-----",
+            "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+            "AKIAIOSFODNN7EXAMPLE",
+            "ghp_" + "a1B2" * 9,
+            "sk_live_abcdefghijklmnop1234",
+            "xoxb-1234567890-abcdefghij",
+            "[1,4111111111111111]",
+            "[1, 4111111111111111]",
+            '{"a": "x@y.io"}',
+        ]
+    ),
 )
 number_tokens = st.one_of(
     cards().filter(lambda c: c.isdigit()),  # 13-19 digits, Luhn or not
     st.integers(-(2**63), 2**63 - 1).map(str),
     st.integers(2**63, 2**80).map(str),
+    st.integers(10**19, 2**64 - 1).map(str),  # 20 digits that orjson reads as an integer
+    st.integers(-(2**63), -(10**18)).map(str),
     st.integers(-(2**80), -(2**63) - 1).map(str),
     st.sampled_from(
         ["1e20", "1e-7", "0.1", "-0.0", "1.50", "1E5", "1.0", "-5e+3", "0", "-0", "1e400", "2E-400"]
@@ -395,6 +418,21 @@ EXAMPLES: dict[str, bytes] = {
         b'{"e": "a@b.io", "pin": -9223372036854775808, "x": [0.00001, 1.5e-9, 1e16]}'
     ),
     "wide secret int, plain floats": b'{"pin": 16063718592767787001, "x": [0.5, 1e20]}',
+    # found by fuzzing: a key that is a secret name only without its separators; the Python
+    # walk skipped the body (no finding, no field word in the raw text), the compiled one
+    # masked it (now both mask it: FieldMatcher.mentioned looks past separators)
+    "secret name split by a space": b'{"p assword":10000000}',
+    "secret name split by dots": b'{"PASS.WORD": 12345678, "x": "4111111111111111"}',
+    # found by reading: a private key block runs over quotes in the raw-text pass, so the
+    # Python walk sees the later strings otherwise than one by one (it keeps such bodies)
+    "private key across strings, secret name": (
+        b'{"a": "-----BEGIN PRIVATE KEY-----", '
+        b'"pass-word": "-----BEGIN PRIVATE KEY-----abcd-----END PRIVATE KEY-----"}'
+    ),
+    "private key across strings": (
+        b'["-----BEGIN PRIVATE KEY-----", '
+        b'"-----BEGIN RSA PRIVATE KEY-----abcd-----END RSA PRIVATE KEY-----", "a@b.io"]'
+    ),
     "non-ascii keys": '{"пароль": "x", "mot_de_passe": "y", "e": "é@b.io"}'.encode(),
 }
 
