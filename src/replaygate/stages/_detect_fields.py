@@ -11,6 +11,10 @@ from collections.abc import Iterable
 __all__ = ["FIELD_NEEDS", "FieldMatcher", "field_patterns", "field_word", "normalize_field"]
 
 
+#: what :func:`normalize_field` drops (every character but letters and digits)
+_SEPARATORS = re.compile(r"[\W_]+")
+
+
 def normalize_field(name: str) -> str:
     """``X-Access_Token`` -> ``xaccesstoken``: how field names are compared."""
     return "".join(c for c in name.lower() if c.isalnum())
@@ -47,8 +51,15 @@ class FieldMatcher:
         return hit
 
     def mentioned(self, text: str) -> bool:
-        """Could ``text`` contain one of these names (a cheap, loose pre-check)?"""
-        return self._words is not None and self._words.search(text.lower()) is not None
+        """Could ``text`` contain one of these names (a cheap, loose pre-check)? Names match
+        normalised (``p assword``, ``PASS.WORD``): the text is looked at without its
+        separators too."""
+        if self._words is None:
+            return False
+        low = text.lower()
+        return self._words.search(low) is not None or (
+            self._words.search(_SEPARATORS.sub("", low)) is not None
+        )
 
     def extended(self, more: Iterable[str]) -> FieldMatcher:
         return FieldMatcher((*self.patterns, *more))
