@@ -156,15 +156,18 @@ static void sha256_update(sha256_ctx *s, const uint8_t *p, size_t n) {
 
 static void sha256_final(sha256_ctx *s, uint8_t out[32]) {
     uint64_t bits = s->len * 8;
-    uint8_t pad = 0x80;
-    uint8_t zero[64] = {0};
-    uint8_t lenb[8];
+    size_t n = s->n;
     int i;
-    sha256_update(s, &pad, 1);
-    sha256_update(s, zero, (s->n <= 56) ? 56 - s->n : 120 - s->n);
+    s->buf[n++] = 0x80; /* the padding written in place: one or two last blocks */
+    if (n > 56) {
+        memset(s->buf + n, 0, 64 - n);
+        sha256_block(s->h, s->buf);
+        n = 0;
+    }
+    memset(s->buf + n, 0, 56 - n);
     for (i = 0; i < 8; i++)
-        lenb[i] = (uint8_t)(bits >> (56 - 8 * i));
-    sha256_update(s, lenb, 8);
+        s->buf[56 + i] = (uint8_t)(bits >> (56 - 8 * i));
+    sha256_block(s->h, s->buf);
     for (i = 0; i < 8; i++) {
         out[4 * i] = (uint8_t)(s->h[i] >> 24), out[4 * i + 1] = (uint8_t)(s->h[i] >> 16);
         out[4 * i + 2] = (uint8_t)(s->h[i] >> 8), out[4 * i + 3] = (uint8_t)s->h[i];
@@ -564,8 +567,16 @@ static PyObject *Keyed_fp(KeyedObject *self, PyObject *const *args, Py_ssize_t n
         goto done;
     }
     for (Py_ssize_t b = 0; b < blocks; b++) {
-        char purpose[32];
-        int plen = snprintf(purpose, sizeof purpose, "fp/%zd", b);
+        char purpose[32], rev[24];
+        int plen = 3, nr = 0;
+        memcpy(purpose, "fp/", 3);
+        Py_ssize_t x = b;
+        do { /* f"fp/{b}" without printf */
+            rev[nr++] = (char)('0' + x % 10);
+            x /= 10;
+        } while (x > 0);
+        while (nr > 0)
+            purpose[plen++] = rev[--nr];
         hmac3(self, (const uint8_t *)purpose, (size_t)plen, v, (size_t)vlen, stream + 32 * b);
     }
     for (Py_ssize_t j = 0; j < nbody; j++) {
