@@ -35,6 +35,7 @@ def stage_pair() -> tuple[MaskStage, MaskStage]:
     fast = MaskStage(MaskConfig(), KEY)
     slow = MaskStage(MaskConfig(), KEY)
     slow.masker.json_core = None
+    slow.masker.named_core = None  # values masked by name: the Python way too
     return fast, slow
 
 
