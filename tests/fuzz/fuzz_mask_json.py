@@ -36,6 +36,7 @@ def stage_pair() -> tuple[MaskStage, MaskStage]:
     slow = MaskStage(MaskConfig(), KEY)
     slow.masker.json_core = None
     slow.masker.named_core = None  # values masked by name: the Python way too
+    slow.masker.head_core = None
     return fast, slow
 
 

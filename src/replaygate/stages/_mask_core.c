@@ -944,6 +944,8 @@ static PyObject *core_email_spans(PyObject *self, PyObject *text) {
 static PyMethodDef core_methods[] = {
     {"mask_json", (PyCFunction)(void (*)(void))core_mask_json, METH_FASTCALL,
      "The compiled JSON masker (see _mask_jsonc.h)."},
+    {"mask_head", (PyCFunction)(void (*)(void))core_mask_head, METH_FASTCALL,
+     "Masker.headers and Masker.target for the common heads (see _mask_jsonc.h)."},
     {"mask_named", (PyCFunction)(void (*)(void))core_mask_named, METH_FASTCALL,
      "ValueMasker.named for the values the compiled masker does alone (see _mask_jsonc.h)."},
     {"email_spans", (PyCFunction)core_email_spans, METH_O,

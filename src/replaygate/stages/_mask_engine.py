@@ -8,7 +8,8 @@ location, already-masked?) so the stage can count and ``scan`` can report, never
 from __future__ import annotations
 
 import re
-from typing import TypeVar, cast
+from collections import Counter
+from typing import Any, TypeVar, cast
 from urllib.parse import quote, quote_plus
 
 from ..model import HTTPMessage, Request, dechunk, decode_content
@@ -39,6 +40,7 @@ _SKIP_HEADERS = frozenset(
 _AUTH_HEADERS = frozenset({"authorization", "proxy-authorization"})
 #: the compiled JSON masker (``make accel``; used through :attr:`JsonMasker.json_core`)
 CORE_MASK_JSON = CORE.mask_json if CORE is not None else None
+CORE_MASK_HEAD = CORE.mask_head if CORE is not None else None
 # what a header name means to the fast path (:meth:`Masker._head_code`): bits
 _SCAN, _CTYPE, _CENC, _TENC, _RULE = 1, 2, 4, 8, 16
 
@@ -63,6 +65,26 @@ class Masker(JsonMasker):
         self._value_clean: dict[str, bool] = {}
         self._target_verdicts: dict[str, bool] = {}
 
+    #: the compiled head masker's settings (``CORE.mask_head``), set by :meth:`count_into`
+    head_core: tuple[Any, ...] | None = None
+
+    def count_into(self, findings: Counter[str], already: Counter[str]) -> None:
+        super().count_into(findings, already)
+        if self.json_core is None:
+            return
+        r = self.rules
+        self.head_core = (
+            self.json_core,
+            r.headers,
+            r.keep_headers,
+            r.cookies,
+            r.query,
+            _SKIP_HEADERS,
+            _AUTH_HEADERS,
+            _URL_HEADERS,
+            lambda value, kind, name: self.named(value, kind, name, "head"),
+        )
+
     # == messages ===========================================================================
     def message(self, msg: M, side: str) -> M:
         """Mask one request or response; the same object when nothing changed."""
@@ -71,17 +93,28 @@ class Masker(JsonMasker):
         headers = msg.headers
         start = msg.start_line
         new_start = start
-        if isinstance(msg, Request) and len(start) >= 2 and not self._target_clean(start[1]):
-            target = self.target(start[1], f"{side}")
-            if target is not None:
-                new_start = [start[0], target, *start[2:]]
-        sc = self.rules.scanner
-        # one scan of every header line: when nothing can be found in it, only the rules by
-        # header name remain to apply (the values need no detector pass each)
-        lines = bytes(msg.raw[: msg.head_len]).decode("latin-1").partition("\n")[2]
-        folded = "\n " in lines or "\n\t" in lines  # obs-fold joins lines: not the same text
-        scan = folded or not sc.clean(lines)
-        new_headers = self.headers(headers, side, scan=scan)
+        fast = None
+        if self.head_core is not None and CORE_MASK_HEAD is not None and self._counting():
+            # the compiled head masker: the common heads, as the code below masks them
+            target = start[1] if isinstance(msg, Request) and len(start) >= 2 else None
+            fast = CORE_MASK_HEAD(target, headers, self.head_core)
+        if fast is not None and fast is not NotImplemented:
+            new_target, fast_headers = fast
+            if new_target is not None:
+                new_start = [start[0], new_target, *start[2:]]
+            new_headers = headers if fast_headers is None else fast_headers
+        else:
+            if isinstance(msg, Request) and len(start) >= 2 and not self._target_clean(start[1]):
+                target = self.target(start[1], f"{side}")
+                if target is not None:
+                    new_start = [start[0], target, *start[2:]]
+            sc = self.rules.scanner
+            # one scan of every header line: when nothing can be found in it, only the rules
+            # by header name remain to apply (the values need no detector pass each)
+            lines = bytes(msg.raw[: msg.head_len]).decode("latin-1").partition("\n")[2]
+            folded = "\n " in lines or "\n\t" in lines  # obs-fold joins lines: another text
+            scan = folded or not sc.clean(lines)
+            new_headers = self.headers(headers, side, scan=scan)
         out = msg
         if new_start is not start or new_headers is not headers:
             out = cast(M, msg.with_head(" ".join(new_start), new_headers))
@@ -482,7 +515,12 @@ class Masker(JsonMasker):
             new = None if m is None else m.encode("utf-8", "surrogateescape")
         elif kind == "json":
             core = self.json_core
-            if core is not None and CORE_MASK_JSON is not None and b"\\" not in data:
+            if (
+                core is not None
+                and CORE_MASK_JSON is not None
+                and b"\\" not in data
+                and self._counting()
+            ):
                 # the compiled masker (count_into: prefilter on, no json_paths): the trigger
                 # scan above already ran on ASCII bodies; others get the one of text below
                 if not prechecked and not sc.quick(data.decode("utf-8", "surrogateescape")):

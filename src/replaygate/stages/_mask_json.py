@@ -64,6 +64,12 @@ class JsonMasker(ValueMasker):
         )
         self.named_core = (CORE.mask_named, self.record, self.json_core)
 
+    def _counting(self) -> bool:
+        """The recorder in place is the counting one the compiled paths stand in for (not a
+        recorder swapped in later, nor the one :meth:`text` puts in place to collect)."""
+        core = self.named_core
+        return core is not None and self.record is core[1]
+
     def _json_sub(self, raw: bytes, key: str | None, secret: bool) -> Any:
         """What the walk makes of one value the compiled masker leaves to Python (the JSON
         text ``raw``, under ``key`` or in a list): its new JSON text, None when unchanged,

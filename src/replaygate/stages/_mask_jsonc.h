@@ -220,7 +220,7 @@ static int jm_email_is_pseudo(const unsigned char *s, Py_ssize_t n) {
 
 /* Keyed.email of an ASCII address into out (at least 32 bytes): its length, -1 on error */
 static Py_ssize_t jm_email(KeyedObject *k, const unsigned char *s, Py_ssize_t n, char *out) {
-    char low_small[256];
+    char low_small[256] = {0};
     char *low = n > 256 ? PyMem_Malloc((size_t)n) : low_small;
     if (low == NULL) {
         PyErr_NoMemory();
@@ -852,12 +852,6 @@ static int jw_sub(jwalk *w, Py_ssize_t a, Py_ssize_t b, Py_ssize_t ka, Py_ssize_
     return rc;
 }
 
-static int jw_remember(jwalk *w, PyObject *value, PyObject *result) {
-    PyObject *cache = w->cx[CX_NAMED];
-    if (PyDict_GET_SIZE(cache) >= 50000)
-        PyDict_Clear(cache);
-    return PyDict_SetItem(cache, value, result);
-}
 
 /* ValueMasker.named(value, kind, name, loc) under the default actions, for the values it
  * can do alone (ASCII, no scheme, no JWT or redaction marker, and no detector but an
@@ -1361,4 +1355,560 @@ done:
     PyMem_Free(w.o);
     Py_XDECREF(c.numfix);
     return result;
+}
+
+/* == mask_head: the head of a message (Masker.headers and Masker.target) =================
+ *
+ * mask_head(target, headers, hctx) does what Masker.message does to a head for the common
+ * case (every value ASCII; no %-escape or '+' in the target, no user:password@ in it; no
+ * folded Set-Cookie; every value that would be scanned as text is one the leaf classifier
+ * calls clean; no query value that looks like JSON): values masked by name go through
+ * named_core (or ValueMasker.named, via hctx's named_fn, when it cannot), counted like the
+ * stage's recorder. A first pass only checks (nothing is counted), so anything else answers
+ * NotImplemented and Masker.message does it all in Python.
+ * Returns NotImplemented, or (new target or None, new headers or None).
+ */
+
+enum { HX_JSON, HX_HEADERS, HX_KEEP, HX_COOKIES, HX_QUERY, HX_SKIP, HX_AUTH, HX_URL, HX_NAMEDFN, HX_N };
+
+typedef struct {
+    PyObject *const *cx;  /* the JSON masker's ctx */
+    PyObject *const *hx;  /* mask_head's own */
+    const leaf_cfg *leaf;
+    int dry;              /* 1: only check; 0: mask */
+    int changed;
+} hwalk;
+
+#define H_NO 1 /* not for the compiled path */
+
+static inline int h_space(unsigned char c) {
+    return c == ' ' || (c >= '\t' && c <= '\r') || (c >= 0x1c && c <= 0x1f);
+}
+
+/* text(value) finds nothing (the leaf classifier is sure) */
+static inline int h_clean(hwalk *h, const char *s, Py_ssize_t n) {
+    return leaf_class(h->leaf, (const unsigned char *)s, n, 0) == LEAF_CLEAN;
+}
+
+/* lower-case ASCII s[0:n] in the frozenset at hx[slot]? (-1: error) */
+static int h_in(hwalk *h, int slot, const char *s, Py_ssize_t n) {
+    char small[128] = {0};
+    char *low = n <= 128 ? small : PyMem_Malloc((size_t)n);
+    if (low == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < n; i++)
+        low[i] = (char)(s[i] >= 'A' && s[i] <= 'Z' ? s[i] + 32 : s[i]);
+    PyObject *k = PyUnicode_DecodeASCII(low, n, NULL);
+    if (low != small)
+        PyMem_Free(low);
+    if (k == NULL)
+        return -1;
+    int r = PySet_Contains(h->hx[slot], k);
+    Py_DECREF(k);
+    return r;
+}
+
+/* FieldMatcher.matches(name), remembered in the JSON masker's key table */
+static int h_field(hwalk *h, const char *s, Py_ssize_t n) {
+    JsonKeysObject *keys = (JsonKeysObject *)h->cx[CX_KEYS];
+    uint64_t hh = jk_hash((const unsigned char *)s, n);
+    int f = n <= 255 ? jk_get(keys, (const unsigned char *)s, n, hh) : -1;
+    if (f >= 0)
+        return f;
+    PyObject *key = PyUnicode_DecodeASCII(s, n, NULL);
+    if (key == NULL)
+        return -1;
+    PyObject *r = PyObject_CallOneArg(h->cx[CX_MATCHES], key);
+    Py_DECREF(key);
+    if (r == NULL)
+        return -1;
+    f = PyObject_IsTrue(r);
+    Py_DECREF(r);
+    if (f >= 0)
+        jk_put(keys, (const unsigned char *)s, n, hh, f);
+    return f;
+}
+
+/* ValueMasker.named(value, kind, name): a new str (dry: NULL with *none = 0) */
+static PyObject *h_named(hwalk *h, const char *s, Py_ssize_t n, const char *kind, const char *name,
+                         Py_ssize_t nlen) {
+    PyObject *value = PyUnicode_DecodeASCII(s, n, NULL);
+    if (value == NULL)
+        return NULL;
+    int rec;
+    PyObject *r = named_core(h->leaf, (KeyedObject *)h->cx[CX_KEYED], h->cx[CX_NAMED], value, &rec);
+    if (r == Py_NotImplemented) {
+        Py_DECREF(r);
+        PyObject *k = PyUnicode_FromString(kind);
+        PyObject *nm = k == NULL ? NULL : PyUnicode_DecodeASCII(name, nlen, NULL);
+        if (nm == NULL) {
+            Py_XDECREF(k);
+            Py_DECREF(value);
+            return NULL;
+        }
+        PyObject *args[3] = {value, k, nm};
+        r = PyObject_Vectorcall(h->hx[HX_NAMEDFN], args, 3, NULL);
+        Py_DECREF(k);
+        Py_DECREF(nm);
+        if (r != NULL && !PyUnicode_Check(r)) {
+            Py_DECREF(r);
+            PyErr_SetString(PyExc_RuntimeError, "mask_head: a value to drop under default actions");
+            r = NULL;
+        }
+    } else if (r != NULL && rec >= 0) {
+        if (jw_count(h->cx[rec ? CX_ALREADY : CX_FINDINGS], kind, 1) < 0) {
+            Py_DECREF(r);
+            r = NULL;
+        }
+    }
+    Py_DECREF(value);
+    return r;
+}
+
+/* a growing text */
+typedef struct {
+    char *b;
+    Py_ssize_t n, cap;
+} hbuf;
+
+static int hb_put(hbuf *o, const char *s, Py_ssize_t k) {
+    if (o->n + k > o->cap) {
+        Py_ssize_t cap = (o->cap + k) * 2 + 64;
+        char *b = PyMem_Realloc(o->b, (size_t)cap);
+        if (b == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        o->b = b;
+        o->cap = cap;
+    }
+    memcpy(o->b + o->n, s, (size_t)k);
+    o->n += k;
+    return 0;
+}
+
+static int hb_str(hbuf *o, PyObject *str) {
+    Py_ssize_t k;
+    const char *u = PyUnicode_AsUTF8AndSize(str, &k);
+    return u == NULL ? -1 : hb_put(o, u, k);
+}
+
+/* _quote_value(str) of an ASCII str: quote_plus with the safe characters @ : , / * ! $ ' ( ) ~ */
+static int hb_quote(hbuf *o, PyObject *str) {
+    if (!PyUnicode_IS_ASCII(str))
+        return hb_str(o, str) < 0 ? -1 : H_NO;
+    const unsigned char *s = PyUnicode_DATA(str);
+    Py_ssize_t n = PyUnicode_GET_LENGTH(str);
+    static const char hex[] = "0123456789ABCDEF";
+    for (Py_ssize_t i = 0; i < n; i++) {
+        unsigned char c = s[i];
+        char t[3];
+        Py_ssize_t k = 1;
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+            (c != 0 && strchr("_.-~@:,/*!$'()", c) != NULL)) {
+            t[0] = (char)c;
+        } else if (c == ' ') {
+            t[0] = '+';
+        } else {
+            t[0] = '%';
+            t[1] = hex[c >> 4];
+            t[2] = hex[c & 15];
+            k = 3;
+        }
+        if (hb_put(o, t, k) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* map_urlencoded(text, pair(kind="query")) into o: 0, H_NO, -1 */
+static int h_urlencoded(hwalk *h, const char *s, Py_ssize_t n, hbuf *o) {
+    Py_ssize_t i = 0;
+    int first = 1;
+    for (;;) {
+        const char *amp = memchr(s + i, '&', (size_t)(n - i));
+        Py_ssize_t e = amp == NULL ? n : amp - s;
+        if (!first && !h->dry && hb_put(o, "&", 1) < 0)
+            return -1;
+        first = 0;
+        const char *p = s + i;
+        Py_ssize_t pl = e - i;
+        if (pl > 0) {
+            const char *eq = memchr(p, '=', (size_t)pl);
+            Py_ssize_t kl = eq == NULL ? pl : eq - p;
+            const char *v = eq == NULL ? p + pl : eq + 1;
+            Py_ssize_t vl = eq == NULL ? 0 : pl - kl - 1;
+            int named = h_in(h, HX_QUERY, p, kl);
+            const char *kind = "query";
+            if (named == 0) {
+                named = h_field(h, p, kl);
+                kind = "field";
+            }
+            if (named < 0)
+                return -1;
+            if (kl > 0 && !h_clean(h, p, kl)) /* the name's own text() */
+                return H_NO;
+            if (named) {
+                if (h->dry) {
+                    /* nothing to check: named_core or ValueMasker.named does any value */
+                } else {
+                    PyObject *r = h_named(h, v, vl, kind, p, kl);
+                    if (r == NULL)
+                        return -1;
+                    Py_ssize_t rl;
+                    const char *ru = PyUnicode_AsUTF8AndSize(r, &rl);
+                    int rc;
+                    if (ru == NULL) {
+                        rc = -1;
+                    } else if (rl == vl && memcmp(ru, v, (size_t)vl) == 0) {
+                        rc = hb_put(o, p, pl);
+                    } else {
+                        h->changed = 1;
+                        rc = hb_put(o, p, kl) < 0 || hb_put(o, "=", 1) < 0 ? -1 : hb_quote(o, r);
+                        if (rc == H_NO) { /* a non-ASCII result: not for here after all */
+                            PyErr_SetString(PyExc_RuntimeError, "mask_head: non-ASCII pseudonym");
+                            rc = -1;
+                        }
+                    }
+                    Py_DECREF(r);
+                    if (rc < 0)
+                        return -1;
+                }
+            } else {
+                Py_ssize_t j = 0;
+                while (j < vl && h_space((unsigned char)v[j]))
+                    j++;
+                if (j < vl && (v[j] == '{' || v[j] == '[') && vl > 1)
+                    return H_NO; /* may be JSON: pair() masks it as a document */
+                if (!h_clean(h, v, vl))
+                    return H_NO;
+                if (!h->dry && hb_put(o, p, pl) < 0)
+                    return -1;
+            }
+        }
+        if (amp == NULL)
+            return 0;
+        i = e + 1;
+    }
+}
+
+/* Masker.target(t): the new target into o (h->changed set when it differs): 0, H_NO, -1 */
+static int h_target(hwalk *h, const char *t, Py_ssize_t n, hbuf *o) {
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (t[i] == '%' || t[i] == '+' || (unsigned char)t[i] >= 0x80)
+            return H_NO;
+    Py_ssize_t start = 0;
+    const char *sch = NULL;
+    for (Py_ssize_t i = 0; i + 3 <= n && i < 8; i++) { /* "://" in t[:10] */
+        if (memcmp(t + i, "://", 3) == 0) {
+            sch = t + i;
+            break;
+        }
+    }
+    if (sch != NULL) {
+        Py_ssize_t a = sch - t + 3;
+        const char *slash = memchr(t + a, '/', (size_t)(n - a));
+        Py_ssize_t ae = slash == NULL ? n : slash - t;
+        if (memchr(t + a, '@', (size_t)(ae - a)) != NULL)
+            return H_NO; /* user:password@ */
+        start = ae;
+        if (!h->dry && hb_put(o, t, ae) < 0)
+            return -1;
+    }
+    const char *hash = memchr(t + start, '#', (size_t)(n - start));
+    Py_ssize_t pe = hash == NULL ? n : hash - t;
+    const char *q = memchr(t + start, '?', (size_t)(pe - start));
+    Py_ssize_t pathe = q == NULL ? pe : q - t;
+    /* path segments: text() of each */
+    for (Py_ssize_t i = start; i < pathe;) {
+        const char *sl = memchr(t + i, '/', (size_t)(pathe - i));
+        Py_ssize_t e = sl == NULL ? pathe : sl - t;
+        if (e > i && !h_clean(h, t + i, e - i))
+            return H_NO;
+        i = e + 1;
+    }
+    if (!h->dry && hb_put(o, t + start, pathe - start) < 0)
+        return -1;
+    if (q != NULL) {
+        if (!h->dry && hb_put(o, "?", 1) < 0)
+            return -1;
+        int rc = h_urlencoded(h, q + 1, pe - (q - t) - 1, o);
+        if (rc)
+            return rc;
+    }
+    if (hash != NULL) {
+        if (!h->dry && hb_put(o, "#", 1) < 0)
+            return -1;
+        int rc = h_urlencoded(h, hash + 1, n - pe - 1, o);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+/* Masker._cookie_list(value, header): 0, H_NO, -1 */
+static int h_cookies(hwalk *h, const char *s, Py_ssize_t n, int set_cookie, int every, hbuf *o) {
+    Py_ssize_t end = n, attrs = -1;
+    if (set_cookie) {
+        if (memchr(s, ',', (size_t)n) != NULL)
+            return H_NO; /* maybe several cookies folded into one line */
+        const char *semi = memchr(s, ';', (size_t)n);
+        if (semi != NULL) {
+            end = semi - s;
+            attrs = end + 1;
+            if (!h_clean(h, s + attrs, n - attrs))
+                return H_NO;
+        }
+    }
+    Py_ssize_t i = 0;
+    int first = 1;
+    for (;;) {
+        const char *semi = set_cookie ? NULL : memchr(s + i, ';', (size_t)(end - i));
+        Py_ssize_t e = semi == NULL ? end : semi - s;
+        if (!first && !h->dry && hb_put(o, ";", 1) < 0)
+            return -1;
+        first = 0;
+        const char *p = s + i;
+        Py_ssize_t pl = e - i;
+        const char *eq = memchr(p, '=', (size_t)pl);
+        int secret = 0;
+        Py_ssize_t nl = eq == NULL ? pl : eq - p, ns = 0, ne = nl;
+        while (ns < ne && h_space((unsigned char)p[ns]))
+            ns++;
+        while (ne > ns && h_space((unsigned char)p[ne - 1]))
+            ne--;
+        if (eq != NULL) {
+            secret = every;
+            if (!secret) {
+                secret = h_in(h, HX_COOKIES, p + ns, ne - ns);
+                if (secret < 0)
+                    return -1;
+            }
+        }
+        if (!secret) {
+            if (!h_clean(h, p, pl))
+                return H_NO;
+            if (!h->dry && hb_put(o, p, pl) < 0)
+                return -1;
+        } else {
+            const char *v = eq + 1;
+            Py_ssize_t vl = pl - nl - 1, a = 0, b = vl;
+            while (a < vl && h_space((unsigned char)v[a]))
+                a++;
+            while (b > a && h_space((unsigned char)v[b - 1]))
+                b--;
+            int quoted = b - a >= 2 && v[a] == '"' && v[b - 1] == '"';
+            if (!h->dry) {
+                PyObject *r = quoted ? h_named(h, v + a + 1, b - a - 2, "cookie", p + ns, ne - ns)
+                                     : h_named(h, v + a, b - a, "cookie", p + ns, ne - ns);
+                if (r == NULL)
+                    return -1;
+                int rc = hb_put(o, p, nl + 1) < 0 || hb_put(o, v, a) < 0 ||
+                                 (quoted && hb_put(o, "\"", 1) < 0) || hb_str(o, r) < 0 ||
+                                 (quoted && hb_put(o, "\"", 1) < 0)
+                             ? -1
+                             : 0;
+                Py_DECREF(r);
+                if (rc < 0)
+                    return -1;
+            }
+        }
+        if (e >= end)
+            break;
+        i = e + 1;
+    }
+    if (attrs >= 0 && !h->dry && (hb_put(o, ";", 1) < 0 || hb_put(o, s + attrs, n - attrs) < 0))
+        return -1;
+    return 0;
+}
+
+/* one pass of mask_head over (target, headers): 0, H_NO, -1; when not dry, *new_target and
+ * *new_headers are set (new references, or NULL when unchanged) */
+static int h_pass(hwalk *h, PyObject *target, PyObject *headers, PyObject **new_target,
+                  PyObject **new_headers) {
+    hbuf o = {NULL, 0, 0};
+    int rc = 0;
+    PyObject *out = NULL;
+    if (target != Py_None) {
+        if (!PyUnicode_IS_ASCII(target))
+            return H_NO;
+        h->changed = 0;
+        rc = h_target(h, PyUnicode_DATA(target), PyUnicode_GET_LENGTH(target), &o);
+        if (rc)
+            goto done;
+        if (!h->dry && (o.n != PyUnicode_GET_LENGTH(target) ||
+                        memcmp(o.b, PyUnicode_DATA(target), (size_t)o.n) != 0)) {
+            *new_target = PyUnicode_DecodeASCII(o.b, o.n, NULL);
+            if (*new_target == NULL) {
+                rc = -1;
+                goto done;
+            }
+        }
+    }
+    Py_ssize_t nh = PyList_GET_SIZE(headers);
+    int any = 0;
+    if (!h->dry && (out = PyList_New(nh)) == NULL) {
+        rc = -1;
+        goto done;
+    }
+    Py_ssize_t kept = 0;
+    for (Py_ssize_t i = 0; i < nh; i++) {
+        PyObject *item = PyList_GET_ITEM(headers, i);
+        if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 2) {
+            rc = H_NO;
+            goto done;
+        }
+        PyObject *name = PyTuple_GET_ITEM(item, 0), *value = PyTuple_GET_ITEM(item, 1);
+        if (!PyUnicode_Check(name) || !PyUnicode_Check(value) || !PyUnicode_IS_ASCII(name) ||
+            !PyUnicode_IS_ASCII(value)) {
+            rc = H_NO;
+            goto done;
+        }
+        const char *nm = PyUnicode_DATA(name), *vs = PyUnicode_DATA(value);
+        Py_ssize_t nn = PyUnicode_GET_LENGTH(name), vn = PyUnicode_GET_LENGTH(value), a = 0,
+                   b = vn;
+        while (a < b && h_space((unsigned char)vs[a]))
+            a++;
+        while (b > a && h_space((unsigned char)vs[b - 1]))
+            b--;
+        const char *v = vs + a;
+        Py_ssize_t vl = b - a;
+        PyObject *nv = NULL; /* the new value (a new reference); NULL: v itself */
+        o.n = 0;
+        int keep = vl == 0 || h_in(h, HX_KEEP, nm, nn) == 1 || h_in(h, HX_SKIP, nm, nn) == 1;
+        if (PyErr_Occurred()) {
+            rc = -1;
+            goto done;
+        }
+        if (!keep) {
+            int in_headers = h_in(h, HX_HEADERS, nm, nn);
+            int in_cookies = PySet_GET_SIZE(h->hx[HX_COOKIES]) > 0;
+            int is_cookie = (nn == 6 && PyOS_strnicmp(nm, "cookie", 6) == 0);
+            int is_set = (nn == 10 && PyOS_strnicmp(nm, "set-cookie", 10) == 0);
+            if (in_headers < 0) {
+                rc = -1;
+                goto done;
+            }
+            if ((is_cookie || is_set) && (in_headers || in_cookies)) {
+                /* the default actions: a secret cookie header is masked, never dropped */
+                h->changed = 0;
+                rc = h_cookies(h, v, vl, is_set, in_headers, &o);
+                if (rc)
+                    goto done;
+                if (!h->dry)
+                    nv = PyUnicode_DecodeASCII(o.b, o.n, NULL);
+            } else {
+                int field = in_headers ? 1 : h_field(h, nm, nn);
+                if (field < 0) {
+                    rc = -1;
+                    goto done;
+                }
+                if (field) {
+                    int auth = in_headers || h_in(h, HX_AUTH, nm, nn) == 1;
+                    if (!h->dry) {
+                        char low[64];
+                        Py_ssize_t ll = nn < 64 ? nn : 64;
+                        for (Py_ssize_t j = 0; j < ll; j++)
+                            low[j] = (char)(nm[j] >= 'A' && nm[j] <= 'Z' ? nm[j] + 32 : nm[j]);
+                        nv = h_named(h, v, vl, auth ? "header" : "field", low, ll);
+                    }
+                } else if (h_in(h, HX_URL, nm, nn) == 1) {
+                    h->changed = 0;
+                    rc = h_target(h, v, vl, &o);
+                    if (rc)
+                        goto done;
+                    if (!h->dry)
+                        nv = PyUnicode_DecodeASCII(o.b, o.n, NULL);
+                } else if (!h_clean(h, v, vl)) {
+                    rc = H_NO;
+                    goto done;
+                }
+            }
+            if (PyErr_Occurred()) {
+                rc = -1;
+                goto done;
+            }
+        }
+        if (!h->dry) {
+            if (nv == NULL)
+                nv = PyUnicode_DecodeASCII(v, vl, NULL);
+            if (nv == NULL) {
+                rc = -1;
+                goto done;
+            }
+            Py_ssize_t nl;
+            const char *nu = PyUnicode_AsUTF8AndSize(nv, &nl);
+            if (nu == NULL) {
+                Py_DECREF(nv);
+                rc = -1;
+                goto done;
+            }
+            if (nl != vl || memcmp(nu, v, (size_t)vl) != 0)
+                any = 1;
+            PyObject *pair = PyTuple_Pack(2, name, nv);
+            Py_DECREF(nv);
+            if (pair == NULL) {
+                rc = -1;
+                goto done;
+            }
+            PyList_SET_ITEM(out, kept++, pair);
+        }
+    }
+    if (!h->dry && any) {
+        *new_headers = out;
+        out = NULL;
+    }
+done:
+    Py_XDECREF(out);
+    PyMem_Free(o.b);
+    return rc;
+}
+
+static PyObject *core_mask_head(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    (void)self;
+    if (nargs != 3 || !(args[0] == Py_None || PyUnicode_Check(args[0])) ||
+        !PyList_Check(args[1]) || !PyTuple_Check(args[2]) || PyTuple_GET_SIZE(args[2]) != HX_N ||
+        !PyTuple_Check(PyTuple_GET_ITEM(args[2], HX_JSON)) ||
+        PyTuple_GET_SIZE(PyTuple_GET_ITEM(args[2], HX_JSON)) != CX_N) {
+        PyErr_SetString(PyExc_TypeError, "mask_head(target: str | None, headers: list, hctx: tuple)");
+        return NULL;
+    }
+    PyObject *const *hx = &PyTuple_GET_ITEM(args[2], 0);
+    PyObject *const *cx = &PyTuple_GET_ITEM(hx[HX_JSON], 0);
+    if (!PyObject_TypeCheck(cx[CX_LEAF], &LeafConfigType) ||
+        !PyObject_TypeCheck(cx[CX_KEYED], &KeyedType) ||
+        !PyObject_TypeCheck(cx[CX_KEYS], &JsonKeysType) || !PyDict_Check(cx[CX_NAMED]) ||
+        !PyDict_Check(cx[CX_FINDINGS]) || !PyDict_Check(cx[CX_ALREADY])) {
+        PyErr_SetString(PyExc_TypeError, "mask_head: hctx is not Masker.count_into's");
+        return NULL;
+    }
+    for (int i = HX_HEADERS; i <= HX_URL; i++) {
+        if (!PyAnySet_Check(hx[i])) {
+            PyErr_SetString(PyExc_TypeError, "mask_head: hctx's name sets are not sets");
+            return NULL;
+        }
+    }
+    hwalk h = {cx, hx, &((LeafConfigObject *)cx[CX_LEAF])->cfg, 1, 0};
+    PyObject *nt = NULL, *nh = NULL;
+    int rc = h_pass(&h, args[0], args[1], &nt, &nh);
+    if (rc < 0)
+        return NULL;
+    if (rc == H_NO)
+        Py_RETURN_NOTIMPLEMENTED;
+    h.dry = 0;
+    rc = h_pass(&h, args[0], args[1], &nt, &nh);
+    if (rc != 0) {
+        Py_XDECREF(nt);
+        Py_XDECREF(nh);
+        if (rc < 0)
+            return NULL;
+        PyErr_SetString(PyExc_RuntimeError, "mask_head: the second pass disagrees with the first");
+        return NULL;
+    }
+    PyObject *res = PyTuple_Pack(2, nt ? nt : Py_None, nh ? nh : Py_None);
+    Py_XDECREF(nt);
+    Py_XDECREF(nh);
+    return res;
 }
