@@ -433,6 +433,12 @@ EXAMPLES: dict[str, bytes] = {
         b'["-----BEGIN PRIVATE KEY-----", '
         b'"-----BEGIN RSA PRIVATE KEY-----abcd-----END RSA PRIVATE KEY-----", "a@b.io"]'
     ),
+    # found by the generated documents: a card number after a comma in an array; the raw-text
+    # pass refuses it (a decimal separator), so the Python path skipped a body with no other
+    # finding (and left the card) while the compiled walk checked the number (now both do)
+    "card after a comma": b'["0",5100000000003]',
+    "masked card after a comma": b'["0",4000000000006]',
+    "card after a comma, top level array": b"[1,4111111111111111,4111-1111-1111-1111]",
     "non-ascii keys": '{"пароль": "x", "mot_de_passe": "y", "e": "é@b.io"}'.encode(),
 }
 
