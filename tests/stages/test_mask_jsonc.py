@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -29,8 +30,9 @@ from tests.fuzz.fuzz_mask_json import KEY, compare_masking, stage_pair
 pytestmark = pytest.mark.skipif(CORE is None, reason="the compiled core is not built")
 
 K = Keyed(KEY)
+#: examples per property: ``REPLAYGATE_MASKDIFF_EXAMPLES=5000`` runs the harness hard
 _SETTINGS = settings(
-    max_examples=120,
+    max_examples=int(os.environ.get("REPLAYGATE_MASKDIFF_EXAMPLES", "120")),
     deadline=None,
     database=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
@@ -439,6 +441,8 @@ EXAMPLES: dict[str, bytes] = {
     "card after a comma": b'["0",5100000000003]',
     "masked card after a comma": b'["0",4000000000006]',
     "card after a comma, top level array": b"[1,4111111111111111,4111-1111-1111-1111]",
+    "card before a comma": b"[4000000100004,0]",
+    "masked card before a comma": b'{"a": [4000000000006,0]}',
     "non-ascii keys": '{"пароль": "x", "mot_de_passe": "y", "e": "é@b.io"}'.encode(),
 }
 

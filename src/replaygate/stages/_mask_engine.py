@@ -38,9 +38,9 @@ _SKIP_HEADERS = frozenset(
     {"host", "content-length", "transfer-encoding", "content-encoding", "connection", "date"}
 )
 _AUTH_HEADERS = frozenset({"authorization", "proxy-authorization"})
-#: a JSON number that may be a card after a comma (``[1,4111111111111111]``): the raw-text pass
-#: takes the comma for a decimal separator, the walk checks the number alone
-_CARD_AFTER_COMMA = re.compile(r",[2-6][0-9]{12,18}(?![0-9])")
+#: a JSON number that may be a card next to a comma (``[1,4111111111111111,0]``): the raw-text
+#: pass takes the comma for a decimal separator, the walk checks the number alone
+_CARD_BY_COMMA = re.compile(r",[2-6][0-9]{12,18}(?![0-9])|(?<![0-9])[2-6][0-9]{12,18},[0-9]")
 #: the compiled JSON masker (``make accel``; used through :attr:`JsonMasker.json_core`)
 CORE_MASK_JSON = CORE.mask_json if CORE is not None else None
 CORE_MASK_HEAD = CORE.mask_head if CORE is not None else None
@@ -541,7 +541,7 @@ class Masker(JsonMasker):
                 or escaped
                 or self.rules.json_paths
                 or self.rules.fields.mentioned(t)
-                or _CARD_AFTER_COMMA.search(t)  # the walk checks numbers the text pass refuses
+                or _CARD_BY_COMMA.search(t)  # the walk checks numbers the text pass refuses
             ):
                 return None
             j = self.json_doc(
