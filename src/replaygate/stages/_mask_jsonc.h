@@ -386,6 +386,20 @@ static Py_ssize_t jc_string(jcheck *c, Py_ssize_t p) {
     Py_ssize_t n = c->n;
     p++;
     while (p < n) {
+        /* 8 bytes at a time while none is a quote, a control character or non-ASCII (the
+         * body holds no backslash: the caller checked) */
+        while (p + 8 <= n) {
+            uint64_t x;
+            memcpy(&x, s + p, 8);
+            uint64_t q = x ^ 0x2222222222222222ULL;
+            uint64_t quote = (q - 0x0101010101010101ULL) & ~q & 0x8080808080808080ULL;
+            uint64_t ctl = (x - 0x2020202020202020ULL) & ~x & 0x8080808080808080ULL;
+            if (quote | ctl | (x & 0x8080808080808080ULL))
+                break;
+            p += 8;
+        }
+        if (p >= n)
+            break;
         unsigned char b = s[p];
         if (b == '"')
             return p + 1;
