@@ -73,7 +73,7 @@ class Masker(JsonMasker):
 
     def count_into(self, findings: Counter[str], already: Counter[str]) -> None:
         super().count_into(findings, already)
-        if self.json_core is None:
+        if self.json_core is None or CORE is None:
             return
         r = self.rules
         self.head_core = (
@@ -86,6 +86,8 @@ class Masker(JsonMasker):
             _AUTH_HEADERS,
             _URL_HEADERS,
             lambda value, kind, name: self.named(value, kind, name, "head"),
+            CORE.JsonKeys(),
+            CORE.JsonKeys(),
         )
 
     # == messages ===========================================================================

@@ -1383,7 +1383,24 @@ done:
  * Returns NotImplemented, or (new target or None, new headers or None).
  */
 
-enum { HX_JSON, HX_HEADERS, HX_KEEP, HX_COOKIES, HX_QUERY, HX_SKIP, HX_AUTH, HX_URL, HX_NAMEDFN, HX_N };
+enum {
+    HX_JSON,
+    HX_HEADERS,
+    HX_KEEP,
+    HX_COOKIES,
+    HX_QUERY,
+    HX_SKIP,
+    HX_AUTH,
+    HX_URL,
+    HX_NAMEDFN,
+    HX_HNAMES, /* JsonKeys: header name -> its class (HC_*) */
+    HX_QNAMES, /* JsonKeys: query name -> 0 plain, 1 a query rule, 2 a secret field name */
+    HX_N
+};
+
+/* what Masker.headers does with a header field, by its name */
+enum { HC_KEEP = 1, HC_COOKIE, HC_COOKIE_EVERY, HC_SETC, HC_SETC_EVERY, HC_HEADER, HC_FIELD,
+       HC_URL, HC_SCAN };
 
 typedef struct {
     PyObject *const *cx;  /* the JSON masker's ctx */
@@ -1443,6 +1460,71 @@ static int h_field(hwalk *h, const char *s, Py_ssize_t n) {
     if (f >= 0)
         jk_put(keys, (const unsigned char *)s, n, hh, f);
     return f;
+}
+
+/* the class of header name nm (HC_*; remembered per name), -1 on error */
+static int h_class(hwalk *h, const char *nm, Py_ssize_t nn) {
+    JsonKeysObject *t = (JsonKeysObject *)h->hx[HX_HNAMES];
+    uint64_t hh = jk_hash((const unsigned char *)nm, nn);
+    int c = nn <= 255 ? jk_get(t, (const unsigned char *)nm, nn, hh) : -1;
+    if (c > 0)
+        return c;
+    int keep = h_in(h, HX_KEEP, nm, nn);
+    if (keep == 0)
+        keep = h_in(h, HX_SKIP, nm, nn);
+    int in_headers = keep ? 0 : h_in(h, HX_HEADERS, nm, nn);
+    if (keep < 0 || in_headers < 0)
+        return -1;
+    int some_cookies = PySet_GET_SIZE(h->hx[HX_COOKIES]) > 0;
+    int is_cookie = nn == 6 && PyOS_strnicmp(nm, "cookie", 6) == 0;
+    int is_set = nn == 10 && PyOS_strnicmp(nm, "set-cookie", 10) == 0;
+    if (keep) {
+        c = HC_KEEP;
+    } else if ((is_cookie || is_set) && (in_headers || some_cookies)) {
+        c = is_set ? (in_headers ? HC_SETC_EVERY : HC_SETC)
+                   : (in_headers ? HC_COOKIE_EVERY : HC_COOKIE);
+    } else {
+        int field = in_headers ? 1 : h_field(h, nm, nn);
+        if (field < 0)
+            return -1;
+        if (field) {
+            int auth = in_headers ? 1 : h_in(h, HX_AUTH, nm, nn);
+            if (auth < 0)
+                return -1;
+            c = auth ? HC_HEADER : HC_FIELD;
+        } else {
+            int url = h_in(h, HX_URL, nm, nn);
+            if (url < 0)
+                return -1;
+            c = url ? HC_URL : HC_SCAN;
+        }
+    }
+    if (nn <= 255)
+        jk_put(t, (const unsigned char *)nm, nn, hh, c);
+    return c;
+}
+
+/* a query or form name: 0 plain, 1 a query rule ("query"), 2 a secret field name ("field") */
+static int h_qclass(hwalk *h, const char *nm, Py_ssize_t nn) {
+    JsonKeysObject *t = (JsonKeysObject *)h->hx[HX_QNAMES];
+    uint64_t hh = jk_hash((const unsigned char *)nm, nn);
+    int c = nn <= 255 ? jk_get(t, (const unsigned char *)nm, nn, hh) : -1;
+    if (c >= 0)
+        return c;
+    int q = h_in(h, HX_QUERY, nm, nn);
+    if (q < 0)
+        return -1;
+    if (q) {
+        c = 1;
+    } else {
+        int f = h_field(h, nm, nn);
+        if (f < 0)
+            return -1;
+        c = f ? 2 : 0;
+    }
+    if (nn <= 255)
+        jk_put(t, (const unsigned char *)nm, nn, hh, c);
+    return c;
 }
 
 /* ValueMasker.named(value, kind, name): a new str (dry: NULL with *none = 0) */
@@ -1554,14 +1636,10 @@ static int h_urlencoded(hwalk *h, const char *s, Py_ssize_t n, hbuf *o) {
             Py_ssize_t kl = eq == NULL ? pl : eq - p;
             const char *v = eq == NULL ? p + pl : eq + 1;
             Py_ssize_t vl = eq == NULL ? 0 : pl - kl - 1;
-            int named = h_in(h, HX_QUERY, p, kl);
-            const char *kind = "query";
-            if (named == 0) {
-                named = h_field(h, p, kl);
-                kind = "field";
-            }
+            int named = h_qclass(h, p, kl);
             if (named < 0)
                 return -1;
+            const char *kind = named == 1 ? "query" : "field";
             if (kl > 0 && !h_clean(h, p, kl)) /* the name's own text() */
                 return H_NO;
             if (named) {
@@ -1791,59 +1869,40 @@ static int h_pass(hwalk *h, PyObject *target, PyObject *headers, PyObject **new_
         Py_ssize_t vl = b - a;
         PyObject *nv = NULL; /* the new value (a new reference); NULL: v itself */
         o.n = 0;
-        int keep = vl == 0 || h_in(h, HX_KEEP, nm, nn) == 1 || h_in(h, HX_SKIP, nm, nn) == 1;
-        if (PyErr_Occurred()) {
+        int cls = vl == 0 ? HC_KEEP : h_class(h, nm, nn);
+        if (cls < 0) {
             rc = -1;
             goto done;
         }
-        if (!keep) {
-            int in_headers = h_in(h, HX_HEADERS, nm, nn);
-            int in_cookies = PySet_GET_SIZE(h->hx[HX_COOKIES]) > 0;
-            int is_cookie = (nn == 6 && PyOS_strnicmp(nm, "cookie", 6) == 0);
-            int is_set = (nn == 10 && PyOS_strnicmp(nm, "set-cookie", 10) == 0);
-            if (in_headers < 0) {
-                rc = -1;
+        if (cls == HC_COOKIE || cls == HC_COOKIE_EVERY || cls == HC_SETC || cls == HC_SETC_EVERY) {
+            /* the default actions: a secret cookie header is masked, never dropped */
+            rc = h_cookies(h, v, vl, cls == HC_SETC || cls == HC_SETC_EVERY,
+                           cls == HC_COOKIE_EVERY || cls == HC_SETC_EVERY, &o);
+            if (rc)
                 goto done;
+            if (!h->dry)
+                nv = PyUnicode_DecodeASCII(o.b, o.n, NULL);
+        } else if (cls == HC_HEADER || cls == HC_FIELD) {
+            if (!h->dry) {
+                char low[64];
+                Py_ssize_t ll = nn < 64 ? nn : 64;
+                for (Py_ssize_t j = 0; j < ll; j++)
+                    low[j] = (char)(nm[j] >= 'A' && nm[j] <= 'Z' ? nm[j] + 32 : nm[j]);
+                nv = h_named(h, v, vl, cls == HC_HEADER ? "header" : "field", low, ll);
             }
-            if ((is_cookie || is_set) && (in_headers || in_cookies)) {
-                /* the default actions: a secret cookie header is masked, never dropped */
-                h->changed = 0;
-                rc = h_cookies(h, v, vl, is_set, in_headers, &o);
-                if (rc)
-                    goto done;
-                if (!h->dry)
-                    nv = PyUnicode_DecodeASCII(o.b, o.n, NULL);
-            } else {
-                int field = in_headers ? 1 : h_field(h, nm, nn);
-                if (field < 0) {
-                    rc = -1;
-                    goto done;
-                }
-                if (field) {
-                    int auth = in_headers || h_in(h, HX_AUTH, nm, nn) == 1;
-                    if (!h->dry) {
-                        char low[64];
-                        Py_ssize_t ll = nn < 64 ? nn : 64;
-                        for (Py_ssize_t j = 0; j < ll; j++)
-                            low[j] = (char)(nm[j] >= 'A' && nm[j] <= 'Z' ? nm[j] + 32 : nm[j]);
-                        nv = h_named(h, v, vl, auth ? "header" : "field", low, ll);
-                    }
-                } else if (h_in(h, HX_URL, nm, nn) == 1) {
-                    h->changed = 0;
-                    rc = h_target(h, v, vl, &o);
-                    if (rc)
-                        goto done;
-                    if (!h->dry)
-                        nv = PyUnicode_DecodeASCII(o.b, o.n, NULL);
-                } else if (!h_clean(h, v, vl)) {
-                    rc = H_NO;
-                    goto done;
-                }
-            }
-            if (PyErr_Occurred()) {
-                rc = -1;
+        } else if (cls == HC_URL) {
+            rc = h_target(h, v, vl, &o);
+            if (rc)
                 goto done;
-            }
+            if (!h->dry)
+                nv = PyUnicode_DecodeASCII(o.b, o.n, NULL);
+        } else if (cls == HC_SCAN && !h_clean(h, v, vl)) {
+            rc = H_NO;
+            goto done;
+        }
+        if (PyErr_Occurred()) {
+            rc = -1;
+            goto done;
         }
         if (!h->dry) {
             if (nv == NULL)
@@ -1903,6 +1962,11 @@ static PyObject *core_mask_head(PyObject *self, PyObject *const *args, Py_ssize_
             PyErr_SetString(PyExc_TypeError, "mask_head: hctx's name sets are not sets");
             return NULL;
         }
+    }
+    if (!PyObject_TypeCheck(hx[HX_HNAMES], &JsonKeysType) ||
+        !PyObject_TypeCheck(hx[HX_QNAMES], &JsonKeysType)) {
+        PyErr_SetString(PyExc_TypeError, "mask_head: hctx's name tables are not JsonKeys");
+        return NULL;
     }
     hwalk h = {cx, hx, &((LeafConfigObject *)cx[CX_LEAF])->cfg, 1, 0};
     PyObject *nt = NULL, *nh = NULL;
