@@ -94,9 +94,28 @@ enum {
     K_IP6 = 1 << 9,   /* [0-9A-Fa-f:] */
     K_VALUE = 1 << 10, /* the value of a key=value field: [^"'&\s<>,;{}\[\]\\] (+ non-ASCII) */
     K_SKIP = 1 << 11,  /* around a key=value separator: [ \t\\"'] */
+    K_HIGH = 1 << 12,  /* a byte of a non-ASCII character */
 };
 
 static uint16_t LK[256];
+static uint32_t LSTART[256]; /* the detectors whose literal may start with a byte */
+
+/* the characters a detector's literal needs (all of them) */
+enum {
+    BAG_PRIVATE,
+    BAG_JWT,
+    BAG_BEARER,
+    BAG_BEARER_UP,
+    BAG_BASIC,
+    BAG_BASIC_UP,
+    BAG_GITHUB,
+    BAG_STRIPE,
+    BAG_SLACK,
+    BAG_COUNT
+};
+static const char *const LEAF_BAGS[BAG_COUNT] = {"PRIVATE KEY", "eyJ", "ear",   "EAR", "asic",
+                                                 "ASIC",        "gh_", "k_e",   "xo-"};
+
 
 static void leaf_init_classes(void) {
     for (int c = 0; c < 256; c++) {
@@ -127,7 +146,14 @@ static void leaf_init_classes(void) {
             k |= K_VALUE;
         if (c == ' ' || c == '\t' || c == '\\' || c == '"' || c == '\'')
             k |= K_SKIP;
+        if (c >= 0x80)
+            k |= K_HIGH;
         LK[c] = k;
+        LSTART[c] = (up ? D_IBAN : 0) | (c == 'P' ? D_PRIVATE_KEY : 0) | (c == 'e' ? D_JWT : 0) |
+                    (c == 'B' || c == 'b' ? D_BEARER | D_BASIC : 0) |
+                    (c == 'A' ? D_AWS_ACCESS : 0) | (c == 'g' ? D_GITHUB : 0) |
+                    (c == 's' || c == 'p' || c == 'r' ? D_STRIPE : 0) |
+                    (c == 'x' ? D_SLACK : 0) | (c == '+' || c == '(' ? D_PHONE : 0);
     }
 }
 
@@ -159,6 +185,17 @@ static int leaf_has_ci(const unsigned char *s, Py_ssize_t n, const char *lit, Py
         while (j < len && LOW(s[i + j]) == (unsigned char)lit[j])
             j++;
         if (j == len)
+            return 1;
+    }
+    return 0;
+}
+
+/* four digits in a row (_DIG4) */
+static int leaf_has_digits4(const unsigned char *s, Py_ssize_t n) {
+    Py_ssize_t run = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        run = LIS(s[i], K_DIGIT) ? run + 1 : 0;
+        if (run == 4)
             return 1;
     }
     return 0;
@@ -308,7 +345,11 @@ static int leaf_emails(const unsigned char *s, Py_ssize_t n, int whole) {
     for (int sep = 0; sep < 2; sep++) { /* "@", then "%40" */
         Py_ssize_t seplen = sep ? 3 : 1;
         for (Py_ssize_t i = 0; i + seplen <= n; i++) {
-            if (sep == 0 ? s[i] != '@' : (s[i] != '%' || s[i + 1] != '4' || s[i + 2] != '0'))
+            const unsigned char *at = memchr(s + i, sep ? '%' : '@', (size_t)(n - i));
+            if (at == NULL)
+                break;
+            i = at - s;
+            if (sep && (i + 3 > n || s[i + 1] != '4' || s[i + 2] != '0'))
                 continue;
             Py_ssize_t k = 0;
             while (k < 64 && i - 1 - k >= 0 && LIS(s[i - 1 - k], K_LOCAL))
@@ -474,15 +515,22 @@ static int leaf_kv_name(const unsigned char *s, Py_ssize_t n, Py_ssize_t p,
 }
 
 /* 1 when a field pattern may match (in the lower-cased text) */
-static int leaf_fields(const leaf_cfg *cfg, const unsigned char *s, Py_ssize_t n,
-                       const uint64_t *seen) {
-    int kv = (seen[0] >> ':' & 1) || (seen[0] >> '=' & 1);
+static int leaf_fields(const leaf_cfg *cfg, const unsigned char *s, Py_ssize_t n, int kv) {
     int html = leaf_has_ci(s, n, "name=", 5);
     int xml = leaf_has(s, n, "</", 2);
     if (!kv && !html && !xml)
         return 0;
-    /* the lower-case bytes present (seen is of the original bytes) */
-    uint64_t low1 = seen[1] | (seen[1] & 0x7FFFFFEull) << 32; /* 'A'..'Z' -> 'a'..'z' */
+    /* the lower-case ASCII bytes present, as two bit sets (non-ASCII bytes set bits too:
+       a superset, only a filter) */
+    uint64_t s0 = 0, s1 = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        unsigned char c = LOW(s[i]);
+        uint64_t bit = 1ull << (c & 63), sel = (uint64_t)0 - (uint64_t)(c >> 6 & 1);
+        s0 |= bit & ~sel;
+        s1 |= bit & sel;
+    }
+    const uint64_t seen[2] = {s0, s1};
+    uint64_t low1 = s1;
     uint64_t present[LEAF_MAXWORDS / 64] = {0};
     int any = 0;
     Py_ssize_t nw = cfg->nwords < LEAF_MAXWORDS ? cfg->nwords : LEAF_MAXWORDS;
@@ -525,53 +573,74 @@ static int leaf_fields(const leaf_cfg *cfg, const unsigned char *s, Py_ssize_t n
 }
 
 /* -- the classifier -------------------------------------------------------------------- */
-#define SEEN(c) (seen[(unsigned char)(c) >> 6] >> ((unsigned char)(c) & 63) & 1)
+#define SEEN(c) (seen[(unsigned char)(c)])
+
+/* every character of LEAF_BAGS[b] occurs */
+static inline int leaf_hasall(const uint8_t *seen, int b) {
+    for (const char *p = LEAF_BAGS[b]; *p; p++)
+        if (!seen[(unsigned char)*p])
+            return 0;
+    return 1;
+}
+#define HASALL(b) leaf_hasall(seen, (b))
 
 /* list(findings(s, fields=fields, encoded=encoded)): LEAF_CLEAN, LEAF_EMAIL, LEAF_CARD or
  * LEAF_UNKNOWN as in the header */
 static int leaf_scan(const leaf_cfg *cfg, const unsigned char *s, Py_ssize_t n, int fields,
                      int encoded) {
     uint32_t det = cfg->detectors;
-    uint64_t seen[4] = {0, 0, 0, 0};
-    Py_ssize_t run = 0, maxrun = 0, drun = 0, maxd = 0;
+    /* one pass: the ASCII bytes present (a non-ASCII byte c marks c & 127 too: only gates
+       are built on these), the character classes present, whether a run of base64 characters
+       reached 16 (32), how many digits */
+    uint8_t seen[128];
+    memset(seen, 0, sizeof(seen));
+    unsigned kor = 0;
+    size_t run = 0, runs = 0, ndig = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
         unsigned char c = s[i];
-        seen[c >> 6] |= 1ull << (c & 63);
-        if (LIS(c, K_B64)) {
-            if (++run > maxrun)
-                maxrun = run;
-        } else
-            run = 0;
-        if (LIS(c, K_DIGIT)) {
-            if (++drun > maxd)
-                maxd = drun;
-        } else
-            drun = 0;
+        unsigned k = LK[c];
+        seen[c & 127] = 1;
+        kor |= k;
+        run = (run + 1) & ((size_t)0 - (k >> 3 & 1)); /* K_B64 */
+        runs |= run; /* >= 2^k when a run reached 2^k */
+        ndig += k & K_DIGIT;
     }
-    int nonascii = seen[2] || seen[3];
+    int nonascii = (kor & K_HIGH) != 0;
     int card = 0; /* a card finding (0, n) */
-    /* the detectors decided through their literal prefixes, one pass */
+    /* the detectors decided through their literal prefixes: first the characters their
+       literal needs (all present), then one pass over the text */
     uint32_t lit = det & (D_PRIVATE_KEY | D_JWT | D_BEARER | D_BASIC | D_AWS_ACCESS | D_GITHUB |
                           D_STRIPE | D_SLACK | D_IBAN | D_PHONE);
-    if (maxd < 4)
+    if (ndig < 4)
         lit &= ~(uint32_t)(D_IBAN | D_PHONE); /* their trigger: four digits */
-    if (!SEEN('P'))
+    if (!HASALL(BAG_PRIVATE))
         lit &= ~(uint32_t)D_PRIVATE_KEY;
-    if (!SEEN('J'))
+    if (!HASALL(BAG_JWT))
         lit &= ~(uint32_t)D_JWT;
-    if (!SEEN('B') && !SEEN('b'))
-        lit &= ~(uint32_t)(D_BEARER | D_BASIC);
-    if (!SEEN('A'))
+    int bspace = (SEEN('B') || SEEN('b')) && (kor & K_SPACE);
+    if (!bspace || !(HASALL(BAG_BEARER) || HASALL(BAG_BEARER_UP)))
+        lit &= ~(uint32_t)D_BEARER;
+    if (!bspace || !(HASALL(BAG_BASIC) || HASALL(BAG_BASIC_UP)))
+        lit &= ~(uint32_t)D_BASIC;
+    if (!SEEN('A') || n < 20)
         lit &= ~(uint32_t)D_AWS_ACCESS;
-    if (!SEEN('_'))
-        lit &= ~(uint32_t)(D_GITHUB | D_STRIPE);
-    if (!SEEN('x'))
+    if (!HASALL(BAG_GITHUB))
+        lit &= ~(uint32_t)D_GITHUB;
+    if (!HASALL(BAG_STRIPE))
+        lit &= ~(uint32_t)D_STRIPE;
+    if (!HASALL(BAG_SLACK))
         lit &= ~(uint32_t)D_SLACK;
     if (!SEEN('+') && !SEEN('('))
         lit &= ~(uint32_t)D_PHONE;
+    if (!(kor & K_UPPER))
+        lit &= ~(uint32_t)D_IBAN;
+    if ((lit & (D_IBAN | D_PHONE)) && !leaf_has_digits4(s, n))
+        lit &= ~(uint32_t)(D_IBAN | D_PHONE);
     if (lit) {
         for (Py_ssize_t i = 0; i < n; i++) {
             unsigned char c = s[i];
+            if (!(LSTART[c] & lit))
+                continue;
             int wb = i == 0 || !LIS(s[i - 1], K_WORD); /* no \w before */
             switch (c) {
             case 'P':
@@ -635,7 +704,7 @@ static int leaf_scan(const leaf_cfg *cfg, const unsigned char *s, Py_ssize_t n, 
         }
     }
     /* AWS secret key: "secret" (any case) ... [:=] ... exactly 40 of [A-Za-z0-9/+] */
-    if ((det & D_AWS_SECRET) && maxrun >= 40 && (SEEN(':') || SEEN('=')) &&
+    if ((det & D_AWS_SECRET) && runs >= 32 && (SEEN(':') || SEEN('=')) &&
         leaf_has_ci(s, n, "secret", 6)) {
         Py_ssize_t r = 0;
         for (Py_ssize_t i = 0; i <= n; i++) {
@@ -649,7 +718,7 @@ static int leaf_scan(const leaf_cfg *cfg, const unsigned char *s, Py_ssize_t n, 
         }
     }
     /* cards: every match of the regex that passes Luhn */
-    if ((det & D_CARD) && maxd >= 4) {
+    if ((det & D_CARD) && ndig >= 13) { /* a match holds 13 to 19 digits */
         for (Py_ssize_t i = 0; i < n; i++) {
             if (s[i] < '2' || s[i] > '6')
                 continue;
@@ -666,7 +735,7 @@ static int leaf_scan(const leaf_cfg *cfg, const unsigned char *s, Py_ssize_t n, 
         }
     }
     /* IPv4: a run of [0-9.] with three dots and a digit.digit */
-    if ((det & D_IPV4) && SEEN('.') && maxd >= 1) {
+    if ((det & D_IPV4) && SEEN('.') && ndig >= 4) { /* four numbers */
         int dots = 0, dd = 0;
         for (Py_ssize_t i = 0; i <= n; i++) {
             if (i < n && (LIS(s[i], K_DIGIT) || s[i] == '.')) {
@@ -703,7 +772,7 @@ static int leaf_scan(const leaf_cfg *cfg, const unsigned char *s, Py_ssize_t n, 
     if (fields && cfg->fields && (SEEN(':') || SEEN('=') || SEEN('<'))) {
         if (nonascii && (leaf_has(s, n, "\xC4\xB0", 2) || leaf_has(s, n, "\xE2\x84\xAA", 3)))
             return LEAF_UNKNOWN; /* str.lower() makes ASCII of these */
-        if (leaf_fields(cfg, s, n, seen))
+        if (leaf_fields(cfg, s, n, SEEN(':') || SEEN('=')))
             return LEAF_UNKNOWN;
     }
     /* e-mails */
@@ -714,7 +783,7 @@ static int leaf_scan(const leaf_cfg *cfg, const unsigned char *s, Py_ssize_t n, 
             return LEAF_UNKNOWN;
     }
     /* base64 runs (the spans of b64_runs) that decode to text holding a finding */
-    if (encoded && maxrun >= 16) {
+    if (encoded && runs >= 16) {
         Py_ssize_t i = 0;
         while (i < n) {
             if (!LIS(s[i], K_B64)) {
@@ -761,17 +830,24 @@ static int leaf_whole(const leaf_cfg *cfg, const unsigned char *s, Py_ssize_t n)
         if (e == n && leaf_luhn(s, 0, n))
             return LEAF_CARD;
     }
-    int only_ip4 = 1, only_ip6 = 1, only_phone = 1, dots = 0, colons = 0;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        unsigned char c = s[i];
-        dots += c == '.';
-        colons += c == ':';
-        if (!(LIS(c, K_DIGIT) || c == '.'))
-            only_ip4 = 0;
-        if (!LIS(c, K_IP6))
-            only_ip6 = 0;
-        if (!(LIS(c, K_DIGIT) || strchr("+ .-()", c) != NULL) || c == 0)
-            only_phone = 0;
+    int only_ip4 = 0, only_ip6 = 0, only_phone = 0, dots = 0, colons = 0;
+    if ((det & (D_IPV4 | D_IPV6 | D_PHONE)) &&
+        (LIS(c0, K_IP6) || c0 == '+' || c0 == '(')) { /* where an IP or phone may start */
+        only_ip4 = only_ip6 = only_phone = 1;
+        for (Py_ssize_t i = 0; i < n; i++) {
+            unsigned char c = s[i];
+            dots += c == '.';
+            colons += c == ':';
+            if (!(LIS(c, K_DIGIT) || c == '.'))
+                only_ip4 = 0;
+            if (!LIS(c, K_IP6))
+                only_ip6 = 0;
+            if (!(LIS(c, K_DIGIT) || c == '+' || c == ' ' || c == '.' || c == '-' || c == '(' ||
+                  c == ')'))
+                only_phone = 0;
+            if (!(only_ip4 | only_ip6 | only_phone))
+                break;
+        }
     }
     /* the other detectors: their literal prefix at 0 and, where their whole match has few
        classes, a text made only of those */
