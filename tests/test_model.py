@@ -136,3 +136,30 @@ def test_incomplete_flags_are_what_complete_checks() -> None:
         ex.flags.add(flag)
         assert not ex.complete, flag
     assert make_exchange().complete
+
+
+@pytest.mark.parametrize("body", [None, b"", b'{"a":1}'])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"POST /a?b=1 HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+        b"GET /x HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\ncontent-length: 2\r\n\r\nhi",
+        b"HTTP/1.1 200 OK Fine\r\nSet-Cookie: a=1\r\nX-Empty:\r\n\r\n",
+        b"GET HTTP/1.1\r\nX: a\rb\r\n\r\n",
+    ],
+)
+def test_with_fields_is_with_head_then_with_body(raw: bytes, body: bytes | None) -> None:
+    """One step, same bytes, and the parsed fields it keeps are the ones its bytes give."""
+    cls = Response if raw.startswith(b"HTTP/") else Request
+    msg = cls(raw)
+    start = [*msg.start_line]
+    if cls is Request and len(start) == 3:
+        start[1] = start[1] + "&c=2"
+    headers = [(k, v + "x" if v else v) for k, v in msg.headers]
+    want = msg.with_head(" ".join(start), headers)
+    if body is not None:
+        want = want.with_body(body)
+    got = msg.with_fields(start, headers, body)
+    assert got.raw == want.raw and got.head_len == want.head_len
+    fresh = cls(got.raw)
+    assert got.start_line == fresh.start_line and got.headers == fresh.headers

@@ -385,6 +385,47 @@ class HTTPMessage:
             hb + body, ts_first_ns=self.ts_first_ns, ts_last_ns=self.ts_last_ns, head_len=len(hb)
         )
 
+    def with_fields(
+        self,
+        start_line: list[str],
+        headers: list[tuple[str, str]],
+        body: bytes | None = None,
+    ) -> HTTPMessage:
+        """``with_head(" ".join(start_line), headers)`` and then, when ``body`` is given,
+        ``with_body(body)``, in one step, for fields that read back as given: start-line
+        parts without spaces (but the last), names without a colon or white space at their
+        ends, values without LF or white space at their ends. The copy keeps them as its
+        parsed head instead of parsing the bytes again."""
+        if body is not None:
+            fields: list[tuple[str, str]] = []
+            had_len = False
+            for k, v in headers:  # with_body's framing: one Content-Length, no chunking
+                lk = k.lower()
+                if lk == "transfer-encoding":
+                    continue
+                if lk == "content-length":
+                    if had_len:
+                        continue
+                    had_len = True
+                    fields.append((k, str(len(body))))
+                    continue
+                fields.append((k, v))
+            if not had_len and (body or self._needs_length()):
+                fields.append(("Content-Length", str(len(body))))
+            headers = fields
+        start = " ".join(start_line)
+        head = start + "\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers) + "\r\n"
+        hb = head.encode("latin-1")
+        out = type(self)(
+            hb + (bytes(self.body_raw) if body is None else body),
+            ts_first_ns=self.ts_first_ns,
+            ts_last_ns=self.ts_last_ns,
+            head_len=len(hb),
+        )
+        out._start = start.split(" ", 2) if start else []
+        out._headers = headers
+        return out
+
     def _needs_length(self) -> bool:
         return False
 

@@ -12,7 +12,7 @@ from collections import Counter
 from typing import Any, TypeVar, cast
 from urllib.parse import quote, quote_plus
 
-from ..model import HTTPMessage, Request, dechunk, decode_content
+from ..model import HTTPMessage, Request, Response, dechunk, decode_content
 from ._detect_quick import MessageQuick
 from ._mask_body import (
     body_kind,
@@ -108,6 +108,14 @@ class Masker(JsonMasker):
             if new_target is not None:
                 new_start = [start[0], new_target, *start[2:]]
             new_headers = headers if fast_headers is None else fast_headers
+            encodings, ctype, chunked = _head_facts(new_headers)
+            if not chunked and type(msg) in (Request, Response):
+                # the compiled head's fields read back as they are (ASCII, stripped, no
+                # line breaks): the masked message is written once, its head not parsed again
+                body = self._body(msg, side, encodings, ctype, False)
+                if body is None and new_start is start and new_headers is headers:
+                    return msg
+                return cast(M, msg.with_fields(new_start, new_headers, body))
         else:
             if isinstance(msg, Request) and len(start) >= 2 and not self._target_clean(start[1]):
                 target = self.target(start[1], f"{side}")
