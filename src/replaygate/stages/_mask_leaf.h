@@ -267,27 +267,95 @@ static int leaf_luhn(const unsigned char *s, Py_ssize_t a, Py_ssize_t e) {
 }
 
 /* -- IBAN: _PATTERNS["iban"] at i (its look-behind passed); 1: a valid IBAN may start here */
-static int leaf_iban_at(const unsigned char *s, Py_ssize_t n, Py_ssize_t i) {
-    if (i + 4 >= n)
-        return 0;
-    if (s[i + 4] == ' ')
-        return 1; /* the grouped form: not decided here */
-    Py_ssize_t r = 0;
-    while (i + 4 + r < n && LIS(s[i + 4 + r], K_UPPER | K_DIGIT))
-        r++;
-    if (r < 11 || r > 30 || (i + 4 + r < n && LIS(s[i + 4 + r], K_LOWER)))
-        return 0; /* the look-ahead fails at the run's end, and earlier ends are followed by
-                     [A-Z0-9] */
-    /* iban_valid: mod 97 of the digits of s[i+4:e] + s[i:i+4], letters as 10..35 */
+/* iban_valid(s[i:e] without spaces): 15+ characters, mod 97 of s[i+4:e] + s[i:i+4] with
+ * letters as 10..35 */
+static int leaf_iban_ok(const unsigned char *s, Py_ssize_t i, Py_ssize_t e) {
     unsigned acc = 0;
-    for (Py_ssize_t k = 0; k < r + 4; k++) {
-        unsigned char c = s[k < r ? i + 4 + k : i + k - r];
+    Py_ssize_t len = 0;
+    for (Py_ssize_t k = i + 4; k < e + 4; k++) {
+        unsigned char c = s[k < e ? k : k - (e - i)];
+        if (c == ' ')
+            continue;
+        len++;
         if (LIS(c, K_DIGIT))
             acc = (acc * 10 + (unsigned)(c - '0')) % 97;
         else
             acc = (acc * 100 + (unsigned)(c - 'A' + 10)) % 97;
     }
-    return acc == 1;
+    return len >= 15 && acc == 1;
+}
+
+static inline int leaf_iban_end_ok(const unsigned char *s, Py_ssize_t n, Py_ssize_t e) {
+    return e >= n || !LIS(s[e], K_UPPER | K_LOWER | K_DIGIT); /* (?![A-Za-z0-9]) */
+}
+
+static int leaf_iban_at(const unsigned char *s, Py_ssize_t n, Py_ssize_t i) {
+    if (i + 4 >= n)
+        return 0;
+    if (s[i + 4] == ' ') {
+        /* (?: [A-Z0-9]{4}){2,7}(?: [A-Z0-9]{1,3})?: every end backtracking could reach */
+        Py_ssize_t g = 0, q = i + 4;
+        while (g < 7 && q + 4 < n && s[q] == ' ' && LIS(s[q + 1], K_UPPER | K_DIGIT) &&
+               LIS(s[q + 2], K_UPPER | K_DIGIT) && LIS(s[q + 3], K_UPPER | K_DIGIT) &&
+               LIS(s[q + 4], K_UPPER | K_DIGIT)) {
+            g++;
+            q += 5;
+        }
+        for (; g >= 2; g--) {
+            Py_ssize_t after = i + 4 + 5 * g;
+            for (Py_ssize_t t = 3; t >= 0; t--) {
+                Py_ssize_t e = t ? after + 1 + t : after;
+                if (t) {
+                    if (e > n || s[after] != ' ')
+                        continue;
+                    Py_ssize_t k = after + 1;
+                    while (k < e && LIS(s[k], K_UPPER | K_DIGIT))
+                        k++;
+                    if (k < e)
+                        continue;
+                }
+                if (leaf_iban_end_ok(s, n, e) && leaf_iban_ok(s, i, e))
+                    return 1;
+            }
+        }
+        return 0;
+    }
+    Py_ssize_t r = 0;
+    while (i + 4 + r < n && LIS(s[i + 4 + r], K_UPPER | K_DIGIT))
+        r++;
+    /* [A-Z0-9]{11,30}(?![A-Za-z0-9]): the look-ahead fails at the run's end (lower case
+       next) or before it ([A-Z0-9] next) */
+    if (r < 11 || r > 30 || !leaf_iban_end_ok(s, n, i + 4 + r))
+        return 0;
+    return leaf_iban_ok(s, i, i + 4 + r);
+}
+
+/* -- JWT at i (eyJ, its look-behind passed): eyJ[\w-]{4,}\.eyJ[\w-]{4,}\. ----------------- */
+static int leaf_jwt_at(const unsigned char *s, Py_ssize_t n, Py_ssize_t i) {
+    for (int part = 0; part < 2; part++) {
+        if (!leaf_at(s, n, i, "eyJ", 3))
+            return 0;
+        Py_ssize_t r = 0;
+        while (i + 3 + r < n && (LIS(s[i + 3 + r], K_WORD) || s[i + 3 + r] == '-'))
+            r++;
+        if (r < 4 || i + 3 + r >= n || s[i + 3 + r] != '.')
+            return 0;
+        i += 4 + r;
+    }
+    return 1;
+}
+
+/* -- phone: the digits of the [0-9 .()-] run at j (a match after '+' lies in it) ------- */
+static Py_ssize_t leaf_phone_digits(const unsigned char *s, Py_ssize_t n, Py_ssize_t j) {
+    Py_ssize_t d = 0;
+    for (; j < n; j++) {
+        unsigned char c = s[j];
+        if (LIS(c, K_DIGIT))
+            d++;
+        else if (!(c == ' ' || c == '.' || c == '-' || c == '(' || c == ')'))
+            break;
+    }
+    return d;
 }
 
 /* -- AWS access key id at i (s[i] == 'A') ------------------------------------------------ */
@@ -391,6 +459,49 @@ static inline int leaf_b64_val(unsigned char c) {
     if (c >= '0' && c <= '9')
         return c - '0' + 52;
     return c == '+' || c == '-' ? 62 : 63; /* '/' or '_' */
+}
+
+/* -- Bearer / Basic at i ([Bb], not after \w, its word after it) -------------------------- */
+/* \s+[A-Za-z0-9._~+/-]{8,} at j: a bearer finding */
+static int leaf_bearer_at(const unsigned char *s, Py_ssize_t n, Py_ssize_t j) {
+    if (j >= n || !LIS(s[j], K_SPACE))
+        return 0;
+    while (j < n && LIS(s[j], K_SPACE))
+        j++;
+    Py_ssize_t r = 0;
+    while (j + r < n && (LIS(s[j + r], K_UPPER | K_LOWER | K_DIGIT) || s[j + r] == '.' ||
+                         s[j + r] == '_' || s[j + r] == '~' || s[j + r] == '+' ||
+                         s[j + r] == '/' || s[j + r] == '-'))
+        r++;
+    return r >= 8;
+}
+
+/* \s+[A-Za-z0-9+/]{4,} at j whose base64 decoding may hold ':' (_basic_ok): 1 may be a
+ * finding (the decoding of the whole run: a strict decoder either fails or gives those bytes) */
+static int leaf_basic_at(const unsigned char *s, Py_ssize_t n, Py_ssize_t j) {
+    if (j >= n || !LIS(s[j], K_SPACE))
+        return 0;
+    while (j < n && LIS(s[j], K_SPACE))
+        j++;
+    Py_ssize_t r = 0;
+    while (j + r < n && (LIS(s[j + r], K_UPPER | K_LOWER | K_DIGIT) || s[j + r] == '+' ||
+                         s[j + r] == '/'))
+        r++;
+    if (r < 4)
+        return 0;
+    uint32_t acc = 0;
+    int bits = 0;
+    for (Py_ssize_t k = j; k < j + r; k++) {
+        acc = (acc << 6) | (uint32_t)leaf_b64_val(s[k]);
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            if ((unsigned char)(acc >> bits) == ':')
+                return 1;
+            acc &= (1u << bits) - 1;
+        }
+    }
+    return 0;
 }
 
 #define LEAF_DECODED_MAX 1536
@@ -648,8 +759,7 @@ static int leaf_scan(const leaf_cfg *cfg, const unsigned char *s, Py_ssize_t n, 
                     return LEAF_UNKNOWN;
                 break;
             case 'e':
-                if ((lit & D_JWT) && leaf_at(s, n, i, "eyJ", 3) && wb &&
-                    !(i > 0 && s[i - 1] == '-'))
+                if ((lit & D_JWT) && wb && !(i > 0 && s[i - 1] == '-') && leaf_jwt_at(s, n, i))
                     return LEAF_UNKNOWN;
                 break;
             case 'B':
@@ -658,11 +768,11 @@ static int leaf_scan(const leaf_cfg *cfg, const unsigned char *s, Py_ssize_t n, 
                     break;
                 if ((lit & D_BEARER) &&
                     (leaf_at(s, n, i + 1, "earer", 5) || leaf_at(s, n, i + 1, "EARER", 5)) &&
-                    i + 6 < n && LIS(s[i + 6], K_SPACE))
+                    leaf_bearer_at(s, n, i + 6))
                     return LEAF_UNKNOWN;
                 if ((lit & D_BASIC) &&
                     (leaf_at(s, n, i + 1, "asic", 4) || leaf_at(s, n, i + 1, "ASIC", 4)) &&
-                    i + 5 < n && LIS(s[i + 5], K_SPACE))
+                    leaf_basic_at(s, n, i + 5))
                     return LEAF_UNKNOWN;
                 break;
             case 'A':
@@ -683,7 +793,8 @@ static int leaf_scan(const leaf_cfg *cfg, const unsigned char *s, Py_ssize_t n, 
                 break;
             case '+':
                 if ((lit & D_PHONE) && i + 1 < n && s[i + 1] >= '1' && s[i + 1] <= '9' &&
-                    !(i > 0 && (LIS(s[i - 1], K_WORD) || s[i - 1] == '+')))
+                    !(i > 0 && (LIS(s[i - 1], K_WORD) || s[i - 1] == '+')) &&
+                    leaf_phone_digits(s, n, i + 1) >= 8)
                     return LEAF_UNKNOWN;
                 break;
             case '(':
@@ -751,7 +862,8 @@ static int leaf_scan(const leaf_cfg *cfg, const unsigned char *s, Py_ssize_t n, 
             dots = dd = 0;
         }
     }
-    /* IPv6: a whole run of [0-9A-Fa-f:] of 3-39 with two colons, no [\w.] around it */
+    /* IPv6: a whole run of [0-9A-Fa-f:] of 3-39 with two colons, no [\w.] around it, that
+       could be an address */
     if ((det & D_IPV6) && SEEN(':')) {
         Py_ssize_t a = 0;
         for (Py_ssize_t i = 0; i <= n; i++) {
@@ -759,10 +871,13 @@ static int leaf_scan(const leaf_cfg *cfg, const unsigned char *s, Py_ssize_t n, 
                 continue;
             if (i - a >= 3 && i - a <= 39 && !(a > 0 && (LIS(s[a - 1], K_WORD) || s[a - 1] == '.')) &&
                 !(i < n && (LIS(s[i], K_WORD) || s[i] == '.'))) {
-                int colons = 0;
-                for (Py_ssize_t j = a; j < i; j++)
+                int colons = 0, dbl = 0;
+                for (Py_ssize_t j = a; j < i; j++) {
                     colons += s[j] == ':';
-                if (colons >= 2)
+                    dbl |= s[j] == ':' && j + 1 < i && s[j + 1] == ':';
+                }
+                /* an IPv6 address has 8 groups (7 colons) or "::" */
+                if (colons >= 2 && (colons == 7 || dbl))
                     return LEAF_UNKNOWN;
             }
             a = i + 1;
@@ -853,24 +968,28 @@ static int leaf_whole(const leaf_cfg *cfg, const unsigned char *s, Py_ssize_t n)
        classes, a text made only of those */
     if ((det & D_PRIVATE_KEY) && leaf_at(s, n, 0, "-----BEGIN ", 11))
         return LEAF_UNKNOWN;
-    if ((det & D_JWT) && leaf_at(s, n, 0, "eyJ", 3))
+    if ((det & D_JWT) && leaf_jwt_at(s, n, 0))
         return LEAF_UNKNOWN;
     if ((det & D_AWS_ACCESS) && c0 == 'A' && n == 20)
         return LEAF_UNKNOWN;
-    if ((det & D_GITHUB) && (leaf_at(s, n, 0, "gh", 2) || leaf_at(s, n, 0, "github_pat_", 11)))
+    if ((det & D_GITHUB) && ((leaf_at(s, n, 0, "gh", 2) && n >= 40) ||
+                             (leaf_at(s, n, 0, "github_pat_", 11) && n >= 33)))
         return LEAF_UNKNOWN;
-    if ((det & D_STRIPE) && leaf_at(s, n, 1, "k_", 2) && (c0 == 's' || c0 == 'p' || c0 == 'r'))
+    if ((det & D_STRIPE) && (c0 == 's' || c0 == 'p' || c0 == 'r') && n >= 18 &&
+        (leaf_at(s, n, 1, "k_live_", 7) || leaf_at(s, n, 1, "k_test_", 7)))
         return LEAF_UNKNOWN;
-    if ((det & D_SLACK) && leaf_at(s, n, 0, "xox", 3))
+    if ((det & D_SLACK) && leaf_at(s, n, 0, "xox", 3) && n >= 15)
         return LEAF_UNKNOWN;
     if ((det & D_IBAN) && n >= 4 && LIS(c0, K_UPPER) && LIS(s[1], K_UPPER) &&
-        LIS(s[2], K_DIGIT) && LIS(s[3], K_DIGIT))
+        LIS(s[2], K_DIGIT) && LIS(s[3], K_DIGIT) && leaf_iban_at(s, n, 0))
         return LEAF_UNKNOWN;
-    if ((det & D_PHONE) && (c0 == '+' || c0 == '(') && only_phone)
+    if ((det & D_PHONE) && (c0 == '+' || c0 == '(') && only_phone &&
+        leaf_phone_digits(s, n, 1) >= 8)
         return LEAF_UNKNOWN;
     if ((det & D_IPV4) && only_ip4 && dots == 3)
         return LEAF_UNKNOWN;
-    if ((det & D_IPV6) && only_ip6 && colons >= 2 && n <= 39)
+    if ((det & D_IPV6) && only_ip6 && colons >= 2 && n <= 39 &&
+        (colons == 7 || leaf_has(s, n, "::", 2)))
         return LEAF_UNKNOWN;
     return LEAF_CLEAN;
 }
