@@ -9,6 +9,7 @@ import gzip
 import re
 import zlib
 from collections.abc import Callable, Sequence
+from urllib.parse import unquote_plus
 
 from ..jsonpath import JsonPath, PathPart
 
@@ -22,6 +23,7 @@ __all__ = [
     "encode_content",
     "looks_like_text",
     "map_multipart",
+    "map_pair",
     "map_urlencoded",
 ]
 
@@ -135,33 +137,41 @@ def map_urlencoded(
 
     Unchanged pairs keep their exact bytes; returns None when nothing changed.
     """
-    from urllib.parse import unquote_plus
-
     changed = False
     out: list[str] = []
     for pair in text.split("&"):
-        if not pair:
-            out.append(pair)
-            continue
-        k, _sep, v = pair.partition("=")
-        name = unquote_plus(k)
-        value = unquote_plus(v)
-        new = fn(name, value)
+        new = map_pair(pair, fn, quote_fn, name_fn) if pair else pair
         if new is None:
             changed = True
             continue
-        new_name = name_fn(name) if name_fn is not None and name else None
-        if new_name is not None:
-            k = quote_fn(new_name)
-        if (new is value or new == value) and new_name is None:
-            out.append(pair)
-            continue
-        changed = True
-        if new is value or new == value:
-            out.append(k + _sep + v)
-        else:
-            out.append(k + "=" + quote_fn(new))
+        if new is not pair:
+            changed = True
+        out.append(new)
     return "&".join(out) if changed else None
+
+
+def map_pair(
+    pair: str,
+    fn: PairFn,
+    quote_fn: Callable[[str], str],
+    name_fn: Callable[[str], str | None] | None = None,
+) -> str | None:
+    """One non-empty ``name=value`` of :func:`map_urlencoded`: its new text, ``pair``
+    itself (the same object) when unchanged, None to drop it."""
+    k, _sep, v = pair.partition("=")
+    name = unquote_plus(k) if "%" in k or "+" in k else k
+    value = unquote_plus(v) if "%" in v or "+" in v else v
+    new = fn(name, value)
+    if new is None:
+        return None
+    new_name = name_fn(name) if name_fn is not None and name else None
+    if new_name is not None:
+        k = quote_fn(new_name)
+    if (new is value or new == value) and new_name is None:
+        return pair
+    if new is value or new == value:
+        return k + _sep + v
+    return k + "=" + quote_fn(new)
 
 
 _DISP_NAME = re.compile(rb'(?i)\bname\s*=\s*(?:"([^"]*)"|([^;\s]+))')

@@ -10,9 +10,10 @@ from __future__ import annotations
 import re
 from collections import Counter
 from typing import Any, TypeVar, cast
-from urllib.parse import quote, quote_plus
+from urllib.parse import quote, quote_plus, unquote
 
 from ..model import HTTPMessage, Request, Response, dechunk, decode_content
+from ._detect_fields import FieldMatcher
 from ._detect_quick import MessageQuick
 from ._mask_body import (
     body_kind,
@@ -21,11 +22,11 @@ from ._mask_body import (
     encode_content,
     looks_like_text,
     map_multipart,
-    map_urlencoded,
+    map_pair,
 )
 from ._mask_fp import CORE
 from ._mask_json import _DROP, JsonMasker, _enclosing
-from ._mask_values import Loc, Recorder, Rules, resolve_loc
+from ._mask_values import _TEXT_CACHED, Collect, Loc, Memo, Recorder, Rules, replay, resolve_loc
 
 __all__ = ["Loc", "Masker", "Recorder", "Rules", "resolve_loc"]
 __all__ += ["_DROP", "_enclosing"]  # for the data masker and the tests
@@ -44,6 +45,14 @@ _CARD_BY_COMMA = re.compile(r",[2-6][0-9]{12,18}(?![0-9])|(?<![0-9])[2-6][0-9]{1
 #: the compiled JSON masker (``make accel``; used through :attr:`JsonMasker.json_core`)
 CORE_MASK_JSON = CORE.mask_json if CORE is not None else None
 CORE_MASK_HEAD = CORE.mask_head if CORE is not None else None
+# how the whole path treats a header field by its name (:meth:`Masker._head_class`)
+_KEEP, _COOKIE, _NAMED, _URL, _GENERIC = range(1, 6)
+#: memo entries: values up to this length, this many entries (then cleared)
+_MEMO_LEN, _MEMO_SIZE = 512, 4096
+#: a header field -> (new value or None, changed?, findings to replay, reads back otherwise?)
+_LineMemo = dict[tuple[str, str], tuple[str | None, bool, Memo | None, bool]]
+#: (new pair or None, unchanged?, findings to replay)
+_PairHit = tuple[str | None, bool, Memo | None]
 # what a header name means to the fast path (:meth:`Masker._head_code`): bits
 _SCAN, _CTYPE, _CENC, _TENC, _RULE = 1, 2, 4, 8, 16
 
@@ -67,6 +76,13 @@ class Masker(JsonMasker):
         self._kinds: dict[str, str] = {}
         self._value_clean: dict[str, bool] = {}
         self._target_verdicts: dict[str, bool] = {}
+        # memos of the whole path (exact: see :class:`Collect`): header fields by side,
+        # query and form pairs, and how each header name is treated
+        self._line_memo: dict[str, _LineMemo] = {}
+        self._pair_memo: dict[tuple[str, str, str], _PairHit] = {}
+        self._classes: dict[str, int] = {}
+        #: a masked header value that would read back otherwise (set by :meth:`headers`)
+        self._odd_value = False
 
     #: the compiled head masker's settings (``CORE.mask_head``), set by :meth:`count_into`
     head_core: tuple[Any, ...] | None = None
@@ -108,37 +124,39 @@ class Masker(JsonMasker):
             if new_target is not None:
                 new_start = [start[0], new_target, *start[2:]]
             new_headers = headers if fast_headers is None else fast_headers
-            encodings, ctype, chunked = _head_facts(new_headers)
-            if not chunked and type(msg) in (Request, Response):
-                # the compiled head's fields read back as they are (ASCII, stripped, no
-                # line breaks): the masked message is written once, its head not parsed again
-                body = self._body(msg, side, encodings, ctype, False)
-                if body is None and new_start is start and new_headers is headers:
-                    return msg
-                return cast(M, msg.with_fields(new_start, new_headers, body))
+            # the compiled head's fields read back as they are (ASCII, stripped, no line
+            # breaks): the head is not parsed again
+            self._odd_value = False
         else:
             if isinstance(msg, Request) and len(start) >= 2 and not self._target_clean(start[1]):
-                target = self.target(start[1], f"{side}")
+                target = self.target(start[1], side)
                 if target is not None:
                     new_start = [start[0], target, *start[2:]]
-            sc = self.rules.scanner
-            # one scan of every header line: when nothing can be found in it, only the rules
-            # by header name remain to apply (the values need no detector pass each)
-            lines = bytes(msg.raw[: msg.head_len]).decode("latin-1").partition("\n")[2]
-            folded = "\n " in lines or "\n\t" in lines  # obs-fold joins lines: another text
-            scan = folded or not sc.clean(lines)
-            new_headers = self.headers(headers, side, scan=scan)
+            self._odd_value = False
+            new_headers = self.headers(headers, side)
         out = msg
-        if new_start is not start or new_headers is not headers:
+        head_changed = new_start is not start or new_headers is not headers
+        if head_changed and (self._odd_value or not _plain_target(new_start)):
+            # a value the message would read back otherwise (white space at an end): the
+            # new head is written, then read as the message reads it
             out = cast(M, msg.with_head(" ".join(new_start), new_headers))
-        encodings, ctype, chunked = _head_facts(out.headers)
-        body = self._body(out, side, encodings, ctype, chunked)
-        trailers = chunk_trailers(bytes(out.body_raw)) if chunked else None
+            encodings, ctype, chunked = _head_facts(out.headers)
+        else:  # the fields read back as they are: the new head is not parsed again
+            encodings, ctype, chunked = _head_facts(new_headers)
+        body = self._body(msg, side, encodings, ctype, chunked)
+        trailers = chunk_trailers(bytes(msg.body_raw)) if chunked else None
         if trailers is not None:
+            if out is msg and head_changed:
+                out = cast(M, msg.with_head(" ".join(new_start), new_headers))
             return self._with_trailers(out, body, trailers, side)
-        if body is not None:
-            out = cast(M, out.with_body(body))
-        return out
+        if out is not msg:
+            return out if body is None else cast(M, out.with_body(body))
+        if body is None and not head_changed:
+            return msg
+        if type(msg) in (Request, Response):  # written once, with its body
+            return cast(M, msg.with_fields(new_start, new_headers, body))
+        out = cast(M, msg.with_head(" ".join(new_start), new_headers))
+        return out if body is None else cast(M, out.with_body(body))
 
     def _with_trailers(
         self, msg: M, body: bytes | None, trailers: tuple[int, bytes], side: str
@@ -199,23 +217,46 @@ class Masker(JsonMasker):
         return None if out == target else out
 
     def urlencoded(self, text: str, kind: str, loc: str) -> str | None:
-        """A query string, fragment or form body: pairs by name and detectors, names too."""
-        return map_urlencoded(
-            text,
-            lambda n, v: self.pair(kind, n, v, f"{loc}:{n}"),
-            _quote_value,
-            lambda n: self.text(n, f"{loc}.name"),
-        )
+        """A query string, fragment or form body: pairs by name and detectors, names too.
+        Short pairs repeat (``page=2``): each is masked once, then its findings replayed."""
+        memo = self._pair_memo
+        changed = False
+        out: list[str] = []
+        for pair in text.split("&"):
+            if not pair:
+                out.append(pair)
+                continue
+            key = (kind, loc, pair)
+            hit = memo.get(key)
+            if hit is None or not replay(self, hit[2]):
+                with Collect(self) as c:
+                    new = map_pair(
+                        pair,
+                        lambda n, v: self.pair(kind, n, v, f"{loc}:{n}"),
+                        _quote_value,
+                        lambda n: self.text(n, f"{loc}.name"),
+                    )
+                hit = (new, new is pair, c.memo())
+                if len(pair) <= _MEMO_LEN and hit[2] is not None:
+                    if len(memo) >= _MEMO_SIZE:
+                        memo.clear()
+                    memo[key] = hit
+            new, same, _found = hit
+            if new is None:
+                changed = True
+                continue
+            if not same:
+                changed = True
+            out.append(new)
+        return "&".join(out) if changed else None
 
     def path(self, path: str, loc: str) -> str | None:
-        from urllib.parse import unquote
-
         segs = path.split("/")
         changed = False
         for i, seg in enumerate(segs):
             if not seg:
                 continue
-            raw = unquote(seg)
+            raw = unquote(seg) if "%" in seg else seg
             new = self.text(raw, loc)
             if new is not None:
                 segs[i] = quote(new, safe="@:+,;=!$&'()*~")
@@ -239,7 +280,7 @@ class Masker(JsonMasker):
     def _target_clean(self, target: str) -> bool:
         """Nothing to mask in a request target: no finding possible in any segment or pair
         and no query parameter masked by name."""
-        return self.rules.scanner.clean(target, target=True) and self._names_clean(target)
+        return self._names_clean(target) and self.rules.scanner.clean(target, target=True)
 
     def _names_clean(self, target: str) -> bool:
         """No query (or fragment) parameter of ``target`` is masked by its name."""
@@ -255,43 +296,111 @@ class Masker(JsonMasker):
                 return False
         return True
 
-    def headers(
-        self, headers: list[tuple[str, str]], side: str, *, scan: bool = True
-    ) -> list[tuple[str, str]]:
-        r = self.rules
+    def headers(self, headers: list[tuple[str, str]], side: str) -> list[tuple[str, str]]:
+        """Mask header fields; ``headers`` itself when nothing changed. Fields repeat (the
+        same User-Agent, the same token): each is masked once, then its findings replayed
+        (:class:`Collect`). Values only scanned are cleared together first (one scan)."""
+        memo = self._line_memo.get(side)
+        if memo is None:
+            memo = self._line_memo[side] = {}
         out: list[tuple[str, str]] = []
         changed = False
-        for name, value in headers:
-            ln = name.lower()
-            loc = f"{side}.header:{name}"
-            new: str | None
-            value = value.strip()
-            if not value or ln in r.keep_headers or ln in _SKIP_HEADERS:
-                new = value
-            elif ln in ("cookie", "set-cookie") and (ln in r.headers or r.cookies):
-                if ln in r.headers and r.action("header", ln) == "drop":
-                    self.record("header", loc, False)
-                    new = None
+        clean: set[tuple[str, str]] | None = None
+        classes = self._classes
+        for i, item in enumerate(headers):
+            kind = classes.get(item[0]) or self._head_class(item[0])
+            if kind == _KEEP:  # Host, Content-Length...: kept as they are
+                out.append((item[0], item[1].strip()))
+                continue
+            hit = memo.get(item)
+            if hit is None or not replay(self, hit[2]):
+                if clean is None:
+                    clean = self._clean_values(headers, i, memo)
+                if item in clean:  # what masking it finds: nothing
+                    value = item[1].strip()
+                    self._text_clean(value)
+                    deps = ((self._text_cache, value),) if len(value) <= _TEXT_CACHED else ()
+                    hit = (value, False, ((), deps), False)
                 else:
-                    new = self.cookies(value, ln, side)
-            elif ln in r.headers or r.fields.matches(name):
-                if ln in _AUTH_HEADERS or ln in r.headers:
-                    new = self.named(value, "header", ln, loc)
-                else:
-                    new = self.named(value, "field", ln, loc)
-            elif ln in _URL_HEADERS:
-                new = self.target(value, f"{side}.header:{name}") or value
-            elif scan:
-                new = self.text(value, loc) or value
-            else:
-                new = value
+                    with Collect(self) as c:
+                        new = self._header(item[0], item[1], side)
+                    value = item[1].strip()
+                    odd = new is not None and new != value and (new != new.strip() or "\n" in new)
+                    hit = (new, new != value, c.memo(), odd)
+                if len(item[1]) <= _MEMO_LEN and hit[2] is not None:
+                    if len(memo) >= _MEMO_SIZE:
+                        memo.clear()
+                    memo[item] = hit
+            new, diff, _found, odd = hit
             if new is None:
                 changed = True
                 continue
-            if new != value:
+            if diff:
                 changed = True
-            out.append((name, new))
+                if odd:
+                    self._odd_value = True
+            out.append((item[0], new))
         return out if changed else headers
+
+    def _clean_values(
+        self, headers: list[tuple[str, str]], i: int, memo: _LineMemo
+    ) -> set[tuple[str, str]]:
+        """The fields from ``i`` on, not in ``memo``, that are only scanned (no rule by
+        name) and that hold no finding: all of them when one scan of their values together
+        finds nothing to look at (``TextScanner.clean``), else none."""
+        todo = [
+            item
+            for item in headers[i:]
+            if self._head_class(item[0]) == _GENERIC and item not in memo and item[1].strip()
+        ]
+        if len(todo) < 2 or not self.rules.scanner.clean("\n".join(v.strip() for _n, v in todo)):
+            return set()
+        return set(todo)
+
+    def _head_class(self, name: str) -> int:
+        """How :meth:`_header` treats a field by its name (remembered: names repeat)."""
+        c = self._classes.get(name)
+        if c is not None:
+            return c
+        r = self.rules
+        ln = name.lower()
+        if ln in r.keep_headers or ln in _SKIP_HEADERS:
+            c = _KEEP
+        elif ln in ("cookie", "set-cookie") and (ln in r.headers or r.cookies):
+            c = _COOKIE
+        elif ln in r.headers or r.fields.matches(name):
+            c = _NAMED
+        elif ln in _URL_HEADERS:
+            c = _URL
+        else:
+            c = _GENERIC
+        if len(self._classes) < _MEMO_SIZE:
+            self._classes[name] = c
+        return c
+
+    def _header(self, name: str, value: str, side: str) -> str | None:
+        """One header field's new value (None: dropped)."""
+        value = value.strip()
+        if not value:
+            return value
+        c = self._head_class(name)
+        if c == _KEEP:
+            return value
+        r = self.rules
+        ln = name.lower()
+        loc = f"{side}.header:{name}"
+        if c == _COOKIE:
+            if ln in r.headers and r.action("header", ln) == "drop":
+                self.record("header", loc, False)
+                return None
+            return self.cookies(value, ln, side)
+        if c == _NAMED:
+            if ln in _AUTH_HEADERS or ln in r.headers:
+                return self.named(value, "header", ln, loc)
+            return self.named(value, "field", ln, loc)
+        if c == _URL:
+            return self.target(value, loc) or value
+        return self.text(value, loc) or value
 
     def cookies(self, value: str, header: str, side: str) -> str | None:
         """Mask cookie values (names kept); ``Set-Cookie`` attributes kept (and scanned).
@@ -475,6 +584,18 @@ class Masker(JsonMasker):
             self._head_codes[name] = code
         return code
 
+    def json_doc(
+        self,
+        text: str,
+        loc: str,
+        fields: FieldMatcher | None = None,
+        hits: dict[str, str] | None = None,
+    ) -> str | bool:
+        # a JSON document may be counted past the recorder (the compiled masker): what
+        # masked one is never replayed (:class:`Collect`)
+        self._fresh += 1
+        return super().json_doc(text, loc, fields, hits)
+
     # -- bodies ----------------------------------------------------------------------------
     def body(self, msg: HTTPMessage, side: str) -> bytes | None:
         """The masked (unframed, re-encoded) body, or None when nothing changed."""
@@ -606,6 +727,14 @@ class Masker(JsonMasker):
                 return content
         new_t = self.text(t, loc)
         return content if new_t is None else new_t.encode("utf-8", "surrogateescape")
+
+
+def _plain_target(start: list[str]) -> bool:
+    """A start line that reads back as these parts (its target has no space or line end)."""
+    if len(start) < 2:
+        return True
+    t = start[1]
+    return " " not in t and "\n" not in t and "\r" not in t
 
 
 def _quote_value(s: str) -> str:

@@ -99,6 +99,11 @@ class ValueMasker:
         #: short texts (header values, path segments, query values) repeat: their result
         #: and the findings to record again
         self._text_cache: dict[str, tuple[str | None, list[tuple[str, bool]]]] = {}
+        #: what a computation under :meth:`_collect` read from the caches above (a memo of
+        #: it stays exact while they are all there), and pseudonyms made afresh (a fresh
+        #: one may record findings inside it once, e.g. a JWT's claims: no memo then)
+        self._deps: list[tuple[dict[str, Any], str]] | None = None
+        self._fresh = 0
 
     # == values ============================================================================
     def is_masked(self, value: str, whole: str | bool | None = False) -> bool:
@@ -168,6 +173,8 @@ class ValueMasker:
         key = rule + "\x00" + value
         cache = self._det_cache
         out = cache.get(key)
+        if self._deps is not None:
+            self._deps.append((cache, key))
         if out is None and self._detector_masked(rule, value):
             out = _MASKED
             if len(cache) >= 50_000:
@@ -178,6 +185,7 @@ class ValueMasker:
             return None
         self.record(rule, loc, False)
         if out is None:
+            self._fresh += 1
             action = self.rules.action(rule)
             if action == "drop":
                 out = ""
@@ -209,8 +217,10 @@ class ValueMasker:
                 return r
         rule = kind
         cached = self._named_cache.get(value)
+        if self._deps is not None:
+            self._deps.append((self._named_cache, value))
         if cached is None and whole is False:
-            whole = self.rules.scanner.whole(value)
+            whole = self._whole(value)
         if cached is True or (cached is None and self.is_masked(value, whole)):
             self._remember(value, True)
             self.record(rule, loc, True)
@@ -223,6 +233,7 @@ class ValueMasker:
             return self.k.redact(value)
         if isinstance(cached, str):
             return cached
+        self._fresh += 1
         scheme, sp, cred = value.partition(" ")
         if sp and cred and scheme.lower() in ("bearer", "basic", "token"):
             if scheme.lower() == "basic":
@@ -234,9 +245,17 @@ class ValueMasker:
         self._remember(value, out)
         return out
 
+    def _whole(self, value: str) -> str | None:
+        """:meth:`TextScanner.whole`, after one prefilter pass: no detector's literal in
+        ``value``, no detector matches it (what ``whole`` finds out with more work)."""
+        sc = self.rules.scanner
+        if sc.prefilter and not sc._plain(value):
+            return None
+        return sc.whole(value)
+
     def _remember(self, value: str, result: str | bool) -> None:
         """Values repeat (a session cookie on every request): remember what they mask to."""
-        if len(self._named_cache) >= 50_000:
+        if len(self._named_cache) >= _NAMED_MAX:
             self._named_cache.clear()
         self._named_cache[value] = result
 
@@ -260,6 +279,8 @@ class ValueMasker:
         if len(text) > _TEXT_CACHED:
             return self._text(text, loc)
         hit = self._text_cache.get(text)
+        if self._deps is not None:
+            self._deps.append((self._text_cache, text))
         if hit is not None:  # the same text masks the same way: replay its findings here
             result, found = hit
             for rule, masked in found:
@@ -285,6 +306,19 @@ class ValueMasker:
                 self._text_cache.clear()
             self._text_cache[text] = (result, found)
         return result
+
+    def _text_clean(self, text: str) -> None:
+        """What :meth:`text` does with a text known to hold no finding (one scan of many,
+        ``TextScanner.clean``): it records nothing, returns None and remembers that."""
+        if len(text) > _TEXT_CACHED:
+            return
+        cache = self._text_cache
+        if self._deps is not None:
+            self._deps.append((cache, text))
+        if text not in cache:
+            if len(cache) >= 20_000:
+                cache.clear()
+            cache[text] = (None, [])
 
     def _text(self, text: str, loc: Loc) -> str | None:
         result, grew = self._text_once(text, loc)
@@ -366,6 +400,79 @@ class ValueMasker:
         raise NotImplementedError
 
 
+#: one finding as recorded: (rule, location, already masked?)
+Found = tuple[str, Loc, bool]
+#: what :class:`Collect` keeps: the findings, the cache entries read (cache, key)
+Memo = tuple[tuple[Found, ...], tuple[tuple[dict[str, Any], str], ...]]
+
+
+class Collect:
+    """``with Collect(masker) as c:`` runs a computation that records its findings as
+    usual and keeps them, with the cache entries it read, for a memo (:meth:`memo`):
+    :func:`replay` records them again exactly as running it again would (the caches hold
+    every entry it read: each read is a hit again, which changes nothing).
+
+    Findings can depend on the caches: a pseudonym made afresh (a JWT's) records the
+    findings inside it, a cached one does not. So no memo is kept of a computation that
+    made one, nor replayed once an entry it read is gone. Nested: what an inner one read,
+    the outer one read too."""
+
+    __slots__ = ("_fresh", "_m", "_outer", "_outer_deps", "deps", "found")
+
+    def __init__(self, masker: ValueMasker) -> None:
+        self._m = masker
+        self.found: list[Found] = []
+        self.deps: list[tuple[dict[str, Any], str]] = []
+
+    def __enter__(self) -> Collect:
+        m = self._m
+        self._outer = m.record
+        self._outer_deps = m._deps
+        self._fresh = m._fresh
+        m.record = self
+        m._deps = self.deps
+        return self
+
+    def __call__(self, rule: str, where: Loc, masked: bool) -> None:
+        self.found.append((rule, where, masked))
+        self._outer(rule, where, masked)
+
+    def __exit__(self, *exc: object) -> None:
+        m = self._m
+        m.record = self._outer
+        m._deps = self._outer_deps
+        if self._outer_deps is not None:
+            self._outer_deps.extend(self.deps)
+
+    def memo(self) -> Memo | None:
+        """(findings, cache entries read) to replay, or None when running it again would
+        record other findings (a pseudonym made afresh records what is inside it once)."""
+        if self._m._fresh != self._fresh:
+            return None
+        return tuple(self.found), tuple(self.deps)
+
+
+def replay(m: ValueMasker, memo: Memo | None) -> bool:
+    """Record a :meth:`Collect.memo` again; False (nothing recorded) when a cache entry it
+    read is gone (running it again could record more)."""
+    if memo is None:
+        return False
+    found, deps = memo
+    for d, k in deps:
+        if k not in d:
+            return False
+    if len(m._named_cache) >= _NAMED_MAX:  # a hit there would clear it (:meth:`_remember`)
+        return False
+    if m._deps is not None:
+        m._deps.extend(deps)
+    record = m.record
+    for rule, where, masked in found:
+        record(rule, where, masked)
+    return True
+
+
+#: entries of the named cache (:meth:`ValueMasker._remember`) before it is cleared
+_NAMED_MAX = 50_000
 #: texts up to this length are remembered by :meth:`ValueMasker.text`
 _TEXT_CACHED = 256
 #: the cached answer "already masked" of :meth:`ValueMasker._detected`

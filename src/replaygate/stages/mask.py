@@ -317,8 +317,8 @@ class MaskStage:
         flags = set(ex.flags) | {Flag.MASKED}
         if req is not ex.request:
             flags.add(Flag.MODIFIED)
-        return dataclasses.replace(
-            ex,
+        return Exchange(  # what dataclasses.replace makes, without its generic work
+            id=ex.id,
             request=req,
             response=resp,
             replayed=replayed,
@@ -327,6 +327,10 @@ class MaskStage:
             meta=dict(meta),
             replay_error=err,
             conn=conn,
+            session=ex.session,
+            seq=ex.seq,
+            replay_ts_ns=ex.replay_ts_ns,
+            replay_latency_ns=ex.replay_latency_ns,
         )
 
     def _conn(self, conn: ConnectionId | None) -> ConnectionId | None:
