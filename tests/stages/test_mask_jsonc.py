@@ -225,8 +225,18 @@ strings = st.one_of(
             "[1,4111111111111111]",
             "[1, 4111111111111111]",
             '{"a": "x@y.io"}',
+            "3782 822463 10005",
+            "1,4111111111111111",
+            "4111111111111111,0",
+            "Bearer",
+            "bearer ",
+            "Bearer  abcdefgh12345678",
+            "Token abcdefgh12345678",
+            "call +1 (555) 123-4567 now",
         ]
     ),
+    emails.map(str.upper),
+    jwts().map(lambda t: "Bearer " + t),
 )
 number_tokens = st.one_of(
     cards().filter(lambda c: c.isdigit()),  # 13-19 digits, Luhn or not
@@ -234,6 +244,7 @@ number_tokens = st.one_of(
     st.integers(2**63, 2**80).map(str),
     st.integers(10**19, 2**64 - 1).map(str),  # 20 digits that orjson reads as an integer
     st.integers(-(2**63), -(10**18)).map(str),
+    cards().filter(lambda c: c.isdigit()).map(lambda c: "-" + c),
     st.integers(-(2**80), -(2**63) - 1).map(str),
     st.sampled_from(
         ["1e20", "1e-7", "0.1", "-0.0", "1.50", "1E5", "1.0", "-5e+3", "0", "-0", "1e400", "2E-400"]
@@ -248,7 +259,9 @@ leaves = st.one_of(
     number_tokens.map(Tok),
     st.sampled_from([Tok("true"), Tok("false"), Tok("null")]),
 )
-keys = st.one_of(st.sampled_from(SECRET_KEYS), st.sampled_from(WORDY_KEYS), odd_text)
+keys = st.one_of(
+    st.sampled_from(SECRET_KEYS), st.sampled_from(WORDY_KEYS), odd_text, emails, cards()
+)
 documents = st.recursive(
     leaves,
     lambda kids: st.one_of(
