@@ -101,18 +101,70 @@ def compare_masking(
     return raw[fast_out.request.head_len :]
 
 
+_KEYS = (
+    b"password", b"access_token", b"pin", b"sid", b"pass-word", b"p assword", b"Password",
+    b"email", b"id", b"note", b"compass", b"a@b.io", b"4111111111111111", b"",
+)  # fmt: skip
+_VALUES = (
+    b'"john.doe@corp.io"', b'"A%40B.IO"', b'"4111 1111 1111 1111"', b'"5500-0000-0000-0004"',
+    b'"DE89370400440532013000"', b'"+44 20 7946 0958"', b'"Bearer abcdef0123456789"',
+    b'"Basic dXNlcjpodW50ZXIy"', b'"eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjMifQ.c2ln"',
+    b'"eyJwYXNzd29yZCI6ICJodW50ZXIyIiwgImVtYWlsIjogImFAYi5pbyJ9"', b'"[redacted:abcdef]"',
+    b'"u1500a35e63@example.com"', b'"4000000000000002"', b'"hunter2"', b'""', b'"d\xc3\xa9j\xc3\xa0"',
+    b'"x a@b.io y"', b'"[1,4111111111111111]"', b'"password=hunter2"', b'"AKIAIOSFODNN7EXAMPLE"',
+    b"4111111111111111", b"4000000000000002", b"16063718592767787001", b"-9223372036854775808",
+    b"1e20", b"1e-7", b"-0.0", b"1.50", b"1E5", b"0", b"12345678", b"true", b"null",
+)  # fmt: skip
+
+
+def build_document(script: bytes) -> bytes:
+    """A JSON document (valid but for odd scripts) built from bytes read as steps: open an
+    object or array, close one, or add a value (under a key in an object) from the tables."""
+    out = bytearray()
+    stack: list[bytes] = []  # the closing brackets
+    first = [True]
+    for i, b in enumerate(script):
+        op, arg = b & 3, b >> 2
+        if not stack and arg % 8:
+            op = 0  # mostly a container at the top
+        if stack and not first[-1] and op != 2:
+            out += b", "[: 1 + (i & 1)]
+        if stack and stack[-1] == b"}" and op != 2:
+            out += b'"' + _KEYS[arg % len(_KEYS)] + b'":' + b" " * (i & 1)
+        if op == 0 and len(stack) < 40:
+            stack.append(b"}" if arg & 1 else b"]")
+            out += b"{" if arg & 1 else b"["
+            first[-1:] = [False]
+            first.append(True)
+        elif op == 2 and stack:
+            out += stack.pop()
+            first.pop()
+        else:
+            out += _VALUES[arg % len(_VALUES)]
+            first[-1] = False
+        if not stack and out:
+            break
+    while stack:
+        out += stack.pop()
+    return bytes(out)
+
+
 def fuzz_mask_json(data: bytes) -> None:
-    """The first byte picks the content type and encoding; the rest is the body."""
+    """The first byte picks the content type and encoding, and whether the rest is the body
+    or a script for :func:`build_document` (a valid document far more often)."""
     sel = data[0] if data else 0
     ctype = _TYPES[sel % len(_TYPES)]
     encoding = _ENCODINGS[(sel >> 2) & 1]
-    compare_masking(data[1:], ctype=ctype, encoding=encoding)
+    body = build_document(data[1:]) if sel & 0x80 else data[1:]
+    compare_masking(body, ctype=ctype, encoding=encoding)
 
 
 TARGETS: dict[str, Callable[[bytes], None]] = {"mask_json": fuzz_mask_json}
 
 SEEDS: dict[str, list[bytes]] = {
     "mask_json": [
+        b"\x80" + bytes(range(256)),
+        b"\x84\x05\x07\x0b\x0f\x13\x17\x1b\x1f\x23\x27\x2b\x2f\x33\x37\x3b\x3f\x43\x47\x4b",
         b'\x00{"password": "hunter2", "email": "john.doe@corp.io", "n": 4111111111111111}',
         b'\x04{"user":{"access_token":"eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjMifQ.c2ln",'
         b'"card":"4111 1111 1111 1111","iban":"DE89370400440532013000","tags":["a","b"]}}',
