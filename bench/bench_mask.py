@@ -8,6 +8,8 @@ in the same run:
 * ``mask``: ``MaskStage.mask_exchange`` over every exchange (request + response);
 * ``mask, clean``: the same shapes without any secret (the fast path: one regex pre-check);
 * ``mask, again``: masking the masked output (idempotence check cost);
+* ``mask, secrets in heads only``: the secret traffic's heads without their bodies (the
+  head path: target, headers, cookies; Content-Length 0);
 * ``mask, clean, heads not parsed yet``: the clean row on fresh copies each repetition
   (the rows above reuse the same exchanges, whose heads are parsed after the first one);
 * reference ``orjson``: ``orjson.loads`` + ``orjson.dumps`` of the same bodies (the least a
@@ -109,6 +111,25 @@ def traffic(n: int, secrets: bool, seed: int = 7) -> list[Exchange]:
     return out
 
 
+def heads_only(exchanges: list[Exchange]) -> list[Exchange]:
+    """The same heads without bodies (and without the body's framing headers)."""
+    framing = ("content-length", "content-encoding", "host")
+    out = []
+    for e in exchanges:
+        rq, rs = e.request, e.response
+        assert rs is not None
+        out.append(
+            make_exchange(
+                rq.start_line[0],
+                rq.start_line[1],
+                request_headers=[(k, v) for k, v in rq.headers if k.lower() not in framing],
+                response_headers=[(k, v) for k, v in rs.headers if k.lower() not in framing],
+                id=e.id,
+            )
+        )
+    return out
+
+
 def _size(exchanges: list[Exchange]) -> int:
     return sum(len(e.request.raw) + (len(e.response.raw) if e.response else 0) for e in exchanges)
 
@@ -175,6 +196,8 @@ def main(argv: list[str]) -> int:
     rows.append(("mask (secrets everywhere)", _size(dirty), _best(run(dirty), repeat)))
     rows.append(("mask, clean traffic", _size(clean), _best(run(clean), repeat)))
     rows.append(("mask, already masked (idempotent)", _size(masked), _best(run(masked), repeat)))
+    heads = heads_only(dirty)
+    rows.append(("mask, secrets in heads only", _size(heads), _best(run(heads), repeat)))
     fresh = [_unparsed(clean) for _ in range(repeat)]  # made before timing, one per repetition
     rows.append(
         (
