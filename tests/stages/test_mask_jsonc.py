@@ -456,6 +456,7 @@ EXAMPLES: dict[str, bytes] = {
     "card after a comma, top level array": b"[1,4111111111111111,4111-1111-1111-1111]",
     "card before a comma": b"[4000000100004,0]",
     "masked card before a comma": b'{"a": [4000000000006,0]}',
+    "4-6-5 card under a secret name": b'{"password": "3782 822463 10005", "e": "a@b.io"}',
     "non-ascii keys": '{"пароль": "x", "mot_de_passe": "y", "e": "é@b.io"}'.encode(),
 }
 
