@@ -314,9 +314,9 @@ class Masker(JsonMasker):
                 continue
             hit = memo.get(item)
             if hit is None or not replay(self, hit[2]):
-                if clean is None:
+                if clean is None and kind == _GENERIC:
                     clean = self._clean_values(headers, i, memo)
-                if item in clean:  # what masking it finds: nothing
+                if clean is not None and item in clean:  # what masking it finds: nothing
                     value = item[1].strip()
                     self._text_clean(value)
                     deps = ((self._text_cache, value),) if len(value) <= _TEXT_CACHED else ()

@@ -220,7 +220,7 @@ class ValueMasker:
         if self._deps is not None:
             self._deps.append((self._named_cache, value))
         if cached is None and whole is False:
-            whole = self._whole(value)
+            whole = self.rules.scanner.whole(value)
         if cached is True or (cached is None and self.is_masked(value, whole)):
             self._remember(value, True)
             self.record(rule, loc, True)
@@ -244,14 +244,6 @@ class ValueMasker:
             out = self._opaque(value, whole)
         self._remember(value, out)
         return out
-
-    def _whole(self, value: str) -> str | None:
-        """:meth:`TextScanner.whole`, after one prefilter pass: no detector's literal in
-        ``value``, no detector matches it (what ``whole`` finds out with more work)."""
-        sc = self.rules.scanner
-        if sc.prefilter and not sc._plain(value):
-            return None
-        return sc.whole(value)
 
     def _remember(self, value: str, result: str | bool) -> None:
         """Values repeat (a session cookie on every request): remember what they mask to."""
