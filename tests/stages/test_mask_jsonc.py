@@ -422,6 +422,16 @@ EXAMPLES: dict[str, bytes] = {
     "huge string": b'{"note": "' + b"lorem ipsum " * 40000 + b'a@b.io", "password": "x"}',
     "huge secret": b'{"password": "' + b"x" * 20000 + b'"}',
     "many keys": b"{" + b",".join(b'"k%d": "u%d@corp.io"' % (i, i) for i in range(3000)) + b"}",
+    # the compiled masker's own limits (nesting 200, 4096 keys per object, a key table of
+    # 2048 slots emptied when half full): on both sides of each
+    **{
+        f"nesting {d}": b'{"a":' * d + b'{"password": "x", "e": "a@b.io"}' + b"}" * d
+        for d in (198, 199, 200, 201)
+    },
+    **{
+        f"{k} keys": b"{" + b",".join(b'"k%d": "u%d@corp.io"' % (i, i) for i in range(k)) + b"}"
+        for k in (1023, 1025, 4096, 4097)
+    },
     "trailing garbage": b'{"e": "a@b.io"} {"password": "x"}',
     "json in a string": b'{"payload": "{\\"password\\": \\"x\\"}", "e": "a@b.io"}',
     "json-looking string, no escapes": b'{"payload": "[a@b.io]", "p": "{password: x}"}',
