@@ -711,7 +711,17 @@ typedef struct {
     Py_ssize_t on, ocap;
     int changed;
     long counts[N_COUNTS];
+    /* strict: the optimistic single pass (checking as it walks, no Python callback); it
+     * gives up (retry = 1) for the check-then-walk passes whenever it cannot go on */
+    int strict, retry, depth;
+    jcheck *chk;
 } jwalk;
+
+/* the single pass cannot go on: retry with the check first (nothing was counted) */
+static int jw_retry(jwalk *w) {
+    w->retry = 1;
+    return -1;
+}
 
 static int jw_grow(jwalk *w, Py_ssize_t more) {
     if (w->on + more <= w->ocap)
@@ -848,6 +858,8 @@ static PyObject *jw_key_obj(jwalk *w, Py_ssize_t ka, Py_ssize_t kb) {
 /* ask Python for the value s[a:b] (a whole JSON value): JsonMasker._json_sub */
 static int jw_sub(jwalk *w, Py_ssize_t a, Py_ssize_t b, Py_ssize_t ka, Py_ssize_t kb, int secret,
                   int *answered) {
+    if (w->strict)
+        return jw_retry(w);
     PyObject *raw = PyBytes_FromStringAndSize((const char *)w->s + a, b - a);
     PyObject *key = raw == NULL ? NULL : jw_key_obj(w, ka, kb);
     if (key == NULL) {
@@ -967,6 +979,10 @@ static int jw_named(jwalk *w, Py_ssize_t a, Py_ssize_t b, Py_ssize_t ka, Py_ssiz
     PyObject *r = named_core(w->leaf, w->keyed, w->cx[CX_NAMED], value, &rec);
     if (r == Py_NotImplemented) {
         Py_DECREF(r);
+        if (w->strict) {
+            jw_retry(w);
+            goto done;
+        }
         PyObject *key = jw_key_obj(w, ka, kb);
         if (key == NULL)
             goto done;
@@ -1024,6 +1040,8 @@ static int jw_email(jwalk *w, Py_ssize_t a, Py_ssize_t b) {
 
 /* a whole detector match that Python pseudonymizes: JsonMasker._json_detected(rule, value) */
 static int jw_detected(jwalk *w, const char *rule, Py_ssize_t a, Py_ssize_t b) {
+    if (w->strict)
+        return jw_retry(w);
     PyObject *value = PyUnicode_DecodeUTF8((const char *)w->s + a, b - a, NULL);
     PyObject *r_rule = value == NULL ? NULL : PyUnicode_FromString(rule);
     if (r_rule == NULL) {
@@ -1107,41 +1125,103 @@ static Py_ssize_t jw_container(jwalk *w, Py_ssize_t p, int secret, Py_ssize_t ka
     Py_ssize_t n = w->n;
     int obj = s[p] == '{';
     unsigned char close = obj ? '}' : ']';
+    Py_ssize_t keys_small[2 * 32];
+    Py_ssize_t *keys = keys_small, nkeys = 0, cap = 32, result = -1;
+    if (w->strict && ++w->depth > JM_MAX_DEPTH)
+        return jw_retry(w);
     if (jw_byte(w, (char)s[p]) < 0)
         return -1;
     p = jm_ws(s, n, p + 1);
-    if (s[p] == close)
-        return jw_byte(w, (char)close) < 0 ? -1 : p + 1;
+    if (p >= n) {
+        jw_retry(w);
+        goto done;
+    }
+    if (s[p] == close) {
+        result = jw_byte(w, (char)close) < 0 ? -1 : p + 1;
+        goto done;
+    }
     for (;;) {
         int sec = secret;
         if (obj) {
-            Py_ssize_t a = p + 1;
-            const unsigned char *q = memchr(s + a, '"', (size_t)(n - a));
-            Py_ssize_t b = q - s;
+            Py_ssize_t a = p + 1, b;
+            if (w->strict) { /* the check's part: a string key, not seen before, then ':' */
+                if (s[p] != '"') {
+                    jw_retry(w);
+                    goto done;
+                }
+                b = jc_string(w->chk, p) - 1;
+                if (b < 0) {
+                    if (w->chk->fail > 0)
+                        jw_retry(w);
+                    goto done;
+                }
+                for (Py_ssize_t i = 0; i < nkeys; i++) {
+                    if (keys[2 * i + 1] == b - a && memcmp(s + keys[2 * i], s + a, (size_t)(b - a)) == 0) {
+                        jw_retry(w);
+                        goto done;
+                    }
+                }
+                if (nkeys == cap) {
+                    if (cap >= JM_MAX_KEYS) {
+                        jw_retry(w);
+                        goto done;
+                    }
+                    Py_ssize_t *more = PyMem_Malloc(sizeof(Py_ssize_t) * 4 * (size_t)cap);
+                    if (more == NULL) {
+                        PyErr_NoMemory();
+                        goto done;
+                    }
+                    memcpy(more, keys, sizeof(Py_ssize_t) * 2 * (size_t)nkeys);
+                    if (keys != keys_small)
+                        PyMem_Free(keys);
+                    keys = more;
+                    cap *= 2;
+                }
+                keys[2 * nkeys] = a;
+                keys[2 * nkeys + 1] = b - a;
+                nkeys++;
+            } else {
+                b = (const unsigned char *)memchr(s + a, '"', (size_t)(n - a)) - s;
+            }
             if (jw_put(w, s + p, b + 1 - p) < 0 || jw_byte(w, ':') < 0)
-                return -1;
+                goto done;
             ka = a;
             kb = b;
             if (!sec) {
                 sec = jw_is_field(w, a, b);
                 if (sec < 0)
-                    return -1;
+                    goto done;
             }
             p = jm_ws(s, n, b + 1);
-            p = jm_ws(s, n, p + 1); /* the ':' */
+            if (p >= n || s[p] != ':') {
+                jw_retry(w);
+                goto done;
+            }
+            p = jm_ws(s, n, p + 1);
         }
         p = jw_value(w, p, sec, ka, kb);
         if (p < 0)
-            return -1;
+            goto done;
         p = jm_ws(s, n, p);
-        if (s[p] == ',') {
+        if (p < n && s[p] == ',') {
             if (jw_byte(w, ',') < 0)
-                return -1;
+                goto done;
             p = jm_ws(s, n, p + 1);
             continue;
         }
-        return jw_byte(w, (char)close) < 0 ? -1 : p + 1; /* checked: the closing bracket */
+        if (p >= n || s[p] != close) {
+            jw_retry(w);
+            goto done;
+        }
+        result = jw_byte(w, (char)close) < 0 ? -1 : p + 1;
+        goto done;
     }
+done:
+    if (keys != keys_small)
+        PyMem_Free(keys);
+    if (w->strict)
+        w->depth--;
+    return result;
 }
 
 static Py_ssize_t jw_number_end(const unsigned char *s, Py_ssize_t n, Py_ssize_t p) {
@@ -1167,13 +1247,21 @@ static int jw_number_text(jwalk *w, Py_ssize_t a, Py_ssize_t b) {
 static Py_ssize_t jw_value(jwalk *w, Py_ssize_t p, int secret, Py_ssize_t ka, Py_ssize_t kb) {
     const unsigned char *s = w->s;
     Py_ssize_t n = w->n;
+    if (p >= n)
+        return jw_retry(w);
     switch (s[p]) {
     case '{':
     case '[':
         return jw_container(w, p, secret, ka, kb);
     case '"': {
-        Py_ssize_t a = p + 1;
-        Py_ssize_t b = (const unsigned char *)memchr(s + a, '"', (size_t)(n - a)) - s;
+        Py_ssize_t a = p + 1, b;
+        if (w->strict) {
+            b = jc_string(w->chk, p) - 1;
+            if (b < 0)
+                return w->chk->fail > 0 ? jw_retry(w) : -1;
+        } else {
+            b = (const unsigned char *)memchr(s + a, '"', (size_t)(n - a)) - s;
+        }
         int rc;
         if (secret) {
             rc = jw_named(w, a, b, ka, kb);
@@ -1197,13 +1285,27 @@ static Py_ssize_t jw_value(jwalk *w, Py_ssize_t p, int secret, Py_ssize_t ka, Py
         return rc < 0 ? -1 : b + 1;
     }
     case 't':
+        if (w->strict && (p + 4 > n || memcmp(s + p, "true", 4) != 0))
+            return jw_retry(w);
         return jw_put(w, "true", 4) < 0 ? -1 : p + 4;
     case 'f':
+        if (w->strict && (p + 5 > n || memcmp(s + p, "false", 5) != 0))
+            return jw_retry(w);
         return jw_put(w, "false", 5) < 0 ? -1 : p + 5;
     case 'n':
+        if (w->strict && (p + 4 > n || memcmp(s + p, "null", 4) != 0))
+            return jw_retry(w);
         return jw_put(w, "null", 4) < 0 ? -1 : p + 4;
     default: {
-        Py_ssize_t b = jw_number_end(s, n, p);
+        Py_ssize_t b;
+        if (w->strict) { /* the check's part: the grammar, and orjson's form when it differs */
+            b = jc_number(w->chk, p);
+            if (b < 0)
+                return w->chk->fail > 0 ? jw_retry(w) : -1;
+            w->numfix = w->chk->numfix;
+        } else {
+            b = jw_number_end(s, n, p);
+        }
         int plain_int = 1;
         for (Py_ssize_t i = p; i < b; i++)
             if (s[i] == '.' || s[i] == 'e' || s[i] == 'E')
@@ -1315,34 +1417,26 @@ static PyObject *core_mask_json(PyObject *self, PyObject *const *args, Py_ssize_
      * stay there */
     if ((((LeafConfigObject *)cx[CX_LEAF])->cfg.detectors & 1u) && jm_find(s, n, "PRIVATE KEY"))
         Py_RETURN_NOTIMPLEMENTED;
-    /* pass 1: the check (nothing recorded, nothing remembered) */
+    /* first the optimistic single pass (it checks as it walks and calls no Python): most
+     * bodies end there; anything it cannot do starts over with the check, then the walk */
     jcheck c = {s, n, cx[CX_FLOAT], NULL, 0};
-    Py_ssize_t p = jm_ws(s, n, 0);
-    p = jc_value(&c, p, 0);
-    if (p >= 0 && jm_ws(s, n, p) != n)
-        c.fail = 1;
-    if (c.wide_int && c.float_repr && !c.fail)
-        c.fail = 1; /* the Python walk may write it with json.dumps: see jcheck */
-    if (c.fail) {
-        Py_XDECREF(c.numfix);
-        if (c.fail < 0)
-            return NULL;
-        Py_RETURN_NOTIMPLEMENTED;
-    }
-    /* pass 2: the walk */
     jwalk w = {s,
                n,
                cx,
                &((LeafConfigObject *)cx[CX_LEAF])->cfg,
                (KeyedObject *)cx[CX_KEYED],
                (JsonKeysObject *)cx[CX_KEYS],
-               c.numfix,
+               NULL,
                0,
                NULL,
                0,
                0,
                0,
-               {0}};
+               {0},
+               1,
+               0,
+               0,
+               &c};
     PyObject *result = NULL;
     w.ocap = n + 64;
     w.o = PyMem_Malloc((size_t)w.ocap);
@@ -1350,8 +1444,45 @@ static PyObject *core_mask_json(PyObject *self, PyObject *const *args, Py_ssize_
         PyErr_NoMemory();
         goto done;
     }
-    if (jw_value(&w, jm_ws(s, n, 0), 0, -1, -1) < 0)
+    Py_ssize_t p = jw_value(&w, jm_ws(s, n, 0), 0, -1, -1);
+    if (p >= 0 && jm_ws(s, n, p) != n)
+        w.retry = 1;
+    if (p < 0 && !w.retry)
+        goto done; /* a Python error */
+    if (!w.retry && c.wide_int && c.float_repr) {
+        result = Py_NotImplemented; /* the Python walk may write it with json.dumps */
+        Py_INCREF(result);
         goto done;
+    }
+    if (w.retry) {
+        /* pass 1: the check (nothing recorded; only caches filled) */
+        Py_CLEAR(c.numfix);
+        c.fail = c.wide_int = c.float_repr = 0;
+        p = jm_ws(s, n, 0);
+        p = jc_value(&c, p, 0);
+        if (p >= 0 && jm_ws(s, n, p) != n)
+            c.fail = 1;
+        if (c.wide_int && c.float_repr && !c.fail)
+            c.fail = 1; /* the Python walk may write it with json.dumps: see jcheck */
+        if (c.fail) {
+            if (c.fail > 0) {
+                result = Py_NotImplemented;
+                Py_INCREF(result);
+            }
+            goto done;
+        }
+        /* pass 2: the walk */
+        w.strict = 0;
+        w.retry = 0;
+        w.depth = 0;
+        w.numfix = c.numfix;
+        w.numfix_i = 0;
+        w.on = 0;
+        w.changed = 0;
+        memset(w.counts, 0, sizeof w.counts);
+        if (jw_value(&w, jm_ws(s, n, 0), 0, -1, -1) < 0)
+            goto done;
+    }
     if (jw_count(cx[CX_FINDINGS], "email", w.counts[N_EMAIL]) < 0 ||
         jw_count(cx[CX_ALREADY], "email", w.counts[N_EMAIL_MASKED]) < 0 ||
         jw_count(cx[CX_FINDINGS], "field", w.counts[N_FIELD]) < 0 ||
