@@ -22,6 +22,7 @@ LAYERS: dict[str, int] = {
     "errors": 0,
     "_histogram": 0,
     "_clock": 0,
+    "_bodies": 0,
     "_config_schema": 1,
     "metrics": 1,
     "model": 1,
