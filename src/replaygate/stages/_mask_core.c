@@ -168,9 +168,15 @@ static void sha256_final(sha256_ctx *s, uint8_t out[32]) {
     for (i = 0; i < 8; i++)
         s->buf[56 + i] = (uint8_t)(bits >> (56 - 8 * i));
     sha256_block(s->h, s->buf);
-    for (i = 0; i < 8; i++) {
+    for (i = 0; i < 8; i++) { /* big-endian words */
+#if (defined(__GNUC__) || defined(__clang__)) && defined(__BYTE_ORDER__) && \
+    __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        uint32_t be = __builtin_bswap32(s->h[i]);
+        memcpy(out + 4 * i, &be, 4);
+#else
         out[4 * i] = (uint8_t)(s->h[i] >> 24), out[4 * i + 1] = (uint8_t)(s->h[i] >> 16);
         out[4 * i + 2] = (uint8_t)(s->h[i] >> 8), out[4 * i + 3] = (uint8_t)s->h[i];
+#endif
     }
 }
 

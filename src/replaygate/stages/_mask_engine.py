@@ -614,7 +614,13 @@ class Masker(JsonMasker):
                 data = decode_content(framed, encodings)
             except Exception:
                 decoded_ok = False
-        kind = body_kind(ctype, data, self.rules.skip_types)
+        kind = self._kinds.get(ctype)  # by type, remembered (types repeat)
+        if kind is None:
+            kind = body_kind_by_type(ctype, self.rules.skip_types)
+            if len(self._kinds) < 1024:
+                self._kinds[ctype] = kind
+        if not kind:  # by sniffing the body
+            kind = body_kind(ctype, data, self.rules.skip_types)
         loc = f"{side}.body"
         new: bytes | None
         if kind == "binary" and looks_like_text(data):

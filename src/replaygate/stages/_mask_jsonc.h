@@ -385,24 +385,27 @@ static Py_ssize_t jc_string(jcheck *c, Py_ssize_t p) {
     const unsigned char *s = c->s;
     Py_ssize_t n = c->n;
     p++;
-    while (p < n) {
-        /* 8 bytes at a time while none is a quote, a control character or non-ASCII (the
-         * body holds no backslash: the caller checked) */
-        while (p + 8 <= n) {
+    /* the closing quote (no escape: the caller checked the body holds no backslash), then
+     * the text before it: no control character, strict UTF-8 (a quote is never inside a
+     * UTF-8 sequence) */
+    const unsigned char *q = memchr(s + p, '"', (size_t)(n - p));
+    if (q == NULL) {
+        c->fail = 1;
+        return -1;
+    }
+    Py_ssize_t e = q - s;
+    while (p < e) {
+        while (p + 8 <= e) { /* 8 bytes at a time while all are printable ASCII */
             uint64_t x;
             memcpy(&x, s + p, 8);
-            uint64_t q = x ^ 0x2222222222222222ULL;
-            uint64_t quote = (q - 0x0101010101010101ULL) & ~q & 0x8080808080808080ULL;
             uint64_t ctl = (x - 0x2020202020202020ULL) & ~x & 0x8080808080808080ULL;
-            if (quote | ctl | (x & 0x8080808080808080ULL))
+            if (ctl | (x & 0x8080808080808080ULL))
                 break;
             p += 8;
         }
-        if (p >= n)
+        if (p >= e)
             break;
         unsigned char b = s[p];
-        if (b == '"')
-            return p + 1;
         if (b == '\\' || b < 0x20) {
             c->fail = 1;
             return -1;
@@ -432,7 +435,7 @@ static Py_ssize_t jc_string(jcheck *c, Py_ssize_t p) {
             c->fail = 1;
             return -1;
         }
-        if (p + need >= n || s[p + 1] < lo || s[p + 1] > hi) {
+        if (p + need >= e || s[p + 1] < lo || s[p + 1] > hi) {
             c->fail = 1;
             return -1;
         }
@@ -444,8 +447,7 @@ static Py_ssize_t jc_string(jcheck *c, Py_ssize_t p) {
         }
         p += need + 1;
     }
-    c->fail = 1;
-    return -1;
+    return e + 1;
 }
 
 /* is the number token s[0:n] written as orjson.dumps(orjson.loads(token)) writes it? */
