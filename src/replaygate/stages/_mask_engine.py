@@ -606,6 +606,16 @@ class Masker(JsonMasker):
     ) -> bytes | None:
         if len(msg.raw) <= msg.head_len:
             return None
+        if (
+            not chunked
+            and self._kinds.get(ctype) == "json"
+            and self.json_core is not None
+            and CORE_MASK_JSON is not None
+            and self._counting()
+        ):
+            fast = self._json_fast(msg, side, encodings, ctype)
+            if fast is not False:
+                return cast(bytes | None, fast)
         framed = dechunk(msg.body_raw)[0] if chunked else bytes(msg.body_raw)
         data = framed
         decoded_ok = True
@@ -668,33 +678,62 @@ class Masker(JsonMasker):
                 fast = CORE_MASK_JSON(data, core)
                 if fast is not NotImplemented:
                     return None if fast is None else self._encoded(fast, encodings, decoded_ok)
-            t = data.decode("utf-8", "surrogateescape")
-            escaped = "\\" in t
-            if sc.prefilter and not (escaped or self.rules.json_paths) and not sc.quick(t):
-                return None  # no trigger, no field word: nothing to find (one scan)
-            found = list(sc.findings(t))
-            if not (
-                found
-                or escaped
-                or self.rules.json_paths
-                or self.rules.fields.mentioned(t)
-                or _CARD_BY_COMMA.search(t)  # the walk checks numbers the text pass refuses
-            ):
-                return None
-            j = self.json_doc(
-                t, side, hits=None if escaped else _enclosing(t, found, bool(sc.custom))
-            )
-            if j is True:
-                return None
-            if j is False:  # not JSON after all: scan it as text
-                new = self._text_bytes(data, loc)
-            else:
-                new = str(j).encode("utf-8", "surrogateescape")
+            new = self._json_body(data, side, loc)
         else:
             new = self._text_bytes(data, loc)
         if new is None:
             return None
         return self._encoded(new, encodings, decoded_ok)
+
+    def _json_body(self, data: bytes, side: str, loc: str) -> bytes | None:
+        """A JSON body by the Python walk: the masked body, or None when unchanged."""
+        sc = self.rules.scanner
+        t = data.decode("utf-8", "surrogateescape")
+        escaped = "\\" in t
+        if sc.prefilter and not (escaped or self.rules.json_paths) and not sc.quick(t):
+            return None  # no trigger, no field word: nothing to find (one scan)
+        found = list(sc.findings(t))
+        if not (
+            found
+            or escaped
+            or self.rules.json_paths
+            or self.rules.fields.mentioned(t)
+            or _CARD_BY_COMMA.search(t)  # the walk checks numbers the text pass refuses
+        ):
+            return None
+        j = self.json_doc(t, side, hits=None if escaped else _enclosing(t, found, bool(sc.custom)))
+        if j is True:
+            return None
+        if j is False:  # not JSON after all: scan it as text
+            return self._text_bytes(data, loc)
+        return str(j).encode("utf-8", "surrogateescape")
+
+    def _json_fast(
+        self, msg: HTTPMessage, side: str, encodings: list[str], ctype: str
+    ) -> bytes | bool | None:
+        """:meth:`_body` for a JSON body by its type when the compiled masker is on (the
+        same steps, fewer of them): the masked body, None when unchanged, False when the
+        body has to take :meth:`_body`'s way (it did nothing that counts)."""
+        data = msg.raw[msg.head_len :]
+        if encodings:
+            try:
+                data = decode_content(data, encodings)
+            except Exception:
+                return False
+        if b"\\" in data:
+            return False
+        sc = self.rules.scanner
+        if data.isascii():
+            if not sc.quick.scan(data):
+                return None
+        elif not sc.quick(data.decode("utf-8", "surrogateescape")):
+            return None
+        assert self.json_core is not None and CORE_MASK_JSON is not None
+        fast = CORE_MASK_JSON(data, self.json_core)
+        if fast is NotImplemented:
+            new = self._json_body(data, side, f"{side}.body")
+            return None if new is None else self._encoded(new, encodings, True)
+        return None if fast is None else self._encoded(fast, encodings, True)
 
     @staticmethod
     def _encoded(new: bytes, encodings: list[str], decoded_ok: bool) -> bytes:
