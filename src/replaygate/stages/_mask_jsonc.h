@@ -2037,7 +2037,10 @@ static int h_pass(hwalk *h, PyObject *target, PyObject *headers, PyObject **new_
             rc = -1;
             goto done;
         }
-        if (!h->dry) {
+        if (!h->dry && nv == NULL && vl == vn) { /* unchanged and nothing stripped: the same pair */
+            Py_INCREF(item);
+            PyList_SET_ITEM(out, kept++, item);
+        } else if (!h->dry) {
             if (nv == NULL)
                 nv = PyUnicode_DecodeASCII(v, vl, NULL);
             if (nv == NULL) {
