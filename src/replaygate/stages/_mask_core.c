@@ -508,11 +508,18 @@ static PyObject *Keyed_fp(KeyedObject *self, PyObject *const *args, Py_ssize_t n
     Py_ssize_t n = PyUnicode_GET_LENGTH(value);
     int kind = PyUnicode_KIND(value);
     const void *data = PyUnicode_DATA(value);
-    /* the text grows by at most a few fill characters: 4 body + up to 30 bits of tag */
+    /* the text grows by at most a few fill characters: 4 body + up to 30 bits of tag; short
+     * values (most) use the stack, the buffers move to the heap when a large keep needs more */
+    enum { SMALL = 256 };
+    char text_small[SMALL];
+    unsigned char cls_small[SMALL];
+    Py_ssize_t pos_small[SMALL];
+    uint8_t stream_small[SMALL];
     Py_ssize_t cap = n + 64;
-    char *text = PyMem_Malloc((size_t)cap);
-    unsigned char *cls = PyMem_Malloc((size_t)cap);
-    Py_ssize_t *pos = PyMem_Malloc(sizeof(Py_ssize_t) * (size_t)cap);
+    int heap = cap > SMALL;
+    char *text = heap ? PyMem_Malloc((size_t)cap) : text_small;
+    unsigned char *cls = heap ? PyMem_Malloc((size_t)cap) : cls_small;
+    Py_ssize_t *pos = heap ? PyMem_Malloc(sizeof(Py_ssize_t) * (size_t)cap) : pos_small;
     uint8_t *stream = NULL;
     PyObject *owner = NULL, *result = NULL;
     if (text == NULL || cls == NULL || pos == NULL) {
@@ -535,6 +542,23 @@ static PyObject *Keyed_fp(KeyedObject *self, PyObject *const *args, Py_ssize_t n
         layout(cls, len, keep, pos, &npos, &ntag);
         if (ntag && npos - ntag >= 4)
             break;
+        if (len >= cap && !heap) { /* to the heap first: the stack buffers cannot grow */
+            char *t1 = PyMem_Malloc((size_t)cap);
+            unsigned char *c1 = PyMem_Malloc((size_t)cap);
+            Py_ssize_t *p1 = PyMem_Malloc(sizeof(Py_ssize_t) * (size_t)cap);
+            heap = 1;
+            if (t1 != NULL)
+                memcpy(t1, text, (size_t)len);
+            if (c1 != NULL)
+                memcpy(c1, cls, (size_t)len);
+            text = t1;
+            cls = c1;
+            pos = p1;
+            if (t1 == NULL || c1 == NULL || p1 == NULL) {
+                PyErr_NoMemory();
+                goto done;
+            }
+        }
         if (len >= cap) { /* a large keep: the fill has to reach past it */
             cap *= 2;
             char *t2 = PyMem_Realloc(text, (size_t)cap);
@@ -567,7 +591,8 @@ static PyObject *Keyed_fp(KeyedObject *self, PyObject *const *args, Py_ssize_t n
     if (v == NULL)
         goto done;
     Py_ssize_t blocks = (nbody + 31) / 32;
-    stream = PyMem_Malloc((size_t)(blocks ? blocks : 1) * 32);
+    stream = (blocks ? blocks : 1) * 32 <= SMALL ? stream_small
+                                                 : PyMem_Malloc((size_t)(blocks ? blocks : 1) * 32);
     if (stream == NULL) {
         PyErr_NoMemory();
         goto done;
@@ -602,10 +627,13 @@ static PyObject *Keyed_fp(KeyedObject *self, PyObject *const *args, Py_ssize_t n
     }
     result = PyUnicode_DecodeASCII(text, len, NULL);
 done:
-    PyMem_Free(text);
-    PyMem_Free(cls);
-    PyMem_Free(pos);
-    PyMem_Free(stream);
+    if (heap) {
+        PyMem_Free(text);
+        PyMem_Free(cls);
+        PyMem_Free(pos);
+    }
+    if (stream != stream_small)
+        PyMem_Free(stream);
     Py_XDECREF(owner);
     return result;
 }
