@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-import replaygate.stages._mask_engine as engine
+import replaygate.stages._mask_head as head
 from replaygate.model import Exchange, Request, Response
 from replaygate.stages._mask_engine import Masker, resolve_loc
 from replaygate.stages.mask import MaskConfig, MaskStage
@@ -180,7 +180,7 @@ def test_replayed_fields_give_what_masking_them_again_gives(
 ) -> None:
     exchanges = corpus()
     with_memo = run(CONFIGS[name], exchanges)
-    monkeypatch.setattr(engine, "replay", lambda m, memo: False)  # every field masked again
+    monkeypatch.setattr(head, "replay", lambda m, memo: False)  # every field masked again
     assert run(CONFIGS[name], exchanges) == with_memo
 
 
