@@ -341,3 +341,23 @@ def test_targets_with_field_words_mask_as_without_the_shortcut(target: str) -> N
     b = slow.mask_exchange(Exchange(id="a", request=Request(raw)))
     assert a.request.raw == b.request.raw
     assert fast.stats.as_dict() == slow.stats.as_dict()
+
+
+@pytest.mark.parametrize(
+    "name", ["pass_word", "p assword", "PASS.WORD", "Pass-Word", "a.p.i-k.e.y"]
+)
+@pytest.mark.parametrize("ctype", ["application/json", "text/plain"])
+def test_secret_names_split_by_separators(name: str, ctype: str) -> None:
+    """Field names are compared without separators, so a JSON key like ``pass_word`` is a
+    secret name: the prefilters that skip clean bodies must not skip it (they did)."""
+    body = json.dumps({name: SECRET, "note": "x"}).encode()
+    ex = make_exchange(
+        "POST",
+        "/x",
+        request_headers=[("Content-Type", ctype)],
+        request_body=body,
+        response_headers=[("Content-Type", ctype)],
+        response_body=body,
+    )
+    out, _seen = masked(ex)
+    assert_clean(out, SECRET)

@@ -181,3 +181,33 @@ def test_generated_heads_mask_alike(raws: list[bytes]) -> None:
         b = slow.masker.message(Request(raw), "request")
         assert a.raw == b.raw, raw
     assert _counts(fast) == _counts(slow)
+
+
+@settings(max_examples=200, deadline=None, database=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(
+                ["Content-Type", "content-encoding", "Transfer-Encoding", "X-A", "Cookie"]
+            ),
+            st.sampled_from(
+                ["application/json", "gzip, br", " , gzip,", "chunked", "gzip, chunked", "", "x"]
+            ),
+        ),
+        max_size=6,
+    )
+)
+def test_mask_head_gives_the_head_facts(fields: list[tuple[str, str]]) -> None:
+    """The third part of ``CORE.mask_head``'s answer is ``_head_facts`` of the fields it
+    leaves (the message does not compute them again)."""
+    from replaygate.stages._mask_engine import CORE_MASK_HEAD, _head_facts
+
+    fast, _slow = _pair()
+    raw = "GET /x HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in fields) + "\r\n"
+    msg = Request(raw.encode("latin-1"))
+    assert CORE_MASK_HEAD is not None
+    answer = CORE_MASK_HEAD("/x", msg.headers, fast.masker.head_core)
+    if answer is NotImplemented:
+        return
+    _target, new_fields, facts = answer
+    assert facts == _head_facts(msg.headers if new_fields is None else new_fields)

@@ -63,6 +63,11 @@ class Quick:
         self._word_of = [""] * len(needs) + self.words
         self._local = threading.local()
         self._db, self._hs = _hs_database(tuple(cs), tuple(self.words))
+        self._split_words = (
+            re.compile(b"|".join(_word_pattern(w) for w in self.words).decode())
+            if self.words
+            else None
+        )
         self._lits = [p for p in cs if re.escape(p) == p]
         self._rxs = [re.compile(p, re.ASCII) for p in cs if re.escape(p) != p]
 
@@ -117,7 +122,10 @@ class Quick:
         return tags, None
 
     def _words_in(self, low: str) -> bool:
-        return any(w in low for w in self.words)
+        if any(w in low for w in self.words):
+            return True
+        rx = self._split_words  # the words written with separators, as hyperscan finds them
+        return rx is not None and rx.search(low) is not None
 
     def _python(self, text: str) -> bool:
         if any(lit in text for lit in self._lits) or any(r.search(text) for r in self._rxs):
@@ -189,7 +197,7 @@ def _hs_message_database(needs: tuple[str, ...], words: tuple[str, ...]) -> tupl
         import hyperscan
 
         db = hyperscan.Database()
-        exprs = [p.encode() for p in needs] + [re.escape(w).encode() for w in words]
+        exprs = [p.encode() for p in needs] + [_word_pattern(w) for w in words]
         exprs.append(_B64_NEED.encode())
         flags = [0] * len(needs) + [hyperscan.HS_FLAG_CASELESS] * len(words)
         flags.append(hyperscan.HS_FLAG_SINGLEMATCH)
@@ -206,13 +214,23 @@ def _hs_database(cs: tuple[str, ...], words: tuple[str, ...]) -> tuple[Any, Any]
         import hyperscan
 
         db = hyperscan.Database()
-        exprs = [p.encode() for p in cs] + [re.escape(w).encode() for w in words]
+        exprs = [p.encode() for p in cs] + [_word_pattern(w) for w in words]
         caseless = hyperscan.HS_FLAG_SINGLEMATCH | hyperscan.HS_FLAG_CASELESS
         flags = [hyperscan.HS_FLAG_SINGLEMATCH] * len(cs) + [caseless] * len(words)
         db.compile(expressions=exprs, ids=list(range(len(exprs))), elements=len(exprs), flags=flags)
     except Exception:  # no wheel for this platform: the pure-Python test
         return None, None
     return db, hyperscan
+
+
+def _word_pattern(word: str) -> bytes:
+    """A field word as the prefilters look for it: its letters and digits in order with any
+    separators between them, since field names are compared without them (``pass_word``,
+    ``P.A.S.S.W.O.R.D`` and ``pass word`` name ``password``: :func:`normalize_field`)."""
+    # the separators names are written with (a run of any other character between two
+    # letters is left to the walk's own test of every key: FieldMatcher.mentioned); not
+    # across a quote, which would find words made of neighbouring keys
+    return "[-_. ]?".join(re.escape(c) for c in word).encode()
 
 
 def _stop(*_args: object) -> bool:

@@ -91,12 +91,13 @@ class Masker(HeadMasker):
         start = msg.start_line
         new_start = start
         fast = None
+        facts: tuple[list[str], str, bool] | None = None
         if self.head_core is not None and CORE_MASK_HEAD is not None and self._counting():
             # the compiled head masker: the common heads, as the code below masks them
             target = start[1] if isinstance(msg, Request) and len(start) >= 2 else None
             fast = CORE_MASK_HEAD(target, headers, self.head_core)
         if fast is not None and fast is not NotImplemented:
-            new_target, fast_headers = fast
+            new_target, fast_headers, facts = fast  # facts: _head_facts of the new fields
             if new_target is not None:
                 new_start = [start[0], new_target, *start[2:]]
             new_headers = headers if fast_headers is None else fast_headers
@@ -116,9 +117,9 @@ class Masker(HeadMasker):
             # a value the message would read back otherwise (white space at an end): the
             # new head is written, then read as the message reads it
             out = cast(M, msg.with_head(" ".join(new_start), new_headers))
-            encodings, ctype, chunked = _head_facts(out.headers)
+            encodings, ctype, chunked = facts or _head_facts(out.headers)
         else:  # the fields read back as they are: the new head is not parsed again
-            encodings, ctype, chunked = _head_facts(new_headers)
+            encodings, ctype, chunked = facts or _head_facts(new_headers)
         body = self._body(msg, side, encodings, ctype, chunked)
         trailers = chunk_trailers(bytes(msg.body_raw)) if chunked else None
         if trailers is not None:

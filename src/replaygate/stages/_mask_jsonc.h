@@ -1513,7 +1513,8 @@ done:
  * named_core (or ValueMasker.named, via hctx's named_fn, when it cannot), counted like the
  * stage's recorder. A first pass only checks (nothing is counted), so anything else answers
  * NotImplemented and Masker.message does it all in Python.
- * Returns NotImplemented, or (new target or None, new headers or None).
+ * Returns NotImplemented, or (new target or None, new headers or None, the _head_facts of
+ * the headers it leaves: (encodings, content type, chunked?)).
  */
 
 enum {
@@ -2075,6 +2076,79 @@ done:
     return rc;
 }
 
+/* the comma-separated tokens of v (str.split(",") then strip, empty ones left out) appended */
+static int h_tokens(PyObject *list, const char *v, Py_ssize_t n) {
+    Py_ssize_t i = 0;
+    while (i <= n) {
+        const char *c = memchr(v + i, ',', (size_t)(n - i));
+        Py_ssize_t e = c == NULL ? n : c - v, a = i, b = e;
+        while (a < b && h_space((unsigned char)v[a]))
+            a++;
+        while (b > a && h_space((unsigned char)v[b - 1]))
+            b--;
+        if (b > a) {
+            PyObject *t = PyUnicode_DecodeASCII(v + a, b - a, NULL);
+            if (t == NULL || PyList_Append(list, t) < 0) {
+                Py_XDECREF(t);
+                return -1;
+            }
+            Py_DECREF(t);
+        }
+        i = e + 1;
+    }
+    return 0;
+}
+
+/* _mask_engine._head_facts(fields) of the ASCII fields mask_head returns: (encodings, the
+ * content type or "", chunked?) */
+static PyObject *h_facts(PyObject *fields) {
+    PyObject *enc = PyList_New(0), *ctype = NULL;
+    if (enc == NULL)
+        return NULL;
+    const char *te_last = NULL;
+    Py_ssize_t te_len = 0;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(fields); i++) {
+        PyObject *item = PyList_GET_ITEM(fields, i);
+        PyObject *k = PyTuple_GET_ITEM(item, 0), *v = PyTuple_GET_ITEM(item, 1);
+        Py_ssize_t kn = PyUnicode_GET_LENGTH(k), vn = PyUnicode_GET_LENGTH(v);
+        const char *ks = PyUnicode_DATA(k), *vs = PyUnicode_DATA(v);
+        if (kn == 16 && PyOS_strnicmp(ks, "content-encoding", 16) == 0) {
+            if (h_tokens(enc, vs, vn) < 0)
+                goto fail;
+        } else if (kn == 12 && PyOS_strnicmp(ks, "content-type", 12) == 0) {
+            if (ctype == NULL) {
+                ctype = v;
+                Py_INCREF(ctype);
+            }
+        } else if (kn == 17 && PyOS_strnicmp(ks, "transfer-encoding", 17) == 0) {
+            Py_ssize_t i2 = 0; /* the last non-empty token wins */
+            while (i2 <= vn) {
+                const char *c = memchr(vs + i2, ',', (size_t)(vn - i2));
+                Py_ssize_t e = c == NULL ? vn : c - vs, a = i2, b = e;
+                while (a < b && h_space((unsigned char)vs[a]))
+                    a++;
+                while (b > a && h_space((unsigned char)vs[b - 1]))
+                    b--;
+                if (b > a) {
+                    te_last = vs + a;
+                    te_len = b - a;
+                }
+                i2 = e + 1;
+            }
+        }
+    }
+    int chunked = te_len == 7 && PyOS_strnicmp(te_last, "chunked", 7) == 0;
+    if (ctype == NULL && (ctype = PyUnicode_New(0, 0)) == NULL)
+        goto fail;
+    PyObject *res = Py_BuildValue("(NOO)", enc, ctype, chunked ? Py_True : Py_False);
+    Py_DECREF(ctype);
+    return res;
+fail:
+    Py_DECREF(enc);
+    Py_XDECREF(ctype);
+    return NULL;
+}
+
 static PyObject *core_mask_head(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     (void)self;
     if (nargs != 3 || !(args[0] == Py_None || PyUnicode_Check(args[0])) ||
@@ -2121,7 +2195,9 @@ static PyObject *core_mask_head(PyObject *self, PyObject *const *args, Py_ssize_
         PyErr_SetString(PyExc_RuntimeError, "mask_head: the second pass disagrees with the first");
         return NULL;
     }
-    PyObject *res = PyTuple_Pack(2, nt ? nt : Py_None, nh ? nh : Py_None);
+    PyObject *facts = h_facts(nh ? nh : args[1]);
+    PyObject *res = facts == NULL ? NULL : PyTuple_Pack(3, nt ? nt : Py_None, nh ? nh : Py_None, facts);
+    Py_XDECREF(facts);
     Py_XDECREF(nt);
     Py_XDECREF(nh);
     return res;
