@@ -302,21 +302,7 @@ class HTTPMessage:
     def with_body(self, body: bytes) -> HTTPMessage:
         """A copy with ``body`` (unframed) and framing headers fixed: Content-Length set,
         Transfer-Encoding: chunked removed."""
-        headers: list[tuple[str, str]] = []
-        had_len = False
-        for k, v in self.headers:
-            lk = k.lower()
-            if lk == "transfer-encoding":
-                continue
-            if lk == "content-length":
-                if had_len:
-                    continue
-                had_len = True
-                headers.append((k, str(len(body))))
-                continue
-            headers.append((k, v))
-        if not had_len and (body or self._needs_length()):
-            headers.append(("Content-Length", str(len(body))))
+        headers = self._framed(self.headers, body)
         start = " ".join(self.start_line)
         head = start + "\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers) + "\r\n"
         hb = head.encode("latin-1")
@@ -336,22 +322,7 @@ class HTTPMessage:
         ends, values without LF or white space at their ends. The copy keeps them as its
         parsed head instead of parsing the bytes again."""
         if body is not None:
-            fields: list[tuple[str, str]] = []
-            had_len = False
-            for k, v in headers:  # with_body's framing: one Content-Length, no chunking
-                lk = k.lower()
-                if lk == "transfer-encoding":
-                    continue
-                if lk == "content-length":
-                    if had_len:
-                        continue
-                    had_len = True
-                    fields.append((k, str(len(body))))
-                    continue
-                fields.append((k, v))
-            if not had_len and (body or self._needs_length()):
-                fields.append(("Content-Length", str(len(body))))
-            headers = fields
+            headers = self._framed(headers, body)
         start = " ".join(start_line)
         lines = [start]
         lines += [f"{k}: {v}" for k, v in headers]  # a list: join of a generator is slower
@@ -366,6 +337,25 @@ class HTTPMessage:
         out._start = start.split(" ", 2) if start else []
         out._headers = headers
         return out
+
+    def _framed(self, headers: Iterable[tuple[str, str]], body: bytes) -> list[tuple[str, str]]:
+        """``headers`` framed for ``body``: one Content-Length, no Transfer-Encoding."""
+        fields: list[tuple[str, str]] = []
+        had_len = False
+        for k, v in headers:
+            lk = k.lower()
+            if lk == "transfer-encoding":
+                continue
+            if lk == "content-length":
+                if had_len:
+                    continue
+                had_len = True
+                fields.append((k, str(len(body))))
+                continue
+            fields.append((k, v))
+        if not had_len and (body or self._needs_length()):
+            fields.append(("Content-Length", str(len(body))))
+        return fields
 
     def _needs_length(self) -> bool:
         return False

@@ -347,25 +347,32 @@ typedef struct {
     int wide_int, float_repr;
 } jcheck;
 
-/* does repr() write the float orjson wrote as t[0:k] otherwise? (0 for an integer) */
-static int jc_repr_differs(const char *t, Py_ssize_t k) {
-    char buf[64];
-    if (memchr(t, '.', (size_t)k) == NULL && memchr(t, 'e', (size_t)k) == NULL)
-        return 0;
-    if (k >= (Py_ssize_t)sizeof buf)
-        return 1;
+/* repr() of the number token t[0:k] (a PyMem string to free; t copied to buf with its NUL),
+ * or NULL when it is too long or no number */
+static char *jm_float_repr(const char *t, Py_ssize_t k, char buf[64]) {
+    if (k >= 64)
+        return NULL;
     memcpy(buf, t, (size_t)k);
     buf[k] = 0;
     double d = PyOS_string_to_double(buf, NULL, NULL);
     if (d == -1.0 && PyErr_Occurred()) {
         PyErr_Clear();
-        return 1;
+        return NULL;
     }
     char *r = PyOS_double_to_string(d, 'r', 0, Py_DTSF_ADD_DOT_0, NULL);
-    if (r == NULL) {
+    if (r == NULL)
         PyErr_Clear();
+    return r;
+}
+
+/* does repr() write the float orjson wrote as t[0:k] otherwise? (0 for an integer) */
+static int jc_repr_differs(const char *t, Py_ssize_t k) {
+    char buf[64];
+    if (memchr(t, '.', (size_t)k) == NULL && memchr(t, 'e', (size_t)k) == NULL)
+        return 0;
+    char *r = jm_float_repr(t, k, buf);
+    if (r == NULL)
         return 1;
-    }
     int differs = strcmp(r, buf) != 0;
     PyMem_Free(r);
     return differs;
@@ -486,20 +493,9 @@ static int jc_canonical_number(const unsigned char *s, Py_ssize_t n, int is_int,
         }
     }
     char buf[64];
-    if (n >= (Py_ssize_t)sizeof buf)
+    char *r = jm_float_repr((const char *)s, n, buf);
+    if (r == NULL)
         return 0;
-    memcpy(buf, s, (size_t)n);
-    buf[n] = 0;
-    double d = PyOS_string_to_double(buf, NULL, NULL);
-    if (d == -1.0 && PyErr_Occurred()) {
-        PyErr_Clear();
-        return 0;
-    }
-    char *r = PyOS_double_to_string(d, 'r', 0, Py_DTSF_ADD_DOT_0, NULL);
-    if (r == NULL) {
-        PyErr_Clear();
-        return 0;
-    }
     int same = strcmp(r, buf) == 0 && strchr(r, 'e') == NULL;
     PyMem_Free(r);
     return same;
