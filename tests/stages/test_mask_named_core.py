@@ -211,3 +211,28 @@ def test_mask_head_gives_the_head_facts(fields: list[tuple[str, str]]) -> None:
         return
     _target, new_fields, facts = answer
     assert facts == _head_facts(msg.headers if new_fields is None else new_fields)
+
+
+def test_the_named_cache_is_cleared_at_the_same_size_both_ways() -> None:
+    """The head path's memos replay findings only while the named cache holds what they
+    read: the compiled core must clear that cache at the size the Python code does."""
+    from replaygate.stages import _mask_values
+
+    assert CORE is not None
+    assert CORE.NAMED_MAX == _mask_values._NAMED_MAX
+
+
+def test_across_a_clear_of_the_named_cache() -> None:
+    """More distinct values than the named cache holds, some repeated across its clear:
+    the compiled and Python paths (and the head path's memos) mask and count alike."""
+    from replaygate.stages import _mask_values
+
+    fast, slow = _pair()
+    n = _mask_values._NAMED_MAX + 300
+    for i in range(n):
+        j = i if i % 5 else i // 5  # repeats: values seen before the clear, asked again
+        raw = f"GET /a?token=t{j:08d} HTTP/1.1\r\nCookie: sid=s{j:08d}\r\n\r\n".encode()
+        assert fast.masker.message(Request(raw), "request").raw == (
+            slow.masker.message(Request(raw), "request").raw
+        )
+    assert _counts(fast) == _counts(slow)

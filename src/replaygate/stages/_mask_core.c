@@ -1014,7 +1014,8 @@ PyMODINIT_FUNC PyInit__mask_core(void) {
     if (PyModule_AddObject(m, "Keyed", (PyObject *)&KeyedType) < 0 ||
         PyModule_AddObject(m, "LeafConfig", (PyObject *)&LeafConfigType) < 0 ||
         PyModule_AddObject(m, "JsonKeys", (PyObject *)&JsonKeysType) < 0 ||
-        PyModule_AddStringConstant(m, "SOURCE_HASH", SOURCE_HASH) < 0) {
+        PyModule_AddStringConstant(m, "SOURCE_HASH", SOURCE_HASH) < 0 ||
+        PyModule_AddIntConstant(m, "NAMED_MAX", NAMED_MAX) < 0) {
         Py_DECREF(m);
         return NULL;
     }

@@ -3,6 +3,7 @@
 from collections.abc import Sequence
 
 SOURCE_HASH: str
+NAMED_MAX: int
 
 def enclosing(
     t: str,

@@ -22,6 +22,10 @@
  * The tests (tests/stages/test_mask_jsonc.py) compare it with the Python walk byte for byte.
  */
 
+/* the named cache's bound (_mask_values._NAMED_MAX: the head path's memos rely on both
+ * clearing it at the same size; a test holds them equal) */
+#define NAMED_MAX 8192
+
 /* the slots of ctx (JsonMasker.count_into) */
 enum {
     CX_LEAF,
@@ -933,7 +937,7 @@ static PyObject *named_core(const leaf_cfg *leaf, KeyedObject *keyed, PyObject *
         masked = jm_card_is_pseudo(v, n);
     if (masked < 0)
         return NULL;
-    if (PyDict_GET_SIZE(cache) >= 50000)
+    if (PyDict_GET_SIZE(cache) >= NAMED_MAX)
         PyDict_Clear(cache);
     if (masked) {
         if (PyDict_SetItem(cache, value, Py_True) < 0)
