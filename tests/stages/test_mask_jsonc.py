@@ -25,7 +25,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from replaygate.stages._mask_fp import CORE, Keyed
-from tests.fuzz.fuzz_mask_json import KEY, compare_masking, stage_pair
+from tests.fuzz.fuzz_mask_json import KEY, _exchange, compare_masking, stage_pair
 
 pytestmark = pytest.mark.skipif(CORE is None, reason="the compiled core is not built")
 
@@ -482,3 +482,36 @@ def test_the_pair_really_differs_in_path() -> None:
     other none."""
     fast, slow = stage_pair()
     assert fast.masker.json_core is not None and slow.masker.json_core is None
+
+
+def test_after_a_run_of_dirty_bodies() -> None:
+    """After some bodies in a row that needed masking the compiled path skips the trigger
+    scan (the masker alone decides); clean, odd and broken bodies then still mask as the
+    Python walk masks them, and a clean one turns the scan back on."""
+    pair = stage_pair()
+    dirty = [
+        b'{"email": "u%d@corp.io", "password": "pw-%d", "n": [1, 2.5]}' % (i, i) for i in range(12)
+    ]
+    others = [
+        b'{"title": "alpha beta", "tags": ["x", "y"], "price": 1.5}',
+        b'{"n": 4111111111111111}',
+        b'{"pass_word": "hunter2"}',
+        b'{"d\\u00e9j\\u00e0": "a@b.io"}',
+        '{"caf\u00e9": "na\u00efve m\u00fcller@b\u00fcro.de", "K\u212aey": "x"}'.encode(),
+        b'{"e": "a@b.io"',
+        b"[1, 2, 3]",
+        b'"plain"',
+        b"",
+    ]
+    fast, slow = pair
+    skipped = 0
+    for round_ in range(2):
+        for body in [*dirty, *others, *dirty[:9], *others[::-1]]:
+            ex = _exchange(body, "application/json", "gzip" if round_ else "", None)
+            skipped += fast.masker._dirty_json >= 8
+            a, b = fast.mask_exchange(ex), slow.mask_exchange(ex)
+            assert a.request.raw == b.request.raw
+            assert a.response is not None and b.response is not None
+            assert a.response.raw == b.response.raw
+            assert fast.stats.as_dict() == slow.stats.as_dict()
+    assert skipped > 10  # the scan was skipped for many of them

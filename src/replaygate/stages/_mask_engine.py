@@ -33,6 +33,9 @@ M = TypeVar("M", bound=HTTPMessage)
 #: a JSON number that may be a card next to a comma (``[1,4111111111111111,0]``): the raw-text
 #: pass takes the comma for a decimal separator, the walk checks the number alone
 _CARD_BY_COMMA = re.compile(r",[2-6][0-9]{12,18}(?![0-9])|(?<![0-9])[2-6][0-9]{12,18},[0-9]")
+#: JSON bodies in a row that held a trigger after which the next ones skip the trigger scan
+#: (:meth:`Masker._json_fast`)
+_SCAN_FIRST_UNTIL = 8
 #: the compiled JSON masker (``make accel``; used through :attr:`JsonMasker.json_core`)
 CORE_MASK_JSON = CORE.mask_json if CORE is not None else None
 CORE_MASK_HEAD = CORE.mask_head if CORE is not None else None
@@ -57,6 +60,8 @@ class Masker(HeadMasker):
         # request targets (names and values repeat; verdicts depend on the rules only)
         self._head_codes: dict[str, int] = {}
         self._kinds: dict[str, str] = {}
+        #: JSON bodies in a row whose trigger scan found something (:meth:`_json_fast`)
+        self._dirty_json = 0
         self._value_clean: dict[str, bool] = {}
         self._target_verdicts: dict[str, bool] = {}
 
@@ -426,13 +431,22 @@ class Masker(HeadMasker):
         if b"\\" in data:
             return False
         sc = self.rules.scanner
-        if data.isascii():
-            if not sc.quick.scan(data):
+        # the trigger scan first, unless the last bodies all needed masking: then the
+        # compiled masker alone (it finds a clean body clean too, only in more time; a body
+        # it leaves unchanged turns the scan back on)
+        if self._dirty_json < _SCAN_FIRST_UNTIL:
+            if data.isascii():
+                clean = not sc.quick.scan(data)
+            else:
+                clean = not sc.quick(data.decode("utf-8", "surrogateescape"))
+            if clean:
+                self._dirty_json = 0
                 return None
-        elif not sc.quick(data.decode("utf-8", "surrogateescape")):
-            return None
+            self._dirty_json += 1
         assert self.json_core is not None and CORE_MASK_JSON is not None
         fast = CORE_MASK_JSON(data, self.json_core)
+        if fast is None:
+            self._dirty_json = 0
         if fast is NotImplemented:
             new = self._json_body(data, side, f"{side}.body")
             return None if new is None else self._encoded(new, encodings, True)
