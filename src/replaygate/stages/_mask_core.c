@@ -657,6 +657,14 @@ static PyTypeObject KeyedType = {
     .tp_new = PyType_GenericNew,
 };
 
+/* out.append((start, end)): 0, or -1 with an exception set */
+static int append_span(PyObject *out, Py_ssize_t start, Py_ssize_t end) {
+    PyObject *span = Py_BuildValue("(nn)", start, end);
+    int rc = span == NULL ? -1 : PyList_Append(out, span);
+    Py_XDECREF(span);
+    return rc;
+}
+
 /* == b64_spans(text): _detectors.b64_runs ================================================ */
 static inline int b64_char(Py_UCS4 ch) {
     return (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
@@ -697,13 +705,10 @@ static PyObject *core_b64_spans(PyObject *self, PyObject *text) {
             if (b64_char(c) || c == '=')
                 continue;
         }
-        PyObject *span = Py_BuildValue("(nn)", s, e);
-        if (span == NULL || PyList_Append(out, span) < 0) {
-            Py_XDECREF(span);
+        if (append_span(out, s, e) < 0) {
             Py_DECREF(out);
             return NULL;
         }
-        Py_DECREF(span);
     }
     return out;
 }
@@ -959,13 +964,10 @@ static PyObject *core_email_spans(PyObject *self, PyObject *text) {
             }
             if (end < 0)
                 continue;
-            PyObject *span = Py_BuildValue("(nn)", start, end);
-            if (span == NULL || PyList_Append(out, span) < 0) {
-                Py_XDECREF(span);
+            if (append_span(out, start, end) < 0) {
                 Py_DECREF(out);
                 return NULL;
             }
-            Py_DECREF(span);
         }
     }
     return out;

@@ -1100,17 +1100,45 @@ static int jw_card(jwalk *w, Py_ssize_t a, Py_ssize_t b) {
 static Py_ssize_t jw_value(jwalk *w, Py_ssize_t p, int secret, Py_ssize_t ka, Py_ssize_t kb);
 
 /* the key s[a:b] is a secret field name (FieldMatcher.matches, remembered per key) */
-static int jw_is_field(jwalk *w, Py_ssize_t a, Py_ssize_t b) {
-    const unsigned char *k = w->s + a;
-    Py_ssize_t n = b - a;
+/* ctx is JsonMasker.count_into's (else a TypeError naming fn) */
+static int cx_valid(PyObject *const *cx, const char *fn) {
+    if (PyObject_TypeCheck(cx[CX_LEAF], &LeafConfigType) &&
+        PyObject_TypeCheck(cx[CX_KEYED], &KeyedType) &&
+        PyObject_TypeCheck(cx[CX_KEYS], &JsonKeysType) && PyDict_Check(cx[CX_NAMED]) &&
+        PyDict_Check(cx[CX_FINDINGS]) && PyDict_Check(cx[CX_ALREADY]))
+        return 1;
+    PyErr_Format(PyExc_TypeError, "%s: ctx is not JsonMasker.count_into's", fn);
+    return 0;
+}
+
+/* counter[key] += k (a Counter: a missing key counts 0) */
+static int cx_count(PyObject *counter, PyObject *key, long k) {
+    PyObject *old = PyDict_GetItemWithError(counter, key);
+    long base = 0;
+    if (old != NULL) {
+        base = PyLong_AsLong(old);
+        if (base == -1 && PyErr_Occurred())
+            return -1;
+    } else if (PyErr_Occurred()) {
+        return -1;
+    }
+    PyObject *v = PyLong_FromLong(base + k);
+    int rc = v == NULL ? -1 : PyDict_SetItem(counter, key, v);
+    Py_XDECREF(v);
+    return rc;
+}
+
+/* FieldMatcher.matches(name) for name s[0:n] (UTF-8), remembered in ctx's key table */
+static int cx_is_field(PyObject *const *cx, const unsigned char *k, Py_ssize_t n) {
+    JsonKeysObject *keys = (JsonKeysObject *)cx[CX_KEYS];
     uint64_t h = jk_hash(k, n);
-    int f = n <= 255 ? jk_get(w->keys, k, n, h) : -1;
+    int f = n <= 255 ? jk_get(keys, k, n, h) : -1;
     if (f >= 0)
         return f;
     PyObject *key = PyUnicode_DecodeUTF8((const char *)k, n, NULL);
     if (key == NULL)
         return -1;
-    PyObject *r = PyObject_CallOneArg(w->cx[CX_MATCHES], key);
+    PyObject *r = PyObject_CallOneArg(cx[CX_MATCHES], key);
     Py_DECREF(key);
     if (r == NULL)
         return -1;
@@ -1118,7 +1146,7 @@ static int jw_is_field(jwalk *w, Py_ssize_t a, Py_ssize_t b) {
     Py_DECREF(r);
     if (f < 0)
         return -1;
-    jk_put(w->keys, k, n, h, f);
+    jk_put(keys, k, n, h, f);
     return f;
 }
 
@@ -1190,7 +1218,7 @@ static Py_ssize_t jw_container(jwalk *w, Py_ssize_t p, int secret, Py_ssize_t ka
             ka = a;
             kb = b;
             if (!sec) {
-                sec = jw_is_field(w, a, b);
+                sec = cx_is_field(w->cx, s + a, b - a);
                 if (sec < 0)
                     goto done;
             }
@@ -1336,21 +1364,7 @@ static int jw_count(PyObject *counter, const char *rule, long k) {
     PyObject *key = PyUnicode_InternFromString(rule);
     if (key == NULL)
         return -1;
-    PyObject *old = PyDict_GetItemWithError(counter, key);
-    long base = 0;
-    if (old != NULL) {
-        base = PyLong_AsLong(old);
-        if (base == -1 && PyErr_Occurred()) {
-            Py_DECREF(key);
-            return -1;
-        }
-    } else if (PyErr_Occurred()) {
-        Py_DECREF(key);
-        return -1;
-    }
-    PyObject *v = PyLong_FromLong(base + k);
-    int rc = v == NULL ? -1 : PyDict_SetItem(counter, key, v);
-    Py_XDECREF(v);
+    int rc = cx_count(counter, key, k);
     Py_DECREF(key);
     return rc;
 }
@@ -1365,33 +1379,17 @@ static PyObject *core_mask_named(PyObject *self, PyObject *const *args, Py_ssize
         return NULL;
     }
     PyObject *const *cx = &PyTuple_GET_ITEM(args[2], 0);
-    if (!PyObject_TypeCheck(cx[CX_LEAF], &LeafConfigType) ||
-        !PyObject_TypeCheck(cx[CX_KEYED], &KeyedType) || !PyDict_Check(cx[CX_NAMED]) ||
-        !PyDict_Check(cx[CX_FINDINGS]) || !PyDict_Check(cx[CX_ALREADY])) {
-        PyErr_SetString(PyExc_TypeError, "mask_named: ctx is not JsonMasker.count_into's");
+    if (!cx_valid(cx, "mask_named"))
         return NULL;
-    }
     int rec;
     PyObject *r = named_core(&((LeafConfigObject *)cx[CX_LEAF])->cfg, (KeyedObject *)cx[CX_KEYED],
                              cx[CX_NAMED], args[0], &rec);
     if (r == NULL || r == Py_NotImplemented || rec < 0)
         return r;
-    PyObject *counter = rec ? cx[CX_ALREADY] : cx[CX_FINDINGS];
-    PyObject *old = PyDict_GetItemWithError(counter, args[1]);
-    long base = 0;
-    if (old != NULL)
-        base = PyLong_AsLong(old);
-    if (PyErr_Occurred()) {
+    if (cx_count(rec ? cx[CX_ALREADY] : cx[CX_FINDINGS], args[1], 1) < 0) {
         Py_DECREF(r);
         return NULL;
     }
-    PyObject *nv = PyLong_FromLong(base + 1);
-    if (nv == NULL || PyDict_SetItem(counter, args[1], nv) < 0) {
-        Py_XDECREF(nv);
-        Py_DECREF(r);
-        return NULL;
-    }
-    Py_DECREF(nv);
     return r;
 }
 
@@ -1403,13 +1401,8 @@ static PyObject *core_mask_json(PyObject *self, PyObject *const *args, Py_ssize_
         return NULL;
     }
     PyObject *const *cx = &PyTuple_GET_ITEM(args[1], 0);
-    if (!PyObject_TypeCheck(cx[CX_LEAF], &LeafConfigType) ||
-        !PyObject_TypeCheck(cx[CX_KEYED], &KeyedType) ||
-        !PyObject_TypeCheck(cx[CX_KEYS], &JsonKeysType) || !PyDict_Check(cx[CX_NAMED]) ||
-        !PyDict_Check(cx[CX_FINDINGS]) || !PyDict_Check(cx[CX_ALREADY])) {
-        PyErr_SetString(PyExc_TypeError, "mask_json: ctx is not JsonMasker.count_into's");
+    if (!cx_valid(cx, "mask_json"))
         return NULL;
-    }
     const unsigned char *s = (const unsigned char *)PyBytes_AS_STRING(args[0]);
     Py_ssize_t n = PyBytes_GET_SIZE(args[0]);
     if (memchr(s, '\\', (size_t)n) != NULL)
@@ -1541,7 +1534,6 @@ typedef struct {
     PyObject *const *hx;  /* mask_head's own */
     const leaf_cfg *leaf;
     int dry;              /* 1: only check; 0: mask */
-    int changed;
 } hwalk;
 
 #define H_NO 1 /* not for the compiled path */
@@ -1575,27 +1567,6 @@ static int h_in(hwalk *h, int slot, const char *s, Py_ssize_t n) {
     return r;
 }
 
-/* FieldMatcher.matches(name), remembered in the JSON masker's key table */
-static int h_field(hwalk *h, const char *s, Py_ssize_t n) {
-    JsonKeysObject *keys = (JsonKeysObject *)h->cx[CX_KEYS];
-    uint64_t hh = jk_hash((const unsigned char *)s, n);
-    int f = n <= 255 ? jk_get(keys, (const unsigned char *)s, n, hh) : -1;
-    if (f >= 0)
-        return f;
-    PyObject *key = PyUnicode_DecodeASCII(s, n, NULL);
-    if (key == NULL)
-        return -1;
-    PyObject *r = PyObject_CallOneArg(h->cx[CX_MATCHES], key);
-    Py_DECREF(key);
-    if (r == NULL)
-        return -1;
-    f = PyObject_IsTrue(r);
-    Py_DECREF(r);
-    if (f >= 0)
-        jk_put(keys, (const unsigned char *)s, n, hh, f);
-    return f;
-}
-
 /* the class of header name nm (HC_*; remembered per name), -1 on error */
 static int h_class(hwalk *h, const char *nm, Py_ssize_t nn) {
     JsonKeysObject *t = (JsonKeysObject *)h->hx[HX_HNAMES];
@@ -1618,7 +1589,7 @@ static int h_class(hwalk *h, const char *nm, Py_ssize_t nn) {
         c = is_set ? (in_headers ? HC_SETC_EVERY : HC_SETC)
                    : (in_headers ? HC_COOKIE_EVERY : HC_COOKIE);
     } else {
-        int field = in_headers ? 1 : h_field(h, nm, nn);
+        int field = in_headers ? 1 : cx_is_field(h->cx, (const unsigned char *)nm, nn);
         if (field < 0)
             return -1;
         if (field) {
@@ -1651,7 +1622,7 @@ static int h_qclass(hwalk *h, const char *nm, Py_ssize_t nn) {
     if (q) {
         c = 1;
     } else {
-        int f = h_field(h, nm, nn);
+        int f = cx_is_field(h->cx, (const unsigned char *)nm, nn);
         if (f < 0)
             return -1;
         c = f ? 2 : 0;
@@ -1725,12 +1696,12 @@ static int hb_str(hbuf *o, PyObject *str) {
     return u == NULL ? -1 : hb_put(o, u, k);
 }
 
-/* _quote_value(str) of an ASCII str: quote_plus with the safe characters @ : , / * ! $ ' ( ) ~ */
+/* _quote_value(str): quote_plus of its UTF-8 with the safe characters @ : , / * ! $ ' ( ) ~ */
 static int hb_quote(hbuf *o, PyObject *str) {
-    if (!PyUnicode_IS_ASCII(str))
-        return hb_str(o, str) < 0 ? -1 : H_NO;
-    const unsigned char *s = PyUnicode_DATA(str);
-    Py_ssize_t n = PyUnicode_GET_LENGTH(str);
+    Py_ssize_t n;
+    const unsigned char *s = (const unsigned char *)PyUnicode_AsUTF8AndSize(str, &n);
+    if (s == NULL)
+        return -1;
     static const char hex[] = "0123456789ABCDEF";
     for (Py_ssize_t i = 0; i < n; i++) {
         unsigned char c = s[i];
@@ -1791,12 +1762,7 @@ static int h_urlencoded(hwalk *h, const char *s, Py_ssize_t n, hbuf *o) {
                     } else if (rl == vl && memcmp(ru, v, (size_t)vl) == 0) {
                         rc = hb_put(o, p, pl);
                     } else {
-                        h->changed = 1;
                         rc = hb_put(o, p, kl) < 0 || hb_put(o, "=", 1) < 0 ? -1 : hb_quote(o, r);
-                        if (rc == H_NO) { /* a non-ASCII result: not for here after all */
-                            PyErr_SetString(PyExc_RuntimeError, "mask_head: non-ASCII pseudonym");
-                            rc = -1;
-                        }
                     }
                     Py_DECREF(r);
                     if (rc < 0)
@@ -1820,7 +1786,7 @@ static int h_urlencoded(hwalk *h, const char *s, Py_ssize_t n, hbuf *o) {
     }
 }
 
-/* Masker.target(t): the new target into o (h->changed set when it differs): 0, H_NO, -1 */
+/* Masker.target(t): the new target into o: 0, H_NO, -1 */
 static int h_target(hwalk *h, const char *t, Py_ssize_t n, hbuf *o) {
     for (Py_ssize_t i = 0; i < n; i++)
         if (t[i] == '%' || t[i] == '+' || (unsigned char)t[i] >= 0x80)
@@ -1960,7 +1926,6 @@ static int h_pass(hwalk *h, PyObject *target, PyObject *headers, PyObject **new_
     if (target != Py_None) {
         if (!PyUnicode_IS_ASCII(target))
             return H_NO;
-        h->changed = 0;
         rc = h_target(h, PyUnicode_DATA(target), PyUnicode_GET_LENGTH(target), &o);
         if (rc)
             goto done;
@@ -2160,13 +2125,8 @@ static PyObject *core_mask_head(PyObject *self, PyObject *const *args, Py_ssize_
     }
     PyObject *const *hx = &PyTuple_GET_ITEM(args[2], 0);
     PyObject *const *cx = &PyTuple_GET_ITEM(hx[HX_JSON], 0);
-    if (!PyObject_TypeCheck(cx[CX_LEAF], &LeafConfigType) ||
-        !PyObject_TypeCheck(cx[CX_KEYED], &KeyedType) ||
-        !PyObject_TypeCheck(cx[CX_KEYS], &JsonKeysType) || !PyDict_Check(cx[CX_NAMED]) ||
-        !PyDict_Check(cx[CX_FINDINGS]) || !PyDict_Check(cx[CX_ALREADY])) {
-        PyErr_SetString(PyExc_TypeError, "mask_head: hctx is not Masker.count_into's");
+    if (!cx_valid(cx, "mask_head"))
         return NULL;
-    }
     for (int i = HX_HEADERS; i <= HX_URL; i++) {
         if (!PyAnySet_Check(hx[i])) {
             PyErr_SetString(PyExc_TypeError, "mask_head: hctx's name sets are not sets");
@@ -2178,7 +2138,7 @@ static PyObject *core_mask_head(PyObject *self, PyObject *const *args, Py_ssize_
         PyErr_SetString(PyExc_TypeError, "mask_head: hctx's name tables are not JsonKeys");
         return NULL;
     }
-    hwalk h = {cx, hx, &((LeafConfigObject *)cx[CX_LEAF])->cfg, 1, 0};
+    hwalk h = {cx, hx, &((LeafConfigObject *)cx[CX_LEAF])->cfg, 1};
     PyObject *nt = NULL, *nh = NULL;
     int rc = h_pass(&h, args[0], args[1], &nt, &nh);
     if (rc < 0)
