@@ -425,24 +425,9 @@ static Py_ssize_t jc_string(jcheck *c, Py_ssize_t p) {
             p++;
             continue;
         }
-        /* strict UTF-8: no overlong form, no surrogate, nothing past U+10FFFF */
-        Py_ssize_t need;
-        unsigned char lo = 0x80, hi = 0xBF;
-        if (b >= 0xC2 && b <= 0xDF)
-            need = 1;
-        else if (b >= 0xE0 && b <= 0xEF) {
-            need = 2;
-            if (b == 0xE0)
-                lo = 0xA0;
-            else if (b == 0xED)
-                hi = 0x9F;
-        } else if (b >= 0xF0 && b <= 0xF4) {
-            need = 3;
-            if (b == 0xF0)
-                lo = 0x90;
-            else if (b == 0xF4)
-                hi = 0x8F;
-        } else {
+        int need;
+        unsigned char lo, hi;
+        if (!utf8_lead(b, &need, &lo, &hi)) {
             c->fail = 1;
             return -1;
         }

@@ -33,6 +33,32 @@
 
 enum { LEAF_CLEAN = 0, LEAF_EMAIL = 1, LEAF_CARD = 2, LEAF_UNKNOWN = 3 };
 
+/* strict UTF-8 (no overlong form, no surrogate, nothing past U+10FFFF): for the lead byte b
+ * (>= 0x80), the continuation bytes it needs and the range of the first one; 0 when b
+ * starts no sequence. Later continuation bytes are 0x80-0xBF. (Also used by _mask_jsonc.h.) */
+static inline int utf8_lead(unsigned char b, int *need, unsigned char *lo, unsigned char *hi) {
+    *lo = 0x80;
+    *hi = 0xBF;
+    if (b >= 0xC2 && b <= 0xDF) {
+        *need = 1;
+    } else if (b >= 0xE0 && b <= 0xEF) {
+        *need = 2;
+        if (b == 0xE0)
+            *lo = 0xA0;
+        else if (b == 0xED)
+            *hi = 0x9F;
+    } else if (b >= 0xF0 && b <= 0xF4) {
+        *need = 3;
+        if (b == 0xF0)
+            *lo = 0x90;
+        else if (b == 0xF4)
+            *hi = 0x8F;
+    } else {
+        return 0;
+    }
+    return 1;
+}
+
 /* bits of ALL_DETECTORS, in its order (LEAF_DETECTORS below) */
 enum {
     D_PRIVATE_KEY = 1u << 0,
@@ -559,21 +585,7 @@ static int leaf_b64_run(const leaf_cfg *cfg, const unsigned char *s, Py_ssize_t 
             continue;
         }
         nonascii = 1;
-        if (b >= 0xC2 && b <= 0xDF)
-            need = 1;
-        else if (b >= 0xE0 && b <= 0xEF) {
-            need = 2;
-            if (b == 0xE0)
-                lo = 0xA0;
-            else if (b == 0xED)
-                hi = 0x9F;
-        } else if (b >= 0xF0 && b <= 0xF4) {
-            need = 3;
-            if (b == 0xF0)
-                lo = 0x90;
-            else if (b == 0xF4)
-                hi = 0x8F;
-        } else
+        if (!utf8_lead(b, &need, &lo, &hi))
             return 0; /* invalid start byte */
     }
     if (need)
